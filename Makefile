@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` (the product, embedded) and `make test` (the whole suite).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test install services bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/contact-center serve
+
+services:
+	scripts/ensure-services
+
+test: install services
+	scripts/run-tests
+
+bench: install services
+	$(BIN)/python bench/crm_lookup.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

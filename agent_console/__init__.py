@@ -1,0 +1,1 @@
+"""The browser side (agent console, supervisor dashboard, customer widget), served by the hub."""

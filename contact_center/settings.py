@@ -1,0 +1,78 @@
+"""Settings read from the environment (12-factor), with working defaults for the embedded mode."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    """Read a yes/no environment value."""
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the composition root needs to wire the hub.
+
+    :param database_url: SQLAlchemy async URL; SQLite file by default, PostgreSQL via ``postgresql+asyncpg://``.
+    :param redis_url: when set, shared state lives in Redis; empty means in-process state (one node).
+    :param service_tokens: bearer tokens accepted from machine callers (the bot's actions).
+    :param default_phone_region: region used to read phone numbers written without a country code.
+    :param demo_data: load the demo shop into an empty database at start.
+    """
+
+    database_url: str = "sqlite+aiosqlite:///var/contact-center.db"
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    service_tokens: tuple[str, ...] = ()
+    session_secret: str = ""
+    default_phone_region: str = "US"
+    currency: str = "EUR"
+    demo_data: bool = True
+    demo_seed: int = 42
+    log_level: str = "INFO"
+    sql_echo: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from environment variables, filling in embedded-mode defaults."""
+        env = os.environ if env is None else env
+        tokens = tuple(t.strip() for t in env.get("SERVICE_TOKEN", "").split(",") if t.strip())
+        return cls(
+            database_url=env.get("DATABASE_URL") or cls.database_url,
+            redis_url=env.get("REDIS_URL", ""),
+            host=env.get("HOST", cls.host),
+            port=int(env.get("PORT", cls.port)),
+            service_tokens=tokens,
+            session_secret=env.get("SESSION_SECRET", ""),
+            default_phone_region=env.get("DEFAULT_PHONE_REGION", cls.default_phone_region).upper(),
+            currency=env.get("CURRENCY", cls.currency),
+            demo_data=_bool(env.get("DEMO_DATA"), cls.demo_data),
+            demo_seed=int(env.get("DEMO_SEED", cls.demo_seed)),
+            log_level=env.get("LOG_LEVEL", cls.log_level),
+            sql_echo=_bool(env.get("SQL_ECHO"), False),
+        )
+
+    def with_generated_secrets(self) -> "Settings":
+        """Return settings where missing secrets are replaced by fresh random ones (embedded mode)."""
+        from dataclasses import replace
+
+        tokens = self.service_tokens or (secrets.token_urlsafe(32),)
+        secret = self.session_secret or secrets.token_urlsafe(48)
+        return replace(self, service_tokens=tokens, session_secret=secret)
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file this configuration writes to, if any."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            rest = self.database_url[len(prefix):]
+            return None if rest in ("", ":memory:") else Path(rest)
+        return None

@@ -1,0 +1,1 @@
+"""The system of record: customers, contact points, interactions, conversations, orders, agents."""

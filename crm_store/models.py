@@ -1,0 +1,272 @@
+"""SQLModel tables of the contact repository: the single source of truth for the hub."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, TypeDecorator, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+# Integer primary keys that are BIGINT on PostgreSQL and INTEGER (rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Store the instant in UTC; naive values are taken to be UTC already."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc) if dialect.name != "sqlite" else value
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Read the instant back with its UTC zone."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _created() -> Any:
+    """A required timestamp that defaults to now."""
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+def _when() -> Any:
+    """An optional timestamp."""
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+def _id() -> Any:
+    """An auto-incrementing big integer primary key."""
+    return Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+
+
+def _json(default: Any) -> Any:
+    """A JSON column (JSONB-compatible on PostgreSQL, TEXT on SQLite)."""
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class Customer(SQLModel, table=True):
+    """A person the shop deals with, on any channel."""
+
+    __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_name_lower", text("lower(display_name)")),)
+
+    id: Optional[int] = _id()
+    display_name: str = Field(default="", max_length=200)
+    tier: str = Field(default="standard", max_length=20)  # standard / silver / gold
+    merged_into_id: Optional[int] = Field(default=None, foreign_key="customers.id", index=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ContactPoint(SQLModel, table=True):
+    """One address a customer is reached at (phone, email, web visitor id, SMS, WhatsApp)."""
+
+    __tablename__ = "contact_points"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_contact_points_kind_value"),)
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    kind: str = Field(max_length=16)
+    value: str = Field(max_length=254)
+    verified: bool = Field(default=False)
+    created_at: datetime = _created()
+
+
+class CustomerMerge(SQLModel, table=True):
+    """Audit record of two customers merged into one, with what moved."""
+
+    __tablename__ = "customer_merges"
+
+    id: Optional[int] = _id()
+    source_customer_id: int = Field(index=True)
+    target_customer_id: int = Field(foreign_key="customers.id", index=True)
+    actor: str = Field(max_length=120)
+    reason: str = Field(default="", max_length=500)
+    moved: dict[str, Any] = _json(dict)
+    created_at: datetime = _created()
+
+
+class Agent(SQLModel, table=True):
+    """A person working in the console: agent, supervisor or admin."""
+
+    __tablename__ = "agents"
+
+    id: Optional[int] = _id()
+    username: str = Field(max_length=80, unique=True)
+    display_name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(default="agent", max_length=20)  # agent / supervisor / admin
+    skills: dict[str, int] = _json(dict)  # skill -> level 1..5
+    capacity: dict[str, int] = _json(dict)  # channel -> max concurrent contacts
+    active: bool = Field(default=True)
+    created_at: datetime = _created()
+
+
+class Queue(SQLModel, table=True):
+    """A queue contacts wait in, with the skills it needs and its service-level target."""
+
+    __tablename__ = "queues"
+
+    id: Optional[int] = _id()
+    name: str = Field(max_length=80, unique=True)
+    skills_required: list[str] = _json(list)
+    channels: list[str] = _json(list)
+    sl_target_seconds: int = Field(default=20)
+    sl_target_ratio: float = Field(default=0.8)
+    max_waiting: int = Field(default=50)
+    overflow_queue_id: Optional[int] = Field(default=None, foreign_key="queues.id")
+    overflow_after_seconds: Optional[int] = Field(default=None)
+
+
+class Conversation(SQLModel, table=True):
+    """One contact with a customer on one channel, from first message to wrap-up."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_customer_created", "customer_id", "created_at"),)
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id")
+    channel: str = Field(max_length=16)
+    status: str = Field(default="open", max_length=16, index=True)
+    queue_id: Optional[int] = Field(default=None, foreign_key="queues.id")
+    priority: int = Field(default=0)
+    assigned_agent_id: Optional[int] = Field(default=None, foreign_key="agents.id", index=True)
+    subject: str = Field(default="", max_length=300)
+    last_seq: int = Field(default=0)
+    disposition: Optional[str] = Field(default=None, max_length=40)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    assigned_at: Optional[datetime] = _when()
+    closed_at: Optional[datetime] = _when()
+
+
+class Message(SQLModel, table=True):
+    """One message in a conversation, with its strictly increasing sequence number."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+        UniqueConstraint("conversation_id", "client_msg_id", name="uq_messages_client_msg_id"),
+        UniqueConstraint("provider_id", name="uq_messages_provider_id"),
+    )
+
+    id: Optional[int] = _id()
+    conversation_id: int = Field(foreign_key="conversations.id")
+    seq: int
+    sender_kind: str = Field(max_length=16)  # customer / agent / bot / system
+    sender_id: Optional[str] = Field(default=None, max_length=80)
+    body: str = Field(default="")
+    attachments: list[dict[str, Any]] = _json(list)
+    internal: bool = Field(default=False)  # an internal note, never shown to the customer
+    client_msg_id: Optional[str] = Field(default=None, max_length=100)
+    provider_id: Optional[str] = Field(default=None, max_length=100)
+    created_at: datetime = _created()
+
+
+class Interaction(SQLModel, table=True):
+    """One touch with a customer on any channel: the customer contact repository's unit."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_timeline", "customer_id", "occurred_at", "id"),)
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id")
+    kind: str = Field(max_length=24)
+    channel: str = Field(max_length=16)
+    occurred_at: datetime = _created()
+    agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")
+    order_id: Optional[int] = Field(default=None, foreign_key="orders.id")
+    summary: str = Field(default="", max_length=500)
+    payload: dict[str, Any] = _json(dict)
+
+
+class Product(SQLModel, table=True):
+    """A product the shop sells, with its stock and options."""
+
+    __tablename__ = "products"
+
+    id: Optional[int] = _id()
+    sku: str = Field(max_length=40, unique=True)
+    name: str = Field(max_length=200)
+    description: str = Field(default="")
+    category: str = Field(default="", max_length=80)
+    price_minor: int
+    currency: str = Field(default="EUR", max_length=3)
+    stock: int = Field(default=0)
+    low_stock_threshold: int = Field(default=5)
+    lead_time_days: int = Field(default=1)
+    options: dict[str, list[str]] = _json(dict)
+    active: bool = Field(default=True)
+
+
+class Order(SQLModel, table=True):
+    """A customer's order, with its price and promised delivery date."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_customer_created", "customer_id", "created_at"),
+        Index("ix_orders_open_promised", "status", "promised_date"),
+    )
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id")
+    status: str = Field(default="placed", max_length=16)
+    channel: str = Field(default="web", max_length=16)
+    subtotal_minor: int = Field(default=0)
+    shipping_minor: int = Field(default=0)
+    total_minor: int = Field(default=0)
+    currency: str = Field(default="EUR", max_length=3)
+    delivery_address: str = Field(default="", max_length=500)
+    contact_phone: Optional[str] = Field(default=None, max_length=32)
+    contact_email: Optional[str] = Field(default=None, max_length=254)
+    notes: str = Field(default="")
+    promised_date: Optional[date] = Field(default=None)
+    idempotency_key: Optional[str] = Field(default=None, max_length=100, unique=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class OrderLine(SQLModel, table=True):
+    """One product line of an order, priced when the order was placed."""
+
+    __tablename__ = "order_lines"
+
+    id: Optional[int] = _id()
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    product_id: int = Field(foreign_key="products.id")
+    sku: str = Field(max_length=40)
+    name: str = Field(max_length=200)
+    options: dict[str, str] = _json(dict)
+    quantity: int
+    unit_price_minor: int
+    line_total_minor: int
+
+
+class OrderEvent(SQLModel, table=True):
+    """One step in an order's status history."""
+
+    __tablename__ = "order_events"
+
+    id: Optional[int] = _id()
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    from_status: Optional[str] = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    actor: str = Field(default="system", max_length=120)
+    note: str = Field(default="", max_length=500)
+    occurred_at: datetime = _created()
