@@ -1,0 +1,1 @@
+"""Async repositories over the contact repository's tables; each function takes an open session."""

@@ -1,0 +1,122 @@
+"""Conversations and their messages: idempotent append with a strictly increasing sequence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.models import Conversation, Message, utcnow
+
+
+class ConversationNotFound(LookupError):
+    """No conversation has this id."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A stored message and whether this call stored it (False: a resend of an earlier one)."""
+
+    message: Message
+    created: bool
+
+
+async def open_conversation(
+    s: AsyncSession, customer_id: int, channel: str, *, subject: str = "", queue_id: int | None = None
+) -> Conversation:
+    """Start a conversation with a customer on a channel."""
+    conv = Conversation(customer_id=customer_id, channel=channel, subject=subject[:300], queue_id=queue_id)
+    s.add(conv)
+    await s.flush()
+    return conv
+
+
+async def find_open_conversation(s: AsyncSession, customer_id: int, channel: str) -> Conversation | None:
+    """The customer's newest conversation on this channel that is not closed."""
+    stmt = (
+        select(Conversation)
+        .where(
+            Conversation.customer_id == customer_id,
+            Conversation.channel == channel,
+            Conversation.status != "closed",
+        )
+        .order_by(col(Conversation.id).desc())
+    )
+    return (await s.exec(stmt)).first()
+
+
+async def _existing(
+    s: AsyncSession, conversation_id: int, client_msg_id: str | None, provider_id: str | None
+) -> Message | None:
+    """A message already stored under this client id (in this conversation) or provider id."""
+    if client_msg_id:
+        found = (
+            await s.exec(
+                select(Message).where(
+                    Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
+                )
+            )
+        ).first()
+        if found:
+            return found
+    if provider_id:
+        return (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
+    return None
+
+
+async def append_message(
+    s: AsyncSession,
+    conversation_id: int,
+    sender_kind: str,
+    body: str,
+    *,
+    sender_id: str | None = None,
+    client_msg_id: str | None = None,
+    provider_id: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    internal: bool = False,
+) -> Appended:
+    """Store a message with the conversation's next sequence number; a resend returns the first copy.
+
+    The sequence comes from an atomic ``UPDATE ... SET last_seq = last_seq + 1`` on the conversation
+    row, so two writers never get the same number and the sequence has no gaps.
+    """
+    earlier = await _existing(s, conversation_id, client_msg_id, provider_id)
+    if earlier is not None:
+        return Appended(earlier, created=False)
+    result = await s.execute(
+        update(Conversation)
+        .where(col(Conversation.id) == conversation_id)
+        .values(last_seq=Conversation.last_seq + 1, updated_at=utcnow())
+        .returning(Conversation.last_seq)
+    )
+    seq = result.scalar_one_or_none()
+    if seq is None:
+        raise ConversationNotFound(f"conversation {conversation_id} not found")
+    msg = Message(
+        conversation_id=conversation_id,
+        seq=seq,
+        sender_kind=sender_kind,
+        sender_id=sender_id,
+        body=body,
+        client_msg_id=client_msg_id,
+        provider_id=provider_id,
+        attachments=attachments or [],
+        internal=internal,
+    )
+    s.add(msg)
+    await s.flush()
+    return Appended(msg, created=True)
+
+
+async def messages_after(
+    s: AsyncSession, conversation_id: int, after_seq: int = 0, limit: int = 500, include_internal: bool = True
+) -> Sequence[Message]:
+    """Messages with a sequence number above ``after_seq``, in order (a reconnecting client's catch-up)."""
+    stmt = select(Message).where(Message.conversation_id == conversation_id, col(Message.seq) > after_seq)
+    if not include_internal:
+        stmt = stmt.where(col(Message.internal).is_(False))
+    return (await s.exec(stmt.order_by(col(Message.seq)).limit(max(1, min(limit, 1000))))).all()

@@ -1,0 +1,237 @@
+"""Customers and their contact points: lookup, identity resolution, linking and merging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.domain.identity import ContactKind, normalize_address
+from crm_store.models import (
+    ContactPoint,
+    Conversation,
+    Customer,
+    CustomerMerge,
+    Interaction,
+    Order,
+    utcnow,
+)
+
+
+class CustomerNotFound(LookupError):
+    """No customer has this id."""
+
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} not found")
+        self.customer_id = customer_id
+
+
+class ContactPointTaken(ValueError):
+    """The address already belongs to another customer; only an explicit merge may join them."""
+
+    def __init__(self, kind: str, value: str, owner_id: int) -> None:
+        super().__init__(f"{kind} {value} already belongs to customer {owner_id}")
+        self.kind, self.value, self.owner_id = kind, value, owner_id
+
+
+class MergeRefused(ValueError):
+    """A merge that cannot be done (same customer, already merged, unknown)."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of identity resolution: whose address it is, and whether we just created them."""
+
+    customer: Customer
+    contact_point: ContactPoint
+    created: bool
+
+
+async def get_customer(s: AsyncSession, customer_id: int, follow_merge: bool = True) -> Customer:
+    """Load a customer by id; a merged-away customer leads to the one it was merged into."""
+    customer = await s.get(Customer, customer_id)
+    hops = 0
+    while customer is not None and follow_merge and customer.merged_into_id is not None and hops < 10:
+        customer = await s.get(Customer, customer.merged_into_id)
+        hops += 1
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+async def find_contact_point(s: AsyncSession, kind: str, value: str) -> ContactPoint | None:
+    """The contact point with this normalised address, if any."""
+    result = await s.exec(select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))
+    return result.first()
+
+
+async def contact_points(s: AsyncSession, customer_id: int) -> Sequence[ContactPoint]:
+    """Every address of a customer, oldest first."""
+    result = await s.exec(
+        select(ContactPoint).where(ContactPoint.customer_id == customer_id).order_by(col(ContactPoint.id))
+    )
+    return result.all()
+
+
+async def resolve_identity(
+    s: AsyncSession,
+    kind: ContactKind | str,
+    raw_address: str,
+    display_name: str = "",
+    default_region: str = "US",
+    verified: bool = False,
+) -> Resolution:
+    """Find the customer an inbound address belongs to, or create one with that address.
+
+    Safe under concurrency: when two contacts from a new address race, the unique index on
+    (kind, value) lets one insert win and the other read the winner.
+    """
+    kind = ContactKind(kind)
+    value = normalize_address(kind, raw_address, default_region)
+    existing = await find_contact_point(s, kind, value)
+    if existing is not None:
+        return Resolution(await get_customer(s, existing.customer_id), existing, created=False)
+    try:
+        async with s.begin_nested():
+            customer = Customer(display_name=display_name.strip()[:200])
+            s.add(customer)
+            await s.flush()
+            assert customer.id is not None
+            point = ContactPoint(customer_id=customer.id, kind=kind, value=value, verified=verified)
+            s.add(point)
+            await s.flush()
+    except IntegrityError:
+        existing = await find_contact_point(s, kind, value)
+        if existing is None:  # pragma: no cover - the conflicting row vanished (deleted meanwhile)
+            raise
+        return Resolution(await get_customer(s, existing.customer_id), existing, created=False)
+    return Resolution(customer, point, created=True)
+
+
+async def link_contact_point(
+    s: AsyncSession,
+    customer_id: int,
+    kind: ContactKind | str,
+    raw_address: str,
+    verified: bool = True,
+    default_region: str = "US",
+) -> ContactPoint:
+    """Attach an address to a known customer (e.g. the email they gave in chat).
+
+    If the address already belongs to this customer it is returned (marked verified when asked);
+    if it belongs to someone else, :class:`ContactPointTaken` is raised: joining two customers is an
+    explicit merge, never a side effect.
+    """
+    kind = ContactKind(kind)
+    value = normalize_address(kind, raw_address, default_region)
+    customer = await get_customer(s, customer_id)
+    assert customer.id is not None
+    existing = await find_contact_point(s, kind, value)
+    if existing is not None:
+        if existing.customer_id != customer.id:
+            raise ContactPointTaken(kind, value, existing.customer_id)
+        if verified and not existing.verified:
+            existing.verified = True
+            s.add(existing)
+        return existing
+    try:
+        async with s.begin_nested():
+            point = ContactPoint(customer_id=customer.id, kind=kind, value=value, verified=verified)
+            s.add(point)
+            await s.flush()
+    except IntegrityError:
+        existing = await find_contact_point(s, kind, value)
+        owner = existing.customer_id if existing else -1
+        raise ContactPointTaken(kind, value, owner) from None
+    return point
+
+
+async def merge_customers(
+    s: AsyncSession, source_id: int, target_id: int, actor: str, reason: str = ""
+) -> CustomerMerge:
+    """Move all of ``source``'s history to ``target`` and leave an audit record.
+
+    Contact points, interactions, conversations and orders move; the source stays as a tombstone
+    pointing at the target, so old links still lead somewhere.
+    """
+    if source_id == target_id:
+        raise MergeRefused("cannot merge a customer into itself")
+    source = await s.get(Customer, source_id)
+    target = await s.get(Customer, target_id)
+    if source is None or target is None:
+        raise MergeRefused(f"customer {source_id if source is None else target_id} not found")
+    if source.merged_into_id is not None:
+        raise MergeRefused(f"customer {source_id} was already merged into {source.merged_into_id}")
+    if target.merged_into_id is not None:
+        raise MergeRefused(f"customer {target_id} was merged into {target.merged_into_id}; merge into that one")
+    moved: dict[str, Any] = {}
+    for table, column in (
+        (ContactPoint, ContactPoint.customer_id),
+        (Interaction, Interaction.customer_id),
+        (Conversation, Conversation.customer_id),
+        (Order, Order.customer_id),
+    ):
+        result = await s.execute(update(table).where(column == source_id).values(customer_id=target_id))
+        moved[table.__tablename__] = result.rowcount  # type: ignore[attr-defined]
+    # Earlier merges into the source now point at the target too.
+    await s.execute(update(Customer).where(Customer.merged_into_id == source_id).values(merged_into_id=target_id))
+    source.merged_into_id = target_id
+    source.updated_at = utcnow()
+    if not target.display_name and source.display_name:
+        target.display_name = source.display_name
+    target.updated_at = utcnow()
+    s.add_all([source, target])
+    audit = CustomerMerge(
+        source_customer_id=source_id, target_customer_id=target_id, actor=actor, reason=reason, moved=moved
+    )
+    s.add(audit)
+    await s.flush()
+    return audit
+
+
+async def search_customers(
+    s: AsyncSession,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    default_region: str = "US",
+    limit: int = 20,
+) -> Sequence[Customer]:
+    """Customers matching an exact phone or email (normalised), or whose name contains ``name``."""
+    limit = max(1, min(limit, 100))
+    if phone or email:
+        conditions = []
+        if phone:
+            value = normalize_address(ContactKind.PHONE, phone, default_region)
+            conditions.append(
+                (col(ContactPoint.kind).in_(["phone", "sms", "whatsapp"])) & (ContactPoint.value == value)
+            )
+        if email:
+            conditions.append(
+                (ContactPoint.kind == "email")
+                & (ContactPoint.value == normalize_address(ContactKind.EMAIL, email))
+            )
+        ids = select(ContactPoint.customer_id).where(or_(*conditions))
+        result = await s.exec(
+            select(Customer).where(col(Customer.id).in_(ids)).order_by(col(Customer.id)).limit(limit)
+        )
+        return result.all()
+    if name:
+        needle = name.strip().lower()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        result = await s.exec(
+            select(Customer)
+            .where(
+                func.lower(Customer.display_name).like(f"%{escaped}%", escape="\\"),
+                col(Customer.merged_into_id).is_(None),
+            )
+            .order_by(col(Customer.display_name), col(Customer.id))
+            .limit(limit)
+        )
+        return result.all()
+    return []

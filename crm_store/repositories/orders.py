@@ -1,0 +1,94 @@
+"""Orders, their lines and status history: reads and the low-level writes the order use cases call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Sequence
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.domain.orders import OPEN_STATUSES
+from crm_store.models import ContactPoint, Order, OrderEvent, OrderLine, utcnow
+
+
+class OrderNotFound(LookupError):
+    """No order has this id."""
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(f"order {order_id} not found")
+        self.order_id = order_id
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order with its lines and its status history, oldest event first."""
+
+    order: Order
+    lines: Sequence[OrderLine]
+    events: Sequence[OrderEvent]
+
+
+async def get_order(s: AsyncSession, order_id: int, *, with_events: bool = True) -> OrderView:
+    """Load one order with its lines (and history)."""
+    order = await s.get(Order, order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    lines = (await s.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id)))).all()
+    events: Sequence[OrderEvent] = ()
+    if with_events:
+        events = (
+            await s.exec(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id)))
+        ).all()
+    return OrderView(order, lines, events)
+
+
+async def orders_of_customer(s: AsyncSession, customer_id: int, limit: int = 50) -> Sequence[Order]:
+    """A customer's orders, newest first."""
+    stmt = (
+        select(Order)
+        .where(Order.customer_id == customer_id)
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        .limit(max(1, min(limit, 200)))
+    )
+    return (await s.exec(stmt)).all()
+
+
+async def orders_by_contact(s: AsyncSession, kind: str, value: str, limit: int = 50) -> Sequence[Order]:
+    """Orders of whoever owns this (normalised) contact address, newest first."""
+    owner = select(ContactPoint.customer_id).where(ContactPoint.kind == kind, ContactPoint.value == value)
+    stmt = (
+        select(Order)
+        .where(col(Order.customer_id).in_(owner))
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        .limit(max(1, min(limit, 200)))
+    )
+    return (await s.exec(stmt)).all()
+
+
+async def find_by_idempotency_key(s: AsyncSession, key: str) -> Order | None:
+    """The order placed earlier with this idempotency key, if any."""
+    return (await s.exec(select(Order).where(Order.idempotency_key == key))).first()
+
+
+async def set_status_if(s: AsyncSession, order_id: int, expected: str, target: str) -> bool:
+    """Move the order to ``target`` only if it is still in ``expected`` (compare-and-set)."""
+    result = await s.execute(
+        update(Order)
+        .where(col(Order.id) == order_id, col(Order.status) == expected)
+        .values(status=target, updated_at=utcnow())
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def overdue_orders(s: AsyncSession, today: date, limit: int = 500) -> Sequence[Order]:
+    """Open (unshipped) orders whose promised date has passed, most overdue first."""
+    stmt = (
+        select(Order)
+        .where(col(Order.status).in_([st.value for st in OPEN_STATUSES]), col(Order.promised_date) < today)
+        .order_by(col(Order.promised_date), col(Order.id))
+        .limit(limit)
+    )
+    return (await s.exec(stmt)).all()
