@@ -39,6 +39,7 @@ class Settings:
     demo_seed: int = 42
     log_level: str = "INFO"
     sql_echo: bool = False
+    auto_migrate: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -59,6 +60,7 @@ class Settings:
             demo_seed=int(env.get("DEMO_SEED", cls.demo_seed)),
             log_level=env.get("LOG_LEVEL", cls.log_level),
             sql_echo=_bool(env.get("SQL_ECHO"), False),
+            auto_migrate=_bool(env.get("AUTO_MIGRATE"), True),
         )
 
     def with_generated_secrets(self) -> "Settings":

@@ -1,0 +1,56 @@
+"""Authentication of machine callers by service token (``Authorization: Bearer <token>``)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from contact_center.api.errors import Handler, error_response
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a service (the bot's actions) or, later, a logged-in agent."""
+
+    kind: str  # "service" or "agent"
+    name: str
+    role: str = "service"
+    agent_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in order events and audit records."""
+        return f"{self.kind}:{self.name}"
+
+
+PRINCIPAL_KEY = "principal"
+
+
+def _token_ok(presented: str, tokens: tuple[str, ...]) -> bool:
+    """Compare against every accepted token in constant time."""
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(presented.encode(), token.encode())
+    return ok
+
+
+def service_token_middleware(tokens: tuple[str, ...], protected_prefix: str = "/api/") -> web.middleware:  # type: ignore[valid-type]
+    """A middleware that lets /api/ requests through only with a valid bearer token."""
+    open_paths = {"/api/openapi.json"}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(protected_prefix) or request.path in open_paths:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented or not _token_ok(presented.strip(), tokens):
+            resp = error_response(401, "unauthorized", "a valid service token is required (Authorization: Bearer ...)")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="contact-center"'
+            return resp
+        request[PRINCIPAL_KEY] = Principal(kind="service", name="token")
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,93 @@
+"""The ``contact-center`` command: serve, migrate, seed-demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import date
+from typing import Sequence
+
+from contact_center.logs import setup_logging
+from contact_center.settings import Settings
+
+log = logging.getLogger("contact_center.cli")
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the hub until interrupted."""
+    from dataclasses import replace
+
+    from aiohttp import web
+
+    from contact_center.app import create_app
+
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    generated = not settings.service_tokens
+    settings = settings.with_generated_secrets()
+    app = create_app(settings)
+    if generated:
+        # Embedded mode with no SERVICE_TOKEN set: a fresh token for this run, shown once to the operator.
+        print(f"service token for this run (set SERVICE_TOKEN to choose one): {settings.service_tokens[0]}", file=sys.stderr)
+    print(f"contact centre hub on http://{settings.host}:{settings.port}/ (database: {settings.database_url})", file=sys.stderr)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    """Bring the database schema up to date."""
+    from crm_store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at {settings.database_url} is up to date", file=sys.stderr)
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    """Load the demo shop into the database (migrating it first)."""
+    from crm_store.db import Database
+    from crm_store.demo import main_summary_line, seed_demo
+    from crm_store.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            summary = await seed_demo(db, seed=args.seed, customers=args.customers, today=date.today())
+        finally:
+            await db.dispose()
+        return main_summary_line(summary)
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = argparse.ArgumentParser(prog="contact-center", description="Omnichannel contact centre hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the hub (migrates, loads demo data if DEMO_DATA is on)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=_serve)
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=_migrate)
+    seed = sub.add_parser("seed-demo", help="load the demo shop (skipped when products exist)")
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--customers", type=int, default=1000)
+    seed.set_defaults(func=_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, settings))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
