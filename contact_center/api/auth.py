@@ -25,7 +25,7 @@ class Principal:
         return f"{self.kind}:{self.name}"
 
 
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
 def _token_ok(presented: str, tokens: tuple[str, ...]) -> bool:
