@@ -6,7 +6,10 @@ Redis state when the hub arrives), from :class:`~contact_center.settings.Setting
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable
 
@@ -16,7 +19,12 @@ from contact_center.api.auth import service_token_middleware
 from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
-from contact_center.keys import CLOCK_KEY, DB_KEY, METRICS_KEY, SETTINGS_KEY
+from contact_center.hub.service import HubService
+from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SETTINGS_KEY, SIGNER_KEY, SIO_KEY
+from contact_center.ports import StateStore
+from contact_center.realtime import AgentNamespace, CustomerNamespace, create_sio
+from contact_center.sessions import SessionSigner
+from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
 from crm_store.db import Database
@@ -46,6 +54,37 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.dispose()
 
 
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    """Wire the real-time hub: state store (memory or Redis), Socket.IO, the hub service, the router loop."""
+    settings = app[SETTINGS_KEY]
+    redis_client = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        from contact_center.state.redis_store import RedisStateStore
+
+        redis_client = aioredis.from_url(settings.redis_url)
+        store: StateStore = RedisStateStore(redis_client)
+    else:
+        from contact_center.state.memory import MemoryStateStore
+
+        store = MemoryStateStore()
+    sio = app[SIO_KEY]
+    hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds)
+    app[HUB_KEY] = hub
+    await hub.load_queues()
+    await hub.rebuild_state()
+    sio.register_namespace(CustomerNamespace(hub))
+    sio.register_namespace(AgentNamespace(hub, app[SIGNER_KEY], time.time))
+    router = asyncio.get_running_loop().create_task(hub.run_router())
+    yield
+    router.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await router
+    if redis_client is not None:
+        await redis_client.aclose()
+
+
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: 200 when the hub can reach its database, 503 when not."""
     ok = await request.app[DB_KEY].ping()
@@ -61,13 +100,19 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     settings = settings.with_generated_secrets()
     metrics = Metrics()
     app = web.Application(
-        middlewares=[metrics_middleware(metrics), error_middleware, service_token_middleware(settings.service_tokens)],
+        middlewares=[metrics_middleware(metrics), error_middleware, service_token_middleware(settings.service_tokens, SessionSigner(settings.session_secret))],
         client_max_size=2 * 1024 * 1024,
     )
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics
     app[CLOCK_KEY] = clock or _utcnow
+    app[SIGNER_KEY] = SessionSigner(settings.session_secret)
+    sio = create_sio(settings.redis_url, list(settings.allowed_origins))
+    sio.attach(app)
+    app[SIO_KEY] = sio
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_hub)
+    add_web_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)

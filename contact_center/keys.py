@@ -15,3 +15,14 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 DB_KEY = web.AppKey("db", Database)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 CLOCK_KEY = web.AppKey("clock", Callable[[], datetime])
+
+from contact_center.sessions import SessionSigner  # noqa: E402
+
+SIGNER_KEY = web.AppKey("session_signer", SessionSigner)
+
+import socketio  # noqa: E402
+
+from contact_center.hub.service import HubService  # noqa: E402
+
+SIO_KEY = web.AppKey("sio", socketio.AsyncServer)
+HUB_KEY = web.AppKey("hub", HubService)

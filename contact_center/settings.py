@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -40,6 +41,9 @@ class Settings:
     log_level: str = "INFO"
     sql_echo: bool = False
     auto_migrate: bool = True
+    allowed_origins: tuple[str, ...] = ()
+    node_name: str = ""
+    offer_timeout_seconds: float = 20.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -61,6 +65,9 @@ class Settings:
             log_level=env.get("LOG_LEVEL", cls.log_level),
             sql_echo=_bool(env.get("SQL_ECHO"), False),
             auto_migrate=_bool(env.get("AUTO_MIGRATE"), True),
+            allowed_origins=tuple(o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()),
+            node_name=env.get("NODE_NAME", ""),
+            offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
         )
 
     def with_generated_secrets(self) -> "Settings":
@@ -69,7 +76,8 @@ class Settings:
 
         tokens = self.service_tokens or (secrets.token_urlsafe(32),)
         secret = self.session_secret or secrets.token_urlsafe(48)
-        return replace(self, service_tokens=tokens, session_secret=secret)
+        node = self.node_name or f"{socket.gethostname()}-{os.getpid()}"
+        return replace(self, service_tokens=tokens, session_secret=secret, node_name=node)
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file this configuration writes to, if any."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from contact_center.api.errors import Handler, error_response
+from contact_center.sessions import COOKIE_NAME, SessionSigner
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,10 @@ def _token_ok(presented: str, tokens: tuple[str, ...]) -> bool:
     return ok
 
 
-def service_token_middleware(tokens: tuple[str, ...], protected_prefix: str = "/api/") -> web.middleware:  # type: ignore[valid-type]
-    """A middleware that lets /api/ requests through only with a valid bearer token."""
+def service_token_middleware(
+    tokens: tuple[str, ...], signer: SessionSigner | None = None, protected_prefix: str = "/api/"
+) -> web.middleware:  # type: ignore[valid-type]
+    """A middleware that lets /api/ requests through only with a valid bearer token or agent session."""
     open_paths = {"/api/openapi.json"}
 
     @web.middleware
@@ -46,8 +50,15 @@ def service_token_middleware(tokens: tuple[str, ...], protected_prefix: str = "/
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
+        if not header and signer is not None:
+            session = signer.load(request.cookies.get(COOKIE_NAME), time.time())
+            if session is not None:
+                request[PRINCIPAL_KEY] = Principal(
+                    kind="agent", name=session.username, role=session.role, agent_id=session.agent_id
+                )
+                return await handler(request)
         if scheme.lower() != "bearer" or not presented or not _token_ok(presented.strip(), tokens):
-            resp = error_response(401, "unauthorized", "a valid service token is required (Authorization: Bearer ...)")
+            resp = error_response(401, "unauthorized", "a valid service token (Authorization: Bearer ...) or an agent session is required")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="contact-center"'
             return resp
         request[PRINCIPAL_KEY] = Principal(kind="service", name="token")

@@ -1,0 +1,692 @@
+/*
+ * Contact-centre chat widget. One tag puts it on any page:
+ *
+ *   <script src="https://HUB/static/widget.js" data-hub="https://HUB" defer></script>
+ *
+ * Protocol: docs/subsystems/realtime.md (Socket.IO namespace /customer).
+ * All customer, agent and bot text is inserted with textContent / createTextNode, never as HTML.
+ * Styles are scoped under the `.ccw` root class so the host page's CSS and ours do not mix.
+ */
+(function () {
+  "use strict";
+
+  if (window.ccWidget) return; // loaded twice: keep the first
+
+  var script = document.currentScript || document.querySelector('script[src*="widget.js"]');
+  var scriptUrl = new URL((script && script.src) || "/static/widget.js", location.href);
+  var hubAttr = script ? (script.getAttribute("data-hub") || "").trim() : "";
+  var HUB = (hubAttr ? new URL(hubAttr, location.href) : scriptUrl).origin;
+
+  var KEY_VISITOR = "cc_visitor_id";
+  var KEY_LAST_SEQ = "cc_last_seq";
+  var KEY_TRANSCRIPT = "cc_transcript"; // {conversation_id, messages:[...]}: lets a reload show the history at once
+  var KEY_OUTBOX = "cc_outbox"; // messages typed while offline, resent with the same client_msg_id
+  var KEY_PROFILE = "cc_profile"; // {name, email} given before the first message
+  var MAX_CACHED = 200;
+  var VISITOR_RE = /^[A-Za-z0-9_-]{8,128}$/;
+  var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+  // ---------------------------------------------------------------- storage
+
+  function load(key, fallback) {
+    try {
+      var raw = localStorage.getItem(key);
+      return raw === null ? fallback : JSON.parse(raw);
+    } catch (e) {
+      return fallback;
+    }
+  }
+  function save(key, value) {
+    try {
+      localStorage.setItem(key, JSON.stringify(value));
+    } catch (e) { /* private mode or full: the widget still works for this page */ }
+  }
+  function randomId(n) {
+    var bytes = new Uint8Array(n);
+    crypto.getRandomValues(bytes);
+    var out = "";
+    for (var i = 0; i < n; i++) out += ALPHABET[bytes[i] & 63]; // 256 % 64 == 0: unbiased
+    return out;
+  }
+  function visitorId() {
+    var id = null;
+    try { id = localStorage.getItem(KEY_VISITOR); } catch (e) { /* ignore */ }
+    if (!id || !VISITOR_RE.test(id)) {
+      id = randomId(24);
+      try { localStorage.setItem(KEY_VISITOR, id); } catch (e) { /* ignore */ }
+    }
+    return id;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  var state = {
+    visitorId: visitorId(),
+    conversationId: null,
+    lastSeq: 0,
+    status: null, // conversation status from the server
+    agentName: null,
+    profile: load(KEY_PROFILE, { name: "", email: "" }),
+    seen: new Map(), // conversation id -> Set of seq already rendered
+    messages: [], // cached copy for reload
+    outbox: load(KEY_OUTBOX, []), // [{client_msg_id, text}]
+    inflight: new Set(), // client_msg_ids emitted and not yet acknowledged
+    socket: null,
+    connectedOnce: false,
+    open: false,
+    unread: 0,
+  };
+
+  (function restore() {
+    var cached = load(KEY_TRANSCRIPT, null);
+    var last = Number(load(KEY_LAST_SEQ, 0)) || 0;
+    if (cached && Array.isArray(cached.messages)) {
+      state.messages = cached.messages.filter(function (m) { return m && typeof m.seq === "number"; });
+      state.conversationId = cached.conversation_id == null ? null : cached.conversation_id;
+      state.lastSeq = last;
+    } else {
+      state.lastSeq = 0; // nothing to show: ask for the whole conversation
+    }
+    if (!Array.isArray(state.outbox)) state.outbox = [];
+  })();
+
+  function persist() {
+    if (state.messages.length > MAX_CACHED) state.messages = state.messages.slice(-MAX_CACHED);
+    save(KEY_TRANSCRIPT, { conversation_id: state.conversationId, messages: state.messages });
+    save(KEY_LAST_SEQ, state.lastSeq);
+    save(KEY_OUTBOX, state.outbox);
+  }
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  function el(tag, cls, attrs) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (attrs) for (var k in attrs) if (Object.prototype.hasOwnProperty.call(attrs, k)) node.setAttribute(k, attrs[k]);
+    return node;
+  }
+  function text(node, value) {
+    node.textContent = value == null ? "" : String(value);
+    return node;
+  }
+  function fmtTime(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return "";
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  var CSS = [
+    ".ccw{all:initial;position:fixed;right:24px;bottom:24px;z-index:2147483000;font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;font-size:14px;line-height:1.4;color:#1f2328;}",
+    ".ccw *,.ccw *::before,.ccw *::after{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;}",
+    ".ccw button{cursor:pointer;border:0;background:none;}",
+    ".ccw .ccw-launcher{width:56px;height:56px;border-radius:50%;background:#2563eb;color:#fff;display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(15,23,42,.25);position:absolute;right:0;bottom:0;transition:transform .15s ease,background .15s ease;}",
+    ".ccw .ccw-launcher:hover{background:#1d4ed8;transform:translateY(-1px);}",
+    ".ccw .ccw-launcher:focus-visible{outline:3px solid #93c5fd;outline-offset:2px;}",
+    ".ccw .ccw-launcher svg{width:26px;height:26px;fill:none;stroke:#fff;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;}",
+    ".ccw .ccw-badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#dc2626;color:#fff;font-size:11px;font-weight:600;display:flex;align-items:center;justify-content:center;border:2px solid #fff;}",
+    ".ccw .ccw-badge[hidden]{display:none;}",
+    ".ccw .ccw-panel{position:absolute;right:0;bottom:72px;width:360px;height:520px;max-height:calc(100vh - 120px);background:#fff;border:1px solid #e5e7eb;border-radius:14px;box-shadow:0 16px 48px rgba(15,23,42,.22);display:flex;flex-direction:column;overflow:hidden;}",
+    ".ccw .ccw-panel[hidden]{display:none;}",
+    ".ccw .ccw-head{background:#2563eb;color:#fff;padding:14px 16px;display:flex;align-items:flex-start;gap:10px;}",
+    ".ccw .ccw-head-main{flex:1;min-width:0;}",
+    ".ccw .ccw-title{font-size:15px;font-weight:600;color:#fff;}",
+    ".ccw .ccw-agent{font-size:12.5px;color:#dbeafe;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;}",
+    ".ccw .ccw-agent:empty{display:none;}",
+    ".ccw .ccw-status{font-size:12px;color:#dbeafe;display:flex;align-items:center;gap:6px;margin-top:2px;}",
+    ".ccw .ccw-dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;flex:none;}",
+    ".ccw .ccw-status[data-state=online] .ccw-dot{background:#4ade80;}",
+    ".ccw .ccw-status[data-state=connecting] .ccw-dot{background:#facc15;}",
+    ".ccw .ccw-status[data-state=offline] .ccw-dot{background:#f87171;}",
+    ".ccw .ccw-close{color:#fff;width:28px;height:28px;border-radius:6px;font-size:20px;line-height:28px;text-align:center;opacity:.85;}",
+    ".ccw .ccw-close:hover{background:rgba(255,255,255,.15);opacity:1;}",
+    ".ccw .ccw-queue{background:#eff6ff;color:#1e40af;font-size:12.5px;padding:8px 16px;border-bottom:1px solid #dbeafe;}",
+    ".ccw .ccw-queue[hidden]{display:none;}",
+    ".ccw .ccw-msgs{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f8fafc;display:flex;flex-direction:column;gap:6px;}",
+    ".ccw .ccw-empty{color:#6b7280;font-size:13px;text-align:center;margin:auto 12px;}",
+    ".ccw .ccw-msg{display:flex;flex-direction:column;max-width:80%;}",
+    ".ccw .ccw-msg[data-sender=customer]{align-self:flex-end;align-items:flex-end;}",
+    ".ccw .ccw-msg[data-sender=agent],.ccw .ccw-msg[data-sender=bot]{align-self:flex-start;align-items:flex-start;}",
+    ".ccw .ccw-msg[data-sender=system]{align-self:center;align-items:center;max-width:90%;}",
+    ".ccw .ccw-who{font-size:11.5px;color:#6b7280;margin:0 4px 2px;}",
+    ".ccw .ccw-bubble{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word;}",
+    ".ccw .ccw-msg[data-sender=customer] .ccw-bubble{background:#2563eb;color:#fff;border-bottom-right-radius:4px;}",
+    ".ccw .ccw-msg[data-sender=agent] .ccw-bubble,.ccw .ccw-msg[data-sender=bot] .ccw-bubble{background:#fff;border:1px solid #e5e7eb;border-bottom-left-radius:4px;}",
+    ".ccw .ccw-msg[data-sender=system] .ccw-bubble{background:none;color:#6b7280;font-size:12.5px;padding:2px 8px;text-align:center;}",
+    ".ccw .ccw-meta{font-size:11px;color:#9ca3af;margin:2px 4px 0;}",
+    ".ccw .ccw-msg.ccw-failed .ccw-meta{color:#dc2626;}",
+    ".ccw .ccw-divider{align-self:stretch;text-align:center;font-size:11.5px;color:#9ca3af;border-top:1px solid #e5e7eb;margin:8px 0 2px;padding-top:6px;}",
+    ".ccw .ccw-typing{font-size:12px;color:#6b7280;padding:2px 16px 4px;min-height:20px;background:#f8fafc;font-style:italic;}",
+    ".ccw .ccw-profile{padding:10px 14px 0;display:flex;gap:8px;border-top:1px solid #e5e7eb;}",
+    ".ccw .ccw-profile[hidden]{display:none;}",
+    ".ccw .ccw-field{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:7px 10px;font-size:13px;background:#fff;outline:none;}",
+    ".ccw .ccw-field:focus,.ccw .ccw-input:focus{border-color:#2563eb;box-shadow:0 0 0 3px rgba(37,99,235,.15);}",
+    ".ccw .ccw-compose{display:flex;gap:8px;padding:10px 14px 14px;align-items:flex-end;}",
+    ".ccw .ccw-profile:not([hidden])+.ccw-compose{padding-top:8px;}",
+    ".ccw .ccw-profile[hidden]+.ccw-compose{border-top:1px solid #e5e7eb;}",
+    ".ccw .ccw-input{flex:1;min-width:0;resize:none;border:1px solid #d1d5db;border-radius:10px;padding:9px 12px;max-height:96px;min-height:40px;background:#fff;outline:none;}",
+    ".ccw .ccw-send{background:#2563eb;color:#fff;border-radius:10px;height:40px;padding:0 16px;font-weight:600;}",
+    ".ccw .ccw-send:hover{background:#1d4ed8;}",
+    ".ccw .ccw-send:disabled{background:#93c5fd;cursor:default;}",
+    ".ccw .ccw-error{color:#b91c1c;font-size:12px;padding:0 16px 8px;}",
+    ".ccw .ccw-error:empty{display:none;}",
+    "@media (max-width:480px){.ccw{right:12px;bottom:12px;}.ccw .ccw-panel{width:calc(100vw - 24px);height:calc(100vh - 100px);}}",
+  ].join("\n");
+
+  // ---------------------------------------------------------------- build the UI
+
+  var ui = {};
+
+  function build() {
+    var style = el("style", null, { "data-cc-widget": "" });
+    style.textContent = CSS;
+    document.head.appendChild(style);
+
+    var root = el("div", "ccw", { "data-cc-widget": "" });
+
+    var launcher = el("button", "ccw-launcher", { type: "button", "data-testid": "cc-launcher", "aria-label": "Chat with us", "aria-expanded": "false" });
+    launcher.innerHTML = // static markup only, no data
+      '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.6A8 8 0 1 1 21 12z"/></svg>';
+    var badge = el("span", "ccw-badge", { "aria-hidden": "true" });
+    badge.hidden = true;
+    launcher.appendChild(badge);
+
+    var panel = el("section", "ccw-panel", { "data-testid": "cc-panel", role: "dialog", "aria-label": "Chat" });
+    panel.hidden = true;
+
+    var head = el("header", "ccw-head");
+    var headMain = el("div", "ccw-head-main");
+    var title = text(el("div", "ccw-title"), "Chat with us");
+    var agent = el("div", "ccw-agent", { "data-testid": "cc-agent-name" });
+    var status = el("div", "ccw-status", { "data-testid": "cc-status", "data-state": "idle", role: "status" });
+    status.appendChild(el("span", "ccw-dot"));
+    var statusText = text(el("span"), "We usually reply in a few minutes");
+    status.appendChild(statusText);
+    headMain.appendChild(title);
+    headMain.appendChild(agent);
+    headMain.appendChild(status);
+    var close = text(el("button", "ccw-close", { type: "button", "aria-label": "Minimise chat" }), "\u2013");
+    head.appendChild(headMain);
+    head.appendChild(close);
+
+    var queue = el("div", "ccw-queue", { "data-testid": "cc-queue", "aria-live": "polite" });
+    queue.hidden = true;
+
+    var msgs = el("div", "ccw-msgs", { "data-testid": "cc-messages", "aria-live": "polite" });
+    var empty = text(el("div", "ccw-empty"), "Hi! Ask us anything about products, orders or delivery.");
+    msgs.appendChild(empty);
+
+    var typing = el("div", "ccw-typing", { "data-testid": "cc-typing", "aria-live": "polite" });
+
+    var profile = el("div", "ccw-profile");
+    var name = el("input", "ccw-field", { type: "text", placeholder: "Name (optional)", autocomplete: "name", maxlength: "120", "data-testid": "cc-name" });
+    var email = el("input", "ccw-field", { type: "email", placeholder: "Email (optional)", autocomplete: "email", maxlength: "254", "data-testid": "cc-email" });
+    name.value = state.profile.name || "";
+    email.value = state.profile.email || "";
+    profile.appendChild(name);
+    profile.appendChild(email);
+
+    var compose = el("form", "ccw-compose");
+    var input = el("textarea", "ccw-input", { rows: "1", placeholder: "Write a message\u2026", "data-testid": "cc-input", "aria-label": "Message", maxlength: "4000" });
+    var send = text(el("button", "ccw-send", { type: "submit", "data-testid": "cc-send" }), "Send");
+    compose.appendChild(input);
+    compose.appendChild(send);
+    var error = el("div", "ccw-error", { role: "alert" });
+
+    panel.appendChild(head);
+    panel.appendChild(queue);
+    panel.appendChild(msgs);
+    panel.appendChild(typing);
+    panel.appendChild(profile);
+    panel.appendChild(compose);
+    panel.appendChild(error);
+    root.appendChild(panel);
+    root.appendChild(launcher);
+    document.body.appendChild(root);
+
+    ui = { root: root, launcher: launcher, badge: badge, panel: panel, agent: agent, status: status, statusText: statusText,
+      queue: queue, msgs: msgs, empty: empty, typing: typing, profile: profile, name: name, email: email,
+      input: input, send: send, compose: compose, error: error };
+
+    launcher.addEventListener("click", function () { setOpen(!state.open); });
+    close.addEventListener("click", function () { setOpen(false); });
+    compose.addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
+    });
+    input.addEventListener("input", function () { autosize(); typingChanged(); });
+    panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") setOpen(false); });
+  }
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = Math.min(ui.input.scrollHeight + 2, 96) + "px";
+  }
+
+  function setOpen(open) {
+    state.open = open;
+    ui.panel.hidden = !open;
+    ui.launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      state.unread = 0;
+      renderBadge();
+      scrollDown(true);
+      ui.input.focus();
+      if (!state.socket && (state.messages.length || state.outbox.length)) connect();
+    }
+  }
+
+  function renderBadge() {
+    ui.badge.hidden = state.unread === 0;
+    text(ui.badge, state.unread > 9 ? "9+" : String(state.unread));
+  }
+
+  function setStatus(kind, label) {
+    ui.status.setAttribute("data-state", kind);
+    text(ui.statusText, label);
+  }
+
+  function setAgent(name) {
+    state.agentName = name || null;
+    text(ui.agent, name ? "You are chatting with " + name : "");
+  }
+
+  function setQueue(q) {
+    if (!q || q.position == null) {
+      ui.queue.hidden = true;
+      text(ui.queue, "");
+      return;
+    }
+    var label = "You are number " + q.position + " in the queue";
+    var wait = q.estimated_wait_seconds;
+    if (typeof wait === "number" && isFinite(wait) && wait >= 0) {
+      label += ", about " + Math.max(1, Math.ceil(wait / 60)) + " min";
+    } else {
+      label += ". An agent will be with you as soon as one is free";
+    }
+    text(ui.queue, label);
+    ui.queue.hidden = false;
+  }
+
+  function showError(msg) {
+    text(ui.error, msg || "");
+  }
+
+  function updateProfileVisibility() {
+    // name / email are asked only before the first message
+    ui.profile.hidden = state.messages.length > 0 || state.outbox.length > 0 || state.conversationId != null;
+  }
+
+  function nearBottom() {
+    var m = ui.msgs;
+    return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+  }
+  function scrollDown(force) {
+    if (force || nearBottom()) ui.msgs.scrollTop = ui.msgs.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  function seenSet(conversationId) {
+    var key = String(conversationId);
+    if (!state.seen.has(key)) state.seen.set(key, new Set());
+    return state.seen.get(key);
+  }
+
+  function senderKind(m) {
+    var k = m.sender_kind;
+    return k === "customer" || k === "agent" || k === "bot" || k === "system" ? k : "system";
+  }
+
+  function messageNode(m, pending) {
+    var kind = senderKind(m);
+    var node = el("div", "ccw-msg", { "data-testid": "cc-message", "data-sender": kind });
+    if (!pending) {
+      node.setAttribute("data-seq", String(m.seq));
+      node.setAttribute("data-conversation-id", String(m.conversation_id));
+    }
+    if (m.client_msg_id) node.setAttribute("data-client-msg-id", m.client_msg_id);
+    if ((kind === "agent" || kind === "bot") && m.sender_name) node.appendChild(text(el("div", "ccw-who"), m.sender_name));
+    node.appendChild(text(el("div", "ccw-bubble"), m.text));
+    if (kind !== "system") {
+      node.appendChild(text(el("div", "ccw-meta"), pending ? "sending\u2026" : fmtTime(m.created_at)));
+    }
+    return node;
+  }
+
+  function findByClientId(id) {
+    if (!id) return null;
+    var nodes = ui.msgs.querySelectorAll('[data-testid="cc-message"]');
+    for (var i = 0; i < nodes.length; i++) if (nodes[i].getAttribute("data-client-msg-id") === id) return nodes[i];
+    return null;
+  }
+
+  /** Put a stored message in its place (by conversation, then seq), exactly once. */
+  function addMessage(m, opts) {
+    if (!m || typeof m.seq !== "number" || m.conversation_id == null) return false;
+    var seen = seenSet(m.conversation_id);
+    if (seen.has(m.seq)) {
+      // it may still be our own pending bubble (ack lost, echo arrived): settle it
+      var dup = findByClientId(m.client_msg_id);
+      if (dup && !dup.hasAttribute("data-seq")) dup.remove();
+      return false;
+    }
+    seen.add(m.seq);
+    if (ui.empty.parentNode) ui.empty.remove();
+    var stick = nearBottom();
+
+    var pendingNode = findByClientId(m.client_msg_id);
+    if (pendingNode && !pendingNode.hasAttribute("data-seq")) pendingNode.remove();
+    settleOutbox(m.client_msg_id);
+
+    var node = messageNode(m, false);
+    // insert before the first rendered message that comes later, pending bubbles stay last
+    var nodes = ui.msgs.querySelectorAll('[data-testid="cc-message"]');
+    var before = null;
+    for (var i = 0; i < nodes.length; i++) {
+      var n = nodes[i];
+      if (!n.hasAttribute("data-seq")) { before = n; break; }
+      var cid = n.getAttribute("data-conversation-id");
+      if (cid === String(m.conversation_id) && Number(n.getAttribute("data-seq")) > m.seq) { before = n; break; }
+    }
+    ui.msgs.insertBefore(node, before);
+
+    if (!(opts && opts.fromCache)) {
+      state.messages.push(m);
+      if (String(m.conversation_id) === String(state.conversationId) && m.seq > state.lastSeq) state.lastSeq = m.seq;
+      persist();
+      if (!state.open && senderKind(m) !== "customer") { state.unread += 1; renderBadge(); }
+    }
+    updateProfileVisibility();
+    if (stick || senderKind(m) === "customer") scrollDown(true);
+    return true;
+  }
+
+  function addDivider(label) {
+    ui.msgs.appendChild(text(el("div", "ccw-divider"), label));
+    scrollDown(false);
+  }
+
+  function addPending(entry) {
+    if (findByClientId(entry.client_msg_id)) return;
+    if (ui.empty.parentNode) ui.empty.remove();
+    ui.msgs.appendChild(messageNode({ sender_kind: "customer", text: entry.text, client_msg_id: entry.client_msg_id }, true));
+    scrollDown(true);
+  }
+
+  function markFailed(clientMsgId, message) {
+    var node = findByClientId(clientMsgId);
+    if (!node) return;
+    node.classList.add("ccw-failed");
+    var meta = node.querySelector(".ccw-meta");
+    if (meta) text(meta, "Not sent: " + (message || "error"));
+  }
+
+  function settleOutbox(clientMsgId) {
+    if (!clientMsgId) return;
+    state.inflight.delete(clientMsgId);
+    var before = state.outbox.length;
+    state.outbox = state.outbox.filter(function (e) { return e.client_msg_id !== clientMsgId; });
+    if (state.outbox.length !== before) save(KEY_OUTBOX, state.outbox);
+  }
+
+  function switchConversation(conversationId) {
+    if (conversationId == null || String(conversationId) === String(state.conversationId)) return;
+    var hadOne = state.conversationId != null && state.messages.length > 0;
+    state.conversationId = conversationId;
+    state.lastSeq = 0;
+    // keep only the current conversation in the cache; earlier ones stay on screen until reload
+    state.messages = state.messages.filter(function (m) { return String(m.conversation_id) === String(conversationId); });
+    state.messages.forEach(function (m) { if (m.seq > state.lastSeq) state.lastSeq = m.seq; });
+    if (hadOne) addDivider("New conversation");
+    persist();
+  }
+
+  // ---------------------------------------------------------------- socket
+
+  function loadSocketIo() {
+    if (typeof window.io === "function") return Promise.resolve(window.io);
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = new URL("vendor/socket.io.min.js", scriptUrl).href;
+      s.async = true;
+      s.onload = function () { typeof window.io === "function" ? resolve(window.io) : reject(new Error("socket.io missing")); };
+      s.onerror = function () { reject(new Error("could not load socket.io")); };
+      document.head.appendChild(s);
+    });
+  }
+
+  var connecting = null;
+  function connect() {
+    if (state.socket) return Promise.resolve(state.socket);
+    if (connecting) return connecting;
+    setStatus("connecting", "Connecting\u2026");
+    connecting = loadSocketIo().then(function (io) {
+      var socket = io(HUB + "/customer", {
+        auth: function (cb) {
+          cb({ visitor_id: state.visitorId, name: state.profile.name || "", email: state.profile.email || "", last_seq: state.lastSeq });
+        },
+        reconnectionDelayMax: 8000,
+      });
+      state.socket = socket;
+      wire(socket);
+      return socket;
+    }, function (err) {
+      connecting = null;
+      setStatus("offline", "Chat is unavailable right now");
+      showError(err.message);
+      throw err;
+    });
+    return connecting;
+  }
+
+  function wire(socket) {
+    socket.on("connect", function () {
+      setStatus("online", "Online");
+      showError("");
+      if (state.connectedOnce && state.conversationId != null) {
+        // back after a drop: fetch whatever we missed
+        var conversationAtResume = state.conversationId;
+        socket.timeout(10000).emit("resume", { last_seq: state.lastSeq }, function (err, ack) {
+          if (err || !ack || !ack.ok || !Array.isArray(ack.messages)) return;
+          if (String(conversationAtResume) !== String(state.conversationId)) return;
+          ack.messages.forEach(function (m) { addMessage(m); });
+        });
+      }
+      state.connectedOnce = true;
+    });
+
+    socket.on("disconnect", function (reason) {
+      state.inflight.clear();
+      setTyping(false);
+      if (reason === "io client disconnect") return;
+      setStatus("offline", "Reconnecting\u2026 messages will be sent when you are back online");
+    });
+
+    socket.on("connect_error", function (err) {
+      var msg = (err && (err.data && err.data.message)) || (err && err.message) || "connection failed";
+      if (socket.active) {
+        setStatus("offline", "Reconnecting\u2026");
+      } else {
+        // refused by the hub (not a network problem): it will not retry by itself
+        setStatus("offline", "Chat is unavailable: " + msg);
+        setTimeout(function () { if (!socket.connected) socket.connect(); }, 15000);
+      }
+    });
+
+    socket.on("session", function (s) {
+      if (!s) return;
+      var sent = state.lastSeq;
+      var conversationId = s.conversation_id;
+      if (conversationId != null && String(conversationId) !== String(state.conversationId)) {
+        switchConversation(conversationId);
+        if (sent > 0) {
+          // our last_seq belonged to another conversation: fetch this one whole
+          socket.timeout(10000).emit("resume", { last_seq: 0 }, function (err, ack) {
+            if (!err && ack && ack.ok && Array.isArray(ack.messages)) ack.messages.forEach(function (m) { addMessage(m); });
+          });
+        }
+      }
+      if (conversationId == null && state.conversationId != null) {
+        // the conversation we remember was closed while we were away
+        conversationEnded();
+      }
+      state.status = s.status || null;
+      (s.messages || []).forEach(function (m) { addMessage(m); });
+      setAgent(s.agent_name || null);
+      if (s.status === "closed" || conversationId == null) setQueue(null);
+      flushOutbox();
+    });
+
+    socket.on("message", function (m) {
+      if (!m) return;
+      if (m.conversation_id != null && String(m.conversation_id) !== String(state.conversationId)) switchConversation(m.conversation_id);
+      addMessage(m);
+      if (m.sender_kind === "agent") setTyping(false);
+    });
+
+    socket.on("queue", function (q) {
+      if (state.agentName) return;
+      setQueue(q);
+    });
+
+    socket.on("agent_joined", function (p) {
+      setQueue(null);
+      setAgent(p && p.agent_name);
+    });
+
+    socket.on("typing", function (p) {
+      setTyping(!!(p && p.typing), p && p.agent_name);
+    });
+
+    socket.on("closed", function (p) {
+      if (p && p.conversation_id != null && state.conversationId != null && String(p.conversation_id) !== String(state.conversationId)) return;
+      conversationEnded();
+    });
+  }
+
+  function conversationEnded() {
+    setQueue(null);
+    setTyping(false);
+    setAgent(null);
+    state.status = "closed";
+    addDivider("This conversation has ended. Write again any time.");
+    // the next message opens a new conversation, numbered from seq 1
+    state.conversationId = null;
+    state.lastSeq = 0;
+    state.messages = [];
+    persist();
+  }
+
+  var typingTimer = null;
+  function setTyping(on, who) {
+    clearTimeout(typingTimer);
+    text(ui.typing, on ? (who || state.agentName || "Agent") + " is typing\u2026" : "");
+    if (on) typingTimer = setTimeout(function () { text(ui.typing, ""); }, 10000);
+  }
+
+  // our own typing: one `typing: true` when it starts, `typing: false` 2 s after the last key
+  var meTyping = false;
+  var meTypingTimer = null;
+  function emitTyping(on) {
+    if (meTyping === on) return;
+    meTyping = on;
+    if (state.socket && state.socket.connected && state.conversationId != null) state.socket.emit("typing", { typing: on });
+  }
+  function typingChanged() {
+    if (!ui.input.value.trim()) { clearTimeout(meTypingTimer); emitTyping(false); return; }
+    emitTyping(true);
+    clearTimeout(meTypingTimer);
+    meTypingTimer = setTimeout(function () { emitTyping(false); }, 2000);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  function clientMsgId() {
+    return "c-" + randomId(22);
+  }
+
+  function submit() {
+    var body = ui.input.value.replace(/\s+$/, "");
+    if (!body.trim()) return;
+    showError("");
+    if (!ui.profile.hidden) {
+      var profile = { name: ui.name.value.trim(), email: ui.email.value.trim() };
+      var changed = profile.name !== (state.profile.name || "") || profile.email !== (state.profile.email || "");
+      state.profile = profile;
+      save(KEY_PROFILE, profile);
+      // name and email travel in the connection's auth: reconnect so the hub sees them
+      if (changed && state.socket && state.socket.connected) {
+        state.socket.disconnect();
+        state.socket.connect();
+      }
+    }
+    var entry = { client_msg_id: clientMsgId(), text: body };
+    state.outbox.push(entry);
+    save(KEY_OUTBOX, state.outbox);
+    addPending(entry);
+    ui.input.value = "";
+    autosize();
+    clearTimeout(meTypingTimer);
+    emitTyping(false);
+    updateProfileVisibility();
+    if (!state.socket) connect(); // the session event flushes the outbox
+    else flushOutbox();
+  }
+
+  function flushOutbox() {
+    var socket = state.socket;
+    if (!socket || !socket.connected) return;
+    state.outbox.slice().forEach(function (entry) {
+      if (state.inflight.has(entry.client_msg_id)) return;
+      addPending(entry);
+      state.inflight.add(entry.client_msg_id);
+      socket.timeout(15000).emit("message", { client_msg_id: entry.client_msg_id, text: entry.text }, function (err, ack) {
+        state.inflight.delete(entry.client_msg_id);
+        if (err) {
+          // no answer (connection dropped?): it stays in the outbox and goes again, same id, on reconnect
+          if (socket.connected) setTimeout(flushOutbox, 2000);
+          return;
+        }
+        if (ack && ack.ok && ack.message) {
+          var m = ack.message;
+          if (m.conversation_id != null && String(m.conversation_id) !== String(state.conversationId)) switchConversation(m.conversation_id);
+          if (!addMessage(m)) settleOutbox(entry.client_msg_id);
+          return;
+        }
+        if (ack && ack.ok) {
+          // accepted without a message body: at least stop saying "sending"
+          settleOutbox(entry.client_msg_id);
+          var node = findByClientId(entry.client_msg_id);
+          var meta = node && node.querySelector(".ccw-meta");
+          if (meta) text(meta, "sent");
+          return;
+        }
+        var error = (ack && ack.error) || {};
+        settleOutbox(entry.client_msg_id);
+        markFailed(entry.client_msg_id, error.message || error.code || "the message was refused");
+        showError(error.message || "Your message could not be sent.");
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function start() {
+    build();
+    state.messages.slice().sort(function (a, b) { return a.seq - b.seq; }).forEach(function (m) { addMessage(m, { fromCache: true }); });
+    state.outbox.forEach(addPending);
+    updateProfileVisibility();
+    // returning visitors (history or unsent messages) connect at once; new ones when they first write
+    if (state.messages.length || state.outbox.length || state.conversationId != null) connect();
+  }
+
+  window.ccWidget = {
+    open: function () { setOpen(true); },
+    close: function () { setOpen(false); },
+    get socket() { return state.socket; },
+    get visitorId() { return state.visitorId; },
+  };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

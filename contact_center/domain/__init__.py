@@ -1,0 +1,1 @@
+"""Pure core of the hub: routing, conversation lifecycle, presence. No I/O."""

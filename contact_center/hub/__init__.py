@@ -1,0 +1,1 @@
+"""The hub's use cases: customer messages, routing offers, agent replies, wrap-up."""

@@ -1,0 +1,593 @@
+"""Conversation use cases of the hub: store first (SQL), then update shared state, then publish.
+
+Every write goes to SQL before anything is emitted, so a client that misses an emit gets the message
+back from ``resume`` (catch-up by sequence number). Routing state (queues, offers, presence) lives in
+the :class:`~contact_center.ports.StateStore`; it is derived and can be rebuilt from SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Protocol, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from contact_center.domain.routing import (
+    AgentSnapshot,
+    AgentStatus,
+    QueueRule,
+    WaitingContact,
+    estimate_wait_seconds,
+    plan_assignments,
+    queue_position,
+)
+from contact_center.ports import AgentPresence, QueueEntry, StateStore
+from crm_store.db import Database
+from crm_store.domain.identity import ContactKind, InvalidAddress
+from crm_store.domain.interactions import InteractionKind
+from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
+from crm_store.repositories import conversations as conv_repo
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories.interactions import record_interaction
+
+log = logging.getLogger("contact_center.hub")
+
+OFFER_TIMEOUT_SECONDS = 20.0
+DEFAULT_AHT_SECONDS = 180.0
+MAX_TEXT = 4000
+DISPOSITIONS = ("resolved", "order_placed", "no_answer", "escalated", "other")
+TIER_PRIORITY = {"gold": 2, "silver": 1}
+
+
+class HubError(Exception):
+    """A request the hub refuses, with a code for the client (bad_request, not_found, forbidden, conflict)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def as_ack(self) -> dict[str, Any]:
+        """The Socket.IO acknowledgement for this error."""
+        return {"ok": False, "error": {"code": self.code, "message": str(self)}}
+
+
+class Emitter(Protocol):
+    """Publishes an event to a room of a namespace (python-socketio's ``AsyncServer.emit``)."""
+
+    def emit(self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    """The logged-in agent performing an action."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+
+def message_json(m: Message, sender_name: str = "") -> dict[str, Any]:
+    """The wire shape of a message (text is plain text; clients must not render it as HTML)."""
+    return {
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "sender_kind": m.sender_kind,
+        "sender_name": sender_name,
+        "text": m.body,
+        "internal": m.internal,
+        "created_at": m.created_at.isoformat() if m.created_at else None,
+        "client_msg_id": m.client_msg_id,
+    }
+
+
+def clean_text(raw: Any) -> str:
+    """A message text: a non-empty string of bounded length (kept as typed, never interpreted)."""
+    if not isinstance(raw, str):
+        raise HubError("bad_request", "text must be a string")
+    text = raw.replace("\x00", "").strip()
+    if not text:
+        raise HubError("bad_request", "text is empty")
+    if len(text) > MAX_TEXT:
+        raise HubError("bad_request", f"text is longer than {MAX_TEXT} characters")
+    return text
+
+
+def client_id(raw: Any) -> str:
+    """A client message id: 1..100 printable characters."""
+    if not isinstance(raw, str) or not 1 <= len(raw) <= 100 or not raw.isprintable():
+        raise HubError("bad_request", "client_msg_id must be 1 to 100 printable characters")
+    return raw
+
+
+def room_conv(conversation_id: int) -> str:
+    """The customer-side room of a conversation."""
+    return f"conv:{conversation_id}"
+
+
+def room_agent(agent_id: int) -> str:
+    """The room of all of one agent's console tabs."""
+    return f"agent:{agent_id}"
+
+
+class HubService:
+    """The hub's conversation use cases, shared by every channel adapter.
+
+    :param db: the contact repository (truth).
+    :param store: shared routing state (memory or Redis).
+    :param emitter: the Socket.IO server (or anything with its ``emit``).
+    :param node: this process's name (for presence).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        store: StateStore,
+        emitter: Emitter,
+        *,
+        node: str = "node-1",
+        clock: Callable[[], float] = time.time,
+        offer_timeout: float = OFFER_TIMEOUT_SECONDS,
+    ) -> None:
+        self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
+        self.offer_timeout = offer_timeout
+        self._rules: dict[str, QueueRule] = {}
+        self._queue_ids: dict[str, int] = {}
+        self._default_queue = "general"
+        self._last_queue_info: dict[int, tuple[int, int]] = {}
+        self._customer_locks: dict[int, asyncio.Lock] = {}
+        self._route_lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+
+    # --- set-up --------------------------------------------------------------------------------
+
+    async def load_queues(self) -> None:
+        """Read queue rules from SQL; the chat queue is the first one that serves chat."""
+        async with self.db.session() as s:
+            queues = (await s.exec(select(Queue).order_by(col(Queue.id)))).all()
+        names = {q.id: q.name for q in queues}
+        self._rules = {
+            q.name: QueueRule(
+                name=q.name,
+                skills_required=frozenset(q.skills_required or []),
+                sl_target_seconds=q.sl_target_seconds,
+                overflow_to=names.get(q.overflow_queue_id) if q.overflow_queue_id else None,
+                overflow_after_seconds=q.overflow_after_seconds,
+            )
+            for q in queues
+        }
+        self._queue_ids = {q.name: q.id for q in queues if q.id is not None}
+        chat = [q.name for q in queues if "chat" in (q.channels or [])]
+        self._default_queue = chat[0] if chat else (queues[0].name if queues else "general")
+        if self._default_queue not in self._rules:
+            self._rules[self._default_queue] = QueueRule(name=self._default_queue, skills_required=frozenset())
+
+    async def rebuild_state(self) -> int:
+        """Re-queue every conversation SQL says is waiting but the state store does not know (Redis lost)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(select(Conversation, Customer).join(Customer, col(Customer.id) == col(Conversation.customer_id)).where(Conversation.status == "queued"))
+            ).all()
+        restored = 0
+        for conv, customer in rows:
+            assert conv.id is not None
+            entry = self._entry(conv, customer)
+            if await self.store.enqueue(entry):
+                restored += 1
+        if restored:
+            log.info("re-queued conversations from SQL", extra={"count": restored})
+            self.kick()
+        return restored
+
+    def _entry(self, conv: Conversation, customer: Customer) -> QueueEntry:
+        """The queue entry of a waiting conversation."""
+        queue = next((n for n, i in self._queue_ids.items() if i == conv.queue_id), self._default_queue)
+        return QueueEntry(
+            conversation_id=conv.id,  # type: ignore[arg-type]
+            queue=queue,
+            channel=conv.channel,
+            priority=TIER_PRIORITY.get(customer.tier, 0) + conv.priority,
+            enqueued_at=conv.created_at.timestamp(),
+            declined_by=frozenset(),
+            pinned_agent=None,
+        )
+
+    # --- customers -----------------------------------------------------------------------------
+
+    async def customer_session(
+        self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0
+    ) -> dict[str, Any]:
+        """Identify a web visitor and return their open conversation and what they missed."""
+        async with self.db.transaction() as s:
+            res = await customers_repo.resolve_identity(s, ContactKind.WEB, visitor_id, display_name=name[:200])
+            customer = res.customer
+            assert customer.id is not None
+            if name and not customer.display_name:
+                customer.display_name = name.strip()[:200]
+                s.add(customer)
+            if email:
+                try:
+                    await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
+                except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
+                    log.info("chat email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
+            conv = await conv_repo.find_open_conversation(s, customer.id, "chat")
+        data: dict[str, Any] = {
+            "customer_id": customer.id,
+            "conversation_id": conv.id if conv else None,
+            "status": conv.status if conv else None,
+            "agent_name": None,
+            "messages": [],
+        }
+        if conv is not None:
+            assert conv.id is not None
+            data["messages"] = await self.history(conv.id, last_seq, for_customer=True)
+            data["agent_name"] = await self._agent_name(conv.assigned_agent_id)
+        return data
+
+    async def customer_session_for(self, customer_id: int) -> int | None:
+        """The id of the customer's open chat conversation, if any."""
+        async with self.db.session() as s:
+            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+        return conv.id if conv else None
+
+    async def history(self, conversation_id: int, after_seq: int, *, for_customer: bool) -> list[dict[str, Any]]:
+        """Messages after ``after_seq`` (internal notes only for agents), with sender names."""
+        async with self.db.session() as s:
+            msgs = await conv_repo.messages_after(s, conversation_id, max(0, after_seq), include_internal=not for_customer)
+            names = await self._sender_names(s, msgs)
+        return [message_json(m, names.get(m.sender_id or "", "")) for m in msgs]
+
+    async def _sender_names(self, s: Any, msgs: Sequence[Message]) -> dict[str, str]:
+        """Display names of the agents who wrote these messages."""
+        ids = {int(m.sender_id) for m in msgs if m.sender_kind == "agent" and m.sender_id and m.sender_id.isdigit()}
+        if not ids:
+            return {}
+        agents = (await s.exec(select(Agent).where(col(Agent.id).in_(ids)))).all()
+        return {str(a.id): a.display_name for a in agents}
+
+    async def _agent_name(self, agent_id: int | None) -> str | None:
+        """An agent's display name."""
+        if agent_id is None:
+            return None
+        async with self.db.session() as s:
+            agent = await s.get(Agent, agent_id)
+        return agent.display_name if agent else None
+
+    def _lock_for(self, customer_id: int) -> asyncio.Lock:
+        """One lock per customer so two first messages do not open two conversations (per process)."""
+        lock = self._customer_locks.get(customer_id)
+        if lock is None:
+            lock = self._customer_locks[customer_id] = asyncio.Lock()
+        return lock
+
+    async def customer_message(self, customer_id: int, raw_client_id: Any, raw_text: Any) -> dict[str, Any]:
+        """Store a customer's chat message (opening a conversation if needed), queue it, publish it."""
+        text, cid = clean_text(raw_text), client_id(raw_client_id)
+        async with self._lock_for(customer_id):
+            for attempt in range(3):
+                try:
+                    conv, msg, created, new_conv, customer = await self._store_customer_message(customer_id, cid, text)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+        payload = message_json(msg, customer.display_name or "Customer")
+        if created:
+            await self.emitter.emit("message", payload, to=room_conv(conv.id), namespace="/customer")  # type: ignore[arg-type]
+            if conv.assigned_agent_id is not None:
+                await self.emitter.emit("message", payload, to=room_agent(conv.assigned_agent_id), namespace="/agent")
+        if new_conv:
+            await self.store.enqueue(self._entry(conv, customer))
+            self.kick()
+        return {"message": payload, "conversation_id": conv.id, "created": created}
+
+    async def _store_customer_message(
+        self, customer_id: int, cid: str, text: str
+    ) -> tuple[Conversation, Message, bool, bool, Customer]:
+        """The SQL part of a customer message, in one transaction."""
+        async with self.db.transaction() as s:
+            customer = await customers_repo.get_customer(s, customer_id)
+            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+            new_conv = conv is None
+            if conv is None:
+                conv = await conv_repo.open_conversation(
+                    s, customer_id, "chat", subject=text[:120], queue_id=self._queue_ids.get(self._default_queue)
+                )
+                conv.status = "queued"
+                s.add(conv)
+                await record_interaction(
+                    s, customer_id, InteractionKind.CHAT, "chat", f"Chat started: {text[:200]}",
+                    {"queue": self._default_queue}, conversation_id=conv.id,
+                )
+            assert conv.id is not None
+            appended = await conv_repo.append_message(s, conv.id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
+            await s.refresh(conv)
+        return conv, appended.message, appended.created, new_conv, customer
+
+    async def customer_typing(self, customer_id: int, typing: bool) -> None:
+        """Tell the agent on the customer's open chat that they are typing."""
+        async with self.db.session() as s:
+            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+        if conv is not None and conv.assigned_agent_id is not None:
+            await self.emitter.emit(
+                "typing", {"conversation_id": conv.id, "typing": bool(typing)}, to=room_agent(conv.assigned_agent_id), namespace="/agent"
+            )
+
+    # --- agents --------------------------------------------------------------------------------
+
+    async def agent_online(self, agent: AgentRef) -> dict[str, Any]:
+        """Register an agent's console: presence (kept if they reconnect), their chats and offers."""
+        async with self.db.session() as s:
+            row = await s.get(Agent, agent.id)
+        if row is None or not row.active:
+            raise HubError("forbidden", "this agent account is not active")
+        now = self.clock()
+        presence = await self.store.get_presence(agent.id)
+        if presence is None:
+            presence = AgentPresence(
+                agent_id=agent.id, status=AgentStatus.AWAY.value, since=now, node=self.node,
+                load={}, capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
+            )
+            await self.store.set_presence(presence)
+        conversations = await self.agent_conversations(agent.id)
+        offers = [await self._offer_json(o.conversation_id, o.expires_at, o.queue, o.channel) for o in await self.store.offers_of(agent.id)]
+        return {
+            "agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name, "role": agent.role},
+            "status": presence.status,
+            "conversations": conversations,
+            "offers": offers,
+        }
+
+    async def agent_conversations(self, agent_id: int) -> list[dict[str, Any]]:
+        """The agent's open conversations (from SQL)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(
+                    select(Conversation, Customer)
+                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                    .where(Conversation.assigned_agent_id == agent_id, Conversation.status == "assigned")
+                    .order_by(col(Conversation.id))
+                )
+            ).all()
+        return [self._conv_json(c, cu) for c, cu in rows]
+
+    @staticmethod
+    def _conv_json(conv: Conversation, customer: Customer) -> dict[str, Any]:
+        """A conversation summary for the console."""
+        return {
+            "id": conv.id,
+            "customer_id": customer.id,
+            "customer_name": customer.display_name or f"Visitor {customer.id}",
+            "channel": conv.channel,
+            "status": conv.status,
+            "subject": conv.subject,
+            "last_seq": conv.last_seq,
+        }
+
+    async def set_status(self, agent: AgentRef, status: Any) -> str:
+        """Change an agent's presence (available / away / offline); becoming available triggers routing."""
+        allowed = (AgentStatus.AVAILABLE.value, AgentStatus.AWAY.value, AgentStatus.OFFLINE.value)
+        if status not in allowed:
+            raise HubError("bad_request", f"status must be one of {', '.join(allowed)}")
+        updated = await self.store.set_status(agent.id, status, self.clock())
+        if updated is None:
+            await self.agent_online(agent)
+            updated = await self.store.set_status(agent.id, status, self.clock())
+        if status == AgentStatus.AVAILABLE.value:
+            self.kick()
+        return status
+
+    async def accept(self, agent: AgentRef, conversation_id: Any) -> dict[str, Any]:
+        """Accept an offer: the atomic claim in the state store decides; SQL then records the assignment."""
+        cid = self._conv_id(conversation_id)
+        if not await self.store.accept(cid, agent.id):
+            raise HubError("conflict", "this offer is no longer yours (it timed out or was taken)")
+        async with self.db.transaction() as s:
+            conv = await s.get(Conversation, cid)
+            if conv is None:
+                raise HubError("not_found", "conversation not found")
+            conv.status, conv.assigned_agent_id, conv.assigned_at, conv.updated_at = "assigned", agent.id, utcnow(), utcnow()
+            s.add(conv)
+            customer = await customers_repo.get_customer(s, conv.customer_id)
+            await record_interaction(
+                s, conv.customer_id, InteractionKind.CHAT, conv.channel, f"{agent.display_name} joined the chat",
+                {"event": "accepted"}, agent_id=agent.id, conversation_id=cid,
+            )
+        self._last_queue_info.pop(cid, None)
+        await self.emitter.emit("agent_joined", {"conversation_id": cid, "agent_name": agent.display_name}, to=room_conv(cid), namespace="/customer")
+        return {**self._conv_json(conv, customer), "messages": await self.history(cid, 0, for_customer=False)}
+
+    async def decline(self, agent: AgentRef, conversation_id: Any) -> None:
+        """Decline an offer: the conversation goes back to the queue, keeping its place."""
+        cid = self._conv_id(conversation_id)
+        if await self.store.decline(cid, agent.id) is None:
+            raise HubError("conflict", "there is no offer of this conversation to you")
+        self.kick()
+
+    async def _assigned(self, agent: AgentRef, conversation_id: Any) -> Conversation:
+        """The open conversation, if this agent holds it (supervisors may act on any)."""
+        cid = self._conv_id(conversation_id)
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, cid)
+        if conv is None:
+            raise HubError("not_found", "conversation not found")
+        if conv.status == "closed":
+            raise HubError("conflict", "this conversation is closed")
+        if conv.assigned_agent_id != agent.id and agent.role not in ("supervisor", "admin"):
+            raise HubError("forbidden", "this conversation is not assigned to you")
+        return conv
+
+    async def reply(self, agent: AgentRef, conversation_id: Any, raw_client_id: Any, raw_text: Any, *, internal: bool = False) -> dict[str, Any]:
+        """Store an agent's reply (or internal note) and publish it; a resend returns the first copy."""
+        text = clean_text(raw_text)
+        cid = client_id(raw_client_id) if raw_client_id is not None else None
+        conv = await self._assigned(agent, conversation_id)
+        assert conv.id is not None
+        async with self.db.transaction() as s:
+            appended = await conv_repo.append_message(
+                s, conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid, internal=internal
+            )
+            if internal and appended.created:
+                await record_interaction(
+                    s, conv.customer_id, InteractionKind.NOTE, conv.channel, text[:300], {}, agent_id=agent.id, conversation_id=conv.id
+                )
+        payload = message_json(appended.message, agent.display_name)
+        if appended.created:
+            if not internal:
+                await self.emitter.emit("message", payload, to=room_conv(conv.id), namespace="/customer")
+            await self.emitter.emit("message", payload, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
+        return payload
+
+    async def agent_typing(self, agent: AgentRef, conversation_id: Any, typing: bool) -> None:
+        """Tell the customer the agent is typing."""
+        conv = await self._assigned(agent, conversation_id)
+        await self.emitter.emit(
+            "typing", {"typing": bool(typing), "agent_name": agent.display_name}, to=room_conv(conv.id), namespace="/customer"  # type: ignore[arg-type]
+        )
+
+    async def close(self, agent: AgentRef, conversation_id: Any, disposition: Any, note: Any = "") -> None:
+        """Wrap up a conversation with a disposition; the agent's capacity is freed."""
+        if disposition not in DISPOSITIONS:
+            raise HubError("bad_request", f"disposition must be one of {', '.join(DISPOSITIONS)}")
+        note_text = note.strip()[:1000] if isinstance(note, str) else ""
+        conv = await self._assigned(agent, conversation_id)
+        assert conv.id is not None
+        async with self.db.transaction() as s:
+            row = await s.get(Conversation, conv.id)
+            assert row is not None
+            row.status, row.disposition, row.closed_at, row.updated_at = "closed", disposition, utcnow(), utcnow()
+            s.add(row)
+            await record_interaction(
+                s, conv.customer_id, InteractionKind.CHAT, conv.channel,
+                f"Chat closed ({disposition})" + (f": {note_text}" if note_text else ""),
+                {"disposition": disposition, "note": note_text}, agent_id=agent.id, conversation_id=conv.id,
+            )
+        await self.store.release(conv.id, self.clock())
+        await self.emitter.emit("closed", {"conversation_id": conv.id, "disposition": disposition}, to=room_conv(conv.id), namespace="/customer")
+        await self.emitter.emit("conversation_closed", {"conversation_id": conv.id}, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
+        self.kick()
+
+    async def agent_gone(self, agent_id: int) -> int:
+        """The agent's last console went away: their offers and chats go back to the queue, none lost."""
+        entries = await self.store.requeue_agent(agent_id, self.clock())
+        ids = [e.conversation_id for e in entries]
+        if ids:
+            async with self.db.transaction() as s:
+                for cid in ids:
+                    conv = await s.get(Conversation, cid)
+                    if conv is not None and conv.status == "assigned" and conv.assigned_agent_id == agent_id:
+                        conv.status, conv.assigned_agent_id = "queued", None
+                        s.add(conv)
+                        await record_interaction(
+                            s, conv.customer_id, InteractionKind.CHAT, conv.channel, "Agent disconnected; back in the queue",
+                            {"event": "requeued", "agent_id": agent_id}, conversation_id=cid,
+                        )
+            self.kick()
+        return len(ids)
+
+    @staticmethod
+    def _conv_id(raw: Any) -> int:
+        """A conversation id from a client payload."""
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+            raise HubError("bad_request", "conversation_id must be a positive integer")
+        return raw
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Ask the router to run soon."""
+        self._kick.set()
+
+    async def _offer_json(self, conversation_id: int, expires_at: float, queue: str, channel: str) -> dict[str, Any]:
+        """What the console shows of an offer."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            customer = await s.get(Customer, conv.customer_id) if conv else None
+            last = await conv_repo.messages_after(s, conversation_id, 0, limit=3, include_internal=False) if conv else []
+        return {
+            "conversation_id": conversation_id,
+            "customer": {"id": customer.id if customer else None, "display_name": (customer.display_name if customer else "") or "Visitor"},
+            "channel": channel,
+            "queue": queue,
+            "expires_at": expires_at,
+            "preview": last[0].body[:200] if last else "",
+        }
+
+    async def route_once(self) -> int:
+        """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
+        async with self._route_lock:
+            now = self.clock()
+            for offer in await self.store.expired_offers(now):
+                if await self.store.expire(offer.conversation_id, now) is not None:
+                    await self.emitter.emit("offer_revoked", {"conversation_id": offer.conversation_id}, to=room_agent(offer.agent_id), namespace="/agent")
+            waiting = await self.store.waiting()
+            if not waiting:
+                return 0
+            presences = await self.store.all_presence()
+            agents = [
+                AgentSnapshot(
+                    agent_id=p.agent_id, status=AgentStatus(p.status), skills=p.skills, capacity=p.capacity,
+                    load=p.load, idle_since=p.idle_since,
+                )
+                for p in presences
+            ]
+            contacts = [
+                WaitingContact(
+                    conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
+                    priority=e.priority, declined_by=e.declined_by, pinned_agent=e.pinned_agent,
+                )
+                for e in waiting
+            ]
+            rules = dict(self._rules)
+            for c in contacts:
+                rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
+            made = 0
+            offered: set[int] = set()
+            for a in plan_assignments(contacts, agents, rules, now):
+                offer = await self.store.offer(a.conversation_id, a.agent_id, now + self.offer_timeout, check_capacity=True)
+                if offer is None:
+                    continue  # another hub process offered it first
+                made += 1
+                offered.add(a.conversation_id)
+                await self.emitter.emit("offer", await self._offer_json(offer.conversation_id, offer.expires_at, offer.queue, offer.channel), to=room_agent(a.agent_id), namespace="/agent")
+            await self._publish_queue_positions([c for c in contacts if c.conversation_id not in offered], agents, now)
+            return made
+
+    async def _publish_queue_positions(self, contacts: list[WaitingContact], agents: list[AgentSnapshot], now: float) -> None:
+        """Tell each waiting customer their place and estimated wait, when it changed."""
+        serving = sum(1 for a in agents if a.status in (AgentStatus.AVAILABLE, AgentStatus.BUSY))
+        for c in contacts:
+            pos = queue_position(contacts, c.conversation_id, now)
+            if pos is None:
+                continue
+            eta = estimate_wait_seconds(pos, serving, DEFAULT_AHT_SECONDS, 3.0 if c.channel == "chat" else 1.0)
+            eta_s = -1 if eta == float("inf") else int(round(eta))
+            if self._last_queue_info.get(c.conversation_id) != (pos, eta_s):
+                self._last_queue_info[c.conversation_id] = (pos, eta_s)
+                await self.emitter.emit(
+                    "queue", {"conversation_id": c.conversation_id, "position": pos, "estimated_wait_seconds": None if eta_s < 0 else eta_s},
+                    to=room_conv(c.conversation_id), namespace="/customer",
+                )
+
+    async def run_router(self, interval: float = 1.0) -> None:
+        """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                await self.route_once()
+            except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged
+                log.exception("routing pass failed")
+
+
+def now_utc() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,232 @@
+"""Socket.IO namespaces of the hub: ``/customer`` (the widget) and ``/agent`` (the console).
+
+Thin adapters: they authenticate, read the payload, call :class:`~contact_center.hub.service.HubService`
+and acknowledge. The protocol is documented in ``docs/subsystems/realtime.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from http.cookies import SimpleCookie
+from typing import Any, Awaitable, Callable
+
+import socketio
+
+from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
+from contact_center.sessions import COOKIE_NAME, SessionSigner
+
+log = logging.getLogger("contact_center.realtime")
+
+_VISITOR = re.compile(r"[A-Za-z0-9_-]{8,128}")
+AGENT_GRACE_SECONDS = 15.0
+
+
+async def _acked(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Run a handler and turn its outcome into an acknowledgement (never an unhandled exception)."""
+    try:
+        return {"ok": True, **(await fn())}
+    except HubError as exc:
+        return exc.as_ack()
+    except Exception:  # noqa: BLE001 - a client must get an answer, the bug gets logged
+        log.exception("socket handler failed")
+        return {"ok": False, "error": {"code": "internal", "message": "something went wrong on our side"}}
+
+
+def _dict(data: Any) -> dict[str, Any]:
+    """A payload that must be an object."""
+    if not isinstance(data, dict):
+        raise HubError("bad_request", "payload must be an object")
+    return data
+
+
+class CustomerNamespace(socketio.AsyncNamespace):
+    """The chat widget's connection: one web visitor, their open conversation."""
+
+    def __init__(self, hub: HubService) -> None:
+        super().__init__("/customer")
+        self.hub = hub
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Identify the visitor, join their conversation's room, send the session and what they missed."""
+        auth = auth if isinstance(auth, dict) else {}
+        visitor = auth.get("visitor_id")
+        if not isinstance(visitor, str) or not _VISITOR.fullmatch(visitor):
+            raise socketio.exceptions.ConnectionRefusedError("visitor_id must be 8 to 128 letters, digits, - or _")
+        name = auth.get("name") if isinstance(auth.get("name"), str) else ""
+        email = auth.get("email") if isinstance(auth.get("email"), str) else ""
+        last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
+        session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq)
+        await self.save_session(sid, {"customer_id": session["customer_id"]})
+        if session["conversation_id"]:
+            await self.enter_room(sid, room_conv(session["conversation_id"]))
+        await self.emit("session", session, to=sid)
+
+    async def _customer(self, sid: str) -> int:
+        """The customer id of this socket."""
+        return int((await self.get_session(sid))["customer_id"])
+
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        """A chat message from the customer."""
+        async def run() -> dict[str, Any]:
+            payload = _dict(data)
+            result = await self.hub.customer_message(await self._customer(sid), payload.get("client_msg_id"), payload.get("text"))
+            await self.enter_room(sid, room_conv(result["conversation_id"]))
+            return {"message": result["message"]}
+
+        return await _acked(run)
+
+    async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
+        """Catch-up after a reconnect: every message after ``last_seq``."""
+        async def run() -> dict[str, Any]:
+            payload = _dict(data)
+            last = payload.get("last_seq", 0)
+            if isinstance(last, bool) or not isinstance(last, int) or last < 0:
+                raise HubError("bad_request", "last_seq must be a whole number")
+            session = await self.hub.customer_session_for(await self._customer(sid))
+            if session is None:
+                return {"conversation_id": None, "messages": []}
+            await self.enter_room(sid, room_conv(session))
+            return {"conversation_id": session, "messages": await self.hub.history(session, last, for_customer=True)}
+
+        return await _acked(run)
+
+    async def on_typing(self, sid: str, data: Any) -> None:
+        """The customer is typing (relayed to the agent)."""
+        typing = bool(data.get("typing")) if isinstance(data, dict) else False
+        await self.hub.customer_typing(await self._customer(sid), typing)
+
+
+class AgentNamespace(socketio.AsyncNamespace):
+    """The agent console's connection, authenticated by the session cookie."""
+
+    def __init__(self, hub: HubService, signer: SessionSigner, clock: Callable[[], float]) -> None:
+        super().__init__("/agent")
+        self.hub, self.signer, self.clock = hub, signer, clock
+        self._sockets: dict[int, set[str]] = {}
+        self._gone_tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Check the session cookie, join the agent's room, send hello."""
+        cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+        morsel = cookie.get(COOKIE_NAME)
+        session = self.signer.load(morsel.value if morsel else None, self.clock())
+        if session is None:
+            raise socketio.exceptions.ConnectionRefusedError("log in first")
+        agent = AgentRef(session.agent_id, session.username, session.display_name, session.role)
+        await self.save_session(sid, {"agent": agent})
+        task = self._gone_tasks.pop(agent.id, None)
+        if task is not None:
+            task.cancel()
+        self._sockets.setdefault(agent.id, set()).add(sid)
+        await self.enter_room(sid, room_agent(agent.id))
+        try:
+            hello = await self.hub.agent_online(agent)
+        except HubError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
+        await self.emit("hello", hello, to=sid)
+
+    async def on_disconnect(self, sid: str, *args: Any) -> None:
+        """When an agent's last console tab goes, re-queue their work after a short grace period."""
+        try:
+            agent: AgentRef = (await self.get_session(sid))["agent"]
+        except KeyError:
+            return
+        sockets = self._sockets.get(agent.id, set())
+        sockets.discard(sid)
+        if not sockets:
+            self._gone_tasks[agent.id] = asyncio.get_running_loop().create_task(self._gone_later(agent.id))
+
+    async def _gone_later(self, agent_id: int) -> None:
+        """Re-queue an agent's offers and chats if they have not come back in time."""
+        await asyncio.sleep(AGENT_GRACE_SECONDS)
+        self._gone_tasks.pop(agent_id, None)
+        if not self._sockets.get(agent_id):
+            await self.hub.agent_gone(agent_id)
+
+    async def _agent(self, sid: str) -> AgentRef:
+        """The agent behind this socket."""
+        agent: AgentRef = (await self.get_session(sid))["agent"]
+        return agent
+
+    async def on_set_status(self, sid: str, data: Any) -> dict[str, Any]:
+        """available / away / offline."""
+        async def run() -> dict[str, Any]:
+            return {"status": await self.hub.set_status(await self._agent(sid), _dict(data).get("status"))}
+
+        return await _acked(run)
+
+    async def on_accept(self, sid: str, data: Any) -> dict[str, Any]:
+        """Accept an offer."""
+        async def run() -> dict[str, Any]:
+            return {"conversation": await self.hub.accept(await self._agent(sid), _dict(data).get("conversation_id"))}
+
+        return await _acked(run)
+
+    async def on_decline(self, sid: str, data: Any) -> dict[str, Any]:
+        """Decline an offer."""
+        async def run() -> dict[str, Any]:
+            await self.hub.decline(await self._agent(sid), _dict(data).get("conversation_id"))
+            return {}
+
+        return await _acked(run)
+
+    async def on_reply(self, sid: str, data: Any) -> dict[str, Any]:
+        """A reply to the customer."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            return {"message": await self.hub.reply(await self._agent(sid), p.get("conversation_id"), p.get("client_msg_id"), p.get("text"))}
+
+        return await _acked(run)
+
+    async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
+        """An internal note (never sent to the customer)."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            return {"message": await self.hub.reply(await self._agent(sid), p.get("conversation_id"), p.get("client_msg_id"), p.get("text"), internal=True)}
+
+        return await _acked(run)
+
+    async def on_typing(self, sid: str, data: Any) -> None:
+        """The agent is typing."""
+        if isinstance(data, dict):
+            try:
+                await self.hub.agent_typing(await self._agent(sid), data.get("conversation_id"), bool(data.get("typing")))
+            except HubError:
+                pass
+
+    async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
+        """Catch-up of one conversation after a reconnect."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            agent = await self._agent(sid)
+            conv = await self.hub._assigned(agent, p.get("conversation_id"))
+            last = p.get("last_seq", 0)
+            if isinstance(last, bool) or not isinstance(last, int) or last < 0:
+                raise HubError("bad_request", "last_seq must be a whole number")
+            return {"messages": await self.hub.history(conv.id, last, for_customer=False)}  # type: ignore[arg-type]
+
+        return await _acked(run)
+
+    async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
+        """Wrap up a conversation with a disposition."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            await self.hub.close(await self._agent(sid), p.get("conversation_id"), p.get("disposition"), p.get("note", ""))
+            return {}
+
+        return await _acked(run)
+
+
+def create_sio(redis_url: str, allowed_origins: list[str] | None) -> socketio.AsyncServer:
+    """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
+    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        cors_allowed_origins=allowed_origins or None,  # None: same origin only ([] would switch the check off)
+        max_http_buffer_size=64 * 1024,
+        ping_interval=20,
+        ping_timeout=20,
+    )

@@ -1,0 +1,115 @@
+"""Browser-facing HTTP routes: agent login/logout, the console and demo shop pages, static files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from contact_center.api.errors import error_response, read_json
+from contact_center.keys import DB_KEY, SETTINGS_KEY, SIGNER_KEY
+from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
+from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import products as products_repo
+
+STATIC = Path(__file__).resolve().parent.parent / "agent_console" / "static"
+
+CANNED = [
+    {"shortcut": "hello", "text": "Hello! Thanks for contacting us. How can I help you today?"},
+    {"shortcut": "check", "text": "Let me check that for you, one moment please."},
+    {"shortcut": "order", "text": "Could you give me your order number, please?"},
+    {"shortcut": "delivery", "text": "Orders usually arrive within 2 to 5 business days."},
+    {"shortcut": "returns", "text": "You can return any item within 30 days of delivery for a full refund."},
+    {"shortcut": "bye", "text": "Thanks for chatting with us. Have a great day!"},
+]
+
+
+def current_agent(request: web.Request) -> AgentSession | None:
+    """The agent session in the request's cookie, if valid and not idle too long."""
+    return request.app[SIGNER_KEY].load(request.cookies.get(COOKIE_NAME), time.time())
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    """Set the session cookie with secure defaults."""
+    response.set_cookie(
+        COOKIE_NAME, value, httponly=True, samesite="Strict", secure=request.secure, path="/", max_age=IDLE_TIMEOUT_SECONDS
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /auth/login {username, password}: sets the session cookie."""
+    body = await read_json(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        return error_response(400, "bad_request", "username and password are required")
+    async with request.app[DB_KEY].transaction() as s:
+        agent = await agents_repo.authenticate(s, username[:80], password[:200])
+    if agent is None or agent.id is None:
+        return error_response(401, "unauthorized", "wrong username or password")
+    now = time.time()
+    session = AgentSession(agent.id, agent.username, agent.display_name, agent.role, now, now)
+    resp = web.json_response({"agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name, "role": agent.role}})
+    _set_cookie(request, resp, request.app[SIGNER_KEY].dump(session))
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /auth/logout: clears the session cookie."""
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(COOKIE_NAME, path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /auth/me: the logged-in agent (refreshes the idle timer)."""
+    session = current_agent(request)
+    if session is None:
+        return error_response(401, "unauthorized", "not logged in")
+    resp = web.json_response({"agent": {"id": session.agent_id, "username": session.username, "display_name": session.display_name, "role": session.role}})
+    refreshed = AgentSession(session.agent_id, session.username, session.display_name, session.role, session.issued_at, time.time())
+    _set_cookie(request, resp, request.app[SIGNER_KEY].dump(refreshed))
+    return resp
+
+
+async def shop_products(request: web.Request) -> web.Response:
+    """GET /shop/products.json: the public catalogue for the demo shop page."""
+    async with request.app[DB_KEY].session() as s:
+        items = await products_repo.list_products(s)
+    from crm_store.domain.money import format_money
+
+    return web.json_response(
+        {"products": [
+            {"sku": p.sku, "name": p.name, "category": p.category, "price": format_money(p.price_minor, p.currency), "in_stock": p.stock > 0}
+            for p in items
+        ]}
+    )
+
+
+async def canned(request: web.Request) -> web.Response:
+    """GET /console/canned.json: canned responses for agents."""
+    if current_agent(request) is None:
+        return error_response(401, "unauthorized", "not logged in")
+    return web.json_response(CANNED)
+
+
+def _page(name: str):  # type: ignore[no-untyped-def]
+    """A handler serving one static HTML page."""
+    async def handler(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+def add_web_routes(app: web.Application) -> None:
+    """Mount the browser-facing routes."""
+    app.router.add_post("/auth/login", login)
+    app.router.add_post("/auth/logout", logout)
+    app.router.add_get("/auth/me", me)
+    app.router.add_get("/shop/products.json", shop_products)
+    app.router.add_get("/console/canned.json", canned)
+    app.router.add_get("/console", _page("console.html"))
+    app.router.add_get("/shop", _page("shop.html"))
+    app.router.add_get("/", _page("shop.html"))
+    if STATIC.is_dir():
+        app.router.add_static("/static/", STATIC, show_index=False)

@@ -1,0 +1,203 @@
+"""A whole web chat through the hub over real Socket.IO: customer widget protocol, routing, agent console."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+import socketio
+from aiohttp.test_utils import TestServer
+
+from contact_center.app import create_app
+from contact_center.settings import Settings
+from crm_store.db import Database
+from crm_store.repositories import agents as agents_repo
+
+PASSWORD = "agent-password"
+
+
+class Inbox:
+    """Collects the events a Socket.IO client receives, and waits for them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self._cond = asyncio.Condition()
+
+    async def push(self, name: str, data: Any) -> None:
+        async with self._cond:
+            self.events.append((name, data))
+            self._cond.notify_all()
+
+    async def wait(self, name: str, pred: Any = lambda d: True, timeout: float = 10.0) -> Any:
+        async def find() -> Any:
+            async with self._cond:
+                while True:
+                    for n, d in self.events:
+                        if n == name and pred(d):
+                            return d
+                    await self._cond.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def all(self, name: str) -> list[Any]:
+        return [d for n, d in self.events if n == name]
+
+
+def _client(inbox: Inbox, namespace: str, events: tuple[str, ...]) -> socketio.AsyncClient:
+    sio = socketio.AsyncClient(reconnection=False)
+    for ev in events:
+        async def handler(data: Any = None, _ev: str = ev) -> None:
+            await inbox.push(_ev, data)
+
+        sio.on(ev, handler, namespace=namespace)
+    return sio
+
+
+@pytest.fixture
+async def hub(db: Database) -> AsyncIterator[str]:
+    """A running hub (embedded state) on a real port over the test database, with two agents."""
+    async with db.transaction() as s:
+        await agents_repo.create_agent(s, "alice", PASSWORD, display_name="Alice", capacity={"chat": 3})
+        await agents_repo.create_agent(s, "bob", PASSWORD, display_name="Bob", capacity={"chat": 1})
+        await agents_repo.create_queue(s, "sales", channels=["chat"])
+    settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False, session_secret="s" * 32, offer_timeout_seconds=1.5)
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def _login(base: str, username: str) -> str:
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{base}/auth/login", json={"username": username, "password": PASSWORD})
+        assert resp.status == 200, await resp.text()
+        return f"cc_session={resp.cookies['cc_session'].value}"
+
+
+async def _agent(base: str, username: str) -> tuple[socketio.AsyncClient, Inbox]:
+    inbox = Inbox()
+    sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed"))
+    await sio.connect(base, namespaces=["/agent"], headers={"Cookie": await _login(base, username)}, transports=["websocket"])
+    await inbox.wait("hello")
+    return sio, inbox
+
+
+async def _customer(base: str, visitor: str, last_seq: int = 0) -> tuple[socketio.AsyncClient, Inbox]:
+    inbox = Inbox()
+    sio = _client(inbox, "/customer", ("session", "message", "queue", "agent_joined", "typing", "closed"))
+    await sio.connect(base, namespaces=["/customer"], auth={"visitor_id": visitor, "name": "Cara", "last_seq": last_seq}, transports=["websocket"])
+    await inbox.wait("session")
+    return sio, inbox
+
+
+async def test_a_whole_chat_from_widget_to_console_and_back(hub: str) -> None:
+    agent, a_in = await _agent(hub, "alice")
+    ack = await agent.call("set_status", {"status": "available"}, namespace="/agent")
+    assert ack == {"ok": True, "status": "available"}
+
+    cust, c_in = await _customer(hub, "visitor_e2e_0001")
+    ack = await cust.call("message", {"client_msg_id": "m1", "text": "Hello, where is my order?"}, namespace="/customer")
+    assert ack["ok"] and ack["message"]["seq"] == 1
+    again = await cust.call("message", {"client_msg_id": "m1", "text": "Hello, where is my order?"}, namespace="/customer")
+    assert again["message"]["seq"] == 1  # a resend is not a second message
+
+    offer = await a_in.wait("offer")
+    cid = offer["conversation_id"]
+    assert offer["preview"] == "Hello, where is my order?" and offer["customer"]["display_name"] == "Cara"
+    accepted = await agent.call("accept", {"conversation_id": cid}, namespace="/agent")
+    assert accepted["ok"] and [m["text"] for m in accepted["conversation"]["messages"]] == ["Hello, where is my order?"]
+    assert (await c_in.wait("agent_joined"))["agent_name"] == "Alice"
+
+    reply = await agent.call("reply", {"conversation_id": cid, "client_msg_id": "r1", "text": "Hi! Let me check."}, namespace="/agent")
+    assert reply["ok"]
+    got = await c_in.wait("message", lambda m: m["sender_kind"] == "agent")
+    assert got["text"] == "Hi! Let me check." and got["sender_name"] == "Alice" and got["seq"] == 2
+
+    note = await agent.call("note", {"conversation_id": cid, "client_msg_id": "n1", "text": "VIP, be nice"}, namespace="/agent")
+    assert note["ok"] and note["message"]["internal"] is True
+    html = "<img src=x onerror=alert(1)>"
+    await cust.call("message", {"client_msg_id": "m2", "text": html}, namespace="/customer")
+    assert (await a_in.wait("message", lambda m: m["seq"] == 4))["text"] == html  # stored and relayed as text
+    await cust.disconnect()
+
+    # the customer comes back having seen seq 1: they get 2 and 4, never the internal note (3)
+    cust2, c2_in = await _customer(hub, "visitor_e2e_0001", last_seq=1)
+    session = c2_in.all("session")[0]
+    assert [m["seq"] for m in session["messages"]] == [2, 4]
+    resumed = await cust2.call("resume", {"last_seq": 0}, namespace="/customer")
+    assert [m["seq"] for m in resumed["messages"]] == [1, 2, 4]
+
+    closed = await agent.call("close", {"conversation_id": cid, "disposition": "resolved", "note": "told them"}, namespace="/agent")
+    assert closed == {"ok": True}
+    assert (await c2_in.wait("closed"))["disposition"] == "resolved"
+    await cust2.disconnect()
+    await agent.disconnect()
+
+
+async def test_offer_times_out_to_the_next_agent_and_declines_keep_the_place(hub: str) -> None:
+    alice, a_in = await _agent(hub, "alice")
+    bob, b_in = await _agent(hub, "bob")
+    await alice.call("set_status", {"status": "available"}, namespace="/agent")
+    await bob.call("set_status", {"status": "available"}, namespace="/agent")
+    cust, c_in = await _customer(hub, "visitor_timeout01")
+    await cust.call("message", {"client_msg_id": "x", "text": "anyone there?"}, namespace="/customer")
+
+    first = await asyncio.wait_for(asyncio.wait({asyncio.ensure_future(a_in.wait("offer")), asyncio.ensure_future(b_in.wait("offer"))}, return_when=asyncio.FIRST_COMPLETED), 10)
+    assert first[0]
+    first_inbox, second_inbox = (a_in, b_in) if a_in.all("offer") else (b_in, a_in)
+    cid = first_inbox.all("offer")[0]["conversation_id"]
+    # the first agent lets it time out: it is revoked and offered to the other agent
+    await first_inbox.wait("offer_revoked", lambda d: d["conversation_id"] == cid, timeout=10)
+    offer2 = await second_inbox.wait("offer", lambda d: d["conversation_id"] == cid, timeout=10)
+    second = bob if second_inbox is b_in else alice
+    first_sock = alice if second is bob else bob
+    late = await first_sock.call("accept", {"conversation_id": cid}, namespace="/agent")
+    assert late["ok"] is False and late["error"]["code"] == "conflict"
+    ok = await second.call("accept", {"conversation_id": offer2["conversation_id"]}, namespace="/agent")
+    assert ok["ok"]
+    for s in (alice, bob, cust):
+        await s.disconnect()
+
+
+async def test_queue_position_is_told_while_waiting(hub: str) -> None:
+    c1, in1 = await _customer(hub, "visitor_queue_001")
+    c2, in2 = await _customer(hub, "visitor_queue_002")
+    await c1.call("message", {"client_msg_id": "a", "text": "first"}, namespace="/customer")
+    await asyncio.sleep(0.05)
+    await c2.call("message", {"client_msg_id": "b", "text": "second"}, namespace="/customer")
+    assert (await in1.wait("queue"))["position"] == 1
+    assert (await in2.wait("queue"))["position"] == 2
+    agent, a_in = await _agent(hub, "bob")  # capacity one chat: takes the first, the second moves up
+    await agent.call("set_status", {"status": "available"}, namespace="/agent")
+    offer = await a_in.wait("offer")
+    await agent.call("accept", {"conversation_id": offer["conversation_id"]}, namespace="/agent")
+    assert (await in2.wait("queue", lambda d: d["position"] == 1))["position"] == 1
+    for s in (c1, c2, agent):
+        await s.disconnect()
+
+
+async def test_bad_input_gets_clear_errors(hub: str) -> None:
+    bad = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await bad.connect(hub, namespaces=["/customer"], auth={"visitor_id": "x"}, transports=["websocket"])
+    noauth = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await noauth.connect(hub, namespaces=["/agent"], transports=["websocket"])
+    cust, _ = await _customer(hub, "visitor_badinput1")
+    for payload, code in (("text", "bad_request"), ({"client_msg_id": "a"}, "bad_request"), ({"client_msg_id": "a", "text": " "}, "bad_request"), ({"client_msg_id": "a", "text": "x" * 5000}, "bad_request")):
+        ack = await cust.call("message", payload, namespace="/customer")
+        assert ack["ok"] is False and ack["error"]["code"] == code
+    agent, _ = await _agent(hub, "alice")
+    ack = await agent.call("reply", {"conversation_id": 424242, "client_msg_id": "r", "text": "hi"}, namespace="/agent")
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    ack = await agent.call("set_status", {"status": "sleeping"}, namespace="/agent")
+    assert ack["ok"] is False
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(f"{hub}/auth/login", json={"username": "alice", "password": "nope"})
+        assert r.status == 401
+    for s in (cust, agent):
+        await s.disconnect()
