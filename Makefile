@@ -19,6 +19,7 @@ run: install
 
 services:
 	scripts/ensure-services
+	scripts/ensure-browser
 
 test: install services
 	scripts/run-tests

@@ -64,7 +64,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         from contact_center.state.redis_store import RedisStateStore
 
         redis_client = aioredis.from_url(settings.redis_url)
-        store: StateStore = RedisStateStore(redis_client)
+        store: StateStore = RedisStateStore(redis_client, prefix=settings.redis_prefix)
     else:
         from contact_center.state.memory import MemoryStateStore
 
@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app[METRICS_KEY] = metrics
     app[CLOCK_KEY] = clock or _utcnow
     app[SIGNER_KEY] = SessionSigner(settings.session_secret)
-    sio = create_sio(settings.redis_url, list(settings.allowed_origins))
+    sio = create_sio(settings.redis_url, list(settings.allowed_origins), channel=f"{settings.redis_prefix}socketio")
     sio.attach(app)
     app[SIO_KEY] = sio
     app.cleanup_ctx.append(_database)

@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # Embedded mode with no SERVICE_TOKEN set: a fresh token for this run, shown once to the operator.
         print(f"service token for this run (set SERVICE_TOKEN to choose one): {settings.service_tokens[0]}", file=sys.stderr)
     print(f"contact centre hub on http://{settings.host}:{settings.port}/ (database: {settings.database_url})", file=sys.stderr)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10)
     return 0
 
 

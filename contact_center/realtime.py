@@ -219,9 +219,9 @@ class AgentNamespace(socketio.AsyncNamespace):
         return await _acked(run)
 
 
-def create_sio(redis_url: str, allowed_origins: list[str] | None) -> socketio.AsyncServer:
+def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str = "socketio") -> socketio.AsyncServer:
     """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
-    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,

@@ -44,6 +44,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     node_name: str = ""
     offer_timeout_seconds: float = 20.0
+    redis_prefix: str = "cc:{hub}:"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -68,6 +69,7 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()),
             node_name=env.get("NODE_NAME", ""),
             offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
+            redis_prefix=env.get("REDIS_PREFIX", cls.redis_prefix),
         )
 
     def with_generated_secrets(self) -> "Settings":

@@ -5,7 +5,8 @@
  *
  * Protocol: docs/subsystems/realtime.md (Socket.IO namespace /customer).
  * All customer, agent and bot text is inserted with textContent / createTextNode, never as HTML.
- * Styles are scoped under the `.ccw` root class so the host page's CSS and ours do not mix.
+ * Styles are scoped under the `.ccw` root class (light DOM, so tests and host scripts can query it) and reset
+ * what ordinary host-page element rules could change; a host rule marked !important still wins.
  */
 (function () {
   "use strict";
@@ -22,6 +23,7 @@
   var KEY_TRANSCRIPT = "cc_transcript"; // {conversation_id, messages:[...]}: lets a reload show the history at once
   var KEY_OUTBOX = "cc_outbox"; // messages typed while offline, resent with the same client_msg_id
   var KEY_PROFILE = "cc_profile"; // {name, email} given before the first message
+  var KEY_QUEUE = "cc_queue"; // last {conversation_id, position, estimated_wait_seconds}: the hub re-sends it only on change
   var MAX_CACHED = 200;
   var VISITOR_RE = /^[A-Za-z0-9_-]{8,128}$/;
   var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -117,7 +119,8 @@
 
   var CSS = [
     ".ccw{all:initial;position:fixed;right:24px;bottom:24px;z-index:2147483000;font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;font-size:14px;line-height:1.4;color:#1f2328;}",
-    ".ccw *,.ccw *::before,.ccw *::after{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;}",
+    // reset what a host page's element rules (button{...}, div{...}) could set: ours are more specific
+    ".ccw *,.ccw *::before,.ccw *::after{box-sizing:border-box;margin:0;padding:0;border:0;background:transparent;box-shadow:none;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;text-align:inherit;text-decoration:none;text-shadow:none;text-indent:0;float:none;width:auto;height:auto;min-width:auto;min-height:auto;max-width:none;max-height:none;}",
     ".ccw button{cursor:pointer;border:0;background:none;}",
     ".ccw .ccw-launcher{width:56px;height:56px;border-radius:50%;background:#2563eb;color:#fff;display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(15,23,42,.25);position:absolute;right:0;bottom:0;transition:transform .15s ease,background .15s ease;}",
     ".ccw .ccw-launcher:hover{background:#1d4ed8;transform:translateY(-1px);}",
@@ -141,6 +144,7 @@
     ".ccw .ccw-close:hover{background:rgba(255,255,255,.15);opacity:1;}",
     ".ccw .ccw-queue{background:#eff6ff;color:#1e40af;font-size:12.5px;padding:8px 16px;border-bottom:1px solid #dbeafe;}",
     ".ccw .ccw-queue[hidden]{display:none;}",
+    ".ccw .ccw-msgs>*{flex-shrink:0;}",
     ".ccw .ccw-msgs{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f8fafc;display:flex;flex-direction:column;gap:6px;}",
     ".ccw .ccw-empty{color:#6b7280;font-size:13px;text-align:center;margin:auto 12px;}",
     ".ccw .ccw-msg{display:flex;flex-direction:column;max-width:80%;}",
@@ -184,8 +188,14 @@
     var root = el("div", "ccw", { "data-cc-widget": "" });
 
     var launcher = el("button", "ccw-launcher", { type: "button", "data-testid": "cc-launcher", "aria-label": "Chat with us", "aria-expanded": "false" });
-    launcher.innerHTML = // static markup only, no data
-      '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.6A8 8 0 1 1 21 12z"/></svg>';
+    var SVG = "http://www.w3.org/2000/svg";
+    var icon = document.createElementNS(SVG, "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", "M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.6A8 8 0 1 1 21 12z");
+    icon.appendChild(path);
+    launcher.appendChild(icon);
     var badge = el("span", "ccw-badge", { "aria-hidden": "true" });
     badge.hidden = true;
     launcher.appendChild(badge);
@@ -533,7 +543,9 @@
       state.status = s.status || null;
       (s.messages || []).forEach(function (m) { addMessage(m); });
       setAgent(s.agent_name || null);
-      if (s.status === "closed" || conversationId == null) setQueue(null);
+      var lastQueue = load(KEY_QUEUE, null);
+      if (s.status === "queued" && !s.agent_name && lastQueue && String(lastQueue.conversation_id) === String(conversationId)) setQueue(lastQueue);
+      else setQueue(null);
       flushOutbox();
     });
 
@@ -545,12 +557,14 @@
     });
 
     socket.on("queue", function (q) {
-      if (state.agentName) return;
+      if (state.agentName || !q) return;
       setQueue(q);
+      save(KEY_QUEUE, { conversation_id: q.conversation_id == null ? state.conversationId : q.conversation_id, position: q.position, estimated_wait_seconds: q.estimated_wait_seconds });
     });
 
     socket.on("agent_joined", function (p) {
       setQueue(null);
+      save(KEY_QUEUE, null);
       setAgent(p && p.agent_name);
     });
 

@@ -14,45 +14,9 @@ from contact_center.app import create_app
 from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
+from tests.sio_helpers import Inbox, sio_client as _client
 
 PASSWORD = "agent-password"
-
-
-class Inbox:
-    """Collects the events a Socket.IO client receives, and waits for them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self._cond = asyncio.Condition()
-
-    async def push(self, name: str, data: Any) -> None:
-        async with self._cond:
-            self.events.append((name, data))
-            self._cond.notify_all()
-
-    async def wait(self, name: str, pred: Any = lambda d: True, timeout: float = 10.0) -> Any:
-        async def find() -> Any:
-            async with self._cond:
-                while True:
-                    for n, d in self.events:
-                        if n == name and pred(d):
-                            return d
-                    await self._cond.wait()
-
-        return await asyncio.wait_for(find(), timeout)
-
-    def all(self, name: str) -> list[Any]:
-        return [d for n, d in self.events if n == name]
-
-
-def _client(inbox: Inbox, namespace: str, events: tuple[str, ...]) -> socketio.AsyncClient:
-    sio = socketio.AsyncClient(reconnection=False)
-    for ev in events:
-        async def handler(data: Any = None, _ev: str = ev) -> None:
-            await inbox.push(_ev, data)
-
-        sio.on(ev, handler, namespace=namespace)
-    return sio
 
 
 @pytest.fixture

@@ -588,13 +588,11 @@ def reference_plan(
     return plan
 
 
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings(PROPERTY, max_examples=200)
-@given(scenarios())
-def test_plan_properties(scenario: tuple[list[AgentSnapshot], list[WaitingContact], float]) -> None:
-    agents, waiting, now = scenario
+def check_plan(agents: list[AgentSnapshot], waiting: list[WaitingContact], now: float) -> None:
+    """Properties (1) to (4) of a plan, and its equality with the slow reference plan."""
     plan = plan_assignments(waiting, agents, RULES, now)
     by_id = {a.agent_id: a for a in agents}
     contacts = {c.conversation_id: c for c in waiting}
@@ -644,13 +642,81 @@ def test_plan_properties(scenario: tuple[list[AgentSnapshot], list[WaitingContac
     assert plan == reference_plan(waiting, agents, RULES, now)
 
 
+def check_pool(agents: list[AgentSnapshot], waiting: list[WaitingContact], now: float) -> None:
+    """(5) The indexed pool gives the same answer as the plain scan for every contact."""
+    pool = AgentPool(agents)
+    for c in waiting:
+        assert pool.best_for(c, RULES, now) == pick_agent(c, agents, RULES, now), c
+
+
+@settings(PROPERTY, max_examples=150)
+@given(scenarios())
+def test_plan_properties(scenario: tuple[list[AgentSnapshot], list[WaitingContact], float]) -> None:
+    check_plan(*scenario)
+
+
+@PROPERTY
+@given(agent_snapshots(1), st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 5)), st.sampled_from(CHANNELS))
+def test_can_take_is_the_exact_fraction_rule(base: AgentSnapshot, load: dict[str, int], channel: str) -> None:
+    a = replace(base, load=load)
+    expected = (
+        a.status in (A.AVAILABLE, A.BUSY)
+        and load.get(channel, 0) < a.capacity.get(channel, 0)
+        and used_weight(load) + channel_weight(channel) <= 1
+    )
+    assert can_take(a, channel) == expected
+
+
 @PROPERTY
 @given(scenarios())
 def test_pool_best_for_equals_pick_agent(scenario: tuple[list[AgentSnapshot], list[WaitingContact], float]) -> None:
-    agents, waiting, now = scenario
-    pool = AgentPool(agents)
-    for c in waiting:
-        assert pool.best_for(c, RULES, now) == pick_agent(c, agents, RULES, now)
+    check_pool(*scenario)
+
+
+def random_scenario(rnd: random.Random) -> tuple[list[AgentSnapshot], list[WaitingContact], float]:
+    """A scenario like the hypothesis ones, from a plain seeded generator: cheap, so many can run."""
+    agents = []
+    for aid in range(1, rnd.randint(0, 12) + 1):
+        capacity = {ch: rnd.randint(0, 4) for ch in rnd.sample(CHANNELS, rnd.randint(0, 5))}
+        load = {ch: rnd.randint(0, cap) for ch, cap in capacity.items()}
+        while used_weight(load) > 1:
+            load[max(load, key=lambda ch: (load[ch] * channel_weight(ch), ch))] -= 1
+        agents.append(
+            AgentSnapshot(
+                agent_id=aid,
+                status=rnd.choice([A.AVAILABLE, A.AVAILABLE, A.AVAILABLE, A.BUSY, A.WRAP_UP, A.AWAY, A.OFFLINE]),
+                skills={sk: rnd.randint(0, 5) for sk in rnd.sample(SKILLS, rnd.randint(0, 4))},
+                capacity=capacity,
+                load={ch: n for ch, n in load.items() if n},
+                idle_since=float(rnd.randint(0, 4)),
+            )
+        )
+    waiting = []
+    for cid in rnd.sample(range(1, 10_000), rnd.randint(0, 30)):
+        special = rnd.randint(0, 5)
+        waiting.append(
+            WaitingContact(
+                conversation_id=cid,
+                queue=rnd.choice(QUEUES),
+                channel=rnd.choice(CHANNELS),
+                enqueued_at=float(rnd.randint(0, 400)),
+                priority=rnd.randint(0, 2),
+                declined_by=frozenset(rnd.sample(range(1, len(agents) + 2), rnd.randint(1, min(3, len(agents) + 1))))
+                if special == 1
+                else frozenset(),
+                pinned_agent=rnd.randint(1, len(agents) + 1) if special == 2 else None,
+            )
+        )
+    return agents, waiting, float(rnd.randint(0, 500))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plan_and_pool_on_many_seeded_scenarios(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(250):
+        scenario = random_scenario(rnd)
+        check_plan(*scenario)
+        check_pool(*scenario)
 
 
 @st.composite
