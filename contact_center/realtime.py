@@ -219,13 +219,28 @@ class AgentNamespace(socketio.AsyncNamespace):
         return await _acked(run)
 
 
+def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:
+    """Accept the hub's own origin (as the browser or the reverse proxy names it) plus the listed shops."""
+    listed = {o.rstrip("/") for o in allowed_origins}
+
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin is None:
+            return True  # not a browser (no Origin header): nothing for CORS to protect
+        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[0].strip()
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme", "http")).split(",")[0].strip()
+        own = {f"{scheme}://{host}", f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"}
+        return origin.rstrip("/") in own or origin.rstrip("/") in listed
+
+    return allowed
+
+
 def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str = "socketio") -> socketio.AsyncServer:
     """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
     manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
-        cors_allowed_origins=allowed_origins or None,  # None: same origin only ([] would switch the check off)
+        cors_allowed_origins=origin_checker(allowed_origins or []),
         max_http_buffer_size=64 * 1024,
         ping_interval=20,
         ping_timeout=20,

@@ -227,7 +227,23 @@ class HubService:
             assert conv.id is not None
             data["messages"] = await self.history(conv.id, last_seq, for_customer=True)
             data["agent_name"] = await self._agent_name(conv.assigned_agent_id)
+            data["queue"] = await self.queue_info(conv.id) if conv.status == "queued" else None
         return data
+
+    async def queue_info(self, conversation_id: int) -> dict[str, Any] | None:
+        """A waiting conversation's place in its queue and estimated wait (None if not waiting)."""
+        waiting = await self.store.waiting()
+        contacts = [
+            WaitingContact(e.conversation_id, e.queue, e.channel, e.enqueued_at, e.priority, e.declined_by, e.pinned_agent)
+            for e in waiting
+        ]
+        pos = queue_position(contacts, conversation_id, self.clock())
+        if pos is None:
+            return None
+        agents = await self.store.all_presence()
+        serving = sum(1 for a in agents if a.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value))
+        eta = estimate_wait_seconds(pos, serving, DEFAULT_AHT_SECONDS, 3.0)
+        return {"conversation_id": conversation_id, "position": pos, "estimated_wait_seconds": None if eta == float("inf") else int(round(eta))}
 
     async def customer_session_for(self, customer_id: int) -> int | None:
         """The id of the customer's open chat conversation, if any."""

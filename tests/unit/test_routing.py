@@ -516,8 +516,11 @@ QUEUES = (*RULES, "ghost")
 
 @st.composite
 def agent_snapshots(draw: st.DrawFn, agent_id: int) -> AgentSnapshot:
-    capacity = draw(st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 4), max_size=5))
-    load = {ch: draw(st.integers(0, cap)) for ch, cap in capacity.items()}
+    # Fixed-length lists are much cheaper for hypothesis to generate than dictionaries; negative: absent.
+    caps = draw(st.lists(st.integers(-3, 4), min_size=len(CHANNELS), max_size=len(CHANNELS)))
+    capacity = {ch: cap for ch, cap in zip(CHANNELS, caps) if cap >= 0}
+    loads = draw(st.lists(st.integers(0, 4), min_size=len(CHANNELS), max_size=len(CHANNELS)))
+    load = {ch: min(n, capacity[ch]) for ch, n in zip(CHANNELS, loads) if ch in capacity}
     while used_weight(load) > 1:  # start from a legal state: trim the biggest load
         biggest = max(load, key=lambda ch: (load[ch] * channel_weight(ch), ch))
         load[biggest] -= 1
@@ -525,7 +528,11 @@ def agent_snapshots(draw: st.DrawFn, agent_id: int) -> AgentSnapshot:
     return AgentSnapshot(
         agent_id=agent_id,
         status=draw(st.sampled_from([A.AVAILABLE, A.AVAILABLE, A.AVAILABLE, A.BUSY, A.WRAP_UP, A.AWAY, A.OFFLINE])),
-        skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(0, 5), max_size=4)),
+        skills={
+            sk: level
+            for sk, level in zip(SKILLS, draw(st.lists(st.integers(-2, 5), min_size=len(SKILLS), max_size=len(SKILLS))))
+            if level >= 0
+        },
         capacity=capacity,
         load=load,
         idle_since=float(draw(st.integers(0, 4))),  # few values: plenty of ties
