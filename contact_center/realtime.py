@@ -209,6 +209,16 @@ class AgentNamespace(socketio.AsyncNamespace):
 
         return await _acked(run)
 
+    async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
+        """Transfer a conversation to another queue or agent."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            return await self.hub.transfer(
+                await self._agent(sid), p.get("conversation_id"), queue=p.get("queue"), to_agent=p.get("agent_id"), note=p.get("note", "")
+            )
+
+        return await _acked(run)
+
     async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
         """Wrap up a conversation with a disposition."""
         async def run() -> dict[str, Any]:

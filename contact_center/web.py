@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from contact_center.api.errors import error_response, read_json
-from contact_center.keys import DB_KEY, SETTINGS_KEY, SIGNER_KEY
+from contact_center.keys import DB_KEY, HUB_KEY, SIGNER_KEY
 from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import products as products_repo
@@ -93,6 +93,27 @@ async def canned(request: web.Request) -> web.Response:
     return web.json_response(CANNED)
 
 
+async def directory(request: web.Request) -> web.Response:
+    """GET /console/directory.json: queues and agents (with presence) to transfer to."""
+    me_ = current_agent(request)
+    if me_ is None:
+        return error_response(401, "unauthorized", "not logged in")
+    hub = request.app[HUB_KEY]
+    presence = {p.agent_id: p.status for p in await hub.store.all_presence()}
+    async with request.app[DB_KEY].session() as s:
+        agents = await agents_repo.list_agents(s)
+    return web.json_response(
+        {
+            "queues": hub.queue_names(),
+            "agents": [
+                {"id": a.id, "display_name": a.display_name, "role": a.role, "status": presence.get(a.id or 0, "offline")}
+                for a in agents
+                if a.active and a.id != me_.agent_id
+            ],
+        }
+    )
+
+
 def _page(name: str):  # type: ignore[no-untyped-def]
     """A handler serving one static HTML page."""
     async def handler(request: web.Request) -> web.FileResponse:
@@ -108,6 +129,7 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/auth/me", me)
     app.router.add_get("/shop/products.json", shop_products)
     app.router.add_get("/console/canned.json", canned)
+    app.router.add_get("/console/directory.json", directory)
     app.router.add_get("/console", _page("console.html"))
     app.router.add_get("/shop", _page("shop.html"))
     app.router.add_get("/", _page("shop.html"))

@@ -167,6 +167,10 @@ class HubService:
         if self._default_queue not in self._rules:
             self._rules[self._default_queue] = QueueRule(name=self._default_queue, skills_required=frozenset())
 
+    def queue_names(self) -> list[str]:
+        """The names of the queues a conversation can be transferred to."""
+        return sorted(self._rules)
+
     async def rebuild_state(self) -> int:
         """Re-queue every conversation SQL says is waiting but the state store does not know (Redis lost)."""
         async with self.db.session() as s:
@@ -487,6 +491,53 @@ class HubService:
         await self.emitter.emit("closed", {"conversation_id": conv.id, "disposition": disposition}, to=room_conv(conv.id), namespace="/customer")
         await self.emitter.emit("conversation_closed", {"conversation_id": conv.id}, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
         self.kick()
+
+    async def transfer(
+        self, agent: AgentRef, conversation_id: Any, *, queue: Any = None, to_agent: Any = None, note: Any = ""
+    ) -> dict[str, Any]:
+        """Hand a conversation to another queue or a named agent; it keeps its place in line."""
+        if queue is None and to_agent is None:
+            raise HubError("bad_request", "give a queue or an agent to transfer to")
+        if queue is not None and queue not in self._rules:
+            raise HubError("bad_request", f"queue must be one of {', '.join(sorted(self._rules))}")
+        if to_agent is not None:
+            if isinstance(to_agent, bool) or not isinstance(to_agent, int):
+                raise HubError("bad_request", "agent_id must be an agent's id")
+            if to_agent == agent.id:
+                raise HubError("bad_request", "this conversation is already yours")
+            async with self.db.session() as s:
+                target = await s.get(Agent, to_agent)
+            if target is None or not target.active:
+                raise HubError("not_found", "no such agent")
+        note_text = note.strip()[:500] if isinstance(note, str) else ""
+        conv = await self._assigned(agent, conversation_id)
+        assert conv.id is not None
+        current_queue = next((n for n, i in self._queue_ids.items() if i == conv.queue_id), self._default_queue)
+        new_queue = queue or current_queue
+        where = f"queue {new_queue}" if to_agent is None else f"agent {target.display_name}"
+        async with self.db.transaction() as s:
+            row = await s.get(Conversation, conv.id)
+            assert row is not None
+            customer = await customers_repo.get_customer(s, row.customer_id)
+            row.status, row.assigned_agent_id, row.updated_at = "queued", None, utcnow()
+            row.queue_id = self._queue_ids.get(new_queue, row.queue_id)
+            s.add(row)
+            system = await conv_repo.append_message(s, conv.id, "system", "You are being transferred to a colleague who can help further.")
+            await record_interaction(
+                s, row.customer_id, InteractionKind.CHAT, row.channel,
+                f"Transferred by {agent.display_name} to {where}" + (f": {note_text}" if note_text else ""),
+                {"event": "transferred", "queue": new_queue, "to_agent": to_agent, "note": note_text},
+                agent_id=agent.id, conversation_id=conv.id,
+            )
+        await self.store.release(conv.id, self.clock())
+        entry = self._entry(row, customer)
+        await self.store.enqueue(
+            QueueEntry(entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at, frozenset(), to_agent)
+        )
+        await self.emitter.emit("message", message_json(system.message), to=room_conv(conv.id), namespace="/customer")
+        await self.emitter.emit("conversation_closed", {"conversation_id": conv.id, "reason": "transferred"}, to=room_agent(agent.id), namespace="/agent")
+        self.kick()
+        return {"conversation_id": conv.id, "queue": new_queue, "agent_id": to_agent}
 
     async def agent_gone(self, agent_id: int) -> int:
         """The agent's last console went away: their offers and chats go back to the queue, none lost."""

@@ -24,8 +24,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
@@ -859,7 +860,69 @@ _op = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
-@given(st.lists(_op, min_size=20, max_size=80))
-def test_memory_store_matches_the_model_hypothesis(ops: list[Op]) -> None:
-    asyncio.run(_check_against_model(MemoryStateStore(), ops))
+class MemoryStoreVersusModel(RuleBasedStateMachine):
+    """Hypothesis drives the memory adapter and the model side by side: any call at random, plus calls
+    aimed at what exists (offer a waiting conversation to a known agent, accept, decline or expire a
+    live offer, release an assignment, lose an agent who holds something) so long chains happen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.store = MemoryStateStore()
+        self.model = Model()
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+    def check(self, op: Op) -> None:
+        want = self.loop.run_until_complete(_call(self.model, op))
+        got = self.loop.run_until_complete(_call(self.store, op))
+        assert got == want, f"{op}\n  store: {got}\n  model: {want}"
+
+    @rule(op=_op)
+    def any_call(self, op: Op) -> None:
+        self.check(op)
+
+    @rule(data=st.data(), expires_at=_times, check_capacity=st.booleans())
+    def offer_a_waiting_conversation(self, data: st.DataObject, expires_at: float, check_capacity: bool) -> None:
+        waiting = [e.conversation_id for e, s, _, _ in self.model.convs.values() if s == "waiting"]
+        agents = sorted(self.model.presence) or AGENTS
+        if waiting:
+            cid, aid = data.draw(st.sampled_from(waiting)), data.draw(st.sampled_from(agents))
+            self.check(("offer", cid, aid, expires_at, check_capacity))
+
+    @rule(data=st.data(), verb=st.sampled_from(["accept", "decline", "expire", "expire_early"]))
+    def act_on_a_live_offer(self, data: st.DataObject, verb: str) -> None:
+        offers = self.model._offers()
+        if offers:
+            o = data.draw(st.sampled_from(sorted(offers, key=lambda o: o.conversation_id)))
+            if verb == "expire":
+                self.check(("expire", o.conversation_id, o.expires_at))
+            elif verb == "expire_early":
+                self.check(("expire", o.conversation_id, o.expires_at - 0.5))
+            else:
+                self.check((verb, o.conversation_id, o.agent_id))
+
+    @rule(data=st.data(), now=_times)
+    def release_an_assignment(self, data: st.DataObject, now: float) -> None:
+        assigned = sorted(c for c, (_, s, _, _) in self.model.convs.items() if s == "assigned")
+        if assigned:
+            self.check(("release", data.draw(st.sampled_from(assigned)), now))
+
+    @rule(data=st.data(), now=_times)
+    def lose_an_agent_who_holds_something(self, data: st.DataObject, now: float) -> None:
+        holders = sorted({a for (_, _, a, _) in self.model.convs.values() if a is not None})
+        if holders:
+            self.check(("requeue_agent", data.draw(st.sampled_from(holders)), now))
+
+    @invariant()
+    def same_state(self) -> None:
+        got = self.loop.run_until_complete(_snapshot(self.store))
+        want = self.loop.run_until_complete(_snapshot(self.model))
+        assert got == want
+
+
+TestMemoryStoreVersusModel = MemoryStoreVersusModel.TestCase
+TestMemoryStoreVersusModel.settings = settings(
+    max_examples=60, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)

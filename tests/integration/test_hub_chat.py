@@ -165,3 +165,28 @@ async def test_bad_input_gets_clear_errors(hub: str) -> None:
         assert r.status == 401
     for s in (cust, agent):
         await s.disconnect()
+
+
+async def test_transfer_to_a_named_agent_keeps_the_transcript(hub: str) -> None:
+    alice, a_in = await _agent(hub, "alice")
+    bob, b_in = await _agent(hub, "bob")
+    await alice.call("set_status", {"status": "available"}, namespace="/agent")
+    cust, c_in = await _customer(hub, "visitor_transfer1")
+    await cust.call("message", {"client_msg_id": "t1", "text": "I want to return shoes"}, namespace="/customer")
+    offer = await a_in.wait("offer")
+    cid = offer["conversation_id"]
+    assert (await alice.call("accept", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    bad = await alice.call("transfer", {"conversation_id": cid, "queue": "nowhere"}, namespace="/agent")
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+    bob_id = (b_in.all("hello")[0])["agent"]["id"]
+    moved = await alice.call("transfer", {"conversation_id": cid, "agent_id": bob_id, "note": "returns"}, namespace="/agent")
+    assert moved["ok"] and moved["agent_id"] == bob_id
+    await a_in.wait("conversation_closed", lambda d: d["conversation_id"] == cid)
+    assert (await c_in.wait("message", lambda m: m["sender_kind"] == "system"))["text"].startswith("You are being transferred")
+    await bob.call("set_status", {"status": "available"}, namespace="/agent")  # pinned: only Bob gets it
+    offer2 = await b_in.wait("offer", lambda d: d["conversation_id"] == cid)
+    accepted = await bob.call("accept", {"conversation_id": offer2["conversation_id"]}, namespace="/agent")
+    assert [m["text"] for m in accepted["conversation"]["messages"]][0] == "I want to return shoes"
+    assert len([o for o in a_in.all("offer") if o["conversation_id"] == cid]) == 1  # never re-offered to Alice
+    for s in (alice, bob, cust):
+        await s.disconnect()
