@@ -70,7 +70,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
         store = MemoryStateStore()
     sio = app[SIO_KEY]
-    hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds)
+    hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
+        wrap_up_seconds=settings.wrap_up_seconds,
+    )
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()

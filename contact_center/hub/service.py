@@ -133,9 +133,12 @@ class HubService:
         node: str = "node-1",
         clock: Callable[[], float] = time.time,
         offer_timeout: float = OFFER_TIMEOUT_SECONDS,
+        wrap_up_seconds: float = 10.0,
     ) -> None:
         self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
         self.offer_timeout = offer_timeout
+        self.wrap_up_seconds = wrap_up_seconds
+        self._wrap_up_tasks: dict[int, asyncio.Task[None]] = {}
         self._rules: dict[str, QueueRule] = {}
         self._queue_ids: dict[str, int] = {}
         self._default_queue = "general"
@@ -487,10 +490,37 @@ class HubService:
                 f"Chat closed ({disposition})" + (f": {note_text}" if note_text else ""),
                 {"disposition": disposition, "note": note_text}, agent_id=agent.id, conversation_id=conv.id,
             )
-        await self.store.release(conv.id, self.clock())
+        holder = await self.store.release(conv.id, self.clock())
         await self.emitter.emit("closed", {"conversation_id": conv.id, "disposition": disposition}, to=room_conv(conv.id), namespace="/customer")
         await self.emitter.emit("conversation_closed", {"conversation_id": conv.id}, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
+        if holder is not None:
+            await self._start_wrap_up(holder)
         self.kick()
+
+    async def _start_wrap_up(self, agent_id: int) -> None:
+        """After their last conversation closes, an available agent gets a short wrap-up before new offers."""
+        if self.wrap_up_seconds <= 0 or await self.store.assignments_of(agent_id):
+            return
+        presence = await self.store.get_presence(agent_id)
+        if presence is None or presence.status != AgentStatus.AVAILABLE.value:
+            return
+        await self.store.set_status(agent_id, AgentStatus.WRAP_UP.value, self.clock())
+        until = self.clock() + self.wrap_up_seconds
+        await self.emitter.emit("status", {"status": "wrap_up", "until": until}, to=room_agent(agent_id), namespace="/agent")
+        old = self._wrap_up_tasks.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+        self._wrap_up_tasks[agent_id] = asyncio.get_running_loop().create_task(self._end_wrap_up(agent_id))
+
+    async def _end_wrap_up(self, agent_id: int) -> None:
+        """Back to available when wrap-up time is over, unless the agent chose another status meanwhile."""
+        await asyncio.sleep(self.wrap_up_seconds)
+        self._wrap_up_tasks.pop(agent_id, None)
+        presence = await self.store.get_presence(agent_id)
+        if presence is not None and presence.status == AgentStatus.WRAP_UP.value:
+            await self.store.set_status(agent_id, AgentStatus.AVAILABLE.value, self.clock())
+            await self.emitter.emit("status", {"status": "available"}, to=room_agent(agent_id), namespace="/agent")
+            self.kick()
 
     async def transfer(
         self, agent: AgentRef, conversation_id: Any, *, queue: Any = None, to_agent: Any = None, note: Any = ""

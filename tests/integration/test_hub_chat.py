@@ -44,7 +44,7 @@ async def _login(base: str, username: str) -> str:
 
 async def _agent(base: str, username: str) -> tuple[socketio.AsyncClient, Inbox]:
     inbox = Inbox()
-    sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed"))
+    sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed", "status"))
     await sio.connect(base, namespaces=["/agent"], headers={"Cookie": await _login(base, username)}, transports=["websocket"])
     await inbox.wait("hello")
     return sio, inbox
@@ -190,3 +190,33 @@ async def test_transfer_to_a_named_agent_keeps_the_transcript(hub: str) -> None:
     assert len([o for o in a_in.all("offer") if o["conversation_id"] == cid]) == 1  # never re-offered to Alice
     for s in (alice, bob, cust):
         await s.disconnect()
+
+
+async def test_wrap_up_after_the_last_chat_then_available_again(db: Database) -> None:
+    async with db.transaction() as s:
+        await agents_repo.create_agent(s, "alice", PASSWORD, display_name="Alice", capacity={"chat": 3})
+    settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False,
+                        session_secret="s" * 32, wrap_up_seconds=0.8)
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        agent, a_in = await _agent(base, "alice")
+        await agent.call("set_status", {"status": "available"}, namespace="/agent")
+        cust, _ = await _customer(base, "visitor_wrapup_01")
+        await cust.call("message", {"client_msg_id": "w", "text": "hi"}, namespace="/customer")
+        offer = await a_in.wait("offer")
+        await agent.call("accept", {"conversation_id": offer["conversation_id"]}, namespace="/agent")
+        await agent.call("close", {"conversation_id": offer["conversation_id"], "disposition": "resolved"}, namespace="/agent")
+        assert (await a_in.wait("status"))["status"] == "wrap_up"
+        # a new customer waits during wrap-up, then is offered once the agent is available again
+        cust2, _ = await _customer(base, "visitor_wrapup_02")
+        await cust2.call("message", {"client_msg_id": "w2", "text": "me next"}, namespace="/customer")
+        await asyncio.sleep(0.3)
+        assert len(a_in.all("offer")) == 1
+        await a_in.wait("status", lambda d: d["status"] == "available", timeout=5)
+        assert (await a_in.wait("offer", lambda d: d["conversation_id"] != offer["conversation_id"]))["preview"] == "me next"
+        for s in (agent, cust, cust2):
+            await s.disconnect()
+    finally:
+        await server.close()
