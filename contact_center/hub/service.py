@@ -671,8 +671,13 @@ class HubService:
                     to=room_conv(c.conversation_id), namespace="/customer",
                 )
 
-    async def run_router(self, interval: float = 1.0) -> None:
-        """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts)."""
+    async def run_router(self, interval: float = 1.0, reconcile_every: float = 15.0) -> None:
+        """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts).
+
+        Every ``reconcile_every`` seconds it also re-queues conversations that SQL says are waiting but
+        the shared state has lost (a Redis restart loses no customer).
+        """
+        last_reconcile = self.clock()
         while True:
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout=interval)
@@ -680,6 +685,9 @@ class HubService:
                 pass
             self._kick.clear()
             try:
+                if self.clock() - last_reconcile >= reconcile_every:
+                    last_reconcile = self.clock()
+                    await self.rebuild_state()
                 await self.route_once()
             except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged
                 log.exception("routing pass failed")

@@ -17,6 +17,7 @@ from crm_store.repositories import agents as agents_repo
 from tests.sio_helpers import Inbox, sio_client as _client
 
 PASSWORD = "agent-password"
+_APPS: list[Any] = []  # the running app of the `hub` fixture, for tests that look inside it
 
 
 @pytest.fixture
@@ -27,11 +28,14 @@ async def hub(db: Database) -> AsyncIterator[str]:
         await agents_repo.create_agent(s, "bob", PASSWORD, display_name="Bob", capacity={"chat": 1})
         await agents_repo.create_queue(s, "sales", channels=["chat"])
     settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False, session_secret="s" * 32, offer_timeout_seconds=1.5)
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    app = create_app(settings)
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
+    _APPS.append(app)
     try:
         yield str(server.make_url("")).rstrip("/")
     finally:
+        _APPS.remove(app)
         await server.close()
 
 
@@ -220,3 +224,24 @@ async def test_wrap_up_after_the_last_chat_then_available_again(db: Database) ->
             await s.disconnect()
     finally:
         await server.close()
+
+
+async def test_lost_shared_state_is_rebuilt_from_sql(hub: str, db: Database) -> None:
+    """Redis (or the in-process store) forgetting the queue loses no customer: SQL puts them back."""
+    cust, c_in = await _customer(hub, "visitor_rebuild01")
+    await cust.call("message", {"client_msg_id": "r", "text": "still there?"}, namespace="/customer")
+    await c_in.wait("queue")
+    from contact_center.keys import HUB_KEY
+
+    app = next(iter(_APPS))
+    hub_service = app[HUB_KEY]
+    await hub_service.store.clear()
+    assert await hub_service.store.waiting() == []
+    assert await hub_service.rebuild_state() == 1
+    waiting = await hub_service.store.waiting()
+    assert len(waiting) == 1 and waiting[0].queue == "sales"
+    agent, a_in = await _agent(hub, "alice")
+    await agent.call("set_status", {"status": "available"}, namespace="/agent")
+    assert (await a_in.wait("offer"))["preview"] == "still there?"
+    for s in (cust, agent):
+        await s.disconnect()
