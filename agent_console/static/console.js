@@ -72,6 +72,16 @@ const state = {
   canned: null, // [{shortcut, text}] once loaded
   cannedIndex: 0,
   customerReq: 0,
+  customerId: null, // the customer shown in the 360 (of the active conversation)
+  customer: null, // {id, name, points} once the 360 has loaded
+  tab: "orders", // right panel: "customer" or "orders"
+  lookupReq: 0,
+  detailReq: 0,
+  orderForm: null, // the open "New order" form (see buildOrderForm)
+  flash: null, // {customerId, orderId, detail}: "Order #N placed" shown in the 360
+  transferConv: null, // conversation id the transfer dialog is for
+  transferPending: null,
+  transferAgents: new Map(), // agent id -> display name, from the directory
 };
 
 function key(id) {
@@ -211,7 +221,22 @@ function teardown() {
   $("transcript").replaceChildren();
   renderCounts();
   showChat(null);
+  closeTransfer();
+  state.orderForm = null;
+  state.flash = null;
+  state.customerId = null;
+  state.customer = null;
   render360Placeholder();
+  renderCustomerPane();
+  clearLookup();
+  setTab("orders");
+}
+
+/** The session cookie is gone (idle timeout, logged out elsewhere): back to the login form. */
+function sessionEnded() {
+  if ($("app-view").hidden) return;
+  teardown();
+  showLogin("Your session has ended. Please sign in again.");
 }
 
 // ------------------------------------------------------------------ socket
@@ -284,7 +309,14 @@ async function startApp(agent) {
   });
   socket.on("conversation_closed", (p) => {
     const conv = p && state.convs.get(key(p.conversation_id));
-    if (conv) markClosed(conv);
+    if (!conv) return;
+    if (p.reason === "transferred") {
+      // our own transfer's ack removes it as well; this covers another tab or a supervisor's transfer
+      if (key(state.transferPending) !== key(conv.id)) toast(`${convName(conv)} was transferred`);
+      removeConv(conv);
+    } else {
+      markClosed(conv);
+    }
   });
 }
 
@@ -333,6 +365,7 @@ function upsertConv(data) {
     conv.customerId = fresh.customerId ?? conv.customerId;
     conv.customerName = fresh.customerName ?? conv.customerName;
     conv.channel = fresh.channel ?? conv.channel;
+    conv.queue = fresh.queue ?? conv.queue;
     conv.status = fresh.status ?? conv.status;
   }
   renderConvItem(conv);
@@ -452,7 +485,7 @@ function acceptOffer(entry, ...buttons) {
     }
     removeOffer(offer.conversation_id);
     const data = ack.conversation || { id: offer.conversation_id };
-    const conv = upsertConv({ ...data, id: data.id ?? offer.conversation_id, customer: offer.customer, customer_id: data.customer_id ?? offer.customer?.id, channel: data.channel ?? offer.channel });
+    const conv = upsertConv({ ...data, id: data.id ?? offer.conversation_id, customer: offer.customer, customer_id: data.customer_id ?? offer.customer?.id, channel: data.channel ?? offer.channel, queue: data.queue ?? offer.queue });
     conv.closed = false;
     for (const m of data.messages || []) addMessage(conv, m);
     selectConv(conv.id);
@@ -540,10 +573,18 @@ function markClosed(conv) {
 function removeConv(conv) {
   conv.node?.remove();
   state.convs.delete(key(conv.id));
+  if (key(state.transferConv) === key(conv.id)) closeTransfer();
+  if (state.orderForm && key(state.orderForm.customerId) === key(conv.customerId)) state.orderForm = null;
   if (key(conv.id) === key(state.activeId)) {
     state.activeId = null;
     showChat(null);
+    state.customerReq++;
+    state.customerId = null;
+    state.customer = null;
+    state.flash = null;
     render360Placeholder();
+    renderCustomerPane();
+    setTab("orders");
   }
   renderCounts();
 }
@@ -560,7 +601,7 @@ function showChat(conv) {
   $("chat-sub").textContent = [humanize(conv.channel), conv.queue ? humanize(conv.queue) : null, `#${conv.id}`, conv.closed ? "closed" : null]
     .filter(Boolean)
     .join(" · ");
-  for (const id of ["reply-input", "reply-send", "note-input", "note-send", "close-disposition", "close-note", "close-submit"]) {
+  for (const id of ["reply-input", "reply-send", "note-input", "note-send", "close-disposition", "close-note", "close-submit", "transfer-open"]) {
     $(id).disabled = conv.closed;
   }
 }
@@ -915,6 +956,313 @@ function onReplyKeydown(ev) {
   }
 }
 
+// ------------------------------------------------------------------ HTTP (the /api/ routes accept the session cookie)
+
+/** A JSON call to the hub: {ok, status, data}; status 0 when the hub could not be reached. */
+async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    return { ok: false, status: 0, data: null };
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401) sessionEnded();
+  return { ok: res.ok, status: res.status, data };
+}
+
+const FIELD_LABELS = { delivery_address: "Delivery address", phone: "Phone", email: "Email", contact: "Contact", customer_id: "Customer", notes: "Notes", lines: "Lines" };
+
+/** "lines[0].options.size" -> "Line 1 size"; "delivery_address" -> "Delivery address". */
+function fieldLabel(field) {
+  const m = /^lines\[(\d+)\](?:\.(?:options\.)?(.+))?$/.exec(String(field || ""));
+  if (m) return `Line ${Number(m[1]) + 1}${m[2] ? ` ${humanize(m[2] === "sku" ? "product" : m[2])}` : ""}`;
+  return FIELD_LABELS[field] || humanize(field);
+}
+
+/** A readable sentence for a failed call. */
+function errorText(r, fallback = "Something went wrong.") {
+  if (!r || r.status === 0) return "Cannot reach the hub. Check your connection and try again.";
+  const d = r.data && typeof r.data === "object" ? r.data : {};
+  const fields = Array.isArray(d.fields) ? d.fields.filter((f) => f && f.field) : [];
+  if (fields.length) return fields.map((f) => `${fieldLabel(f.field)}: ${f.reason}`).join(". ");
+  if (r.status >= 500) return `Something went wrong on our side (error ${r.status}). Please try again.`;
+  return typeof d.message === "string" && d.message ? d.message : `${fallback} (error ${r.status})`;
+}
+
+const MONEY_EXPONENTS = { BHD: 3, CLP: 0, ISK: 0, JOD: 3, JPY: 0, KRW: 0, KWD: 3, OMR: 3, TND: 3, VND: 0 };
+
+/** Minor units as the hub shows money: 1999 -> "19.99 EUR". */
+function money(minor, currency = "EUR") {
+  if (typeof minor !== "number" || !Number.isFinite(minor)) return "";
+  const code = String(currency || "EUR").toUpperCase();
+  const exp = MONEY_EXPONENTS[code] ?? 2;
+  const sign = minor < 0 ? "-" : "";
+  const abs = Math.abs(Math.round(minor));
+  if (exp === 0) return `${sign}${abs} ${code}`;
+  return `${sign}${Math.floor(abs / 10 ** exp)}.${String(abs % 10 ** exp).padStart(exp, "0")} ${code}`;
+}
+
+function optionsText(options) {
+  return Object.entries(options || {})
+    .map(([k, v]) => `${humanize(k)} ${v}`)
+    .join(" · ");
+}
+
+// ------------------------------------------------------------------ right panel: tabs
+
+function setTab(name) {
+  state.tab = name === "customer" ? "customer" : "orders";
+  for (const [tab, pane] of [
+    ["customer", "customer-pane"],
+    ["orders", "orders-pane"],
+  ]) {
+    const on = tab === state.tab;
+    $(`tab-${tab}`).setAttribute("aria-selected", on ? "true" : "false");
+    $(`tab-${tab}`).tabIndex = on ? 0 : -1;
+    $(pane).hidden = !on;
+  }
+}
+
+function onTabKeydown(ev) {
+  if (ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") return;
+  ev.preventDefault();
+  const next = state.tab === "customer" ? "orders" : "customer";
+  setTab(next);
+  $(`tab-${next}`).focus();
+}
+
+// ------------------------------------------------------------------ order cards and details (shared)
+
+/** A compact order card; with onOpen it is clickable (and keyboard operable). */
+function orderCard(o, { testid = "order-item", onOpen = null } = {}) {
+  const node = h(
+    "li",
+    { class: `order${onOpen ? " clickable" : ""}`, "data-testid": testid, "data-order-id": String(o.id), tabindex: onOpen ? "0" : null, role: onOpen ? "button" : null, title: onOpen ? "Show lines and history" : null },
+    h(
+      "span",
+      { class: "order-head" },
+      h("span", { class: "order-id", text: `#${o.id}` }),
+      h("span", { class: "status", "data-status": o.status, text: humanize(o.status) }),
+      o.overdue ? h("span", { class: "status overdue", "data-testid": "order-overdue", text: "overdue" }) : null,
+    ),
+    h("span", { class: "order-total", text: o.total ?? money(o.total_minor, o.currency) }),
+    h("span", {
+      class: "order-sub",
+      text: [o.created_at ? `placed ${fmt(o.created_at, dateFmt)}` : null, o.promised_date ? `promised ${fmt(o.promised_date, dateFmt)}` : null, o.channel ? humanize(o.channel) : null]
+        .filter(Boolean)
+        .join(" · "),
+    }),
+  );
+  if (onOpen) {
+    node.addEventListener("click", () => onOpen(o, node));
+    node.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        onOpen(o, node);
+      }
+    });
+  }
+  return node;
+}
+
+function orderDetailNode(o) {
+  const cur = o.currency || "EUR";
+  const lines = o.lines || [];
+  const events = o.events || [];
+  const kv = (k, v) => (v ? h("li", {}, h("span", { class: "k", text: k }), h("span", { class: "v", text: v })) : null);
+  return [
+    h(
+      "div",
+      { class: "od-head" },
+      h("strong", { text: `Order #${o.id}` }),
+      h("span", { class: "muted small", text: o.customer_id != null ? `customer #${o.customer_id}` : "" }),
+      h("button", { type: "button", class: "btn btn-ghost btn-sm od-close", "data-testid": "order-detail-close", text: "Hide", onclick: () => closeOrderDetail() }),
+    ),
+    h("h4", { text: `Lines (${lines.length})` }),
+    h(
+      "ul",
+      { class: "od-lines" },
+      lines.map((l) =>
+        h(
+          "li",
+          { "data-testid": "order-line" },
+          h("span", { class: "od-name" }, h("span", { text: l.name || l.sku }), l.options && Object.keys(l.options).length ? h("span", { class: "muted small", text: ` ${optionsText(l.options)}` }) : null),
+          h("span", { class: "od-qty muted", text: `${l.quantity} × ${money(l.unit_price_minor, cur)}` }),
+          h("span", { class: "od-amount", text: money(l.line_total_minor, cur) }),
+        ),
+      ),
+    ),
+    h(
+      "ul",
+      { class: "od-sums" },
+      h("li", {}, h("span", { text: "Subtotal" }), h("span", { text: money(o.subtotal_minor, cur) })),
+      h("li", {}, h("span", { text: "Shipping" }), h("span", { text: o.shipping_minor === 0 ? "free" : money(o.shipping_minor, cur) })),
+      h("li", { class: "od-total" }, h("span", { text: "Total" }), h("span", { text: o.total ?? money(o.total_minor, cur) })),
+    ),
+    h("ul", { class: "kv od-kv" }, kv("Deliver to", o.delivery_address), kv("Promised", o.promised_date ? fmt(o.promised_date, dateFmt) + (o.overdue ? " (overdue)" : "") : ""), kv("Phone", o.contact_phone), kv("Email", o.contact_email), kv("Notes", o.notes)),
+    h("h4", { text: "History" }),
+    events.length
+      ? h(
+          "ol",
+          { class: "timeline od-events" },
+          events.map((e) =>
+            h(
+              "li",
+              { class: "tl-item", "data-testid": "order-event" },
+              h(
+                "div",
+                { class: "tl-head" },
+                h("span", { class: "tl-kind", text: humanize(e.to_status) }),
+                e.actor ? h("span", { class: "chip", text: e.actor }) : null,
+                h("time", { class: "tl-time", datetime: e.occurred_at || null, title: fmt(e.occurred_at, dateTimeFmt), text: when(e.occurred_at) }),
+              ),
+              e.note ? h("div", { class: "tl-summary", text: e.note }) : null,
+            ),
+          ),
+        )
+      : h("p", { class: "muted small", text: "No history." }),
+  ];
+}
+
+// ------------------------------------------------------------------ order lookup (order number, phone or email)
+
+/** What the agent typed: digits (or #digits) are an order number, + or 7+ digits with separators a phone, @ an email. */
+function classifyQuery(raw) {
+  const text = String(raw || "").trim();
+  if (!text) return { error: "Enter an order number, a phone number or an email address." };
+  if (text.includes("@")) return { kind: "email", value: text, label: "email address" };
+  const digits = text.replace(/\D/g, "");
+  if (/^#?\s*\d+$/.test(text)) return { kind: "order", value: digits.replace(/^0+(?=\d)/, ""), label: "order" };
+  if (/^\+[\d\s().-]+$/.test(text) || (digits.length >= 7 && /^[\d\s().-]+$/.test(text))) return { kind: "phone", value: text, label: "phone number" };
+  return { error: "Not an order number, a phone number or an email address. Try 1042, +49 30 1234567 or name@example.com." };
+}
+
+function lookupError(message) {
+  const el = $("order-search-error");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function clearLookup() {
+  state.lookupReq++;
+  state.detailReq++;
+  lookupError("");
+  $("order-results").replaceChildren();
+  $("orders-hint").hidden = false;
+}
+
+async function lookupOrders(ev) {
+  ev?.preventDefault();
+  const q = classifyQuery($("order-search").value);
+  setTab("orders");
+  lookupError("");
+  const req = ++state.lookupReq;
+  state.detailReq++;
+  if (q.error) {
+    lookupError(q.error);
+    return;
+  }
+  const list = $("order-results");
+  $("orders-hint").hidden = true;
+  list.replaceChildren(h("li", { class: "muted small", text: "Searching…" }));
+  const button = $("order-search-submit");
+  button.disabled = true;
+  try {
+    const path = q.kind === "order" ? `/api/orders/${encodeURIComponent(q.value)}` : `/api/orders?${q.kind}=${encodeURIComponent(q.value)}`;
+    const r = await api(path);
+    if (req !== state.lookupReq) return;
+    if (!r.ok || !r.data) {
+      list.replaceChildren();
+      if (r.status === 404 && q.kind === "order") {
+        const hint = q.value.length >= 7 ? " For a phone number, start with + or use spaces (+49 30 1234567)." : "";
+        lookupError(`No order #${q.value}.${hint}`);
+      } else if (r.status === 422 || r.status === 400) {
+        lookupError(`That ${q.label} does not look right. ${errorText(r)}.`.replace(/\.\.$/, "."));
+      } else {
+        lookupError(errorText(r, "The search failed"));
+      }
+      return;
+    }
+    if (q.kind === "order") {
+      showOrderResults([r.data.order], q);
+      openOrderDetail(r.data.order, r.data.order);
+    } else {
+      showOrderResults(Array.isArray(r.data.orders) ? r.data.orders : [], q);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showOrderResults(orders, q) {
+  const list = $("order-results");
+  $("orders-hint").hidden = true;
+  if (!orders.length) {
+    list.replaceChildren(h("li", { class: "muted small lookup-empty", "data-testid": "order-results-empty", text: `No orders for this ${q.label}.` }));
+    return;
+  }
+  const summary = q.kind === "order" ? null : h("li", { class: "muted small lookup-summary", text: `${orders.length} order${orders.length === 1 ? "" : "s"} for ${q.value}` });
+  list.replaceChildren(...[summary, ...orders.map((o) => orderCard(o, { testid: "order-result", onOpen: (order) => openOrderDetail(order) }))].filter(Boolean));
+}
+
+function closeOrderDetail() {
+  state.detailReq++;
+  const open = $("order-detail");
+  if (open) {
+    const card = open.previousElementSibling;
+    card?.setAttribute("aria-expanded", "false");
+    card?.classList.remove("open");
+    open.remove();
+    card?.focus();
+  }
+}
+
+/** Show an order's lines and history under its card (fetched fresh unless given). */
+async function openOrderDetail(order, full = null) {
+  const list = $("order-results");
+  const card = list.querySelector(`[data-testid="order-result"][data-order-id="${CSS.escape(String(order.id))}"]`);
+  if (!card) return;
+  const existing = $("order-detail");
+  if (existing && existing.dataset.orderId === String(order.id) && !full) return; // already open
+  existing?.previousElementSibling?.setAttribute("aria-expanded", "false");
+  existing?.previousElementSibling?.classList.remove("open");
+  existing?.remove();
+  const detail = h("li", { id: "order-detail", class: "order-detail", "data-testid": "order-detail", "data-order-id": String(order.id), "aria-live": "polite" });
+  card.after(detail);
+  card.setAttribute("aria-expanded", "true");
+  card.classList.add("open");
+  if (full) {
+    detail.replaceChildren(...orderDetailNode(full));
+    return;
+  }
+  const req = ++state.detailReq;
+  detail.replaceChildren(h("p", { class: "muted small", text: "Loading order…" }));
+  const r = await api(`/api/orders/${encodeURIComponent(order.id)}`);
+  if (req !== state.detailReq || !detail.isConnected) return;
+  if (!r.ok || !r.data?.order) {
+    detail.replaceChildren(h("p", { class: "form-error small", role: "alert", text: r.status === 404 ? `Order #${order.id} no longer exists.` : errorText(r, "Could not load the order") }));
+    return;
+  }
+  detail.replaceChildren(...orderDetailNode(r.data.order));
+}
+
+/** An order card of the 360 was clicked: show it in the Orders tab, as if looked up by number. */
+function showOrderFromCustomer(o) {
+  $("order-search").value = String(o.id);
+  lookupOrders();
+}
+
 // ------------------------------------------------------------------ customer 360
 
 function render360Placeholder(message = "The customer's details appear here.") {
@@ -923,18 +1271,39 @@ function render360Placeholder(message = "The customer's details appear here.") {
 
 async function load360(customerId) {
   const req = ++state.customerReq;
+  if (key(customerId) !== key(state.customerId)) {
+    state.customer = null;
+    state.flash = null;
+    lookupError(""); // an old lookup's complaint is noise next to a new customer
+  }
+  state.customerId = customerId ?? null;
+  setTab("customer");
+  renderCustomerPane();
   if (customerId === null || customerId === undefined) return render360Placeholder("No customer record for this conversation.");
   render360Placeholder("Loading customer…");
-  try {
-    const res = await fetch(`/api/customers/${encodeURIComponent(customerId)}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (req !== state.customerReq) return;
-    if (!res.ok) return render360Placeholder(res.status === 404 ? "Customer not found." : `Could not load the customer (error ${res.status}).`);
-    const data = await res.json();
-    if (req !== state.customerReq) return;
-    render360(data);
-  } catch {
-    if (req === state.customerReq) render360Placeholder("Could not load the customer.");
+  await fetch360(customerId, req);
+}
+
+/** Fetch and draw the 360; quietly (no "Loading…") when refreshing after an order. */
+async function fetch360(customerId, req = ++state.customerReq) {
+  const r = await api(`/api/customers/${encodeURIComponent(customerId)}`);
+  if (req !== state.customerReq) return;
+  if (!r.ok || !r.data) {
+    if (state.customer && key(state.customer.id) === key(customerId)) return toast(errorText(r, "Could not refresh the customer"), "error");
+    return render360Placeholder(r.status === 404 ? "Customer not found." : r.status === 0 ? "Could not load the customer." : `Could not load the customer (error ${r.status}).`);
   }
+  render360(r.data);
+}
+
+function refresh360() {
+  if (state.customerId !== null) fetch360(state.customerId);
+}
+
+/** The customer's best address of a kind: verified first, then the newest. */
+function bestPoint(points, kind) {
+  const of = points.filter((p) => p && p.kind === kind && p.value);
+  of.sort((a, b) => Number(!!b.verified) - Number(!!a.verified) || String(b.created_at || "").localeCompare(String(a.created_at || "")));
+  return of[0]?.value || "";
 }
 
 function render360(data) {
@@ -943,17 +1312,20 @@ function render360(data) {
   const items = data.timeline?.items || data.timeline || [];
   const orders = data.orders || [];
   const name = c.display_name || `Customer #${c.id ?? ""}`;
+  state.customer = { id: c.id ?? state.customerId, name, points };
 
+  const newOrder = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "new-order-open", text: "New order", onclick: openNewOrder });
   const head = h(
     "div",
     { class: "c360-head" },
     h("div", { class: "avatar", "aria-hidden": "true", text: initials(name) }),
     h(
       "div",
-      {},
+      { class: "c360-who" },
       h("div", { class: "c360-name", "data-testid": "customer-name", text: name }),
       h("div", { class: "muted small", text: [c.tier ? `${humanize(c.tier)} tier` : null, c.created_at ? `since ${fmt(c.created_at, dateFmt)}` : null].filter(Boolean).join(" · ") }),
     ),
+    newOrder,
   );
 
   const contact = h(
@@ -977,28 +1349,24 @@ function render360(data) {
       : h("p", { class: "muted small", text: "None on file." }),
   );
 
+  const flash = state.flash && key(state.flash.customerId) === key(state.customer.id) ? state.flash : null;
   const orderList = h(
     "section",
     { class: "c360-section" },
     h("h3", { text: `Orders${orders.length ? ` (${orders.length})` : ""}` }),
+    flash
+      ? h(
+          "div",
+          { class: "flash", role: "status" },
+          h("strong", { "data-testid": "new-order-result", text: `Order #${flash.orderId} placed` }),
+          flash.detail ? h("span", { class: "small", text: flash.detail }) : null,
+        )
+      : null,
     orders.length
       ? h(
           "ul",
           { class: "orders" },
-          orders.map((o) =>
-            h(
-              "li",
-              { class: "order", "data-testid": "order-item", "data-order-id": String(o.id) },
-              h(
-                "span",
-                { class: "order-head" },
-                h("span", { class: "order-id", text: `#${o.id}` }),
-                h("span", { class: `status${o.overdue ? " overdue" : ""}`, "data-status": o.status, text: o.overdue ? `${humanize(o.status)} · overdue` : humanize(o.status) }),
-              ),
-              h("span", { class: "order-total", text: o.total ?? (o.total_minor != null ? `${(o.total_minor / 100).toFixed(2)} ${o.currency || ""}` : "") }),
-              h("span", { class: "order-sub", text: [o.created_at ? `placed ${fmt(o.created_at, dateFmt)}` : null, o.promised_date ? `due ${fmt(o.promised_date, dateFmt)}` : null, o.channel ? humanize(o.channel) : null].filter(Boolean).join(" · ") }),
-            ),
-          ),
+          orders.map((o) => orderCard(o, { testid: "order-item", onOpen: showOrderFromCustomer })),
         )
       : h("p", { class: "muted small", text: "No orders yet." }),
   );
@@ -1030,7 +1398,559 @@ function render360(data) {
   );
 
   $("customer-360").replaceChildren(head, contact, orderList, timeline);
+  renderCustomerPane();
 }
+
+/** The Customer tab shows either the 360 or the open New order form of that customer. */
+function renderCustomerPane() {
+  const f = state.orderForm;
+  const showForm = !!(f && f.open && state.customer && key(f.customerId) === key(state.customer.id));
+  $("customer-360").hidden = showForm;
+  $("new-order").hidden = !showForm;
+  if (showForm) {
+    if (f.node.parentNode !== $("new-order")) $("new-order").replaceChildren(f.node);
+  } else {
+    $("new-order").replaceChildren();
+  }
+}
+
+// ------------------------------------------------------------------ new order for the customer
+
+let productCache = null; // {at, products}
+
+async function loadProducts() {
+  if (productCache && Date.now() - productCache.at < 15000) return { ok: true, products: productCache.products };
+  const r = await api("/api/products");
+  const products = Array.isArray(r.data?.products) ? r.data.products : null;
+  if (!r.ok || !products) return { ok: false, error: errorText(r, "Could not load the products") };
+  productCache = { at: Date.now(), products };
+  return { ok: true, products };
+}
+
+function errSlot(form, field, control = null) {
+  const slot = h("p", { class: "field-error", "data-testid": "new-order-field-error", "data-field": field, role: "alert", hidden: true });
+  slot._control = control;
+  if (control) control._errSlot = slot;
+  form.slots.push(slot);
+  return slot;
+}
+
+function hideSlot(slot) {
+  if (!slot) return;
+  slot.hidden = true;
+  slot.textContent = "";
+  slot._control?.removeAttribute("aria-invalid");
+}
+
+function openNewOrder() {
+  const c = state.customer;
+  if (!c) return;
+  if (!state.orderForm || key(state.orderForm.customerId) !== key(c.id)) state.orderForm = buildOrderForm(c);
+  state.orderForm.open = true;
+  state.flash = null;
+  setTab("customer");
+  renderCustomerPane();
+  fillProducts(state.orderForm);
+  state.orderForm.rows[0]?.product.focus();
+}
+
+function closeNewOrder() {
+  state.orderForm = null;
+  renderCustomerPane();
+  $("customer-360").querySelector('[data-testid="new-order-open"]')?.focus();
+}
+
+function buildOrderForm(customer) {
+  const f = {
+    customerId: customer.id,
+    customerName: customer.name,
+    idempotencyKey: `console-${randomId(32)}`, // one per form: a double click or a retry cannot place a second order
+    rows: [],
+    slots: [],
+    products: null,
+    busy: false,
+    open: true,
+    quote: null,
+  };
+  f.linesBox = h("div", { class: "no-lines" });
+  f.linesSlot = errSlot(f, "lines");
+  f.addLine = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "new-order-add-line", text: "+ Add line", onclick: () => addOrderRow(f, true) });
+  f.address = h("textarea", { id: "new-order-address", "data-testid": "new-order-address", rows: "2", maxlength: "500", autocomplete: "off", placeholder: "Street, postcode, city" });
+  f.phone = h("input", { id: "new-order-phone", "data-testid": "new-order-phone", type: "tel", maxlength: "40", autocomplete: "off", value: bestPoint(customer.points, "phone") });
+  f.email = h("input", { id: "new-order-email", "data-testid": "new-order-email", type: "email", maxlength: "254", autocomplete: "off", value: bestPoint(customer.points, "email") });
+  f.error = h("p", { class: "form-error small", "data-testid": "new-order-error", role: "alert", hidden: true });
+  f.quoteBox = h("div", { class: "no-quote", "data-testid": "new-order-quote-box", "aria-live": "polite", hidden: true });
+  f.quoteBtn = h("button", { type: "button", class: "btn btn-ghost", "data-testid": "new-order-quote", text: "Get quote", onclick: () => getQuote(f) });
+  f.submit = h("button", { type: "button", class: "btn btn-primary", "data-testid": "new-order-submit", text: "Place order", onclick: () => placeOrder(f) });
+
+  f.node = h(
+    "section",
+    { class: "no", "aria-label": `New order for ${customer.name}` },
+    h(
+      "div",
+      { class: "no-head" },
+      h("div", {}, h("h3", { text: "New order" }), h("div", { class: "muted small", text: `for ${customer.name}` })),
+      h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "new-order-cancel", text: "Cancel", onclick: closeNewOrder }),
+    ),
+    f.linesBox,
+    f.linesSlot,
+    h("div", { class: "no-add" }, f.addLine),
+    h("label", { class: "no-field", for: "new-order-address" }, h("span", { text: "Delivery address" })),
+    f.address,
+    errSlot(f, "delivery_address", f.address),
+    h("div", { class: "no-contact" },
+      h("div", {}, h("label", { class: "no-field", for: "new-order-phone" }, h("span", { text: "Phone" })), f.phone, errSlot(f, "phone", f.phone)),
+      h("div", {}, h("label", { class: "no-field", for: "new-order-email" }, h("span", { text: "Email" })), f.email, errSlot(f, "email", f.email)),
+    ),
+    errSlot(f, "contact"),
+    f.quoteBox,
+    f.error,
+    h("div", { class: "no-actions" }, f.quoteBtn, f.submit),
+  );
+  // any edit makes the shown quote stale and clears that field's error
+  const edited = (ev) => {
+    hideSlot(ev.target._errSlot);
+    if (ev.target.closest?.(".ol")) hideSlot(ev.target.closest(".ol")._row?.lineSlot);
+    clearQuote(f);
+  };
+  f.node.addEventListener("input", edited);
+  f.node.addEventListener("change", edited);
+  addOrderRow(f, false);
+  return f;
+}
+
+function clearQuote(f) {
+  f.quote = null;
+  f.quoteBox.hidden = true;
+  f.quoteBox.replaceChildren();
+}
+
+async function fillProducts(f) {
+  if (f.products) return;
+  for (const row of f.rows) row.product.replaceChildren(h("option", { value: "", text: "Loading products…" }));
+  const res = await loadProducts();
+  if (state.orderForm !== f) return;
+  if (!res.ok) {
+    f.error.textContent = res.error;
+    f.error.hidden = false;
+    for (const row of f.rows) row.product.replaceChildren(h("option", { value: "", text: "Products unavailable" }));
+    return;
+  }
+  f.products = res.products;
+  f.bySku = new Map(res.products.map((p) => [p.sku, p]));
+  for (const row of f.rows) fillProductSelect(f, row);
+}
+
+function fillProductSelect(f, row) {
+  if (!f.products) return;
+  const chosen = row.product.value;
+  const groups = new Map();
+  for (const p of f.products) {
+    const cat = p.category || "other";
+    if (!groups.has(cat)) groups.set(cat, []);
+    groups.get(cat).push(p);
+  }
+  row.product.replaceChildren(
+    h("option", { value: "", text: "Choose a product…" }),
+    ...[...groups].map(([cat, items]) =>
+      h(
+        "optgroup",
+        { label: humanize(cat) },
+        items.map((p) => {
+          const out = !(p.stock > 0) || p.in_stock === false;
+          return h("option", { value: p.sku, disabled: out, text: `${p.name} · ${p.price || money(p.price_minor, p.currency)} · ${out ? "out of stock" : `${p.stock} left`}` });
+        }),
+      ),
+    ),
+  );
+  row.product.value = chosen && f.bySku.has(chosen) ? chosen : "";
+  renderRowOptions(f, row);
+}
+
+function addOrderRow(f, focus) {
+  const row = { optionSels: new Map(), optionSlots: [] };
+  row.product = h("select", { "data-testid": "new-order-product", class: "ol-product" });
+  row.qty = h("input", { type: "number", min: "1", max: "100", step: "1", value: "1", inputmode: "numeric", "data-testid": "new-order-quantity", class: "ol-qty" });
+  row.optsBox = h("div", { class: "ol-opts" });
+  row.price = h("span", { class: "ol-price muted small" });
+  row.remove = h("button", { type: "button", class: "icon-btn", "data-testid": "new-order-remove-line", text: "×" });
+  row.productSlot = errSlot(f, "", row.product);
+  row.qtySlot = errSlot(f, "", row.qty);
+  row.optionsSlot = errSlot(f, "");
+  row.lineSlot = errSlot(f, "");
+  row.node = h(
+    "div",
+    { class: "ol", "data-testid": "new-order-line" },
+    h("div", { class: "ol-top" }, row.product, row.remove),
+    row.productSlot,
+    row.optsBox,
+    row.optionsSlot,
+    h("div", { class: "ol-bottom" }, h("label", { class: "ol-qty-label" }, h("span", { text: "Qty" }), row.qty), row.price),
+    row.qtySlot,
+    row.lineSlot,
+  );
+  row.node._row = row;
+  row.product.addEventListener("change", () => renderRowOptions(f, row));
+  row.qty.addEventListener("input", () => renderRowPrice(f, row));
+  row.remove.addEventListener("click", () => {
+    f.rows = f.rows.filter((r) => r !== row);
+    f.slots = f.slots.filter((s) => !row.node.contains(s));
+    row.node.remove();
+    if (!f.rows.length) addOrderRow(f, true);
+    renumberRows(f);
+    clearQuote(f);
+  });
+  f.rows.push(row);
+  f.linesBox.append(row.node);
+  if (f.products) fillProductSelect(f, row);
+  else row.product.replaceChildren(h("option", { value: "", text: "Loading products…" }));
+  renumberRows(f);
+  clearQuote(f);
+  if (focus) row.product.focus();
+  return row;
+}
+
+/** Field names follow the line's position, as the API reports them (lines[0].quantity ...). */
+function renumberRows(f) {
+  f.rows.forEach((row, i) => {
+    const p = `lines[${i}]`;
+    row.node.dataset.index = String(i);
+    row.product.setAttribute("aria-label", `Line ${i + 1}: product`);
+    row.qty.setAttribute("aria-label", `Line ${i + 1}: quantity`);
+    row.remove.setAttribute("aria-label", `Remove line ${i + 1}`);
+    row.remove.hidden = f.rows.length === 1;
+    row.productSlot.dataset.field = `${p}.sku`;
+    row.qtySlot.dataset.field = `${p}.quantity`;
+    row.optionsSlot.dataset.field = `${p}.options`;
+    row.lineSlot.dataset.field = p;
+    for (const [name, sel] of row.optionSels) {
+      sel.setAttribute("aria-label", `Line ${i + 1}: ${humanize(name)}`);
+      sel._errSlot.dataset.field = `${p}.options.${name}`;
+    }
+  });
+}
+
+function renderRowOptions(f, row) {
+  const product = f.bySku?.get(row.product.value);
+  const previous = new Map([...row.optionSels].map(([n, s]) => [n, s.value]));
+  f.slots = f.slots.filter((s) => !row.optionSlots.includes(s));
+  row.optionSels = new Map();
+  row.optionSlots = [];
+  const nodes = [];
+  for (const [name, values] of Object.entries(product?.options || {})) {
+    if (!Array.isArray(values) || !values.length) continue;
+    const sel = h(
+      "select",
+      { "data-testid": `new-order-option-${name}`, "data-option": name },
+      h("option", { value: "", text: `${humanize(name)}…` }),
+      values.map((v) => h("option", { value: String(v), text: String(v) })),
+    );
+    if (previous.has(name) && values.includes(previous.get(name))) sel.value = previous.get(name);
+    const slot = errSlot(f, "", sel);
+    row.optionSlots.push(slot);
+    row.optionSels.set(name, sel);
+    nodes.push(h("label", { class: "ol-opt" }, h("span", { text: humanize(name) }), sel, slot));
+  }
+  row.optsBox.replaceChildren(...nodes);
+  row.optsBox.hidden = !nodes.length;
+  hideSlot(row.productSlot);
+  hideSlot(row.optionsSlot);
+  renumberRows(f);
+  renderRowPrice(f, row);
+}
+
+function renderRowPrice(f, row) {
+  const product = f.bySku?.get(row.product.value);
+  const qty = Number(row.qty.value);
+  if (!product) {
+    row.price.textContent = "";
+    return;
+  }
+  const each = money(product.price_minor, product.currency);
+  const whole = Number.isInteger(qty) && qty >= 1 && qty <= 100;
+  row.price.textContent = whole ? money(product.price_minor * qty, product.currency) : `${each} each`;
+  row.price.title = whole ? `${qty} × ${each}` : "";
+}
+
+/** The request body for /api/orders and /api/orders/quote, from what the form shows. */
+function orderBody(f, withCustomer) {
+  const lines = f.rows.map((row) => {
+    const options = {};
+    for (const [name, sel] of row.optionSels) if (sel.value) options[name] = sel.value;
+    const raw = row.qty.value.trim();
+    const n = Number(raw);
+    return { sku: row.product.value, quantity: raw !== "" && Number.isFinite(n) ? n : null, options };
+  });
+  const body = { lines, delivery_address: f.address.value.trim() };
+  if (withCustomer) {
+    body.customer_id = f.customerId;
+    body.channel = "chat";
+  }
+  const phone = f.phone.value.trim();
+  const email = f.email.value.trim();
+  if (phone) body.phone = phone;
+  if (email) body.email = email;
+  return body;
+}
+
+function clearFormErrors(f) {
+  f.slots.forEach(hideSlot);
+  f.error.hidden = true;
+  f.error.textContent = "";
+}
+
+/** Put each 422 field error next to its field (lines[0].quantity, delivery_address ...); the rest in the form error. */
+function showFormErrors(f, r, fallback) {
+  clearFormErrors(f);
+  const fields = Array.isArray(r.data?.fields) ? r.data.fields.filter((e) => e && e.field) : [];
+  const unplaced = [];
+  let first = null;
+  for (const e of fields) {
+    const field = String(e.field);
+    let slot = null;
+    for (let name = field; name && !slot; ) {
+      slot = f.slots.find((s) => s.dataset.field === name && s.isConnected) || null;
+      const cut = Math.max(name.lastIndexOf("."), name.lastIndexOf("["));
+      name = cut > 0 ? name.slice(0, cut) : "";
+    }
+    if (!slot) {
+      unplaced.push(`${fieldLabel(field)}: ${e.reason}`);
+      continue;
+    }
+    let reason = String(e.reason ?? "invalid");
+    if (field.endsWith(".sku") && reason === "required") reason = "choose a product";
+    const text = slot.dataset.field === field ? reason : `${fieldLabel(field)}: ${reason}`;
+    slot.textContent = slot.hidden || !slot.textContent ? text : `${slot.textContent}; ${text}`;
+    slot.hidden = false;
+    slot._control?.setAttribute("aria-invalid", "true");
+    first = first || slot._control || slot;
+  }
+  const messages = [];
+  if (fields.length && unplaced.length < fields.length) messages.push("Please check the highlighted fields.");
+  messages.push(...unplaced);
+  if (!fields.length) messages.push(errorText(r, fallback));
+  f.error.textContent = messages.join(" ");
+  f.error.hidden = false;
+  if (first && typeof first.focus === "function" && first.tagName !== "P") first.focus();
+}
+
+function setFormBusy(f, busy, label) {
+  f.busy = busy;
+  f.quoteBtn.disabled = busy;
+  f.submit.disabled = busy;
+  f.addLine.disabled = busy;
+  f.node.setAttribute("aria-busy", busy ? "true" : "false");
+  if (label) (label === "quote" ? f.quoteBtn : f.submit).textContent = busy ? (label === "quote" ? "Quoting…" : "Placing…") : label === "quote" ? "Get quote" : "Place order";
+}
+
+async function getQuote(f) {
+  if (f.busy) return;
+  clearFormErrors(f);
+  clearQuote(f);
+  setFormBusy(f, true, "quote");
+  const r = await api("/api/orders/quote", { method: "POST", body: orderBody(f, false) });
+  setFormBusy(f, false, "quote");
+  if (state.orderForm !== f) return;
+  if (!r.ok || !r.data) return showFormErrors(f, r, "Could not get a quote");
+  renderQuote(f, r.data);
+}
+
+function renderQuote(f, q) {
+  f.quote = q;
+  const first = f.bySku?.get(q.lines?.[0]?.sku);
+  const cur = first?.currency || "EUR";
+  f.quoteBox.replaceChildren(
+    h("h4", { text: "Quote" }),
+    h(
+      "ul",
+      { class: "od-lines" },
+      (q.lines || []).map((l) =>
+        h(
+          "li",
+          { "data-testid": "new-order-quote-line" },
+          h("span", { class: "od-name" }, h("span", { text: `${l.quantity} × ${l.name || l.sku}` }), l.options && Object.keys(l.options).length ? h("span", { class: "muted small", text: ` ${optionsText(l.options)}` }) : null),
+          h("span", { class: "od-qty muted", text: money(l.unit_price_minor, cur) }),
+          h("span", { class: "od-amount", text: money(l.line_total_minor, cur) }),
+        ),
+      ),
+    ),
+    h(
+      "ul",
+      { class: "od-sums" },
+      h("li", {}, h("span", { text: "Subtotal" }), h("span", { text: money(q.subtotal_minor, cur) })),
+      h("li", {}, h("span", { text: "Shipping" }), h("span", { "data-testid": "new-order-quote-shipping", text: q.shipping_minor === 0 ? "free" : money(q.shipping_minor, cur) })),
+      h("li", { class: "od-total" }, h("span", { text: "Total" }), h("span", { "data-testid": "new-order-quote-total", text: money(q.total_minor, cur) })),
+      h("li", {}, h("span", { text: "Estimated delivery" }), h("span", { "data-testid": "new-order-quote-delivery", text: q.estimated_delivery ? fmt(q.estimated_delivery, dateFmt) : "—" })),
+    ),
+  );
+  f.quoteBox.hidden = false;
+  f.quoteBox.scrollIntoView({ block: "nearest" });
+}
+
+async function placeOrder(f) {
+  if (f.busy) return; // the same Idempotency-Key guards the hub side as well
+  clearFormErrors(f);
+  setFormBusy(f, true, "place");
+  const r = await api("/api/orders", { method: "POST", body: orderBody(f, true), headers: { "Idempotency-Key": f.idempotencyKey } });
+  setFormBusy(f, false, "place");
+  if (!r.ok || !r.data?.order) {
+    if (state.orderForm === f) showFormErrors(f, r, "The order was not placed");
+    return;
+  }
+  const o = r.data.order;
+  productCache = null; // stock changed
+  state.flash = { customerId: f.customerId, orderId: o.id, detail: [o.total, o.promised_date ? `delivery by ${fmt(o.promised_date, dateFmt)}` : null].filter(Boolean).join(" · ") };
+  if (state.orderForm === f) state.orderForm = null;
+  const conv = activeConv();
+  if (conv && !conv.closed && key(conv.customerId) === key(f.customerId)) $("close-disposition").value = "order_placed";
+  toast(`Order #${o.id} placed`);
+  renderCustomerPane();
+  if (state.customer && key(state.customer.id) === key(f.customerId)) {
+    refresh360();
+    // show the banner at once, before the refreshed 360 arrives
+    const section = $("customer-360").querySelectorAll(".c360-section")[1];
+    if (section && !section.querySelector('[data-testid="new-order-result"]')) {
+      section.querySelector("h3")?.after(h("div", { class: "flash", role: "status" }, h("strong", { "data-testid": "new-order-result", text: `Order #${o.id} placed` }), h("span", { class: "small", text: state.flash.detail })));
+    }
+  }
+}
+
+// ------------------------------------------------------------------ transfer
+
+function transferError(message) {
+  const el = $("transfer-error");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function closeTransfer() {
+  const dialog = $("transfer-dialog");
+  state.transferConv = null;
+  if (dialog.open) dialog.close();
+}
+
+function updateTransferSubmit() {
+  $("transfer-submit").disabled = !($("transfer-queue").value || $("transfer-agent").value) || state.transferPending !== null;
+}
+
+async function openTransfer() {
+  const conv = activeConv();
+  if (!conv || conv.closed) return;
+  const dialog = $("transfer-dialog");
+  const queueSel = $("transfer-queue");
+  const agentSel = $("transfer-agent");
+  state.transferConv = conv.id;
+  transferError("");
+  $("transfer-sub").textContent = `${convName(conv)} · #${conv.id}. The customer keeps their place in line.`;
+  $("transfer-note").value = "";
+  queueSel.replaceChildren(h("option", { value: "", text: "Loading…" }));
+  agentSel.replaceChildren(h("option", { value: "", text: "Loading…" }));
+  queueSel.disabled = agentSel.disabled = true;
+  updateTransferSubmit();
+  if (!dialog.open) dialog.showModal();
+  const r = await api("/console/directory.json");
+  if (key(state.transferConv) !== key(conv.id) || !dialog.open) return;
+  if (!r.ok || !r.data) {
+    queueSel.replaceChildren(h("option", { value: "", text: "—" }));
+    agentSel.replaceChildren(h("option", { value: "", text: "—" }));
+    transferError(errorText(r, "Could not load the queues and colleagues"));
+    return;
+  }
+  const queues = Array.isArray(r.data.queues) ? r.data.queues.filter((q) => typeof q === "string") : [];
+  queueSel.replaceChildren(
+    h("option", { value: "", text: queues.length ? "Choose a queue…" : "No queues" }),
+    ...queues.map((q) => h("option", { value: q, text: humanize(q) + (q === conv.queue ? " (current)" : "") })),
+  );
+  const rank = { available: 0, busy: 1, wrap_up: 2, away: 2, offline: 3 };
+  const agents = (Array.isArray(r.data.agents) ? r.data.agents : []).filter((a) => a && a.id != null);
+  agents.sort((a, b) => (rank[a.status] ?? 2) - (rank[b.status] ?? 2) || String(a.display_name).localeCompare(String(b.display_name)));
+  state.transferAgents = new Map(agents.map((a) => [String(a.id), a.display_name || `Agent #${a.id}`]));
+  agentSel.replaceChildren(
+    h("option", { value: "", text: agents.length ? "Choose a colleague…" : "No colleagues" }),
+    ...agents.map((a) =>
+      h("option", {
+        value: String(a.id),
+        disabled: a.status === "offline", // an offline colleague would leave the customer waiting
+        text: `${a.display_name || `Agent #${a.id}`} — ${humanize(a.status || "offline")}${a.role && a.role !== "agent" ? ` · ${a.role}` : ""}`,
+      }),
+    ),
+  );
+  queueSel.disabled = agentSel.disabled = false;
+  updateTransferSubmit();
+  queueSel.focus();
+}
+
+function submitTransfer(ev) {
+  ev.preventDefault();
+  const conv = state.convs.get(key(state.transferConv));
+  if (!conv || conv.closed) return closeTransfer();
+  const queue = $("transfer-queue").value;
+  const agentId = $("transfer-agent").value;
+  if (!queue && !agentId) return transferError("Choose a queue or a colleague.");
+  if (!state.socket?.connected) return transferError("Not connected: try again in a moment.");
+  const note = $("transfer-note").value.trim();
+  const payload = agentId ? { conversation_id: conv.id, agent_id: Number(agentId), note } : { conversation_id: conv.id, queue, ...(note ? { note } : {}) };
+  const where = agentId ? state.transferAgents.get(agentId) || "a colleague" : `the ${humanize(queue)} queue`;
+  transferError("");
+  state.transferPending = conv.id;
+  updateTransferSubmit();
+  $("transfer-submit").textContent = "Transferring…";
+  state.socket.timeout(10000).emit("transfer", payload, (err, ack) => {
+    state.transferPending = null;
+    $("transfer-submit").textContent = "Transfer";
+    updateTransferSubmit();
+    if (err || !ack?.ok) {
+      if (!$("transfer-dialog").open) {
+        if (state.convs.get(key(conv.id)) === conv) toast(ack?.error?.message || "The transfer failed", "error");
+        return;
+      }
+      transferError(err ? "No answer from the hub. Check the connection and try again." : ack?.error?.message || "The transfer failed.");
+      return;
+    }
+    if (key(state.transferConv) === key(conv.id)) closeTransfer();
+    toast(`Transferred ${convName(conv)} to ${where}`);
+    if (state.convs.get(key(conv.id)) === conv) removeConv(conv);
+  });
+}
+
+function wireTransfer() {
+  const dialog = $("transfer-dialog");
+  $("transfer-open").addEventListener("click", openTransfer);
+  $("transfer-form").addEventListener("submit", submitTransfer);
+  $("transfer-cancel").addEventListener("click", closeTransfer);
+  dialog.addEventListener("close", () => {
+    state.transferConv = null;
+    $("transfer-open").focus();
+  });
+  $("transfer-queue").addEventListener("change", () => {
+    if ($("transfer-queue").value) $("transfer-agent").value = "";
+    transferError("");
+    updateTransferSubmit();
+  });
+  $("transfer-agent").addEventListener("change", () => {
+    if ($("transfer-agent").value) $("transfer-queue").value = "";
+    transferError("");
+    updateTransferSubmit();
+  });
+}
+
+// ------------------------------------------------------------------ keep an active agent signed in
+
+// The session cookie has a 30-minute idle timeout and only /auth/me renews it; the socket does not.
+// Renew it every few minutes while the agent is actually using the console.
+let lastActivity = Date.now();
+let lastRenewal = Date.now();
+for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, () => (lastActivity = Date.now()), { capture: true, passive: true });
+setInterval(async () => {
+  if ($("app-view").hidden || lastActivity <= lastRenewal || Date.now() - lastRenewal < 5 * 60 * 1000) return;
+  lastRenewal = Date.now();
+  try {
+    const res = await fetch("/auth/me", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (res.status === 401) sessionEnded();
+  } catch {
+    /* offline: the socket's reconnect logic reports it */
+  }
+}, 60 * 1000);
 
 // ------------------------------------------------------------------ wiring
 
@@ -1050,6 +1970,14 @@ function wire() {
     }
   });
   $("close-form").addEventListener("submit", closeConv);
+  $("order-search-form").addEventListener("submit", lookupOrders);
+  $("order-search").addEventListener("input", () => lookupError(""));
+  $("tab-customer").addEventListener("click", () => setTab("customer"));
+  $("tab-orders").addEventListener("click", () => setTab("orders"));
+  $("tab-customer").addEventListener("keydown", onTabKeydown);
+  $("tab-orders").addEventListener("keydown", onTabKeydown);
+  wireTransfer();
+  setTab("orders");
 }
 
 async function init() {

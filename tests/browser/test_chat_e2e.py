@@ -1,8 +1,9 @@
 """End to end in a real headless Chromium: the shop's chat widget and the agent console against a running hub.
 
 The hub runs as a subprocess (``python -m contact_center.cli serve``) on a fresh SQLite file with the demo
-data; one browser context is the customer on ``/shop``, another is agent ``alice`` on ``/console``.
-Screenshots of both sides go to ``test-artifacts/`` (customer.png, agent.png).
+data; one browser context is the customer on ``/shop``, another is agent ``alice`` on ``/console``, a third
+is agent ``bob``, to whom alice transfers the chat before he wraps it up.
+Screenshots go to ``test-artifacts/`` (customer.png, agent.png, console-transfer.png, console-transfer-bob.png).
 
 Needs the ``playwright`` Python package and Debian's Chromium at ``/usr/bin/chromium`` (no
 ``playwright install``); the module is skipped when either is missing.
@@ -181,8 +182,10 @@ def test_customer_and_agent_chat_end_to_end(hub: str, browser: Any) -> None:
 
     agent_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     customer_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    contexts = [agent_ctx, customer_ctx]
     agent = agent_ctx.new_page()
     shop = customer_ctx.new_page()
+    pages = [(agent, "agent-failure.png"), (shop, "customer-failure.png")]
     _watch(agent, dialogs, errors)
     _watch(shop, dialogs, errors)
 
@@ -345,10 +348,86 @@ def test_customer_and_agent_chat_end_to_end(hub: str, browser: Any) -> None:
         agent.screenshot(path=str(ARTIFACTS / "agent.png"))
         shop.screenshot(path=str(ARTIFACTS / "customer.png"))
 
-        # --- the agent wraps up
-        agent.get_by_test_id("close-disposition").select_option("resolved")
-        agent.get_by_test_id("close-note").fill("Order located, customer informed")
-        agent.get_by_test_id("close-submit").click()
+        # --- a colleague, bob, signs in (third context) and becomes available
+        bob_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(bob_ctx)
+        bob = bob_ctx.new_page()
+        pages.append((bob, "bob-failure.png"))
+        _watch(bob, dialogs, errors)
+        bob.goto(f"{hub}/console")
+        bob.get_by_test_id("login-username").fill("bob")
+        bob.get_by_test_id("login-password").fill("demo-password")
+        bob.get_by_test_id("login-submit").click()
+        expect(bob.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+        expect(bob.get_by_test_id("agent-name")).to_have_text("Bob Novak")
+        bob.get_by_test_id("status-select").select_option("available")
+        expect(bob.get_by_test_id("status-select")).to_have_attribute("data-confirmed", "available")
+        expect(bob.get_by_test_id("offer")).to_have_count(0)
+
+        # --- alice opens Transfer: queues and colleagues (with presence) from the directory
+        agent.get_by_test_id("transfer-open").click()
+        queue_select = agent.get_by_test_id("transfer-queue")
+        agent_select = agent.get_by_test_id("transfer-agent")
+        expect(agent_select).to_be_enabled()
+        queue_values = queue_select.locator("option").evaluate_all("els => els.map(e => e.value).filter(Boolean)")
+        assert "sales" in queue_values and "support" in queue_values, queue_values
+        bob_option = agent_select.locator("option", has_text="Bob Novak")
+        expect(bob_option).to_have_count(1)
+        expect(bob_option).to_contain_text("available")
+        expect(agent_select.locator("option", has_text="Alice Martin")).to_have_count(0)  # not herself
+        expect(agent.get_by_test_id("transfer-submit")).to_be_disabled()
+
+        # an error from the hub is shown in the dialog (a colleague who no longer exists)
+        agent_select.evaluate("s => s.add(new Option('Gone Agent — available', '999999'))")
+        agent_select.select_option("999999")
+        agent.get_by_test_id("transfer-submit").click()
+        expect(agent.get_by_test_id("transfer-error")).to_have_text("no such agent")
+        expect(agent.get_by_test_id("conversation-item")).to_have_count(1)
+
+        # choosing a queue clears the colleague and the other way round; then bob, by name, with a note
+        queue_select.select_option("support")
+        expect(agent_select).to_have_value("")
+        agent_select.select_option(bob_option.get_attribute("value"))
+        expect(queue_select).to_have_value("")
+        agent.get_by_test_id("transfer-note").fill("Wants the courier's tracking link")
+        expect(agent.get_by_test_id("transfer-error")).to_be_hidden()
+        agent.screenshot(path=str(ARTIFACTS / "console-transfer.png"))
+        agent.get_by_test_id("transfer-submit").click()
+        expect(agent.get_by_test_id("conversation-item")).to_have_count(0)
+        expect(agent.locator("#transfer-dialog")).to_be_hidden()
+        expect(agent.locator("#chat-empty")).to_be_visible()
+
+        # --- bob gets the offer (only he may take it), accepts, and sees the whole transcript, notes included
+        offer = bob.get_by_test_id("offer")
+        expect(offer).to_have_count(1)
+        expect(offer).to_have_attribute("data-conversation-id", conversation_id)
+        offer.get_by_test_id("offer-accept").click()
+        expect(bob.get_by_test_id("conversation-item")).to_have_count(1)
+        bob_transcript = bob.get_by_test_id("transcript")
+        transferred = bob_transcript.locator('[data-testid="message"][data-sender="system"]', has_text="transferred")
+        expect(transferred).to_have_count(1)
+        bob_seqs = _seqs(bob, '[data-testid="transcript"] [data-testid="message"][data-seq]')
+        assert set(agent_seqs) < set(bob_seqs) and len(bob_seqs) == len(set(bob_seqs)), (agent_seqs, bob_seqs)
+        assert bob_seqs == sorted(bob_seqs), bob_seqs
+        for text in ("Hello, where is my order?", "Hi! Let me check.", "Sent while offline", "Got it, thanks.", "Thanks, I'll wait."):
+            expect(bob_transcript.locator('[data-testid="message"]', has_text=text)).to_have_count(1)
+        expect(bob_transcript.locator('[data-testid="message"][data-internal="true"]', has_text="VIP: check the courier first")).to_have_count(1)
+        expect(bob_transcript.locator("img")).to_have_count(0)
+        bob_360 = bob.get_by_test_id("customer-360")
+        expect(bob_360.get_by_test_id("customer-name")).to_have_text("Erin Lindqvist")
+        expect(bob_360.get_by_test_id("timeline-item").filter(has_text="Wants the courier's tracking link")).to_have_count(1)
+        expect(shop.get_by_test_id("cc-messages")).to_contain_text("transferred")
+        expect(shop.get_by_test_id("cc-agent-name")).to_contain_text("Bob Novak")
+        bob.get_by_test_id("reply-input").fill("Hi, Bob here: I have the tracking link.")
+        bob.get_by_test_id("reply-input").press("Enter")
+        expect(shop.locator('[data-testid="cc-message"][data-sender="agent"]', has_text="Bob here")).to_have_count(1)
+        bob.screenshot(path=str(ARTIFACTS / "console-transfer-bob.png"))
+
+        # --- bob wraps up
+        bob.get_by_test_id("close-disposition").select_option("resolved")
+        bob.get_by_test_id("close-note").fill("Order located, customer informed")
+        bob.get_by_test_id("close-submit").click()
+        expect(bob.get_by_test_id("conversation-item")).to_have_count(0)
         expect(agent.get_by_test_id("conversation-item")).to_have_count(0)
         expect(shop.get_by_test_id("cc-messages")).to_contain_text("This conversation has ended")
         expect(shop.get_by_test_id("cc-agent-name")).to_have_text("")
@@ -362,12 +441,12 @@ def test_customer_and_agent_chat_end_to_end(hub: str, browser: Any) -> None:
         assert dialogs == [], dialogs
         assert errors == [], errors
     except Exception:
-        for page, name in ((agent, "agent-failure.png"), (shop, "customer-failure.png")):
+        for page, name in pages:
             try:
                 page.screenshot(path=str(ARTIFACTS / name))
             except Exception:  # noqa: BLE001 - best effort while reporting the real failure
                 pass
         raise
     finally:
-        agent_ctx.close()
-        customer_ctx.close()
+        for ctx in contexts:
+            ctx.close()

@@ -69,8 +69,13 @@ async def _connect() -> aioredis.Redis:
     return client
 
 
+def _pattern(prefix: str) -> str:
+    """A SCAN/KEYS pattern for every key under ``prefix`` (its braces taken literally)."""
+    return prefix.replace("{", "[{]").replace("}", "[}]") + "*"
+
+
 async def _delete_prefix(client: aioredis.Redis, prefix: str) -> None:
-    keys = [k async for k in client.scan_iter(match=prefix.replace("{", "[{]").replace("}", "[}]") + "*", count=1000)]
+    keys = [k async for k in client.scan_iter(match=_pattern(prefix), count=1000)]
     if keys:
         await client.delete(*keys)
 
@@ -89,10 +94,14 @@ async def _redis_backend() -> AsyncIterator[Backend]:
         store = await peer()
         yield Backend("redis", store, peer, prefix)
     finally:
-        if clients:
-            await _delete_prefix(clients[0], prefix)
         for client in clients:
             await client.aclose()
+        if clients:  # on a fresh connection: the test's own pool may be exhausted or broken
+            cleaner = aioredis.Redis.from_url(REDIS_URL)
+            try:
+                await _delete_prefix(cleaner, prefix)
+            finally:
+                await cleaner.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -591,14 +600,14 @@ async def test_redis_keys_stay_under_the_prefix_in_one_cluster_slot() -> None:
         await s.offer(2, 1, 10.0)
         await s.accept(2, 1)
         assert isinstance(s, RedisStateStore)
-        keys = sorted(k.decode() for k in await s.redis.keys(b.prefix.replace("{", "[{]").replace("}", "[}]") + "*"))
+        keys = sorted(k.decode() if isinstance(k, bytes) else k for k in await s.redis.keys(_pattern(b.prefix)))
         assert all(k.startswith(b.prefix) for k in keys)
         assert {k[len(b.prefix):] for k in keys} >= {"presence", "entry", "waiting:q2", "qlen", "offer", "offer_expiry",
                                                      "assign", "agent_offers:1", "agent_assign:1"}
         assert len({key_slot(k.encode()) for k in keys}) == 1
         assert key_slot(keys[0].encode()) == key_slot(b"{hub}")
         await s.clear()
-        assert await s.redis.keys(b.prefix.replace("{", "[{]").replace("}", "[}]") + "*") == []
+        assert await s.redis.keys(_pattern(b.prefix)) == []
 
 
 async def test_redis_prefixes_are_isolated() -> None:
@@ -836,17 +845,19 @@ async def test_random_sequences_match_the_model(store: StateStore, seed: int) ->
 _agents = st.sampled_from(AGENTS)
 _convs = st.sampled_from(CONVS)
 _times = st.sampled_from(TIMES)
+_presences = st.builds(
+    AgentPresence, _agents, st.sampled_from(STATUSES), _times, st.just("n1"),
+    st.dictionaries(st.sampled_from(["chat", "voice"]), st.integers(0, 2), max_size=2),
+    st.dictionaries(st.sampled_from(["chat", "voice"]), st.integers(0, 3), max_size=2),
+    st.just({}), _times,
+)
+_entries = st.builds(
+    QueueEntry, _convs, st.sampled_from(["a", "b"]), st.sampled_from(["chat", "voice"]), st.integers(-1, 2), _times,
+    st.frozensets(_agents, max_size=2), st.one_of(st.none(), _agents),
+)
 _op = st.one_of(
-    st.tuples(st.just("set_presence"), st.builds(
-        AgentPresence, _agents, st.sampled_from(STATUSES), _times, st.just("n1"),
-        st.dictionaries(st.sampled_from(["chat", "voice"]), st.integers(0, 2), max_size=2),
-        st.dictionaries(st.sampled_from(["chat", "voice"]), st.integers(0, 3), max_size=2),
-        st.just({}), _times)),
     st.tuples(st.just("set_status"), _agents, st.sampled_from(STATUSES), _times),
     st.tuples(st.just("remove_presence"), _agents),
-    st.tuples(st.just("enqueue"), st.builds(
-        QueueEntry, _convs, st.sampled_from(["a", "b"]), st.sampled_from(["chat", "voice"]), st.integers(-1, 2), _times,
-        st.frozensets(_agents, max_size=2), st.one_of(st.none(), _agents))),
     st.tuples(st.just("remove_from_queue"), _convs),
     st.tuples(st.just("offer"), _convs, _agents, _times, st.booleans()),
     st.tuples(st.just("accept"), _convs, _agents),
@@ -882,6 +893,19 @@ class MemoryStoreVersusModel(RuleBasedStateMachine):
     @rule(op=_op)
     def any_call(self, op: Op) -> None:
         self.check(op)
+
+    @rule(e=_entries)
+    def enqueue(self, e: QueueEntry) -> None:
+        self.check(("enqueue", e))
+
+    @rule(p=_presences)
+    def set_presence(self, p: AgentPresence) -> None:
+        self.check(("set_presence", p))
+
+    @rule(data=st.data(), status=st.sampled_from(STATUSES), now=_times)
+    def set_status_of_a_known_agent(self, data: st.DataObject, status: str, now: float) -> None:
+        if self.model.presence:
+            self.check(("set_status", data.draw(st.sampled_from(sorted(self.model.presence))), status, now))
 
     @rule(data=st.data(), expires_at=_times, check_capacity=st.booleans())
     def offer_a_waiting_conversation(self, data: st.DataObject, expires_at: float, check_capacity: bool) -> None:
@@ -924,5 +948,5 @@ class MemoryStoreVersusModel(RuleBasedStateMachine):
 
 TestMemoryStoreVersusModel = MemoryStoreVersusModel.TestCase
 TestMemoryStoreVersusModel.settings = settings(
-    max_examples=60, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, stateful_step_count=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
