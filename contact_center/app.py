@@ -63,7 +63,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
         from contact_center.state.redis_store import RedisStateStore
 
-        redis_client = aioredis.from_url(settings.redis_url)
+        redis_client = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+        )
         store: StateStore = RedisStateStore(redis_client, prefix=settings.redis_prefix)
     else:
         from contact_center.state.memory import MemoryStateStore

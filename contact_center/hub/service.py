@@ -390,6 +390,7 @@ class HubService:
             "status": conv.status,
             "subject": conv.subject,
             "last_seq": conv.last_seq,
+            "queue_id": conv.queue_id,
         }
 
     async def set_status(self, agent: AgentRef, status: Any) -> str:
@@ -633,10 +634,13 @@ class HubService:
                 )
                 for p in presences
             ]
+            reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
             contacts = [
                 WaitingContact(
                     conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
-                    priority=e.priority, declined_by=e.declined_by, pinned_agent=e.pinned_agent,
+                    priority=e.priority, declined_by=e.declined_by,
+                    # a transfer to a named agent falls back to the queue if that agent declines or is gone
+                    pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
                 )
                 for e in waiting
             ]

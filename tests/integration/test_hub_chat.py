@@ -245,3 +245,23 @@ async def test_lost_shared_state_is_rebuilt_from_sql(hub: str, db: Database) -> 
     assert (await a_in.wait("offer"))["preview"] == "still there?"
     for s in (cust, agent):
         await s.disconnect()
+
+
+async def test_a_declined_transfer_to_a_named_agent_goes_back_to_the_queue(hub: str) -> None:
+    alice, a_in = await _agent(hub, "alice")
+    bob, b_in = await _agent(hub, "bob")
+    await alice.call("set_status", {"status": "available"}, namespace="/agent")
+    cust, _ = await _customer(hub, "visitor_transfer2")
+    await cust.call("message", {"client_msg_id": "d1", "text": "help"}, namespace="/customer")
+    cid = (await a_in.wait("offer"))["conversation_id"]
+    await alice.call("accept", {"conversation_id": cid}, namespace="/agent")
+    bob_id = b_in.all("hello")[0]["agent"]["id"]
+    assert (await alice.call("transfer", {"conversation_id": cid, "agent_id": bob_id}, namespace="/agent"))["ok"]
+    await bob.call("set_status", {"status": "available"}, namespace="/agent")
+    await b_in.wait("offer", lambda d: d["conversation_id"] == cid)
+    assert (await bob.call("decline", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    # Bob said no: the conversation is not stuck waiting for him, Alice (still available) is offered it
+    again = await a_in.wait("offer", lambda d: d["conversation_id"] == cid and d is not a_in.all("offer")[0])
+    assert again["conversation_id"] == cid
+    for s in (alice, bob, cust):
+        await s.disconnect()
