@@ -210,6 +210,10 @@ class HubService:
         self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0
     ) -> dict[str, Any]:
         """Identify a web visitor and return their open conversation and what they missed."""
+        if not email:
+            known = await self._known_visitor(visitor_id, name)
+            if known is not None:
+                return await self._session_payload(known, last_seq)
         async with self.db.transaction() as s:
             res = await customers_repo.resolve_identity(s, ContactKind.WEB, visitor_id, display_name=name[:200])
             customer = res.customer
@@ -222,12 +226,30 @@ class HubService:
                     await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
                 except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
                     log.info("chat email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
+        return await self._session_payload(customer, last_seq)
+
+    async def _known_visitor(self, visitor_id: str, name: str) -> Customer | None:
+        """A returning visitor found with a plain read (no write lock): the common reconnect path."""
+        async with self.db.session() as s:
+            point = await customers_repo.find_contact_point(s, ContactKind.WEB, visitor_id)
+            if point is None:
+                return None
+            customer = await customers_repo.get_customer(s, point.customer_id)
+        if name and not customer.display_name:
+            return None  # let the write path record the name they just gave
+        return customer
+
+    async def _session_payload(self, customer: Customer, last_seq: int) -> dict[str, Any]:
+        """The ``session`` event: the customer, their open chat and what they missed."""
+        assert customer.id is not None
+        async with self.db.session() as s:
             conv = await conv_repo.find_open_conversation(s, customer.id, "chat")
         data: dict[str, Any] = {
             "customer_id": customer.id,
             "conversation_id": conv.id if conv else None,
             "status": conv.status if conv else None,
             "agent_name": None,
+            "queue": None,
             "messages": [],
         }
         if conv is not None:
@@ -329,7 +351,6 @@ class HubService:
                 )
             assert conv.id is not None
             appended = await conv_repo.append_message(s, conv.id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
-            await s.refresh(conv)
         return conv, appended.message, appended.created, new_conv, customer
 
     async def customer_typing(self, customer_id: int, typing: bool) -> None:
