@@ -630,9 +630,8 @@ def repository_ops(db: Any, phones: list[str]) -> dict[str, Callable[[int], Awai
 
     async def customer_360(customer_id: int) -> bool:
         async with db.session() as s:
-            c = await customers.get_customer(s, customer_id)
+            c, points = await customers.customer_with_contact_points(s, customer_id)
             assert c.id is not None
-            points = await customers.contact_points(s, c.id)
             page = await interactions.timeline(s, c.id, limit=20)
             found = await orders.orders_of_customer(s, c.id, limit=20)
         return len(points) == 2 and len(page.items) > 0 and found is not None

@@ -105,9 +105,8 @@ async def customer_360(request: web.Request) -> web.Response:
     customer_id = path_int(request, "customer_id")
     limit = query_int(request, "timeline_limit", 20, 1, 200)
     async with request.app[DB_KEY].session() as s:
-        c = await customers_repo.get_customer(s, customer_id)
+        c, points = await customers_repo.customer_with_contact_points(s, customer_id)
         assert c.id is not None
-        points = await customers_repo.contact_points(s, c.id)
         page = await interactions_repo.timeline(s, c.id, limit=limit)
         orders = await orders_repo.orders_of_customer(s, c.id, limit=20)
     today = _today(request)

@@ -63,6 +63,26 @@ async def get_customer(s: AsyncSession, customer_id: int, follow_merge: bool = T
     return customer
 
 
+async def customer_with_contact_points(s: AsyncSession, customer_id: int) -> tuple[Customer, list[ContactPoint]]:
+    """A customer and all their addresses in one query (the 360's first read); follows merges."""
+    rows = (
+        await s.exec(
+            select(Customer, ContactPoint)
+            .outerjoin(ContactPoint, col(ContactPoint.customer_id) == col(Customer.id))
+            .where(Customer.id == customer_id)
+            .order_by(col(ContactPoint.id))
+        )
+    ).all()
+    if not rows:
+        raise CustomerNotFound(customer_id)
+    customer = rows[0][0]
+    if customer.merged_into_id is not None:
+        target = await get_customer(s, customer_id)
+        assert target.id is not None
+        return target, list(await contact_points(s, target.id))
+    return customer, [p for _, p in rows if p is not None]
+
+
 async def find_contact_point(s: AsyncSession, kind: str, value: str) -> ContactPoint | None:
     """The contact point with this normalised address, if any."""
     result = await s.exec(select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))

@@ -284,3 +284,19 @@ async def test_search_by_phone_email_and_name(db: Database) -> None:
         assert [c.id for c in await cust_repo.search_customers(s, name="ann")] == [a.id]
         assert [c.id for c in await cust_repo.search_customers(s, name="100%")] == [b.id]
         assert await cust_repo.search_customers(s, name="a%") == []  # % is literal, not a wildcard
+
+
+async def test_customer_with_contact_points_in_one_read(db: Database) -> None:
+    async with db.transaction() as s:
+        a = (await cust_repo.resolve_identity(s, "email", "one@example.com")).customer
+        await cust_repo.link_contact_point(s, a.id, "phone", "+12127365000")
+        bare = await cust_repo.get_customer(s, a.id)  # noqa: F841
+        b = (await cust_repo.resolve_identity(s, "web", "visitor_merge_read")).customer
+        await cust_repo.merge_customers(s, b.id, a.id, actor="admin")
+    async with db.session() as s:
+        c, points = await cust_repo.customer_with_contact_points(s, a.id)
+        assert c.id == a.id and [p.kind for p in points] == ["email", "phone", "web"]
+        merged, merged_points = await cust_repo.customer_with_contact_points(s, b.id)
+        assert merged.id == a.id and len(merged_points) == 3
+        with pytest.raises(cust_repo.CustomerNotFound):
+            await cust_repo.customer_with_contact_points(s, 987654)
