@@ -1,6 +1,6 @@
 """The agent console's order tools in a real headless Chromium: order lookup and "New order" for a chatting customer.
 
-Same set-up as ``test_chat_e2e.py`` (copied, not imported: test modules are not a library): the hub runs as a
+Same set-up as ``test_chat_e2e.py`` (shared in ``tests/browser/harness.py``): the hub runs as a
 subprocess on a fresh SQLite file with the demo data, agent ``alice`` uses ``/console`` and a shop visitor
 chats from ``/shop``. Everything the console shows is checked again over the HTTP API with the service token.
 Screenshots go to ``test-artifacts/`` (console-lookup.png, console-orders.png, console-orders-placed.png).
@@ -8,18 +8,10 @@ Screenshots go to ``test-artifacts/`` (console-lookup.png, console-orders.png, c
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -28,123 +20,30 @@ from crm_store.domain.pricing import FREE_SHIPPING_FROM_MINOR, SHIPPING_FEE_MINO
 
 pytestmark = pytest.mark.browser
 
-if os.environ.get("CI"):  # in CI a missing browser is a failure, never a silent skip
-    import playwright.sync_api as sync_api
-else:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+from tests.browser.harness import ARTIFACTS, chromium, http, running_hub, sync_api, watch  # noqa: E402
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "console-orders"
-
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"Chromium not found at {CHROMIUM}: scripts/ensure-browser installs it")
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _http(url: str, body: Any = None, *, token: str | None = TOKEN, timeout: float = 10) -> tuple[int, Any]:
-    """A small JSON HTTP call to the hub (standard library only)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    req.add_header("Accept", "application/json")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            return exc.code, json.loads(raw)
-        except ValueError:
-            return exc.code, raw.decode(errors="replace")
+    """A JSON call to the hub, with this module's service token unless told otherwise."""
+    return http(url, body, token=token, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A hub on a free port with the demo data; yields its base URL."""
-    tmp = tmp_path_factory.mktemp("console-orders")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/orders.db",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "SERVICE_TOKEN": TOKEN,
-        "DEMO_DATA": "true",
-        "REDIS_URL": "",
-    }
-    log_path = tmp / "hub.log"
-    log = open(log_path, "wb")
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-    proc = subprocess.Popen([python, "-m", "contact_center.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the hub exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                if _http(f"{base}/healthz", token=None, timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the hub did not answer /healthz in 90 s:\n{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.3)
+    with running_hub(tmp_path_factory.mktemp("console-orders"), "console-orders", TOKEN) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "console-orders-hub.log")
 
 
 @pytest.fixture(scope="module")
 def browser(hub: str) -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
-def _watch(page: Any, dialogs: list[str], errors: list[str]) -> None:
-    """Record every JavaScript dialog (and dismiss it) and every uncaught page error."""
-
-    def on_dialog(dialog: Any) -> None:
-        dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+_watch = watch
 
 
 def _money(minor: int, currency: str = "EUR") -> str:
