@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from types import SimpleNamespace
+
 from sqlalchemy import func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -63,24 +66,26 @@ async def get_customer(s: AsyncSession, customer_id: int, follow_merge: bool = T
     return customer
 
 
-async def customer_with_contact_points(s: AsyncSession, customer_id: int) -> tuple[Customer, list[ContactPoint]]:
-    """A customer and all their addresses in one query (the 360's first read); follows merges."""
-    rows = (
-        await s.exec(
-            select(Customer, ContactPoint)
-            .outerjoin(ContactPoint, col(ContactPoint.customer_id) == col(Customer.id))
-            .where(Customer.id == customer_id)
-            .order_by(col(ContactPoint.id))
-        )
-    ).all()
-    if not rows:
+async def customer_with_contact_points(s: AsyncSession, customer_id: int) -> tuple[Any, list[Any]]:
+    """A customer and all their addresses in one query, as read-only rows (the 360's first read)."""
+    cu, cp = Customer.__table__, ContactPoint.__table__  # type: ignore[attr-defined]
+    stmt = (
+        sa_select(cu, *[c.label(f"cp_{c.name}") for c in cp.c])
+        .select_from(cu.outerjoin(cp, cp.c.customer_id == cu.c.id))
+        .where(cu.c.id == customer_id)
+        .order_by(cp.c.id)
+    )
+    found = (await s.execute(stmt)).all()
+    if not found:
         raise CustomerNotFound(customer_id)
-    customer = rows[0][0]
-    if customer.merged_into_id is not None:
+    if found[0].merged_into_id is not None:
         target = await get_customer(s, customer_id)
         assert target.id is not None
         return target, list(await contact_points(s, target.id))
-    return customer, [p for _, p in rows if p is not None]
+    points = [
+        SimpleNamespace(**{c.name: getattr(r, f"cp_{c.name}") for c in cp.c}) for r in found if r.cp_id is not None
+    ]
+    return found[0], points
 
 
 async def find_contact_point(s: AsyncSession, kind: str, value: str) -> ContactPoint | None:

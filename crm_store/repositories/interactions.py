@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import and_, or_
-from sqlmodel import col, select
+from sqlalchemy import select as sa_select
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.domain.interactions import InteractionKind
@@ -82,19 +83,15 @@ async def timeline(
 ) -> TimelinePage:
     """A page of the customer's interactions across all channels, newest first (keyset paginated)."""
     limit = max(1, min(limit, 200))
-    query = select(Interaction).where(Interaction.customer_id == customer_id)
+    t = Interaction.__table__  # type: ignore[attr-defined]
+    query = sa_select(t).where(t.c.customer_id == customer_id)  # Core rows: a read view, no ORM hydration
     if kinds:
-        query = query.where(col(Interaction.kind).in_(list(kinds)))
+        query = query.where(t.c.kind.in_(list(kinds)))
     if cursor:
         when, ident = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Interaction.occurred_at) < when,
-                and_(col(Interaction.occurred_at) == when, col(Interaction.id) < ident),
-            )
-        )
-    query = query.order_by(col(Interaction.occurred_at).desc(), col(Interaction.id).desc()).limit(limit + 1)
-    rows = list((await s.exec(query)).all())
+        query = query.where(or_(t.c.occurred_at < when, and_(t.c.occurred_at == when, t.c.id < ident)))
+    query = query.order_by(t.c.occurred_at.desc(), t.c.id.desc()).limit(limit + 1)
+    rows = list((await s.execute(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return TimelinePage(rows, _encode_cursor(rows[-1]) if more and rows else None)

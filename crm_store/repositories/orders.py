@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Sequence
 
+from typing import Any
+
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,41 +34,50 @@ class OrderView:
     events: Sequence[OrderEvent]
 
 
+async def rows(s: AsyncSession, stmt: Any) -> Sequence[Any]:
+    """Run a Core select and return plain rows (attribute access by column name, no ORM identity map).
+
+    Read views use this: hydrating ORM objects cost ~0.5 ms per statement in the lookup benchmark.
+    """
+    return (await s.execute(stmt)).all()
+
+
 async def get_order(s: AsyncSession, order_id: int, *, with_events: bool = True) -> OrderView:
-    """Load one order with its lines (and history)."""
-    order = await s.get(Order, order_id)
-    if order is None:
+    """Load one order with its lines (and history), as read-only rows."""
+    order_t, lines_t, events_t = Order.__table__, OrderLine.__table__, OrderEvent.__table__  # type: ignore[attr-defined]
+    found = await rows(s, sa_select(order_t).where(order_t.c.id == order_id))
+    if not found:
         raise OrderNotFound(order_id)
-    lines = (await s.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id)))).all()
-    events: Sequence[OrderEvent] = ()
+    lines = await rows(s, sa_select(lines_t).where(lines_t.c.order_id == order_id).order_by(lines_t.c.id))
+    events: Sequence[Any] = ()
     if with_events:
-        events = (
-            await s.exec(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id)))
-        ).all()
-    return OrderView(order, lines, events)
+        events = await rows(s, sa_select(events_t).where(events_t.c.order_id == order_id).order_by(events_t.c.id))
+    return OrderView(found[0], lines, events)
 
 
 async def orders_of_customer(s: AsyncSession, customer_id: int, limit: int = 50) -> Sequence[Order]:
     """A customer's orders, newest first."""
+    t = Order.__table__  # type: ignore[attr-defined]
     stmt = (
-        select(Order)
-        .where(Order.customer_id == customer_id)
-        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        sa_select(t)
+        .where(t.c.customer_id == customer_id)
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
         .limit(max(1, min(limit, 200)))
     )
-    return (await s.exec(stmt)).all()
+    return await rows(s, stmt)
 
 
 async def orders_by_contact(s: AsyncSession, kind: str, value: str, limit: int = 50) -> Sequence[Order]:
     """Orders of whoever owns this (normalised) contact address, newest first."""
     owner = select(ContactPoint.customer_id).where(ContactPoint.kind == kind, ContactPoint.value == value)
+    t = Order.__table__  # type: ignore[attr-defined]
     stmt = (
-        select(Order)
-        .where(col(Order.customer_id).in_(owner))
-        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        sa_select(t)
+        .where(t.c.customer_id.in_(owner))
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
         .limit(max(1, min(limit, 200)))
     )
-    return (await s.exec(stmt)).all()
+    return await rows(s, stmt)
 
 
 async def find_by_idempotency_key(s: AsyncSession, key: str) -> Order | None:
