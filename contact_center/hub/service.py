@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +24,7 @@ from contact_center.domain.routing import (
     estimate_wait_seconds,
     plan_assignments,
     queue_position,
+    queue_positions,
 )
 from contact_center.ports import AgentPresence, QueueEntry, StateStore
 from crm_store.db import Database
@@ -261,18 +261,11 @@ class HubService:
 
     async def queue_info(self, conversation_id: int) -> dict[str, Any] | None:
         """A waiting conversation's place in its queue and estimated wait (None if not waiting)."""
-        waiting = await self.store.waiting()
-        contacts = [
-            WaitingContact(e.conversation_id, e.queue, e.channel, e.enqueued_at, e.priority, e.declined_by, e.pinned_agent)
-            for e in waiting
-        ]
+        presences = await self.store.all_presence()
+        contacts = waiting_contacts(await self.store.waiting(), presences)
         pos = queue_position(contacts, conversation_id, self.clock())
-        if pos is None:
-            return None
-        agents = await self.store.all_presence()
-        serving = sum(1 for a in agents if a.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value))
-        eta = estimate_wait_seconds(pos, serving, DEFAULT_AHT_SECONDS, 3.0)
-        return {"conversation_id": conversation_id, "position": pos, "estimated_wait_seconds": None if eta == float("inf") else int(round(eta))}
+        channel = next((c.channel for c in contacts if c.conversation_id == conversation_id), "chat")
+        return None if pos is None else queue_update(conversation_id, pos, serving_agents(presences), channel)
 
     async def customer_session_for(self, customer_id: int) -> int | None:
         """The id of the customer's open chat conversation, if any."""
@@ -655,16 +648,7 @@ class HubService:
                 )
                 for p in presences
             ]
-            reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
-            contacts = [
-                WaitingContact(
-                    conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
-                    priority=e.priority, declined_by=e.declined_by,
-                    # a transfer to a named agent falls back to the queue if that agent declines or is gone
-                    pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
-                )
-                for e in waiting
-            ]
+            contacts = waiting_contacts(waiting, presences)
             rules = dict(self._rules)
             for c in contacts:
                 rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
@@ -677,24 +661,20 @@ class HubService:
                 made += 1
                 offered.add(a.conversation_id)
                 await self.emitter.emit("offer", await self._offer_json(offer.conversation_id, offer.expires_at, offer.queue, offer.channel), to=room_agent(a.agent_id), namespace="/agent")
-            await self._publish_queue_positions([c for c in contacts if c.conversation_id not in offered], agents, now)
+            await self._publish_queue_positions(
+                [c for c in contacts if c.conversation_id not in offered], serving_agents(presences), now
+            )
             return made
 
-    async def _publish_queue_positions(self, contacts: list[WaitingContact], agents: list[AgentSnapshot], now: float) -> None:
+    async def _publish_queue_positions(self, contacts: list[WaitingContact], serving: int, now: float) -> None:
         """Tell each waiting customer their place and estimated wait, when it changed."""
-        serving = sum(1 for a in agents if a.status in (AgentStatus.AVAILABLE, AgentStatus.BUSY))
+        positions = queue_positions(contacts, now)
         for c in contacts:
-            pos = queue_position(contacts, c.conversation_id, now)
-            if pos is None:
-                continue
-            eta = estimate_wait_seconds(pos, serving, DEFAULT_AHT_SECONDS, 3.0 if c.channel == "chat" else 1.0)
-            eta_s = -1 if eta == float("inf") else int(round(eta))
-            if self._last_queue_info.get(c.conversation_id) != (pos, eta_s):
-                self._last_queue_info[c.conversation_id] = (pos, eta_s)
-                await self.emitter.emit(
-                    "queue", {"conversation_id": c.conversation_id, "position": pos, "estimated_wait_seconds": None if eta_s < 0 else eta_s},
-                    to=room_conv(c.conversation_id), namespace="/customer",
-                )
+            update = queue_update(c.conversation_id, positions[c.conversation_id], serving, c.channel)
+            seen = (update["position"], update["estimated_wait_seconds"])
+            if self._last_queue_info.get(c.conversation_id) != seen:
+                self._last_queue_info[c.conversation_id] = seen
+                await self.emitter.emit("queue", update, to=room_conv(c.conversation_id), namespace="/customer")
 
     async def run_router(self, interval: float = 1.0, reconcile_every: float = 15.0) -> None:
         """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts).
@@ -718,6 +698,32 @@ class HubService:
                 log.exception("routing pass failed")
 
 
-def now_utc() -> datetime:
-    """The current time in UTC."""
-    return datetime.now(timezone.utc)
+def waiting_contacts(waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence]) -> list[WaitingContact]:
+    """The routing core's view of the queue entries.
+
+    A transfer to a named agent falls back to its queue when that agent declined it or is not online.
+    """
+    reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
+    return [
+        WaitingContact(
+            conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
+            priority=e.priority, declined_by=e.declined_by,
+            pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
+        )
+        for e in waiting
+    ]
+
+
+def serving_agents(presences: Sequence[AgentPresence]) -> int:
+    """How many agents are taking contacts now (available or busy)."""
+    return sum(1 for p in presences if p.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value))
+
+
+def queue_update(conversation_id: int, position: int, serving: int, channel: str) -> dict[str, Any]:
+    """The ``queue`` event: place in line and estimated wait (None while no agent is serving)."""
+    eta = estimate_wait_seconds(position, serving, DEFAULT_AHT_SECONDS, 3.0 if channel == "chat" else 1.0)
+    return {
+        "conversation_id": conversation_id,
+        "position": position,
+        "estimated_wait_seconds": None if eta == float("inf") else int(round(eta)),
+    }

@@ -834,3 +834,25 @@ def test_plan_for_ten_thousand_contacts_is_fast() -> None:
     assert plan, "someone must have been served"
     assert len({p.conversation_id for p in plan}) == len(plan)
     assert elapsed < 1.0, f"plan took {elapsed:.3f} s"
+
+
+def test_queue_positions_match_queue_position_for_every_contact() -> None:
+    """The one-sort positions used by the hub's router agree with the per-contact definition."""
+    import random
+
+    from contact_center.domain.routing import queue_position, queue_positions
+
+    rng = random.Random(7)
+    now = 10_000.0
+    waiting = [
+        WaitingContact(
+            conversation_id=i, queue=rng.choice(["sales", "support"]), channel="chat",
+            enqueued_at=now - rng.uniform(0, 900), priority=rng.choice([0, 0, 1, 2]),
+        )
+        for i in range(1, 300)
+    ]
+    positions = queue_positions(waiting, now)
+    assert positions == {c.conversation_id: queue_position(waiting, c.conversation_id, now) for c in waiting}
+    assert sorted(p for c, p in positions.items() if waiting[c - 1].queue == "sales") == list(
+        range(1, sum(1 for c in waiting if c.queue == "sales") + 1)
+    )
