@@ -612,29 +612,32 @@ def draw_keys(cfg: Config, salt: int) -> Keys:
     )
 
 
-def repository_ops(db: Any, phones: list[str]) -> dict[str, Callable[[int], Awaitable[bool]]]:
-    """The three repository lookups, each taking an order or customer id."""
+def repository_ops(db: Any, phones: list[str], session: bool = False) -> dict[str, Callable[[int], Awaitable[bool]]]:
+    """The three repository lookups, each taking an order or customer id.
+
+    They read through ``db.reader()`` (a bare pooled connection) as the app does, or through an ORM
+    session (``db.session()``) with ``session=True``, to show what the session costs.
+    """
     from crm_store.domain.identity import normalize_phone
-    from crm_store.repositories import customers, interactions, orders
+    from crm_store.repositories import orders, views
+
+    opener = db.session if session else db.reader
 
     async def order_by_id(order_id: int) -> bool:
-        async with db.session() as s:
+        async with opener() as s:
             view = await orders.get_order(s, order_id)
         return view.order.id == order_id and len(view.lines) > 0
 
     async def orders_by_phone(customer_id: int) -> bool:
         value = normalize_phone(national(phones[customer_id - 1]))  # as typed by a caller, normalised
-        async with db.session() as s:
+        async with opener() as s:
             found = await orders.orders_by_contact(s, "phone", value, limit=20)
         return len(found) > 0
 
     async def customer_360(customer_id: int) -> bool:
-        async with db.session() as s:
-            c, points = await customers.customer_with_contact_points(s, customer_id)
-            assert c.id is not None
-            page = await interactions.timeline(s, c.id, limit=20)
-            found = await orders.orders_of_customer(s, c.id, limit=20)
-        return len(points) == 2 and len(page.items) > 0 and found is not None
+        async with opener() as s:
+            view = await views.customer_360(s, customer_id, timeline_limit=20, orders_limit=20)
+        return len(view.contact_points) == 2 and len(view.timeline.items) > 0 and view.orders is not None
 
     return {"order by id": order_by_id, "orders by phone": orders_by_phone, "customer 360": customer_360}
 
@@ -646,15 +649,29 @@ async def capture_sql(db: Any, op: Callable[[int], Awaitable[bool]], key: int) -
     """Run one lookup while recording every SQL statement it sends (text and parameters)."""
     from sqlalchemy import event
 
+    from crm_store.repositories import pg
+
     captured: Captured = []
 
     def record(_conn: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
         captured.append((statement, tuple(params or ())))
 
+    direct = pg.fetchrow, pg.fetch
+
+    async def record_row(s: Any, sql: str, *args: Any) -> Any:  # the one-statement views on asyncpg
+        captured.append((sql, args))
+        return await direct[0](s, sql, *args)
+
+    async def record_rows(s: Any, sql: str, *args: Any) -> Any:
+        captured.append((sql, args))
+        return await direct[1](s, sql, *args)
+
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    pg.fetchrow, pg.fetch = record_row, record_rows  # type: ignore[assignment]
     try:
         await op(key)
     finally:
+        pg.fetchrow, pg.fetch = direct  # type: ignore[assignment]
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     return captured
 
@@ -698,27 +715,21 @@ async def repository_probes(
     """The repository lookups, the floor under them, the session cost and a what-if configuration.
 
     * ``repository``: the project's ``Database`` and repository functions, as the app uses them;
-    * ``session``: opening a ``db.session()``, one ``SELECT 1``, closing it (pool checkout, pre-ping,
-      BEGIN, ROLLBACK): the fixed cost every lookup pays;
+    * ``session``: opening a ``db.reader()``, one ``SELECT 1``, closing it (pool checkout, reset on
+      return): the fixed cost every lookup pays;
     * ``floor``: the very same SQL statements on one bare asyncpg connection (no ORM, no pool, no
       transaction): what PostgreSQL and the wire cost;
-    * ``what-if``: the repository lookups with read sessions in autocommit and no pool pre-ping.
+    * ``what-if``: the repository lookups through an ORM session (``db.session()``) instead of a bare
+      connection.
 
     Also returns the SQL each lookup sends (captured once), for the floor and for EXPLAIN.
     """
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from crm_store.db import Database
 
     db = Database(cfg.sa_url)
     stack.push_async_callback(db.dispose)
-    what_if = Database(cfg.sa_url)
-    await what_if.dispose()
-    what_if.engine = create_async_engine(
-        cfg.sa_url, pool_size=10, max_overflow=10, pool_pre_ping=False, isolation_level="AUTOCOMMIT"
-    )
-    stack.push_async_callback(what_if.engine.dispose)
     conn = await asyncpg.connect(cfg.pg_url)
     stack.push_async_callback(conn.close)
 
@@ -740,11 +751,11 @@ async def repository_probes(
         probes.append(keyed(res, op, 1))
 
     async def session_only(_key: int) -> bool:
-        async with db.session() as s:
+        async with db.reader() as s:
             await s.execute(text("SELECT 1"))
         return True
 
-    probes.append(keyed(Result("session", "db.session() + SELECT 1", None), session_only, 5))
+    probes.append(keyed(Result("session", "db.reader() + SELECT 1", None), session_only, 5))
     for name in ops:
         res = Result("floor", name, None)
         try:
@@ -753,9 +764,9 @@ async def repository_probes(
             res.error = str(exc)  # reported as an ERROR row; the probe never runs
             fop = session_only
         probes.append(keyed(res, fop, 3))
-    for name, op in repository_ops(what_if, phones).items():
+    for name, op in repository_ops(db, phones, session=True).items():
         res = Result("what-if", name, REPO_TARGET_MS)
-        res.notes["what_if"] = "read sessions in AUTOCOMMIT, pool_pre_ping=False"
+        res.notes["what_if"] = "through an ORM session (db.session()) instead of db.reader()"
         probes.append(keyed(res, op, 4))
     return probes, templates
 

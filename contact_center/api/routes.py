@@ -23,6 +23,7 @@ from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import interactions as interactions_repo
 from crm_store.repositories import orders as orders_repo
 from crm_store.repositories import products as products_repo
+from crm_store.repositories import views as views_repo
 from crm_store.services import cancel_order, order_request_from_json, place_order, quote_order, transition_order
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,19 +105,16 @@ async def customer_360(request: web.Request) -> web.Response:
     """Everything about one customer: identity, contact points, timeline (first page), orders."""
     customer_id = path_int(request, "customer_id")
     limit = query_int(request, "timeline_limit", 20, 1, 200)
-    async with request.app[DB_KEY].session() as s:
-        c, points = await customers_repo.customer_with_contact_points(s, customer_id)
-        assert c.id is not None
-        page = await interactions_repo.timeline(s, c.id, limit=limit)
-        orders = await orders_repo.orders_of_customer(s, c.id, limit=20)
+    async with request.app[DB_KEY].reader() as conn:
+        view = await views_repo.customer_360(conn, customer_id, timeline_limit=limit, orders_limit=20)
     today = _today(request)
     return web.json_response(
         {
-            "customer": ser.customer(c),
-            "merged_from": customer_id if c.id != customer_id else None,
-            "contact_points": ser.many(points, ser.contact_point),
-            "timeline": {"items": ser.many(page.items, ser.interaction), "next_cursor": page.next_cursor},
-            "orders": [ser.order_summary(o, today) for o in orders],
+            "customer": ser.customer(view.customer),
+            "merged_from": view.merged_from,
+            "contact_points": ser.many(view.contact_points, ser.contact_point),
+            "timeline": {"items": ser.many(view.timeline.items, ser.interaction), "next_cursor": view.timeline.next_cursor},
+            "orders": [ser.order_summary(o, today) for o in view.orders],
         }
     )
 
@@ -295,12 +293,10 @@ async def list_orders(request: web.Request) -> web.Response:
     """Orders of a customer found by id, phone or email, newest first."""
     limit = query_int(request, "limit", 50, 1, 200)
     phone, email = request.query.get("phone", "").strip(), request.query.get("email", "").strip()
-    async with request.app[DB_KEY].session() as s:
+    async with request.app[DB_KEY].reader() as s:
         if request.query.get("customer_id"):
             cid = query_int(request, "customer_id", 0, 1, 10**18)
-            c = await customers_repo.get_customer(s, cid)
-            assert c.id is not None
-            orders = await orders_repo.orders_of_customer(s, c.id, limit=limit)
+            orders = await orders_repo.orders_of_customer(s, await customers_repo.survivor_id(s, cid), limit=limit)
         elif phone:
             value = normalize_address(ContactKind.PHONE, phone, _region(request))
             orders = await orders_repo.orders_by_contact(s, "phone", value, limit=limit)
@@ -315,7 +311,7 @@ async def list_orders(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     """One order with lines and history."""
     order_id = path_int(request, "order_id")
-    async with request.app[DB_KEY].session() as s:
+    async with request.app[DB_KEY].reader() as s:
         view = await orders_repo.get_order(s, order_id)
     return web.json_response({"order": ser.order_view(view, _today(request))})
 
@@ -323,7 +319,7 @@ async def get_order(request: web.Request) -> web.Response:
 async def track_order(request: web.Request) -> web.Response:
     """Where an order is: status, promised date, whether it is late, and its history."""
     order_id = path_int(request, "order_id")
-    async with request.app[DB_KEY].session() as s:
+    async with request.app[DB_KEY].reader() as s:
         view = await orders_repo.get_order(s, order_id)
     data = ser.order_summary(view.order, _today(request))
     return web.json_response(

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.domain.identity import ContactKind, normalize_address
+from crm_store.repositories.pg import Reader
 from crm_store.models import (
     ContactPoint,
     Conversation,
@@ -66,8 +67,25 @@ async def get_customer(s: AsyncSession, customer_id: int, follow_merge: bool = T
     return customer
 
 
-async def customer_with_contact_points(s: AsyncSession, customer_id: int) -> tuple[Any, list[Any]]:
-    """A customer and all their addresses in one query, as read-only rows (the 360's first read)."""
+async def survivor_id(s: Reader, customer_id: int) -> int:
+    """The customer that ``customer_id`` was (perhaps transitively) merged into, or itself."""
+    t = Customer.__table__  # type: ignore[attr-defined]
+    current = customer_id
+    for _ in range(10):
+        found = (await s.execute(sa_select(t.c.merged_into_id).where(t.c.id == current))).first()
+        if found is None:
+            raise CustomerNotFound(customer_id)
+        if found.merged_into_id is None:
+            return current
+        current = found.merged_into_id
+    return current
+
+
+async def customer_with_contact_points(s: Reader, customer_id: int) -> tuple[Any, list[Any]]:
+    """A customer and all their addresses in one query, as read-only rows (the 360's first read).
+
+    A merged customer's id reads the customer it was merged into.
+    """
     cu, cp = Customer.__table__, ContactPoint.__table__  # type: ignore[attr-defined]
     stmt = (
         sa_select(cu, *[c.label(f"cp_{c.name}") for c in cp.c])
@@ -79,9 +97,7 @@ async def customer_with_contact_points(s: AsyncSession, customer_id: int) -> tup
     if not found:
         raise CustomerNotFound(customer_id)
     if found[0].merged_into_id is not None:
-        target = await get_customer(s, customer_id)
-        assert target.id is not None
-        return target, list(await contact_points(s, target.id))
+        return await customer_with_contact_points(s, await survivor_id(s, customer_id))
     points = [
         SimpleNamespace(**{c.name: getattr(r, f"cp_{c.name}") for c in cp.c}) for r in found if r.cp_id is not None
     ]

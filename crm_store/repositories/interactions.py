@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Interaction, utcnow
+from crm_store.repositories.pg import Reader
 
 
 class BadCursor(ValueError):
@@ -24,11 +25,11 @@ class BadCursor(ValueError):
 class TimelinePage:
     """One page of a customer's timeline and the cursor for the next (older) page."""
 
-    items: Sequence[Interaction]
+    items: Sequence[Any]  # read-only rows with the columns of Interaction
     next_cursor: str | None
 
 
-def _encode_cursor(item: Interaction) -> str:
+def encode_cursor(item: Any) -> str:
     """An opaque cursor that points just after ``item``."""
     raw = f"{item.occurred_at.astimezone(timezone.utc).isoformat()}|{item.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -75,7 +76,7 @@ async def record_interaction(
 
 
 async def timeline(
-    s: AsyncSession,
+    s: Reader,
     customer_id: int,
     limit: int = 50,
     cursor: str | None = None,
@@ -94,4 +95,4 @@ async def timeline(
     rows = list((await s.execute(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return TimelinePage(rows, _encode_cursor(rows[-1]) if more and rows else None)
+    return TimelinePage(rows, encode_cursor(rows[-1]) if more and rows else None)

@@ -300,3 +300,62 @@ async def test_customer_with_contact_points_in_one_read(db: Database) -> None:
         assert merged.id == a.id and len(merged_points) == 3
         with pytest.raises(cust_repo.CustomerNotFound):
             await cust_repo.customer_with_contact_points(s, 987654)
+
+
+def _attrs(row: object, table: object) -> dict[str, object]:
+    """A read row's column values, whatever its type (Core row, ORM object or attribute row)."""
+    return {c.name: getattr(row, c.name) for c in table.columns}  # type: ignore[attr-defined]
+
+
+async def test_read_views_agree_with_the_portable_statements(db: Database) -> None:
+    """On PostgreSQL the order and 360 views are one JSON-nesting statement; they must read exactly
+    what the portable three-statement views read (types, time zones, order, paging, merges)."""
+    from crm_store.models import ContactPoint, Order, OrderEvent, OrderLine
+    from crm_store.repositories import views as views_repo
+
+    await add_product(db, "TSHIRT", price_minor=1500, stock=50, options={"size": ["S", "M", "L"]})
+    placed = [await place_order(db, _order("TSHIRT", n, size="L"), today=TODAY) for n in (1, 2, 3)]
+    await transition_order(db, placed[0].view.order.id, "confirmed", actor="test")
+    cid = placed[0].view.order.customer_id
+    base = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    async with db.transaction() as s:
+        for i in range(30):  # pairs share a timestamp: the page boundary must fall the same way
+            await inter_repo.record_interaction(s, cid, "note", "web", f"n{i}", {"i": i}, occurred_at=base + timedelta(seconds=i // 2))
+        other = (await cust_repo.resolve_identity(s, "email", "Old.Address@Example.com")).customer
+        await cust_repo.merge_customers(s, other.id, cid, actor="test")
+
+    for reader in (db.reader, db.session):
+        async with reader() as s:
+            for p in placed:
+                fast = await orders_repo.get_order(s, p.view.order.id)
+                slow = await orders_repo.get_order_portable(s, p.view.order.id)
+                assert _attrs(fast.order, Order.__table__) == _attrs(slow.order, Order.__table__)
+                assert [_attrs(x, OrderLine.__table__) for x in fast.lines] == [_attrs(x, OrderLine.__table__) for x in slow.lines]
+                assert [_attrs(x, OrderEvent.__table__) for x in fast.events] == [_attrs(x, OrderEvent.__table__) for x in slow.events]
+                assert fast.order.created_at.tzinfo is not None and isinstance(fast.order.promised_date, date)
+            assert len((await orders_repo.get_order(s, placed[0].view.order.id)).events) == 2
+            assert (await orders_repo.get_order(s, placed[0].view.order.id, with_events=False)).events == ()
+            with pytest.raises(orders_repo.OrderNotFound):
+                await orders_repo.get_order(s, 10**9)
+
+            for asked in (cid, other.id):  # the survivor, and the id merged into it
+                fast360 = await views_repo.customer_360(s, asked, timeline_limit=7, orders_limit=2)
+                slow360 = await views_repo.customer_360_portable(s, asked, 7, 2)
+                assert _attrs(fast360.customer, Customer.__table__) == _attrs(slow360.customer, Customer.__table__)
+                assert fast360.merged_from == slow360.merged_from == (None if asked == cid else asked)
+                assert [_attrs(p, ContactPoint.__table__) for p in fast360.contact_points] == [
+                    _attrs(p, ContactPoint.__table__) for p in slow360.contact_points
+                ]
+                assert [p.kind for p in fast360.contact_points] == ["phone", "email"]
+                assert [_attrs(i, Interaction.__table__) for i in fast360.timeline.items] == [
+                    _attrs(i, Interaction.__table__) for i in slow360.timeline.items
+                ]
+                assert len(fast360.timeline.items) == 7 and fast360.timeline.next_cursor == slow360.timeline.next_cursor
+                assert fast360.timeline.next_cursor is not None
+                assert [o.id for o in fast360.orders] == [placed[2].view.order.id, placed[1].view.order.id]
+                assert [_attrs(o, Order.__table__) for o in fast360.orders] == [_attrs(o, Order.__table__) for o in slow360.orders]
+            with pytest.raises(cust_repo.CustomerNotFound):
+                await views_repo.customer_360(s, 10**9)
+            by_phone = await orders_repo.orders_by_contact(s, "phone", "+14155552671", limit=2)
+            assert [o.id for o in by_phone] == [placed[2].view.order.id, placed[1].view.order.id]
+            assert [o.id for o in await orders_repo.orders_of_customer(s, cid, limit=5)] == [p.view.order.id for p in reversed(placed)]
