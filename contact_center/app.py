@@ -28,6 +28,7 @@ from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
 from crm_store.db import Database
+from crm_store.message_log import open_message_log
 from crm_store.migrate import upgrade_async
 
 log = logging.getLogger("contact_center.app")
@@ -72,8 +73,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
         store = MemoryStateStore()
     sio = app[SIO_KEY]
+    messages = open_message_log(app[DB_KEY])
     hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
-        wrap_up_seconds=settings.wrap_up_seconds,
+        wrap_up_seconds=settings.wrap_up_seconds, messages=messages,
     )
     app[HUB_KEY] = hub
     await hub.load_queues()
@@ -85,6 +87,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     router.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await router
+    await messages.close()
     if redis_client is not None:
         await redis_client.aclose()
 

@@ -28,6 +28,7 @@ from contact_center.domain.routing import (
 )
 from contact_center.ports import AgentPresence, QueueEntry, StateStore
 from crm_store.db import Database
+from crm_store.message_log import MessageLog, SessionMessageLog
 from crm_store.domain.identity import ContactKind, InvalidAddress
 from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
@@ -134,8 +135,14 @@ class HubService:
         clock: Callable[[], float] = time.time,
         offer_timeout: float = OFFER_TIMEOUT_SECONDS,
         wrap_up_seconds: float = 10.0,
+        messages: MessageLog | None = None,
     ) -> None:
         self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
+        self.messages: MessageLog = messages if messages is not None else SessionMessageLog(db)
+        # customer id -> (open chat conversation id, display name): lets a message into an open chat go
+        # straight to the message log (one statement or one group-commit batch). The log itself checks
+        # the conversation is still open, so a stale entry costs one retry through the full path.
+        self._open_chats: dict[int, tuple[int, str]] = {}
         self.offer_timeout = offer_timeout
         self.wrap_up_seconds = wrap_up_seconds
         self._wrap_up_tasks: dict[int, asyncio.Task[None]] = {}
@@ -252,8 +259,11 @@ class HubService:
             "queue": None,
             "messages": [],
         }
-        if conv is not None:
+        if conv is None:
+            self._open_chats.pop(customer.id, None)
+        else:
             assert conv.id is not None
+            self._remember_open_chat(customer.id, conv.id, customer.display_name or "Customer")
             data["messages"] = await self.history(conv.id, last_seq, for_customer=True)
             data["agent_name"] = await self._agent_name(conv.assigned_agent_id)
             data["queue"] = await self.queue_info(conv.id) if conv.status == "queued" else None
@@ -306,6 +316,16 @@ class HubService:
     async def customer_message(self, customer_id: int, raw_client_id: Any, raw_text: Any) -> dict[str, Any]:
         """Store a customer's chat message (opening a conversation if needed), queue it, publish it."""
         text, cid = clean_text(raw_text), client_id(raw_client_id)
+        known = self._open_chats.get(customer_id)
+        if known is not None:
+            conv_id, name = known
+            logged = await self.messages.append(conv_id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
+            if logged is not None:
+                payload = message_json(logged.message, name)
+                if logged.created:
+                    await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=True)
+                return {"message": payload, "conversation_id": conv_id, "created": logged.created}
+            self._open_chats.pop(customer_id, None)  # closed meanwhile: open a new conversation below
         async with self._lock_for(customer_id):
             for attempt in range(3):
                 try:
@@ -314,15 +334,30 @@ class HubService:
                 except IntegrityError:
                     if attempt == 2:
                         raise
-        payload = message_json(msg, customer.display_name or "Customer")
+        assert conv.id is not None
+        name = customer.display_name or "Customer"
+        self._remember_open_chat(customer_id, conv.id, name)
+        payload = message_json(msg, name)
         if created:
-            await self.emitter.emit("message", payload, to=room_conv(conv.id), namespace="/customer")  # type: ignore[arg-type]
-            if conv.assigned_agent_id is not None:
-                await self.emitter.emit("message", payload, to=room_agent(conv.assigned_agent_id), namespace="/agent")
+            await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=True)
         if new_conv:
             await self.store.enqueue(self._entry(conv, customer))
             self.kick()
         return {"message": payload, "conversation_id": conv.id, "created": created}
+
+    def _remember_open_chat(self, customer_id: int, conversation_id: int, name: str) -> None:
+        """Cache the customer's open chat for the fast path (bounded: the oldest entries go first)."""
+        if len(self._open_chats) >= 50_000:
+            for key in list(self._open_chats)[:5_000]:
+                del self._open_chats[key]
+        self._open_chats[customer_id] = (conversation_id, name)
+
+    async def _publish(self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: bool) -> None:
+        """Send a stored message to the customer's room (unless internal) and to the assigned agent."""
+        if to_customer:
+            await self.emitter.emit("message", payload, to=room_conv(conversation_id), namespace="/customer")
+        if agent_id is not None:
+            await self.emitter.emit("message", payload, to=room_agent(agent_id), namespace="/agent")
 
     async def _store_customer_message(
         self, customer_id: int, cid: str, text: str
@@ -466,19 +501,25 @@ class HubService:
         cid = client_id(raw_client_id) if raw_client_id is not None else None
         conv = await self._assigned(agent, conversation_id)
         assert conv.id is not None
-        async with self.db.transaction() as s:
+        if not internal:  # a reply: one append through the message log
+            logged = await self.messages.append(conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid)
+            if logged is None:
+                raise HubError("conflict", "this conversation is closed")
+            payload = message_json(logged.message, agent.display_name)
+            if logged.created:
+                await self._publish(conv.id, logged.assigned_agent_id or agent.id, payload, to_customer=True)
+            return payload
+        async with self.db.transaction() as s:  # a note also goes on the customer's timeline, atomically
             appended = await conv_repo.append_message(
-                s, conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid, internal=internal
+                s, conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid, internal=True
             )
-            if internal and appended.created:
+            if appended.created:
                 await record_interaction(
                     s, conv.customer_id, InteractionKind.NOTE, conv.channel, text[:300], {}, agent_id=agent.id, conversation_id=conv.id
                 )
         payload = message_json(appended.message, agent.display_name)
         if appended.created:
-            if not internal:
-                await self.emitter.emit("message", payload, to=room_conv(conv.id), namespace="/customer")
-            await self.emitter.emit("message", payload, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
+            await self._publish(conv.id, conv.assigned_agent_id or agent.id, payload, to_customer=False)
         return payload
 
     async def agent_typing(self, agent: AgentRef, conversation_id: Any, typing: bool) -> None:

@@ -48,6 +48,12 @@ async def find_open_conversation(s: AsyncSession, customer_id: int, channel: str
     return (await s.exec(stmt)).first()
 
 
+async def find_message(s: AsyncSession, conversation_id: int, client_msg_id: str) -> Message | None:
+    """The message stored in this conversation under this client message id, if any."""
+    stmt = select(Message).where(Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id)
+    return (await s.exec(stmt)).first()
+
+
 async def _existing(
     s: AsyncSession, conversation_id: int, client_msg_id: str | None, provider_id: str | None
 ) -> Message | None:

@@ -1,0 +1,132 @@
+"""The message log (the chat hot path) on SQLite (group commit) and PostgreSQL (one statement)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from crm_store.db import Database
+from crm_store.message_log import MessageLog, PgMessageLog, SessionMessageLog, SqliteMessageLog, open_message_log
+from crm_store.models import Conversation, utcnow
+from crm_store.repositories import conversations as conv_repo
+from crm_store.repositories import customers as cust_repo
+
+
+async def _conversation(db: Database, visitor: str, status: str = "queued", agent_id: int | None = None) -> int:
+    async with db.transaction() as s:
+        customer = (await cust_repo.resolve_identity(s, "web", visitor)).customer
+        conv = await conv_repo.open_conversation(s, customer.id, "chat")
+        conv.status = status
+        s.add(conv)
+        await s.flush()
+        assert conv.id is not None
+        return conv.id
+
+
+@pytest.fixture
+async def log(db: Database):  # type: ignore[no-untyped-def]
+    message_log = open_message_log(db)
+    yield message_log
+    await message_log.close()
+
+
+def test_the_fast_log_is_chosen_for_each_database(db: Database, log: MessageLog) -> None:
+    assert isinstance(log, SqliteMessageLog if db.dialect == "sqlite" else PgMessageLog)
+
+
+async def test_appends_get_consecutive_sequences_and_are_readable(db: Database, log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_1")
+    before = utcnow() - timedelta(seconds=1)
+    results = [await log.append(conv_id, "customer", f"hello {i} <b>", sender_id="7", client_msg_id=f"c{i}") for i in range(3)]
+    assert all(r is not None and r.created and r.status == "queued" and r.assigned_agent_id is None for r in results)
+    assert [r.message.seq for r in results if r] == [1, 2, 3]
+    async with db.session() as s:
+        stored = await conv_repo.messages_after(s, conv_id, 0)
+        conv = await s.get(Conversation, conv_id)
+    assert conv is not None and conv.last_seq == 3
+    assert [(m.seq, m.body, m.sender_kind, m.sender_id, m.client_msg_id, m.internal) for m in stored] == [
+        (i + 1, f"hello {i} <b>", "customer", "7", f"c{i}", False) for i in range(3)
+    ]
+    for m, r in zip(stored, results):
+        assert r is not None and m.id == r.message.id
+        assert m.created_at.tzinfo is not None and before < m.created_at <= utcnow()
+        assert abs((m.created_at - r.message.created_at).total_seconds()) < 0.001
+        assert m.attachments == []
+
+
+async def test_a_resend_returns_the_first_copy_and_writes_nothing(db: Database, log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_2")
+    first = await log.append(conv_id, "customer", "once", client_msg_id="same-id")
+    again = await log.append(conv_id, "customer", "once (resent)", client_msg_id="same-id")
+    assert first is not None and again is not None and first.created and not again.created
+    assert again.message.id == first.message.id and again.message.seq == 1 and again.message.body == "once"
+    async with db.session() as s:
+        assert len(await conv_repo.messages_after(s, conv_id, 0)) == 1
+
+
+async def test_closed_or_unknown_conversations_take_nothing(db: Database, log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_3", status="closed")
+    assert await log.append(conv_id, "customer", "too late", client_msg_id="late") is None
+    assert await log.append(987654321, "customer", "nowhere") is None
+    async with db.session() as s:
+        assert await conv_repo.messages_after(s, conv_id, 0) == []
+        conv = await s.get(Conversation, conv_id)
+    assert conv is not None and conv.last_seq == 0
+
+
+async def test_the_assignment_is_reported(db: Database, log: MessageLog) -> None:
+    from crm_store.models import Agent
+
+    async with db.transaction() as s:
+        agent = Agent(username="loggy", display_name="Loggy", password_hash="not-a-login")
+        s.add(agent)
+        await s.flush()
+        agent_id = agent.id
+    conv_id = await _conversation(db, "visitor_log_4", status="assigned")
+    async with db.transaction() as s:
+        conv = await s.get(Conversation, conv_id)
+        assert conv is not None
+        conv.assigned_agent_id = agent_id
+        s.add(conv)
+    result = await log.append(conv_id, "agent", "hi", sender_id=str(agent_id), internal=True)
+    assert result is not None and result.assigned_agent_id == agent_id and result.status == "assigned"
+    assert result.message.internal is True
+
+
+async def test_concurrent_appends_never_share_or_skip_a_sequence(db: Database, log: MessageLog) -> None:
+    convs = [await _conversation(db, f"visitor_log_c{i}") for i in range(5)]
+    per_conv = 40
+
+    async def send(conv_id: int, i: int) -> None:
+        result = await log.append(conv_id, "customer", f"m{i}", client_msg_id=f"k{i}")
+        assert result is not None and result.created
+
+    async def resend(conv_id: int) -> None:
+        result = await log.append(conv_id, "customer", "dup", client_msg_id="dup-key")
+        assert result is not None
+
+    await asyncio.gather(
+        *(send(c, i) for c in convs for i in range(per_conv)),
+        *(resend(convs[0]) for _ in range(10)),
+    )
+    async with db.session() as s:
+        for c in convs:
+            seqs = [m.seq for m in await conv_repo.messages_after(s, c, 0)]
+            expected = per_conv + (1 if c == convs[0] else 0)
+            assert seqs == list(range(1, expected + 1))
+    if isinstance(log, SqliteMessageLog):  # group commit: far fewer transactions than messages
+        assert log.batches < (5 * per_conv + 10) / 4
+
+
+async def test_the_portable_log_behaves_the_same(db: Database) -> None:
+    log = SessionMessageLog(db)
+    conv_id = await _conversation(db, "visitor_log_p")
+    first = await log.append(conv_id, "customer", "a", client_msg_id="p1")
+    again = await log.append(conv_id, "customer", "a", client_msg_id="p1")
+    second = await log.append(conv_id, "customer", "b")
+    assert first and again and second and first.created and not again.created
+    assert (first.message.seq, again.message.seq, second.message.seq) == (1, 1, 2)
+    closed = await _conversation(db, "visitor_log_pc", status="closed")
+    assert await log.append(closed, "customer", "x") is None
