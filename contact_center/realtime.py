@@ -58,7 +58,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         email = auth.get("email") if isinstance(auth.get("email"), str) else ""
         last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
         session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq)
-        await self.save_session(sid, {"customer_id": session["customer_id"]})
+        await self.save_session(sid, {"customer_id": session["customer_id"], "room": session["conversation_id"]})
         if session["conversation_id"]:
             await self.enter_room(sid, room_conv(session["conversation_id"]))
         await self.emit("session", session, to=sid)
@@ -71,8 +71,13 @@ class CustomerNamespace(socketio.AsyncNamespace):
         """A chat message from the customer."""
         async def run() -> dict[str, Any]:
             payload = _dict(data)
-            result = await self.hub.customer_message(await self._customer(sid), payload.get("client_msg_id"), payload.get("text"))
-            await self.enter_room(sid, room_conv(result["conversation_id"]))
+            session = await self.get_session(sid)
+            result = await self.hub.customer_message(
+                int(session["customer_id"]), payload.get("client_msg_id"), payload.get("text"), origin_sid=sid
+            )
+            if session.get("room") != result["conversation_id"]:  # the first message of a conversation
+                await self.enter_room(sid, room_conv(result["conversation_id"]))
+                await self.save_session(sid, {**session, "room": result["conversation_id"]})
             return {"message": result["message"]}
 
         return await _acked(run)
@@ -84,10 +89,12 @@ class CustomerNamespace(socketio.AsyncNamespace):
             last = payload.get("last_seq", 0)
             if isinstance(last, bool) or not isinstance(last, int) or last < 0:
                 raise HubError("bad_request", "last_seq must be a whole number")
-            session = await self.hub.customer_session_for(await self._customer(sid))
+            saved = await self.get_session(sid)
+            session = await self.hub.customer_session_for(int(saved["customer_id"]))
             if session is None:
                 return {"conversation_id": None, "messages": []}
             await self.enter_room(sid, room_conv(session))
+            await self.save_session(sid, {**saved, "room": session})
             return {"conversation_id": session, "messages": await self.hub.history(session, last, for_customer=True)}
 
         return await _acked(run)

@@ -60,7 +60,9 @@ class HubError(Exception):
 class Emitter(Protocol):
     """Publishes an event to a room of a namespace (python-socketio's ``AsyncServer.emit``)."""
 
-    def emit(self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None) -> Awaitable[None]: ...
+    def emit(
+        self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, skip_sid: str | None = None
+    ) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True)
@@ -313,8 +315,14 @@ class HubService:
             lock = self._customer_locks[customer_id] = asyncio.Lock()
         return lock
 
-    async def customer_message(self, customer_id: int, raw_client_id: Any, raw_text: Any) -> dict[str, Any]:
-        """Store a customer's chat message (opening a conversation if needed), queue it, publish it."""
+    async def customer_message(
+        self, customer_id: int, raw_client_id: Any, raw_text: Any, *, origin_sid: str | None = None
+    ) -> dict[str, Any]:
+        """Store a customer's chat message (opening a conversation if needed), queue it, publish it.
+
+        ``origin_sid``: the customer socket it came from, which gets the stored message in its
+        acknowledgement and so is left out of the echo to the customer's other tabs.
+        """
         text, cid = clean_text(raw_text), client_id(raw_client_id)
         known = self._open_chats.get(customer_id)
         if known is not None:
@@ -323,7 +331,7 @@ class HubService:
             if logged is not None:
                 payload = message_json(logged.message, name)
                 if logged.created:
-                    await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=True)
+                    await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
                 return {"message": payload, "conversation_id": conv_id, "created": logged.created}
             self._open_chats.pop(customer_id, None)  # closed meanwhile: open a new conversation below
         async with self._lock_for(customer_id):
@@ -339,7 +347,7 @@ class HubService:
         self._remember_open_chat(customer_id, conv.id, name)
         payload = message_json(msg, name)
         if created:
-            await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=True)
+            await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
         if new_conv:
             await self.store.enqueue(self._entry(conv, customer))
             self.kick()
@@ -352,10 +360,12 @@ class HubService:
                 del self._open_chats[key]
         self._open_chats[customer_id] = (conversation_id, name)
 
-    async def _publish(self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: bool) -> None:
+    async def _publish(
+        self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: bool, skip_sid: str | None = None
+    ) -> None:
         """Send a stored message to the customer's room (unless internal) and to the assigned agent."""
         if to_customer:
-            await self.emitter.emit("message", payload, to=room_conv(conversation_id), namespace="/customer")
+            await self.emitter.emit("message", payload, to=room_conv(conversation_id), namespace="/customer", skip_sid=skip_sid)
         if agent_id is not None:
             await self.emitter.emit("message", payload, to=room_agent(agent_id), namespace="/agent")
 

@@ -265,3 +265,29 @@ async def test_a_declined_transfer_to_a_named_agent_goes_back_to_the_queue(hub: 
     assert again["conversation_id"] == cid
     for s in (alice, bob, cust):
         await s.disconnect()
+
+
+async def test_other_tabs_get_the_echo_and_a_closed_chat_starts_a_new_one(hub: str) -> None:
+    agent, a_in = await _agent(hub, "alice")
+    await agent.call("set_status", {"status": "available"}, namespace="/agent")
+    tab1, t1_in = await _customer(hub, "visitor_two_tabs_01")
+    first = await tab1.call("message", {"client_msg_id": "t1", "text": "first"}, namespace="/customer")
+    cid = first["message"]["conversation_id"]
+    tab2, t2_in = await _customer(hub, "visitor_two_tabs_01")  # same visitor, a second tab, joins the open chat
+    assert tab2 is not tab1 and t2_in.all("session")[0]["conversation_id"] == cid
+    ack = await tab1.call("message", {"client_msg_id": "t2", "text": "from tab one"}, namespace="/customer")
+    assert ack["ok"] and ack["message"]["seq"] == 2
+    echoed = await t2_in.wait("message", lambda m: m["client_msg_id"] == "t2")
+    assert echoed["text"] == "from tab one" and echoed["seq"] == 2
+    await asyncio.sleep(0.2)
+    assert [m for m in t1_in.all("message") if m["client_msg_id"] == "t2"] == []  # the sender has it in its ack
+
+    offer = await a_in.wait("offer")
+    await agent.call("accept", {"conversation_id": offer["conversation_id"]}, namespace="/agent")
+    assert (await agent.call("close", {"conversation_id": cid, "disposition": "resolved"}, namespace="/agent")) == {"ok": True}
+    await t1_in.wait("closed")
+    # the hub's fast path still remembers the closed chat: the message must open a new conversation
+    again = await tab1.call("message", {"client_msg_id": "t3", "text": "one more question"}, namespace="/customer")
+    assert again["ok"] and again["message"]["conversation_id"] != cid and again["message"]["seq"] == 1
+    for sio in (tab1, tab2, agent):
+        await sio.disconnect()
