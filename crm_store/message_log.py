@@ -169,11 +169,28 @@ class SqliteMessageLog:
         return conn
 
     def _write(self, items: list[_Item]) -> list[LogAppend | None | Exception]:
-        """One transaction for the whole batch; each item in a savepoint so one bad item fails alone."""
+        """One transaction for the whole batch.
+
+        The batch is tried without savepoints (an error is near impossible: the duplicate check runs
+        under the write lock); if any item fails, the batch is rolled back and written again with a
+        savepoint per item, so the bad item fails alone and the others are stored.
+        """
         conn = self._conn()
         now = utcnow()
         stamp = now.astimezone(timezone.utc).strftime(_SQLITE_TIME)
-        out: list[LogAppend | None | Exception] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            out: list[LogAppend | None | Exception] = [self._write_one(conn, item, now, stamp) for item in items]
+            conn.execute("COMMIT")
+            return out
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        out = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for item in items:
@@ -263,26 +280,41 @@ WHERE c.id = $1
 
 
 class PgMessageLog:
-    """One atomic statement per message, on a pooled connection in autocommit."""
+    """One atomic statement per message, on a small asyncpg pool of its own.
 
-    def __init__(self, db: Database) -> None:
+    Its own fixed-size pool (not SQLAlchemy's, whose overflow connections are opened and closed
+    again under bursts): the relay benchmark showed connection churn turning a burst into a backlog.
+    """
+
+    def __init__(self, db: Database, *, pool_size: int = 8) -> None:
         self.db = db
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    import asyncpg  # the driver of the PostgreSQL URL; only imported when PostgreSQL is used
+
+                    dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                    self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size, statement_cache_size=100)
+        return self._pool
 
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
         sender_id: str | None = None, client_msg_id: str | None = None, internal: bool = False,
     ) -> LogAppend | None:
         """Store the message (or find its first copy) in one round trip."""
-        import asyncpg  # the driver of the PostgreSQL URL; only imported when PostgreSQL is used
+        import asyncpg
 
+        pool = await self._get_pool()
         for attempt in range(3):
             now = utcnow()
             try:
-                async with self.db.reader() as conn:
-                    raw = await conn.get_raw_connection()
-                    row = await raw.driver_connection.fetchrow(
-                        _PG_APPEND, conversation_id, sender_kind, sender_id, body, client_msg_id, internal, now
-                    )
+                async with pool.acquire() as conn:
+                    row = await conn.fetchrow(_PG_APPEND, conversation_id, sender_kind, sender_id, body, client_msg_id, internal, now)
                 break
             except asyncpg.UniqueViolationError:
                 if attempt == 2:  # the same client id raced itself twice: the first copy now exists
@@ -301,7 +333,10 @@ class PgMessageLog:
         return None  # closed
 
     async def close(self) -> None:
-        """Nothing of its own to release (the pool belongs to the Database)."""
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 # --- portable: the ORM path ----------------------------------------------------------------------------

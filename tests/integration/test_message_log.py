@@ -130,3 +130,30 @@ async def test_the_portable_log_behaves_the_same(db: Database) -> None:
     assert (first.message.seq, again.message.seq, second.message.seq) == (1, 1, 2)
     closed = await _conversation(db, "visitor_log_pc", status="closed")
     assert await log.append(closed, "customer", "x") is None
+
+
+async def test_one_bad_message_fails_alone_in_its_batch(db: Database) -> None:
+    """A batch with an item the database refuses stores the others and fails only that one."""
+    if db.dialect != "sqlite":
+        pytest.skip("group commit is the SQLite log's")
+    log = open_message_log(db)
+    assert isinstance(log, SqliteMessageLog)
+    conv_id = await _conversation(db, "visitor_log_bad")
+    async with db.transaction() as s:  # a trigger stands in for any refusal (a full disk, a constraint)
+        from sqlalchemy import text
+
+        await s.execute(text(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.body = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+    try:
+        results = await asyncio.gather(
+            *(log.append(conv_id, "customer", body) for body in ("a", "poison", "b")), return_exceptions=True
+        )
+        assert isinstance(results[1], Exception)
+        good = [r for r in (results[0], results[2]) if not isinstance(r, BaseException)]
+        assert [r.message.body for r in good if r] == ["a", "b"]
+        async with db.session() as s:
+            assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "a"), (2, "b")]
+    finally:
+        await log.close()
