@@ -1,4 +1,4 @@
-"""The ``contact-center`` command: serve, migrate, seed-demo."""
+"""The ``contact-center`` command: serve, migrate, seed-demo, staffing."""
 
 from __future__ import annotations
 
@@ -64,6 +64,42 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _staffing(args: argparse.Namespace, _settings: Settings) -> int:
+    """Print the agents an interval needs (Erlang C): one JSON object with --json, else a short table."""
+    import json
+
+    from contact_center.domain.staffing import required_agents
+
+    try:
+        result = required_agents(
+            args.contacts, args.interval_seconds, args.aht_seconds, args.target_sl, args.target_seconds, args.shrinkage
+        )
+    except ValueError as exc:
+        print(f"contact-center staffing: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "agents": result.agents,
+            "service_level": result.service_level,
+            "asa_seconds": result.asa_seconds,
+            "occupancy": result.occupancy,
+            "agents_with_shrinkage": result.agents_with_shrinkage,
+        }))
+        return 0
+    rows = [
+        ("traffic (Erlangs)", f"{result.traffic_erlangs:.2f}"),
+        ("agents needed", str(result.agents)),
+        (f"service level ({args.target_seconds:g} s)", f"{result.service_level:.1%}"),
+        ("average speed of answer", f"{result.asa_seconds:.1f} s"),
+        ("occupancy", f"{result.occupancy:.1%}"),
+        (f"agents with {args.shrinkage:.0%} shrinkage", str(result.agents_with_shrinkage)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>8}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="contact-center", description="Omnichannel contact centre hub")
@@ -78,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--customers", type=int, default=1000)
     seed.set_defaults(func=_seed)
+    staffing = sub.add_parser("staffing", help="agents an interval needs for a service-level target (Erlang C)")
+    staffing.add_argument("--contacts", type=float, required=True, help="contacts expected in the interval")
+    staffing.add_argument("--interval-seconds", type=float, required=True, help="length of the interval")
+    staffing.add_argument("--aht-seconds", type=float, required=True, help="average handle time")
+    staffing.add_argument("--target-sl", type=float, required=True, help="share answered within the target, e.g. 0.8")
+    staffing.add_argument("--target-seconds", type=float, required=True, help="target answer time, e.g. 20")
+    staffing.add_argument("--shrinkage", type=float, default=0.0, help="share of paid time not available (0 to <1)")
+    staffing.add_argument("--json", action="store_true", help="print one JSON object")
+    staffing.set_defaults(func=_staffing)
     return parser
 
 

@@ -137,7 +137,10 @@ class Conversation(SQLModel, table=True):
     """One contact with a customer on one channel, from first message to wrap-up."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_customer_created", "customer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_conversations_customer_created", "customer_id", "created_at"),
+        Index("ix_conversations_queue_queued", "queue_id", "queued_at"),
+    )
 
     id: Optional[int] = _id()
     customer_id: int = Field(foreign_key="customers.id")
@@ -153,6 +156,8 @@ class Conversation(SQLModel, table=True):
     updated_at: datetime = _created()
     assigned_at: Optional[datetime] = _when()
     closed_at: Optional[datetime] = _when()
+    queued_at: Optional[datetime] = _when()  # when it first entered an agent queue
+    abandoned_at: Optional[datetime] = _when()  # when the customer left before being answered
 
 
 class Message(SQLModel, table=True):
@@ -270,3 +275,20 @@ class OrderEvent(SQLModel, table=True):
     actor: str = Field(default="system", max_length=120)
     note: str = Field(default="", max_length=500)
     occurred_at: datetime = _created()
+
+
+class AgentStateLog(SQLModel, table=True):
+    """One stretch of time an agent spent in one state (available, busy, wrap_up, away, offline).
+
+    The open stretch has no ``ended_at``; recording a new state closes it. Time in state and occupancy
+    are computed from these rows, so they survive a restart.
+    """
+
+    __tablename__ = "agent_state_log"
+    __table_args__ = (Index("ix_agent_state_log_agent_started", "agent_id", "started_at"),)
+
+    id: Optional[int] = _id()
+    agent_id: int = Field(foreign_key="agents.id")
+    state: str = Field(max_length=16)
+    started_at: datetime = _created()
+    ended_at: Optional[datetime] = _when()
