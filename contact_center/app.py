@@ -77,6 +77,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
         wrap_up_seconds=settings.wrap_up_seconds, messages=messages,
     )
+    hub.abandon_grace = settings.abandon_grace_seconds
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()

@@ -187,6 +187,20 @@ class StateStore(Protocol):
         """
         ...
 
+    # --- supervisors watching conversations ---------------------------------------------------
+
+    async def add_watcher(self, conversation_id: int, watcher: str) -> None:
+        """A supervisor (``watcher``: any unique id of their socket) starts watching a conversation."""
+        ...
+
+    async def remove_watcher(self, conversation_id: int, watcher: str) -> None:
+        """The watcher stops watching (unknown pairs are ignored)."""
+        ...
+
+    async def watched(self) -> set[int]:
+        """The conversations at least one watcher is watching."""
+        ...
+
     async def clear(self) -> None:
         """Remove everything this store holds (tests)."""
         ...

@@ -47,6 +47,8 @@ class CustomerNamespace(socketio.AsyncNamespace):
     def __init__(self, hub: HubService) -> None:
         super().__init__("/customer")
         self.hub = hub
+        self._sockets: dict[int, set[str]] = {}  # customer id -> their connected widgets on this node
+        self._left_tasks: dict[int, asyncio.Task[None]] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Identify the visitor, join their conversation's room, send the session and what they missed."""
@@ -59,9 +61,37 @@ class CustomerNamespace(socketio.AsyncNamespace):
         last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
         session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq)
         await self.save_session(sid, {"customer_id": session["customer_id"], "room": session["conversation_id"]})
+        customer_id = int(session["customer_id"])
+        self._sockets.setdefault(customer_id, set()).add(sid)
+        task = self._left_tasks.pop(customer_id, None)
+        if task is not None:
+            task.cancel()
         if session["conversation_id"]:
             await self.enter_room(sid, room_conv(session["conversation_id"]))
         await self.emit("session", session, to=sid)
+
+    async def on_disconnect(self, sid: str, *args: Any) -> None:
+        """When a customer's last widget goes, a chat still waiting is abandoned after a grace period."""
+        try:
+            customer_id = int((await self.get_session(sid))["customer_id"])
+        except KeyError:
+            return
+        sockets = self._sockets.get(customer_id, set())
+        sockets.discard(sid)
+        if not sockets:
+            self._sockets.pop(customer_id, None)
+            self._left_tasks[customer_id] = asyncio.get_running_loop().create_task(self._left_later(customer_id))
+
+    async def _left_later(self, customer_id: int) -> None:
+        await asyncio.sleep(self.hub.abandon_grace)
+        if self._left_tasks.get(customer_id) is asyncio.current_task():
+            del self._left_tasks[customer_id]
+        if customer_id in self._sockets:
+            return
+        try:
+            await self.hub.customer_left(customer_id)
+        except Exception:  # noqa: BLE001 - logged; the chat stays queued and an agent will see it
+            log.exception("could not mark an abandoned chat")
 
     async def _customer(self, sid: str) -> int:
         """The customer id of this socket."""

@@ -44,6 +44,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     node_name: str = ""
     offer_timeout_seconds: float = 20.0
+    abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
     wrap_up_seconds: float = 10.0
     redis_prefix: str = "cc:{hub}:"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -70,6 +71,7 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()),
             node_name=env.get("NODE_NAME", ""),
             offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
+            abandon_grace_seconds=float(env.get("ABANDON_GRACE_SECONDS", 60.0)),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
             redis_prefix=env.get("REDIS_PREFIX", cls.redis_prefix),
         )

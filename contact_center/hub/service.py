@@ -34,6 +34,7 @@ from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
 from crm_store.repositories import conversations as conv_repo
 from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import stats as stats_repo
 from crm_store.repositories.interactions import record_interaction
 
 log = logging.getLogger("contact_center.hub")
@@ -108,6 +109,11 @@ def client_id(raw: Any) -> str:
     return raw
 
 
+def room_monitor(conversation_id: int) -> str:
+    """The /supervisor room of the supervisors watching a conversation."""
+    return f"monitor:{conversation_id}"
+
+
 def room_conv(conversation_id: int) -> str:
     """The customer-side room of a conversation."""
     return f"conv:{conversation_id}"
@@ -145,6 +151,10 @@ class HubService:
         # straight to the message log (one statement or one group-commit batch). The log itself checks
         # the conversation is still open, so a stale entry costs one retry through the full path.
         self._open_chats: dict[int, tuple[int, str]] = {}
+        # conversations some supervisor watches (any node): refreshed from the state store every router
+        # tick, and at once on this node when a watch starts here
+        self._watched: set[int] = set()
+        self.abandon_grace = 60.0
         self.offer_timeout = offer_timeout
         self.wrap_up_seconds = wrap_up_seconds
         self._wrap_up_tasks: dict[int, asyncio.Task[None]] = {}
@@ -368,6 +378,8 @@ class HubService:
             await self.emitter.emit("message", payload, to=room_conv(conversation_id), namespace="/customer", skip_sid=skip_sid)
         if agent_id is not None:
             await self.emitter.emit("message", payload, to=room_agent(agent_id), namespace="/agent")
+        if conversation_id in self._watched:
+            await self.emitter.emit("message", payload, to=room_monitor(conversation_id), namespace="/supervisor")
 
     async def _store_customer_message(
         self, customer_id: int, cid: str, text: str
@@ -381,7 +393,7 @@ class HubService:
                 conv = await conv_repo.open_conversation(
                     s, customer_id, "chat", subject=text[:120], queue_id=self._queue_ids.get(self._default_queue)
                 )
-                conv.status = "queued"
+                conv.status, conv.queued_at = "queued", utcnow()
                 s.add(conv)
                 await record_interaction(
                     s, customer_id, InteractionKind.CHAT, "chat", f"Chat started: {text[:200]}",
@@ -416,6 +428,7 @@ class HubService:
                 load={}, capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
             )
             await self.store.set_presence(presence)
+            await self._log_state(agent.id, presence.status)
         conversations = await self.agent_conversations(agent.id)
         offers = [await self._offer_json(o.conversation_id, o.expires_at, o.queue, o.channel) for o in await self.store.offers_of(agent.id)]
         return {
@@ -461,9 +474,114 @@ class HubService:
         if updated is None:
             await self.agent_online(agent)
             updated = await self.store.set_status(agent.id, status, self.clock())
+        await self._log_state(agent.id, status)
         if status == AgentStatus.AVAILABLE.value:
             self.kick()
         return status
+
+    async def _log_state(self, agent_id: int, state: str) -> None:
+        """Record an agent's state change in SQL (time in state, occupancy); never fails the caller."""
+        try:
+            await stats_repo.record_agent_state(self.db, agent_id, state)
+        except Exception:  # noqa: BLE001 - a lost statistic must not lose the action
+            log.exception("could not record the agent state", extra={"agent_id": agent_id, "state": state})
+
+    # --- supervisors ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _supervisor(actor: AgentRef) -> None:
+        if actor.role not in ("supervisor", "admin"):
+            raise HubError("forbidden", "supervisors only")
+
+    async def supervisor_set_status(self, actor: AgentRef, agent_id: Any, status: Any) -> str:
+        """A supervisor changes an agent's state; the agent's console is told. Recorded on the state log."""
+        self._supervisor(actor)
+        if isinstance(agent_id, bool) or not isinstance(agent_id, int):
+            raise HubError("bad_request", "agent_id must be an agent's id")
+        allowed = (AgentStatus.AVAILABLE.value, AgentStatus.AWAY.value, AgentStatus.OFFLINE.value)
+        if status not in allowed:
+            raise HubError("bad_request", f"status must be one of {', '.join(allowed)}")
+        if await self.store.set_status(agent_id, status, self.clock()) is None:
+            raise HubError("not_found", "that agent is not logged in")
+        await self._log_state(agent_id, status)
+        await self.emitter.emit("status", {"status": status, "by": actor.display_name}, to=room_agent(agent_id), namespace="/agent")
+        if status == AgentStatus.AVAILABLE.value:
+            self.kick()
+        log.info("supervisor set agent state", extra={"actor": actor.id, "agent_id": agent_id, "status": status})
+        return status
+
+    async def reassign(self, actor: AgentRef, conversation_id: Any, *, to_agent: Any = None, to_queue: Any = None) -> dict[str, Any]:
+        """A supervisor moves a conversation to another agent or queue (a transfer on their authority)."""
+        self._supervisor(actor)
+        return await self.transfer(actor, conversation_id, queue=to_queue, to_agent=to_agent, note=f"reassigned by supervisor {actor.display_name}")
+
+    async def whisper(self, actor: AgentRef, conversation_id: Any, raw_text: Any) -> dict[str, Any]:
+        """A supervisor's note to the agent in a conversation: the agent sees it, the customer never does."""
+        self._supervisor(actor)
+        text = clean_text(raw_text)
+        conv = await self._assigned(actor, conversation_id)
+        assert conv.id is not None
+        async with self.db.transaction() as s:
+            appended = await conv_repo.append_message(s, conv.id, "supervisor", text, sender_id=str(actor.id), internal=True)
+            await record_interaction(
+                s, conv.customer_id, InteractionKind.NOTE, conv.channel, f"Whisper from {actor.display_name}: {text[:250]}",
+                {"event": "whisper"}, agent_id=actor.id, conversation_id=conv.id,
+            )
+        payload = message_json(appended.message, actor.display_name)
+        await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=False)
+        return payload
+
+    async def monitor(self, actor: AgentRef, conversation_id: Any, watcher: str) -> dict[str, Any]:
+        """A supervisor starts watching a conversation silently: its transcript now, its messages live after.
+
+        The caller (the /supervisor namespace) puts the socket in ``room_monitor(id)``. Recorded.
+        """
+        self._supervisor(actor)
+        cid = self._conv_id(conversation_id)
+        async with self.db.transaction() as s:
+            conv = await s.get(Conversation, cid)
+            if conv is None:
+                raise HubError("not_found", "conversation not found")
+            await record_interaction(
+                s, conv.customer_id, InteractionKind.NOTE, conv.channel, f"{actor.display_name} watched the chat",
+                {"event": "monitor"}, agent_id=actor.id, conversation_id=cid,
+            )
+        await self.store.add_watcher(cid, watcher)
+        self._watched.add(cid)
+        return {"conversation_id": cid, "status": conv.status, "messages": await self.history(cid, 0, for_customer=False)}
+
+    async def unmonitor(self, conversation_id: int, watcher: str) -> None:
+        """The watcher stops watching (their socket left, or they closed the view)."""
+        await self.store.remove_watcher(conversation_id, watcher)
+
+    # --- customers leaving -----------------------------------------------------------------------
+
+    async def customer_left(self, customer_id: int) -> bool:
+        """The customer's last widget went away and did not come back in time: a waiting chat is abandoned.
+
+        Only a chat still waiting in a queue (never answered) is abandoned; one with an agent stays open
+        for the agent to close. Returns whether a chat was abandoned.
+        """
+        async with self.db.transaction() as s:
+            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+            if conv is None or conv.status != "queued" or conv.assigned_at is not None:
+                return False
+            now = utcnow()
+            conv.status, conv.disposition, conv.abandoned_at, conv.closed_at, conv.updated_at = "closed", "abandoned", now, now, now
+            s.add(conv)
+            await record_interaction(
+                s, customer_id, InteractionKind.CHAT, conv.channel, "Left the chat while waiting (abandoned)",
+                {"event": "abandoned"}, conversation_id=conv.id,
+            )
+        assert conv.id is not None
+        self._open_chats.pop(customer_id, None)
+        self._last_queue_info.pop(conv.id, None)
+        offered_to = await self.store.release(conv.id, self.clock())
+        if offered_to is not None:
+            await self.emitter.emit("offer_revoked", {"conversation_id": conv.id}, to=room_agent(offered_to), namespace="/agent")
+        log.info("chat abandoned", extra={"conversation_id": conv.id, "customer_id": customer_id})
+        self.kick()
+        return True
 
     async def accept(self, agent: AgentRef, conversation_id: Any) -> dict[str, Any]:
         """Accept an offer: the atomic claim in the state store decides; SQL then records the assignment."""
@@ -474,7 +592,9 @@ class HubService:
             conv = await s.get(Conversation, cid)
             if conv is None:
                 raise HubError("not_found", "conversation not found")
-            conv.status, conv.assigned_agent_id, conv.assigned_at, conv.updated_at = "assigned", agent.id, utcnow(), utcnow()
+            # assigned_at is the first answer (service level, speed of answer); a transfer keeps it
+            conv.status, conv.assigned_agent_id, conv.updated_at = "assigned", agent.id, utcnow()
+            conv.assigned_at = conv.assigned_at or conv.updated_at
             s.add(conv)
             customer = await customers_repo.get_customer(s, conv.customer_id)
             await record_interaction(
@@ -571,6 +691,7 @@ class HubService:
         if presence is None or presence.status != AgentStatus.AVAILABLE.value:
             return
         await self.store.set_status(agent_id, AgentStatus.WRAP_UP.value, self.clock())
+        await self._log_state(agent_id, AgentStatus.WRAP_UP.value)
         until = self.clock() + self.wrap_up_seconds
         await self.emitter.emit("status", {"status": "wrap_up", "until": until}, to=room_agent(agent_id), namespace="/agent")
         old = self._wrap_up_tasks.pop(agent_id, None)
@@ -585,6 +706,7 @@ class HubService:
         presence = await self.store.get_presence(agent_id)
         if presence is not None and presence.status == AgentStatus.WRAP_UP.value:
             await self.store.set_status(agent_id, AgentStatus.AVAILABLE.value, self.clock())
+            await self._log_state(agent_id, AgentStatus.AVAILABLE.value)
             await self.emitter.emit("status", {"status": "available"}, to=room_agent(agent_id), namespace="/agent")
             self.kick()
 
@@ -599,8 +721,6 @@ class HubService:
         if to_agent is not None:
             if isinstance(to_agent, bool) or not isinstance(to_agent, int):
                 raise HubError("bad_request", "agent_id must be an agent's id")
-            if to_agent == agent.id:
-                raise HubError("bad_request", "this conversation is already yours")
             async with self.db.session() as s:
                 target = await s.get(Agent, to_agent)
             if target is None or not target.active:
@@ -608,6 +728,9 @@ class HubService:
         note_text = note.strip()[:500] if isinstance(note, str) else ""
         conv = await self._assigned(agent, conversation_id)
         assert conv.id is not None
+        if to_agent is not None and to_agent == conv.assigned_agent_id:
+            raise HubError("bad_request", "this conversation is already with that agent")
+        holder = conv.assigned_agent_id
         current_queue = next((n for n, i in self._queue_ids.items() if i == conv.queue_id), self._default_queue)
         new_queue = queue or current_queue
         where = f"queue {new_queue}" if to_agent is None else f"agent {target.display_name}"
@@ -630,14 +753,16 @@ class HubService:
         await self.store.enqueue(
             QueueEntry(entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at, frozenset(), to_agent)
         )
-        await self.emitter.emit("message", message_json(system.message), to=room_conv(conv.id), namespace="/customer")
-        await self.emitter.emit("conversation_closed", {"conversation_id": conv.id, "reason": "transferred"}, to=room_agent(agent.id), namespace="/agent")
+        await self._publish(conv.id, None, message_json(system.message), to_customer=True)
+        if holder is not None:
+            await self.emitter.emit("conversation_closed", {"conversation_id": conv.id, "reason": "transferred"}, to=room_agent(holder), namespace="/agent")
         self.kick()
         return {"conversation_id": conv.id, "queue": new_queue, "agent_id": to_agent}
 
     async def agent_gone(self, agent_id: int) -> int:
         """The agent's last console went away: their offers and chats go back to the queue, none lost."""
         entries = await self.store.requeue_agent(agent_id, self.clock())
+        await self._log_state(agent_id, AgentStatus.OFFLINE.value)
         ids = [e.conversation_id for e in entries]
         if ids:
             async with self.db.transaction() as s:
@@ -745,6 +870,7 @@ class HubService:
                     last_reconcile = self.clock()
                     await self.rebuild_state()
                 await self.route_once()
+                self._watched = await self.store.watched()
             except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged
                 log.exception("routing pass failed")
 

@@ -37,6 +37,7 @@ class MemoryStateStore:
         self._waiting: set[int] = set()
         self._offers: dict[int, Offer] = {}
         self._assigned: dict[int, int] = {}
+        self._watchers: dict[int, set[str]] = {}
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -212,8 +213,22 @@ class MemoryStateStore:
                 self._presence[aid] = gone_offline(p, float(now))
             return sort_waiting(back)
 
+    async def add_watcher(self, conversation_id: int, watcher: str) -> None:
+        self._watchers.setdefault(int(conversation_id), set()).add(watcher)
+
+    async def remove_watcher(self, conversation_id: int, watcher: str) -> None:
+        watchers = self._watchers.get(int(conversation_id))
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[int(conversation_id)]
+
+    async def watched(self) -> set[int]:
+        return set(self._watchers)
+
     async def clear(self) -> None:
         async with self._lock:
+            self._watchers.clear()
             self._presence.clear()
             self._entries.clear()
             self._waiting.clear()

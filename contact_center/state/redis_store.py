@@ -365,6 +365,7 @@ class RedisStateStore:
         self._entry = prefix + "entry"
         self._offer = prefix + "offer"
         self._expiry = prefix + "offer_expiry"
+        self._watch = prefix + "watchers"  # a set of "<conversation id>|<watcher>"
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
@@ -561,6 +562,22 @@ class RedisStateStore:
             if not self._is_retry(res):
                 return sort_waiting(entry_from_json(r) for r in res)
         raise StateConflict(f"requeue_agent of agent {aid}: their conversations changed {_ATTEMPTS} times in a row")
+
+    async def add_watcher(self, conversation_id: int, watcher: str) -> None:
+        await self.redis.sadd(self._watch, f"{int(conversation_id)}|{watcher}")
+
+    async def remove_watcher(self, conversation_id: int, watcher: str) -> None:
+        await self.redis.srem(self._watch, f"{int(conversation_id)}|{watcher}")
+
+    async def watched(self) -> set[int]:
+        members = await self.redis.smembers(self._watch)
+        out = set()
+        for m in members:
+            text = m.decode() if isinstance(m, bytes) else str(m)
+            head = text.split("|", 1)[0]
+            if head.isdigit():
+                out.add(int(head))
+        return out
 
     async def clear(self) -> None:
         batch: list[Any] = []

@@ -950,3 +950,19 @@ TestMemoryStoreVersusModel = MemoryStoreVersusModel.TestCase
 TestMemoryStoreVersusModel.settings = settings(
     max_examples=100, stateful_step_count=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+async def test_watchers_are_counted_per_conversation(store: StateStore) -> None:
+    assert await store.watched() == set()
+    await store.add_watcher(7, "sup-a")
+    await store.add_watcher(7, "sup-b")
+    await store.add_watcher(9, "sup-a")
+    await store.add_watcher(7, "sup-a")  # twice is once
+    assert await store.watched() == {7, 9}
+    await store.remove_watcher(7, "sup-a")
+    assert await store.watched() == {7, 9}  # sup-b still watches 7
+    await store.remove_watcher(7, "sup-b")
+    await store.remove_watcher(9, "nobody")
+    assert await store.watched() == {9}
+    await store.clear()
+    assert await store.watched() == set()

@@ -11,6 +11,7 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from contact_center.app import create_app
+from contact_center.keys import HUB_KEY
 from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
@@ -290,4 +291,114 @@ async def test_other_tabs_get_the_echo_and_a_closed_chat_starts_a_new_one(hub: s
     again = await tab1.call("message", {"client_msg_id": "t3", "text": "one more question"}, namespace="/customer")
     assert again["ok"] and again["message"]["conversation_id"] != cid and again["message"]["seq"] == 1
     for sio in (tab1, tab2, agent):
+        await sio.disconnect()
+
+
+async def test_a_waiting_customer_who_leaves_abandons_and_the_figures_say_so(db: Database) -> None:
+    from datetime import timedelta
+
+    from crm_store.models import Conversation, utcnow
+    from crm_store.repositories import stats as stats_repo
+
+    async with db.transaction() as s:
+        await agents_repo.create_queue(s, "sales", channels=["chat"])
+    settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False,
+                        session_secret="s" * 32, abandon_grace_seconds=0.3)
+    app = create_app(settings)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        # one customer drops and comes back within the grace: nothing is abandoned
+        cust, _ = await _customer(base, "visitor_comes_back_1")
+        ack = await cust.call("message", {"client_msg_id": "a1", "text": "anyone?"}, namespace="/customer")
+        kept = ack["message"]["conversation_id"]
+        await cust.disconnect()
+        cust, c_in = await _customer(base, "visitor_comes_back_1")
+        assert c_in.all("session")[0]["conversation_id"] == kept
+        # another leaves for good
+        gone, _ = await _customer(base, "visitor_leaves_for_good")
+        ack = await gone.call("message", {"client_msg_id": "g1", "text": "hello?"}, namespace="/customer")
+        left = ack["message"]["conversation_id"]
+        await gone.disconnect()
+        await asyncio.sleep(1.0)
+        async with db.session() as s:
+            stayed, abandoned = await s.get(Conversation, kept), await s.get(Conversation, left)
+        assert stayed is not None and stayed.status == "queued" and stayed.queued_at is not None
+        assert abandoned is not None and abandoned.status == "closed" and abandoned.disposition == "abandoned"
+        assert abandoned.abandoned_at is not None and abandoned.assigned_at is None
+        waiting = await app[HUB_KEY].store.waiting()
+        assert [e.conversation_id for e in waiting] == [kept]
+        rows = await stats_repo.contact_records(db, utcnow() - timedelta(hours=1), utcnow() + timedelta(minutes=1))
+        by_id = {r.conversation_id: r for r in rows}
+        assert by_id[left].abandoned and not by_id[kept].abandoned
+        await cust.disconnect()
+    finally:
+        await server.close()
+
+
+async def test_supervisor_actions_whisper_monitor_reassign_and_set_state(hub: str, db: Database) -> None:
+    from contact_center.hub.service import AgentRef, HubError, room_monitor
+    from contact_center.keys import SIO_KEY
+    from crm_store.models import Interaction
+
+    app = _APPS[-1]
+    service = app[HUB_KEY]
+    async with db.transaction() as s:
+        boss_row = await agents_repo.create_agent(s, "boss", PASSWORD, display_name="Boss", role="supervisor")
+        pat_row = await agents_repo.create_agent(s, "pat", PASSWORD, display_name="Pat")
+    boss = AgentRef(id=boss_row.id, username="boss", display_name="Boss", role="supervisor")
+    plain = AgentRef(id=pat_row.id, username="pat", display_name="Pat", role="agent")
+
+    class Watch(socketio.AsyncNamespace):  # stands in for the dashboard's namespace: joins the monitor room
+        async def on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+            await self.enter_room(sid, room_monitor(int(auth["conversation_id"])))
+
+    alice, a_in = await _agent(hub, "alice")
+    await alice.call("set_status", {"status": "available"}, namespace="/agent")
+    cust, c_in = await _customer(hub, "visitor_supervised_1")
+    ack = await cust.call("message", {"client_msg_id": "s1", "text": "help me"}, namespace="/customer")
+    cid = ack["message"]["conversation_id"]
+    offer = await a_in.wait("offer")
+    await alice.call("accept", {"conversation_id": offer["conversation_id"]}, namespace="/agent")
+
+    with pytest.raises(HubError) as refused:
+        await service.whisper(plain, cid, "psst")
+    assert refused.value.code == "forbidden"
+    watched = await service.monitor(boss, cid, "watcher-1")
+    assert [m["text"] for m in watched["messages"]] == ["help me"]
+    app[SIO_KEY].register_namespace(Watch("/supervisor"))
+    w_in = Inbox()
+    watcher = _client(w_in, "/supervisor", ("message",))
+    await watcher.connect(hub, namespaces=["/supervisor"], auth={"conversation_id": cid}, transports=["websocket"])
+
+    whisper = await service.whisper(boss, cid, "offer them free shipping")
+    assert whisper["internal"] is True and whisper["sender_kind"] == "supervisor"
+    got = await a_in.wait("message", lambda m: m["text"] == "offer them free shipping")
+    assert got["sender_name"] == "Boss"
+    await cust.call("message", {"client_msg_id": "s2", "text": "still there?"}, namespace="/customer")
+    assert (await w_in.wait("message", lambda m: m["text"] == "still there?"))["seq"] == 3
+    assert (await w_in.wait("message", lambda m: m["text"] == "offer them free shipping"))["internal"] is True
+    await asyncio.sleep(0.2)
+    assert all(m["text"] != "offer them free shipping" for m in c_in.all("message"))  # never to the customer
+
+    bob, b_in = await _agent(hub, "bob")
+    await bob.call("set_status", {"status": "available"}, namespace="/agent")
+    bob_id = (b_in.all("hello")[0])["agent"]["id"]
+    moved = await service.reassign(boss, cid, to_agent=bob_id)
+    assert moved["agent_id"] == bob_id
+    assert (await a_in.wait("conversation_closed"))["reason"] == "transferred"
+    assert (await b_in.wait("offer"))["conversation_id"] == cid
+
+    assert await service.supervisor_set_status(boss, bob_id, "away") == "away"
+    assert (await b_in.wait("status", lambda d: d.get("status") == "away"))["by"] == "Boss"
+    with pytest.raises(HubError):
+        await service.supervisor_set_status(plain, bob_id, "available")
+    async with db.session() as s:
+        from sqlmodel import select
+
+        notes = [i.summary for i in (await s.exec(select(Interaction).where(Interaction.conversation_id == cid))).all()]
+    assert any("Whisper from Boss" in n for n in notes) and any("watched the chat" in n for n in notes)
+    assert any("reassigned by supervisor Boss" in n for n in notes)
+    for sio in (watcher, cust, alice, bob):
         await sio.disconnect()
