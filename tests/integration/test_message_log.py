@@ -157,3 +157,32 @@ async def test_one_bad_message_fails_alone_in_its_batch(db: Database) -> None:
             assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "a"), (2, "b")]
     finally:
         await log.close()
+
+
+async def test_a_held_write_lock_never_blocks_the_event_loop(db: Database) -> None:
+    """The log writes on the event loop only when the lock is free; otherwise its thread waits for it."""
+    import sqlite3
+    import time
+
+    if db.dialect != "sqlite":
+        pytest.skip("the SQLite log's inline writes")
+    log = open_message_log(db)
+    assert isinstance(log, SqliteMessageLog)
+    conv_id = await _conversation(db, "visitor_log_lock")
+    assert (await log.append(conv_id, "customer", "before")) is not None
+    other = sqlite3.connect(log.path, isolation_level=None, timeout=5)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        pending = asyncio.ensure_future(log.append(conv_id, "customer", "while locked"))
+        started = time.perf_counter()
+        await asyncio.sleep(0.3)
+        assert time.perf_counter() - started < 1.0  # the loop kept running
+        assert not pending.done()
+        other.execute("COMMIT")
+        result = await asyncio.wait_for(pending, 5)
+        assert result is not None and result.message.seq == 2 and log.offloaded == 1
+    finally:
+        other.close()
+        await log.close()
+    async with db.session() as s:
+        assert [m.body for m in await conv_repo.messages_after(s, conv_id, 0)] == ["before", "while locked"]
