@@ -78,6 +78,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         wrap_up_seconds=settings.wrap_up_seconds, messages=messages,
     )
     hub.abandon_grace = settings.abandon_grace_seconds
+    bot_client = None
+    bot_watch = None
+    if settings.rasa_url and "chat" in settings.bot_channels:
+        from integrations.rasa.client import RasaClient
+
+        bot_client = RasaClient(settings.rasa_url, settings.rasa_token, timeout=settings.bot_timeout_seconds)
+        hub.bot = bot_client
+        bot_watch = asyncio.get_running_loop().create_task(hub.watch_bot())
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()
@@ -88,6 +96,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     router.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await router
+    if bot_watch is not None:
+        bot_watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bot_watch
+    for task in list(hub._bot_tasks):
+        task.cancel()
+    if bot_client is not None:
+        await bot_client.close()
     await messages.close()
     if redis_client is not None:
         await redis_client.aclose()

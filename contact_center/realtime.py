@@ -103,7 +103,8 @@ class CustomerNamespace(socketio.AsyncNamespace):
             payload = _dict(data)
             session = await self.get_session(sid)
             result = await self.hub.customer_message(
-                int(session["customer_id"]), payload.get("client_msg_id"), payload.get("text"), origin_sid=sid
+                int(session["customer_id"]), payload.get("client_msg_id"), payload.get("text"), origin_sid=sid,
+                raw_payload=payload.get("payload"),
             )
             if session.get("room") != result["conversation_id"]:  # the first message of a conversation
                 await self.enter_room(sid, room_conv(result["conversation_id"]))
@@ -253,6 +254,13 @@ class AgentNamespace(socketio.AsyncNamespace):
             return await self.hub.transfer(
                 await self._agent(sid), p.get("conversation_id"), queue=p.get("queue"), to_agent=p.get("agent_id"), note=p.get("note", "")
             )
+
+        return await _acked(run)
+
+    async def on_handback(self, sid: str, data: Any) -> dict[str, Any]:
+        """Give a conversation back to the bot, which resumes where it stopped."""
+        async def run() -> dict[str, Any]:
+            return await self.hub.hand_back(await self._agent(sid), _dict(data).get("conversation_id"))
 
         return await _acked(run)
 

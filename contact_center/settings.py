@@ -46,6 +46,10 @@ class Settings:
     offer_timeout_seconds: float = 20.0
     abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
     wrap_up_seconds: float = 10.0
+    rasa_url: str = ""  # the ordering bot (Rasa's REST channel); empty: every chat goes to agents
+    rasa_token: str = ""
+    bot_timeout_seconds: float = 5.0  # a bot turn slower than this hands the chat to a person
+    bot_channels: tuple[str, ...] = ("chat",)  # channels whose new conversations go to the bot first
     redis_prefix: str = "cc:{hub}:"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -73,6 +77,10 @@ class Settings:
             offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
             abandon_grace_seconds=float(env.get("ABANDON_GRACE_SECONDS", 60.0)),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
+            rasa_url=env.get("RASA_URL", "").strip(),
+            rasa_token=env.get("RASA_TOKEN", "").strip(),
+            bot_timeout_seconds=float(env.get("BOT_TIMEOUT_SECONDS", 5.0)),
+            bot_channels=tuple(c.strip() for c in env.get("BOT_CHANNELS", "chat").split(",") if c.strip()),
             redis_prefix=env.get("REDIS_PREFIX", cls.redis_prefix),
         )
 

@@ -66,6 +66,28 @@ class Emitter(Protocol):
     ) -> Awaitable[None]: ...
 
 
+class BotReplyLike(Protocol):
+    """One bot message (``integrations.rasa.client.BotReply``)."""
+
+    text: str
+    buttons: tuple[dict[str, str], ...]
+    custom: dict[str, Any]
+
+    @property
+    def handoff(self) -> bool: ...
+
+
+class Bot(Protocol):
+    """The ordering bot, reached over HTTP (``integrations.rasa.client.RasaClient``)."""
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> Sequence[BotReplyLike]: ...
+
+    async def ready(self) -> bool: ...
+
+
+BOT_UNAVAILABLE_TEXT = "Our assistant is not available right now, so I'm passing you to a colleague. Please stay with us."
+
+
 @dataclass(frozen=True)
 class AgentRef:
     """The logged-in agent performing an action."""
@@ -87,7 +109,66 @@ def message_json(m: Message, sender_name: str = "") -> dict[str, Any]:
         "internal": m.internal,
         "created_at": m.created_at.isoformat() if m.created_at else None,
         "client_msg_id": m.client_msg_id,
+        **_attachment_fields(getattr(m, "attachments", None)),
     }
+
+
+def _attachment_fields(attachments: Any) -> dict[str, Any]:
+    """Buttons (bot replies) and the bot's handover context (internal notes), when a message has them."""
+    out: dict[str, Any] = {}
+    for a in attachments or ():
+        if isinstance(a, dict) and a.get("type") == "buttons":
+            out["buttons"] = a.get("buttons") or []
+        elif isinstance(a, dict) and a.get("type") == "handoff":
+            out["handoff"] = {"reason": a.get("reason"), "context": a.get("context")}
+    return out
+
+
+class BotDown(Exception):
+    """The bot could not take a turn."""
+
+
+def bot_payload(raw: Any) -> str | None:
+    """A button's payload sent with a customer's message ("/intent{...}" for the bot), if valid."""
+    if isinstance(raw, str) and raw.startswith("/") and 1 < len(raw) <= 200 and "\x00" not in raw:
+        return raw
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    """The bot's JSON, bounded, as plain JSON types (it comes from another process)."""
+    import json
+
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return None
+    return json.loads(text) if len(text) <= 20_000 else None
+
+
+def handoff_summary(reason: str, context: dict[str, Any]) -> str:
+    """The internal note the agent reads first: why the bot handed over and what it already knows."""
+    reasons = {
+        "customer_request": "the customer asked for a person", "fallback": "the bot did not understand twice",
+        "bot_unavailable": "the bot was unavailable", "hub_unavailable": "the bot could not reach the shop",
+        "order_rejected": "the order could not be placed", "identity_check": "the customer's identity needs checking",
+        "bot_error": "the bot failed",
+    }
+    parts = [f"Bot handover: {reasons.get(reason, reason)}."]
+    if context.get("intent"):
+        parts.append(f"Intent: {context['intent']}.")
+    slots = context.get("slots") if isinstance(context.get("slots"), dict) else {}
+    filled = {k: v for k, v in slots.items() if v not in (None, "", [], {}) and k not in ("customer_id", "conversation_id", "requested_slot", "handed_off", "failed_attempts")}
+    if filled:
+        parts.append("Known: " + ", ".join(f"{k}={v}" for k, v in list(filled.items())[:12]) + ".")
+    draft = context.get("draft")
+    if isinstance(draft, dict) and draft:
+        lines = draft.get("lines") if isinstance(draft.get("lines"), list) else []
+        desc = "; ".join(
+            f"{ln.get('quantity', '?')} x {ln.get('name') or ln.get('sku') or '?'}" for ln in lines if isinstance(ln, dict)
+        )
+        parts.append(f"Order draft: {desc or draft}.")
+    return " ".join(parts)[:2000]
 
 
 def clean_text(raw: Any) -> str:
@@ -155,6 +236,11 @@ class HubService:
         # tick, and at once on this node when a watch starts here
         self._watched: set[int] = set()
         self.abandon_grace = 60.0
+        # the ordering bot: new chats go to it first while it is ready (see docs/subsystems/bot.md)
+        self.bot: Bot | None = None
+        self.bot_ready = False
+        self._bot_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # conversation -> (lock, turns using it)
+        self._bot_tasks: set[asyncio.Task[None]] = set()
         self.offer_timeout = offer_timeout
         self.wrap_up_seconds = wrap_up_seconds
         self._wrap_up_tasks: dict[int, asyncio.Task[None]] = {}
@@ -326,7 +412,7 @@ class HubService:
         return lock
 
     async def customer_message(
-        self, customer_id: int, raw_client_id: Any, raw_text: Any, *, origin_sid: str | None = None
+        self, customer_id: int, raw_client_id: Any, raw_text: Any, *, origin_sid: str | None = None, raw_payload: Any = None
     ) -> dict[str, Any]:
         """Store a customer's chat message (opening a conversation if needed), queue it, publish it.
 
@@ -334,6 +420,7 @@ class HubService:
         acknowledgement and so is left out of the echo to the customer's other tabs.
         """
         text, cid = clean_text(raw_text), client_id(raw_client_id)
+        bot_text = bot_payload(raw_payload) or text  # a clicked button sends its payload to the bot
         known = self._open_chats.get(customer_id)
         if known is not None:
             conv_id, name = known
@@ -342,6 +429,8 @@ class HubService:
                 payload = message_json(logged.message, name)
                 if logged.created:
                     await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
+                    if logged.status == "bot":
+                        self._start_bot_turn(conv_id, customer_id, bot_text)
                 return {"message": payload, "conversation_id": conv_id, "created": logged.created}
             self._open_chats.pop(customer_id, None)  # closed meanwhile: open a new conversation below
         async with self._lock_for(customer_id):
@@ -358,7 +447,9 @@ class HubService:
         payload = message_json(msg, name)
         if created:
             await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
-        if new_conv:
+            if conv.status == "bot":
+                self._start_bot_turn(conv.id, customer_id, bot_text)
+        if new_conv and conv.status == "queued":
             await self.store.enqueue(self._entry(conv, customer))
             self.kick()
         return {"message": payload, "conversation_id": conv.id, "created": created}
@@ -393,15 +484,144 @@ class HubService:
                 conv = await conv_repo.open_conversation(
                     s, customer_id, "chat", subject=text[:120], queue_id=self._queue_ids.get(self._default_queue)
                 )
-                conv.status, conv.queued_at = "queued", utcnow()
+                if self.bot is not None and self.bot_ready:
+                    conv.status = "bot"  # the bot answers first; queued_at is set when it hands over
+                else:
+                    conv.status, conv.queued_at = "queued", utcnow()
                 s.add(conv)
                 await record_interaction(
                     s, customer_id, InteractionKind.CHAT, "chat", f"Chat started: {text[:200]}",
-                    {"queue": self._default_queue}, conversation_id=conv.id,
+                    {"queue": self._default_queue, "with": "bot" if conv.status == "bot" else "queue"}, conversation_id=conv.id,
                 )
             assert conv.id is not None
             appended = await conv_repo.append_message(s, conv.id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
         return conv, appended.message, appended.created, new_conv, customer
+
+    # --- the bot -------------------------------------------------------------------------------
+
+    def _start_bot_turn(self, conversation_id: int, customer_id: int, text: str) -> None:
+        """Give the customer's message to the bot in the background (turns of one chat stay in order)."""
+        task = asyncio.get_running_loop().create_task(self.bot_turn(conversation_id, customer_id, text))
+        self._bot_tasks.add(task)
+        task.add_done_callback(self._bot_tasks.discard)
+
+    async def bot_turn(self, conversation_id: int, customer_id: int, text: str) -> None:
+        """One bot turn: send the text, publish the replies, hand over to a person when the bot says so.
+
+        Rasa down, failing or slower than its limit: the customer is told and the chat goes to an
+        agent; the customer's message is already stored, so nothing is lost.
+        """
+        lock, users = self._bot_locks.get(conversation_id) or (asyncio.Lock(), 0)
+        self._bot_locks[conversation_id] = (lock, users + 1)
+        try:
+            await self._bot_turn_locked(lock, conversation_id, customer_id, text)
+        finally:
+            lock, users = self._bot_locks[conversation_id]
+            if users <= 1:
+                del self._bot_locks[conversation_id]
+            else:
+                self._bot_locks[conversation_id] = (lock, users - 1)
+
+    async def _bot_turn_locked(self, lock: asyncio.Lock, conversation_id: int, customer_id: int, text: str) -> None:
+        async with lock:
+            try:
+                async with self.db.session() as s:
+                    conv = await s.get(Conversation, conversation_id)
+                if conv is None or conv.status != "bot":
+                    return  # handed over (or closed) meanwhile: the bot stays silent
+                if self.bot is None:
+                    raise BotDown("no bot is configured")
+                try:
+                    replies = list(await self.bot.send(f"conv-{conversation_id}", text, {
+                        "customer_id": customer_id, "conversation_id": conversation_id, "channel": conv.channel,
+                    }))
+                except Exception as exc:  # noqa: BLE001 - any failure of the bot means: a person takes over
+                    raise BotDown(str(exc)) from exc
+                handoff: dict[str, Any] | None = None
+                for reply in replies:
+                    if reply.handoff:
+                        handoff = dict(reply.custom)
+                    if reply.text or reply.buttons:
+                        await self._bot_says(conversation_id, reply.text, reply.buttons)
+                if handoff is not None:
+                    await self.hand_over(conversation_id, str(handoff.get("reason") or "bot"), handoff)
+            except BotDown as exc:
+                log.warning("bot unavailable; handing over", extra={"conversation_id": conversation_id, "reason": str(exc)})
+                await self._bot_says(conversation_id, BOT_UNAVAILABLE_TEXT, ())
+                await self.hand_over(conversation_id, "bot_unavailable", {"reason": "bot_unavailable", "detail": str(exc)[:300]})
+            except Exception:  # noqa: BLE001 - logged; the chat must not be left with a silent bot
+                log.exception("bot turn failed", extra={"conversation_id": conversation_id})
+                await self.hand_over(conversation_id, "bot_error", {"reason": "bot_error"})
+
+    async def _bot_says(self, conversation_id: int, text: str, buttons: Sequence[dict[str, str]]) -> None:
+        """Store a bot message (with its buttons) and send it to the customer (and any watcher)."""
+        attachments = [{"type": "buttons", "buttons": list(buttons)}] if buttons else []
+        async with self.db.transaction() as s:
+            appended = await conv_repo.append_message(s, conversation_id, "bot", text or "", sender_id="bot", attachments=attachments)
+        await self._publish(conversation_id, None, message_json(appended.message, "Assistant"), to_customer=True)
+
+    async def hand_over(self, conversation_id: int, reason: str, context: dict[str, Any]) -> bool:
+        """The bot passes the chat to a person: queued for an agent with what the bot knew.
+
+        The agent gets the bot's context (intent, slots, order draft) as an internal note at the top of
+        what they see, so the customer never repeats anything. Returns False if the chat was not with
+        the bot any more.
+        """
+        summary = handoff_summary(reason, context)
+        async with self.db.transaction() as s:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None or conv.status != "bot":
+                return False
+            now = utcnow()
+            conv.status, conv.updated_at = "queued", now
+            conv.queued_at = conv.queued_at or now
+            s.add(conv)
+            customer = await customers_repo.get_customer(s, conv.customer_id)
+            await conv_repo.append_message(
+                s, conversation_id, "bot", summary, sender_id="bot", internal=True,
+                attachments=[{"type": "handoff", "reason": reason, "context": _jsonable(context)}],
+            )
+            await record_interaction(
+                s, conv.customer_id, InteractionKind.CHAT, conv.channel, f"Bot handed over to an agent ({reason})",
+                {"event": "handoff", "reason": reason, "intent": context.get("intent"), "slots": _jsonable(context.get("slots") or {}),
+                 "draft": _jsonable(context.get("draft"))}, conversation_id=conversation_id,
+            )
+        await self.store.enqueue(self._entry(conv, customer))
+        self.kick()
+        return True
+
+    async def hand_back(self, agent: AgentRef, conversation_id: Any) -> dict[str, Any]:
+        """The agent gives the chat back to the bot, which resumes where it stopped (an open form goes on)."""
+        if self.bot is None or not self.bot_ready:
+            raise HubError("conflict", "the bot is not available")
+        conv = await self._assigned(agent, conversation_id)
+        assert conv.id is not None
+        async with self.db.transaction() as s:
+            row = await s.get(Conversation, conv.id)
+            assert row is not None
+            row.status, row.assigned_agent_id, row.updated_at = "bot", None, utcnow()
+            s.add(row)
+            await record_interaction(
+                s, row.customer_id, InteractionKind.CHAT, row.channel, f"{agent.display_name} handed the chat back to the bot",
+                {"event": "to_bot"}, agent_id=agent.id, conversation_id=conv.id,
+            )
+        holder = await self.store.release(conv.id, self.clock())
+        await self.emitter.emit("conversation_closed", {"conversation_id": conv.id, "reason": "to_bot"}, to=room_agent(holder or agent.id), namespace="/agent")
+        if holder is not None:
+            await self._start_wrap_up(holder)
+        self._start_bot_turn(conv.id, conv.customer_id, "/resume_bot")
+        self.kick()
+        return {"conversation_id": conv.id, "status": "bot"}
+
+    async def watch_bot(self, interval: float = 5.0) -> None:
+        """Keep ``bot_ready`` true only while the bot answers its status check."""
+        while True:
+            if self.bot is not None:
+                ready = await self.bot.ready()
+                if ready != self.bot_ready:
+                    log.info("bot %s", "ready" if ready else "not ready: new chats go to agents")
+                self.bot_ready = ready
+            await asyncio.sleep(interval)
 
     async def customer_typing(self, customer_id: int, typing: bool) -> None:
         """Tell the agent on the customer's open chat that they are typing."""
