@@ -27,6 +27,7 @@ from contact_center.sessions import SessionSigner
 from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
+from contact_center.supervisor import register as register_supervisor
 from crm_store.db import Database
 from crm_store.message_log import open_message_log
 from crm_store.migrate import upgrade_async
@@ -136,6 +137,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app[SIO_KEY] = sio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
+    register_supervisor(app, sio)
     add_web_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
