@@ -310,7 +310,9 @@ async function startApp(agent) {
   socket.on("conversation_closed", (p) => {
     const conv = p && state.convs.get(key(p.conversation_id));
     if (!conv) return;
-    if (p.reason === "transferred") {
+    if (p.reason === "to_bot") {
+      removeConv(conv);
+    } else if (p.reason === "transferred") {
       // our own transfer's ack removes it as well; this covers another tab or a supervisor's transfer
       if (key(state.transferPending) !== key(conv.id)) toast(`${convName(conv)} was transferred`);
       removeConv(conv);
@@ -601,7 +603,7 @@ function showChat(conv) {
   $("chat-sub").textContent = [humanize(conv.channel), conv.queue ? humanize(conv.queue) : null, `#${conv.id}`, conv.closed ? "closed" : null]
     .filter(Boolean)
     .join(" · ");
-  for (const id of ["reply-input", "reply-send", "note-input", "note-send", "close-disposition", "close-note", "close-submit", "transfer-open"]) {
+  for (const id of ["reply-input", "reply-send", "note-input", "note-send", "close-disposition", "close-note", "close-submit", "transfer-open", "handback"]) {
     $(id).disabled = conv.closed;
   }
 }
@@ -620,6 +622,7 @@ function isNote(conv, m) {
 
 function senderOf(m) {
   const k = m.sender_kind;
+  if (k === "supervisor") return "note";
   return ["customer", "agent", "bot", "system", "note"].includes(k) ? k : "system";
 }
 
@@ -634,8 +637,25 @@ function messageNode(conv, m, { pending = false } = {}) {
     "data-internal": note ? "true" : null,
     "data-client-msg-id": m.client_msg_id || null,
   });
-  if (note) node.append(h("div", { class: "note-label", text: "internal note — the customer does not see this" }));
+  if (note) {
+    const label = m.handoff
+      ? "bot handover — what the bot already knows (the customer does not see this)"
+      : m.sender_kind === "supervisor"
+        ? `whisper from ${m.sender_name || "a supervisor"} — the customer does not see this`
+        : "internal note — the customer does not see this";
+    node.append(h("div", { class: "note-label", text: label }));
+  }
   node.append(h("div", { class: "bubble", text: m.text }));
+  const draft = m.handoff && m.handoff.context && m.handoff.context.draft;
+  if (draft && Array.isArray(draft.lines) && draft.lines.length) {
+    const list = h("ul", { class: "handoff-draft", "data-testid": "handoff-draft" });
+    for (const line of draft.lines) {
+      if (!line || typeof line !== "object") continue;
+      const opts = line.options && typeof line.options === "object" ? Object.values(line.options).join(", ") : "";
+      list.append(h("li", { text: `${line.quantity ?? "?"} × ${line.name || line.sku || "?"}${opts ? ` (${opts})` : ""}` }));
+    }
+    node.append(list);
+  }
   if (sender !== "system") {
     const who = m.sender_name || (sender === "customer" ? convName(conv) : sender === "bot" ? "Bot" : "");
     const meta = pending ? "sending…" : [who, fmt(m.created_at)].filter(Boolean).join(" · ");
@@ -1833,6 +1853,21 @@ function updateTransferSubmit() {
   $("transfer-submit").disabled = !($("transfer-queue").value || $("transfer-agent").value) || state.transferPending !== null;
 }
 
+function handBack() {
+  const conv = activeConv();
+  if (!conv || conv.closed || !state.socket) return;
+  $("handback").disabled = true;
+  state.socket.timeout(10000).emit("handback", { conversation_id: conv.id }, (err, ack) => {
+    $("handback").disabled = false;
+    if (err || !ack || !ack.ok) {
+      toast((ack && ack.error && ack.error.message) || "could not hand the chat back to the bot", "error");
+      return;
+    }
+    toast(`${convName(conv)} is back with the bot`);
+    removeConv(conv);
+  });
+}
+
 async function openTransfer() {
   const conv = activeConv();
   if (!conv || conv.closed) return;
@@ -1916,6 +1951,7 @@ function submitTransfer(ev) {
 function wireTransfer() {
   const dialog = $("transfer-dialog");
   $("transfer-open").addEventListener("click", openTransfer);
+  $("handback").addEventListener("click", handBack);
   $("transfer-form").addEventListener("submit", submitTransfer);
   $("transfer-cancel").addEventListener("click", closeTransfer);
   dialog.addEventListener("close", () => {

@@ -152,6 +152,9 @@
     ".ccw .ccw-msg[data-sender=agent],.ccw .ccw-msg[data-sender=bot]{align-self:flex-start;align-items:flex-start;}",
     ".ccw .ccw-msg[data-sender=system]{align-self:center;align-items:center;max-width:90%;}",
     ".ccw .ccw-who{font-size:11.5px;color:#6b7280;margin:0 4px 2px;}",
+    ".ccw .ccw-buttons{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px;}",
+    ".ccw .ccw-buttons button{border:1px solid #2563eb;background:#fff;color:#2563eb;border-radius:14px;padding:4px 10px;font:inherit;font-size:13px;cursor:pointer;}",
+    ".ccw .ccw-buttons button:disabled{opacity:.5;cursor:default;}",
     ".ccw .ccw-bubble{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word;}",
     ".ccw .ccw-msg[data-sender=customer] .ccw-bubble{background:#2563eb;color:#fff;border-bottom-right-radius:4px;}",
     ".ccw .ccw-msg[data-sender=agent] .ccw-bubble,.ccw .ccw-msg[data-sender=bot] .ccw-bubble{background:#fff;border:1px solid #e5e7eb;border-bottom-left-radius:4px;}",
@@ -357,6 +360,19 @@
     if (m.client_msg_id) node.setAttribute("data-client-msg-id", m.client_msg_id);
     if ((kind === "agent" || kind === "bot") && m.sender_name) node.appendChild(text(el("div", "ccw-who"), m.sender_name));
     node.appendChild(text(el("div", "ccw-bubble"), m.text));
+    if (kind === "bot" && !pending && Array.isArray(m.buttons) && m.buttons.length) {
+      var row = el("div", "ccw-buttons", { "data-testid": "cc-buttons" });
+      m.buttons.forEach(function (b) {
+        if (!b || typeof b.title !== "string") return;
+        var button = text(el("button", "", { type: "button" }), b.title);
+        button.addEventListener("click", function () {
+          row.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+          sendText(b.title, typeof b.payload === "string" ? b.payload : null);
+        });
+        row.appendChild(button);
+      });
+      node.appendChild(row);
+    }
     if (kind !== "system") {
       node.appendChild(text(el("div", "ccw-meta"), pending ? "sending\u2026" : fmtTime(m.created_at)));
     }
@@ -634,15 +650,21 @@
         state.socket.connect();
       }
     }
-    var entry = { client_msg_id: clientMsgId(), text: body };
-    state.outbox.push(entry);
-    save(KEY_OUTBOX, state.outbox);
-    addPending(entry);
     ui.input.value = "";
     autosize();
     clearTimeout(meTypingTimer);
     emitTyping(false);
+    sendText(body, null);
     updateProfileVisibility();
+  }
+
+  /** Queue a message (and a bot button's payload, if any) in the outbox and send it. */
+  function sendText(body, payload) {
+    var entry = { client_msg_id: clientMsgId(), text: body };
+    if (payload) entry.payload = payload;
+    state.outbox.push(entry);
+    save(KEY_OUTBOX, state.outbox);
+    addPending(entry);
     if (!state.socket) connect(); // the session event flushes the outbox
     else flushOutbox();
   }
@@ -654,7 +676,9 @@
       if (state.inflight.has(entry.client_msg_id)) return;
       addPending(entry);
       state.inflight.add(entry.client_msg_id);
-      socket.timeout(15000).emit("message", { client_msg_id: entry.client_msg_id, text: entry.text }, function (err, ack) {
+      var data = { client_msg_id: entry.client_msg_id, text: entry.text };
+      if (entry.payload) data.payload = entry.payload;
+      socket.timeout(15000).emit("message", data, function (err, ack) {
         state.inflight.delete(entry.client_msg_id);
         if (err) {
           // no answer (connection dropped?): it stays in the outbox and goes again, same id, on reconnect
