@@ -895,7 +895,8 @@ def register(app: web.Application, sio: socketio.AsyncServer, hub: HubService | 
     sup = Supervision()
     app[SUPERVISION_KEY] = sup
     app.router.add_get("/supervisor", supervisor_page)
-    app.router.add_get("/api/supervisor/snapshot", snapshot_api)
+    # GET /api/supervisor/snapshot is in the API's route table (contact_center/api/routes.py), so the
+    # OpenAPI document lists it; it calls snapshot_api.
 
     async def supervision(app_: web.Application) -> AsyncIterator[None]:
         the_hub = hub if hub is not None else app_[HUB_KEY]

@@ -385,6 +385,13 @@ _ORDER_BODY = {
     },
 }
 
+async def supervisor_snapshot(request: web.Request) -> web.Response:
+    """The supervisor dashboard's live figures (contact_center/supervisor.py builds them)."""
+    from contact_center.supervisor import snapshot_api
+
+    return await snapshot_api(request)
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/customers", search_customers, "Search customers by phone, email or name", "customers",
           (Param("phone"), Param("email"), Param("q", description="part of a name"), _LIMIT), responses={200: "OK", 400: "no criterion"}),
@@ -421,4 +428,6 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/orders/{order_id}/status", change_status, "Move an order to its next status", "orders", (_ORDER,),
           body={"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "note": {"type": "string"}}},
           responses={200: "moved", 404: "unknown order", 409: "illegal transition"}),
+    Route("GET", "/api/supervisor/snapshot", supervisor_snapshot, "Live queue, agent and service-level figures", "supervision",
+          responses={200: "OK", 403: "supervisors only (or the service token)", 503: "the hub is starting"}),
 )
