@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/contact-center serve
+	BIN=$(BIN) scripts/run-embedded
 
 services:
 	scripts/ensure-services

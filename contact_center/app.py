@@ -7,6 +7,7 @@ Redis state when the hub arrives), from :class:`~contact_center.settings.Setting
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 import time
@@ -93,6 +94,10 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     sio.register_namespace(CustomerNamespace(hub))
     sio.register_namespace(AgentNamespace(hub, app[SIGNER_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
+    if settings.gc_freeze:
+        # Everything built at start (modules, ORM mappings, the app) is long-lived: keep it out of the
+        # cyclic collector's full passes, which otherwise re-scan it while messages flow.
+        gc.freeze()
     yield
     router.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -44,6 +44,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     node_name: str = ""
     offer_timeout_seconds: float = 20.0
+    gc_freeze: bool = True  # freeze start-up objects out of the garbage collector's passes
     abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
     wrap_up_seconds: float = 10.0
     rasa_url: str = ""  # the ordering bot (Rasa's REST channel); empty: every chat goes to agents
@@ -76,6 +77,7 @@ class Settings:
             node_name=env.get("NODE_NAME", ""),
             offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
             abandon_grace_seconds=float(env.get("ABANDON_GRACE_SECONDS", 60.0)),
+            gc_freeze=env.get("GC_FREEZE", "true").strip().lower() not in ("0", "false", "no", "off"),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
             rasa_url=env.get("RASA_URL", "").strip(),
             rasa_token=env.get("RASA_TOKEN", "").strip(),
