@@ -11,9 +11,9 @@ What it does, all on 127.0.0.1:
   f"benchvisitor{i:08d}"}``. A client process opens its connections as fast as the server lets it,
   with at most ``--concurrency`` connects in flight (a connect returns once the hub's ``on_connect``
   has run, i.e. after identity resolution and the ``session`` emit);
-* wave 1 connects NEW visitors (each connect is a SQL write transaction: a customer and a contact point
-  are created), holds them all ``--hold`` seconds, then disconnects them; wave 2 reconnects the SAME
-  visitor ids (no new customer rows, but still one ``BEGIN IMMEDIATE`` transaction per connect);
+* wave 1 connects NEW visitors (the hub looks their web id up with one read and writes nothing: a
+  customer is created at a visitor's first message), holds them all ``--hold`` seconds, then
+  disconnects them; wave 2 reconnects the SAME visitor ids (the same single read);
 * reads the server's ``VmRSS`` from ``/proc/<pid>/status``: before, at the peak while all sockets are
   held (sampled every 0.5 s), and some seconds after each wave's disconnects; the server's and the
   clients' CPU during each wave (to say where the bottleneck was); connect latencies (p50/p99).

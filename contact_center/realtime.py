@@ -60,22 +60,43 @@ class CustomerNamespace(socketio.AsyncNamespace):
         email = auth.get("email") if isinstance(auth.get("email"), str) else ""
         last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
         session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq)
-        await self.save_session(sid, {"customer_id": session["customer_id"], "room": session["conversation_id"]})
-        customer_id = int(session["customer_id"])
-        self._sockets.setdefault(customer_id, set()).add(sid)
-        task = self._left_tasks.pop(customer_id, None)
-        if task is not None:
-            task.cancel()
+        await self.save_session(sid, {
+            "customer_id": session["customer_id"], "room": session["conversation_id"],
+            "visitor": visitor, "name": name[:200], "email": email[:320],
+        })
+        if session["customer_id"] is not None:
+            self._track(int(session["customer_id"]), sid)
         if session["conversation_id"]:
             await self.enter_room(sid, room_conv(session["conversation_id"]))
         await self.emit("session", session, to=sid)
 
+    def _track(self, customer_id: int, sid: str) -> None:
+        """One more widget of this customer on this node (a pending abandonment is called off)."""
+        self._sockets.setdefault(customer_id, set()).add(sid)
+        task = self._left_tasks.pop(customer_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _customer_of(self, sid: str) -> tuple[int, dict[str, Any]]:
+        """The socket's customer id, created at the visitor's first message (connects never write)."""
+        session = await self.get_session(sid)
+        if session.get("customer_id") is None:
+            customer = await self.hub.identify_visitor(session["visitor"], session.get("name", ""), session.get("email", ""))
+            assert customer.id is not None
+            session = {**session, "customer_id": customer.id}
+            await self.save_session(sid, session)
+            self._track(customer.id, sid)
+        return int(session["customer_id"]), session
+
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         """When a customer's last widget goes, a chat still waiting is abandoned after a grace period."""
         try:
-            customer_id = int((await self.get_session(sid))["customer_id"])
+            raw = (await self.get_session(sid)).get("customer_id")
         except KeyError:
             return
+        if raw is None:
+            return  # a visitor who never wrote
+        customer_id = int(raw)
         sockets = self._sockets.get(customer_id, set())
         sockets.discard(sid)
         if not sockets:
@@ -93,17 +114,13 @@ class CustomerNamespace(socketio.AsyncNamespace):
         except Exception:  # noqa: BLE001 - logged; the chat stays queued and an agent will see it
             log.exception("could not mark an abandoned chat")
 
-    async def _customer(self, sid: str) -> int:
-        """The customer id of this socket."""
-        return int((await self.get_session(sid))["customer_id"])
-
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         """A chat message from the customer."""
         async def run() -> dict[str, Any]:
             payload = _dict(data)
-            session = await self.get_session(sid)
+            customer_id, session = await self._customer_of(sid)
             result = await self.hub.customer_message(
-                int(session["customer_id"]), payload.get("client_msg_id"), payload.get("text"), origin_sid=sid,
+                customer_id, payload.get("client_msg_id"), payload.get("text"), origin_sid=sid,
                 raw_payload=payload.get("payload"),
             )
             if session.get("room") != result["conversation_id"]:  # the first message of a conversation
@@ -121,6 +138,8 @@ class CustomerNamespace(socketio.AsyncNamespace):
             if isinstance(last, bool) or not isinstance(last, int) or last < 0:
                 raise HubError("bad_request", "last_seq must be a whole number")
             saved = await self.get_session(sid)
+            if saved.get("customer_id") is None:
+                return {"conversation_id": None, "messages": []}
             session = await self.hub.customer_session_for(int(saved["customer_id"]))
             if session is None:
                 return {"conversation_id": None, "messages": []}
@@ -133,7 +152,9 @@ class CustomerNamespace(socketio.AsyncNamespace):
     async def on_typing(self, sid: str, data: Any) -> None:
         """The customer is typing (relayed to the agent)."""
         typing = bool(data.get("typing")) if isinstance(data, dict) else False
-        await self.hub.customer_typing(await self._customer(sid), typing)
+        customer_id = (await self.get_session(sid)).get("customer_id")
+        if customer_id is not None:  # nobody to tell before their first message
+            await self.hub.customer_typing(int(customer_id), typing)
 
 
 class AgentNamespace(socketio.AsyncNamespace):

@@ -314,11 +314,21 @@ class HubService:
     async def customer_session(
         self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0
     ) -> dict[str, Any]:
-        """Identify a web visitor and return their open conversation and what they missed."""
-        if not email:
-            known = await self._known_visitor(visitor_id, name)
-            if known is not None:
-                return await self._session_payload(known, last_seq)
+        """Identify a web visitor and return their open conversation and what they missed.
+
+        A visitor the repository does not know yet gets an empty session (``customer_id`` None) and
+        nothing is written: most page views never chat, and a connect must stay a read. The customer
+        and their web contact point are created by :meth:`identify_visitor` at their first message.
+        """
+        customer = await self._known_visitor(visitor_id)
+        if customer is None:
+            return {"customer_id": None, "conversation_id": None, "status": None, "agent_name": None, "queue": None, "messages": []}
+        if email or (name and not customer.display_name):
+            customer = await self.identify_visitor(visitor_id, name, email)  # record what they just told us
+        return await self._session_payload(customer, last_seq)
+
+    async def identify_visitor(self, visitor_id: str, name: str = "", email: str = "") -> Customer:
+        """Find or create the visitor's customer (race-safe), recording a name and an email they gave."""
         async with self.db.transaction() as s:
             res = await customers_repo.resolve_identity(s, ContactKind.WEB, visitor_id, display_name=name[:200])
             customer = res.customer
@@ -331,18 +341,15 @@ class HubService:
                     await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
                 except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
                     log.info("chat email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
-        return await self._session_payload(customer, last_seq)
+        return customer
 
-    async def _known_visitor(self, visitor_id: str, name: str) -> Customer | None:
+    async def _known_visitor(self, visitor_id: str) -> Customer | None:
         """A returning visitor found with a plain read (no write lock): the common reconnect path."""
         async with self.db.session() as s:
             point = await customers_repo.find_contact_point(s, ContactKind.WEB, visitor_id)
             if point is None:
                 return None
-            customer = await customers_repo.get_customer(s, point.customer_id)
-        if name and not customer.display_name:
-            return None  # let the write path record the name they just gave
-        return customer
+            return await customers_repo.get_customer(s, point.customer_id)
 
     async def _session_payload(self, customer: Customer, last_seq: int) -> dict[str, Any]:
         """The ``session`` event: the customer, their open chat and what they missed."""

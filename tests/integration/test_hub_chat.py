@@ -402,3 +402,40 @@ async def test_supervisor_actions_whisper_monitor_reassign_and_set_state(hub: st
     assert any("reassigned by supervisor Boss" in n for n in notes)
     for sio in (watcher, cust, alice, bob):
         await sio.disconnect()
+
+
+async def test_a_visitor_is_only_written_down_at_their_first_message(hub: str, db: Database) -> None:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from crm_store.models import ContactPoint, Customer
+
+    async def customers() -> int:
+        async with db.session() as s:
+            return int((await s.exec(select(func.count()).select_from(Customer))).one())
+
+    before = await customers()
+    inbox = Inbox()
+    sio = _client(inbox, "/customer", ("session", "message"))
+    await sio.connect(hub, namespaces=["/customer"], transports=["websocket"],
+                      auth={"visitor_id": "visitor_lazy_0001", "name": "Lou", "email": "Lou@Example.com"})
+    session = await inbox.wait("session")
+    assert session["customer_id"] is None and session["conversation_id"] is None and session["messages"] == []
+    await sio.emit("typing", {"typing": True}, namespace="/customer")  # nobody to tell yet: no error, no write
+    assert (await sio.call("resume", {"last_seq": 0}, namespace="/customer")) == {"ok": True, "conversation_id": None, "messages": []}
+    assert await customers() == before  # browsing the shop writes nothing
+    ack = await sio.call("message", {"client_msg_id": "l1", "text": "hi"}, namespace="/customer")
+    assert ack["ok"] and ack["message"]["seq"] == 1
+    assert await customers() == before + 1
+    async with db.session() as s:
+        points = (await s.exec(select(ContactPoint).order_by(ContactPoint.kind))).all()
+        mine = {p.kind: p.value for p in points if p.value in ("visitor_lazy_0001", "lou@example.com")}
+        who = (await s.exec(select(Customer).where(Customer.display_name == "Lou"))).all()
+    assert mine == {"email": "lou@example.com", "web": "visitor_lazy_0001"} and len(who) == 1
+    await sio.disconnect()
+    again = Inbox()  # the returning visitor: found with a read, their chat comes back
+    sio2 = _client(again, "/customer", ("session",))
+    await sio2.connect(hub, namespaces=["/customer"], transports=["websocket"], auth={"visitor_id": "visitor_lazy_0001"})
+    back = await again.wait("session")
+    assert back["customer_id"] == who[0].id and [m["text"] for m in back["messages"]] == ["hi"]
+    await sio2.disconnect()
