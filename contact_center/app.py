@@ -23,7 +23,7 @@ from contact_center.api.routes import ROUTES
 from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SETTINGS_KEY, SIGNER_KEY, SIO_KEY
 from contact_center.ports import StateStore
-from contact_center.realtime import AgentNamespace, CustomerNamespace, create_sio
+from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio
 from contact_center.sessions import SessionSigner
 from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
@@ -76,7 +76,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         store = MemoryStateStore()
     sio = app[SIO_KEY]
     messages = open_message_log(app[DB_KEY])
-    hub = HubService(app[DB_KEY], store, sio, node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
+    hub = HubService(app[DB_KEY], store, SioEmitter(sio), node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
         wrap_up_seconds=settings.wrap_up_seconds, messages=messages,
     )
     hub.abandon_grace = settings.abandon_grace_seconds
@@ -96,8 +96,10 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     router = asyncio.get_running_loop().create_task(hub.run_router())
     if settings.gc_freeze:
         # Everything built at start (modules, ORM mappings, the app) is long-lived: keep it out of the
-        # cyclic collector's full passes, which otherwise re-scan it while messages flow.
+        # cyclic collector's full passes, which otherwise re-scan it while messages flow; and collect the
+        # young generation every 10,000 allocations instead of 700 (a relayed message allocates hundreds).
         gc.freeze()
+        gc.set_threshold(10_000, 50, 100)
     yield
     router.cancel()
     with contextlib.suppress(asyncio.CancelledError):

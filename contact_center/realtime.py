@@ -295,6 +295,32 @@ class AgentNamespace(socketio.AsyncNamespace):
         return await _acked(run)
 
 
+class SioEmitter:
+    """The hub's emitter: python-socketio's ``emit``, minus the emits that would reach nobody.
+
+    python-socketio encodes a packet before it looks at who is in the room. A customer's message is
+    echoed to their conversation's room for their *other* tabs; with the in-process manager (one hub
+    process) this emitter sees when the sending socket is the room's only member and skips the
+    encode altogether. Across processes (the Redis manager) another node may hold a tab, so it always
+    emits.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+        self._local = type(sio.manager) is socketio.AsyncManager
+
+    async def emit(
+        self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, skip_sid: str | None = None
+    ) -> None:
+        if skip_sid is not None and to is not None and self._local and self._only(namespace or "/", to, skip_sid):
+            return
+        await self.sio.emit(event, data, to=to, namespace=namespace, skip_sid=skip_sid)
+
+    def _only(self, namespace: str, room: str, sid: str) -> bool:
+        members = self.sio.manager.rooms.get(namespace, {}).get(room)
+        return not members or (len(members) == 1 and sid in members)
+
+
 def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:
     """Accept the hub's own origin (as the browser or the reverse proxy names it) plus the listed shops."""
     listed = {o.rstrip("/") for o in allowed_origins}
