@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install services bench clean
+.PHONY: run test test-bot install services bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ services:
 
 test: install services
 	scripts/run-tests
+
+# the bot against the real Rasa (installs .venv-rasa and trains the model when needed; several minutes)
+test-bot: install services
+	BOT_TESTS=1 scripts/run-tests
 
 bench: install services
 	$(BIN)/python bench/crm_lookup.py

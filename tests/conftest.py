@@ -72,3 +72,14 @@ async def db(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database
         yield database
     finally:
         await database.dispose()
+
+
+# Tests that need the real Rasa (its own virtual environment and a trained model): `make test-bot` runs
+# them after scripts/ensure-rasa and scripts/train-bot; `make test` leaves them out (-m "not rasa").
+_RASA_MODULES = {"test_actions_hub", "test_rasa_project", "test_rest_webhook", "test_bot_through_hub"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in _RASA_MODULES:
+            item.add_marker(pytest.mark.rasa)

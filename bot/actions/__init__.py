@@ -1,0 +1,1 @@
+"""Custom actions of the ordering bot, served by `rasa run actions` (rasa-sdk) from `.venv-rasa`."""
