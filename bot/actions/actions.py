@@ -8,6 +8,8 @@ The hub identifies the customer in the metadata of each REST webhook message:
 
 from __future__ import annotations
 
+import abc
+
 import logging
 import re
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -170,12 +172,18 @@ async def handoff(
     return [SlotSet("handed_off", True), SlotSet("failed_attempts", 0)]
 
 
-class HubAction(Action):
-    """An action that talks to the hub; if the hub fails, the customer is handed to a person."""
+class HubAction(Action, abc.ABC):
+    """An action that talks to the hub; if the hub fails, the customer is handed to a person.
 
+    Abstract, so that the action server (which registers every concrete ``Action`` subclass it finds)
+    skips it.
+    """
+
+    @abc.abstractmethod
     def name(self) -> Text:  # pragma: no cover - every subclass names itself
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict,
                   hub: HubClient) -> List[EventType]:
         raise NotImplementedError
