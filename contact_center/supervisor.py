@@ -41,7 +41,7 @@ from contact_center.domain.service_levels import (
     interval_figures,
     summarize,
 )
-from contact_center.domain.staffing import required_agents
+from contact_center.domain.staffing import required_agents, required_agents_by_interval
 from contact_center.hub.service import AgentRef, HubError, HubService
 from contact_center.keys import HUB_KEY, SIGNER_KEY
 from contact_center.ports import AgentPresence
@@ -219,6 +219,36 @@ def _shown_state(p: AgentPresence | None, open_count: int) -> str:
 
 
 # -- the snapshot (pure) ------------------------------------------------------------------------------
+
+
+def _add_interval_staffing(
+    total: list[dict[str, Any]],
+    by_queue: dict[str, list[dict[str, Any]]],
+    queue_by_name: dict[str, QueueInfo],
+    interval_seconds: int,
+) -> None:
+    """Add ``agents_needed`` (Erlang C on the interval's offered contacts and handle time) to each interval.
+
+    Per queue with the queue's own target (an interval with no handled contact assumes
+    :data:`FALLBACK_AHT_SECONDS`); the total is the sum of the queues' needs (queues staffed apart).
+    """
+    needs_total = [0] * len(total)
+    for name, rows in by_queue.items():
+        info = queue_by_name.get(name, QueueInfo(name=name))
+        try:
+            plan = required_agents_by_interval(
+                [r["offered"] for r in rows], interval_seconds,
+                [r["aht_seconds"] or FALLBACK_AHT_SECONDS for r in rows],
+                float(info.sl_target_ratio), float(info.sl_target_seconds),
+            )
+        except ValueError:
+            continue  # an odd queue target: the staffing table says why
+        for i, (row, need) in enumerate(zip(rows, plan.agents.tolist())):
+            row["agents_needed"] = need
+            if i < len(needs_total):
+                needs_total[i] += need
+    for row, need in zip(total, needs_total):
+        row["agents_needed"] = need
 
 
 def compose_snapshot(
@@ -421,6 +451,7 @@ def compose_snapshot(
     queue_intervals = {
         name: dense(r for r in by_queue_rows if r.key == name) for name in sorted({r.key for r in by_queue_rows})
     }
+    _add_interval_staffing(total_intervals, queue_intervals, queue_by_name, interval_minutes * 60)
 
     # conversations: waiting (longest first), then being handled
     agent_names = {a.id: a.display_name for a in agent_list}

@@ -408,7 +408,7 @@ function renderChart() {
   const first = rows.findIndex((r) => r.offered > 0);
   const from = Math.max(0, Math.min(first < 0 ? rows.length : first - 1, rows.length - 8));
   rows = rows.slice(from);
-  const W = 560, H = 210, L = 30, R = 34, T = 10, B = 24;
+  const W = 560, H = 220, L = 30, R = 34, T = 10, B = 36;
   const plotW = W - L - R, plotH = H - T - B;
   const maxCount = Math.max(1, ...rows.map((r) => Math.max(r.offered, r.handled, r.abandoned)));
   const top = maxCount <= 2 ? 2 : maxCount <= 4 ? 4 : Math.ceil(maxCount / 4) * 4; // whole numbers at 0, half and top
@@ -433,10 +433,16 @@ function renderChart() {
     const x0 = L + i * slot + (slot - bar * 3) / 2;
     const start = new Date(r.start);
     const label = Number.isNaN(start.getTime()) ? "" : hmFmt.format(start);
-    const group = s("g", { "data-testid": "interval-bar", "data-start": r.start, "data-offered": r.offered, "data-handled": r.handled, "data-abandoned": r.abandoned });
+    const need = r.agents_needed ?? 0;
+    const group = s("g", { "data-testid": "interval-bar", "data-start": r.start, "data-offered": r.offered, "data-handled": r.handled, "data-abandoned": r.abandoned, "data-agents-needed": need });
     const title = s("title");
-    title.textContent = `${label}: ${r.offered} offered, ${r.handled} handled, ${r.abandoned} abandoned, service level ${pct(r.service_level)}`;
+    title.textContent = `${label}: ${r.offered} offered, ${r.handled} handled, ${r.abandoned} abandoned, service level ${pct(r.service_level)}, agents needed (Erlang C) ${need}`;
     group.append(title);
+    if (need > 0) {
+      const t = s("text", { x: L + i * slot + slot / 2, y: H - 21, class: "need", "text-anchor": "middle", "data-testid": "interval-need" });
+      t.textContent = String(need);
+      group.append(t);
+    }
     [["offered", r.offered], ["handled", r.handled], ["abandoned", r.abandoned]].forEach(([kind, v], k) => {
       const yy = y(v);
       group.append(s("rect", { x: x0 + k * bar, y: yy, width: Math.max(1, bar - 1), height: Math.max(0, T + plotH - yy), class: `bar bar-${kind}` }));

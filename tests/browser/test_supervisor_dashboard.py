@@ -171,6 +171,13 @@ def test_dashboard_follows_a_wait_an_answer_and_an_abandon(hub: str, browser: An
             }""",
             timeout=20_000,
         )
+        # Erlang C per interval: a busy interval needs an agent and shows the figure; an idle one needs none
+        needs = boss.eval_on_selector_all(
+            '[data-testid="interval-bar"]', "els => els.map(e => [Number(e.dataset.offered), Number(e.dataset.agentsNeeded)])"
+        )
+        assert any(offered > 0 for offered, _ in needs), needs
+        assert all((need > 0) == (offered > 0) for offered, need in needs), needs
+        assert boss.get_by_test_id("interval-need").count() == sum(1 for offered, _ in needs if offered > 0)
         # the demo shop has overdue orders: the banner says so
         expect(boss.locator('[data-testid="alert"][data-kind="overdue_orders"]')).to_have_count(1)
 

@@ -154,10 +154,21 @@ async def test_snapshot_figures_match_hand_computed_values(db: Database) -> None
     )] == [(1, 1, 0, 1.0), (2, 2, 0, 0.5), (3, 1, 2, 0.5), (3, 1, 0, 1.0)]
     assert sum(r["offered"] for r in iv) == 9
     assert by_start[at(7, 30).isoformat()] == {
-        "start": at(7, 30).isoformat(), "offered": 0, "handled": 0, "abandoned": 0, "service_level": None, "asa_seconds": None, "aht_seconds": None
+        "start": at(7, 30).isoformat(), "offered": 0, "handled": 0, "abandoned": 0, "service_level": None, "asa_seconds": None, "aht_seconds": None,
+        "agents_needed": 0,
     }
     sales_iv = {r["start"]: r for r in snap["intervals"]["by_queue"]["sales"]}
     assert (sales_iv[at(9, 30).isoformat()]["offered"], sales_iv[at(9, 30).isoformat()]["service_level"]) == (2, 0.0)
+    # Erlang C per interval: sales 09:30 offered 2, nobody handled yet -> the fallback AHT 180 s: 0.2 Erlang;
+    # one agent: C = 0.2, SL = 1 - 0.2 e^(-0.8 x 20/180) = 0.817 >= 0.8 -> 1 agent
+    assert sales_iv[at(9, 30).isoformat()]["agents_needed"] == 1
+    assert required_agents(2, 1800, 180, 0.8, 20).agents == 1
+    support_iv = {r["start"]: r for r in snap["intervals"]["by_queue"]["support"]}
+    # the total needs the queues' needs added up, interval by interval (0 where nothing was offered)
+    for start, row in by_start.items():
+        parts = [q[start]["agents_needed"] for q in (sales_iv, support_iv) if start in q]
+        assert row["agents_needed"] == sum(parts), start
+        assert (row["agents_needed"] == 0) == (row["offered"] == 0), start
     # the SQL interval counts agree with the dashboard's
     sql_rows = {(r.queue, r.start): r for r in await stats.interval_stats(db, DAY, 30)}
     assert {k: (r.offered, r.handled, r.abandoned) for k, r in sql_rows.items()} == {

@@ -316,3 +316,61 @@ def test_shrinkage_is_exact_on_the_decimal_given() -> None:
     assert apply_shrinkage(10, 0.0) == 10
     assert apply_shrinkage(10, 0.25) == 14  # 13.33 rounded up
     assert apply_shrinkage(0, 0.5) == 0
+
+
+# --- a run of intervals at once (NumPy) ------------------------------------------------------------
+
+
+def test_a_day_of_intervals_gives_the_worked_example_where_it_applies() -> None:
+    from contact_center.domain.staffing import required_agents_by_interval
+
+    plan = required_agents_by_interval([100, 0, 100, 50], 1800, [180, 180, 90, 180], 0.8, 20, 0.3)
+    assert plan.agents.tolist() == [14, 0, 8, 8]  # 14 and 20: the Call Centre Helper example
+    assert plan.agents_with_shrinkage.tolist()[0] == 20
+    assert plan.service_level[0] == pytest.approx(0.888, abs=5e-4)
+    assert plan.occupancy[0] == pytest.approx(0.714, abs=5e-4)
+    assert plan.traffic_erlangs.tolist() == [10.0, 0.0, 5.0, 5.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=2000, allow_nan=False), min_size=1, max_size=30),
+    st.lists(st.floats(min_value=0, max_value=900, allow_nan=False), min_size=1, max_size=30),
+    st.sampled_from([0.5, 0.8, 0.9, 0.95, 1.0]),
+    st.sampled_from([0, 10, 20, 60]),
+    st.sampled_from([0.0, 0.1, 0.3]),
+)
+def test_every_interval_agrees_with_the_single_interval_search(
+    contacts: list[float], ahts: list[float], sl: float, secs: int, shrink: float
+) -> None:
+    from contact_center.domain.staffing import required_agents_by_interval
+
+    ahts = (ahts * len(contacts))[: len(contacts)]
+    plan = required_agents_by_interval(contacts, 1800, ahts, sl, secs, shrink)
+    for i, (c, aht) in enumerate(zip(contacts, ahts)):
+        one = required_agents(c, 1800, aht, sl, secs, shrink)
+        assert plan.agents[i] == one.agents
+        assert plan.agents_with_shrinkage[i] == one.agents_with_shrinkage
+        assert plan.service_level[i] == pytest.approx(one.service_level, rel=1e-9, abs=1e-12)
+        assert plan.occupancy[i] == pytest.approx(one.occupancy, rel=1e-9, abs=1e-12)
+        assert plan.asa_seconds[i] == pytest.approx(one.asa_seconds, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (([1, -1], 1800, 180, 0.8, 20), "contacts"),
+        (([1, float("nan")], 1800, 180, 0.8, 20), "contacts"),
+        (([1, 2], 0, 180, 0.8, 20), "interval_seconds"),
+        (([1, 2], 1800, [180], 0.8, 20), "aht_seconds"),
+        (([1, 2], 1800, 180, 0, 20), "target_sl"),
+        (([1, 2], 1800, 180, 0.8, -1), "target_seconds"),
+        (([1, 2], 1800, 180, 0.8, 20, 1.0), "shrinkage"),
+        ((["x"], 1800, 180, 0.8, 20), "contacts"),
+    ],
+)
+def test_a_run_of_intervals_rejects_bad_input_by_name(args: tuple, field: str) -> None:
+    from contact_center.domain.staffing import required_agents_by_interval
+
+    with pytest.raises(ValueError, match=field):
+        required_agents_by_interval(*args)
