@@ -84,7 +84,7 @@ PASSWORD = "bench-password"
 CHATS_PER_AGENT = 3
 FULL_STEPS = [100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000]
 QUICK_STEPS = [100, 400, 1000, 2000, 4000, 8000]
-BOUND_MS = {"baseline": 10.0, "embedded": 10.0, "two-nodes": 15.0}
+BOUND_MS = {"baseline": 10.0, "embedded": 10.0, "baseline-two-nodes": 15.0, "two-nodes": 15.0}
 EMBEDDED_RATIO_TARGET = 0.60
 TWO_NODES_RATE_TARGET = 700.0
 SENT_FRACTION_MIN = 0.97
@@ -96,7 +96,7 @@ RELAXED_MS = 100.0  # "keeps up": sustained with p99 under this (no growing back
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SYSTEMS = ("baseline", "embedded", "two-nodes")
+SYSTEMS = ("baseline", "embedded", "baseline-two-nodes", "two-nodes")
 
 
 # --- processes, /proc and statistics (also used by bench/connections.py) ---------------------------
@@ -251,12 +251,19 @@ def cpu_count() -> int:
 # --- the baseline server ---------------------------------------------------------------------------
 
 
-def serve_baseline(port: int) -> None:
-    """A bare python-socketio relay: customers' messages go to the room of their conversation's agent."""
+def serve_baseline(port: int, redis_url: str = "", channel: str = "") -> None:
+    """A bare python-socketio relay: customers' messages go to the room of their conversation's agent.
+
+    With ``redis_url`` it is one node of several sharing python-socketio's Redis manager (the fan-out
+    the hub uses): the agent joins the room of each conversation they accept, on their node, and a
+    customer's message is emitted to that room from the customer's node.
+    """
     import socketio
     from aiohttp import web
 
-    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", ping_interval=20, ping_timeout=20)
+    manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", ping_interval=20, ping_timeout=20,
+                               client_manager=manager)
     app = web.Application()
     sio.attach(app)
     agent_of: dict[int, int] = {}
@@ -271,10 +278,17 @@ def serve_baseline(port: int) -> None:
     async def agent_accept(sid: str, data: Any) -> dict[str, Any]:
         agent = (await sio.get_session(sid, namespace="/agent"))["agent"]
         agent_of[int(data["conversation_id"])] = agent
+        if manager is not None:
+            await sio.enter_room(sid, f"conv:{int(data['conversation_id'])}", namespace="/agent")
         return {"ok": True}
 
     async def customer_message(sid: str, data: Any) -> None:
-        agent = agent_of.get(data.get("conversation")) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return
+        if manager is not None:  # the agent may be on another node: the room's members are
+            await sio.emit("message", data, to=f"conv:{data.get('conversation')}", namespace="/agent")
+            return
+        agent = agent_of.get(data.get("conversation"))
         if agent is not None:
             await sio.emit("message", data, to=f"agent:{agent}", namespace="/agent")
 
@@ -314,7 +328,7 @@ class RelayWorker:
     async def setup(self) -> dict[str, Any]:
         """Connect this worker's agents and customers and pair them into conversations."""
         t0 = time.perf_counter()
-        if self.system == "baseline":
+        if self.system.startswith("baseline"):
             await self._setup_baseline()
         else:
             await self._setup_hub()
@@ -416,7 +430,7 @@ class RelayWorker:
         if delay > 0:
             await asyncio.sleep(delay)
         custs, m = self.customers, len(self.customers)
-        baseline = self.system == "baseline"
+        baseline = self.system.startswith("baseline")
         target = int(rate * duration)
         perf = time.perf_counter
         sent_at = self.sent_at
@@ -584,6 +598,12 @@ class SystemRun:
             port = self._start([sys.executable, str(Path(__file__).resolve()), "--serve-baseline"], dict(os.environ), "baseline")
             url = f"http://127.0.0.1:{port}"
             return url, url, []
+        if self.system == "baseline-two-nodes":
+            self.redis_prefix = f"ccbench:{{{self.nonce}}}:"
+            argv = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", "--redis-url", REDIS_URL,
+                    "--channel", f"{self.redis_prefix}socketio"]
+            ports = [self._start(argv, dict(os.environ), f"baseline-{x}") for x in "ab"]
+            return f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", []
         if self.system == "embedded":
             url = f"sqlite+aiosqlite:///{self.tmp}/bench.db"
             upgrade(url)
@@ -628,7 +648,7 @@ class SystemRun:
     def _sample(self) -> dict[str, Any]:
         return {
             "servers": [proc_ticks(p.pid) for p in self.servers],
-            "db": comm_ticks(frozenset({"postgres", "redis-server"})) if self.system == "two-nodes" else 0,
+            "db": comm_ticks(frozenset({"postgres", "redis-server"})) if self.system.endswith("two-nodes") else 0,
             "machine": machine_ticks(),
         }
 
@@ -792,7 +812,7 @@ def diagnose(step: dict[str, Any], system: str) -> str:
     per_msg = step.get("server_cpu_ms_per_msg", 0.0)
     if per_msg >= 0.4 * step.get("bound_ms", BOUND_MS[system]):
         reasons.append(f"per-message server work: {per_msg:.1f} ms of server CPU per message, a latency floor by itself"
-                       + (" (the SQL transaction through the async ORM)" if system != "baseline" else ""))
+                       + (" (the SQL write and the fan-out)" if not system.startswith("baseline") else ""))
     if step["sent"] < SENT_FRACTION_MIN * step["target"]:
         reasons.append(f"client senders fell behind ({step['sent']}/{step['target']} sent)")
     if srv >= 85:
@@ -841,14 +861,14 @@ async def _redis_delete_prefix(prefix: str) -> int:
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print("\n== summary")
-    header = (f"{'system':<10} {'bound':>6} {'best rate':>10} {'p50 ms':>7} {'p99 ms':>7} {'first fail':>10} | {'keeps up to':>11} {'p50 ms':>7} "
+    header = (f"{'system':<18} {'bound':>6} {'best rate':>10} {'p50 ms':>7} {'p99 ms':>7} {'first fail':>10} | {'keeps up to':>11} {'p50 ms':>7} "
               f"{'p99 ms':>7} {'overload':>8}")
     print(header + "\n" + "-" * len(header))
     for name in SYSTEMS:
         r = results.get(name)
         if r is None:
             continue
-        print(f"{name:<10} {r['bound_ms']:>4.0f}ms {r['best_rate']:>10.0f} {fmt(r['best_p50_ms'], 2):>7} {fmt(r['best_p99_ms'], 2):>7} "
+        print(f"{name:<18} {r['bound_ms']:>4.0f}ms {r['best_rate']:>10.0f} {fmt(r['best_p50_ms'], 2):>7} {fmt(r['best_p99_ms'], 2):>7} "
               f"{fmt(r['first_failing_rate'], 0) if r['first_failing_rate'] else '-':>10} | {r['capacity_rate']:>11.0f} {fmt(r['capacity_p50_ms'], 2):>7} "
               f"{fmt(r['capacity_p99_ms'], 2):>7} {fmt(r['overload_rate'], 0) if r['overload_rate'] else '-':>8}")
     print(f"(best rate: highest step with p99 under the bound; keeps up: highest step sustained with p99 < {RELAXED_MS:.0f} ms)")
@@ -873,6 +893,11 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         r = results["two-nodes"]
         verdicts["two_nodes_rate"] = "PASS" if r["best_rate"] >= TWO_NODES_RATE_TARGET else "MISS"
         print(f"two nodes: {r['best_rate']:.0f} msg/s at p99 < {r['bound_ms']:.0f} ms (target >= {TWO_NODES_RATE_TARGET:.0f}): {verdicts['two_nodes_rate']}")
+        b2 = results.get("baseline-two-nodes")
+        if b2 is not None:
+            print(f"  the bare two-node relay (python-socketio + Redis, no storage, same clients, same machine): "
+                  f"{b2['best_rate']:.0f} msg/s at p99 < {b2['bound_ms']:.0f} ms, keeps up to {b2['capacity_rate']:.0f}"
+                  + (f"; hub two nodes / bare two nodes: {r['best_rate'] / b2['best_rate']:.2f}" if b2["best_rate"] > 0 else ""))
     print("(rates are steps of a ladder: the true limit lies between the best step and the next one)")
 
     def clean(step: dict[str, Any]) -> dict[str, Any]:
@@ -894,6 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--serve-baseline", action="store_true", help="(internal) run the bare relay server")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--redis-url", default="", help="(internal) the bare relay as one node of several on this Redis")
+    parser.add_argument("--channel", default="", help="(internal) the bare relay nodes' pub/sub channel")
     parser.add_argument("--quick", action="store_true", help="fewer steps, 3 s each, no retries")
     parser.add_argument("--only", choices=SYSTEMS, action="append", help="run only this system (repeatable)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
@@ -904,7 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the hub processes (default WARNING)")
     args = parser.parse_args(argv)
     if args.serve_baseline:
-        serve_baseline(args.port)
+        serve_baseline(args.port, args.redis_url, args.channel)
         return 0
     systems = args.only or list(SYSTEMS)
     print(f"chat relay bench: python {platform.python_version()}, {cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start"

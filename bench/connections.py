@@ -379,6 +379,61 @@ def diagnose(w: dict[str, Any]) -> str:
     return "; ".join(reasons)
 
 
+def serve_bare(port: int) -> None:
+    """The baseline: a bare python-socketio server whose ``/customer`` connect checks the visitor id and sends a session.
+
+    No storage and no hub: what python-socketio, engine.io and aiohttp cost per connect on this machine.
+    """
+    import re
+
+    import socketio
+    from aiohttp import web
+
+    visitor = re.compile(r"[A-Za-z0-9_-]{8,128}")
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", ping_interval=25, ping_timeout=20)
+    app = web.Application()
+    sio.attach(app)
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        vid = auth.get("visitor_id") if isinstance(auth, dict) else None
+        if not isinstance(vid, str) or not visitor.fullmatch(vid):
+            raise socketio.exceptions.ConnectionRefusedError("visitor_id required")
+        await sio.save_session(sid, {"visitor": vid}, namespace="/customer")
+        await sio.emit("session", {"customer_id": None, "conversation_id": None, "messages": []}, to=sid, namespace="/customer")
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    sio.on("connect", connect, namespace="/customer")
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def measure_bare(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The same two waves against the bare python-socketio server (the baseline of the connect rate)."""
+    tmp = Path(tempfile.mkdtemp(prefix="ccbench-conn-bare-"))
+    log = tmp / "bare.log"
+    server = None
+    holders: Holders | None = None
+    try:
+        port = free_port()
+        server = start_server([sys.executable, str(Path(__file__).resolve()), "--serve-bare", "--port", str(port)],
+                              dict(os.environ), log, nofile=NOFILE)
+        wait_healthy(port, server, log)
+        holders = Holders(f"http://127.0.0.1:{port}", args.count, args.clients, args.concurrency)
+        print(f"  bare python-socketio server pid {server.pid}", flush=True)
+        return [run_wave("baseline wave 1", holders, server.pid, args), run_wave("baseline wave 2", holders, server.pid, args)]
+    except Exception as exc:  # noqa: BLE001 - report, then measure the hub anyway
+        print(f"  baseline FAILED: {exc}\n  --- log:\n{tail(log)}", flush=True)
+        return []
+    finally:
+        if holders is not None:
+            holders.stop()
+        if server is not None:
+            stop_server(server)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=10000, help="connections (default 10,000)")
@@ -389,7 +444,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after the disconnects before reading RSS again")
     parser.add_argument("--max-wave-seconds", type=float, default=150.0, help="stop opening connections after this long")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the hub (default WARNING)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare python-socketio baseline")
+    parser.add_argument("--serve-bare", action="store_true", help="(internal) run the bare baseline server")
+    parser.add_argument("--port", type=int, default=0, help="(internal) port of the bare baseline server")
     args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.port)
+        return 0
     if args.quick:
         args.count = 2000
     args.hold = args.hold or (4.0 if args.quick else 10.0)
@@ -406,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     waves: list[dict[str, Any]] = []
     out: dict[str, Any] = {"bench": "connections", "count": args.count, "client_processes": args.clients,
                            "concurrency_per_process": args.concurrency, "python": platform.python_version(), "cores": cpu_count()}
+    baseline_waves = [] if args.no_baseline else measure_bare(args)
     try:
         upgrade(url)
         port = free_port()
@@ -465,6 +527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"target < {RSS_TARGET_MB:.0f} MB at 10,000{'' if held_all else '; NOT all sockets stayed alive'}): {'PASS' if rss_ok else 'MISS'}")
         for name, r in rates.items():
             print(f"connect rate, {name}: {r:.0f}/s (target >= {RATE_TARGET:.0f}/s): {'PASS' if r >= RATE_TARGET else 'MISS'}")
+        for hub_w, bare_w in zip(waves, baseline_waves):
+            ratio = hub_w["rate_per_s"] / bare_w["rate_per_s"] if bare_w["rate_per_s"] else float("nan")
+            print(f"  baseline (bare python-socketio, same clients) {bare_w['wave']}: {bare_w['rate_per_s']:.0f}/s at "
+                  f"{bare_w['server_cpu_pct']:.0f} % server CPU; hub / baseline: {ratio:.2f}")
+        out["baseline_waves"] = [{k: finite(v) if isinstance(v, float) else v for k, v in w.items() if k != "lat"} for w in baseline_waves]
         out["verdicts"] = {"rss": "PASS" if rss_ok else "MISS", **{f"rate_wave{i + 1}": ("PASS" if w["rate_per_s"] >= RATE_TARGET else "MISS") for i, w in enumerate(waves)}}
         out["targets"] = {"rss_mb_max": RSS_TARGET_MB, "rate_min": RATE_TARGET}
         out["rss_at_full_mb"] = full

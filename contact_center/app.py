@@ -31,6 +31,7 @@ from contact_center.settings import Settings
 from contact_center.supervisor import register as register_supervisor
 from crm_store.db import Database
 from crm_store.message_log import open_message_log
+from crm_store.point_reads import PointReads
 from crm_store.migrate import upgrade_async
 
 log = logging.getLogger("contact_center.app")
@@ -76,8 +77,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         store = MemoryStateStore()
     sio = app[SIO_KEY]
     messages = open_message_log(app[DB_KEY])
+    reads = PointReads(app[DB_KEY])
     hub = HubService(app[DB_KEY], store, SioEmitter(sio), node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
-        wrap_up_seconds=settings.wrap_up_seconds, messages=messages,
+        wrap_up_seconds=settings.wrap_up_seconds, messages=messages, reads=reads,
     )
     hub.abandon_grace = settings.abandon_grace_seconds
     bot_client = None
@@ -113,6 +115,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     if bot_client is not None:
         await bot_client.close()
     await messages.close()
+    reads.close()
     if redis_client is not None:
         await redis_client.aclose()
 

@@ -345,6 +345,15 @@ WHERE c.id = $1
 """
 
 
+async def _keep_session(conn: Any) -> None:
+    """Give a connection back to the log's pool without asyncpg's reset query (a round trip per message).
+
+    The log only ever runs one autocommit statement per checkout and changes no session state (no SET,
+    LISTEN, cursors or advisory locks), so there is nothing to reset; asyncpg still rolls back a
+    transaction left open before this is called.
+    """
+
+
 class PgMessageLog:
     """One atomic statement per message, on a small asyncpg pool of its own.
 
@@ -365,7 +374,9 @@ class PgMessageLog:
                     import asyncpg  # the driver of the PostgreSQL URL; only imported when PostgreSQL is used
 
                     dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-                    self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size, statement_cache_size=100)
+                    self._pool = await asyncpg.create_pool(
+                        dsn, min_size=1, max_size=self.pool_size, statement_cache_size=100, reset=_keep_session,
+                    )
         return self._pool
 
     async def append(

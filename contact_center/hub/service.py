@@ -29,6 +29,7 @@ from contact_center.domain.routing import (
 from contact_center.ports import AgentPresence, QueueEntry, StateStore
 from crm_store.db import Database
 from crm_store.message_log import MessageLog, SessionMessageLog
+from crm_store.point_reads import CustomerRef, PointReads
 from crm_store.domain.identity import ContactKind, InvalidAddress
 from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
@@ -225,9 +226,11 @@ class HubService:
         offer_timeout: float = OFFER_TIMEOUT_SECONDS,
         wrap_up_seconds: float = 10.0,
         messages: MessageLog | None = None,
+        reads: PointReads | None = None,
     ) -> None:
         self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
         self.messages: MessageLog = messages if messages is not None else SessionMessageLog(db)
+        self.reads = reads if reads is not None else PointReads(db)  # the visitor lookup of every connect
         # customer id -> (open chat conversation id, display name): lets a message into an open chat go
         # straight to the message log (one statement or one group-commit batch). The log itself checks
         # the conversation is still open, so a stale entry costs one retry through the full path.
@@ -343,15 +346,11 @@ class HubService:
                     log.info("chat email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
         return customer
 
-    async def _known_visitor(self, visitor_id: str) -> Customer | None:
-        """A returning visitor found with a plain read (no write lock): the common reconnect path."""
-        async with self.db.session() as s:
-            point = await customers_repo.find_contact_point(s, ContactKind.WEB, visitor_id)
-            if point is None:
-                return None
-            return await customers_repo.get_customer(s, point.customer_id)
+    async def _known_visitor(self, visitor_id: str) -> CustomerRef | None:
+        """A returning visitor found with one point read (no session, no write lock): every connect asks."""
+        return await self.reads.customer_by_contact(ContactKind.WEB, visitor_id)
 
-    async def _session_payload(self, customer: Customer, last_seq: int) -> dict[str, Any]:
+    async def _session_payload(self, customer: Customer | CustomerRef, last_seq: int) -> dict[str, Any]:
         """The ``session`` event: the customer, their open chat and what they missed."""
         assert customer.id is not None
         async with self.db.session() as s:
