@@ -13,9 +13,11 @@ from http.cookies import SimpleCookie
 from typing import Any, Awaitable, Callable
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.sessions import COOKIE_NAME, SessionSigner
+from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
 
 log = logging.getLogger("contact_center.realtime")
 
@@ -307,7 +309,8 @@ class SioEmitter:
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
-        self._local = type(sio.manager) is socketio.AsyncManager
+        manager = sio.manager
+        self._local = isinstance(manager, socketio.AsyncManager) and not isinstance(manager, AsyncPubSubManager)
 
     async def emit(
         self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, skip_sid: str | None = None
@@ -338,7 +341,7 @@ def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str
 
 def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str = "socketio") -> socketio.AsyncServer:
     """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
-    manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
+    manager = IndexedAsyncRedisManager(redis_url, channel=channel) if redis_url else IndexedAsyncManager()
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
