@@ -176,6 +176,16 @@ class StateStore(Protocol):
         """Conversation ids assigned to the agent, ascending."""
         ...
 
+    async def restore_assignment(self, e: QueueEntry, agent_id: int) -> bool:
+        """Rebuild from SQL: record a conversation the store does not know as assigned to ``agent_id``.
+
+        One unit of the channel's load is added to the agent's presence (if there is one). False, and
+        nothing changes, if the store already knows the conversation (waiting, offered or assigned).
+        Used after the shared state was lost (a Redis flush), so agents are never offered more than
+        their capacity.
+        """
+        ...
+
     # --- agent loss ----------------------------------------------------------------------------
 
     async def requeue_agent(self, agent_id: int, now: float) -> list[QueueEntry]:

@@ -167,6 +167,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         self.hub, self.signer, self.clock = hub, signer, clock
         self._sockets: dict[int, set[str]] = {}
         self._gone_tasks: dict[int, asyncio.Task[None]] = {}
+        hub.connected_agents = lambda: [a for a, sids in self._sockets.items() if sids]
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Check the session cookie, join the agent's room, send hello."""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -254,6 +254,8 @@ class HubService:
         self._customer_locks: dict[int, asyncio.Lock] = {}
         self._route_lock = asyncio.Lock()
         self._kick = asyncio.Event()
+        # the agents whose console is connected to this process (the /agent namespace sets it)
+        self.connected_agents: Callable[[], Iterable[int]] = lambda: ()
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -283,7 +285,18 @@ class HubService:
         return sorted(self._rules)
 
     async def rebuild_state(self) -> int:
-        """Re-queue every conversation SQL says is waiting but the state store does not know (Redis lost)."""
+        """Rebuild what the shared state lost (a Redis flush or restart) from SQL; the number of conversations re-queued.
+
+        In this order, each step a no-op for what the store still knows:
+
+        1. the presence of every agent whose console is connected to this node, in the state SQL last
+           recorded for them (``agent_state_log``; ``away`` if none), their capacity and skills;
+        2. the assignments of the conversations SQL says an agent is handling, with one unit of load
+           each, so nobody is offered past their capacity;
+        3. the conversations SQL says are waiting, back into their queues.
+        """
+        await self._restore_presences()
+        await self._restore_assignments()
         async with self.db.session() as s:
             rows = (
                 await s.exec(select(Conversation, Customer).join(Customer, col(Customer.id) == col(Conversation.customer_id)).where(Conversation.status == "queued"))
@@ -298,6 +311,58 @@ class HubService:
             log.info("re-queued conversations from SQL", extra={"count": restored})
             self.kick()
         return restored
+
+    async def _restore_presences(self) -> None:
+        """Presences of this node's connected agents that the store lost, in their last recorded state."""
+        missing = []
+        for agent_id in sorted(set(self.connected_agents())):
+            if await self.store.get_presence(agent_id) is None:
+                missing.append(agent_id)
+        if not missing:
+            return
+        now = self.clock()
+        last_state = await stats_repo.open_agent_states(self.db, missing)
+        async with self.db.session() as s:
+            rows = (await s.exec(select(Agent).where(col(Agent.id).in_(missing)))).all()
+        for row in rows:
+            assert row.id is not None
+            state = last_state.get(row.id, AgentStatus.AWAY.value)
+            status = AgentStatus.AVAILABLE.value if state == AgentStatus.BUSY.value else state
+            if status not in (AgentStatus.AVAILABLE.value, AgentStatus.AWAY.value, AgentStatus.WRAP_UP.value):
+                status = AgentStatus.AWAY.value
+            await self.store.set_presence(AgentPresence(
+                agent_id=row.id, status=status, since=now, node=self.node, load={},
+                capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
+            ))
+            if status != state:
+                await self._log_state(row.id, status)
+                await self.emitter.emit("status", {"status": status}, to=room_agent(row.id), namespace="/agent")
+            log.info("restored an agent's presence from SQL", extra={"agent_id": row.id, "status": status})
+        self.kick()
+
+    async def _restore_assignments(self) -> None:
+        """Assignments SQL knows and the store lost; re-checked in SQL afterwards (a close may have raced)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(
+                    select(Conversation, Customer)
+                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                    .where(Conversation.status == "assigned", col(Conversation.assigned_agent_id).is_not(None))
+                )
+            ).all()
+        restored: dict[int, int] = {}
+        for conv, customer in rows:
+            assert conv.id is not None and conv.assigned_agent_id is not None
+            if await self.store.restore_assignment(self._entry(conv, customer), conv.assigned_agent_id):
+                restored[conv.id] = conv.assigned_agent_id
+        if not restored:
+            return
+        async with self.db.session() as s:
+            now_rows = (await s.exec(select(Conversation).where(col(Conversation.id).in_(list(restored))))).all()
+        still = {c.id for c in now_rows if c.status == "assigned" and c.assigned_agent_id == restored.get(c.id or 0)}
+        for cid in set(restored) - still:  # closed or moved while we restored it: give the load back
+            await self.store.release(cid, self.clock())
+        log.info("restored assignments from SQL", extra={"count": len(still)})
 
     def _entry(self, conv: Conversation, customer: Customer) -> QueueEntry:
         """The queue entry of a waiting conversation."""

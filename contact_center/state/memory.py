@@ -188,6 +188,19 @@ class MemoryStateStore:
                     self._presence[agent] = unreserve(p, e.channel, idle_now)
             return agent
 
+    async def restore_assignment(self, e: QueueEntry, agent_id: int) -> bool:
+        async with self._lock:
+            e = normalize_entry(e)
+            cid, aid = e.conversation_id, int(agent_id)
+            if cid in self._entries:
+                return False
+            self._entries[cid] = e
+            self._assigned[cid] = aid
+            p = self._presence.get(aid)
+            if p is not None:
+                self._presence[aid] = reserve(p, e.channel)
+            return True
+
     async def assignments_of(self, agent_id: int) -> list[int]:
         async with self._lock:
             aid = int(agent_id)

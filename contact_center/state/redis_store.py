@@ -149,6 +149,18 @@ redis.call('HSET', ENTRY, conv, A[2])
 queue_push(conv, e)
 return 1
 """,
+    # A = conversation id, entry JSON -> 1 restored as assigned to AGENT, 0 already known
+    "restore_assignment": r"""
+local conv = A[1]
+if redis.call('HEXISTS', ENTRY, conv) == 1 then return 0 end
+local e = cjson.decode(A[2])
+redis.call('HSET', ENTRY, conv, A[2])
+redis.call('HSET', ASSIGN, conv, AGENT)
+redis.call('SADD', AASSIGN, conv)
+local p = get_presence(AGENT)
+if p then reserve(AGENT, p, e.channel) end
+return 1
+""",
     # A = conversation id -> entry JSON | nil
     "remove_from_queue": r"""
 local conv = A[1]
@@ -486,6 +498,13 @@ class RedisStateStore:
             if not self._is_retry(res):
                 return None if res is None else offer_from_json(res)
         raise self._conflict("offer", cid)
+
+    async def restore_assignment(self, e: QueueEntry, agent_id: int) -> bool:
+        e = normalize_entry(e)
+        res = await self._run(
+            "restore_assignment", queues=[e.queue], agent=int(agent_id), args=[str(e.conversation_id), dumps(entry_record(e))]
+        )
+        return bool(res)
 
     async def accept(self, conversation_id: int, agent_id: int) -> bool:
         res = await self._run("accept", agent=int(agent_id), args=[str(int(conversation_id))])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import BigInteger, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.compiler import compiles
@@ -291,6 +291,21 @@ async def record_agent_state(db: Database, agent_id: int, state: str, at: dateti
         await s.flush()
         assert row.id is not None
         return AgentStateRow(row.id, agent_id, state, row.started_at, None)
+
+
+async def open_agent_states(db: Database, agent_ids: Sequence[int]) -> dict[int, str]:
+    """Agent id -> the state of their open row (the state SQL last recorded), for the agents that have one."""
+    if not agent_ids:
+        return {}
+    log = AgentStateLog.__table__.c  # type: ignore[attr-defined]
+    stmt = (
+        select(log.agent_id, log.state)
+        .where(log.agent_id.in_([int(a) for a in agent_ids]), log.ended_at.is_(None))
+        .order_by(log.agent_id, log.started_at, log.id)
+    )
+    async with db.session() as s:
+        rows = (await s.execute(stmt)).all()
+    return {int(r.agent_id): str(r.state) for r in rows}  # the latest open row wins
 
 
 async def agent_state_rows(

@@ -469,6 +469,40 @@ async def test_release_frees_load_and_sets_idle_since(store: StateStore) -> None
     assert await store.assignments_of(1) == []
 
 
+async def test_restored_assignments_count_against_capacity_and_release_like_any(store: StateStore) -> None:
+    """After the shared state is lost, SQL's assignments come back: the agent is not offered past capacity."""
+    await store.set_presence(agent(1, capacity={"chat": 2}, idle=1.0))
+    assert await store.restore_assignment(entry(7), 1)
+    assert await store.restore_assignment(entry(8), 1)
+    assert await store.assignment_of(7) == 1 and await store.assignments_of(1) == [7, 8]
+    assert await load_of(store, 1) == {"chat": 2}
+    assert await store.waiting() == []  # assigned, not waiting
+    await store.enqueue(entry(9))
+    assert await store.offer(9, 1, 100.0, check_capacity=True) is None  # full: the restored load counts
+    assert await store.release(7, 50.0) == 1
+    assert await load_of(store, 1) == {"chat": 1}
+    assert await store.offer(9, 1, 100.0, check_capacity=True) is not None
+
+
+async def test_restore_assignment_never_overrides_what_the_store_knows(store: StateStore) -> None:
+    await store.set_presence(agent(1))
+    await store.set_presence(agent(2))
+    await store.enqueue(entry(1))  # waiting
+    await store.enqueue(entry(2))
+    await store.offer(2, 1, 100.0)  # offered to 1
+    await store.enqueue(entry(3))
+    await store.offer(3, 1, 100.0)
+    assert await store.accept(3, 1)  # assigned to 1
+    for cid in (1, 2, 3):
+        assert not await store.restore_assignment(entry(cid), 2)
+    assert await load_of(store, 2) == {} and await store.assignments_of(2) == []
+    assert [e.conversation_id for e in await store.waiting()] == [1]
+    assert await store.assignment_of(3) == 1 and await load_of(store, 1) == {"chat": 2}
+    # an agent with no presence yet: the assignment is recorded, there is no load to add
+    assert await store.restore_assignment(entry(4), 3)
+    assert await store.assignment_of(4) == 3 and await store.get_presence(3) is None
+
+
 async def test_release_of_an_offered_or_waiting_conversation(store: StateStore) -> None:
     await store.set_presence(agent(1, idle=5.0))
     await store.enqueue(entry(1))

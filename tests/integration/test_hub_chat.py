@@ -248,6 +248,40 @@ async def test_lost_shared_state_is_rebuilt_from_sql(hub: str, db: Database) -> 
         await s.disconnect()
 
 
+async def test_lost_presences_and_assignments_come_back_from_sql(hub: str) -> None:
+    """A flush while Bob (one chat at most) is busy: his presence and his chat come back, so no second offer."""
+    bob, b_in = await _agent(hub, "bob")
+    await bob.call("set_status", {"status": "available"}, namespace="/agent")
+    c1, _ = await _customer(hub, "visitor_restore01")
+    await c1.call("message", {"client_msg_id": "x1", "text": "first"}, namespace="/customer")
+    cid = (await b_in.wait("offer"))["conversation_id"]
+    assert (await bob.call("accept", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    bob_id = b_in.all("hello")[0]["agent"]["id"]
+
+    hub_service = next(iter(_APPS))[HUB_KEY]
+    await hub_service.store.clear()
+    assert await hub_service.store.get_presence(bob_id) is None
+    await hub_service.rebuild_state()
+    presence = await hub_service.store.get_presence(bob_id)
+    assert presence is not None and presence.status == "available"  # the state SQL last recorded for him
+    assert presence.load == {"chat": 1} and presence.capacity == {"chat": 1}
+    assert await hub_service.store.assignment_of(cid) == bob_id
+    await hub_service.rebuild_state()  # a second pass changes nothing
+    assert (await hub_service.store.get_presence(bob_id)).load == {"chat": 1}
+
+    c2, c2_in = await _customer(hub, "visitor_restore02")
+    await c2.call("message", {"client_msg_id": "x2", "text": "second"}, namespace="/customer")
+    await c2_in.wait("queue")
+    await asyncio.sleep(1.0)
+    assert [o["conversation_id"] for o in b_in.all("offer")] == [cid]  # full: the restored chat counts
+    # his chat still works (SQL knew it all along), and closing it frees him for the next customer
+    assert (await bob.call("reply", {"conversation_id": cid, "client_msg_id": "rb", "text": "still here"}, namespace="/agent"))["ok"]
+    assert (await bob.call("close", {"conversation_id": cid, "disposition": "resolved"}, namespace="/agent"))["ok"]
+    assert (await hub_service.store.get_presence(bob_id)).load == {}
+    for s in (bob, c1, c2):
+        await s.disconnect()
+
+
 async def test_a_declined_transfer_to_a_named_agent_goes_back_to_the_queue(hub: str) -> None:
     alice, a_in = await _agent(hub, "alice")
     bob, b_in = await _agent(hub, "bob")
