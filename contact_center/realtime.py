@@ -320,6 +320,17 @@ class SioEmitter:
             return
         await self.sio.emit(event, data, to=to, namespace=namespace, skip_sid=skip_sid)
 
+    async def emit_many(self, items: list[dict[str, Any]]) -> None:
+        """Several emits (``emit``'s keyword arguments each), published across nodes as one message."""
+        batch = getattr(self.sio.manager, "batch", None)
+        if batch is None or len(items) < 2:
+            for item in items:
+                await self.emit(**item)
+            return
+        async with batch():
+            for item in items:
+                await self.emit(**item)
+
     def _only(self, namespace: str, room: str, sid: str) -> bool:
         members = self.sio.manager.rooms.get(namespace, {}).get(room)
         return not members or (len(members) == 1 and sid in members)

@@ -9,7 +9,9 @@ index, socket -> rooms, so a disconnect costs O(rooms of that socket). Everythin
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+import contextlib
+import contextvars
+from typing import Any, AsyncIterator, Hashable
 
 import socketio
 
@@ -64,5 +66,47 @@ class IndexedAsyncManager(RoomIndexMixin, socketio.AsyncManager):  # type: ignor
     """The in-process manager (one hub process) with the disconnect index."""
 
 
+# The emits published by the current task inside ``IndexedAsyncRedisManager.batch()`` (a context
+# variable: another task's emits, interleaved at an await, are never swept into this batch).
+_BATCH: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("sio_emit_batch", default=None)
+
+
 class IndexedAsyncRedisManager(RoomIndexMixin, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager (several hub processes) with the disconnect index."""
+    """python-socketio's Redis manager (several hub processes) with the disconnect index and batched emits.
+
+    Every hub process receives and decodes every message published on the channel. A chat message
+    goes to two rooms (the customer's other tabs, the agent), which python-socketio publishes as two
+    messages; inside :meth:`batch` the emits of one task are published as one message instead, and
+    each node handles them in order. Delivery on this node is unchanged (python-socketio handles its
+    own emits locally before publishing).
+    """
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Publish the emits made inside this block (by this task) as one pub/sub message."""
+        if _BATCH.get() is not None:  # already batching: the outer block publishes
+            yield
+            return
+        token = _BATCH.set([])
+        try:
+            yield
+        finally:
+            pending = _BATCH.get() or []
+            _BATCH.reset(token)
+        if pending:
+            first, *rest = pending
+            await super()._publish({**first, "also": rest} if rest else first)
+
+    async def _publish(self, data: Any) -> Any:
+        pending = _BATCH.get()
+        if pending is not None and isinstance(data, dict) and data.get("method") == "emit" and data.get("callback") is None:
+            pending.append(data)
+            return None
+        return await super()._publish(data)
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        """A published emit, and the emits batched with it (``also``), in order."""
+        await super()._handle_emit(message)
+        for extra in message.get("also") or ():
+            if isinstance(extra, dict):
+                await super()._handle_emit(extra)

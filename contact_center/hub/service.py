@@ -535,13 +535,23 @@ class HubService:
     async def _publish(
         self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: bool, skip_sid: str | None = None
     ) -> None:
-        """Send a stored message to the customer's room (unless internal) and to the assigned agent."""
+        """Send a stored message to the customer's room (unless internal), the assigned agent and watchers.
+
+        One batch: across hub processes the rooms are reached by one pub/sub message.
+        """
+        items: list[dict[str, Any]] = []
         if to_customer:
-            await self.emitter.emit("message", payload, to=room_conv(conversation_id), namespace="/customer", skip_sid=skip_sid)
+            items.append({"event": "message", "data": payload, "to": room_conv(conversation_id), "namespace": "/customer", "skip_sid": skip_sid})
         if agent_id is not None:
-            await self.emitter.emit("message", payload, to=room_agent(agent_id), namespace="/agent")
+            items.append({"event": "message", "data": payload, "to": room_agent(agent_id), "namespace": "/agent"})
         if conversation_id in self._watched:
-            await self.emitter.emit("message", payload, to=room_monitor(conversation_id), namespace="/supervisor")
+            items.append({"event": "message", "data": payload, "to": room_monitor(conversation_id), "namespace": "/supervisor"})
+        emit_many = getattr(self.emitter, "emit_many", None)
+        if emit_many is not None:
+            await emit_many(items)
+        else:
+            for item in items:
+                await self.emitter.emit(item.pop("event"), item.pop("data"), **item)
 
     async def _store_customer_message(
         self, customer_id: int, cid: str, text: str
