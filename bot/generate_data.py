@@ -503,6 +503,8 @@ PRICE_TEMPLATES = (
     "what do you charge for {product}",
     "cost of the {product}?",
     "how much would {qty} {product} be",
+    "how much is the {color} {product} in {size}",
+    "what would {qty} {color} {product} cost",
 )
 STOCK_TEMPLATES = (
     "is the {product} in stock",
@@ -518,6 +520,12 @@ STOCK_TEMPLATES = (
     "do you still have {product}",
     "is the {product} available in {size}",
     "do you stock {product}",
+    "do you have any {product} in {color}",
+    "is the {product} in stock in size {size}",
+    "are there any {color} {product} in stock",
+    "can I still get the {product} in {color}",
+    "is the {size} {product} sold out",
+    "any {product} in size {size} left?",
 )
 DELIVERY_TEMPLATES = (
     "how long does delivery take for the {product}",
@@ -530,6 +538,10 @@ DELIVERY_TEMPLATES = (
     "when will {product} be delivered if I order now",
     "shipping time for the {product}?",
     "how many days does it take to get the {product}",
+    "when would {qty} {product} get here",
+    "if I buy the {color} {product} now when does it arrive",
+    "how long is shipping for {product}",
+    "delivery time for the {color} {product}?",
 )
 # Answers and corrections without a product (a message naming a product to buy is order_product).
 INFORM_TEMPLATES = (
@@ -570,9 +582,9 @@ def nlu_generated_yml(items: Sequence[Item], v: Vocabulary) -> str:
     ex = Examples(items, v, rng)
     blocks = [
         ("order_product", ORDER_TEMPLATES, 240),
-        ("ask_price", PRICE_TEMPLATES, 70),
-        ("ask_stock", STOCK_TEMPLATES, 70),
-        ("ask_delivery_time", DELIVERY_TEMPLATES, 45),
+        ("ask_price", PRICE_TEMPLATES, 80),
+        ("ask_stock", STOCK_TEMPLATES, 90),
+        ("ask_delivery_time", DELIVERY_TEMPLATES, 65),
         ("inform", INFORM_TEMPLATES, 120),
     ]
     out = [HEADER, 'version: "3.1"\n', "nlu:\n"]
