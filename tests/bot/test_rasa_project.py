@@ -1,13 +1,15 @@
-"""The Rasa project in bot/: the names the hub relies on, and `rasa data validate` clean (needs .venv-rasa)."""
+"""The Rasa project in bot/: the names the hub relies on, `rasa data validate` clean, and the end-to-end test
+stories of bot/tests/ passing against the trained model (needs .venv-rasa)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
 import yaml
 
-from tests.bot.helpers import BOT, RASA_BIN, require_rasa
+from tests.bot.helpers import BOT, RASA_BIN, ROOT, require_rasa
 
 REQUIRED_INTENTS = {
     "greet", "goodbye", "affirm", "deny", "thank", "order_product", "inform", "track_order", "cancel_order",
@@ -54,3 +56,38 @@ def test_rasa_data_validate_is_clean() -> None:
     problems = [line for line in output.splitlines()
                 if ("UserWarning" in line or " WARNING " in line or " ERROR " in line)]
     assert not problems, "\n".join(problems)
+
+
+def _test_stories() -> list[str]:
+    names: list[str] = []
+    for path in sorted((BOT / "tests").glob("test_*.yml")):
+        names += [s["story"] for s in yaml.safe_load(path.read_text(encoding="utf-8")).get("stories") or []]
+    return names
+
+
+def test_the_end_to_end_test_stories_pass_against_the_trained_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`rasa test core --e2e` on bot/tests/ with bot/models/bot.tar.gz: the customer's words go through the NLU
+    model (intent and entities checked) and the policies must predict every action; one wrong prediction fails.
+
+    scripts/train-bot (re)trains bot/models/bot.tar.gz first when the bot's data changed (a no-op otherwise;
+    scripts/run-tests with BOT_TESTS=1 has already run it)."""
+    require_rasa()
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    subprocess.run([str(ROOT / "scripts" / "train-bot")], cwd=ROOT, env=env, check=True, timeout=3600)
+    model = BOT / "models" / "bot.tar.gz"
+    assert model.exists(), "scripts/train-bot did not produce bot/models/bot.tar.gz"
+    stories = _test_stories()
+    assert len(stories) >= 8, stories
+    out = tmp_path / "core"
+    proc = subprocess.run(
+        ["nice", "-n", "10", str(RASA_BIN), "test", "core", "--stories", "tests/", "--model", str(model),
+         "--out", str(out), "--e2e", "--no-plot"],
+        cwd=BOT, env=env, capture_output=True, text=True, timeout=1800)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
+    conversations = report["conversation_accuracy"]
+    failed = (out / "failed_test_stories.yml").read_text(encoding="utf-8")
+    assert conversations["total"] == len(stories), (conversations, stories)
+    assert conversations["correct"] == conversations["total"], failed
+    assert "None of the test stories failed" in failed, failed

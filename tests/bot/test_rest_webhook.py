@@ -10,6 +10,7 @@ without a model it is skipped, unless BOT_E2E=1 (then it fails). Takes about a m
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_a_conversation_through_the_rest_webhook(tmp_path: Path) -> None:
             r = say("I want to talk to a human")
             assert r[0]["recipient_id"] == "conv-4242" and "colleague" in r[0]["text"]
             handoff = r[1]["custom"]
+            # the captured answer, as bot/README.md shows it
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            (ROOT / "test-artifacts" / "bot-handoff-example.json").write_text(
+                json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             assert handoff["handoff"] is True and handoff["reason"] == "customer_request"
             assert handoff["intent"] == "order_product" and handoff["active_form"] == "order_form"
             assert handoff["slots"]["product"] == "HOD-ZIP" and handoff["slots"]["requested_slot"] == "size"
