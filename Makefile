@@ -24,9 +24,9 @@ services:
 test: install services
 	scripts/run-tests
 
-# the bot against the real Rasa (installs .venv-rasa and trains the model when needed; several minutes)
+# only the bot's tests against the real Rasa (installs .venv-rasa and trains the model when needed)
 test-bot: install services
-	BOT_TESTS=1 scripts/run-tests
+	BOT_TESTS=only scripts/run-tests
 
 bench: install services
 	$(BIN)/python bench/crm_lookup.py
