@@ -148,8 +148,8 @@ async def measure(args: argparse.Namespace, hub: str, rasa: str, token: str) -> 
 
 
 def row(name: str, xs: Sequence[float]) -> dict[str, Any]:
-    return {"path": name, "turns": len(xs), "p50_ms": round(percentile(xs, 0.5), 2), "p90_ms": round(percentile(xs, 0.9), 2),
-            "p99_ms": round(percentile(xs, 0.99), 2), "max_ms": round(max(xs), 2)}
+    return {"path": name, "turns": len(xs), "p50_ms": round(percentile(xs, 50), 2), "p90_ms": round(percentile(xs, 90), 2),
+            "p99_ms": round(percentile(xs, 99), 2), "max_ms": round(max(xs), 2)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
