@@ -379,6 +379,15 @@ def diagnose(w: dict[str, Any]) -> str:
     return "; ".join(reasons)
 
 
+def _tear_down(holders: "Holders | None", server: Any, tmp: Path) -> None:
+    """Stop the client processes and the server, remove the scratch folder."""
+    if holders is not None:
+        holders.stop()
+    if server is not None:
+        stop_server(server)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def serve_bare(port: int) -> None:
     """The baseline: a bare python-socketio server whose ``/customer`` connect checks the visitor id and sends a session.
 
@@ -427,11 +436,7 @@ def measure_bare(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"  baseline FAILED: {exc}\n  --- log:\n{tail(log)}", flush=True)
         return []
     finally:
-        if holders is not None:
-            holders.stop()
-        if server is not None:
-            stop_server(server)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _tear_down(holders, server, tmp)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -489,11 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  FAILED: {exc}\n  --- hub log:\n{tail(log)}", flush=True)
         out["error"] = str(exc)
     finally:
-        if holders is not None:
-            holders.stop()
-        if server is not None:
-            stop_server(server)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _tear_down(holders, server, tmp)
 
     if waves:
         print("\n== summary")
