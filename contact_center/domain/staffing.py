@@ -301,7 +301,6 @@ def required_agents_by_interval(
     size = a.size
     agents = np.zeros(size, dtype=np.int64)
     sl = np.ones(size)
-    asa_s = np.zeros(size)
     c_at = np.zeros(size)
     start = np.floor(a).astype(np.int64) + 1  # the first agent count above the traffic
     todo = a > 0

@@ -66,6 +66,10 @@ class Emitter(Protocol):
         self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, skip_sid: str | None = None
     ) -> Awaitable[None]: ...
 
+    def emit_many(self, items: list[dict[str, Any]]) -> Awaitable[None]:
+        """Several emits (each ``emit``'s arguments by name), in order; across processes as one publish."""
+        ...
+
 
 class BotReplyLike(Protocol):
     """One bot message (``integrations.rasa.client.BotReply``)."""
@@ -297,12 +301,8 @@ class HubService:
         """
         await self._restore_presences()
         await self._restore_assignments()
-        async with self.db.session() as s:
-            rows = (
-                await s.exec(select(Conversation, Customer).join(Customer, col(Customer.id) == col(Conversation.customer_id)).where(Conversation.status == "queued"))
-            ).all()
         restored = 0
-        for conv, customer in rows:
+        for conv, customer in await self._conversations_with_customers("queued"):
             assert conv.id is not None
             entry = self._entry(conv, customer)
             if await self.store.enqueue(entry):
@@ -312,12 +312,21 @@ class HubService:
             self.kick()
         return restored
 
+    async def _conversations_with_customers(self, status: str) -> Sequence[tuple[Conversation, Customer]]:
+        """The conversations in ``status`` (SQL), each with its customer."""
+        async with self.db.session() as s:
+            return (
+                await s.exec(
+                    select(Conversation, Customer)
+                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                    .where(Conversation.status == status)
+                )
+            ).all()
+
     async def _restore_presences(self) -> None:
         """Presences of this node's connected agents that the store lost, in their last recorded state."""
-        missing = []
-        for agent_id in sorted(set(self.connected_agents())):
-            if await self.store.get_presence(agent_id) is None:
-                missing.append(agent_id)
+        known = {p.agent_id for p in await self.store.all_presence()}
+        missing = sorted(set(self.connected_agents()) - known)
         if not missing:
             return
         now = self.clock()
@@ -342,17 +351,11 @@ class HubService:
 
     async def _restore_assignments(self) -> None:
         """Assignments SQL knows and the store lost; re-checked in SQL afterwards (a close may have raced)."""
-        async with self.db.session() as s:
-            rows = (
-                await s.exec(
-                    select(Conversation, Customer)
-                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
-                    .where(Conversation.status == "assigned", col(Conversation.assigned_agent_id).is_not(None))
-                )
-            ).all()
         restored: dict[int, int] = {}
-        for conv, customer in rows:
-            assert conv.id is not None and conv.assigned_agent_id is not None
+        for conv, customer in await self._conversations_with_customers("assigned"):
+            if conv.assigned_agent_id is None:
+                continue
+            assert conv.id is not None
             if await self.store.restore_assignment(self._entry(conv, customer), conv.assigned_agent_id):
                 restored[conv.id] = conv.assigned_agent_id
         if not restored:
@@ -546,12 +549,7 @@ class HubService:
             items.append({"event": "message", "data": payload, "to": room_agent(agent_id), "namespace": "/agent"})
         if conversation_id in self._watched:
             items.append({"event": "message", "data": payload, "to": room_monitor(conversation_id), "namespace": "/supervisor"})
-        emit_many = getattr(self.emitter, "emit_many", None)
-        if emit_many is not None:
-            await emit_many(items)
-        else:
-            for item in items:
-                await self.emitter.emit(item.pop("event"), item.pop("data"), **item)
+        await self.emitter.emit_many(items)
 
     async def _store_customer_message(
         self, customer_id: int, cid: str, text: str

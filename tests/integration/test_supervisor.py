@@ -41,6 +41,9 @@ class _NoEmit:
     async def emit(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    async def emit_many(self, items: list[dict[str, Any]]) -> None:
+        return None
+
 
 async def _scripted(db: Database) -> dict[str, int]:
     """Two queues and a morning of contacts with known times (see the figures worked out in the test)."""
