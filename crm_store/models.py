@@ -133,6 +133,9 @@ class Queue(SQLModel, table=True):
     overflow_after_seconds: Optional[int] = Field(default=None)
 
 
+OPEN_CHAT_WHERE = "channel = 'chat' AND status <> 'closed'"
+
+
 class Conversation(SQLModel, table=True):
     """One contact with a customer on one channel, from first message to wrap-up."""
 
@@ -140,6 +143,12 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversations_customer_created", "customer_id", "created_at"),
         Index("ix_conversations_queue_queued", "queue_id", "queued_at"),
+        # At most one chat that is not closed per customer: two hub processes that receive a new visitor's
+        # first messages at once both try to open it, and the second one's insert fails and finds the first.
+        Index(
+            "uq_conversations_open_chat", "customer_id", unique=True,
+            sqlite_where=text(OPEN_CHAT_WHERE), postgresql_where=text(OPEN_CHAT_WHERE),
+        ),
     )
 
     id: Optional[int] = _id()

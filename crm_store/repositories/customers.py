@@ -209,6 +209,17 @@ async def merge_customers(
         raise MergeRefused(f"customer {source_id} was already merged into {source.merged_into_id}")
     if target.merged_into_id is not None:
         raise MergeRefused(f"customer {target_id} was merged into {target.merged_into_id}; merge into that one")
+    open_chats = (
+        await s.execute(
+            select(Conversation.customer_id, Conversation.id).where(
+                col(Conversation.customer_id).in_([source_id, target_id]), Conversation.channel == "chat",
+                Conversation.status != "closed",
+            )
+        )
+    ).all()
+    if len({row[0] for row in open_chats}) == 2:  # one open chat per customer: the merged one would hold two
+        ids = ", ".join(str(row[1]) for row in sorted(open_chats, key=lambda r: r[1]))
+        raise MergeRefused(f"both customers have a chat in progress (conversations {ids}): close one, then merge")
     moved: dict[str, Any] = {}
     for table, column in (
         (ContactPoint, ContactPoint.customer_id),

@@ -359,3 +359,32 @@ async def test_read_views_agree_with_the_portable_statements(db: Database) -> No
             by_phone = await orders_repo.orders_by_contact(s, "phone", "+14155552671", limit=2)
             assert [o.id for o in by_phone] == [placed[2].view.order.id, placed[1].view.order.id]
             assert [o.id for o in await orders_repo.orders_of_customer(s, cid, limit=5)] == [p.view.order.id for p in reversed(placed)]
+
+
+async def test_one_open_chat_per_customer_and_a_merge_of_two_open_chats_is_refused(db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async with db.transaction() as s:
+        a = (await cust_repo.resolve_identity(s, "email", "one-chat-a@example.com")).customer
+        b = (await cust_repo.resolve_identity(s, "email", "one-chat-b@example.com")).customer
+        first = await conv_repo.open_conversation(s, a.id, "chat")
+        await conv_repo.open_conversation(s, a.id, "email")  # other channels are not limited
+        await conv_repo.open_conversation(s, b.id, "chat")
+    with pytest.raises(IntegrityError):  # what a second hub process racing the first one gets
+        async with db.transaction() as s:
+            await conv_repo.open_conversation(s, a.id, "chat")
+    with pytest.raises(cust_repo.MergeRefused, match="chat in progress"):
+        async with db.transaction() as s:
+            await cust_repo.merge_customers(s, b.id, a.id, actor="admin:1")
+    async with db.transaction() as s:  # once one of them is closed, the merge goes through
+        conv = await s.get(type(first), first.id)
+        conv.status = "closed"
+        s.add(conv)
+        await conv_repo.open_conversation(s, a.id, "chat")  # and a closed chat does not block a new one
+    async with db.transaction() as s:
+        open_a = await conv_repo.find_open_conversation(s, a.id, "chat")
+        open_a.status = "closed"
+        s.add(open_a)
+    async with db.transaction() as s:
+        audit = await cust_repo.merge_customers(s, b.id, a.id, actor="admin:1")
+    assert audit.moved["conversations"] == 1

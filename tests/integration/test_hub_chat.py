@@ -473,3 +473,38 @@ async def test_a_visitor_is_only_written_down_at_their_first_message(hub: str, d
     back = await again.wait("session")
     assert back["customer_id"] == who[0].id and [m["text"] for m in back["messages"]] == ["hi"]
     await sio2.disconnect()
+
+
+async def test_first_messages_of_one_visitor_on_two_nodes_open_one_conversation(hub: str, db: Database) -> None:
+    """Two hub processes over one database (here: two apps), the same visitor's first messages at once on each:
+    one conversation holds both (the database allows one open chat per customer), none is lost."""
+    from sqlmodel import select
+
+    from crm_store.models import Conversation, Message
+
+    settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False, session_secret="s" * 32)
+    other = TestServer(create_app(settings), host="127.0.0.1")
+    await other.start_server()
+    try:
+        second = str(other.make_url("")).rstrip("/")
+        for round_ in range(3):  # a race: tried a few times, each with a new visitor
+            visitor = f"visitor_twonode_{round_:04d}"
+            (a, _), (b, _) = await asyncio.gather(_customer(hub, visitor), _customer(second, visitor))
+            acks = await asyncio.gather(
+                a.call("message", {"client_msg_id": "x1", "text": "first on node one"}, namespace="/customer"),
+                b.call("message", {"client_msg_id": "y1", "text": "first on node two"}, namespace="/customer"),
+            )
+            assert all(ack["ok"] for ack in acks), acks
+            assert acks[0]["message"]["conversation_id"] == acks[1]["message"]["conversation_id"], acks
+            assert sorted(ack["message"]["seq"] for ack in acks) == [1, 2]
+            async with db.session() as s:
+                conv_id = acks[0]["message"]["conversation_id"]
+                conv = await s.get(Conversation, conv_id)
+                assert conv is not None
+                convs = (await s.exec(select(Conversation).where(Conversation.customer_id == conv.customer_id))).all()
+                texts = (await s.exec(select(Message.body).where(Message.conversation_id == conv_id))).all()
+            assert len(convs) == 1 and sorted(texts) == ["first on node one", "first on node two"]
+            await a.disconnect()
+            await b.disconnect()
+    finally:
+        await other.close()
