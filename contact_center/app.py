@@ -21,15 +21,16 @@ from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.hub.service import HubService
-from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SETTINGS_KEY, SIGNER_KEY, SIO_KEY
+from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio
-from contact_center.sessions import SessionSigner
+from contact_center.sessions import SessionGate, SessionSigner
 from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
 from contact_center.supervisor import register as register_supervisor
 from crm_store.db import Database
+from crm_store.repositories import agents as agents_repo
 from crm_store.message_log import open_message_log
 from crm_store.point_reads import PointReads
 from crm_store.migrate import upgrade_async
@@ -94,7 +95,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await hub.load_queues()
     await hub.rebuild_state()
     sio.register_namespace(CustomerNamespace(hub))
-    sio.register_namespace(AgentNamespace(hub, app[SIGNER_KEY], time.time))
+    sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
     if settings.gc_freeze:
         # Everything built at start (modules, ORM mappings, the app) is long-lived: keep it out of the
@@ -126,6 +127,20 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503)
 
 
+def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
+    """Signed cookies with the settings' secret; revocations read and written in the app's SQL database."""
+
+    async def is_revoked(session_id: str) -> bool:
+        async with app[DB_KEY].session() as s:
+            return await agents_repo.session_revoked(s, session_id)
+
+    async def revoke(session_id: str, agent_id: int, expires_at: float) -> None:
+        async with app[DB_KEY].transaction() as s:
+            await agents_repo.revoke_session(s, session_id, agent_id, datetime.fromtimestamp(expires_at, timezone.utc))
+
+    return SessionGate(SessionSigner(settings.session_secret), is_revoked, revoke)
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> web.Application:
     """Build the hub's aiohttp application from settings.
 
@@ -134,14 +149,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     """
     settings = settings.with_generated_secrets()
     metrics = Metrics()
-    app = web.Application(
-        middlewares=[metrics_middleware(metrics), error_middleware, service_token_middleware(settings.service_tokens, SessionSigner(settings.session_secret))],
-        client_max_size=2 * 1024 * 1024,
-    )
+    app = web.Application(middlewares=[metrics_middleware(metrics), error_middleware], client_max_size=2 * 1024 * 1024)
+    sessions = _session_gate(app, settings)
+    app.middlewares.append(service_token_middleware(settings.service_tokens, sessions))
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics
     app[CLOCK_KEY] = clock or _utcnow
-    app[SIGNER_KEY] = SessionSigner(settings.session_secret)
+    app[SESSIONS_KEY] = sessions
     sio = create_sio(settings.redis_url, list(settings.allowed_origins), channel=f"{settings.redis_prefix}socketio")
     sio.attach(app)
     app[SIO_KEY] = sio

@@ -16,9 +16,9 @@ DB_KEY = web.AppKey("db", Database)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 CLOCK_KEY = web.AppKey("clock", Callable[[], datetime])
 
-from contact_center.sessions import SessionSigner  # noqa: E402
+from contact_center.sessions import SessionGate  # noqa: E402
 
-SIGNER_KEY = web.AppKey("session_signer", SessionSigner)
+SESSIONS_KEY = web.AppKey("sessions", SessionGate)
 
 import socketio  # noqa: E402
 

@@ -17,7 +17,7 @@ import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
-from contact_center.sessions import COOKIE_NAME, SessionSigner
+from contact_center.sessions import COOKIE_NAME, SessionGate
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
 
 log = logging.getLogger("contact_center.realtime")
@@ -163,9 +163,9 @@ class CustomerNamespace(socketio.AsyncNamespace):
 class AgentNamespace(socketio.AsyncNamespace):
     """The agent console's connection, authenticated by the session cookie."""
 
-    def __init__(self, hub: HubService, signer: SessionSigner, clock: Callable[[], float]) -> None:
+    def __init__(self, hub: HubService, sessions: SessionGate, clock: Callable[[], float]) -> None:
         super().__init__("/agent")
-        self.hub, self.signer, self.clock = hub, signer, clock
+        self.hub, self.sessions, self.clock = hub, sessions, clock
         self._sockets: dict[int, set[str]] = {}
         self._gone_tasks: dict[int, asyncio.Task[None]] = {}
         hub.connected_agents = lambda: [a for a, sids in self._sockets.items() if sids]
@@ -174,7 +174,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         """Check the session cookie, join the agent's room, send hello."""
         cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
         morsel = cookie.get(COOKIE_NAME)
-        session = self.signer.load(morsel.value if morsel else None, self.clock())
+        session = await self.sessions.load(morsel.value if morsel else None, self.clock())
         if session is None:
             raise socketio.exceptions.ConnectionRefusedError("log in first")
         agent = AgentRef(session.agent_id, session.username, session.display_name, session.role)

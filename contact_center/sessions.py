@@ -1,4 +1,8 @@
-"""Agent sessions: a signed, expiring cookie (HMAC-SHA256), refreshed on use, with an idle timeout."""
+"""Agent sessions: a signed, expiring cookie (HMAC-SHA256), refreshed on use, with an idle timeout.
+
+A logout ends the session on the server too: its id is written down as revoked (in SQL, so every hub
+process refuses a copy of the cookie), which :class:`SessionGate` checks on every load.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable
 
 COOKIE_NAME = "cc_session"
 IDLE_TIMEOUT_SECONDS = 30 * 60
@@ -23,6 +29,21 @@ class AgentSession:
     role: str
     issued_at: float
     seen_at: float
+    session_id: str  # random, kept when the cookie is refreshed; what a logout revokes
+
+    @classmethod
+    def start(cls, agent_id: int, username: str, display_name: str, role: str, now: float) -> "AgentSession":
+        """A new session, with a new random id."""
+        return cls(agent_id, username, display_name, role, now, now, secrets.token_urlsafe(18))
+
+    def seen(self, now: float) -> "AgentSession":
+        """The same session, last seen now (the idle timer restarts)."""
+        return replace(self, seen_at=now)
+
+    @property
+    def expires_at(self) -> float:
+        """When the session ends whatever happens (the absolute timeout)."""
+        return self.issued_at + ABSOLUTE_TIMEOUT_SECONDS
 
 
 def _b64(data: bytes) -> str:
@@ -68,3 +89,34 @@ class SessionSigner:
         if now - session.seen_at > IDLE_TIMEOUT_SECONDS or now - session.issued_at > ABSOLUTE_TIMEOUT_SECONDS:
             return None
         return session
+
+
+class SessionGate:
+    """Signed cookies plus server-side revocation: what every reader of an agent session goes through.
+
+    :param is_revoked: whether a session id was ended by logout (the composition root gives a SQL read).
+    :param revoke: write a session id down as ended, until its absolute expiry (epoch seconds).
+    """
+
+    def __init__(
+        self, signer: SessionSigner, is_revoked: Callable[[str], Awaitable[bool]],
+        revoke: Callable[[str, int, float], Awaitable[None]],
+    ) -> None:
+        self.signer = signer
+        self._is_revoked = is_revoked
+        self._revoke = revoke
+
+    def dump(self, session: AgentSession) -> str:
+        """The cookie value for a session."""
+        return self.signer.dump(session)
+
+    async def load(self, value: str | None, now: float) -> AgentSession | None:
+        """The session in a cookie: None if forged, malformed, idle too long, too old or logged out."""
+        session = self.signer.load(value, now)
+        if session is None or await self._is_revoked(session.session_id):
+            return None
+        return session
+
+    async def end(self, session: AgentSession) -> None:
+        """Log the session out everywhere: its cookie (and any copy of it) is refused from now on."""
+        await self._revoke(session.session_id, session.agent_id, session.expires_at)

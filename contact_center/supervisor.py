@@ -43,9 +43,9 @@ from contact_center.domain.service_levels import (
 )
 from contact_center.domain.staffing import required_agents, required_agents_by_interval
 from contact_center.hub.service import AgentRef, HubError, HubService
-from contact_center.keys import HUB_KEY, SIGNER_KEY
+from contact_center.keys import HUB_KEY, SESSIONS_KEY
 from contact_center.ports import AgentPresence
-from contact_center.sessions import COOKIE_NAME, SessionSigner
+from contact_center.sessions import COOKIE_NAME, SessionGate
 from contact_center.web import STATIC, current_agent
 from crm_store.models import Agent, Conversation, Customer, Queue
 from crm_store.repositories import orders as orders_repo
@@ -725,9 +725,9 @@ class SupervisorNamespace(socketio.AsyncNamespace):
     ``reassign`` ``{conversation_id, agent_id? | queue?}``, ``set_agent_status`` ``{agent_id, status}``.
     """
 
-    def __init__(self, hub: HubService, signer: SessionSigner, builder: SnapshotBuilder, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, hub: HubService, sessions: SessionGate, builder: SnapshotBuilder, clock: Callable[[], float] = time.time) -> None:
         super().__init__(NAMESPACE)
-        self.hub, self.signer, self.builder, self.clock = hub, signer, builder, clock
+        self.hub, self.sessions, self.builder, self.clock = hub, sessions, builder, clock
         self.viewers: set[str] = set()
         self._watching: dict[str, set[int]] = {}
         self.refresh = asyncio.Event()
@@ -736,7 +736,7 @@ class SupervisorNamespace(socketio.AsyncNamespace):
         """Check the session cookie (supervisor or admin), join the supervisors' room, send a snapshot."""
         cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
         morsel = cookie.get(COOKIE_NAME)
-        session = self.signer.load(morsel.value if morsel else None, self.clock())
+        session = await self.sessions.load(morsel.value if morsel else None, self.clock())
         if session is None:
             raise socketio.exceptions.ConnectionRefusedError("log in first")
         if session.role not in SUPERVISOR_ROLES:
@@ -889,7 +889,7 @@ SUPERVISION_KEY = web.AppKey("supervision", Supervision)
 
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     """GET /supervisor: the dashboard for supervisors and admins; others go to the console's login or get 403."""
-    session = current_agent(request)
+    session = await current_agent(request)
     if session is None:
         raise web.HTTPFound("/console?next=/supervisor")
     if session.role not in SUPERVISOR_ROLES:
@@ -932,7 +932,7 @@ def register(app: web.Application, sio: socketio.AsyncServer, hub: HubService | 
     async def supervision(app_: web.Application) -> AsyncIterator[None]:
         the_hub = hub if hub is not None else app_[HUB_KEY]
         sup.builder = SnapshotBuilder(the_hub)
-        sup.namespace = SupervisorNamespace(the_hub, app_[SIGNER_KEY], sup.builder)
+        sup.namespace = SupervisorNamespace(the_hub, app_[SESSIONS_KEY], sup.builder)
         sio.register_namespace(sup.namespace)
         sup.task = asyncio.get_running_loop().create_task(push_loop(sio, sup.namespace))
         yield

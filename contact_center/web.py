@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from contact_center.api.errors import error_response, read_json
-from contact_center.keys import DB_KEY, HUB_KEY, SIGNER_KEY
+from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY
 from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import products as products_repo
@@ -25,9 +25,9 @@ CANNED = [
 ]
 
 
-def current_agent(request: web.Request) -> AgentSession | None:
-    """The agent session in the request's cookie, if valid and not idle too long."""
-    return request.app[SIGNER_KEY].load(request.cookies.get(COOKIE_NAME), time.time())
+async def current_agent(request: web.Request) -> AgentSession | None:
+    """The agent session in the request's cookie, if valid, not idle too long and not logged out."""
+    return await request.app[SESSIONS_KEY].load(request.cookies.get(COOKIE_NAME), time.time())
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
@@ -47,15 +47,17 @@ async def login(request: web.Request) -> web.Response:
         agent = await agents_repo.authenticate(s, username[:80], password[:200])
     if agent is None or agent.id is None:
         return error_response(401, "unauthorized", "wrong username or password")
-    now = time.time()
-    session = AgentSession(agent.id, agent.username, agent.display_name, agent.role, now, now)
+    session = AgentSession.start(agent.id, agent.username, agent.display_name, agent.role, time.time())
     resp = web.json_response({"agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name, "role": agent.role}})
-    _set_cookie(request, resp, request.app[SIGNER_KEY].dump(session))
+    _set_cookie(request, resp, request.app[SESSIONS_KEY].dump(session))
     return resp
 
 
 async def logout(request: web.Request) -> web.Response:
-    """POST /auth/logout: clears the session cookie."""
+    """POST /auth/logout: ends the session on the server (a copy of the cookie is refused too), clears the cookie."""
+    session = await current_agent(request)
+    if session is not None:
+        await request.app[SESSIONS_KEY].end(session)
     resp = web.json_response({"ok": True})
     resp.del_cookie(COOKIE_NAME, path="/")
     return resp
@@ -63,12 +65,11 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     """GET /auth/me: the logged-in agent (refreshes the idle timer)."""
-    session = current_agent(request)
+    session = await current_agent(request)
     if session is None:
         return error_response(401, "unauthorized", "not logged in")
     resp = web.json_response({"agent": {"id": session.agent_id, "username": session.username, "display_name": session.display_name, "role": session.role}})
-    refreshed = AgentSession(session.agent_id, session.username, session.display_name, session.role, session.issued_at, time.time())
-    _set_cookie(request, resp, request.app[SIGNER_KEY].dump(refreshed))
+    _set_cookie(request, resp, request.app[SESSIONS_KEY].dump(session.seen(time.time())))
     return resp
 
 
@@ -88,14 +89,14 @@ async def shop_products(request: web.Request) -> web.Response:
 
 async def canned(request: web.Request) -> web.Response:
     """GET /console/canned.json: canned responses for agents."""
-    if current_agent(request) is None:
+    if await current_agent(request) is None:
         return error_response(401, "unauthorized", "not logged in")
     return web.json_response(CANNED)
 
 
 async def directory(request: web.Request) -> web.Response:
     """GET /console/directory.json: queues and agents (with presence) to transfer to."""
-    me_ = current_agent(request)
+    me_ = await current_agent(request)
     if me_ is None:
         return error_response(401, "unauthorized", "not logged in")
     hub = request.app[HUB_KEY]

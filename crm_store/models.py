@@ -117,6 +117,17 @@ class Agent(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class RevokedSession(SQLModel, table=True):
+    """An agent session ended by logout before its cookie expired: its cookie is refused on every node."""
+
+    __tablename__ = "revoked_sessions"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    agent_id: int = Field(foreign_key="agents.id")
+    revoked_at: datetime = _created()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))  # the cookie's own end
+
+
 class Queue(SQLModel, table=True):
     """A queue contacts wait in, with the skills it needs and its service-level target."""
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from contact_center.api.errors import Handler, error_response
-from contact_center.sessions import COOKIE_NAME, SessionSigner
+from contact_center.sessions import COOKIE_NAME, SessionGate
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _token_ok(presented: str, tokens: tuple[str, ...]) -> bool:
 
 
 def service_token_middleware(
-    tokens: tuple[str, ...], signer: SessionSigner | None = None, protected_prefix: str = "/api/"
+    tokens: tuple[str, ...], sessions: SessionGate | None = None, protected_prefix: str = "/api/"
 ) -> web.middleware:  # type: ignore[valid-type]
     """A middleware that lets /api/ requests through only with a valid bearer token or agent session."""
     open_paths = {"/api/openapi.json"}
@@ -50,8 +50,8 @@ def service_token_middleware(
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        if not header and signer is not None:
-            session = signer.load(request.cookies.get(COOKIE_NAME), time.time())
+        if not header and sessions is not None:
+            session = await sessions.load(request.cookies.get(COOKIE_NAME), time.time())
             if session is not None:
                 request[PRINCIPAL_KEY] = Principal(
                     kind="agent", name=session.username, role=session.role, agent_id=session.agent_id

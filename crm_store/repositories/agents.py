@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Sequence
+
+from sqlalchemy import delete
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_store.models import Agent, Queue
+from crm_store.models import Agent, Queue, RevokedSession, utcnow
 from crm_store.passwords import hash_password, needs_rehash, verify_password
 
 ROLES = ("agent", "supervisor", "admin")
@@ -98,3 +101,17 @@ async def create_queue(
 async def list_queues(s: AsyncSession) -> Sequence[Queue]:
     """Every queue, by name."""
     return (await s.exec(select(Queue).order_by(col(Queue.name)))).all()
+
+
+async def revoke_session(s: AsyncSession, session_id: str, agent_id: int, expires_at: datetime) -> None:
+    """Refuse this session from now on (until ``expires_at``, when its cookie dies anyway); forget expired ones."""
+    now = utcnow()
+    await s.execute(delete(RevokedSession).where(col(RevokedSession.expires_at) < now))
+    if await s.get(RevokedSession, session_id) is None:
+        s.add(RevokedSession(session_id=session_id, agent_id=agent_id, revoked_at=now, expires_at=expires_at))
+        await s.flush()
+
+
+async def session_revoked(s: AsyncSession, session_id: str) -> bool:
+    """Whether a session was ended by logout."""
+    return (await s.get(RevokedSession, session_id)) is not None

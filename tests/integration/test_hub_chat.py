@@ -48,9 +48,13 @@ async def _login(base: str, username: str) -> str:
 
 
 async def _agent(base: str, username: str) -> tuple[socketio.AsyncClient, Inbox]:
+    return await _agent_with_cookie(base, await _login(base, username))
+
+
+async def _agent_with_cookie(base: str, cookie: str) -> tuple[socketio.AsyncClient, Inbox]:
     inbox = Inbox()
     sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed", "status"))
-    await sio.connect(base, namespaces=["/agent"], headers={"Cookie": await _login(base, username)}, transports=["websocket"])
+    await sio.connect(base, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])
     await inbox.wait("hello")
     return sio, inbox
 
@@ -506,5 +510,32 @@ async def test_first_messages_of_one_visitor_on_two_nodes_open_one_conversation(
             assert len(convs) == 1 and sorted(texts) == ["first on node one", "first on node two"]
             await a.disconnect()
             await b.disconnect()
+    finally:
+        await other.close()
+
+
+async def test_logout_ends_the_session_on_every_node_and_a_copied_cookie_is_refused(hub: str, db: Database) -> None:
+    settings = Settings(database_url=db.url, service_tokens=("t",), demo_data=False, auto_migrate=False, session_secret="s" * 32)
+    other = TestServer(create_app(settings), host="127.0.0.1")
+    await other.start_server()
+    try:
+        second = str(other.make_url("")).rstrip("/")
+        cookie = await _login(hub, "alice")  # one login, and a copy of its cookie
+        other_login = await _login(hub, "alice")  # another browser of the same agent
+        async with aiohttp.ClientSession() as http:
+            for base in (hub, second):
+                assert (await http.get(f"{base}/auth/me", headers={"Cookie": cookie})).status == 200
+                assert (await http.get(f"{base}/api/products", headers={"Cookie": cookie})).status == 200
+            assert (await http.post(f"{second}/auth/logout", headers={"Cookie": cookie})).status == 200
+            for base in (hub, second):
+                me = await http.get(f"{base}/auth/me", headers={"Cookie": cookie})
+                assert me.status == 401, base
+                assert (await http.get(f"{base}/api/products", headers={"Cookie": cookie})).status == 401
+                assert (await http.get(f"{base}/auth/me", headers={"Cookie": other_login})).status == 200
+        still, _ = await _agent_with_cookie(hub, other_login)  # the other login still opens the console socket
+        await still.disconnect()
+        refused = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError, match="failed to connect: /agent"):
+            await refused.connect(hub, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])
     finally:
         await other.close()

@@ -29,10 +29,14 @@ async def _scripted_day(db: Database) -> dict[int, int]:
         s.add_all([customer, sales, support, *agents.values()])
         await s.flush()
         queue_ids = {"sales": sales.id, "support": support.id}
-        for c in [*day.DAY_CONTACTS, day.YESTERDAY]:
+        contacts = [*day.DAY_CONTACTS, day.YESTERDAY]
+        people = [Customer(display_name=f"Customer {i}") for i in range(len(contacts))]  # one open chat each at most
+        s.add_all(people)
+        await s.flush()
+        for c, person in zip(contacts, people):
             s.add(
                 Conversation(
-                    customer_id=customer.id,
+                    customer_id=person.id,
                     channel=c.channel,
                     status="closed" if c.ended_at else "assigned" if c.answered_at else "queued",
                     queue_id=queue_ids[c.queue],

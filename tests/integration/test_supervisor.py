@@ -54,7 +54,10 @@ async def _scripted(db: Database) -> dict[str, int]:
         a1 = Agent(username="a1", display_name="Ann One", password_hash="x", skills={"orders": 3})
         a2 = Agent(username="a2", display_name="Ben Two", password_hash="x", skills={"returns": 2})
         boss = Agent(username="boss", display_name="Sam Boss", password_hash="x", role="supervisor")
-        s.add_all([cust, sales, support, a1, a2, boss])
+        # one customer per conversation: a customer has at most one chat that is not closed
+        customers = [Customer(display_name="Pat Doe") for _ in range(12)]
+        others = iter(customers)
+        s.add_all([cust, *customers, sales, support, a1, a2, boss])
         await s.flush()
         ids = {"a1": a1.id, "a2": a2.id, "boss": boss.id, "sales": sales.id, "support": support.id, "customer": cust.id}
 
@@ -62,7 +65,7 @@ async def _scripted(db: Database) -> dict[str, int]:
                  closed: datetime | None = None, abandoned: datetime | None = None, agent: str | None = None,
                  status: str | None = None, updated: datetime | None = None) -> Conversation:
             return Conversation(
-                customer_id=cust.id, channel=channel, queue_id=ids[queue], subject=name,
+                customer_id=next(others).id, channel=channel, queue_id=ids[queue], subject=name,
                 status=status or ("closed" if closed or abandoned else "assigned" if answered else "queued"),
                 assigned_agent_id=ids[agent] if agent else None,
                 created_at=queued - timedelta(seconds=2), updated_at=updated or queued,
