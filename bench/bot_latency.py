@@ -119,6 +119,7 @@ async def measure(args: argparse.Namespace, hub: str, rasa: str, token: str) -> 
 
     direct: list[float] = []
     via: list[float] = []
+    by_turn: list[tuple[int, float, float]] = []  # (turn number within its chat, direct ms, via ms)
     widgets = [Widget(f"benchbot{secrets.token_hex(6)}{i:02d}") for i in range(args.chats)]
     for w in widgets:
         await w.connect(hub)
@@ -142,9 +143,10 @@ async def measure(args: argparse.Namespace, hub: str, rasa: str, token: str) -> 
             ms, replies = await rasa_turn(senders[chat], text)
             direct.append(ms)
             via.append(await widgets[chat].turn(text, replies, n))
+            by_turn.append((n // args.chats + 1, ms, via[-1]))
     for w in widgets:
         await w.sio.disconnect()
-    return {"direct": sorted(direct), "via": sorted(via)}
+    return {"direct": sorted(direct), "via": sorted(via), "by_turn": by_turn}
 
 
 def row(name: str, xs: Sequence[float]) -> dict[str, Any]:
@@ -192,6 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'path':18} {'turns':>6} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}  (ms)")
     for r in (d, v):
         print(f"{r['path']:18} {r['turns']:6d} {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f}")
+    # Rasa keeps each conversation's whole history and re-reads it on every turn: show the cost of length.
+    buckets: list[tuple[str, list[float], list[float]]] = []
+    for lo, hi in ((1, 10), (11, 20), (21, 40), (41, 10**9)):
+        d_ms = sorted(x for t, x, _ in result["by_turn"] if lo <= t <= hi)
+        v_ms = sorted(y for t, _, y in result["by_turn"] if lo <= t <= hi)
+        if d_ms:
+            buckets.append((f"turns {lo}-{hi}" if hi < 10**9 else f"turns {lo}+", d_ms, v_ms))
+    print("p50 by the turn's place in its conversation (ms): " + "; ".join(
+        f"{name}: direct {percentile(d_ms, 50):.1f}, through the hub {percentile(v_ms, 50):.1f} (n={len(d_ms)})" for name, d_ms, v_ms in buckets))
     verdicts = {
         "p50_through_hub": "PASS" if v["p50_ms"] < TARGET_P50_MS else "MISS",
         "p99_through_hub": "PASS" if v["p99_ms"] < TARGET_P99_MS else "MISS",
@@ -200,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"hub adds {added:.2f} ms at p50 (target < {TARGET_ADDED_P50_MS:.0f}): {verdicts['hub_added_p50']}; "
           f"through the hub p50 {v['p50_ms']:.1f} ms (< {TARGET_P50_MS:.0f}): {verdicts['p50_through_hub']}, "
           f"p99 {v['p99_ms']:.1f} ms (< {TARGET_P99_MS:.0f}): {verdicts['p99_through_hub']}")
-    print(json.dumps({"bench": "bot_latency", "results": [d, v], "hub_added_p50_ms": added, "verdicts": verdicts}))
+    print(json.dumps({"bench": "bot_latency", "results": [d, v], "hub_added_p50_ms": added, "verdicts": verdicts,
+                      "p50_by_turn": {name: {"direct": round(percentile(d_ms, 50), 2), "via": round(percentile(v_ms, 50), 2), "n": len(d_ms)}
+                                      for name, d_ms, v_ms in buckets}}))
     return 0
 
 
