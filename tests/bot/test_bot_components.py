@@ -98,3 +98,70 @@ def test_the_linear_intent_classifier_stores_and_predicts_what_scikit_learn_comp
     assert r["ranking"] == 3 and abs(r["sparse_norm"] - 1.0) < 1e-9, r
     assert r["odd"] == {"name": None, "confidence": 0.0}, r  # other features: no intent rather than a wrong one
     assert r["stored"] == ["meta.json", "weights.npz"], r  # arrays and JSON, no pickle
+
+
+_TRACKER_STORE = r"""
+import asyncio, json
+from rasa.core.tracker_store import create_tracker_store
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.utils.endpoints import read_endpoint_config
+
+async def main():
+    domain = Domain.load("domain.yml")
+    config = read_endpoint_config("endpoints.yml", "tracker_store")
+    store = create_tracker_store(config, domain)
+    out = {"class": type(store).__name__, "cap": store.max_conversations}
+    store.max_conversations = 2
+    first = await store.get_or_create_tracker("conv-1")
+    first.update(UserUttered("hello"))
+    await store.save(first)
+    again = await store.retrieve("conv-1")
+    out["same_events"] = [e.as_dict().get("text") for e in again.events if e.type_name == "user"]
+    for name in ("conv-2", "conv-1", "conv-3"):  # conv-1 used again: conv-2 is the least recently used
+        await store.save(await store.get_or_create_tracker(name))
+    out["kept"] = sorted(await store.keys())
+    out["gone"] = await store.retrieve("conv-2") is None
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_the_live_tracker_store_is_what_endpoints_yml_configures_and_drops_the_least_recently_used() -> None:
+    require_rasa()
+    proc = subprocess.run([str(RASA_PYTHON), "-c", _TRACKER_STORE], cwd=BOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["class"] == "LiveTrackerStore" and r["cap"] == 10000, r
+    assert r["same_events"] == ["hello"], r
+    assert r["kept"] == ["conv-1", "conv-3"] and r["gone"], r
+
+
+_VALIDATION = r"""
+import json
+from jsonschema import ValidationError
+import runtime  # applies the patch
+from rasa.core.actions.action import RemoteAction
+from runtime import rasa_patches
+
+action = RemoteAction("action_price", None)
+ok = action._validate_action_result({"events": [{"event": "slot", "name": "product", "value": "x"}], "responses": [{"text": "hi"}]})
+messages = []
+for bad in ({"events": "not a list"}, {"events": [{"name": "x"}]}, {"responses": "x"}, {"events": [{"event": 5}]}):
+    try:
+        action._validate_action_result(bad)
+        messages.append(None)
+    except ValidationError as exc:
+        messages.append(exc.message)
+print(json.dumps({"patched": RemoteAction._validate_action_result is rasa_patches._validate_action_result, "ok": ok, "messages": messages}))
+"""
+
+
+def test_the_cached_action_result_validation_accepts_and_refuses_what_rasa_does() -> None:
+    require_rasa()
+    proc = subprocess.run([str(RASA_PYTHON), "-c", _VALIDATION], cwd=BOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["patched"] and r["ok"] is True, r
+    assert len(r["messages"]) == 4 and all(m and "Failed to validate Action server response" in m for m in r["messages"]), r
