@@ -10,14 +10,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from http.cookies import SimpleCookie
 from typing import Any, Awaitable, Callable
 
 import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
-from contact_center.sessions import COOKIE_NAME, SessionGate
+from contact_center.sessions import SessionGate
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
 
 log = logging.getLogger("contact_center.realtime")
@@ -172,9 +171,7 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Check the session cookie, join the agent's room, send hello."""
-        cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-        morsel = cookie.get(COOKIE_NAME)
-        session = await self.sessions.load(morsel.value if morsel else None, self.clock())
+        session = await self.sessions.load_from_environ(environ, self.clock())
         if session is None:
             raise socketio.exceptions.ConnectionRefusedError("log in first")
         agent = AgentRef(session.agent_id, session.username, session.display_name, session.role)

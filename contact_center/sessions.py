@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from http.cookies import SimpleCookie
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
@@ -116,6 +117,11 @@ class SessionGate:
         if session is None or await self._is_revoked(session.session_id):
             return None
         return session
+
+    async def load_from_environ(self, environ: dict[str, object], now: float) -> AgentSession | None:
+        """The session of a Socket.IO connection: the cookie in its handshake's ``HTTP_COOKIE`` header."""
+        morsel = SimpleCookie(str(environ.get("HTTP_COOKIE", ""))).get(COOKIE_NAME)
+        return await self.load(morsel.value if morsel else None, now)
 
     async def end(self, session: AgentSession) -> None:
         """Log the session out everywhere: its cookie (and any copy of it) is refused from now on."""

@@ -24,7 +24,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from http.cookies import SimpleCookie
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 import socketio
@@ -45,7 +44,7 @@ from contact_center.domain.staffing import required_agents, required_agents_by_i
 from contact_center.hub.service import AgentRef, HubError, HubService
 from contact_center.keys import HUB_KEY, SESSIONS_KEY
 from contact_center.ports import AgentPresence
-from contact_center.sessions import COOKIE_NAME, SessionGate
+from contact_center.sessions import SessionGate
 from contact_center.web import STATIC, current_agent
 from crm_store.models import Agent, Conversation, Customer, Queue
 from crm_store.repositories import orders as orders_repo
@@ -734,9 +733,7 @@ class SupervisorNamespace(socketio.AsyncNamespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Check the session cookie (supervisor or admin), join the supervisors' room, send a snapshot."""
-        cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-        morsel = cookie.get(COOKIE_NAME)
-        session = await self.sessions.load(morsel.value if morsel else None, self.clock())
+        session = await self.sessions.load_from_environ(environ, self.clock())
         if session is None:
             raise socketio.exceptions.ConnectionRefusedError("log in first")
         if session.role not in SUPERVISOR_ROLES:
