@@ -120,6 +120,39 @@ async def test_concurrent_appends_never_share_or_skip_a_sequence(db: Database, l
         assert log.batches < (5 * per_conv + 10) / 4
 
 
+async def test_appends_a_moment_apart_share_one_commit(db: Database) -> None:
+    """Messages arriving one event-loop turn after another (as they do from many sockets) are batched.
+
+    Without the commit interval, each would be written alone as soon as it is queued: three
+    transactions for three messages here.
+    """
+    if db.dialect != "sqlite":
+        pytest.skip("group commit is the SQLite log's")
+    log = open_message_log(db)
+    assert isinstance(log, SqliteMessageLog)
+    log.commit_interval = 0.05  # wide, so that a slow machine cannot stretch the turns below past it
+    conv_id = await _conversation(db, "visitor_log_window")
+    try:
+        assert await log.append(conv_id, "customer", "first") is not None  # a quiet log: written at once
+        assert log.batches == 1
+        second = asyncio.ensure_future(log.append(conv_id, "customer", "second"))
+        await asyncio.sleep(0)  # the writer runs between the two, as with messages from two sockets
+        await asyncio.sleep(0)
+        third = asyncio.ensure_future(log.append(conv_id, "customer", "third"))
+        results = await asyncio.gather(second, third)
+        assert [r.message.seq for r in results if r] == [2, 3]
+        assert log.batches == 2
+        await asyncio.sleep(0.06)  # quiet again for longer than the interval: no wait
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await log.append(conv_id, "customer", "fourth") is not None
+        assert loop.time() - started < 0.04 and log.batches == 3
+    finally:
+        await log.close()
+    async with db.session() as s:
+        assert [m.body for m in await conv_repo.messages_after(s, conv_id, 0)] == ["first", "second", "third", "fourth"]
+
+
 async def test_the_portable_log_behaves_the_same(db: Database) -> None:
     log = SessionMessageLog(db)
     conv_id = await _conversation(db, "visitor_log_p")
