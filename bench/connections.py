@@ -13,7 +13,8 @@ What it does, all on 127.0.0.1:
   has run, i.e. after identity resolution and the ``session`` emit);
 * wave 1 connects NEW visitors (the hub looks their web id up with one read and writes nothing: a
   customer is created at a visitor's first message), holds them all ``--hold`` seconds, then
-  disconnects them; wave 2 reconnects the SAME visitor ids (the same single read);
+  disconnects them; wave 2 reconnects the SAME visitor ids (the same single read); ``--waves N``
+  repeats that up to wave N (a hub whose closed connections are not freed grows from wave to wave);
 * reads the server's ``VmRSS`` from ``/proc/<pid>/status``: before, at the peak while all sockets are
   held (sampled every 0.5 s), and some seconds after each wave's disconnects; the server's and the
   clients' CPU during each wave (to say where the bottleneck was); connect latencies (p50/p99).
@@ -449,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after the disconnects before reading RSS again")
     parser.add_argument("--max-wave-seconds", type=float, default=150.0, help="stop opening connections after this long")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the hub (default WARNING)")
+    parser.add_argument("--waves", type=int, default=2, help="waves of the same visitors after the first (default 2 in all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare python-socketio baseline")
     parser.add_argument("--serve-bare", action="store_true", help="(internal) run the bare baseline server")
     parser.add_argument("--port", type=int, default=0, help="(internal) port of the bare baseline server")
@@ -489,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  hub pid {server.pid}, fd limit {server_nofile}; client fd limits {holders.limits}; RSS before {rss_before:.0f} MB", flush=True)
         out.update({"server_nofile": server_nofile, "rss_before_mb": rss_before})
         waves.append(run_wave("wave 1 (new visitors)", holders, server.pid, args))
-        waves.append(run_wave("wave 2 (same visitors)", holders, server.pid, args))
+        for n in range(2, max(args.waves, 1) + 1):
+            waves.append(run_wave(f"wave {n} (same visitors)", holders, server.pid, args))
     except Exception as exc:  # noqa: BLE001 - report what failed, still print what was measured
         print(f"  FAILED: {exc}\n  --- hub log:\n{tail(log)}", flush=True)
         out["error"] = str(exc)

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from contact_center import sio_websocket
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.sessions import SessionGate
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
@@ -348,7 +349,7 @@ def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str
 def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str = "socketio") -> socketio.AsyncServer:
     """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
     manager = IndexedAsyncRedisManager(redis_url, channel=channel) if redis_url else IndexedAsyncManager()
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=origin_checker(allowed_origins or []),
@@ -356,3 +357,5 @@ def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str =
         ping_interval=20,
         ping_timeout=20,
     )
+    sio_websocket.install(sio)  # closed sockets are freed at once (no reference cycle)
+    return sio
