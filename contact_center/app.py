@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from datetime import datetime, timezone
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Collection
 
 from aiohttp import web
 
@@ -23,7 +23,7 @@ from contact_center.api.routes import ROUTES
 from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
-from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio
+from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
 from contact_center.sessions import SessionGate, SessionSigner
 from contact_center.web import add_web_routes
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
@@ -97,6 +97,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     sio.register_namespace(CustomerNamespace(hub))
     sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
+    sweeper = asyncio.get_running_loop().create_task(sweep_ended_sessions(sio, app[SESSIONS_KEY]))
     if settings.gc_freeze:
         # Everything built at start (modules, ORM mappings, the app) is long-lived: keep it out of the
         # cyclic collector's full passes, which otherwise re-scan it while messages flow; and collect the
@@ -104,9 +105,10 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
     yield
-    router.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await router
+    for task in (router, sweeper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if bot_watch is not None:
         bot_watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -138,7 +140,11 @@ def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
         async with app[DB_KEY].transaction() as s:
             await agents_repo.revoke_session(s, session_id, agent_id, datetime.fromtimestamp(expires_at, timezone.utc))
 
-    return SessionGate(SessionSigner(settings.session_secret), is_revoked, revoke)
+    async def revoked_among(session_ids: Collection[str]) -> set[str]:
+        async with app[DB_KEY].session() as s:
+            return await agents_repo.sessions_revoked(s, session_ids)
+
+    return SessionGate(SessionSigner(settings.session_secret), is_revoked, revoke, revoked_among)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> web.Application:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from typing import Any, Awaitable, Callable
 
 import socketio
@@ -24,6 +25,7 @@ log = logging.getLogger("contact_center.realtime")
 
 _VISITOR = re.compile(r"[A-Za-z0-9_-]{8,128}")
 AGENT_GRACE_SECONDS = 15.0
+SESSION_SWEEP_SECONDS = 30.0  # how soon another process's logout closes this process's sockets of that session
 
 
 async def _acked(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -177,6 +179,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError("log in first")
         agent = AgentRef(session.agent_id, session.username, session.display_name, session.role)
         await self.save_session(sid, {"agent": agent})
+        self.sessions.attach("/agent", sid, session)
         task = self._gone_tasks.pop(agent.id, None)
         if task is not None:
             task.cancel()
@@ -190,6 +193,7 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         """When an agent's last console tab goes, re-queue their work after a short grace period."""
+        self.sessions.detach("/agent", sid)
         try:
             agent: AgentRef = (await self.get_session(sid))["agent"]
         except KeyError:
@@ -329,6 +333,29 @@ class SioEmitter:
     def _only(self, namespace: str, room: str, sid: str) -> bool:
         members = self.sio.manager.rooms.get(namespace, {}).get(room)
         return not members or (len(members) == 1 and sid in members)
+
+
+async def close_ended_sessions(sio: socketio.AsyncServer, sessions: SessionGate, now: float) -> int:
+    """Disconnect this process's console sockets whose session was logged out or is too old; how many.
+
+    Each is told ``logged_out`` first (so a console can show its login page instead of reconnecting).
+    """
+    ended = await sessions.ended_sockets(now)
+    for namespace, sid in ended:
+        sessions.detach(namespace, sid)
+        await sio.emit("logged_out", {"reason": "the session has ended; log in again"}, to=sid, namespace=namespace)
+        await sio.disconnect(sid, namespace=namespace)
+    return len(ended)
+
+
+async def sweep_ended_sessions(sio: socketio.AsyncServer, sessions: SessionGate, every: float = SESSION_SWEEP_SECONDS) -> None:
+    """Forever: close the sockets of sessions that ended on another process (a logout there, or the absolute timeout)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await close_ended_sessions(sio, sessions, time.time())
+        except Exception:  # noqa: BLE001 - logged; the next sweep tries again
+            log.exception("could not check the console sockets' sessions")
 
 
 def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:

@@ -1,7 +1,9 @@
 """Agent sessions: a signed, expiring cookie (HMAC-SHA256), refreshed on use, with an idle timeout.
 
 A logout ends the session on the server too: its id is written down as revoked (in SQL, so every hub
-process refuses a copy of the cookie), which :class:`SessionGate` checks on every load.
+process refuses a copy of the cookie), which :class:`SessionGate` checks on every load. Sockets opened
+with a session before it ended are found by :meth:`SessionGate.ended_sockets` (each process asks about
+its own sockets: at once on the process that took the logout, every half minute on the others).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import secrets
 from http.cookies import SimpleCookie
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Collection
 
 COOKIE_NAME = "cc_session"
 IDLE_TIMEOUT_SECONDS = 30 * 60
@@ -97,15 +99,42 @@ class SessionGate:
 
     :param is_revoked: whether a session id was ended by logout (the composition root gives a SQL read).
     :param revoke: write a session id down as ended, until its absolute expiry (epoch seconds).
+    :param revoked_among: which of several session ids were ended (one read); by default ``is_revoked``
+        for each.
     """
 
     def __init__(
         self, signer: SessionSigner, is_revoked: Callable[[str], Awaitable[bool]],
         revoke: Callable[[str, int, float], Awaitable[None]],
+        revoked_among: Callable[[Collection[str]], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.signer = signer
         self._is_revoked = is_revoked
         self._revoke = revoke
+        self._revoked_among = revoked_among
+        self._sockets: dict[tuple[str, str], AgentSession] = {}  # (namespace, sid) -> the session it opened with
+
+    def attach(self, namespace: str, sid: str, session: AgentSession) -> None:
+        """A socket of this process was opened with ``session``."""
+        self._sockets[(namespace, sid)] = session
+
+    def detach(self, namespace: str, sid: str) -> None:
+        """That socket is gone."""
+        self._sockets.pop((namespace, sid), None)
+
+    async def ended_sockets(self, now: float) -> list[tuple[str, str]]:
+        """This process's sockets whose session was logged out (on any process) or is past its absolute timeout.
+
+        The idle timeout does not count here: a console that only talks over its socket is not idle.
+        """
+        ids = {session.session_id for session in self._sockets.values()}
+        if not ids:
+            return []
+        if self._revoked_among is not None:
+            revoked = await self._revoked_among(ids)
+        else:
+            revoked = {i for i in ids if await self._is_revoked(i)}
+        return [key for key, session in self._sockets.items() if session.session_id in revoked or now >= session.expires_at]
 
     def dump(self, session: AgentSession) -> str:
         """The cookie value for a session."""

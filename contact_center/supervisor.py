@@ -740,6 +740,7 @@ class SupervisorNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError("supervisors only")
         actor = AgentRef(session.agent_id, session.username, session.display_name, session.role)
         await self.save_session(sid, {"actor": actor})
+        self.sessions.attach(NAMESPACE, sid, session)
         await self.enter_room(sid, SUPERVISOR_ROOM)
         self.viewers.add(sid)
         try:
@@ -751,6 +752,7 @@ class SupervisorNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         """Stop the socket's watches."""
+        self.sessions.detach(NAMESPACE, sid)
         self.viewers.discard(sid)
         for cid in self._watching.pop(sid, set()):
             await self._unmonitor(cid, sid)

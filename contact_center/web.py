@@ -8,7 +8,8 @@ from pathlib import Path
 from aiohttp import web
 
 from contact_center.api.errors import error_response, read_json
-from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY
+from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY, SIO_KEY
+from contact_center.realtime import close_ended_sessions
 from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import products as products_repo
@@ -57,7 +58,10 @@ async def logout(request: web.Request) -> web.Response:
     """POST /auth/logout: ends the session on the server (a copy of the cookie is refused too), clears the cookie."""
     session = await current_agent(request)
     if session is not None:
-        await request.app[SESSIONS_KEY].end(session)
+        gate = request.app[SESSIONS_KEY]
+        await gate.end(session)
+        if SIO_KEY in request.app:  # this process's console sockets of the session close now, the others' at their next sweep
+            await close_ended_sessions(request.app[SIO_KEY], gate, time.time())
     resp = web.json_response({"ok": True})
     resp.del_cookie(COOKIE_NAME, path="/")
     return resp

@@ -274,6 +274,11 @@ async function startApp(agent) {
     }
     state.connectedOnce = true;
   });
+  socket.on("logged_out", () => {
+    // the session was ended (a logout in another tab or browser, or its 12-hour limit)
+    teardown();
+    showLogin("Your session has ended. Please sign in again.");
+  });
   socket.on("disconnect", (reason) => {
     if (reason === "io client disconnect") return;
     setConn("offline", "Reconnecting…");

@@ -612,6 +612,7 @@ async function connect() {
       await startWatch(id); // the room is per socket: join it again after a reconnect
     }
   });
+  socket.on("logged_out", () => toLogin()); // the session was ended elsewhere, or reached its 12-hour limit
   socket.on("disconnect", (reason) => {
     if (reason !== "io client disconnect") setConn("offline", "Reconnecting…");
   });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sqlalchemy import delete
 
@@ -115,3 +115,11 @@ async def revoke_session(s: AsyncSession, session_id: str, agent_id: int, expire
 async def session_revoked(s: AsyncSession, session_id: str) -> bool:
     """Whether a session was ended by logout."""
     return (await s.get(RevokedSession, session_id)) is not None
+
+
+async def sessions_revoked(s: AsyncSession, session_ids: Collection[str]) -> set[str]:
+    """Which of these sessions were ended by logout (one read)."""
+    if not session_ids:
+        return set()
+    rows = await s.exec(select(RevokedSession.session_id).where(col(RevokedSession.session_id).in_(list(session_ids))))
+    return set(rows.all())

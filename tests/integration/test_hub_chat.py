@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -11,7 +12,8 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from contact_center.app import create_app
-from contact_center.keys import HUB_KEY
+from contact_center.keys import HUB_KEY, SESSIONS_KEY, SIO_KEY
+from contact_center.realtime import close_ended_sessions
 from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
@@ -53,7 +55,7 @@ async def _agent(base: str, username: str) -> tuple[socketio.AsyncClient, Inbox]
 
 async def _agent_with_cookie(base: str, cookie: str) -> tuple[socketio.AsyncClient, Inbox]:
     inbox = Inbox()
-    sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed", "status"))
+    sio = _client(inbox, "/agent", ("hello", "offer", "offer_revoked", "message", "typing", "conversation_closed", "status", "logged_out"))
     await sio.connect(base, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])
     await inbox.wait("hello")
     return sio, inbox
@@ -522,11 +524,28 @@ async def test_logout_ends_the_session_on_every_node_and_a_copied_cookie_is_refu
         second = str(other.make_url("")).rstrip("/")
         cookie = await _login(hub, "alice")  # one login, and a copy of its cookie
         other_login = await _login(hub, "alice")  # another browser of the same agent
+        here, here_inbox = await _agent_with_cookie(second, cookie)  # consoles opened before the logout,
+        there, there_inbox = await _agent_with_cookie(hub, cookie)  # on the node that takes it and on the other
+        kept, _ = await _agent_with_cookie(hub, other_login)
         async with aiohttp.ClientSession() as http:
             for base in (hub, second):
                 assert (await http.get(f"{base}/auth/me", headers={"Cookie": cookie})).status == 200
                 assert (await http.get(f"{base}/api/products", headers={"Cookie": cookie})).status == 200
             assert (await http.post(f"{second}/auth/logout", headers={"Cookie": cookie})).status == 200
+            for _ in range(100):  # the logout's node closes its sockets of the session at once
+                if not here.connected:
+                    break
+                await asyncio.sleep(0.02)
+            assert not here.connected and here_inbox.all("logged_out")
+            assert there.connected  # the other node learns of it at its next sweep (SESSION_SWEEP_SECONDS)...
+            hub_app = _APPS[-1]
+            assert await close_ended_sessions(hub_app[SIO_KEY], hub_app[SESSIONS_KEY], time.time()) == 1  # ...this one
+            for _ in range(100):
+                if not there.connected:
+                    break
+                await asyncio.sleep(0.02)
+            assert not there.connected and there_inbox.all("logged_out")
+            assert kept.connected  # the agent's other login is not touched
             for base in (hub, second):
                 me = await http.get(f"{base}/auth/me", headers={"Cookie": cookie})
                 assert me.status == 401, base
@@ -534,6 +553,7 @@ async def test_logout_ends_the_session_on_every_node_and_a_copied_cookie_is_refu
                 assert (await http.get(f"{base}/auth/me", headers={"Cookie": other_login})).status == 200
         still, _ = await _agent_with_cookie(hub, other_login)  # the other login still opens the console socket
         await still.disconnect()
+        await kept.disconnect()
         refused = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError, match="failed to connect: /agent"):
             await refused.connect(hub, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])

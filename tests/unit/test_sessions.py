@@ -64,3 +64,40 @@ def test_the_gate_refuses_an_ended_session_and_only_that_one() -> None:
         assert await gate.load(other_cookie, T0 + 6) == other  # another login of the same agent lives on
 
     asyncio.run(scenario())
+
+
+def test_the_gate_finds_the_sockets_of_ended_sessions_only() -> None:
+    revoked: set[str] = set()
+    asked: list[set[str]] = []
+
+    async def is_revoked(session_id: str) -> bool:
+        return session_id in revoked
+
+    async def revoked_among(ids: object) -> set[str]:
+        asked.append(set(ids))  # type: ignore[call-overload]
+        return revoked & set(ids)  # type: ignore[call-overload]
+
+    async def revoke(session_id: str, agent_id: int, expires_at: float) -> None:
+        revoked.add(session_id)
+
+    async def scenario(gate: SessionGate) -> None:
+        revoked.clear()
+        out, kept, old = _session(), _session(), _session(T0 - ABSOLUTE_TIMEOUT_SECONDS + 60)
+        assert await gate.ended_sockets(T0) == []
+        gate.attach("/agent", "s1", out)
+        gate.attach("/supervisor", "s2", out)
+        gate.attach("/agent", "s3", kept)
+        gate.attach("/agent", "s4", old)
+        assert await gate.ended_sockets(T0) == []  # idle on HTTP for longer than the idle timeout does not count
+        await gate.end(out)
+        assert sorted(await gate.ended_sockets(T0)) == [("/agent", "s1"), ("/supervisor", "s2")]
+        assert sorted(await gate.ended_sockets(T0 + 61)) == [("/agent", "s1"), ("/agent", "s4"), ("/supervisor", "s2")]
+        gate.detach("/agent", "s1")
+        gate.detach("/supervisor", "s2")
+        gate.detach("/agent", "nope")  # unknown: nothing happens
+        assert await gate.ended_sockets(T0 + 30) == []
+
+    signer = SessionSigner("secret-" * 5)
+    asyncio.run(scenario(SessionGate(signer, is_revoked, revoke, revoked_among)))
+    assert asked and all(len(ids) <= 3 for ids in asked)  # one read for all the sockets' sessions
+    asyncio.run(scenario(SessionGate(signer, is_revoked, revoke)))  # without the batch read: one read each
