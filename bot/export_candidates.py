@@ -13,9 +13,13 @@ Output (in ``--out``, default ``bot/candidates/``):
 - ``test_candidates.yml``: one test-story skeleton per conversation (the customer's turns up to the handoff,
   then ``action_handoff``), to complete and move into ``bot/tests/``.
 
+The hub gives them at ``GET /api/bot/handoffs`` (service token, or a supervisor's session), which this
+script can read itself with ``--hub URL`` (the token from ``--token`` or ``SERVICE_TOKEN``), page by page.
+
 Nothing here is training data until a person has reviewed it. Standard library only, so it runs in the
 hub's environment as well as in ``.venv-rasa``::
 
+    .venv/bin/python bot/export_candidates.py --hub http://127.0.0.1:8080 --out bot/candidates
     .venv/bin/python bot/export_candidates.py handoffs.json --out bot/candidates
 """
 
@@ -23,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -158,14 +166,42 @@ def build(conversations: Sequence[dict[str, Any]], known: set[str] | None = None
     return "\n".join(nlu) + "\n", "\n".join(tests) + "\n"
 
 
+def fetch_handoffs(hub: str, token: str, after: int = 0, page: int = 200) -> list[dict[str, Any]]:
+    """Every handoff the hub has after the cursor ``after``, from ``GET /api/bot/handoffs``, page by page."""
+    out: list[dict[str, Any]] = []
+    cursor: int | None = after
+    while cursor is not None:
+        url = f"{hub.rstrip('/')}/api/bot/handoffs?" + urllib.parse.urlencode({"after": cursor, "limit": page})
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"the hub refused {url}: HTTP {exc.code} {exc.read().decode(errors='replace')[:300]}") from None
+        except urllib.error.URLError as exc:
+            raise SystemExit(f"cannot reach the hub at {hub}: {exc.reason}") from None
+        out += body.get("conversations") or []
+        cursor = body.get("next_after")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export handoff conversations as candidate training data.")
-    parser.add_argument("transcripts", nargs="+", type=Path, help="JSON files of transcripts")
+    parser.add_argument("transcripts", nargs="*", type=Path, help="JSON files of transcripts")
+    parser.add_argument("--hub", help="read the handoffs from this hub's API (GET /api/bot/handoffs)")
+    parser.add_argument("--token", default=os.environ.get("SERVICE_TOKEN", ""), help="the hub's service token (default: SERVICE_TOKEN)")
+    parser.add_argument("--after", type=int, default=0, help="only handoffs after this cursor (a previous export's last one)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "candidates")
     parser.add_argument("--existing", type=Path, action="append", default=None,
                         help="NLU files or folders whose examples are left out (default: bot/data)")
     args = parser.parse_args(argv)
+    if not args.transcripts and not args.hub:
+        parser.error("give JSON files of transcripts, or --hub URL")
+    if args.hub and not args.token:
+        parser.error("--hub needs the hub's service token (--token or SERVICE_TOKEN)")
     conversations: list[dict[str, Any]] = []
+    if args.hub:
+        conversations += _conversations({"conversations": fetch_handoffs(args.hub, args.token, args.after)})
     for path in args.transcripts:
         conversations += _conversations(json.loads(path.read_text(encoding="utf-8")))
     existing = args.existing if args.existing is not None else [Path(__file__).resolve().parent / "data"]

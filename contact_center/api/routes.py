@@ -14,11 +14,12 @@ from aiohttp import web
 
 from contact_center.api import serialize as ser
 from contact_center.api.auth import PRINCIPAL_KEY, Principal
-from contact_center.api.errors import BadRequest, path_int, query_int, read_json
+from contact_center.api.errors import BadRequest, error_response, path_int, query_int, read_json
 from contact_center.keys import CLOCK_KEY, DB_KEY, METRICS_KEY, SETTINGS_KEY
 from crm_store.domain.identity import ContactKind, normalize_address
 from crm_store.domain.interactions import InteractionKind
 from crm_store.domain.validation import FieldError, ValidationFailed
+from crm_store.repositories import conversations as conversations_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import interactions as interactions_repo
 from crm_store.repositories import orders as orders_repo
@@ -356,6 +357,22 @@ async def overdue(request: web.Request) -> web.Response:
     return web.json_response({"orders": [ser.order_summary(o, today) for o in orders]})
 
 
+async def bot_handoffs(request: web.Request) -> web.Response:
+    """Chats the bot handed to a person, with their transcripts: the input of bot/export_candidates.py."""
+    from contact_center.supervisor import SUPERVISOR_ROLES
+
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None or (principal.kind != "service" and principal.role not in SUPERVISOR_ROLES):
+        return error_response(403, "forbidden", "supervisors only")
+    limit = query_int(request, "limit", 100, 1, 500)
+    async with request.app[DB_KEY].session() as s:
+        found = await conversations_repo.handoffs(s, after_id=query_int(request, "after", 0, 0, 2**62), limit=limit)
+    return web.json_response({
+        "conversations": [ser.handoff(h) for h in found],
+        "next_after": found[-1].note.id if len(found) == limit else None,
+    })
+
+
 _CUSTOMER = Param("customer_id", "path", "integer", "customer id", True)
 _ORDER = Param("order_id", "path", "integer", "order id", True)
 _LIMIT = Param("limit", type="integer", description="page size")
@@ -428,6 +445,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/orders/{order_id}/status", change_status, "Move an order to its next status", "orders", (_ORDER,),
           body={"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "note": {"type": "string"}}},
           responses={200: "moved", 404: "unknown order", 409: "illegal transition"}),
+    Route("GET", "/api/bot/handoffs", bot_handoffs, "Chats the bot handed to a person, with transcripts (training candidates)", "bot",
+          (Param("after", type="integer", description="the next_after of the previous page"), _LIMIT), responses={200: "OK", 403: "supervisors only"}),
     Route("GET", "/api/supervisor/snapshot", supervisor_snapshot, "Live queue, agent and service-level figures", "supervision",
           responses={200: "OK", 403: "supervisors only (or the service token)", 503: "the hub is starting"}),
 )

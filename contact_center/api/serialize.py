@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from crm_store.domain.money import format_money
 from crm_store.domain.orders import OrderStatus, is_at_risk, is_overdue
 from crm_store.models import ContactPoint, Customer, Interaction, Order, OrderEvent, OrderLine, Product
+from crm_store.repositories.conversations import Handoff
 from crm_store.repositories.orders import OrderView
 
 
@@ -121,3 +122,30 @@ def order_view(v: OrderView, today: date) -> dict[str, Any]:
 def many(items: Sequence[Any], fn: Any) -> list[dict[str, Any]]:
     """Serialise a list."""
     return [fn(i) for i in items]
+
+
+def handoff(h: Handoff) -> dict[str, Any]:
+    """A handed-over chat in the shape bot/export_candidates.py reads: the transcript, with the intent the
+    bot detected on each customer line it saw (from the handoff's context), and the handoff itself."""
+    note = next(a for a in h.note.attachments if isinstance(a, dict) and a.get("type") == "handoff")
+    context = note.get("context") if isinstance(note.get("context"), dict) else {}
+    intents: dict[str, Any] = {}
+    for m in context.get("transcript") or ():
+        if isinstance(m, dict) and m.get("sender") == "customer" and isinstance(m.get("text"), str) and m.get("intent"):
+            intents[m["text"]] = m["intent"]
+    messages = []
+    for m in h.transcript:
+        if m.sender_kind not in ("customer", "bot", "agent"):
+            continue  # system lines (joined, transferred) are not part of the dialogue
+        item: dict[str, Any] = {"sender": m.sender_kind, "text": m.body, "seq": m.seq, "at": _iso(m.created_at)}
+        if m.sender_kind == "customer" and m.body in intents:
+            item["intent"] = intents[m.body]
+        messages.append(item)
+    return {
+        "conversation_id": h.conversation.id,
+        "customer_id": h.conversation.customer_id,
+        "status": h.conversation.status,
+        "handed_over_at": _iso(h.note.created_at),
+        "handoff": {"reason": note.get("reason"), **context},
+        "messages": messages,
+    }

@@ -126,3 +126,40 @@ async def messages_after(
     if not include_internal:
         stmt = stmt.where(col(Message.internal).is_(False))
     return (await s.exec(stmt.order_by(col(Message.seq)).limit(max(1, min(limit, 1000))))).all()
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A chat the bot handed to a person: the handoff note (with the bot's context) and the transcript."""
+
+    conversation: Conversation
+    note: Message  # the bot's internal note; its attachment ``{"type": "handoff", "reason", "context"}``
+    transcript: Sequence[Message]  # what the customer saw, in order (internal notes left out)
+
+
+async def handoffs(s: AsyncSession, after_id: int = 0, limit: int = 100) -> list[Handoff]:
+    """The bot's handoffs in the order they happened, after the handoff note ``after_id`` (a cursor)."""
+    limit = max(1, min(limit, 500))
+    out: list[Handoff] = []
+    cursor = after_id
+    while len(out) < limit:
+        notes = (await s.exec(
+            select(Message)
+            .where(col(Message.id) > cursor, Message.sender_kind == "bot", col(Message.internal).is_(True))
+            .order_by(col(Message.id)).limit(limit * 2)
+        )).all()
+        if not notes:
+            break
+        for note in notes:
+            assert note.id is not None
+            cursor = note.id
+            if not any(isinstance(a, dict) and a.get("type") == "handoff" for a in note.attachments or ()):
+                continue
+            conv = await s.get(Conversation, note.conversation_id)
+            if conv is None:
+                continue
+            transcript = await messages_after(s, note.conversation_id, 0, limit=1000, include_internal=False)
+            out.append(Handoff(conv, note, transcript))
+            if len(out) == limit:
+                break
+    return out

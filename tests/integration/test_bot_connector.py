@@ -28,6 +28,8 @@ HANDOFF = {
     "handoff": True, "reason": "customer_request", "intent": "order_product",
     "slots": {"product": "T-shirt", "quantity": 2, "size": None, "customer_id": 1},
     "draft": {"lines": [{"sku": "TSHIRT", "name": "T-shirt", "quantity": 2}], "total_minor": 3000},
+    "transcript": [{"sender": "customer", "text": "hello bot", "intent": "greet"},
+                   {"sender": "customer", "text": "person", "intent": "human_handoff"}],
 }
 
 
@@ -177,3 +179,52 @@ async def test_with_the_bot_down_new_chats_go_straight_to_agents(bot_hub: Any, d
     assert rasa.received == []
     for sio in (cust, agent):
         await sio.disconnect()
+
+
+async def test_handoffs_are_exported_as_candidate_training_data(bot_hub: Any, tmp_path: Any) -> None:
+    """GET /api/bot/handoffs gives the handed-over chats with their transcripts and the bot's intents, and
+    bot/export_candidates.py --hub turns them into candidate NLU lines and a test-story skeleton."""
+    import aiohttp
+    import yaml
+
+    from tests.bot.helpers import BOT, load_module
+    from tests.integration.test_hub_chat import _login
+
+    base, _rasa, _app = bot_hub
+    async with aiohttp.ClientSession() as http:
+        empty = await (await http.get(f"{base}/api/bot/handoffs", headers={"Authorization": "Bearer t"})).json()
+        assert empty == {"conversations": [], "next_after": None}
+        ids = []
+        for n in range(2):
+            cust, c_in = await _customer(base, f"visitor_export_{n:02d}")
+            ack = await cust.call("message", {"client_msg_id": "e1", "text": "hello bot"}, namespace="/customer")
+            ids.append(ack["message"]["conversation_id"])
+            await c_in.wait("message", lambda m: m["text"] == "Anything else?")
+            await cust.call("message", {"client_msg_id": "e2", "text": "person"}, namespace="/customer")
+            await c_in.wait("message", lambda m: m["text"] == "Passing you to a colleague.")
+            await cust.disconnect()
+        page = await (await http.get(f"{base}/api/bot/handoffs?limit=1", headers={"Authorization": "Bearer t"})).json()
+        assert [c["conversation_id"] for c in page["conversations"]] == ids[:1] and page["next_after"]
+        first = page["conversations"][0]
+        assert first["handoff"]["reason"] == "customer_request" and first["handoff"]["draft"]["lines"][0]["quantity"] == 2
+        assert [(m["sender"], m["text"], m.get("intent")) for m in first["messages"]] == [
+            ("customer", "hello bot", "greet"), ("bot", "You said: hello bot <b>not bold</b>", None), ("bot", "Anything else?", None),
+            ("customer", "person", "human_handoff"), ("bot", "Passing you to a colleague.", None),
+        ]  # the internal handoff note is not in the transcript
+        rest = await (await http.get(f"{base}/api/bot/handoffs?limit=1&after={page['next_after']}", headers={"Authorization": "Bearer t"})).json()
+        assert [c["conversation_id"] for c in rest["conversations"]] == ids[1:]
+        agent_cookie = await _login(base, "alice")  # an agent, not a supervisor
+        refused = await http.get(f"{base}/api/bot/handoffs", headers={"Cookie": agent_cookie})
+        assert refused.status == 403
+        bad = await http.get(f"{base}/api/bot/handoffs?after=x", headers={"Authorization": "Bearer t"})
+        assert bad.status == 400
+
+    export = load_module("bot_export_candidates_hub", BOT / "export_candidates.py")
+    out = tmp_path / "candidates"
+    assert await asyncio.to_thread(export.main, ["--hub", base, "--token", "t", "--out", str(out), "--existing", str(tmp_path / "none")]) == 0
+    nlu = yaml.safe_load((out / "nlu_candidates.yml").read_text())
+    lines = {item["intent"]: item["examples"] for item in nlu["nlu"]}
+    assert "- hello bot" in lines["greet"] and "- person" in lines["human_handoff"]
+    stories = yaml.safe_load((out / "test_candidates.yml").read_text())["stories"]
+    assert [st["story"] for st in stories] == [f"handoff {i} (customer_request)" for i in ids]
+    assert stories[0]["steps"][-1] == {"action": "action_handoff"}
