@@ -203,6 +203,12 @@ async def test_handoffs_are_exported_as_candidate_training_data(bot_hub: Any, tm
             await cust.call("message", {"client_msg_id": "e2", "text": "person"}, namespace="/customer")
             await c_in.wait("message", lambda m: m["text"] == "Passing you to a colleague.")
             await cust.disconnect()
+        for _ in range(200):  # the bot's reply reaches the widget before the handoff's transaction commits
+            everything = await (await http.get(f"{base}/api/bot/handoffs", headers={"Authorization": "Bearer t"})).json()
+            if len(everything["conversations"]) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert [c["conversation_id"] for c in everything["conversations"]] == ids and everything["next_after"] is None
         page = await (await http.get(f"{base}/api/bot/handoffs?limit=1", headers={"Authorization": "Bearer t"})).json()
         assert [c["conversation_id"] for c in page["conversations"]] == ids[:1] and page["next_after"]
         first = page["conversations"][0]
