@@ -203,7 +203,7 @@ async def test_handoffs_are_exported_as_candidate_training_data(bot_hub: Any, tm
             await cust.call("message", {"client_msg_id": "e2", "text": "person"}, namespace="/customer")
             await c_in.wait("message", lambda m: m["text"] == "Passing you to a colleague.")
             await cust.disconnect()
-        for _ in range(200):  # the bot's reply reaches the widget before the handoff's transaction commits
+        for _ in range(500):  # the bot's reply reaches the widget before the handoff's transaction commits
             everything = await (await http.get(f"{base}/api/bot/handoffs", headers={"Authorization": "Bearer t"})).json()
             if len(everything["conversations"]) == 2:
                 break
