@@ -132,10 +132,6 @@ async def healthz(request: web.Request) -> web.Response:
 def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
     """Signed cookies with the settings' secret; revocations read and written in the app's SQL database."""
 
-    async def is_revoked(session_id: str) -> bool:
-        async with app[DB_KEY].session() as s:
-            return await agents_repo.session_revoked(s, session_id)
-
     async def revoke(session_id: str, agent_id: int, expires_at: float) -> None:
         async with app[DB_KEY].transaction() as s:
             await agents_repo.revoke_session(s, session_id, agent_id, datetime.fromtimestamp(expires_at, timezone.utc))
@@ -144,7 +140,7 @@ def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
         async with app[DB_KEY].session() as s:
             return await agents_repo.sessions_revoked(s, session_ids)
 
-    return SessionGate(SessionSigner(settings.session_secret), is_revoked, revoke, revoked_among)
+    return SessionGate(SessionSigner(settings.session_secret), revoked_among, revoke)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> web.Application:

@@ -97,21 +97,18 @@ class SessionSigner:
 class SessionGate:
     """Signed cookies plus server-side revocation: what every reader of an agent session goes through.
 
-    :param is_revoked: whether a session id was ended by logout (the composition root gives a SQL read).
+    :param revoked_among: which of the given session ids were ended by logout, in one read (the
+        composition root gives a SQL read); a cookie's load asks about one id, a sweep about all.
     :param revoke: write a session id down as ended, until its absolute expiry (epoch seconds).
-    :param revoked_among: which of several session ids were ended (one read); by default ``is_revoked``
-        for each.
     """
 
     def __init__(
-        self, signer: SessionSigner, is_revoked: Callable[[str], Awaitable[bool]],
+        self, signer: SessionSigner, revoked_among: Callable[[Collection[str]], Awaitable[set[str]]],
         revoke: Callable[[str, int, float], Awaitable[None]],
-        revoked_among: Callable[[Collection[str]], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.signer = signer
-        self._is_revoked = is_revoked
-        self._revoke = revoke
         self._revoked_among = revoked_among
+        self._revoke = revoke
         self._sockets: dict[tuple[str, str], AgentSession] = {}  # (namespace, sid) -> the session it opened with
 
     def attach(self, namespace: str, sid: str, session: AgentSession) -> None:
@@ -130,10 +127,7 @@ class SessionGate:
         ids = {session.session_id for session in self._sockets.values()}
         if not ids:
             return []
-        if self._revoked_among is not None:
-            revoked = await self._revoked_among(ids)
-        else:
-            revoked = {i for i in ids if await self._is_revoked(i)}
+        revoked = await self._revoked_among(ids)
         return [key for key, session in self._sockets.items() if session.session_id in revoked or now >= session.expires_at]
 
     def dump(self, session: AgentSession) -> str:
@@ -143,7 +137,7 @@ class SessionGate:
     async def load(self, value: str | None, now: float) -> AgentSession | None:
         """The session in a cookie: None if forged, malformed, idle too long, too old or logged out."""
         session = self.signer.load(value, now)
-        if session is None or await self._is_revoked(session.session_id):
+        if session is None or session.session_id in await self._revoked_among((session.session_id,)):
             return None
         return session
 

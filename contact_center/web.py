@@ -60,8 +60,8 @@ async def logout(request: web.Request) -> web.Response:
     if session is not None:
         gate = request.app[SESSIONS_KEY]
         await gate.end(session)
-        if SIO_KEY in request.app:  # this process's console sockets of the session close now, the others' at their next sweep
-            await close_ended_sessions(request.app[SIO_KEY], gate, time.time())
+        # this process's console sockets of the session close now, the other processes' at their next sweep
+        await close_ended_sessions(request.app[SIO_KEY], gate, time.time())
     resp = web.json_response({"ok": True})
     resp.del_cookie(COOKIE_NAME, path="/")
     return resp

@@ -112,11 +112,6 @@ async def revoke_session(s: AsyncSession, session_id: str, agent_id: int, expire
         await s.flush()
 
 
-async def session_revoked(s: AsyncSession, session_id: str) -> bool:
-    """Whether a session was ended by logout."""
-    return (await s.get(RevokedSession, session_id)) is not None
-
-
 async def sessions_revoked(s: AsyncSession, session_ids: Collection[str]) -> set[str]:
     """Which of these sessions were ended by logout (one read)."""
     if not session_ids:

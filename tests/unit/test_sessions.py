@@ -46,14 +46,14 @@ def test_idle_and_absolute_timeouts_and_a_refresh_keeps_the_session() -> None:
 def test_the_gate_refuses_an_ended_session_and_only_that_one() -> None:
     revoked: dict[str, tuple[int, float]] = {}
 
-    async def is_revoked(session_id: str) -> bool:
-        return session_id in revoked
+    async def revoked_among(ids: object) -> set[str]:
+        return {i for i in ids if i in revoked}  # type: ignore[attr-defined]
 
     async def revoke(session_id: str, agent_id: int, expires_at: float) -> None:
         revoked[session_id] = (agent_id, expires_at)
 
     async def scenario() -> None:
-        gate = SessionGate(SessionSigner("secret-" * 5), is_revoked, revoke)
+        gate = SessionGate(SessionSigner("secret-" * 5), revoked_among, revoke)
         mine, other = _session(), _session()
         cookie, other_cookie = gate.dump(mine), gate.dump(other)
         assert await gate.load(cookie, T0 + 5) == mine
@@ -69,9 +69,6 @@ def test_the_gate_refuses_an_ended_session_and_only_that_one() -> None:
 def test_the_gate_finds_the_sockets_of_ended_sessions_only() -> None:
     revoked: set[str] = set()
     asked: list[set[str]] = []
-
-    async def is_revoked(session_id: str) -> bool:
-        return session_id in revoked
 
     async def revoked_among(ids: object) -> set[str]:
         asked.append(set(ids))  # type: ignore[call-overload]
@@ -98,6 +95,5 @@ def test_the_gate_finds_the_sockets_of_ended_sessions_only() -> None:
         assert await gate.ended_sockets(T0 + 30) == []
 
     signer = SessionSigner("secret-" * 5)
-    asyncio.run(scenario(SessionGate(signer, is_revoked, revoke, revoked_among)))
+    asyncio.run(scenario(SessionGate(signer, revoked_among, revoke)))
     assert asked and all(len(ids) <= 3 for ids in asked)  # one read for all the sockets' sessions
-    asyncio.run(scenario(SessionGate(signer, is_revoked, revoke)))  # without the batch read: one read each
