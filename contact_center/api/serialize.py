@@ -127,7 +127,7 @@ def many(items: Sequence[Any], fn: Any) -> list[dict[str, Any]]:
 def handoff(h: Handoff) -> dict[str, Any]:
     """A handed-over chat in the shape bot/export_candidates.py reads: the transcript, with the intent the
     bot detected on each customer line it saw (from the handoff's context), and the handoff itself."""
-    note = next(a for a in h.note.attachments if isinstance(a, dict) and a.get("type") == "handoff")
+    note = h.handoff
     context = note.get("context") if isinstance(note.get("context"), dict) else {}
     intents: dict[str, Any] = {}
     for m in context.get("transcript") or ():

@@ -133,7 +133,8 @@ class Handoff:
     """A chat the bot handed to a person: the handoff note (with the bot's context) and the transcript."""
 
     conversation: Conversation
-    note: Message  # the bot's internal note; its attachment ``{"type": "handoff", "reason", "context"}``
+    note: Message  # the bot's internal note
+    handoff: dict[str, Any]  # the note's attachment ``{"type": "handoff", "reason", "context"}``
     transcript: Sequence[Message]  # what the customer saw, in order (internal notes left out)
 
 
@@ -153,13 +154,14 @@ async def handoffs(s: AsyncSession, after_id: int = 0, limit: int = 100) -> list
         for note in notes:
             assert note.id is not None
             cursor = note.id
-            if not any(isinstance(a, dict) and a.get("type") == "handoff" for a in note.attachments or ()):
+            handoff = next((a for a in note.attachments or () if isinstance(a, dict) and a.get("type") == "handoff"), None)
+            if handoff is None:
                 continue
             conv = await s.get(Conversation, note.conversation_id)
             if conv is None:
                 continue
             transcript = await messages_after(s, note.conversation_id, 0, limit=1000, include_internal=False)
-            out.append(Handoff(conv, note, transcript))
+            out.append(Handoff(conv, note, handoff, transcript))
             if len(out) == limit:
                 break
     return out
