@@ -11,6 +11,7 @@ import gc
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable, Collection
 
@@ -20,12 +21,15 @@ from contact_center.api.auth import service_token_middleware
 from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
+from contact_center.channels import KNOWN, ChannelRegistry
 from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
 from contact_center.sessions import SessionGate, SessionSigner
-from contact_center.web import add_web_routes
+from contact_center.media_routes import MEDIA_KEY, add_media_routes, media_signer
+from contact_center.web import add_web_routes, current_agent
+from integrations.media.files import FileMediaStore
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
 from contact_center.supervisor import register as register_supervisor
@@ -79,13 +83,17 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     sio = app[SIO_KEY]
     messages = open_message_log(app[DB_KEY])
     reads = PointReads(app[DB_KEY])
+    channels = build_channels(settings)
     hub = HubService(app[DB_KEY], store, SioEmitter(sio), node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
-        wrap_up_seconds=settings.wrap_up_seconds, messages=messages, reads=reads,
+        wrap_up_seconds=settings.wrap_up_seconds, messages=messages, reads=reads, channels=channels,
+        default_region=settings.default_phone_region, public_base_url=settings.public_base_url,
     )
     hub.abandon_grace = settings.abandon_grace_seconds
+    hub.media = app[MEDIA_KEY]
+    hub.media_link = media_signer(settings.session_secret, settings.public_base_url or f"http://{settings.host}:{settings.port}")
     bot_client = None
     bot_watch = None
-    if settings.rasa_url and "chat" in settings.bot_channels:
+    if settings.rasa_url and any(spec.bot_first for spec in channels.specs()):
         from integrations.rasa.client import RasaClient
 
         bot_client = RasaClient(settings.rasa_url, settings.rasa_token, timeout=settings.bot_timeout_seconds)
@@ -143,6 +151,14 @@ def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
     return SessionGate(SessionSigner(settings.session_secret), revoked_among, revoke)
 
 
+def build_channels(settings: Settings) -> ChannelRegistry:
+    """The channel registry: web chat always; the bot first on ``BOT_CHANNELS``."""
+    channels = ChannelRegistry()
+    for spec in KNOWN:
+        channels.register(replace(spec, bot_first=spec.name in settings.bot_channels))
+    return channels
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> web.Application:
     """Build the hub's aiohttp application from settings.
 
@@ -165,6 +181,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.cleanup_ctx.append(_hub)
     register_supervisor(app, sio)
     add_web_routes(app)
+    app[MEDIA_KEY] = FileMediaStore(settings.media_dir)
+    add_media_routes(app, secret=settings.session_secret, max_bytes=settings.media_max_bytes, agent_of=current_agent)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)

@@ -214,3 +214,147 @@ class StateStore(Protocol):
     async def clear(self) -> None:
         """Remove everything this store holds (tests)."""
         ...
+
+
+# --- channels: what every channel adapter hands the core, and what the core hands it back -----------
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    """A file that came with an inbound message, already stored by the adapter.
+
+    :param url: where the hub serves it (``/media/<key>``), never the provider's URL.
+    """
+
+    content_type: str
+    size: int
+    url: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """One thing a customer sent, on any channel, in the core's words.
+
+    :param channel: a registered channel's name (``chat``, ``sms``, ``whatsapp``...).
+    :param customer_address: the customer's address on it (a web visitor id, ``+15551234567``,
+        an email address), as the provider gave it; the core normalises it.
+    :param our_address: the shop's address it reached (the Twilio number, the mailbox); picks the queue.
+    :param thread_key: for per-thread and per-call channels, the key of the conversation (an email
+        thread's root Message-ID, a CallSid); None for per-customer channels.
+    :param provider_id: the provider's id of the message (MessageSid, Message-ID): a repeat is one message.
+    :param client_id: the client's id of the message (web chat's ``client_msg_id``): a resend is one message.
+    :param text: what the customer wrote or said (plain text, kept as written).
+    :param bot_text: what the bot should get instead of ``text`` (a button's payload), if anything.
+    :param display_name: a name the channel gave (WhatsApp's ProfileName, an email's From name).
+    :param queue: the queue to join when the adapter knows it (from ``our_address``); else the channel's default.
+    :param metadata: anything else the adapter wants on the message (kept as JSON).
+    """
+
+    channel: str
+    customer_address: str
+    text: str
+    our_address: str = ""
+    thread_key: str | None = None
+    provider_id: str | None = None
+    client_id: str | None = None
+    bot_text: str | None = None
+    display_name: str = ""
+    queue: str | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What the core made of an inbound event."""
+
+    customer_id: int
+    conversation_id: int
+    message: dict[str, object]  # the stored message's wire shape
+    created: bool  # False: a repeat (same provider or client id); nothing new was stored or sent
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A stored message the core asks a channel adapter to deliver to the customer.
+
+    :param text: the text as the channel should carry it (buttons already written out as numbered
+        choices where the channel has none).
+    :param media: hub URLs of files to send (absolute, from ``PUBLIC_BASE_URL``).
+    """
+
+    conversation_id: int
+    seq: int
+    channel: str
+    to_address: str
+    from_address: str
+    text: str
+    media: tuple[str, ...] = ()
+    buttons: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What an adapter says of one delivery: its status, the provider's id, and why it failed.
+
+    :param status: a :class:`contact_center.domain.channels.DeliveryStatus` value.
+    :param error_code: the provider's code (``21610``), when it failed.
+    :param error_message: the reason in words, for the agent.
+    """
+
+    status: str
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class ChannelAdapter(Protocol):
+    """The outbound face of a channel: delivers what the core sends."""
+
+    async def deliver(self, message: OutboundMessage) -> DeliveryReport:
+        """Send one message; never raises for a provider's refusal (that is a ``failed`` report)."""
+        ...
+
+
+class InboundPort(Protocol):
+    """What the core offers every channel adapter's inbound face."""
+
+    async def receive_inbound(self, event: InboundEvent) -> InboundResult:
+        """Store what arrived (idempotently) and hand it to the bot or the router."""
+        ...
+
+    async def delivery_update(
+        self, channel: str, provider_id: str, status: str, error_code: str | None = None, error_message: str | None = None
+    ) -> bool:
+        """A provider's status callback; True if it moved the message's status forward."""
+        ...
+
+    async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
+        """The customer texted STOP (True) or START (False) from this address."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """A file the hub keeps (an inbound MMS or WhatsApp image, a PDF an agent sends).
+
+    :param key: its opaque key; the hub serves it at ``/media/<key>`` (agents' sessions, or a signed link).
+    """
+
+    key: str
+    content_type: str
+    size: int
+    name: str = ""
+
+
+class MediaStore(Protocol):
+    """Where attachments' bytes live (files under ``var/media`` in the embedded mode)."""
+
+    async def put(self, data: bytes, content_type: str, name: str = "") -> StoredMedia:
+        """Keep the bytes; the same bytes give the same key."""
+        ...
+
+    async def get(self, key: str) -> tuple[StoredMedia, bytes] | None:
+        """The file with this key, if any."""
+        ...

@@ -17,6 +17,7 @@ import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from contact_center import sio_websocket
+from contact_center.channels import WEB_CHAT
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.sessions import SessionGate
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
@@ -47,7 +48,14 @@ def _dict(data: Any) -> dict[str, Any]:
 
 
 class CustomerNamespace(socketio.AsyncNamespace):
-    """The chat widget's connection: one web visitor, their open conversation."""
+    """The chat widget's connection: one web visitor, their open conversation.
+
+    This is the web chat channel's adapter: its inbound face turns socket events into the hub's use
+    cases, and it has no outbound adapter of its own (the registry marks web chat live: the hub
+    publishes to the conversation's room, which this namespace's sockets joined).
+    """
+
+    CHANNEL = WEB_CHAT.name
 
     def __init__(self, hub: HubService) -> None:
         super().__init__("/customer")
@@ -64,7 +72,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         name = auth.get("name") if isinstance(auth.get("name"), str) else ""
         email = auth.get("email") if isinstance(auth.get("email"), str) else ""
         last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
-        session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq)
+        session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq, channel=self.CHANNEL)
         await self.save_session(sid, {
             "customer_id": session["customer_id"], "room": session["conversation_id"],
             "visitor": visitor, "name": name[:200], "email": email[:320],
@@ -86,7 +94,9 @@ class CustomerNamespace(socketio.AsyncNamespace):
         """The socket's customer id, created at the visitor's first message (connects never write)."""
         session = await self.get_session(sid)
         if session.get("customer_id") is None:
-            customer = await self.hub.identify_visitor(session["visitor"], session.get("name", ""), session.get("email", ""))
+            customer = await self.hub.identify_visitor(
+                session["visitor"], session.get("name", ""), session.get("email", ""), channel=self.CHANNEL
+            )
             assert customer.id is not None
             session = {**session, "customer_id": customer.id}
             await self.save_session(sid, session)
@@ -115,7 +125,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         if customer_id in self._sockets:
             return
         try:
-            await self.hub.customer_left(customer_id)
+            await self.hub.customer_left(customer_id, channel=self.CHANNEL)
         except Exception:  # noqa: BLE001 - logged; the chat stays queued and an agent will see it
             log.exception("could not mark an abandoned chat")
 
@@ -126,7 +136,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
             customer_id, session = await self._customer_of(sid)
             result = await self.hub.customer_message(
                 customer_id, payload.get("client_msg_id"), payload.get("text"), origin_sid=sid,
-                raw_payload=payload.get("payload"),
+                raw_payload=payload.get("payload"), channel=self.CHANNEL,
             )
             if session.get("room") != result["conversation_id"]:  # the first message of a conversation
                 await self.enter_room(sid, room_conv(result["conversation_id"]))
@@ -145,7 +155,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
             saved = await self.get_session(sid)
             if saved.get("customer_id") is None:
                 return {"conversation_id": None, "messages": []}
-            session = await self.hub.customer_session_for(int(saved["customer_id"]))
+            session = await self.hub.customer_session_for(int(saved["customer_id"]), channel=self.CHANNEL)
             if session is None:
                 return {"conversation_id": None, "messages": []}
             await self.enter_room(sid, room_conv(session))
@@ -159,7 +169,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         typing = bool(data.get("typing")) if isinstance(data, dict) else False
         customer_id = (await self.get_session(sid)).get("customer_id")
         if customer_id is not None:  # nobody to tell before their first message
-            await self.hub.customer_typing(int(customer_id), typing)
+            await self.hub.customer_typing(int(customer_id), typing, channel=self.CHANNEL)
 
 
 class AgentNamespace(socketio.AsyncNamespace):
@@ -241,7 +251,9 @@ class AgentNamespace(socketio.AsyncNamespace):
         """A reply to the customer."""
         async def run() -> dict[str, Any]:
             p = _dict(data)
-            return {"message": await self.hub.reply(await self._agent(sid), p.get("conversation_id"), p.get("client_msg_id"), p.get("text"))}
+            return {"message": await self.hub.reply(
+                await self._agent(sid), p.get("conversation_id"), p.get("client_msg_id"), p.get("text"), raw_media=p.get("media"),
+            )}
 
         return await _acked(run)
 

@@ -52,6 +52,10 @@ class Settings:
     bot_timeout_seconds: float = 5.0  # a bot turn slower than this hands the chat to a person
     bot_channels: tuple[str, ...] = ("chat",)  # channels whose new conversations go to the bot first
     redis_prefix: str = "cc:{hub}:"
+    public_base_url: str = ""  # how providers (Twilio) reach this hub: the base of webhook URLs and media links
+    media_dir: str = "var/media"  # where attachments' bytes are kept
+    media_max_bytes: int = 5 * 1024 * 1024  # the largest attachment taken in or uploaded
+    twilio_standin: bool = False  # run the local Twilio stand-in (and /dev/phone) inside the hub
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +88,11 @@ class Settings:
             bot_timeout_seconds=float(env.get("BOT_TIMEOUT_SECONDS", 5.0)),
             bot_channels=tuple(c.strip() for c in env.get("BOT_CHANNELS", "chat").split(",") if c.strip()),
             redis_prefix=env.get("REDIS_PREFIX", cls.redis_prefix),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+            media_dir=env.get("MEDIA_DIR", cls.media_dir),
+            media_max_bytes=int(env.get("MEDIA_MAX_BYTES", cls.media_max_bytes)),
+            twilio_standin=_bool(env.get("TWILIO_STANDIN"), False),
+            extra={k: v for k, v in env.items() if k.startswith("TWILIO_") or k in ("MEDIA_MAX_BYTES",)},
         )
 
     def with_generated_secrets(self) -> "Settings":

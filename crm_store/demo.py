@@ -397,17 +397,17 @@ _TRANSLIT = str.maketrans({"ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ł": 
 # --------------------------------------------------------------------------- agents and queues
 
 _AGENTS: tuple[tuple[str, str, str, dict[str, int], dict[str, int]], ...] = (
-    ("admin", "Shop Admin", "admin", {"orders": 2, "english": 4}, {"chat": 2, "phone": 1, "email": 2}),
+    ("admin", "Shop Admin", "admin", {"orders": 2, "english": 4}, {"chat": 2, "phone": 1, "email": 2, "sms": 4, "whatsapp": 4}),
     ("sam", "Sam Okafor", "supervisor", {"orders": 4, "returns": 4, "english": 5, "german": 2},
-     {"chat": 2, "phone": 1, "email": 3}),
+     {"chat": 2, "phone": 1, "email": 3, "sms": 4, "whatsapp": 4}),
     ("alice", "Alice Martin", "agent", {"orders": 3, "returns": 2, "english": 5, "german": 3},
-     {"chat": 3, "phone": 1, "email": 2}),
+     {"chat": 3, "phone": 1, "email": 2, "sms": 4, "whatsapp": 4}),
     ("bob", "Bob Novak", "agent", {"orders": 5, "returns": 1, "english": 4},
-     {"chat": 4, "phone": 1, "email": 3}),
+     {"chat": 4, "phone": 1, "email": 3, "sms": 4, "whatsapp": 4}),
     ("chen", "Chen Wei", "agent", {"orders": 2, "returns": 5, "english": 4, "mandarin": 5},
-     {"chat": 2, "phone": 1, "email": 4}),
+     {"chat": 2, "phone": 1, "email": 4, "sms": 4, "whatsapp": 4}),
     ("dana", "Dana Fischer", "agent", {"orders": 3, "returns": 3, "english": 3, "german": 5},
-     {"chat": 3, "phone": 1, "email": 2}),
+     {"chat": 3, "phone": 1, "email": 2, "sms": 4, "whatsapp": 4}),
 )
 # name, skills, channels, target seconds, target ratio, max waiting
 _QUEUES: tuple[tuple[str, list[str], list[str], int, float, int], ...] = (

@@ -84,6 +84,7 @@ class ContactPoint(SQLModel, table=True):
     kind: str = Field(max_length=16)
     value: str = Field(max_length=254)
     verified: bool = Field(default=False)
+    opted_out_at: Optional[datetime] = _when()  # the customer texted STOP from this address: send nothing
     created_at: datetime = _created()
 
 
@@ -144,7 +145,10 @@ class Queue(SQLModel, table=True):
     overflow_after_seconds: Optional[int] = Field(default=None)
 
 
-OPEN_CHAT_WHERE = "channel = 'chat' AND status <> 'closed'"
+# Per-customer channels (chat, SMS, WhatsApp): at most one conversation that is not closed per customer
+# and channel. Per-thread and per-call channels (email, voice) carry a thread key instead, unique per channel.
+OPEN_PER_CUSTOMER_WHERE = "thread_key IS NULL AND status <> 'closed'"
+THREAD_WHERE = "thread_key IS NOT NULL"
 
 
 class Conversation(SQLModel, table=True):
@@ -154,17 +158,24 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversations_customer_created", "customer_id", "created_at"),
         Index("ix_conversations_queue_queued", "queue_id", "queued_at"),
-        # At most one chat that is not closed per customer: two hub processes that receive a new visitor's
-        # first messages at once both try to open it, and the second one's insert fails and finds the first.
+        # Two hub processes that receive a new customer's first messages at once both try to open the
+        # conversation; the second one's insert fails and finds the first.
         Index(
-            "uq_conversations_open_chat", "customer_id", unique=True,
-            sqlite_where=text(OPEN_CHAT_WHERE), postgresql_where=text(OPEN_CHAT_WHERE),
+            "uq_conversations_open_per_channel", "customer_id", "channel", unique=True,
+            sqlite_where=text(OPEN_PER_CUSTOMER_WHERE), postgresql_where=text(OPEN_PER_CUSTOMER_WHERE),
+        ),
+        Index(
+            "uq_conversations_thread", "channel", "thread_key", unique=True,
+            sqlite_where=text(THREAD_WHERE), postgresql_where=text(THREAD_WHERE),
         ),
     )
 
     id: Optional[int] = _id()
     customer_id: int = Field(foreign_key="customers.id")
     channel: str = Field(max_length=16)
+    thread_key: Optional[str] = Field(default=None, max_length=200)  # per-thread / per-call channels only
+    customer_address: str = Field(default="", max_length=254)  # the customer's address on the channel
+    our_address: str = Field(default="", max_length=254)  # the shop's address it came to (a number, a mailbox)
     status: str = Field(default="open", max_length=16, index=True)
     queue_id: Optional[int] = Field(default=None, foreign_key="queues.id")
     priority: int = Field(default=0)
@@ -200,6 +211,11 @@ class Message(SQLModel, table=True):
     internal: bool = Field(default=False)  # an internal note, never shown to the customer
     client_msg_id: Optional[str] = Field(default=None, max_length=100)
     provider_id: Optional[str] = Field(default=None, max_length=100)
+    # outbound messages of provider channels: queued / sent / delivered / read / failed / undelivered,
+    # only ever moved forward (contact_center.domain.channels.moves_forward)
+    delivery_status: Optional[str] = Field(default=None, max_length=16)
+    delivery_error_code: Optional[str] = Field(default=None, max_length=20)
+    delivery_error: Optional[str] = Field(default=None, max_length=300)
     created_at: datetime = _created()
 
 
@@ -312,3 +328,21 @@ class AgentStateLog(SQLModel, table=True):
     state: str = Field(max_length=16)
     started_at: datetime = _created()
     ended_at: Optional[datetime] = _when()
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """A provider webhook we have taken in (a Twilio MessageSid, a status callback): a repeat is dropped.
+
+    ``payload`` keeps the form as it arrived (without secrets), for audit and for a status callback that
+    arrived before the message it speaks of had its provider id.
+    """
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("provider", "kind", "key", name="uq_webhook_receipts_key"),)
+
+    id: Optional[int] = _id()
+    provider: str = Field(max_length=16)
+    kind: str = Field(max_length=24)
+    key: str = Field(max_length=160)
+    payload: dict[str, Any] = _json(dict)
+    received_at: datetime = _created()

@@ -26,13 +26,34 @@ from contact_center.domain.routing import (
     queue_position,
     queue_positions,
 )
-from contact_center.ports import AgentPresence, QueueEntry, StateStore
+from contact_center.channels import KNOWN, ChannelRegistry
+from contact_center.domain.channels import (
+    ChannelSpec,
+    ConversationPolicy,
+    DeliveryStatus,
+    UnknownChannel,
+    delivery_status,
+    moves_forward,
+    numbered_choices,
+    pick_choice,
+)
+from contact_center.ports import (
+    AgentPresence,
+    DeliveryReport,
+    InboundEvent,
+    InboundResult,
+    MediaStore,
+    OutboundMessage,
+    QueueEntry,
+    StateStore,
+)
 from crm_store.db import Database
 from crm_store.message_log import MessageLog, SessionMessageLog
 from crm_store.point_reads import CustomerRef, PointReads
-from crm_store.domain.identity import ContactKind, InvalidAddress
+from crm_store.domain.identity import ContactKind, InvalidAddress, normalize_address
 from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
+from crm_store.repositories import receipts as receipts_repo
 from crm_store.repositories import conversations as conv_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import stats as stats_repo
@@ -114,8 +135,17 @@ def message_json(m: Message, sender_name: str = "") -> dict[str, Any]:
         "internal": m.internal,
         "created_at": m.created_at.isoformat() if m.created_at else None,
         "client_msg_id": m.client_msg_id,
+        "delivery_status": getattr(m, "delivery_status", None),
+        "delivery_error": _delivery_error(m),
         **_attachment_fields(getattr(m, "attachments", None)),
     }
+
+
+def _delivery_error(m: Any) -> dict[str, Any] | None:
+    """Why an outbound message failed, in words, when it did."""
+    words = getattr(m, "delivery_error", None)
+    code = getattr(m, "delivery_error_code", None)
+    return {"code": code, "message": words or "the message could not be delivered"} if (words or code) else None
 
 
 def _attachment_fields(attachments: Any) -> dict[str, Any]:
@@ -126,7 +156,27 @@ def _attachment_fields(attachments: Any) -> dict[str, Any]:
             out["buttons"] = a.get("buttons") or []
         elif isinstance(a, dict) and a.get("type") == "handoff":
             out["handoff"] = {"reason": a.get("reason"), "context": a.get("context")}
+        elif isinstance(a, dict) and a.get("type") == "media":
+            out.setdefault("attachments", []).append(
+                {k: a.get(k) for k in ("content_type", "url", "name", "size")}
+            )
     return out
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    """A customer's message on its way in, once checked (the fields of an InboundEvent the store needs)."""
+
+    spec: ChannelSpec
+    text: str
+    client_id: str | None = None
+    provider_id: str | None = None
+    thread_key: str | None = None
+    bot_text: str | None = None
+    queue: str | None = None
+    customer_address: str = ""
+    our_address: str = ""
+    attachments: list[dict[str, Any]] | None = None
 
 
 class BotDown(Exception):
@@ -176,15 +226,15 @@ def handoff_summary(reason: str, context: dict[str, Any]) -> str:
     return " ".join(parts)[:2000]
 
 
-def clean_text(raw: Any) -> str:
+def clean_text(raw: Any, max_text: int = MAX_TEXT, *, allow_empty: bool = False) -> str:
     """A message text: a non-empty string of bounded length (kept as typed, never interpreted)."""
     if not isinstance(raw, str):
         raise HubError("bad_request", "text must be a string")
     text = raw.replace("\x00", "").strip()
-    if not text:
+    if not text and not allow_empty:
         raise HubError("bad_request", "text is empty")
-    if len(text) > MAX_TEXT:
-        raise HubError("bad_request", f"text is longer than {MAX_TEXT} characters")
+    if len(text) > max_text:
+        raise HubError("bad_request", f"text is longer than {max_text} characters")
     return text
 
 
@@ -231,14 +281,30 @@ class HubService:
         wrap_up_seconds: float = 10.0,
         messages: MessageLog | None = None,
         reads: PointReads | None = None,
+        channels: ChannelRegistry | None = None,
+        default_region: str = "US",
+        public_base_url: str = "",
     ) -> None:
         self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
+        if channels is None:
+            channels = ChannelRegistry()
+            for spec in KNOWN:
+                channels.register(spec)
+        self.channels = channels
+        self.default_region = default_region
+        self.media: MediaStore | None = None  # where attachments live (set by the composition root)
+        # ``/media/<key>`` -> the absolute link a provider fetches it from (signed by the composition root)
+        self.media_link: Callable[[str], str] = lambda path: f"{self.public_base_url}{path}"
+        self.public_base_url = public_base_url.rstrip("/")
+        # outbound deliveries run in the background, one conversation's in order
+        self._delivery_locks: dict[int, asyncio.Lock] = {}
+        self._delivery_tasks: set[asyncio.Task[None]] = set()
         self.messages: MessageLog = messages if messages is not None else SessionMessageLog(db)
         self.reads = reads if reads is not None else PointReads(db)  # the visitor lookup of every connect
-        # customer id -> (open chat conversation id, display name): lets a message into an open chat go
+        # (customer id, channel) -> (open conversation id, display name): lets a message into an open one go
         # straight to the message log (one statement or one group-commit batch). The log itself checks
         # the conversation is still open, so a stale entry costs one retry through the full path.
-        self._open_chats: dict[int, tuple[int, str]] = {}
+        self._open_chats: dict[tuple[int, str], tuple[int, str]] = {}
         # conversations some supervisor watches (any node): refreshed from the state store every router
         # tick, and at once on this node when a watch starts here
         self._watched: set[int] = set()
@@ -264,7 +330,7 @@ class HubService:
     # --- set-up --------------------------------------------------------------------------------
 
     async def load_queues(self) -> None:
-        """Read queue rules from SQL; the chat queue is the first one that serves chat."""
+        """Read queue rules from SQL; each channel's default queue is the first one that serves it."""
         async with self.db.session() as s:
             queues = (await s.exec(select(Queue).order_by(col(Queue.id)))).all()
         names = {q.id: q.name for q in queues}
@@ -279,10 +345,15 @@ class HubService:
             for q in queues
         }
         self._queue_ids = {q.name: q.id for q in queues if q.id is not None}
-        chat = [q.name for q in queues if "chat" in (q.channels or [])]
-        self._default_queue = chat[0] if chat else (queues[0].name if queues else "general")
-        if self._default_queue not in self._rules:
-            self._rules[self._default_queue] = QueueRule(name=self._default_queue, skills_required=frozenset())
+        fallback = queues[0].name if queues else "general"
+        defaults: dict[str, str] = {}
+        for spec in self.channels.specs():
+            serving = [q.name for q in queues if spec.name in (q.channels or [])]
+            defaults[spec.name] = serving[0] if serving else fallback
+        self.channels.with_defaults(bot_channels=[c.name for c in self.channels.specs() if c.bot_first], default_queues=defaults)
+        self._default_queue = fallback
+        for name in {*defaults.values(), fallback}:
+            self._rules.setdefault(name, QueueRule(name=name, skills_required=frozenset()))
 
     def queue_names(self) -> list[str]:
         """The names of the queues a conversation can be transferred to."""
@@ -369,7 +440,7 @@ class HubService:
 
     def _entry(self, conv: Conversation, customer: Customer) -> QueueEntry:
         """The queue entry of a waiting conversation."""
-        queue = next((n for n, i in self._queue_ids.items() if i == conv.queue_id), self._default_queue)
+        queue = self._queue_name(conv)
         return QueueEntry(
             conversation_id=conv.id,  # type: ignore[arg-type]
             queue=queue,
@@ -380,28 +451,73 @@ class HubService:
             pinned_agent=None,
         )
 
+    def _queue_name(self, conv: Conversation) -> str:
+        """The name of the queue a conversation is in (its channel's default when it has none)."""
+        found = next((n for n, i in self._queue_ids.items() if i == conv.queue_id), None)
+        if found is not None:
+            return found
+        spec = self.channels.get(conv.channel)
+        return spec.default_queue if spec is not None else self._default_queue
+
+    async def _to_live_customer(self, channel: str, conversation_id: int, event: str, data: dict[str, Any]) -> None:
+        """An event for the customer's widgets, on a live channel only (others have no socket to tell)."""
+        spec = self.channels.get(channel)
+        if spec is not None and self.channels.adapter(spec.name) is None:
+            await self.emitter.emit(event, data, to=room_conv(conversation_id), namespace="/customer")
+
+    def _noun(self, channel: str) -> str:
+        """What a conversation on this channel is called in the contact repository's summaries."""
+        spec = self.channels.get(channel)
+        return spec.noun if spec is not None else "conversation"
+
+    def _kind(self, channel: str) -> str:
+        """The interaction kind the contact repository records for a channel's conversations."""
+        spec = self.channels.get(channel)
+        return spec.interaction_kind if spec is not None else InteractionKind.NOTE.value
+
+    def _spec(self, channel: str) -> ChannelSpec:
+        """A registered channel's spec; an unknown one is the caller's error."""
+        try:
+            return self.channels.spec(channel)
+        except UnknownChannel as exc:
+            raise HubError("bad_request", str(exc)) from None
+
+    def _live_channel(self, channel: str | None) -> ChannelSpec:
+        """The channel of a connected customer (web chat's socket), by name or the first live one."""
+        if channel is not None:
+            return self._spec(channel)
+        live = self.channels.live()
+        if not live:
+            raise HubError("bad_request", "no live channel is registered")
+        return live[0]
+
     # --- customers -----------------------------------------------------------------------------
 
     async def customer_session(
-        self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0
+        self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0, *, channel: str | None = None
     ) -> dict[str, Any]:
-        """Identify a web visitor and return their open conversation and what they missed.
+        """Identify a connected customer (a web visitor) and return their open conversation and what they missed.
 
         A visitor the repository does not know yet gets an empty session (``customer_id`` None) and
         nothing is written: most page views never chat, and a connect must stay a read. The customer
-        and their web contact point are created by :meth:`identify_visitor` at their first message.
+        and their contact point are created by :meth:`identify_visitor` at their first message.
         """
-        customer = await self._known_visitor(visitor_id)
+        spec = self._live_channel(channel)
+        customer = await self._known_visitor(visitor_id, spec)
         if customer is None:
             return {"customer_id": None, "conversation_id": None, "status": None, "agent_name": None, "queue": None, "messages": []}
         if email or (name and not customer.display_name):
-            customer = await self.identify_visitor(visitor_id, name, email)  # record what they just told us
-        return await self._session_payload(customer, last_seq)
+            customer = await self.identify_visitor(visitor_id, name, email, channel=spec.name)  # record what they just told us
+        return await self._session_payload(customer, last_seq, spec)
 
-    async def identify_visitor(self, visitor_id: str, name: str = "", email: str = "") -> Customer:
-        """Find or create the visitor's customer (race-safe), recording a name and an email they gave."""
+    async def identify_visitor(self, visitor_id: str, name: str = "", email: str = "", *, channel: str | None = None) -> Customer:
+        """Find or create the connected customer (race-safe), recording a name and an email they gave.
+
+        The email is linked as an unverified contact point: a later email from that address finds them.
+        """
+        spec = self._live_channel(channel)
         async with self.db.transaction() as s:
-            res = await customers_repo.resolve_identity(s, ContactKind.WEB, visitor_id, display_name=name[:200])
+            res = await customers_repo.resolve_identity(s, spec.contact_kind, visitor_id, display_name=name[:200])
             customer = res.customer
             assert customer.id is not None
             if name and not customer.display_name:
@@ -411,18 +527,18 @@ class HubService:
                 try:
                     await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
                 except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
-                    log.info("chat email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
+                    log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
         return customer
 
-    async def _known_visitor(self, visitor_id: str) -> CustomerRef | None:
+    async def _known_visitor(self, visitor_id: str, spec: ChannelSpec) -> CustomerRef | None:
         """A returning visitor found with one point read (no session, no write lock): every connect asks."""
-        return await self.reads.customer_by_contact(ContactKind.WEB, visitor_id)
+        return await self.reads.customer_by_contact(ContactKind(spec.contact_kind), visitor_id)
 
-    async def _session_payload(self, customer: Customer | CustomerRef, last_seq: int) -> dict[str, Any]:
-        """The ``session`` event: the customer, their open chat and what they missed."""
+    async def _session_payload(self, customer: Customer | CustomerRef, last_seq: int, spec: ChannelSpec) -> dict[str, Any]:
+        """The ``session`` event: the customer, their open conversation on the channel and what they missed."""
         assert customer.id is not None
         async with self.db.session() as s:
-            conv = await conv_repo.find_open_conversation(s, customer.id, "chat")
+            conv = await conv_repo.find_open_conversation(s, customer.id, spec.name)
         data: dict[str, Any] = {
             "customer_id": customer.id,
             "conversation_id": conv.id if conv else None,
@@ -432,10 +548,10 @@ class HubService:
             "messages": [],
         }
         if conv is None:
-            self._open_chats.pop(customer.id, None)
+            self._open_chats.pop((customer.id, spec.name), None)
         else:
             assert conv.id is not None
-            self._remember_open_chat(customer.id, conv.id, customer.display_name or "Customer")
+            self._remember_open(customer.id, spec.name, conv.id, customer.display_name or "Customer")
             data["messages"] = await self.history(conv.id, last_seq, for_customer=True)
             data["agent_name"] = await self._agent_name(conv.assigned_agent_id)
             data["queue"] = await self.queue_info(conv.id) if conv.status == "queued" else None
@@ -446,13 +562,21 @@ class HubService:
         presences = await self.store.all_presence()
         contacts = waiting_contacts(await self.store.waiting(), presences)
         pos = queue_position(contacts, conversation_id, self.clock())
-        channel = next((c.channel for c in contacts if c.conversation_id == conversation_id), "chat")
-        return None if pos is None else queue_update(conversation_id, pos, serving_agents(presences), channel)
+        if pos is None:
+            return None
+        channel = next(c.channel for c in contacts if c.conversation_id == conversation_id)
+        return queue_update(conversation_id, pos, serving_agents(presences), self._concurrency(channel))
 
-    async def customer_session_for(self, customer_id: int) -> int | None:
-        """The id of the customer's open chat conversation, if any."""
+    def _concurrency(self, channel: str) -> float:
+        """How many conversations of a channel an agent works at once (for wait estimates)."""
+        spec = self.channels.get(channel)
+        return spec.concurrency if spec is not None else 1.0
+
+    async def customer_session_for(self, customer_id: int, *, channel: str | None = None) -> int | None:
+        """The id of the customer's open conversation on a live channel, if any."""
+        spec = self._live_channel(channel)
         async with self.db.session() as s:
-            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+            conv = await conv_repo.find_open_conversation(s, customer_id, spec.name)
         return conv.id if conv else None
 
     async def history(self, conversation_id: int, after_seq: int, *, for_customer: bool) -> list[dict[str, Any]]:
@@ -478,103 +602,192 @@ class HubService:
             agent = await s.get(Agent, agent_id)
         return agent.display_name if agent else None
 
-    def _lock_for(self, customer_id: int) -> asyncio.Lock:
-        """One lock per customer so two first messages do not open two conversations (per process)."""
-        lock = self._customer_locks.get(customer_id)
+    def _lock_for(self, customer_id: int, channel: str) -> asyncio.Lock:
+        """One lock per customer and channel so two first messages do not open two conversations (per process)."""
+        key = (customer_id, channel)
+        lock = self._customer_locks.get(key)
         if lock is None:
-            lock = self._customer_locks[customer_id] = asyncio.Lock()
+            lock = self._customer_locks[key] = asyncio.Lock()
         return lock
 
     async def customer_message(
-        self, customer_id: int, raw_client_id: Any, raw_text: Any, *, origin_sid: str | None = None, raw_payload: Any = None
+        self, customer_id: int, raw_client_id: Any, raw_text: Any, *, origin_sid: str | None = None, raw_payload: Any = None,
+        channel: str | None = None,
     ) -> dict[str, Any]:
-        """Store a customer's chat message (opening a conversation if needed), queue it, publish it.
+        """Store a connected customer's message (opening a conversation if needed), queue it, publish it.
 
+        The live channels' entry (web chat): the customer is already identified by their socket.
         ``origin_sid``: the customer socket it came from, which gets the stored message in its
         acknowledgement and so is left out of the echo to the customer's other tabs.
         """
-        text, cid = clean_text(raw_text), client_id(raw_client_id)
+        spec = self._live_channel(channel)
+        text, cid = clean_text(raw_text, spec.max_text), client_id(raw_client_id)
         bot_text = bot_payload(raw_payload) or text  # a clicked button sends its payload to the bot
-        known = self._open_chats.get(customer_id)
+        known = self._open_chats.get((customer_id, spec.name))
         if known is not None:
             conv_id, name = known
             logged = await self.messages.append(conv_id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
             if logged is not None:
                 payload = message_json(logged.message, name)
                 if logged.created:
-                    await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
+                    await self._publish(conv_id, logged.assigned_agent_id, payload, to_customer=spec, skip_sid=origin_sid)
                     if logged.status == "bot":
                         self._start_bot_turn(conv_id, customer_id, bot_text)
                 return {"message": payload, "conversation_id": conv_id, "created": logged.created}
-            self._open_chats.pop(customer_id, None)  # closed meanwhile: open a new conversation below
-        async with self._lock_for(customer_id):
+            self._open_chats.pop((customer_id, spec.name), None)  # closed meanwhile: open a new conversation below
+        inbound = _Inbound(spec=spec, text=text, client_id=cid, bot_text=bot_text)
+        conv, payload, created = await self._ingest(customer_id, inbound, origin_sid=origin_sid)
+        return {"message": payload, "conversation_id": conv.id, "created": created}
+
+    async def receive_inbound(self, event: InboundEvent) -> InboundResult:
+        """What a channel adapter received (an SMS, a WhatsApp message, ...): stored once, then bot or router.
+
+        The customer is found (or created) by their address on the channel; the same E.164 number on
+        the phone, SMS and WhatsApp is one customer. A repeat of the same provider id stores nothing
+        and sends nothing. The bot turn and routing run after this returns.
+        """
+        spec = self._spec(event.channel)
+        text = clean_text(event.text, spec.max_text, allow_empty=bool(event.attachments))
+        cid = client_id(event.client_id) if event.client_id is not None else None
+        try:
+            async with self.db.transaction() as s:
+                res = await customers_repo.resolve_identity(
+                    s, spec.contact_kind, event.customer_address, display_name=event.display_name[:200],
+                    default_region=self.default_region, verified=True,
+                )
+                if event.display_name and not res.customer.display_name:
+                    res.customer.display_name = event.display_name.strip()[:200]
+                    s.add(res.customer)
+                customer_id, address = res.customer.id, res.contact_point.value
+        except InvalidAddress as exc:
+            raise HubError("bad_request", str(exc)) from None
+        assert customer_id is not None
+        inbound = _Inbound(
+            spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
+            bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
+            attachments=[{"type": "media", "content_type": a.content_type, "url": a.url, "name": a.name, "size": a.size}
+                         for a in event.attachments],
+        )
+        conv, payload, created = await self._ingest(customer_id, inbound)
+        assert conv.id is not None
+        return InboundResult(customer_id=customer_id, conversation_id=conv.id, message=payload, created=created)
+
+    async def _ingest(
+        self, customer_id: int, inbound: "_Inbound", *, origin_sid: str | None = None
+    ) -> tuple[Conversation, dict[str, Any], bool]:
+        """The full path of a customer's message: find or open the conversation, store, publish, bot or queue."""
+        spec = inbound.spec
+        async with self._lock_for(customer_id, spec.name):
             for attempt in range(3):
                 try:
-                    conv, msg, created, new_conv, customer = await self._store_customer_message(customer_id, cid, text)
+                    conv, msg, created, new_conv, customer = await self._store_inbound(customer_id, inbound)
                     break
                 except IntegrityError:
                     if attempt == 2:
                         raise
         assert conv.id is not None
         name = customer.display_name or "Customer"
-        self._remember_open_chat(customer_id, conv.id, name)
+        if inbound.thread_key is None:
+            self._remember_open(customer_id, spec.name, conv.id, name)
         payload = message_json(msg, name)
         if created:
-            await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=True, skip_sid=origin_sid)
+            await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=spec, skip_sid=origin_sid)
             if conv.status == "bot":
+                bot_text = inbound.bot_text or inbound.text
+                if spec.buttons_as_text:
+                    bot_text = await self._chosen_payload(conv.id, msg.seq, inbound.text) or bot_text
                 self._start_bot_turn(conv.id, customer_id, bot_text)
         if new_conv and conv.status == "queued":
             await self.store.enqueue(self._entry(conv, customer))
             self.kick()
-        return {"message": payload, "conversation_id": conv.id, "created": created}
+        return conv, payload, created
 
-    def _remember_open_chat(self, customer_id: int, conversation_id: int, name: str) -> None:
-        """Cache the customer's open chat for the fast path (bounded: the oldest entries go first)."""
+    async def _chosen_payload(self, conversation_id: int, seq: int, text: str) -> str | None:
+        """A bare number answering the bot's last numbered choices: that button's payload."""
+        async with self.db.session() as s:
+            recent = await conv_repo.messages_after(s, conversation_id, max(0, seq - 6), include_internal=False)
+        for m in reversed([m for m in recent if m.seq < seq]):
+            if m.sender_kind == "customer":
+                return None  # the customer already answered the last choices
+            buttons = next((a.get("buttons") for a in m.attachments or () if isinstance(a, dict) and a.get("type") == "buttons"), None)
+            if m.sender_kind == "bot" and buttons:
+                choice = pick_choice(text, len(buttons))
+                return None if choice is None else str(buttons[choice].get("payload") or buttons[choice].get("title") or "")
+        return None
+
+    def _remember_open(self, customer_id: int, channel: str, conversation_id: int, name: str) -> None:
+        """Cache the customer's open conversation for the fast path (bounded: the oldest entries go first)."""
         if len(self._open_chats) >= 50_000:
             for key in list(self._open_chats)[:5_000]:
                 del self._open_chats[key]
-        self._open_chats[customer_id] = (conversation_id, name)
+        self._open_chats[(customer_id, channel)] = (conversation_id, name)
 
     async def _publish(
-        self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: bool, skip_sid: str | None = None
+        self, conversation_id: int, agent_id: int | None, payload: dict[str, Any], *, to_customer: ChannelSpec | None,
+        skip_sid: str | None = None,
     ) -> None:
-        """Send a stored message to the customer's room (unless internal), the assigned agent and watchers.
+        """Send a stored message to the assigned agent, watchers, and the customer (unless internal).
 
-        One batch: across hub processes the rooms are reached by one pub/sub message.
+        ``to_customer`` is the conversation's channel, or None for what only agents see. A live channel
+        (web chat) gets it in the customer's room, in the same batch: across hub processes the rooms are
+        reached by one pub/sub message. Any other channel's adapter delivers what the shop sends (not
+        the customer's own messages), in the background, and reports its delivery status.
         """
         items: list[dict[str, Any]] = []
-        if to_customer:
+        live = to_customer is not None and self.channels.adapter(to_customer.name) is None
+        if live:
             items.append({"event": "message", "data": payload, "to": room_conv(conversation_id), "namespace": "/customer", "skip_sid": skip_sid})
         if agent_id is not None:
             items.append({"event": "message", "data": payload, "to": room_agent(agent_id), "namespace": "/agent"})
         if conversation_id in self._watched:
             items.append({"event": "message", "data": payload, "to": room_monitor(conversation_id), "namespace": "/supervisor"})
         await self.emitter.emit_many(items)
+        if to_customer is not None and not live and payload.get("sender_kind") != "customer" and not payload.get("internal"):
+            self._deliver_later(conversation_id, int(payload["seq"]))
 
-    async def _store_customer_message(
-        self, customer_id: int, cid: str, text: str
+    async def _store_inbound(
+        self, customer_id: int, inbound: "_Inbound"
     ) -> tuple[Conversation, Message, bool, bool, Customer]:
-        """The SQL part of a customer message, in one transaction."""
+        """The SQL part of a customer message, in one transaction: the conversation by the channel's policy."""
+        spec = inbound.spec
+        queue = inbound.queue if inbound.queue in self._rules else spec.default_queue
         async with self.db.transaction() as s:
             customer = await customers_repo.get_customer(s, customer_id)
-            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
-            new_conv = conv is None
+            reopened = False
+            if spec.policy is ConversationPolicy.PER_CUSTOMER or inbound.thread_key is None:
+                conv = await conv_repo.find_open_conversation(s, customer_id, spec.name)
+            else:
+                conv = await conv_repo.find_thread(s, spec.name, inbound.thread_key)
+                if conv is not None and conv.status == "closed":  # a new message in a finished thread reopens it
+                    conv.status, conv.closed_at, conv.disposition, conv.assigned_agent_id = "queued", None, None, None
+                    conv.queued_at, reopened = utcnow(), True
+                    s.add(conv)
+            new_conv = conv is None or reopened
             if conv is None:
                 conv = await conv_repo.open_conversation(
-                    s, customer_id, "chat", subject=text[:120], queue_id=self._queue_ids.get(self._default_queue)
+                    s, customer_id, spec.name, subject=inbound.text[:120], queue_id=self._queue_ids.get(queue),
+                    thread_key=inbound.thread_key if spec.policy is not ConversationPolicy.PER_CUSTOMER else None,
+                    customer_address=inbound.customer_address, our_address=inbound.our_address,
                 )
-                if self.bot is not None and self.bot_ready:
+                if spec.bot_first and self.bot is not None and self.bot_ready:
                     conv.status = "bot"  # the bot answers first; queued_at is set when it hands over
                 else:
                     conv.status, conv.queued_at = "queued", utcnow()
                 s.add(conv)
                 await record_interaction(
-                    s, customer_id, InteractionKind.CHAT, "chat", f"Chat started: {text[:200]}",
-                    {"queue": self._default_queue, "with": "bot" if conv.status == "bot" else "queue"}, conversation_id=conv.id,
+                    s, customer_id, spec.interaction_kind, spec.name, f"{spec.label} started: {inbound.text[:200]}",
+                    {"queue": queue, "with": "bot" if conv.status == "bot" else "queue"}, conversation_id=conv.id,
                 )
+            elif inbound.our_address and conv.our_address != inbound.our_address:
+                conv.our_address = inbound.our_address  # replies go from the number the customer last wrote to
+                s.add(conv)
             assert conv.id is not None
-            appended = await conv_repo.append_message(s, conv.id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
+            appended = await conv_repo.append_message(
+                s, conv.id, "customer", inbound.text, sender_id=str(customer_id), client_msg_id=inbound.client_id,
+                provider_id=inbound.provider_id, attachments=inbound.attachments or None,
+            )
         return conv, appended.message, appended.created, new_conv, customer
+
 
     # --- the bot -------------------------------------------------------------------------------
 
@@ -636,8 +849,13 @@ class HubService:
         """Store a bot message (with its buttons) and send it to the customer (and any watcher)."""
         attachments = [{"type": "buttons", "buttons": list(buttons)}] if buttons else []
         async with self.db.transaction() as s:
-            appended = await conv_repo.append_message(s, conversation_id, "bot", text or "", sender_id="bot", attachments=attachments)
-        await self._publish(conversation_id, None, message_json(appended.message, "Assistant"), to_customer=True)
+            conv = await s.get(Conversation, conversation_id)
+            spec = self.channels.get(conv.channel) if conv is not None else None
+            appended = await conv_repo.append_message(
+                s, conversation_id, "bot", text or "", sender_id="bot", attachments=attachments,
+                delivery_status=self._initial_status(spec),
+            )
+        await self._publish(conversation_id, None, message_json(appended.message, "Assistant"), to_customer=spec)
 
     async def hand_over(self, conversation_id: int, reason: str, context: dict[str, Any]) -> bool:
         """The bot passes the chat to a person: queued for an agent with what the bot knew.
@@ -661,7 +879,7 @@ class HubService:
                 attachments=[{"type": "handoff", "reason": reason, "context": _jsonable(context)}],
             )
             await record_interaction(
-                s, conv.customer_id, InteractionKind.CHAT, conv.channel, f"Bot handed over to an agent ({reason})",
+                s, conv.customer_id, self._kind(conv.channel), conv.channel, f"Bot handed over to an agent ({reason})",
                 {"event": "handoff", "reason": reason, "intent": context.get("intent"), "slots": _jsonable(context.get("slots") or {}),
                  "draft": _jsonable(context.get("draft"))}, conversation_id=conversation_id,
             )
@@ -681,7 +899,7 @@ class HubService:
             row.status, row.assigned_agent_id, row.updated_at = "bot", None, utcnow()
             s.add(row)
             await record_interaction(
-                s, row.customer_id, InteractionKind.CHAT, row.channel, f"{agent.display_name} handed the chat back to the bot",
+                s, row.customer_id, self._kind(row.channel), row.channel, f"{agent.display_name} handed the {self._noun(row.channel)} back to the bot",
                 {"event": "to_bot"}, agent_id=agent.id, conversation_id=conv.id,
             )
         holder = await self.store.release(conv.id, self.clock())
@@ -702,10 +920,11 @@ class HubService:
                 self.bot_ready = ready
             await asyncio.sleep(interval)
 
-    async def customer_typing(self, customer_id: int, typing: bool) -> None:
-        """Tell the agent on the customer's open chat that they are typing."""
+    async def customer_typing(self, customer_id: int, typing: bool, *, channel: str | None = None) -> None:
+        """Tell the agent on the customer's open conversation (a live channel) that they are typing."""
+        spec = self._live_channel(channel)
         async with self.db.session() as s:
-            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+            conv = await conv_repo.find_open_conversation(s, customer_id, spec.name)
         if conv is not None and conv.assigned_agent_id is not None:
             await self.emitter.emit(
                 "typing", {"conversation_id": conv.id, "typing": bool(typing)}, to=room_agent(conv.assigned_agent_id), namespace="/agent"
@@ -735,6 +954,7 @@ class HubService:
             "status": presence.status,
             "conversations": conversations,
             "offers": offers,
+            "channels": self.channels.describe(),
         }
 
     async def agent_conversations(self, agent_id: int) -> list[dict[str, Any]]:
@@ -748,20 +968,36 @@ class HubService:
                     .order_by(col(Conversation.id))
                 )
             ).all()
-        return [self._conv_json(c, cu) for c, cu in rows]
+            points = await self._address_points(s, [c for c, _ in rows])
+        return [self._conv_json(c, cu, points.get(c.id or 0)) for c, cu in rows]
 
-    @staticmethod
-    def _conv_json(conv: Conversation, customer: Customer) -> dict[str, Any]:
+    async def _address_points(self, s: Any, convs: Sequence[Conversation]) -> dict[int, Any]:
+        """Conversation id -> the contact point of the customer's address on it (verified? opted out?)."""
+        out: dict[int, Any] = {}
+        for conv in convs:
+            spec = self.channels.get(conv.channel)
+            if spec is not None and conv.customer_address and conv.id is not None:
+                out[conv.id] = await customers_repo.find_contact_point(s, spec.contact_kind, conv.customer_address)
+        return out
+
+    def _conv_json(self, conv: Conversation, customer: Customer, point: Any = None) -> dict[str, Any]:
         """A conversation summary for the console."""
+        spec = self.channels.get(conv.channel)
         return {
             "id": conv.id,
             "customer_id": customer.id,
             "customer_name": customer.display_name or f"Visitor {customer.id}",
             "channel": conv.channel,
+            "channel_label": spec.label if spec is not None else conv.channel,
             "status": conv.status,
             "subject": conv.subject,
             "last_seq": conv.last_seq,
             "queue_id": conv.queue_id,
+            "queue": self._queue_name(conv),
+            "customer_address": conv.customer_address or None,
+            "address_verified": bool(point.verified) if point is not None else None,
+            "opted_out": bool(point is not None and point.opted_out_at is not None),
+            "last_message_at": conv.updated_at.isoformat() if conv.updated_at else None,
         }
 
     async def set_status(self, agent: AgentRef, status: Any) -> str:
@@ -827,7 +1063,7 @@ class HubService:
                 {"event": "whisper"}, agent_id=actor.id, conversation_id=conv.id,
             )
         payload = message_json(appended.message, actor.display_name)
-        await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=False)
+        await self._publish(conv.id, conv.assigned_agent_id, payload, to_customer=None)
         return payload
 
     async def monitor(self, actor: AgentRef, conversation_id: Any, watcher: str) -> dict[str, Any]:
@@ -842,7 +1078,7 @@ class HubService:
             if conv is None:
                 raise HubError("not_found", "conversation not found")
             await record_interaction(
-                s, conv.customer_id, InteractionKind.NOTE, conv.channel, f"{actor.display_name} watched the chat",
+                s, conv.customer_id, InteractionKind.NOTE, conv.channel, f"{actor.display_name} watched the {self._noun(conv.channel)}",
                 {"event": "monitor"}, agent_id=actor.id, conversation_id=cid,
             )
         await self.store.add_watcher(cid, watcher)
@@ -855,25 +1091,27 @@ class HubService:
 
     # --- customers leaving -----------------------------------------------------------------------
 
-    async def customer_left(self, customer_id: int) -> bool:
+    async def customer_left(self, customer_id: int, *, channel: str | None = None) -> bool:
         """The customer's last widget went away and did not come back in time: a waiting chat is abandoned.
 
-        Only a chat still waiting in a queue (never answered) is abandoned; one with an agent stays open
-        for the agent to close. Returns whether a chat was abandoned.
+        Only a conversation still waiting in a queue (never answered) is abandoned; one with an agent
+        stays open for the agent to close. Only live channels (the customer is connected while they
+        wait) abandon by absence. Returns whether a conversation was abandoned.
         """
+        spec = self._live_channel(channel)
         async with self.db.transaction() as s:
-            conv = await conv_repo.find_open_conversation(s, customer_id, "chat")
+            conv = await conv_repo.find_open_conversation(s, customer_id, spec.name)
             if conv is None or conv.status != "queued" or conv.assigned_at is not None:
                 return False
             now = utcnow()
             conv.status, conv.disposition, conv.abandoned_at, conv.closed_at, conv.updated_at = "closed", "abandoned", now, now, now
             s.add(conv)
             await record_interaction(
-                s, customer_id, InteractionKind.CHAT, conv.channel, "Left the chat while waiting (abandoned)",
+                s, customer_id, self._kind(conv.channel), conv.channel, f"Left the {spec.noun} while waiting (abandoned)",
                 {"event": "abandoned"}, conversation_id=conv.id,
             )
         assert conv.id is not None
-        self._open_chats.pop(customer_id, None)
+        self._open_chats.pop((customer_id, spec.name), None)
         self._last_queue_info.pop(conv.id, None)
         offered_to = await self.store.release(conv.id, self.clock())
         if offered_to is not None:
@@ -897,12 +1135,14 @@ class HubService:
             s.add(conv)
             customer = await customers_repo.get_customer(s, conv.customer_id)
             await record_interaction(
-                s, conv.customer_id, InteractionKind.CHAT, conv.channel, f"{agent.display_name} joined the chat",
+                s, conv.customer_id, self._kind(conv.channel), conv.channel, f"{agent.display_name} joined the {self._noun(conv.channel)}",
                 {"event": "accepted"}, agent_id=agent.id, conversation_id=cid,
             )
         self._last_queue_info.pop(cid, None)
-        await self.emitter.emit("agent_joined", {"conversation_id": cid, "agent_name": agent.display_name}, to=room_conv(cid), namespace="/customer")
-        return {**self._conv_json(conv, customer), "messages": await self.history(cid, 0, for_customer=False)}
+        await self._to_live_customer(conv.channel, cid, "agent_joined", {"conversation_id": cid, "agent_name": agent.display_name})
+        async with self.db.session() as s:
+            points = await self._address_points(s, [conv])
+        return {**self._conv_json(conv, customer, points.get(cid)), "messages": await self.history(cid, 0, for_customer=False)}
 
     async def decline(self, agent: AgentRef, conversation_id: Any) -> None:
         """Decline an offer: the conversation goes back to the queue, keeping its place."""
@@ -924,39 +1164,227 @@ class HubService:
             raise HubError("forbidden", "this conversation is not assigned to you")
         return conv
 
-    async def reply(self, agent: AgentRef, conversation_id: Any, raw_client_id: Any, raw_text: Any, *, internal: bool = False) -> dict[str, Any]:
-        """Store an agent's reply (or internal note) and publish it; a resend returns the first copy."""
-        text = clean_text(raw_text)
-        cid = client_id(raw_client_id) if raw_client_id is not None else None
+    async def reply(
+        self, agent: AgentRef, conversation_id: Any, raw_client_id: Any, raw_text: Any, *, internal: bool = False,
+        raw_media: Any = None,
+    ) -> dict[str, Any]:
+        """Store an agent's reply (or internal note) and publish it; a resend returns the first copy.
+
+        On a channel with an adapter (SMS, WhatsApp) the reply is refused before it is stored when the
+        channel cannot carry it: the customer opted out, or the channel's reply window has closed. It is
+        then delivered in the background; its delivery status follows in ``message_status`` events.
+        """
         conv = await self._assigned(agent, conversation_id)
         assert conv.id is not None
-        if not internal:  # a reply: one append through the message log
+        spec = self.channels.get(conv.channel)
+        media = await self._media_attachments(raw_media)
+        text = clean_text(raw_text, spec.max_text if spec else MAX_TEXT, allow_empty=bool(media) and not internal)
+        cid = client_id(raw_client_id) if raw_client_id is not None else None
+        if not internal and spec is not None and self.channels.adapter(spec.name) is None and not media:
+            # a live channel: one append through the message log
             logged = await self.messages.append(conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid)
             if logged is None:
                 raise HubError("conflict", "this conversation is closed")
             payload = message_json(logged.message, agent.display_name)
             if logged.created:
-                await self._publish(conv.id, logged.assigned_agent_id or agent.id, payload, to_customer=True)
+                await self._publish(conv.id, logged.assigned_agent_id or agent.id, payload, to_customer=spec)
             return payload
+        if not internal:
+            await self._check_can_send(conv, spec)
         async with self.db.transaction() as s:  # a note also goes on the customer's timeline, atomically
             appended = await conv_repo.append_message(
-                s, conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid, internal=True
+                s, conv.id, "agent", text, sender_id=str(agent.id), client_msg_id=cid, internal=internal,
+                attachments=media or None, delivery_status=None if internal else self._initial_status(spec),
             )
-            if appended.created:
+            if appended.created and internal:
                 await record_interaction(
                     s, conv.customer_id, InteractionKind.NOTE, conv.channel, text[:300], {}, agent_id=agent.id, conversation_id=conv.id
                 )
         payload = message_json(appended.message, agent.display_name)
         if appended.created:
-            await self._publish(conv.id, conv.assigned_agent_id or agent.id, payload, to_customer=False)
+            await self._publish(conv.id, conv.assigned_agent_id or agent.id, payload, to_customer=None if internal else spec)
         return payload
+
+    async def _media_attachments(self, raw: Any) -> list[dict[str, Any]]:
+        """The files an agent attaches to a reply: keys of uploads in the media store (at most 5)."""
+        if raw is None or raw == []:
+            return []
+        if not isinstance(raw, list) or len(raw) > 5 or not all(isinstance(k, str) and 0 < len(k) <= 100 for k in raw):
+            raise HubError("bad_request", "media must be a list of at most 5 upload keys")
+        if self.media is None:
+            raise HubError("bad_request", "this hub keeps no media")
+        out: list[dict[str, Any]] = []
+        for key in raw:
+            found = await self.media.get(key)
+            if found is None:
+                raise HubError("not_found", f"no upload with the key {key}")
+            stored = found[0]
+            out.append({"type": "media", "content_type": stored.content_type, "url": f"/media/{stored.key}", "name": stored.name, "size": stored.size})
+        return out
+
+    # --- delivery on channels with an adapter ------------------------------------------------------
+
+    def _initial_status(self, spec: ChannelSpec | None) -> str | None:
+        """The delivery status an outbound message starts with: ``queued`` where an adapter delivers it."""
+        if spec is None or self.channels.adapter(spec.name) is None:
+            return None
+        return DeliveryStatus.QUEUED.value
+
+    async def _check_can_send(self, conv: Conversation, spec: ChannelSpec | None) -> None:
+        """Refuse, with the reason in words, a reply the channel would not carry."""
+        if spec is None:
+            raise HubError("bad_request", f"no channel named {conv.channel!r}")
+        async with self.db.session() as s:
+            point = await customers_repo.find_contact_point(s, spec.contact_kind, conv.customer_address) if conv.customer_address else None
+            last = await conv_repo.last_customer_message_at(s, conv.id) if spec.reply_window_seconds else None
+        if point is not None and point.opted_out_at is not None:
+            raise HubError(
+                "opted_out",
+                f"The customer replied STOP on {spec.label}: nothing can be sent to {conv.customer_address} until they text START.",
+            )
+        if spec.reply_window_seconds and (last is None or self.clock() - last.timestamp() > spec.reply_window_seconds):
+            hours = spec.reply_window_seconds // 3600
+            raise HubError(
+                "outside_window",
+                f"{spec.label} allows free-form replies only within {hours} hours of the customer's last message; "
+                "message templates are not supported yet.",
+            )
+
+    def _deliver_later(self, conversation_id: int, seq: int) -> None:
+        """Hand a stored outbound message to its channel's adapter in the background."""
+        task = asyncio.get_running_loop().create_task(self._deliver(conversation_id, seq))
+        self._delivery_tasks.add(task)
+        task.add_done_callback(self._delivery_tasks.discard)
+
+    async def _deliver(self, conversation_id: int, seq: int) -> None:
+        """Deliver one outbound message (a conversation's messages go out in order) and record the outcome."""
+        lock = self._delivery_locks.setdefault(conversation_id, asyncio.Lock())
+        try:
+            async with lock:
+                report = await self._deliver_one(conversation_id, seq)
+                if report is not None:
+                    await self._record_delivery(conversation_id, seq, report)
+        except Exception:  # noqa: BLE001 - logged; the message is stored and stays "queued" for the agent to see
+            log.exception("delivery failed", extra={"conversation_id": conversation_id, "seq": seq})
+        finally:
+            if not lock.locked() and self._delivery_locks.get(conversation_id) is lock:
+                del self._delivery_locks[conversation_id]
+
+    async def _deliver_one(self, conversation_id: int, seq: int) -> DeliveryReport | None:
+        """Ask the adapter to send the message; a refusal we know before sending is a ``failed`` report."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
+            point = (
+                await customers_repo.find_contact_point(s, self.channels.spec(conv.channel).contact_kind, conv.customer_address)
+                if conv is not None and conv.customer_address else None
+            )
+        msg = msgs[0] if msgs and msgs[0].seq == seq else None
+        if conv is None or msg is None or msg.delivery_status not in (None, DeliveryStatus.QUEUED.value):
+            return None
+        spec = self.channels.spec(conv.channel)
+        adapter = self.channels.adapter(spec.name)
+        if adapter is None:
+            return None
+        if point is not None and point.opted_out_at is not None:
+            return DeliveryReport("failed", error_code="opted_out", error_message="the customer replied STOP; nothing is sent to them")
+        buttons = next((a.get("buttons") for a in msg.attachments or () if isinstance(a, dict) and a.get("type") == "buttons"), None) or []
+        text = numbered_choices(msg.body, [str(b.get("title", "")) for b in buttons]) if spec.buttons_as_text else msg.body
+        media = tuple(
+            self.media_link(a["url"]) for a in msg.attachments or ()
+            if isinstance(a, dict) and a.get("type") == "media" and isinstance(a.get("url"), str)
+        )
+        return await adapter.deliver(OutboundMessage(
+            conversation_id=conversation_id, seq=seq, channel=spec.name, to_address=conv.customer_address,
+            from_address=conv.our_address, text=text, media=media,
+            buttons=() if spec.buttons_as_text else tuple(buttons),
+        ))
+
+    async def _record_delivery(self, conversation_id: int, seq: int, report: DeliveryReport) -> None:
+        """Store what the adapter said (its id for the status callbacks, a failure's reason), then any status that came first."""
+        async with self.db.transaction() as s:
+            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
+            if not msgs or msgs[0].seq != seq:
+                return
+            msg = msgs[0]
+            if report.provider_id and not msg.provider_id:
+                msg.provider_id = report.provider_id[:100]
+            status = delivery_status(report.status)
+            if status is not None and moves_forward(msg.delivery_status, status):
+                msg.delivery_status = status.value
+                if report.error_code or report.error_message:
+                    msg.delivery_error_code = (report.error_code or "")[:20] or None
+                    msg.delivery_error = (report.error_message or "")[:300] or None
+            s.add(msg)
+            early = await receipts_repo.statuses_for(s, msg.provider_id) if msg.provider_id else []
+        for status_word, code, words in early:  # status callbacks that arrived before we knew the id
+            await self.delivery_update("", msg.provider_id or "", status_word, code, words, _emit=False)
+        await self._emit_status(conversation_id, msg.provider_id, seq)
+
+    async def delivery_update(
+        self, channel: str, provider_id: str, status: str, error_code: str | None = None, error_message: str | None = None,
+        *, _emit: bool = True,
+    ) -> bool:
+        """A provider's status callback: the message's status moves forward only (a late "sent" never
+        overwrites "delivered"); True if it moved. Unknown ids are kept by the adapter's receipt and applied
+        once the send's answer has stored the id."""
+        new = delivery_status(status)
+        if new is None or not provider_id:
+            return False
+        async with self.db.transaction() as s:
+            msg = await conv_repo.message_by_provider_id(s, provider_id)
+            if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
+                return False
+            msg.delivery_status = new.value
+            if error_code or error_message:
+                msg.delivery_error_code = (error_code or "")[:20] or None
+                msg.delivery_error = (error_message or "")[:300] or None
+            s.add(msg)
+            conversation_id, seq = msg.conversation_id, msg.seq
+        if _emit:
+            await self._emit_status(conversation_id, provider_id, seq)
+        return True
+
+    async def _emit_status(self, conversation_id: int, provider_id: str | None, seq: int) -> None:
+        """Tell the conversation's agent (and watchers) a message's delivery status."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
+        if conv is None or not msgs:
+            return
+        m = msgs[0]
+        data = {"conversation_id": conversation_id, "seq": seq, "delivery_status": m.delivery_status, "delivery_error": _delivery_error(m)}
+        items: list[dict[str, Any]] = []
+        if conv.assigned_agent_id is not None:
+            items.append({"event": "message_status", "data": data, "to": room_agent(conv.assigned_agent_id), "namespace": "/agent"})
+        if conversation_id in self._watched:
+            items.append({"event": "message_status", "data": data, "to": room_monitor(conversation_id), "namespace": "/supervisor"})
+        await self.emitter.emit_many(items)
+
+    async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
+        """The customer texted STOP (nothing more is sent to that address on that channel) or START."""
+        spec = self._spec(channel)
+        try:
+            address = normalize_address(ContactKind(spec.contact_kind), customer_address, self.default_region)
+        except (InvalidAddress, ValueError) as exc:
+            raise HubError("bad_request", str(exc)) from None
+        async with self.db.transaction() as s:
+            res = await customers_repo.resolve_identity(s, spec.contact_kind, address, default_region=self.default_region, verified=True)
+            point = res.contact_point
+            point.opted_out_at = utcnow() if opted_out else None
+            s.add(point)
+            await record_interaction(
+                s, res.customer.id, spec.interaction_kind, spec.name,  # type: ignore[arg-type]
+                f"{'Opted out of' if opted_out else 'Opted back in to'} {spec.label} messages from {address}",
+                {"event": "opt_out" if opted_out else "opt_in", "address": address},
+            )
+        log.info("opt-out recorded", extra={"channel": channel, "opted_out": opted_out})
 
     async def agent_typing(self, agent: AgentRef, conversation_id: Any, typing: bool) -> None:
         """Tell the customer the agent is typing."""
         conv = await self._assigned(agent, conversation_id)
-        await self.emitter.emit(
-            "typing", {"typing": bool(typing), "agent_name": agent.display_name}, to=room_conv(conv.id), namespace="/customer"  # type: ignore[arg-type]
-        )
+        assert conv.id is not None
+        await self._to_live_customer(conv.channel, conv.id, "typing", {"typing": bool(typing), "agent_name": agent.display_name})
 
     async def close(self, agent: AgentRef, conversation_id: Any, disposition: Any, note: Any = "") -> None:
         """Wrap up a conversation with a disposition; the agent's capacity is freed."""
@@ -971,12 +1399,12 @@ class HubService:
             row.status, row.disposition, row.closed_at, row.updated_at = "closed", disposition, utcnow(), utcnow()
             s.add(row)
             await record_interaction(
-                s, conv.customer_id, InteractionKind.CHAT, conv.channel,
-                f"Chat closed ({disposition})" + (f": {note_text}" if note_text else ""),
+                s, conv.customer_id, self._kind(conv.channel), conv.channel,
+                f"{self._noun(conv.channel).capitalize()} closed ({disposition})" + (f": {note_text}" if note_text else ""),
                 {"disposition": disposition, "note": note_text}, agent_id=agent.id, conversation_id=conv.id,
             )
         holder = await self.store.release(conv.id, self.clock())
-        await self.emitter.emit("closed", {"conversation_id": conv.id, "disposition": disposition}, to=room_conv(conv.id), namespace="/customer")
+        await self._to_live_customer(conv.channel, conv.id, "closed", {"conversation_id": conv.id, "disposition": disposition})
         await self.emitter.emit("conversation_closed", {"conversation_id": conv.id}, to=room_agent(conv.assigned_agent_id or agent.id), namespace="/agent")
         if holder is not None:
             await self._start_wrap_up(holder)
@@ -1042,7 +1470,7 @@ class HubService:
             s.add(row)
             system = await conv_repo.append_message(s, conv.id, "system", "You are being transferred to a colleague who can help further.")
             await record_interaction(
-                s, row.customer_id, InteractionKind.CHAT, row.channel,
+                s, row.customer_id, self._kind(row.channel), row.channel,
                 f"Transferred by {agent.display_name} to {where}" + (f": {note_text}" if note_text else ""),
                 {"event": "transferred", "queue": new_queue, "to_agent": to_agent, "note": note_text},
                 agent_id=agent.id, conversation_id=conv.id,
@@ -1052,7 +1480,7 @@ class HubService:
         await self.store.enqueue(
             QueueEntry(entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at, frozenset(), to_agent)
         )
-        await self._publish(conv.id, None, message_json(system.message), to_customer=True)
+        await self._publish(conv.id, None, message_json(system.message), to_customer=self.channels.get(row.channel))
         if holder is not None:
             await self.emitter.emit("conversation_closed", {"conversation_id": conv.id, "reason": "transferred"}, to=room_agent(holder), namespace="/agent")
         self.kick()
@@ -1071,7 +1499,7 @@ class HubService:
                         conv.status, conv.assigned_agent_id = "queued", None
                         s.add(conv)
                         await record_interaction(
-                            s, conv.customer_id, InteractionKind.CHAT, conv.channel, "Agent disconnected; back in the queue",
+                            s, conv.customer_id, self._kind(conv.channel), conv.channel, "Agent disconnected; back in the queue",
                             {"event": "requeued", "agent_id": agent_id}, conversation_id=cid,
                         )
             self.kick()
@@ -1100,6 +1528,8 @@ class HubService:
             "conversation_id": conversation_id,
             "customer": {"id": customer.id if customer else None, "display_name": (customer.display_name if customer else "") or "Visitor"},
             "channel": channel,
+            "channel_label": spec.label if (spec := self.channels.get(channel)) is not None else channel,
+            "customer_address": (conv.customer_address or None) if conv else None,
             "queue": queue,
             "expires_at": expires_at,
             "preview": last[0].body[:200] if last else "",
@@ -1145,11 +1575,11 @@ class HubService:
         """Tell each waiting customer their place and estimated wait, when it changed."""
         positions = queue_positions(contacts, now)
         for c in contacts:
-            update = queue_update(c.conversation_id, positions[c.conversation_id], serving, c.channel)
+            update = queue_update(c.conversation_id, positions[c.conversation_id], serving, self._concurrency(c.channel))
             seen = (update["position"], update["estimated_wait_seconds"])
             if self._last_queue_info.get(c.conversation_id) != seen:
                 self._last_queue_info[c.conversation_id] = seen
-                await self.emitter.emit("queue", update, to=room_conv(c.conversation_id), namespace="/customer")
+                await self._to_live_customer(c.channel, c.conversation_id, "queue", update)
 
     async def run_router(self, interval: float = 1.0, reconcile_every: float = 15.0) -> None:
         """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts).
@@ -1195,9 +1625,12 @@ def serving_agents(presences: Sequence[AgentPresence]) -> int:
     return sum(1 for p in presences if p.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value))
 
 
-def queue_update(conversation_id: int, position: int, serving: int, channel: str) -> dict[str, Any]:
-    """The ``queue`` event: place in line and estimated wait (None while no agent is serving)."""
-    eta = estimate_wait_seconds(position, serving, DEFAULT_AHT_SECONDS, 3.0 if channel == "chat" else 1.0)
+def queue_update(conversation_id: int, position: int, serving: int, concurrency: float) -> dict[str, Any]:
+    """The ``queue`` event: place in line and estimated wait (None while no agent is serving).
+
+    ``concurrency``: conversations of this channel an agent works at once (its ChannelSpec).
+    """
+    eta = estimate_wait_seconds(position, serving, DEFAULT_AHT_SECONDS, concurrency)
     return {
         "conversation_id": conversation_id,
         "position": position,

@@ -40,7 +40,7 @@ async def create_agent(
         password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         skills=skills or {},
-        capacity=capacity or {"chat": 3, "phone": 1, "email": 2},
+        capacity=capacity or {"chat": 3, "phone": 1, "email": 2, "sms": 4, "whatsapp": 4},
     )
     s.add(agent)
     await s.flush()

@@ -25,13 +25,39 @@ class Appended:
 
 
 async def open_conversation(
-    s: AsyncSession, customer_id: int, channel: str, *, subject: str = "", queue_id: int | None = None
+    s: AsyncSession, customer_id: int, channel: str, *, subject: str = "", queue_id: int | None = None,
+    thread_key: str | None = None, customer_address: str = "", our_address: str = "",
 ) -> Conversation:
-    """Start a conversation with a customer on a channel."""
-    conv = Conversation(customer_id=customer_id, channel=channel, subject=subject[:300], queue_id=queue_id)
+    """Start a conversation with a customer on a channel (a thread key for per-thread and per-call channels)."""
+    conv = Conversation(
+        customer_id=customer_id, channel=channel, subject=subject[:300], queue_id=queue_id, thread_key=thread_key,
+        customer_address=customer_address[:254], our_address=our_address[:254],
+    )
     s.add(conv)
     await s.flush()
     return conv
+
+
+async def find_thread(s: AsyncSession, channel: str, thread_key: str) -> Conversation | None:
+    """The conversation of a thread (an email thread, a call) on a channel, open or closed."""
+    stmt = select(Conversation).where(Conversation.channel == channel, Conversation.thread_key == thread_key)
+    return (await s.exec(stmt)).first()
+
+
+async def message_by_provider_id(s: AsyncSession, provider_id: str) -> Message | None:
+    """The message a provider knows by this id (an inbound MessageSid, or the SID of one we sent)."""
+    return (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
+
+
+async def last_customer_message_at(s: AsyncSession, conversation_id: int) -> Any:
+    """When the customer last wrote in this conversation (None if never)."""
+    stmt = (
+        select(Message.created_at)
+        .where(Message.conversation_id == conversation_id, Message.sender_kind == "customer")
+        .order_by(col(Message.seq).desc())
+        .limit(1)
+    )
+    return (await s.exec(stmt)).first()
 
 
 async def find_open_conversation(s: AsyncSession, customer_id: int, channel: str) -> Conversation | None:
@@ -84,6 +110,7 @@ async def append_message(
     provider_id: str | None = None,
     attachments: list[dict[str, Any]] | None = None,
     internal: bool = False,
+    delivery_status: str | None = None,
 ) -> Appended:
     """Store a message with the conversation's next sequence number; a resend returns the first copy.
 
@@ -112,6 +139,7 @@ async def append_message(
         provider_id=provider_id,
         attachments=attachments or [],
         internal=internal,
+        delivery_status=delivery_status,
     )
     s.add(msg)
     await s.flush()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_store.domain.identity import ContactKind, normalize_address
+from crm_store.domain.identity import PHONE_KINDS, ContactKind, normalize_address
 from crm_store.repositories.pg import Reader
 from crm_store.models import (
     ContactPoint,
@@ -130,12 +130,28 @@ async def resolve_identity(
 
     Safe under concurrency: when two contacts from a new address race, the unique index on
     (kind, value) lets one insert win and the other read the winner.
+
+    One number is one customer: a first SMS or WhatsApp message (or call) from an E.164 number that
+    the customer already used on another phone channel, or gave us (an unverified ``phone`` point),
+    finds that customer and links the new kind of address to them.
     """
     kind = ContactKind(kind)
     value = normalize_address(kind, raw_address, default_region)
     existing = await find_contact_point(s, kind, value)
     if existing is not None:
         return Resolution(await get_customer(s, existing.customer_id), existing, created=False)
+    if kind in PHONE_KINDS:
+        sibling = await _same_number(s, value)
+        if sibling is not None:
+            owner = await get_customer(s, sibling.customer_id)
+            assert owner.id is not None
+            try:
+                point = await link_contact_point(s, owner.id, kind, value, verified=verified, default_region=default_region)
+            except ContactPointTaken as taken:  # another process linked it just now
+                found = await find_contact_point(s, kind, value)
+                assert found is not None, taken
+                return Resolution(await get_customer(s, found.customer_id), found, created=False)
+            return Resolution(owner, point, created=False)
     try:
         async with s.begin_nested():
             customer = Customer(display_name=display_name.strip()[:200])
@@ -151,6 +167,16 @@ async def resolve_identity(
             raise
         return Resolution(await get_customer(s, existing.customer_id), existing, created=False)
     return Resolution(customer, point, created=True)
+
+
+async def _same_number(s: AsyncSession, e164: str) -> ContactPoint | None:
+    """The oldest contact point of any phone kind (phone, SMS, WhatsApp) with this E.164 number."""
+    stmt = (
+        select(ContactPoint)
+        .where(col(ContactPoint.kind).in_([k.value for k in PHONE_KINDS]), ContactPoint.value == e164)
+        .order_by(col(ContactPoint.id))
+    )
+    return (await s.exec(stmt)).first()
 
 
 async def link_contact_point(
@@ -209,17 +235,21 @@ async def merge_customers(
         raise MergeRefused(f"customer {source_id} was already merged into {source.merged_into_id}")
     if target.merged_into_id is not None:
         raise MergeRefused(f"customer {target_id} was merged into {target.merged_into_id}; merge into that one")
-    open_chats = (
+    open_convs = (
         await s.execute(
-            select(Conversation.customer_id, Conversation.id).where(
-                col(Conversation.customer_id).in_([source_id, target_id]), Conversation.channel == "chat",
+            select(Conversation.customer_id, Conversation.id, Conversation.channel).where(
+                col(Conversation.customer_id).in_([source_id, target_id]), col(Conversation.thread_key).is_(None),
                 Conversation.status != "closed",
             )
         )
     ).all()
-    if len({row[0] for row in open_chats}) == 2:  # one open chat per customer: the merged one would hold two
-        ids = ", ".join(str(row[1]) for row in sorted(open_chats, key=lambda r: r[1]))
-        raise MergeRefused(f"both customers have a chat in progress (conversations {ids}): close one, then merge")
+    for channel in sorted({row[2] for row in open_convs}):
+        # one open conversation per customer and channel: the merged one would hold two
+        on_it = [row for row in open_convs if row[2] == channel]
+        if len({row[0] for row in on_it}) == 2:
+            ids = ", ".join(str(row[1]) for row in sorted(on_it, key=lambda r: r[1]))
+            noun = "a chat" if channel == "chat" else f"a {channel} conversation"
+            raise MergeRefused(f"both customers have {noun} in progress (conversations {ids}): close one, then merge")
     moved: dict[str, Any] = {}
     for table, column in (
         (ContactPoint, ContactPoint.customer_id),

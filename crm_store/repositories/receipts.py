@@ -1,0 +1,58 @@
+"""Provider webhook receipts: each webhook (a Twilio MessageSid, a status callback) is taken in once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.db import Database
+from crm_store.models import WebhookReceipt
+
+STATUS_KIND = "status"
+
+
+async def first_time(s: AsyncSession, provider: str, kind: str, key: str, payload: dict[str, Any]) -> bool:
+    """Record a receipt; False if the same (provider, kind, key) was recorded before (a repeat)."""
+    try:
+        async with s.begin_nested():
+            s.add(WebhookReceipt(provider=provider[:16], kind=kind[:24], key=key[:160], payload=payload))
+            await s.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def statuses_for(s: AsyncSession, provider_id: str) -> list[tuple[str, str | None, str | None]]:
+    """The status callbacks received for a message id: (status, error code, error words), oldest first.
+
+    The adapter's receipts keep the callback's form: ``MessageStatus``, ``ErrorCode``, ``ErrorMessage``.
+    """
+    rows = (
+        await s.exec(
+            select(WebhookReceipt)
+            .where(WebhookReceipt.kind == STATUS_KIND, col(WebhookReceipt.key).startswith(f"{provider_id}:"))
+            .order_by(col(WebhookReceipt.id))
+        )
+    ).all()
+    out: list[tuple[str, str | None, str | None]] = []
+    for r in rows:
+        p = r.payload or {}
+        status = p.get("MessageStatus") or p.get("status")
+        if isinstance(status, str):
+            out.append((status, p.get("ErrorCode") or None, p.get("ErrorWords") or p.get("ErrorMessage") or None))
+    return out
+
+
+class SqlWebhookReceipts:
+    """The adapters' ``WebhookReceipts`` port on the SQL table (every hub process sees every receipt)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def first_time(self, provider: str, kind: str, key: str, payload: dict[str, Any]) -> bool:
+        """True the first time this webhook is seen, False for a repeat."""
+        async with self.db.transaction() as s:
+            return await first_time(s, provider, kind, key, payload)

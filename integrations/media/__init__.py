@@ -1,0 +1,1 @@
+"""Where attachments' bytes live."""
