@@ -385,14 +385,44 @@ def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str
     return allowed
 
 
+FRAME_LIMIT = 64 * 1024  # the largest Socket.IO packet the hub reads (characters of the encoded packet)
+HARD_FRAME_LIMIT = 1024 * 1024  # beyond this, Engine.IO drops the connection without reading the frame
+
+
+class HubSocketServer(socketio.AsyncServer):
+    """python-socketio's server, answering an oversized packet instead of dropping the connection.
+
+    A packet over :data:`FRAME_LIMIT` (up to :data:`HARD_FRAME_LIMIT`, Engine.IO's own cut-off) is not
+    dispatched: an event that asked for an ack gets ``{"ok": false, "error": {"code": "too_large"}}``,
+    one that did not is dropped, and the connection stays up.
+    """
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if isinstance(data, (str, bytes)) and len(data) > FRAME_LIMIT and eio_sid not in self._binary_packet:
+            await self._refuse_oversized(eio_sid, data)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _refuse_oversized(self, eio_sid: str, data: str | bytes) -> None:
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:  # noqa: BLE001 - not even a packet: nothing to answer
+            log.info("dropped an oversized frame that is not a packet", extra={"bytes": len(data)})
+            return
+        log.info("refused an oversized packet", extra={"bytes": len(data), "namespace": pkt.namespace})
+        if pkt.packet_type in (socketio.packet.EVENT, socketio.packet.BINARY_EVENT) and pkt.id is not None:
+            error = {"ok": False, "error": {"code": "too_large", "message": f"a packet may be at most {FRAME_LIMIT} characters"}}
+            await self._send_packet(eio_sid, self.packet_class(socketio.packet.ACK, namespace=pkt.namespace, id=pkt.id, data=[error]))
+
+
 def create_sio(redis_url: str, allowed_origins: list[str] | None, channel: str = "socketio") -> socketio.AsyncServer:
     """The Socket.IO server: in-process fan-out, or python-socketio's Redis manager across hub processes."""
     manager = IndexedAsyncRedisManager(redis_url, channel=channel) if redis_url else IndexedAsyncManager()
-    sio = socketio.AsyncServer(
+    sio = HubSocketServer(
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=origin_checker(allowed_origins or []),
-        max_http_buffer_size=64 * 1024,
+        max_http_buffer_size=HARD_FRAME_LIMIT,
         ping_interval=20,
         ping_timeout=20,
     )

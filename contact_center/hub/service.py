@@ -1178,6 +1178,8 @@ class HubService:
         assert conv.id is not None
         spec = self.channels.get(conv.channel)
         media = await self._media_attachments(raw_media)
+        if media and (spec is None or self.channels.adapter(spec.name) is None):
+            raise HubError("bad_request", "files can be sent on SMS and WhatsApp only (on web chat: push a document, coming with co-browsing)")
         text = clean_text(raw_text, spec.max_text if spec else MAX_TEXT, allow_empty=bool(media) and not internal)
         cid = client_id(raw_client_id) if raw_client_id is not None else None
         if not internal and spec is not None and self.channels.adapter(spec.name) is None and not media:
