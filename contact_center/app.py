@@ -21,7 +21,7 @@ from contact_center.api.auth import service_token_middleware
 from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
-from contact_center.channels import KNOWN, ChannelRegistry
+from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
@@ -29,6 +29,7 @@ from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitte
 from contact_center.sessions import SessionGate, SessionSigner
 from contact_center.media_routes import MEDIA_KEY, add_media_routes, media_signer
 from contact_center.web import add_web_routes, current_agent
+from contact_center.twilio_wiring import wire_twilio
 from integrations.media.files import FileMediaStore
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
@@ -40,6 +41,8 @@ from crm_store.point_reads import PointReads
 from crm_store.migrate import upgrade_async
 
 log = logging.getLogger("contact_center.app")
+
+CHANNELS_KEY = web.AppKey("channels", ChannelRegistry)
 
 
 def _utcnow() -> datetime:
@@ -83,7 +86,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     sio = app[SIO_KEY]
     messages = open_message_log(app[DB_KEY])
     reads = PointReads(app[DB_KEY])
-    channels = build_channels(settings)
+    channels = app[CHANNELS_KEY]
     hub = HubService(app[DB_KEY], store, SioEmitter(sio), node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,
         wrap_up_seconds=settings.wrap_up_seconds, messages=messages, reads=reads, channels=channels,
         default_region=settings.default_phone_region, public_base_url=settings.public_base_url,
@@ -152,10 +155,12 @@ def _session_gate(app: web.Application, settings: Settings) -> SessionGate:
 
 
 def build_channels(settings: Settings) -> ChannelRegistry:
-    """The channel registry: web chat always; the bot first on ``BOT_CHANNELS``."""
+    """The channel registry: web chat always (live, no adapter); the bot first on ``BOT_CHANNELS``.
+
+    The providers' channels (SMS, WhatsApp) are added by their wiring with their adapter.
+    """
     channels = ChannelRegistry()
-    for spec in KNOWN:
-        channels.register(replace(spec, bot_first=spec.name in settings.bot_channels))
+    channels.register(replace(WEB_CHAT, bot_first=WEB_CHAT.name in settings.bot_channels))
     return channels
 
 
@@ -183,6 +188,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     add_web_routes(app)
     app[MEDIA_KEY] = FileMediaStore(settings.media_dir)
     add_media_routes(app, secret=settings.session_secret, max_bytes=settings.media_max_bytes, agent_of=current_agent)
+    channels = app[CHANNELS_KEY] = build_channels(settings)
+    wire_twilio(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)

@@ -22,11 +22,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from contact_center.app import create_app
+    from contact_center.twilio_wiring import TwilioConfigError
 
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     generated = not settings.service_tokens
     settings = settings.with_generated_secrets()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except TwilioConfigError as exc:
+        print(f"contact-center serve: error: {exc}", file=sys.stderr)
+        return 2
     if generated:
         # Embedded mode with no SERVICE_TOKEN set: a fresh token for this run, shown once to the operator.
         print(f"service token for this run (set SERVICE_TOKEN to choose one): {settings.service_tokens[0]}", file=sys.stderr)

@@ -56,3 +56,19 @@ class SqlWebhookReceipts:
         """True the first time this webhook is seen, False for a repeat."""
         async with self.db.transaction() as s:
             return await first_time(s, provider, kind, key, payload)
+
+    async def forget(self, provider: str, kind: str, key: str) -> None:
+        """Drop a receipt whose handling failed, so that the provider's retry is handled again."""
+        async with self.db.transaction() as s:
+            await forget(s, provider, kind, key)
+
+
+async def forget(s: AsyncSession, provider: str, kind: str, key: str) -> None:
+    """Delete one receipt (its handling failed; the provider will retry)."""
+    row = (
+        await s.exec(
+            select(WebhookReceipt).where(WebhookReceipt.provider == provider, WebhookReceipt.kind == kind, WebhookReceipt.key == key)
+        )
+    ).first()
+    if row is not None:
+        await s.delete(row)
