@@ -32,6 +32,7 @@ log = logging.getLogger("contact_center.twilio")
 STANDIN_PATH = "/standin/twilio"
 STANDIN_ACCOUNT_SID = "AC" + "0" * 31 + "1"  # the stand-in's demo account (no real account has it)
 STANDIN_NUMBERS = "+15005550006=support,whatsapp:+14155238886=support"
+STANDIN_APP_KEY = web.AppKey("twilio_standin", web.Application)  # the mounted stand-in (tests drive it)
 
 __all__ = ["TwilioConfigError", "twilio_env", "wire_twilio"]
 
@@ -105,6 +106,7 @@ def wire_twilio(
             numbers=[n.address for n in config.numbers], dev_page=False, api_base_url=config.api_base_url,
         )
         app.add_subapp(STANDIN_PATH, standin)
+        app[STANDIN_APP_KEY] = standin
         add_dev_phone_routes(app, standin)
         log.info("Twilio stand-in on: text the shop at %s/dev/phone", config.public_base_url)
     log.info("SMS/WhatsApp through %s for %s", config.api_base_url, ", ".join(n.address for n in config.numbers))

@@ -257,6 +257,11 @@ class TwilioStandin:
         self.callbacks.append(CallbackRecord(url, form, signature, status))
         return status, text
 
+    async def repost(self, record: CallbackRecord) -> int | None:
+        """Post a webhook again, exactly as before (Twilio retries; tests check a repeat does nothing twice)."""
+        status, _text = await self._post_signed(record.url, record.form)
+        return status
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)

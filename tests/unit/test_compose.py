@@ -531,3 +531,19 @@ def test_healthcheck_healthy_condition_requires_a_healthcheck() -> None:
     }
     problems = check_dependencies_have_healthchecks(minimal, ROOT)
     assert problems == ["service 'a' depends on 'b' (service_healthy), which has no healthcheck"], problems
+
+
+def test_a_wrong_twilio_setting_stops_the_start_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest as _pytest
+
+    from contact_center.app import create_app
+    from contact_center.settings import Settings
+    from contact_center.twilio_wiring import TwilioConfigError
+
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_NUMBERS": "+15005550006=support", "PUBLIC_BASE_URL": "https://hub.example.com"}
+    settings = Settings.from_env({**env, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    with _pytest.raises(TwilioConfigError, match="TWILIO_AUTH_TOKEN"):
+        create_app(settings)
+    bad = Settings.from_env({**env, "TWILIO_AUTH_TOKEN": "x" * 32, "TWILIO_NUMBERS": "+1555=support"})
+    with _pytest.raises(TwilioConfigError, match="TWILIO_NUMBERS"):
+        create_app(bad)
