@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	scripts/ensure-frontend
 
 run: install
 	BIN=$(BIN) scripts/run-embedded

@@ -70,9 +70,21 @@ def http(url: str, body: Any = None, *, token: str | None = None, timeout: float
             return exc.code, raw.decode(errors="replace")
 
 
+_frontend_ready = False
+
+
+def ensure_frontend() -> None:
+    """The console's bundle, built if its sources or lockfile changed (``scripts/ensure-frontend``; once a session)."""
+    global _frontend_ready
+    if not _frontend_ready:
+        subprocess.run([str(ROOT / "scripts" / "ensure-frontend")], cwd=ROOT, check=True)
+        _frontend_ready = True
+
+
 @contextlib.contextmanager
 def running_hub(tmp: Path, name: str, token: str) -> Iterator[str]:
     """A hub on a free port with the demo data, its log kept as ``test-artifacts/<name>-hub.log``."""
+    ensure_frontend()
     port = free_port()
     env = {
         **os.environ,

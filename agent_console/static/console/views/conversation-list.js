@@ -1,0 +1,224 @@
+// "My conversations": one list for every channel, newest activity first, with a channel tag on each
+// conversation, its unread count, filters (channel, queue, status) and a search box (customer name,
+// address, loaded transcript text). Each item is a real button; Up/Down/Home/End move between them.
+// Owner of the `listFilter` slice: {query, channel, queue, status}.
+
+import { $, h, key } from "../core/dom.js";
+import { fold, humanize, when } from "../core/format.js";
+import { defineSlice, read, subscribe } from "../core/store.js";
+import { channelInfo, knownChannelNames } from "../model/channels.js";
+import { channelIcon } from "../channels/icons.js";
+import { activeId, allConvs, convName, isNote, lastActivity, lastMessage, selectConv, senderOf } from "../model/conversations.js";
+
+const EMPTY_FILTER = { query: "", channel: "", queue: "", status: "" };
+const listFilter = defineSlice("listFilter", { ...EMPTY_FILTER }, "views/conversation-list.js");
+
+const items = new Map(); // conversation id -> {li, button}
+
+const STATUSES = [
+  ["", "All"],
+  ["open", "Open"],
+  ["needs_reply", "Needs reply"],
+  ["closed", "Closed"],
+];
+
+function messageText(m) {
+  const names = Array.isArray(m.attachments) ? m.attachments.map((a) => a?.name).filter(Boolean) : [];
+  return [m.text || "", ...names].join(" ");
+}
+
+function previewOf(conv) {
+  const last = lastMessage(conv);
+  if (!last) return channelInfo(conv.channel, conv.channelLabel).label;
+  const text = last.text || (Array.isArray(last.attachments) && last.attachments.length ? `Attachment: ${last.attachments[0]?.name || "file"}` : "");
+  return (isNote(conv, last) ? "Note: " : "") + text;
+}
+
+/** The last message the customer can see is theirs: the agent owes a reply. */
+function needsReply(conv) {
+  let best = null;
+  for (const m of conv.messages.values()) if (!isNote(conv, m) && senderOf(m) !== "system" && (!best || m.seq > best.seq)) best = m;
+  return !!best && senderOf(best) === "customer";
+}
+
+/** Whether a conversation passes the filters; with a query, the message it matched (for the preview). */
+function matches(conv, f) {
+  if (f.channel && conv.channel !== f.channel) return { ok: false };
+  if (f.queue && conv.queue !== f.queue) return { ok: false };
+  if (f.status === "open" && conv.closed) return { ok: false };
+  if (f.status === "closed" && !conv.closed) return { ok: false };
+  if (f.status === "needs_reply" && (conv.closed || !needsReply(conv))) return { ok: false };
+  const q = fold(f.query.trim());
+  if (!q) return { ok: true };
+  const words = q.split(/\s+/).filter(Boolean);
+  const head = fold([convName(conv), conv.customerAddress || "", `#${conv.id}`].join(" "));
+  const sorted = [...conv.messages.values()].sort((a, b) => b.seq - a.seq);
+  const haystack = head + " " + sorted.map((m) => fold(messageText(m))).join(" ");
+  if (!words.every((w) => haystack.includes(w))) return { ok: false };
+  if (words.every((w) => head.includes(w))) return { ok: true };
+  const hit = sorted.find((m) => words.some((w) => fold(messageText(m)).includes(w)));
+  return { ok: true, hit };
+}
+
+function itemFor(conv) {
+  const id = key(conv.id);
+  let item = items.get(id);
+  if (item) return item;
+  const button = h("button", { type: "button", class: "conv-open", "data-testid": "conversation-open" });
+  button.addEventListener("click", () => selectConv(conv.id));
+  button.addEventListener("keydown", onItemKeydown);
+  const li = h("li", { class: "conv-item", "data-testid": "conversation-item", "data-conversation-id": id }, button);
+  item = { li, button };
+  items.set(id, item);
+  return item;
+}
+
+function renderItem(conv, f = listFilter.get()) {
+  const { li, button } = itemFor(conv);
+  const info = channelInfo(conv.channel, conv.channelLabel);
+  const result = matches(conv, f);
+  const isOpen = key(conv.id) === key(activeId());
+  const at = lastActivity(conv);
+  const preview = conv.closed ? "Closed" : result.hit ? result.hit.text || messageText(result.hit) : previewOf(conv);
+  const meta = conv.customerAddress || (conv.queue ? humanize(conv.queue) : ""); // the full set is in the header
+  button.replaceChildren(
+    h(
+      "span",
+      { class: "conv-avatar", "data-testid": "channel-icon", "data-channel": info.name, "data-icon": info.icon, title: info.label, "aria-hidden": "true" },
+      channelIcon(info.icon),
+    ),
+    h("span", { class: "conv-line" }, h("span", { class: "conv-name", text: convName(conv) }), h("span", { class: "conv-time", text: at ? when(new Date(at).toISOString()) : "" })),
+    h(
+      "span",
+      { class: "conv-meta" },
+      h("span", { class: "ch-pill", "data-testid": "channel-label", "data-icon": info.icon, text: info.short }),
+      meta ? h("span", { class: "conv-meta-text", text: meta }) : null,
+    ),
+    h(
+      "span",
+      { class: "conv-line" },
+      h("span", { class: `conv-preview${result.hit ? " hit" : ""}`, text: preview }),
+      h("span", { class: "badge", "data-testid": "unread-badge", "aria-hidden": "true", text: conv.unread ? String(conv.unread) : "" }),
+    ),
+  );
+  const spoken = [convName(conv), info.label, conv.unread ? `${conv.unread} unread` : null, conv.closed ? "closed" : preview].filter(Boolean).join(", ");
+  button.setAttribute("aria-label", spoken);
+  if (isOpen) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+  li.classList.toggle("active", isOpen);
+  li.classList.toggle("closed", conv.closed);
+  li.classList.toggle("unread", conv.unread > 0);
+  li.dataset.channel = conv.channel;
+  li.dataset.unread = String(conv.unread);
+  li.hidden = !result.ok;
+  return result.ok;
+}
+
+/** Draw every item, keep them in activity order (newest first) without losing the keyboard focus. */
+function renderAll() {
+  const f = listFilter.get();
+  const list = $("conversations");
+  const convs = allConvs();
+  let shown = 0;
+  for (const conv of convs) if (renderItem(conv, f)) shown++;
+  const order = convs.sort((a, b) => lastActivity(b) - lastActivity(a) || b.acceptedAt - a.acceptedAt || Number(b.id) - Number(a.id)).map((c) => items.get(key(c.id)).li);
+  const current = [...list.children];
+  if (order.length !== current.length || order.some((li, i) => current[i] !== li)) {
+    const focused = document.activeElement;
+    list.replaceChildren(...order);
+    if (focused && focused !== document.activeElement && list.contains(focused)) focused.focus({ preventScroll: true });
+  }
+  renderChrome(convs.length, shown);
+}
+
+function renderChrome(total, shown) {
+  const f = listFilter.get();
+  const filtering = !!(f.query.trim() || f.channel || f.queue || f.status);
+  $("conversations-empty").hidden = total > 0;
+  $("conv-filters").hidden = total === 0 && !filtering;
+  $("conversations-no-match").hidden = !(total > 0 && shown === 0);
+  $("conv-filter-summary").textContent = filtering ? `${shown} of ${total} conversation${total === 1 ? "" : "s"} shown` : "";
+  const unread = allConvs().reduce((n, c) => n + c.unread, 0);
+  const badge = $("unread-total");
+  badge.textContent = String(unread);
+  badge.hidden = unread === 0;
+  badge.setAttribute("aria-label", `${unread} unread`);
+  renderFilterOptions();
+}
+
+function setOptions(select, options, value) {
+  const wanted = options.map(([v, t]) => `${v}\u0000${t}`).join("\u0001");
+  if (select.dataset.options !== wanted) {
+    select.replaceChildren(...options.map(([v, t]) => h("option", { value: v, text: t })));
+    select.dataset.options = wanted;
+  }
+  select.value = options.some(([v]) => v === value) ? value : "";
+}
+
+function renderFilterOptions() {
+  const f = listFilter.get();
+  const convs = allConvs();
+  const names = [...new Set([...knownChannelNames(), ...convs.map((c) => c.channel), f.channel].filter(Boolean))];
+  setOptions($("conv-filter-channel"), [["", "All"], ...names.map((n) => [n, channelInfo(n, convs.find((c) => c.channel === n)?.channelLabel).label])], f.channel);
+  const queues = [...new Set([...convs.map((c) => c.queue), f.queue].filter(Boolean))].sort();
+  setOptions($("conv-filter-queue"), [["", "All"], ...queues.map((q) => [q, humanize(q)])], f.queue);
+  setOptions($("conv-filter-status"), STATUSES, f.status);
+}
+
+function setFilter(patch) {
+  listFilter.set({ ...listFilter.get(), ...patch }, { type: "filter" });
+}
+
+function onItemKeydown(ev) {
+  if (!["ArrowDown", "ArrowUp", "Home", "End"].includes(ev.key)) return;
+  const buttons = [...$("conversations").querySelectorAll(".conv-item:not([hidden]) .conv-open")];
+  const i = buttons.indexOf(ev.currentTarget);
+  if (i < 0 || !buttons.length) return;
+  ev.preventDefault();
+  const next = ev.key === "Home" ? 0 : ev.key === "End" ? buttons.length - 1 : Math.max(0, Math.min(buttons.length - 1, i + (ev.key === "ArrowDown" ? 1 : -1)));
+  buttons[next].focus();
+}
+
+function onConversations(_, change) {
+  if (change.type === "removed") {
+    items.get(key(change.conv.id))?.li.remove();
+    items.delete(key(change.conv.id));
+  } else if (change.type === "reset") {
+    items.clear();
+    $("conversations").replaceChildren();
+  } else if (change.type === "status" || change.type === "outbox") {
+    return; // nothing of the list changes
+  }
+  renderAll();
+}
+
+export function wire() {
+  subscribe("conversations", onConversations);
+  subscribe("active", renderAll);
+  subscribe("listFilter", renderAll);
+  subscribe("channels", renderAll);
+  $("conv-search").addEventListener("input", (ev) => setFilter({ query: ev.target.value }));
+  $("conv-search").addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && ev.target.value) {
+      ev.preventDefault();
+      ev.target.value = "";
+      setFilter({ query: "" });
+    }
+  });
+  $("conv-filter-channel").addEventListener("change", (ev) => setFilter({ channel: ev.target.value }));
+  $("conv-filter-queue").addEventListener("change", (ev) => setFilter({ queue: ev.target.value }));
+  $("conv-filter-status").addEventListener("change", (ev) => setFilter({ status: ev.target.value }));
+  $("conv-filter-clear").addEventListener("click", () => {
+    $("conv-search").value = "";
+    setFilter({ ...EMPTY_FILTER });
+    $("conv-search").focus();
+  });
+  subscribe("session", (s, change) => {
+    if (change.type !== "signed_out") return;
+    $("conv-search").value = "";
+    listFilter.set({ ...EMPTY_FILTER }, { type: "reset" });
+  });
+  // a clock for "10:42" against "yesterday": redraw the times once a minute
+  setInterval(() => read("session").signedIn && allConvs().length && renderAll(), 60 * 1000);
+  renderAll();
+}

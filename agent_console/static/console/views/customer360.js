@@ -1,0 +1,166 @@
+// The Customer tab's 360: who the open conversation's customer is, their contact points, orders and
+// timeline (GET /api/customers/{id}). Owner of the `customer` slice: {id, customer: {id, name, points} | null}.
+// The "New order" button it draws is handled by views/new-order.js; the "Order #N placed" banner comes
+// from the `orderFlash` slice.
+
+import { $, h, key } from "../core/dom.js";
+import { dateFmt, dateTimeFmt, fmt, humanize, initials, when } from "../core/format.js";
+import { api, errorText } from "../core/http.js";
+import { defineSlice, read, subscribe } from "../core/store.js";
+import { activeConv } from "../model/conversations.js";
+import { lookupError, showOrder } from "./order-lookup.js";
+import { orderCard } from "./orders.js";
+import { setTab } from "./right-panel.js";
+import { toast } from "./toasts.js";
+
+const customer = defineSlice("customer", { id: null, customer: null }, "views/customer360.js");
+let req = 0;
+
+function placeholder(message = "The customer's details appear here.") {
+  $("customer-360").replaceChildren(h("p", { class: "muted small c360-placeholder", text: message }));
+}
+
+async function load360(customerId) {
+  const mine = ++req;
+  const idChanged = key(customerId) !== key(customer.get().id);
+  if (idChanged) lookupError(""); // an old lookup's complaint is noise next to a new customer
+  customer.set({ id: customerId ?? null, customer: idChanged ? null : customer.get().customer }, { type: "loading", idChanged });
+  setTab("customer");
+  if (customerId === null || customerId === undefined) return placeholder("No customer record for this conversation.");
+  placeholder("Loading customer…");
+  await fetch360(customerId, mine);
+}
+
+/** Fetch and draw the 360; quietly (no "Loading…") when refreshing after an order. */
+async function fetch360(customerId, mine = ++req) {
+  const r = await api(`/api/customers/${encodeURIComponent(customerId)}`);
+  if (mine !== req) return;
+  if (!r.ok || !r.data) {
+    const held = customer.get().customer;
+    if (held && key(held.id) === key(customerId)) return toast(errorText(r, "Could not refresh the customer"), "error");
+    return placeholder(r.status === 404 ? "Customer not found." : r.status === 0 ? "Could not load the customer." : `Could not load the customer (error ${r.status}).`);
+  }
+  render360(r.data);
+}
+
+function flashNode(flash) {
+  return h(
+    "div",
+    { class: "flash", role: "status" },
+    h("strong", { "data-testid": "new-order-result", text: `Order #${flash.orderId} placed` }),
+    flash.detail ? h("span", { class: "small", text: flash.detail }) : null,
+  );
+}
+
+function render360(data) {
+  const c = data.customer || {};
+  const points = data.contact_points || [];
+  const items = data.timeline?.items || data.timeline || [];
+  const orders = data.orders || [];
+  const name = c.display_name || `Customer #${c.id ?? ""}`;
+  const record = { id: c.id ?? customer.get().id, name, points };
+
+  const newOrder = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "new-order-open", text: "New order" });
+  const head = h(
+    "div",
+    { class: "c360-head" },
+    h("div", { class: "avatar", "aria-hidden": "true", text: initials(name) }),
+    h(
+      "div",
+      { class: "c360-who" },
+      h("div", { class: "c360-name", "data-testid": "customer-name", text: name }),
+      h("div", { class: "muted small", text: [c.tier ? `${humanize(c.tier)} tier` : null, c.created_at ? `since ${fmt(c.created_at, dateFmt)}` : null].filter(Boolean).join(" · ") }),
+    ),
+    newOrder,
+  );
+
+  const contact = h(
+    "section",
+    { class: "c360-section" },
+    h("h3", { text: "Contact points" }),
+    points.length
+      ? h(
+          "ul",
+          { class: "kv" },
+          points.map((p) =>
+            h(
+              "li",
+              { "data-testid": "contact-point" },
+              h("span", { class: "k", text: humanize(p.kind) }),
+              h("span", { class: "v", text: p.value }),
+              p.verified ? h("span", { class: "verified", text: "✓ verified" }) : null,
+            ),
+          ),
+        )
+      : h("p", { class: "muted small", text: "None on file." }),
+  );
+
+  const flash = read("orderFlash");
+  const shownFlash = flash && key(flash.customerId) === key(record.id) ? flash : null;
+  const orderList = h(
+    "section",
+    { class: "c360-section" },
+    h("h3", { text: `Orders${orders.length ? ` (${orders.length})` : ""}` }),
+    shownFlash ? flashNode(shownFlash) : null,
+    orders.length ? h("ul", { class: "orders" }, orders.map((o) => orderCard(o, { testid: "order-item", onOpen: showOrder }))) : h("p", { class: "muted small", text: "No orders yet." }),
+  );
+
+  const timeline = h(
+    "section",
+    { class: "c360-section" },
+    h("h3", { text: "Timeline" }),
+    items.length
+      ? h(
+          "ul",
+          { class: "timeline" },
+          items.map((i) =>
+            h(
+              "li",
+              { class: "tl-item", "data-testid": "timeline-item" },
+              h(
+                "div",
+                { class: "tl-head" },
+                h("span", { class: "tl-kind", text: humanize(i.kind) }),
+                i.channel ? h("span", { class: "chip", text: humanize(i.channel) }) : null,
+                h("time", { class: "tl-time", datetime: i.occurred_at || i.created_at || null, title: fmt(i.occurred_at || i.created_at, dateTimeFmt), text: when(i.occurred_at || i.created_at) }),
+              ),
+              i.summary ? h("div", { class: "tl-summary", text: i.summary }) : null,
+            ),
+          ),
+        )
+      : h("p", { class: "muted small", text: "No earlier contact." }),
+  );
+
+  $("customer-360").replaceChildren(head, contact, orderList, timeline);
+  customer.set({ id: customer.get().id, customer: record }, { type: "loaded" });
+}
+
+function clear() {
+  req++;
+  customer.set({ id: null, customer: null }, { type: "cleared", idChanged: true });
+  placeholder();
+  setTab("orders");
+}
+
+export function wire() {
+  subscribe("active", (id, change) => {
+    if (id === null) {
+      if (change.previous !== null && change.previous !== undefined) clear();
+      return;
+    }
+    if (change.previous === null || change.previous === undefined || key(change.previous) !== key(id)) load360(activeConv()?.customerId);
+  });
+  // an order was placed for the customer on screen: say so at once, then refresh the 360 quietly
+  subscribe("orderFlash", (flash) => {
+    const held = customer.get().customer;
+    if (!flash || !held || key(held.id) !== key(flash.customerId)) return;
+    if (customer.get().id !== null) fetch360(customer.get().id);
+    const section = $("customer-360").querySelectorAll(".c360-section")[1];
+    if (section && !section.querySelector('[data-testid="new-order-result"]')) section.querySelector("h3")?.after(flashNode(flash));
+  });
+  subscribe("session", (s, change) => {
+    if (change.type !== "signed_out") return;
+    customer.set({ id: null, customer: null }, { type: "cleared", idChanged: true });
+    placeholder();
+  });
+}
