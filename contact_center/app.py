@@ -135,9 +135,11 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: 200 when the hub can reach its database, 503 when not."""
+    """GET /healthz: 200 when the hub can reach its database, 503 when not; and whether the bot is ready."""
     ok = await request.app[DB_KEY].ping()
-    return web.json_response({"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503)
+    hub = request.app.get(HUB_KEY)
+    bot = "off" if hub is None or hub.bot is None else ("ready" if hub.bot_ready else "not ready")
+    return web.json_response({"status": "ok" if ok else "degraded", "database": ok, "bot": bot}, status=200 if ok else 503)
 
 
 def _session_gate(app: web.Application, settings: Settings) -> SessionGate:

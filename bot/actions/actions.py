@@ -244,6 +244,21 @@ _FIELD_TEXT = {
 }
 
 
+def _split_spilled_product(value: str, catalogue: List[Product]) -> Optional[tuple[str, str]]:
+    """An option value that ends with a product's name ("red t-shirts"): (the option, the product), else None.
+
+    The entity extractor sometimes tags an option and the product after it as one span; the words at the
+    end that name a product are the product, the words before them the option.
+    """
+    words = value.split()
+    for i in range(1, len(words)):
+        head, tail = " ".join(words[:i]), " ".join(words[i:])
+        res = resolve_product(tail, catalogue)
+        if res.sku or res.candidates:
+            return head, tail
+    return None
+
+
 class ValidateOrderForm(FormValidationAction):
     """Validates every slot of order_form against the catalogue and the hub's order rules.
 
@@ -296,6 +311,18 @@ class ValidateOrderForm(FormValidationAction):
         if requested in cand and cand[requested] == text and (entity_slots - {requested}) and is_correction(text):
             put(requested, _previous_value(tracker, requested))
             cand.pop(requested)
+
+        # --- an option that swallowed the product ("red t-shirts" tagged as one colour): split it ---
+        if "product" not in cand and slots.get("product") is None:
+            for slot in ("color", "size"):
+                spilled = _split_spilled_product(str(cand.get(slot) or ""), catalogue)
+                if spilled is not None:
+                    option_text, product_text = spilled
+                    put(slot, option_text)
+                    cand[slot] = option_text
+                    put("product", product_text)
+                    cand["product"] = product_text
+                    break
 
         # --- product ---
         if "product" in cand and slots.get("product") is not None:
