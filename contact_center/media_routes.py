@@ -1,6 +1,6 @@
 """Attachments over HTTP: agents upload a file to send, and open what customers sent.
 
-* ``POST /api/media`` (an agent's session): one file (multipart field ``file``), at most
+* ``POST /console/media`` (an agent's session): one file (multipart field ``file``), at most
   ``MEDIA_MAX_BYTES``; only JPEG, PNG, GIF, WebP and PDF, checked by their bytes. Answers
   ``{key, url, content_type, size, name}``; the key goes into a ``reply``'s ``media``.
 * ``GET /media/{key}``: for a logged-in agent, or with a signed link (``?exp=&sig=``, HMAC of the key
@@ -90,5 +90,5 @@ def add_media_routes(
             return int(exp) >= time.time() and hmac.compare_digest(sig, _sig(secret, key, int(exp)))
         return await agent_of(request) is not None  # type: ignore[misc]
 
-    app.router.add_post("/api/media", upload)
+    app.router.add_post("/console/media", upload)
     app.router.add_get("/media/{key}", download)
