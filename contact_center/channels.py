@@ -75,12 +75,14 @@ class ChannelRegistry:
         """The channels whose customers are connected to the hub while they wait (web chat)."""
         return [s for s in self._specs.values() if s.tracks_presence]
 
-    def with_defaults(self, *, bot_channels: Iterable[str], default_queues: dict[str, str]) -> None:
-        """Apply the settings: which channels go to the bot first, and each channel's default queue."""
-        bots = set(bot_channels)
+    def with_defaults(self, *, bot_channels: Iterable[str] | None = None, default_queues: dict[str, str] | None = None) -> None:
+        """Apply the settings: which channels go to the bot first (None: unchanged), and default queues."""
+        bots = None if bot_channels is None else set(bot_channels)
+        queues = default_queues or {}
         for name, spec in list(self._specs.items()):
             self._specs[name] = replace(
-                spec, bot_first=name in bots, default_queue=default_queues.get(name, spec.default_queue)
+                spec, bot_first=spec.bot_first if bots is None else name in bots,
+                default_queue=queues.get(name, spec.default_queue),
             )
 
     def describe(self) -> list[dict[str, object]]:

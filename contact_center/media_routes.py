@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 
 from contact_center.api.errors import error_response
 from contact_center.ports import MediaStore
-from integrations.media.sniff import AGENT_UPLOAD_TYPES, sniff
+from contact_center.domain.media import AGENT_UPLOAD_TYPES, sniff
 
 MEDIA_KEY = web.AppKey("media", MediaStore)  # type: ignore[type-abstract]
 LINK_SECONDS = 3600

@@ -26,7 +26,7 @@ from contact_center.domain.routing import (
     queue_position,
     queue_positions,
 )
-from contact_center.channels import KNOWN, ChannelRegistry
+from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.domain.channels import (
     ChannelSpec,
     ConversationPolicy,
@@ -50,7 +50,7 @@ from contact_center.ports import (
 from crm_store.db import Database
 from crm_store.message_log import MessageLog, SessionMessageLog
 from crm_store.point_reads import CustomerRef, PointReads
-from crm_store.domain.identity import ContactKind, InvalidAddress, normalize_address
+from crm_store.domain.identity import ContactKind, InvalidAddress
 from crm_store.domain.interactions import InteractionKind
 from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
 from crm_store.repositories import receipts as receipts_repo
@@ -286,10 +286,9 @@ class HubService:
         public_base_url: str = "",
     ) -> None:
         self.db, self.store, self.emitter, self.node, self.clock = db, store, emitter, node, clock
-        if channels is None:
+        if channels is None:  # web chat only: a provider's channel comes with its adapter
             channels = ChannelRegistry()
-            for spec in KNOWN:
-                channels.register(spec)
+            channels.register(WEB_CHAT)
         self.channels = channels
         self.default_region = default_region
         self.media: MediaStore | None = None  # where attachments live (set by the composition root)
@@ -350,7 +349,7 @@ class HubService:
         for spec in self.channels.specs():
             serving = [q.name for q in queues if spec.name in (q.channels or [])]
             defaults[spec.name] = serving[0] if serving else fallback
-        self.channels.with_defaults(bot_channels=[c.name for c in self.channels.specs() if c.bot_first], default_queues=defaults)
+        self.channels.with_defaults(default_queues=defaults)
         self._default_queue = fallback
         for name in {*defaults.values(), fallback}:
             self._rules.setdefault(name, QueueRule(name=name, skills_required=frozenset()))
@@ -973,12 +972,14 @@ class HubService:
 
     async def _address_points(self, s: Any, convs: Sequence[Conversation]) -> dict[int, Any]:
         """Conversation id -> the contact point of the customer's address on it (verified? opted out?)."""
-        out: dict[int, Any] = {}
-        for conv in convs:
-            spec = self.channels.get(conv.channel)
-            if spec is not None and conv.customer_address and conv.id is not None:
-                out[conv.id] = await customers_repo.find_contact_point(s, spec.contact_kind, conv.customer_address)
-        return out
+        return {conv.id: await self._point_of(s, conv) for conv in convs if conv.id is not None}
+
+    async def _point_of(self, s: Any, conv: Conversation) -> Any:
+        """The contact point of the customer's address on the conversation's channel (None if it has none)."""
+        spec = self.channels.get(conv.channel)
+        if spec is None or not conv.customer_address:
+            return None
+        return await customers_repo.find_contact_point(s, spec.contact_kind, conv.customer_address)
 
     def _conv_json(self, conv: Conversation, customer: Customer, point: Any = None) -> dict[str, Any]:
         """A conversation summary for the console."""
@@ -1237,7 +1238,7 @@ class HubService:
         if spec is None:
             raise HubError("bad_request", f"no channel named {conv.channel!r}")
         async with self.db.session() as s:
-            point = await customers_repo.find_contact_point(s, spec.contact_kind, conv.customer_address) if conv.customer_address else None
+            point = await self._point_of(s, conv)
             last = await conv_repo.last_customer_message_at(s, conv.id) if spec.reply_window_seconds else None
         if point is not None and point.opted_out_at is not None:
             raise HubError(
@@ -1276,13 +1277,9 @@ class HubService:
         """Ask the adapter to send the message; a refusal we know before sending is a ``failed`` report."""
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
-            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
-            point = (
-                await customers_repo.find_contact_point(s, self.channels.spec(conv.channel).contact_kind, conv.customer_address)
-                if conv is not None and conv.customer_address else None
-            )
-        msg = msgs[0] if msgs and msgs[0].seq == seq else None
-        if conv is None or msg is None or msg.delivery_status not in (None, DeliveryStatus.QUEUED.value):
+            msg = await conv_repo.message_at(s, conversation_id, seq)
+            point = await self._point_of(s, conv) if conv is not None else None
+        if conv is None or msg is None or msg.internal or msg.delivery_status not in (None, DeliveryStatus.QUEUED.value):
             return None
         spec = self.channels.spec(conv.channel)
         adapter = self.channels.adapter(spec.name)
@@ -1305,10 +1302,9 @@ class HubService:
     async def _record_delivery(self, conversation_id: int, seq: int, report: DeliveryReport) -> None:
         """Store what the adapter said (its id for the status callbacks, a failure's reason), then any status that came first."""
         async with self.db.transaction() as s:
-            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
-            if not msgs or msgs[0].seq != seq:
+            msg = await conv_repo.message_at(s, conversation_id, seq)
+            if msg is None:
                 return
-            msg = msgs[0]
             if report.provider_id and not msg.provider_id:
                 msg.provider_id = report.provider_id[:100]
             status = delivery_status(report.status)
@@ -1351,10 +1347,9 @@ class HubService:
         """Tell the conversation's agent (and watchers) a message's delivery status."""
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
-            msgs = await conv_repo.messages_after(s, conversation_id, seq - 1, limit=1, include_internal=False)
-        if conv is None or not msgs:
+            m = await conv_repo.message_at(s, conversation_id, seq)
+        if conv is None or m is None:
             return
-        m = msgs[0]
         data = {"conversation_id": conversation_id, "seq": seq, "delivery_status": m.delivery_status, "delivery_error": _delivery_error(m)}
         items: list[dict[str, Any]] = []
         if conv.assigned_agent_id is not None:
@@ -1367,19 +1362,20 @@ class HubService:
         """The customer texted STOP (nothing more is sent to that address on that channel) or START."""
         spec = self._spec(channel)
         try:
-            address = normalize_address(ContactKind(spec.contact_kind), customer_address, self.default_region)
-        except (InvalidAddress, ValueError) as exc:
+            async with self.db.transaction() as s:
+                res = await customers_repo.resolve_identity(
+                    s, spec.contact_kind, customer_address, default_region=self.default_region, verified=True
+                )
+                point, address = res.contact_point, res.contact_point.value
+                point.opted_out_at = utcnow() if opted_out else None
+                s.add(point)
+                await record_interaction(
+                    s, res.customer.id, spec.interaction_kind, spec.name,  # type: ignore[arg-type]
+                    f"{'Opted out of' if opted_out else 'Opted back in to'} {spec.label} messages from {address}",
+                    {"event": "opt_out" if opted_out else "opt_in", "address": address},
+                )
+        except InvalidAddress as exc:
             raise HubError("bad_request", str(exc)) from None
-        async with self.db.transaction() as s:
-            res = await customers_repo.resolve_identity(s, spec.contact_kind, address, default_region=self.default_region, verified=True)
-            point = res.contact_point
-            point.opted_out_at = utcnow() if opted_out else None
-            s.add(point)
-            await record_interaction(
-                s, res.customer.id, spec.interaction_kind, spec.name,  # type: ignore[arg-type]
-                f"{'Opted out of' if opted_out else 'Opted back in to'} {spec.label} messages from {address}",
-                {"event": "opt_out" if opted_out else "opt_in", "address": address},
-            )
         log.info("opt-out recorded", extra={"channel": channel, "opted_out": opted_out})
 
     async def agent_typing(self, agent: AgentRef, conversation_id: Any, typing: bool) -> None:

@@ -49,6 +49,12 @@ async def message_by_provider_id(s: AsyncSession, provider_id: str) -> Message |
     return (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
 
 
+async def message_at(s: AsyncSession, conversation_id: int, seq: int) -> Message | None:
+    """The message with this sequence number in a conversation, if any."""
+    stmt = select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
+    return (await s.exec(stmt)).first()
+
+
 async def last_customer_message_at(s: AsyncSession, conversation_id: int) -> Any:
     """When the customer last wrote in this conversation (None if never)."""
     stmt = (
