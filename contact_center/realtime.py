@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from typing import Any, Awaitable, Callable
@@ -20,6 +21,7 @@ from contact_center import sio_websocket
 from contact_center.channels import WEB_CHAT
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.sessions import SessionGate
+from contact_center.settings import webchat_rate_limit
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
 
 log = logging.getLogger("contact_center.realtime")
@@ -47,21 +49,63 @@ def _dict(data: Any) -> dict[str, Any]:
     return data
 
 
+class TokenBucket:
+    """A rate limit: up to ``burst`` at once, refilled at ``per_second``; ``take`` spends one token."""
+
+    __slots__ = ("burst", "per_second", "tokens", "at")
+
+    def __init__(self, burst: int, per_second: float, now: float) -> None:
+        self.burst, self.per_second = float(burst), per_second
+        self.tokens, self.at = float(burst), now
+
+    def take(self, now: float) -> float:
+        """Spend a token: 0.0 when there was one, else the seconds until there is one (nothing spent)."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.per_second
+
+
 class CustomerNamespace(socketio.AsyncNamespace):
     """The chat widget's connection: one web visitor, their open conversation.
 
     This is the web chat channel's adapter: its inbound face turns socket events into the hub's use
     cases, and it has no outbound adapter of its own (the registry marks web chat live: the hub
     publishes to the conversation's room, which this namespace's sockets joined).
+
+    Each socket has two token buckets of ``message_burst`` refilled at ``messages_per_second`` (by
+    default ``WEBCHAT_MESSAGE_BURST`` and ``WEBCHAT_MESSAGES_PER_SECOND`` from the environment): one for
+    ``message`` (over it: ack ``rate_limited`` with ``retry_after``, nothing stored) and one for
+    ``typing`` (over it: dropped). A burst or rate of 0 turns the limit off.
     """
 
     CHANNEL = WEB_CHAT.name
 
-    def __init__(self, hub: HubService) -> None:
+    def __init__(
+        self, hub: HubService, message_burst: int | None = None, messages_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__("/customer")
         self.hub = hub
         self._sockets: dict[int, set[str]] = {}  # customer id -> their connected widgets on this node
         self._left_tasks: dict[int, asyncio.Task[None]] = {}
+        burst, rate = webchat_rate_limit()
+        self.message_burst = burst if message_burst is None else message_burst
+        self.messages_per_second = rate if messages_per_second is None else messages_per_second
+        self.clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sid, "message"|"typing") -> its bucket
+
+    def _wait_before(self, sid: str, kind: str) -> float:
+        """0.0 when this socket may send one more ``kind`` event now (and it is counted), else the seconds to wait."""
+        if self.message_burst <= 0 or self.messages_per_second <= 0:
+            return 0.0
+        now = self.clock()
+        bucket = self._buckets.get((sid, kind))
+        if bucket is None:
+            bucket = self._buckets[(sid, kind)] = TokenBucket(self.message_burst, self.messages_per_second, now)
+        return bucket.take(now)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Identify the visitor, join their conversation's room, send the session and what they missed."""
@@ -105,6 +149,8 @@ class CustomerNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         """When a customer's last widget goes, a chat still waiting is abandoned after a grace period."""
+        self._buckets.pop((sid, "message"), None)
+        self._buckets.pop((sid, "typing"), None)
         try:
             raw = (await self.get_session(sid)).get("customer_id")
         except KeyError:
@@ -130,7 +176,15 @@ class CustomerNamespace(socketio.AsyncNamespace):
             log.exception("could not mark an abandoned chat")
 
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        """A chat message from the customer."""
+        """A chat message from the customer (over the socket's rate limit: refused, nothing stored)."""
+        wait = self._wait_before(sid, "message")
+        if wait > 0:
+            retry_after = math.ceil(wait * 10) / 10  # tenths of a second, rounded up
+            return {"ok": False, "error": {
+                "code": "rate_limited", "retry_after": retry_after,
+                "message": f"too many messages at once: wait {retry_after:g} s and send again",
+            }}
+
         async def run() -> dict[str, Any]:
             payload = _dict(data)
             customer_id, session = await self._customer_of(sid)
@@ -165,7 +219,9 @@ class CustomerNamespace(socketio.AsyncNamespace):
         return await _acked(run)
 
     async def on_typing(self, sid: str, data: Any) -> None:
-        """The customer is typing (relayed to the agent)."""
+        """The customer is typing (relayed to the agent; over the socket's rate limit: dropped)."""
+        if self._wait_before(sid, "typing") > 0:
+            return
         typing = bool(data.get("typing")) if isinstance(data, dict) else False
         customer_id = (await self.get_session(sid)).get("customer_id")
         if customer_id is not None:  # nobody to tell before their first message

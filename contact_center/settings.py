@@ -17,6 +17,19 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+WEBCHAT_MESSAGE_BURST = 10
+WEBCHAT_MESSAGES_PER_SECOND = 2.0
+
+
+def webchat_rate_limit(env: Mapping[str, str] | None = None) -> tuple[int, float]:
+    """A web chat socket's message limit, ``(burst, per_second)``: ``WEBCHAT_MESSAGE_BURST`` (10) and
+    ``WEBCHAT_MESSAGES_PER_SECOND`` (2). A burst or a rate of 0 turns the limit off."""
+    env = os.environ if env is None else env
+    burst = int(env.get("WEBCHAT_MESSAGE_BURST") or WEBCHAT_MESSAGE_BURST)
+    rate = float(env.get("WEBCHAT_MESSAGES_PER_SECOND") or WEBCHAT_MESSAGES_PER_SECOND)
+    return burst, rate
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the composition root needs to wire the hub.
@@ -56,6 +69,8 @@ class Settings:
     media_dir: str = "var/media"  # where attachments' bytes are kept
     media_max_bytes: int = 5 * 1024 * 1024  # the largest attachment taken in or uploaded
     twilio_standin: bool = False  # run the local Twilio stand-in (and /dev/phone) inside the hub
+    webchat_message_burst: int = WEBCHAT_MESSAGE_BURST  # a widget socket's token bucket: messages at once (0: no limit)
+    webchat_messages_per_second: float = WEBCHAT_MESSAGES_PER_SECOND  # ... and refilled at this rate
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -92,6 +107,8 @@ class Settings:
             media_dir=env.get("MEDIA_DIR", cls.media_dir),
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", cls.media_max_bytes)),
             twilio_standin=_bool(env.get("TWILIO_STANDIN"), False),
+            webchat_message_burst=webchat_rate_limit(env)[0],
+            webchat_messages_per_second=webchat_rate_limit(env)[1],
             extra={k: v for k, v in env.items() if k.startswith("TWILIO_") or k in ("MEDIA_MAX_BYTES",)},
         )
 
