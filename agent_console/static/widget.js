@@ -71,8 +71,7 @@
     profile: load(KEY_PROFILE, { name: "", email: "" }),
     seen: new Map(), // conversation id -> Set of seq already rendered
     messages: [], // cached copy for reload
-    outbox: load(KEY_OUTBOX, []), // [{client_msg_id, text}]
-    inflight: new Set(), // client_msg_ids emitted and not yet acknowledged
+    outbox: load(KEY_OUTBOX, []), // [{client_msg_id, text}]: sent first to last, one at a time (flushOutbox)
     socket: null,
     connectedOnce: false,
     open: false,
@@ -449,7 +448,6 @@
 
   function settleOutbox(clientMsgId) {
     if (!clientMsgId) return;
-    state.inflight.delete(clientMsgId);
     var before = state.outbox.length;
     state.outbox = state.outbox.filter(function (e) { return e.client_msg_id !== clientMsgId; });
     if (state.outbox.length !== before) save(KEY_OUTBOX, state.outbox);
@@ -522,7 +520,7 @@
     });
 
     socket.on("disconnect", function (reason) {
-      state.inflight.clear();
+      resetFlush();
       setTyping(false);
       if (reason === "io client disconnect") return;
       setStatus("offline", "Reconnecting\u2026 messages will be sent when you are back online");
@@ -669,41 +667,72 @@
     else flushOutbox();
   }
 
+  // The outbox goes out one message at a time, in order: the next is emitted when the previous one's ack
+  // is in (the hub may handle a socket's events concurrently, so a burst could be stored out of order, and
+  // it limits each socket to a burst of messages, then a few a second: docs/subsystems/realtime.md).
+  // A `rate_limited` refusal keeps the message first in line, still pending, and sends it again (same
+  // client_msg_id: the hub stores it once) after the ack's `retry_after`; any other refusal fails it.
+  var sending = null; // the attempt emitted and not yet acknowledged: {client_msg_id}
+  var flushTimer = null; // a wait before the outbox goes on (rate_limited, or an ack that never came)
+
+  function flushLater(ms) {
+    clearTimeout(flushTimer);
+    flushTimer = setTimeout(function () { flushTimer = null; flushOutbox(); }, ms);
+  }
+
+  /** Stop pacing: the socket dropped (a new connection has a new limit, and unanswered emits are lost). */
+  function resetFlush() {
+    sending = null;
+    clearTimeout(flushTimer);
+    flushTimer = null;
+  }
+
   function flushOutbox() {
     var socket = state.socket;
-    if (!socket || !socket.connected) return;
-    state.outbox.slice().forEach(function (entry) {
-      if (state.inflight.has(entry.client_msg_id)) return;
-      addPending(entry);
-      state.inflight.add(entry.client_msg_id);
-      var data = { client_msg_id: entry.client_msg_id, text: entry.text };
-      if (entry.payload) data.payload = entry.payload;
-      socket.timeout(15000).emit("message", data, function (err, ack) {
-        state.inflight.delete(entry.client_msg_id);
-        if (err) {
-          // no answer (connection dropped?): it stays in the outbox and goes again, same id, on reconnect
-          if (socket.connected) setTimeout(flushOutbox, 2000);
-          return;
-        }
-        if (ack && ack.ok && ack.message) {
-          var m = ack.message;
-          if (m.conversation_id != null && String(m.conversation_id) !== String(state.conversationId)) switchConversation(m.conversation_id);
-          if (!addMessage(m)) settleOutbox(entry.client_msg_id);
-          return;
-        }
-        if (ack && ack.ok) {
-          // accepted without a message body: at least stop saying "sending"
-          settleOutbox(entry.client_msg_id);
-          var node = findByClientId(entry.client_msg_id);
-          var meta = node && node.querySelector(".ccw-meta");
-          if (meta) text(meta, "sent");
-          return;
-        }
-        var error = (ack && ack.error) || {};
+    if (!socket || !socket.connected || sending || flushTimer) return;
+    state.outbox.forEach(addPending);
+    var entry = state.outbox[0];
+    if (!entry) return;
+    var attempt = sending = { client_msg_id: entry.client_msg_id };
+    var data = { client_msg_id: entry.client_msg_id, text: entry.text };
+    if (entry.payload) data.payload = entry.payload;
+    socket.timeout(15000).emit("message", data, function (err, ack) {
+      if (sending !== attempt) return; // the socket dropped meanwhile: the outbox was sent again from its start
+      sending = null;
+      if (err) {
+        // no answer (connection dropped?): it stays first in the outbox and goes again, same id
+        if (socket.connected) flushLater(2000);
+        return;
+      }
+      if (ack && ack.ok && ack.message) {
+        var m = ack.message;
+        if (m.conversation_id != null && String(m.conversation_id) !== String(state.conversationId)) switchConversation(m.conversation_id);
+        addMessage(m);
+        settleOutbox(entry.client_msg_id); // (addMessage settles it too, unless it was already shown)
+        flushOutbox();
+        return;
+      }
+      if (ack && ack.ok) {
+        // accepted without a message body: at least stop saying "sending"
         settleOutbox(entry.client_msg_id);
-        markFailed(entry.client_msg_id, error.message || error.code || "the message was refused");
-        showError(error.message || "Your message could not be sent.");
-      });
+        var node = findByClientId(entry.client_msg_id);
+        var meta = node && node.querySelector(".ccw-meta");
+        if (meta) text(meta, "sent");
+        flushOutbox();
+        return;
+      }
+      var error = (ack && ack.error) || {};
+      if (error.code === "rate_limited") {
+        // over the hub's rate: not stored; this one and those after it wait, still pending
+        var wait = Number(error.retry_after);
+        if (!isFinite(wait) || wait <= 0) wait = 1;
+        flushLater(Math.min(wait, 60) * 1000 + 50);
+        return;
+      }
+      settleOutbox(entry.client_msg_id);
+      markFailed(entry.client_msg_id, error.message || error.code || "the message was refused");
+      showError(error.message || "Your message could not be sent.");
+      flushOutbox();
     });
   }
 
