@@ -105,7 +105,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()
-    sio.register_namespace(CustomerNamespace(hub))
+    sio.register_namespace(CustomerNamespace(
+        hub, message_burst=settings.webchat_message_burst, messages_per_second=settings.webchat_messages_per_second
+    ))
     sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
     sweeper = asyncio.get_running_loop().create_task(sweep_ended_sessions(sio, app[SESSIONS_KEY]))

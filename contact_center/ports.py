@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -357,4 +357,225 @@ class MediaStore(Protocol):
 
     async def get(self, key: str) -> tuple[StoredMedia, bytes] | None:
         """The file with this key, if any."""
+        ...
+
+
+# --- what the conversation use cases need: the contact repository and the notifier ---------------------
+#
+# The use cases (contact_center/usecases/) speak to SQL only through a ConversationRepository and to
+# browsers only through a Notifier. The repository hands back the stored rows; the use cases read their
+# attributes (the shapes below) and never change them: every write is one repository call, one
+# transaction.
+
+
+class ConversationRow(Protocol):
+    """A stored conversation as the use cases read it."""
+
+    id: int | None
+    customer_id: int
+    channel: str
+    status: str
+    assigned_agent_id: int | None
+    queue_id: int | None
+    priority: int
+    subject: str
+    last_seq: int
+    customer_address: str
+    our_address: str
+    thread_key: str | None
+
+
+class CustomerRow(Protocol):
+    """A stored customer as the use cases read it."""
+
+    id: int | None
+    display_name: str
+    tier: str
+
+
+class MessageRow(Protocol):
+    """A stored message as the use cases read it (``attachments``: buttons, handoff context, media)."""
+
+    conversation_id: int
+    seq: int
+    sender_kind: str
+    sender_id: str | None
+    body: str
+    internal: bool
+    client_msg_id: str | None
+
+
+class ContactPointRow(Protocol):
+    """A customer's address on a channel: verified? opted out?"""
+
+    value: str
+    verified: bool
+
+
+class AgentRow(Protocol):
+    """A stored agent account."""
+
+    id: int | None
+    display_name: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class TimelineNote:
+    """An interaction for the customer's timeline in the contact repository."""
+
+    kind: str
+    channel: str
+    summary: str
+    data: dict[str, object] = field(default_factory=dict)
+    agent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store with a conversation's move (a transfer's system message, a handoff's note)."""
+
+    sender_kind: str
+    text: str
+    sender_id: str | None = None
+    internal: bool = False
+    attachments: list[dict[str, object]] | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One move of a conversation, written with a compare-and-set on the states it may start from.
+
+    :param sources: the states the stored conversation must be in (else nothing is written).
+    :param status: the state it goes to.
+    :param assign_to: the agent it is now assigned to; ``unassign`` clears the assignment.
+    :param only_if_agent: also require that this agent holds it (an agent's console went away).
+    :param queue_id: the queue it moves to (None: it stays in its queue).
+    :param stamp_queued / stamp_assigned: set ``queued_at`` / ``assigned_at`` to now unless already set.
+    :param close: set ``closed_at`` (and ``abandoned_at`` with ``abandoned``) and the disposition.
+    :param reopen: clear ``closed_at``, the disposition and the assignment, and queue it from now.
+    """
+
+    sources: frozenset[str]
+    status: str
+    assign_to: int | None = None
+    unassign: bool = False
+    only_if_agent: int | None = None
+    queue_id: int | None = None
+    stamp_queued: bool = False
+    stamp_assigned: bool = False
+    close: bool = False
+    abandoned: bool = False
+    disposition: str | None = None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A conversation after a move, with its customer and the message stored with the move (if any)."""
+
+    conversation: ConversationRow
+    customer: CustomerRow
+    message: MessageRow | None = None
+
+
+@dataclass(frozen=True)
+class InboundPlanRequest:
+    """What the repository needs to store a customer's message by the channel's policy, in one transaction.
+
+    :param decide: the core's rule (``contact_center.domain.conversations.plan_inbound`` with the channel's
+        flags bound): given the state of the conversation found (or None), what to do.
+    :param thread_key: None on per-customer channels (the customer's open conversation is found); else
+        the thread's or call's key.
+    """
+
+    customer_id: int
+    channel: str
+    thread_key: str | None
+    decide: Callable[[str | None], object]
+    queue_id: int | None
+    subject: str
+    customer_address: str
+    our_address: str
+    text: str
+    client_id: str | None
+    provider_id: str | None
+    attachments: list[dict[str, object]] | None
+    opened_note: Callable[[str], TimelineNote]  # the timeline entry of a new conversation, given its status
+
+
+@dataclass(frozen=True)
+class InboundStored:
+    """The outcome of storing a customer's message."""
+
+    conversation: ConversationRow
+    message: MessageRow
+    created: bool  # False: a repeat (same provider or client id); nothing new was stored
+    new_conversation: bool  # opened or reopened now: it must join a queue (unless with the bot)
+    customer: CustomerRow
+
+
+@dataclass(frozen=True)
+class FastAppend:
+    """A message appended through the message log (the hot path of an open conversation)."""
+
+    message: MessageRow
+    created: bool
+    status: str  # the conversation's state
+    assigned_agent_id: int | None
+
+
+class ConversationRepository(Protocol):
+    """The contact repository as the conversation use cases need it (SQL in ``contact_center.hub.sql``)."""
+
+    # --- reads ---------------------------------------------------------------------------------
+    async def queues(self) -> Sequence[Any]: ...
+    async def conversation(self, conversation_id: int) -> ConversationRow | None: ...
+    async def conversations(self, ids: Sequence[int]) -> Sequence[ConversationRow]: ...
+    async def conversations_with_customers(self, status: str) -> Sequence[tuple[ConversationRow, CustomerRow]]: ...
+    async def open_conversation(self, customer_id: int, channel: str) -> ConversationRow | None: ...
+    async def agent(self, agent_id: int) -> Any | None: ...
+    async def agents(self, ids: Sequence[int]) -> Sequence[Any]: ...
+    async def last_agent_states(self, ids: Sequence[int]) -> dict[int, str]: ...
+    async def customer_by_address(self, kind: str, value: str) -> Any | None: ...
+    async def contact_point(self, kind: str, value: str) -> Any | None: ...
+    async def history(self, conversation_id: int, after_seq: int, *, include_internal: bool) -> list[tuple[MessageRow, str]]: ...
+    async def messages(self, conversation_id: int, after_seq: int, *, include_internal: bool, limit: int | None = None) -> Sequence[MessageRow]: ...
+    async def message_at(self, conversation_id: int, seq: int) -> Any | None: ...
+    async def last_customer_message_at(self, conversation_id: int) -> Any: ...
+    async def assigned_to(self, agent_id: int) -> list[tuple[ConversationRow, CustomerRow]]: ...
+    async def with_customer(self, conversation_id: int) -> tuple[ConversationRow, CustomerRow] | None: ...
+
+    # --- writes (each one transaction) ---------------------------------------------------------
+    async def record_agent_state(self, agent_id: int, state: str) -> None: ...
+    async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]: ...
+    async def identify_visitor(self, kind: str, visitor_id: str, name: str, email: str) -> CustomerRow: ...
+    async def store_inbound(self, req: InboundPlanRequest) -> InboundStored: ...
+    async def append_fast(self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None) -> FastAppend | None: ...
+    async def append(self, conversation_id: int, msg: NewMessage, *, client_msg_id: str | None = None, delivery_status: str | None = None, note: TimelineNote | None = None) -> tuple[MessageRow, bool]: ...
+    async def move(self, conversation_id: int, t: Transition, *, message: NewMessage | None = None, note: TimelineNote | None = None) -> Moved | None: ...
+    async def record(self, customer_id: int, conversation_id: int | None, note: TimelineNote) -> None: ...
+    async def record_sent(self, conversation_id: int, seq: int, report: DeliveryReport) -> tuple[str | None, list[tuple[str, str | None, str | None]]] | None: ...
+    async def update_delivery(self, provider_id: str, status: str, error_code: str | None, error_message: str | None) -> tuple[int, int] | None: ...
+    async def set_opt_out(self, kind: str, address: str, *, region: str, opted_out: bool, note: Callable[[str], TimelineNote]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One event for one audience: a conversation's customer (live channels), an agent, or its watchers.
+
+    ``skip``: a customer connection that already has it (the one that sent it).
+    """
+
+    audience: str  # "customer" | "agent" | "watchers"
+    target: int  # a conversation id (customer, watchers) or an agent id
+    event: str
+    data: dict[str, Any]
+    skip: str | None = None
+
+
+class Notifier(Protocol):
+    """Tells browsers what happened (the Socket.IO adapter: rooms, namespaces, fan-out between nodes)."""
+
+    async def send(self, notices: Sequence[Notice]) -> None:
+        """Deliver these notices in order (across hub processes as one publish)."""
         ...

@@ -1,0 +1,147 @@
+"""The conversation lifecycle, pure: its states, the legal moves between them, and the rules around them.
+
+Written the way the order state machine is (``crm_store/domain/orders.py``): a table of moves, each
+from a set of states to one state, and a function that refuses an illegal move. The use cases ask it
+which state a conversation goes to; the repository writes that state with a compare-and-set on the
+states the move starts from, so two hub processes never both make a move that only one may make.
+
+::
+
+                 hand_over              accept
+      (new) -> bot ------> queued <---------> assigned -- close --> closed
+        |       ^            |  ^  transfer /    |                  |  ^
+        |       |  hand_back |  |  agent lost    |                  |  |
+        |       +------------+--+----------------+                  |  |
+        +-> queued          abandon ---------------------------------+  |
+                                        reopen (a new message in a closed thread)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ConversationStatus(StrEnum):
+    """Where a conversation is: with the bot, waiting for an agent, with an agent, or finished."""
+
+    BOT = "bot"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    CLOSED = "closed"
+
+
+class Move(StrEnum):
+    """What can happen to a conversation."""
+
+    HAND_OVER = "hand_over"  # the bot passes it to a person
+    ACCEPT = "accept"  # an agent accepts the offer
+    HAND_BACK = "hand_back"  # the agent gives it back to the bot
+    TRANSFER = "transfer"  # to another queue or a named agent
+    AGENT_LOST = "agent_lost"  # the agent's console went away: back in the queue
+    CLOSE = "close"  # the agent wraps it up with a disposition
+    ABANDON = "abandon"  # the customer left while waiting, never answered
+    REOPEN = "reopen"  # a new message in a finished thread (per-thread channels)
+
+
+_S = ConversationStatus
+
+MOVES: dict[Move, tuple[frozenset[ConversationStatus], ConversationStatus]] = {
+    Move.HAND_OVER: (frozenset({_S.BOT}), _S.QUEUED),
+    Move.ACCEPT: (frozenset({_S.QUEUED, _S.ASSIGNED}), _S.ASSIGNED),
+    Move.HAND_BACK: (frozenset({_S.ASSIGNED, _S.QUEUED}), _S.BOT),
+    Move.TRANSFER: (frozenset({_S.BOT, _S.QUEUED, _S.ASSIGNED}), _S.QUEUED),
+    Move.AGENT_LOST: (frozenset({_S.ASSIGNED}), _S.QUEUED),
+    Move.CLOSE: (frozenset({_S.BOT, _S.QUEUED, _S.ASSIGNED}), _S.CLOSED),
+    Move.ABANDON: (frozenset({_S.QUEUED}), _S.CLOSED),
+    Move.REOPEN: (frozenset({_S.CLOSED}), _S.QUEUED),
+}
+"""Each move: the states it may start from, and the state it leads to.
+
+``accept`` may start from ``assigned``: a transfer to a named agent is accepted by that agent while SQL
+still says the previous one (the atomic claim in the shared state decides who gets an offer).
+"""
+
+OPEN_STATUSES = frozenset({_S.BOT, _S.QUEUED, _S.ASSIGNED})
+"""The states of an open conversation (at most one per customer and channel on per-customer channels)."""
+
+DISPOSITIONS = ("resolved", "order_placed", "no_answer", "escalated", "other")
+"""How an agent may close a conversation."""
+
+ABANDONED = "abandoned"
+"""The disposition of a conversation the customer left while waiting."""
+
+
+class IllegalMove(ValueError):
+    """A move the conversation's state does not allow."""
+
+    def __init__(self, status: str, move: Move) -> None:
+        super().__init__(f"a {status} conversation cannot {move.value.replace('_', ' ')}")
+        self.status = status
+        self.move = move
+
+
+def sources(move: Move) -> frozenset[str]:
+    """The states (as stored) a move may start from: the compare-and-set condition of its write."""
+    return frozenset(s.value for s in MOVES[move][0])
+
+
+def target(move: Move) -> str:
+    """The state (as stored) a move leads to."""
+    return MOVES[move][1].value
+
+
+def apply(status: str, move: Move) -> str:
+    """The state after ``move`` from ``status``; :class:`IllegalMove` if the move is not allowed there."""
+    allowed, to = MOVES[move]
+    if status not in {s.value for s in allowed}:
+        raise IllegalMove(status, move)
+    return to.value
+
+
+def is_open(status: str) -> bool:
+    """Whether a conversation in this state is still open."""
+    return status in {s.value for s in OPEN_STATUSES}
+
+
+def opening_status(bot_first: bool, bot_ready: bool) -> str:
+    """A new conversation starts with the bot when its channel sends contacts to the bot first and the
+    bot is ready; otherwise it waits for an agent."""
+    return _S.BOT.value if bot_first and bot_ready else _S.QUEUED.value
+
+
+def can_abandon(status: str, ever_answered: bool) -> bool:
+    """Only a conversation still waiting and never answered is abandoned when the customer leaves; one
+    an agent has answered stays open for the agent to close."""
+    return status == _S.QUEUED.value and not ever_answered
+
+
+@dataclass(frozen=True)
+class InboundPlan:
+    """Where a customer's message goes, decided from what is stored.
+
+    :param open_new: open a new conversation (none is open, or only a closed thread is not reopened).
+    :param reopen: a closed thread comes back to the queue.
+    :param status: the state a new conversation starts in.
+    """
+
+    open_new: bool
+    reopen: bool
+    status: str | None
+
+
+def plan_inbound(found_status: str | None, *, per_thread: bool, bot_first: bool, bot_ready: bool) -> InboundPlan:
+    """What a customer's message does to the conversations it may belong to.
+
+    ``found_status``: the state of the conversation found by the channel's policy (the customer's open
+    one on per-customer channels; the thread's, open or closed, on per-thread and per-call channels),
+    or None. A new message in a closed thread reopens it into the queue (the bot does not take over a
+    thread an agent already answered); no conversation means a new one.
+    """
+    if found_status is None:
+        return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+    if found_status == _S.CLOSED.value:
+        if per_thread:
+            return InboundPlan(open_new=False, reopen=True, status=apply(found_status, Move.REOPEN))
+        return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+    return InboundPlan(open_new=False, reopen=False, status=None)

@@ -1,0 +1,327 @@
+"""The conversation repository port on SQL (SQLModel through ``crm_store``): every write one transaction.
+
+The use cases (``contact_center/usecases``) never open a session; they call this. A message into an
+open conversation goes through the message log (``crm_store/message_log.py``: group commit on SQLite,
+one statement on PostgreSQL); a returning visitor is found by a point read (``crm_store/point_reads.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from contact_center.domain.channels import delivery_status, moves_forward
+from contact_center.domain.conversations import InboundPlan
+from contact_center.ports import (
+    DeliveryReport,
+    FastAppend,
+    InboundPlanRequest,
+    InboundStored,
+    Moved,
+    NewMessage,
+    TimelineNote,
+    Transition,
+)
+from crm_store.db import Database
+from crm_store.domain.identity import ContactKind, InvalidAddress
+from crm_store.message_log import MessageLog, SessionMessageLog
+from crm_store.models import Agent, Conversation, Customer, Message, Queue, utcnow
+from crm_store.point_reads import CustomerRef, PointReads
+from crm_store.repositories import conversations as conv_repo
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import receipts as receipts_repo
+from crm_store.repositories import stats as stats_repo
+from crm_store.repositories.interactions import record_interaction
+
+log = logging.getLogger("contact_center.hub")
+
+
+class SqlConversations:
+    """:class:`contact_center.ports.ConversationRepository` on the contact repository's database."""
+
+    def __init__(self, db: Database, messages: MessageLog | None = None, reads: PointReads | None = None) -> None:
+        self.db = db
+        self.log: MessageLog = messages if messages is not None else SessionMessageLog(db)
+        self.reads = reads if reads is not None else PointReads(db)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def queues(self) -> Sequence[Queue]:
+        async with self.db.session() as s:
+            return (await s.exec(select(Queue).order_by(col(Queue.id)))).all()
+
+    async def conversation(self, conversation_id: int) -> Conversation | None:
+        async with self.db.session() as s:
+            return await s.get(Conversation, conversation_id)
+
+    async def conversations(self, ids: Sequence[int]) -> Sequence[Conversation]:
+        if not ids:
+            return []
+        async with self.db.session() as s:
+            return (await s.exec(select(Conversation).where(col(Conversation.id).in_(list(ids))))).all()
+
+    async def conversations_with_customers(self, status: str) -> Sequence[tuple[Conversation, Customer]]:
+        async with self.db.session() as s:
+            return (
+                await s.exec(
+                    select(Conversation, Customer)
+                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                    .where(Conversation.status == status)
+                )
+            ).all()
+
+    async def open_conversation(self, customer_id: int, channel: str) -> Conversation | None:
+        async with self.db.session() as s:
+            return await conv_repo.find_open_conversation(s, customer_id, channel)
+
+    async def with_customer(self, conversation_id: int) -> tuple[Conversation, Customer] | None:
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            customer = await s.get(Customer, conv.customer_id) if conv else None
+        return (conv, customer) if conv is not None and customer is not None else None
+
+    async def assigned_to(self, agent_id: int) -> list[tuple[Conversation, Customer]]:
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(
+                    select(Conversation, Customer)
+                    .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                    .where(Conversation.assigned_agent_id == agent_id, Conversation.status == "assigned")
+                    .order_by(col(Conversation.id))
+                )
+            ).all()
+        return [(c, cu) for c, cu in rows]
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        async with self.db.session() as s:
+            return await s.get(Agent, agent_id)
+
+    async def agents(self, ids: Sequence[int]) -> Sequence[Agent]:
+        if not ids:
+            return []
+        async with self.db.session() as s:
+            return (await s.exec(select(Agent).where(col(Agent.id).in_(list(ids))))).all()
+
+    async def last_agent_states(self, ids: Sequence[int]) -> dict[int, str]:
+        return await stats_repo.open_agent_states(self.db, list(ids))
+
+    async def customer_by_address(self, kind: str, value: str) -> CustomerRef | None:
+        return await self.reads.customer_by_contact(ContactKind(kind), value)
+
+    async def contact_point(self, kind: str, value: str) -> Any:
+        async with self.db.session() as s:
+            return await customers_repo.find_contact_point(s, kind, value)
+
+    async def history(self, conversation_id: int, after_seq: int, *, include_internal: bool) -> list[tuple[Message, str]]:
+        async with self.db.session() as s:
+            msgs = await conv_repo.messages_after(s, conversation_id, max(0, after_seq), include_internal=include_internal)
+            ids = {int(m.sender_id) for m in msgs if m.sender_kind == "agent" and m.sender_id and m.sender_id.isdigit()}
+            agents = (await s.exec(select(Agent).where(col(Agent.id).in_(ids)))).all() if ids else []
+        names = {str(a.id): a.display_name for a in agents}
+        return [(m, names.get(m.sender_id or "", "")) for m in msgs]
+
+    async def messages(self, conversation_id: int, after_seq: int, *, include_internal: bool, limit: int | None = None) -> Sequence[Message]:
+        async with self.db.session() as s:
+            return await conv_repo.messages_after(s, conversation_id, after_seq, include_internal=include_internal, **({"limit": limit} if limit else {}))
+
+    async def message_at(self, conversation_id: int, seq: int) -> Message | None:
+        async with self.db.session() as s:
+            return await conv_repo.message_at(s, conversation_id, seq)
+
+    async def last_customer_message_at(self, conversation_id: int) -> Any:
+        async with self.db.session() as s:
+            return await conv_repo.last_customer_message_at(s, conversation_id)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def record_agent_state(self, agent_id: int, state: str) -> None:
+        await stats_repo.record_agent_state(self.db, agent_id, state)
+
+    async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]:
+        async with self.db.transaction() as s:
+            res = await customers_repo.resolve_identity(
+                s, kind, address, display_name=display_name, default_region=region, verified=verified,
+            )
+            if display_name and not res.customer.display_name:
+                res.customer.display_name = display_name.strip()[:200]
+                s.add(res.customer)
+            assert res.customer.id is not None
+            return res.customer.id, res.contact_point.value
+
+    async def identify_visitor(self, kind: str, visitor_id: str, name: str, email: str) -> Customer:
+        async with self.db.transaction() as s:
+            res = await customers_repo.resolve_identity(s, kind, visitor_id, display_name=name[:200])
+            customer = res.customer
+            assert customer.id is not None
+            if name and not customer.display_name:
+                customer.display_name = name.strip()[:200]
+                s.add(customer)
+            if email:
+                try:
+                    await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
+                except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
+                    log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
+        return customer
+
+    async def store_inbound(self, req: InboundPlanRequest) -> InboundStored:
+        for attempt in range(3):  # a unique index lost a race with another process: look again
+            try:
+                return await self._store_inbound(req)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_inbound(self, req: InboundPlanRequest) -> InboundStored:
+        async with self.db.transaction() as s:
+            customer = await customers_repo.get_customer(s, req.customer_id)
+            if req.thread_key is None:
+                conv = await conv_repo.find_open_conversation(s, req.customer_id, req.channel)
+            else:
+                conv = await conv_repo.find_thread(s, req.channel, req.thread_key)
+            plan = req.decide(conv.status if conv is not None else None)
+            assert isinstance(plan, InboundPlan)
+            if plan.reopen and conv is not None:  # a new message in a finished thread reopens it
+                conv.status, conv.closed_at, conv.disposition, conv.assigned_agent_id = plan.status or "queued", None, None, None
+                conv.queued_at = utcnow()
+                s.add(conv)
+            if plan.open_new:
+                conv = await conv_repo.open_conversation(
+                    s, req.customer_id, req.channel, subject=req.subject, queue_id=req.queue_id, thread_key=req.thread_key,
+                    customer_address=req.customer_address, our_address=req.our_address,
+                )
+                conv.status = plan.status or "queued"
+                if conv.status == "queued":
+                    conv.queued_at = utcnow()  # with the bot, queued_at is set when it hands over
+                s.add(conv)
+                await _record(s, req.customer_id, conv.id, req.opened_note(conv.status))
+            elif req.our_address and conv is not None and conv.our_address != req.our_address:
+                conv.our_address = req.our_address  # replies go from the number the customer last wrote to
+                s.add(conv)
+            assert conv is not None and conv.id is not None
+            appended = await conv_repo.append_message(
+                s, conv.id, "customer", req.text, sender_id=str(req.customer_id), client_msg_id=req.client_id,
+                provider_id=req.provider_id, attachments=req.attachments,  # type: ignore[arg-type]
+            )
+        return InboundStored(conv, appended.message, appended.created, plan.open_new or plan.reopen, customer)
+
+    async def append_fast(
+        self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None
+    ) -> FastAppend | None:
+        logged = await self.log.append(conversation_id, sender_kind, text, sender_id=sender_id, client_msg_id=client_msg_id)
+        if logged is None:
+            return None
+        return FastAppend(logged.message, logged.created, logged.status, logged.assigned_agent_id)
+
+    async def append(
+        self, conversation_id: int, msg: NewMessage, *, client_msg_id: str | None = None, delivery_status: str | None = None,
+        note: TimelineNote | None = None,
+    ) -> tuple[Message, bool]:
+        async with self.db.transaction() as s:
+            appended = await conv_repo.append_message(
+                s, conversation_id, msg.sender_kind, msg.text, sender_id=msg.sender_id, client_msg_id=client_msg_id,
+                internal=msg.internal, attachments=msg.attachments or None, delivery_status=delivery_status,  # type: ignore[arg-type]
+            )
+            if appended.created and note is not None:
+                conv = await s.get(Conversation, conversation_id)
+                assert conv is not None
+                await _record(s, conv.customer_id, conversation_id, note)
+        return appended.message, appended.created
+
+    async def move(
+        self, conversation_id: int, t: Transition, *, message: NewMessage | None = None, note: TimelineNote | None = None
+    ) -> Moved | None:
+        async with self.db.transaction() as s:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None or conv.status not in t.sources:
+                return None
+            if t.only_if_agent is not None and conv.assigned_agent_id != t.only_if_agent:
+                return None
+            now = utcnow()
+            conv.status, conv.updated_at = t.status, now
+            if t.assign_to is not None:
+                conv.assigned_agent_id = t.assign_to
+            if t.unassign:
+                conv.assigned_agent_id = None
+            if t.queue_id is not None:
+                conv.queue_id = t.queue_id
+            if t.stamp_queued:
+                conv.queued_at = conv.queued_at or now
+            if t.stamp_assigned:
+                conv.assigned_at = conv.assigned_at or now
+            if t.close:
+                conv.closed_at, conv.disposition = now, t.disposition
+                if t.abandoned:
+                    conv.abandoned_at = now
+            s.add(conv)
+            customer = await customers_repo.get_customer(s, conv.customer_id)
+            stored = None
+            if message is not None:
+                stored = (await conv_repo.append_message(
+                    s, conversation_id, message.sender_kind, message.text, sender_id=message.sender_id,
+                    internal=message.internal, attachments=message.attachments,  # type: ignore[arg-type]
+                )).message
+            if note is not None:
+                await _record(s, conv.customer_id, conversation_id, note)
+        return Moved(conv, customer, stored)
+
+    async def record(self, customer_id: int, conversation_id: int | None, note: TimelineNote) -> None:
+        async with self.db.transaction() as s:
+            await _record(s, customer_id, conversation_id, note)
+
+    async def record_sent(
+        self, conversation_id: int, seq: int, report: DeliveryReport
+    ) -> tuple[str | None, list[tuple[str, str | None, str | None]]] | None:
+        async with self.db.transaction() as s:
+            msg = await conv_repo.message_at(s, conversation_id, seq)
+            if msg is None:
+                return None
+            if report.provider_id and not msg.provider_id:
+                msg.provider_id = report.provider_id[:100]
+            status = delivery_status(report.status)
+            if status is not None and moves_forward(msg.delivery_status, status):
+                msg.delivery_status = status.value
+                if report.error_code or report.error_message:
+                    msg.delivery_error_code = (report.error_code or "")[:20] or None
+                    msg.delivery_error = (report.error_message or "")[:300] or None
+            s.add(msg)
+            early = await receipts_repo.statuses_for(s, msg.provider_id) if msg.provider_id else []
+            return msg.provider_id, list(early)
+
+    async def update_delivery(
+        self, provider_id: str, status: str, error_code: str | None, error_message: str | None
+    ) -> tuple[int, int] | None:
+        new = delivery_status(status)
+        if new is None:
+            return None
+        async with self.db.transaction() as s:
+            msg = await conv_repo.message_by_provider_id(s, provider_id)
+            if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
+                return None
+            msg.delivery_status = new.value
+            if error_code or error_message:
+                msg.delivery_error_code = (error_code or "")[:20] or None
+                msg.delivery_error = (error_message or "")[:300] or None
+            s.add(msg)
+            return msg.conversation_id, msg.seq
+
+    async def set_opt_out(
+        self, kind: str, address: str, *, region: str, opted_out: bool, note: Callable[[str], TimelineNote]
+    ) -> None:
+        async with self.db.transaction() as s:
+            res = await customers_repo.resolve_identity(s, kind, address, default_region=region, verified=True)
+            point = res.contact_point
+            point.opted_out_at = utcnow() if opted_out else None
+            s.add(point)
+            assert res.customer.id is not None
+            await _record(s, res.customer.id, None, note(point.value))
+
+
+async def _record(s: Any, customer_id: int, conversation_id: int | None, note: TimelineNote) -> None:
+    """An interaction on the customer's timeline, in the caller's transaction."""
+    await record_interaction(
+        s, customer_id, note.kind, note.channel, note.summary, dict(note.data), agent_id=note.agent_id, conversation_id=conversation_id,
+    )

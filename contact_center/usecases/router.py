@@ -1,0 +1,129 @@
+"""The router loop: expire stale offers, offer waiting contacts to the best agents (the pure routing core
+decides, the shared state's atomic offer claims), and tell waiting customers their place in line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from contact_center.domain import presence as presence_rules
+from contact_center.domain.routing import (
+    AgentSnapshot,
+    AgentStatus,
+    QueueRule,
+    WaitingContact,
+    plan_assignments,
+    queue_position,
+    queue_positions,
+)
+from contact_center.ports import AgentPresence, QueueEntry
+from contact_center.usecases.context import Hub
+from contact_center.usecases.views import queue_update
+
+log = logging.getLogger("contact_center.hub")
+
+
+def waiting_contacts(waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence]) -> list[WaitingContact]:
+    """The routing core's view of the queue entries.
+
+    A transfer to a named agent falls back to its queue when that agent declined it or is not online.
+    """
+    reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
+    return [
+        WaitingContact(
+            conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
+            priority=e.priority, declined_by=e.declined_by,
+            pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
+        )
+        for e in waiting
+    ]
+
+
+def serving_agents(presences: Sequence[AgentPresence]) -> int:
+    """How many agents are taking contacts now (available or busy)."""
+    return presence_rules.serving(p.status for p in presences)
+
+
+async def queue_info(hub: Hub, conversation_id: int) -> dict[str, Any] | None:
+    """A waiting conversation's place in its queue and estimated wait (None if not waiting)."""
+    presences = await hub.store.all_presence()
+    contacts = waiting_contacts(await hub.store.waiting(), presences)
+    pos = queue_position(contacts, conversation_id, hub.clock())
+    if pos is None:
+        return None
+    channel = next(c.channel for c in contacts if c.conversation_id == conversation_id)
+    return queue_update(conversation_id, pos, serving_agents(presences), hub.concurrency(channel))
+
+
+async def route_once(hub: Hub) -> int:
+    """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
+    from contact_center.usecases.offers import offer_json
+
+    async with hub.route_lock:
+        now = hub.clock()
+        for offer in await hub.store.expired_offers(now):
+            if await hub.store.expire(offer.conversation_id, now) is not None:
+                await hub.tell_agent(offer.agent_id, "offer_revoked", {"conversation_id": offer.conversation_id})
+        waiting = await hub.store.waiting()
+        if not waiting:
+            return 0
+        presences = await hub.store.all_presence()
+        agents = [
+            AgentSnapshot(
+                agent_id=p.agent_id, status=AgentStatus(p.status), skills=p.skills, capacity=p.capacity,
+                load=p.load, idle_since=p.idle_since,
+            )
+            for p in presences
+        ]
+        contacts = waiting_contacts(waiting, presences)
+        rules = dict(hub.rules)
+        for c in contacts:
+            rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
+        made = 0
+        offered: set[int] = set()
+        for a in plan_assignments(contacts, agents, rules, now):
+            offer = await hub.store.offer(a.conversation_id, a.agent_id, now + hub.offer_timeout, check_capacity=True)
+            if offer is None:
+                continue  # another hub process offered it first
+            made += 1
+            offered.add(a.conversation_id)
+            await hub.tell_agent(a.agent_id, "offer", await offer_json(hub, offer.conversation_id, offer.expires_at, offer.queue, offer.channel))
+        await _publish_queue_positions(hub, [c for c in contacts if c.conversation_id not in offered], serving_agents(presences), now)
+        return made
+
+
+async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], serving: int, now: float) -> None:
+    """Tell each waiting customer their place and estimated wait, when it changed."""
+    positions = queue_positions(contacts, now)
+    for c in contacts:
+        update = queue_update(c.conversation_id, positions[c.conversation_id], serving, hub.concurrency(c.channel))
+        seen = (update["position"], update["estimated_wait_seconds"])
+        if hub.last_queue_info.get(c.conversation_id) != seen:
+            hub.last_queue_info[c.conversation_id] = seen
+            await hub.tell_customer(c.channel, c.conversation_id, "queue", update)
+
+
+async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) -> None:
+    """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts).
+
+    Every ``reconcile_every`` seconds it also re-queues conversations that SQL says are waiting but the
+    shared state has lost (a Redis restart loses no customer).
+    """
+    from contact_center.usecases.rebuild import rebuild_state
+
+    last_reconcile = hub.clock()
+    while True:
+        try:
+            await asyncio.wait_for(hub.kick_event.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+        hub.kick_event.clear()
+        try:
+            if hub.clock() - last_reconcile >= reconcile_every:
+                last_reconcile = hub.clock()
+                await rebuild_state(hub)
+            await route_once(hub)
+            hub.watched = await hub.store.watched()
+        except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged
+            log.exception("routing pass failed")
