@@ -209,9 +209,13 @@ class SqlConversations:
         return InboundStored(conv, appended.message, appended.created, plan.open_new or plan.reopen, customer)
 
     async def append_fast(
-        self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None
+        self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None,
+        provider_id: str | None = None, attachments: list[dict[str, object]] | None = None,
     ) -> FastAppend | None:
-        logged = await self.log.append(conversation_id, sender_kind, text, sender_id=sender_id, client_msg_id=client_msg_id)
+        logged = await self.log.append(
+            conversation_id, sender_kind, text, sender_id=sender_id, client_msg_id=client_msg_id,
+            **({"provider_id": provider_id} if provider_id else {}), **({"attachments": attachments} if attachments else {}),
+        )
         if logged is None:
             return None
         return FastAppend(logged.message, logged.created, logged.status, logged.assigned_agent_id)

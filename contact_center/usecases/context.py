@@ -80,10 +80,10 @@ class Hub:
         self.rules: dict[str, QueueRule] = {}
         self.queue_ids: dict[str, int] = {}
         self.default_queue = "general"
-        # (customer id, channel) -> (open conversation id, display name): a message into an open one goes
-        # straight to the message log. The log checks the conversation is still open, so a stale entry
-        # costs one retry through the full path.
-        self.open_chats: dict[tuple[int, str], tuple[int, str]] = {}
+        # (customer id, channel) -> (open conversation id, display name, our address): a message into an
+        # open one goes straight to the message log. The log checks the conversation is still open, so a
+        # stale entry costs one retry through the full path.
+        self.open_chats: dict[tuple[int, str], tuple[int, str, str]] = {}
         # conversations some supervisor watches (any node): refreshed every router tick
         self.watched: set[int] = set()
         self.last_queue_info: dict[int, tuple[int, int]] = {}
@@ -173,12 +173,12 @@ class Hub:
             pinned_agent=None,
         )
 
-    def remember_open(self, customer_id: int, channel: str, conversation_id: int, name: str) -> None:
+    def remember_open(self, customer_id: int, channel: str, conversation_id: int, name: str, our_address: str = "") -> None:
         """Cache the customer's open conversation for the fast path (bounded: the oldest entries go first)."""
         if len(self.open_chats) >= 50_000:
             for key in list(self.open_chats)[:5_000]:
                 del self.open_chats[key]
-        self.open_chats[(customer_id, channel)] = (conversation_id, name)
+        self.open_chats[(customer_id, channel)] = (conversation_id, name, our_address)
 
     async def tell(self, *notices: Notice) -> None:
         """Send notices (in order, one batch)."""

@@ -26,7 +26,7 @@ from contact_center.usecases import bot_turns, outbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError, clean_text, client_id
 from contact_center.usecases.views import buttons_of, message_json
-from crm_store.domain.identity import InvalidAddress
+from crm_store.domain.identity import ContactKind, InvalidAddress, normalize_address
 
 log = logging.getLogger("contact_center.hub")
 
@@ -135,7 +135,7 @@ async def customer_message(
     bot_text = bot_turns.bot_payload(raw_payload) or text  # a clicked button sends its payload to the bot
     known = hub.open_chats.get((customer_id, spec.name))
     if known is not None:
-        conv_id, name = known
+        conv_id, name, _ = known
         logged = await hub.repo.append_fast(conv_id, "customer", text, sender_id=str(customer_id), client_msg_id=cid)
         if logged is not None:
             payload = message_json(logged.message, name)
@@ -162,21 +162,59 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     text = clean_text(event.text, spec.max_text, allow_empty=bool(event.attachments))
     cid = client_id(event.client_id) if event.client_id is not None else None
     try:
-        customer_id, address = await hub.repo.resolve_customer(
-            spec.contact_kind, event.customer_address, display_name=event.display_name[:200],
-            region=hub.default_region, verified=True,
-        )
+        address = normalize_address(ContactKind(spec.contact_kind), event.customer_address, hub.default_region)
+        # a returning customer is one point read; a new address (or a name to record) one transaction
+        known: Any = await hub.repo.customer_by_address(spec.contact_kind, address)
+        if known is not None and (known.display_name or not event.display_name):
+            customer_id = int(known.id)
+        else:
+            customer_id, address = await hub.repo.resolve_customer(
+                spec.contact_kind, event.customer_address, display_name=event.display_name[:200],
+                region=hub.default_region, verified=True,
+            )
     except InvalidAddress as exc:
         raise HubError("bad_request", str(exc)) from None
+    attachments = [{"type": "media", "content_type": a.content_type, "url": a.url, "name": a.name, "size": a.size}
+                   for a in event.attachments]
+    fast = await _into_open(hub, spec, customer_id, event, text, cid, attachments)
+    if fast is not None:
+        return fast
     inbound = Inbound(
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
-        attachments=[{"type": "media", "content_type": a.content_type, "url": a.url, "name": a.name, "size": a.size}
-                     for a in event.attachments],
+        attachments=attachments,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
     return InboundResult(customer_id=customer_id, conversation_id=conv.id, message=payload, created=created)
+
+
+async def _into_open(
+    hub: Hub, spec: ChannelSpec, customer_id: int, event: InboundEvent, text: str, cid: str | None,
+    attachments: list[dict[str, Any]],
+) -> InboundResult | None:
+    """The hot path: a message into the customer's open conversation (known to this process, reached at
+    the same address of ours) is one append through the message log. None: take the full path."""
+    known = hub.open_chats.get((customer_id, spec.name))
+    if known is None or event.thread_key is not None or known[2] != event.our_address:
+        return None
+    conv_id, name, _ = known
+    logged = await hub.repo.append_fast(
+        conv_id, "customer", text, sender_id=str(customer_id), client_msg_id=cid, provider_id=event.provider_id,
+        attachments=attachments or None,  # type: ignore[arg-type]
+    )
+    if logged is None:  # closed meanwhile: the full path opens a new conversation
+        hub.open_chats.pop((customer_id, spec.name), None)
+        return None
+    payload = message_json(logged.message, name)
+    if logged.created:
+        await outbound.publish(hub, conv_id, logged.assigned_agent_id, payload, to_customer=spec)
+        if logged.status == "bot":
+            bot_text = event.bot_text or text
+            if spec.buttons_as_text:
+                bot_text = await _chosen_payload(hub, conv_id, logged.message.seq, text) or bot_text
+            bot_turns.start(hub, conv_id, customer_id, bot_text)
+    return InboundResult(customer_id=customer_id, conversation_id=conv_id, message=payload, created=logged.created)
 
 
 def _lock_for(hub: Hub, customer_id: int, channel: str) -> asyncio.Lock:
@@ -197,7 +235,7 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
     assert conv.id is not None
     name = customer.display_name or "Customer"
     if inbound.thread_key is None:
-        hub.remember_open(customer_id, spec.name, conv.id, name)
+        hub.remember_open(customer_id, spec.name, conv.id, name, inbound.our_address)
     payload = message_json(msg, name)
     if stored.created:
         await outbound.publish(hub, conv.id, conv.assigned_agent_id, payload, to_customer=spec, skip=origin_sid)

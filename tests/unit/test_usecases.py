@@ -292,3 +292,22 @@ def test_adding_a_channel_is_data() -> None:
         for name in ('"chat"', '"sms"', '"whatsapp"', '"voice"', '"email"'):
             assert name not in text, f"{path.name} names the channel {name}"
     assert replace(LETTERS, name="x").policy is ConversationPolicy.PER_THREAD
+
+
+async def test_a_returning_texter_into_an_open_conversation_takes_the_hot_path() -> None:
+    hub, repo, notify, _ = await _hub()
+    first = await inbound.receive_inbound(hub, _sms("hello", "SM1"))
+    assert repo.resolves == 1 and repo.fast_appends == 0
+    second = await inbound.receive_inbound(hub, _sms("second", "SM2"))
+    repeat = await inbound.receive_inbound(hub, _sms("second", "SM2"))
+    assert repo.resolves == 1 and repo.fast_appends == 2  # a point read and one append each, no transaction
+    assert second.conversation_id == first.conversation_id and second.created and not repeat.created
+    assert [m.body for m in repo.of(first.conversation_id)] == ["hello", "second"]
+    # written to another of our numbers: the full path (replies must go from the number last written to)
+    other = await inbound.receive_inbound(hub, replace(_sms("third", "SM3"), our_address="+15005550007"))
+    assert other.conversation_id == first.conversation_id and repo.fast_appends == 2
+    assert repo.convs[first.conversation_id].our_address == "+15005550007"
+    # closed meanwhile (another node): the hot path misses and a new conversation opens
+    repo.convs[first.conversation_id].status = "closed"
+    fresh = await inbound.receive_inbound(hub, replace(_sms("new day", "SM4"), our_address="+15005550007"))
+    assert fresh.conversation_id != first.conversation_id

@@ -121,6 +121,8 @@ class MemoryConversations:
         self.timeline: list[tuple[int, int | None, TimelineNote]] = []
         self.agent_states: dict[int, str] = {}
         self._ids = itertools.count(1)
+        self.fast_appends = 0
+        self.resolves = 0
 
     # --- helpers for tests
     def add_agent(self, agent_id: int, name: str) -> None:
@@ -200,6 +202,7 @@ class MemoryConversations:
         return self.customers[p.customer_id]
 
     async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]:
+        self.resolves += 1
         address = normalize_address(kind, address, region)  # the real, pure rule (raises InvalidAddress)
         cust = self._customer_at(kind, address, display_name, verified)
         if display_name and not cust.display_name:
@@ -246,16 +249,21 @@ class MemoryConversations:
                         thread_key=req.thread_key)
             self.convs[conv.id] = conv
             self.timeline.append((req.customer_id, conv.id, req.opened_note(conv.status)))
+        elif conv is not None and req.our_address and conv.our_address != req.our_address:
+            conv.our_address = req.our_address
         assert conv is not None
         msg, created = self._append(conv.id, "customer", req.text, str(req.customer_id), client_msg_id=req.client_id,
                                     provider_id=req.provider_id, attachments=req.attachments)
         return InboundStored(replace(conv), msg, created, plan.open_new or plan.reopen, customer)
 
-    async def append_fast(self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None) -> FastAppend | None:
+    async def append_fast(self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None,
+                          provider_id: str | None = None, attachments: Any = None) -> FastAppend | None:
+        self.fast_appends += 1
         conv = self.convs.get(conversation_id)
         if conv is None or not is_open(conv.status):
             return None
-        msg, created = self._append(conversation_id, sender_kind, text, sender_id, client_msg_id=client_msg_id)
+        msg, created = self._append(conversation_id, sender_kind, text, sender_id, client_msg_id=client_msg_id,
+                                    provider_id=provider_id, attachments=attachments)
         return FastAppend(msg, created, conv.status, conv.assigned_agent_id)
 
     async def append(self, conversation_id: int, msg: NewMessage, *, client_msg_id: str | None = None,
