@@ -1,4 +1,4 @@
-"""The ``contact-center`` command: serve, migrate, seed-demo, staffing."""
+"""The ``contact-center`` command: serve, migrate, seed-demo, staffing, electre2."""
 
 from __future__ import annotations
 
@@ -105,6 +105,54 @@ def _staffing(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def _electre2(args: argparse.Namespace, _settings: Settings) -> int:
+    """Rank a decision matrix with ELECTRE II: one JSON object with --json, else the ranking and its reasons."""
+    import json
+    from pathlib import Path
+
+    from crm_store.domain.electre import ElectreInputError, Electre2Problem, electre2, parse_json
+
+    try:
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"contact-center electre2: error: cannot read {args.input}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    try:
+        result = electre2(Electre2Problem.from_json(parse_json(text)))
+    except ElectreInputError as exc:
+        where = f" [{exc.field}]" if exc.field else ""
+        print(f"contact-center electre2: error{where}: {exc}", file=sys.stderr)
+        return 2
+    answer = result.to_json(max_pairs=args.max_pairs, matrices=args.matrices)
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return 0
+    exp = answer["explanation"]
+    lines = [f"ELECTRE II: {exp['summary']}", "", "ranking (best first; a level's members are tied or incomparable):"]
+    lines += [f"  {pos:>3}  {', '.join(level)}" for pos, level in enumerate(answer["ranking"], start=1)]
+    lines.append("")
+    for key in ("descending", "ascending"):
+        lines.append(f"{key} distillation: " + " > ".join("[" + ", ".join(c) + "]" for c in answer[key]))
+    for key in ("strong", "weak"):
+        pairs = answer[key]
+        shown = ", ".join(f"{a}>{b}" for a, b in pairs[:40]) + (f", ... ({len(pairs) - 40} more)" if len(pairs) > 40 else "")
+        lines.append(f"{key} outranking ({len(pairs)}): {shown or 'none'}")
+    tied = [g for g in exp["groups"] if len(g["names"]) > 1]
+    if tied:
+        lines += ["", "stand together:"]
+        for g in tied:
+            lines.append(f"  level {g['level']}: {', '.join(g['names'])}: {g['why']}")
+            lines += [f"      {p}" for p in g.get("pairs", [])]
+    if exp["incomparable"]:
+        lines += ["", f"incomparable ({exp['incomparable_pairs']}):"]
+        lines += [f"  {i['pair'][0]} / {i['pair'][1]}: {i['why']}" for i in exp["incomparable"]]
+    if exp["circuits"]:
+        lines += ["", "circuits:"]
+        lines += [f"  {c['relation']}: {', '.join(c['names'])}" for c in exp["circuits"]]
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="contact-center", description="Omnichannel contact centre hub")
@@ -128,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     staffing.add_argument("--shrinkage", type=float, default=0.0, help="share of paid time not available (0 to <1)")
     staffing.add_argument("--json", action="store_true", help="print one JSON object")
     staffing.set_defaults(func=_staffing)
+    electre = sub.add_parser("electre2", help="rank a decision matrix with ELECTRE II (JSON in; see docs/subsystems/order-evaluation.md)")
+    electre.add_argument("--input", required=True, help="the JSON file of the problem, or - for standard input")
+    electre.add_argument("--json", action="store_true", help="print one JSON object")
+    electre.add_argument("--matrices", action="store_true", help="include the concordance and discordance matrices (JSON)")
+    electre.add_argument("--max-pairs", type=int, default=200, help="pair statements written out in the explanation")
+    electre.set_defaults(func=_electre2)
     return parser
 
 

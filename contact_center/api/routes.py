@@ -373,6 +373,58 @@ async def bot_handoffs(request: web.Request) -> web.Response:
     })
 
 
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+# The batch size docs/subsystems/order-evaluation.md names: the work and memory grow with n squared, and
+# 1 MB of JSON could otherwise carry some 20,000 alternatives (3 GB per n x n float matrix).
+ELECTRE2_MAX_ALTERNATIVES = 2000
+
+
+async def electre2_rank(request: web.Request) -> web.Response:
+    """Rank any decision matrix with ELECTRE II (docs/subsystems/order-evaluation.md); bad input is a 400."""
+    import asyncio
+
+    from crm_store.domain.electre import ElectreInputError, parse_json, rank_json
+
+    if request.content_length is not None and request.content_length > 1_000_000:
+        raise BadRequest("body too large")
+    try:
+        text = await request.text()
+    except UnicodeDecodeError:
+        raise BadRequest("body must be valid JSON (UTF-8)") from None
+    matrices = request.query.get("matrices", "").lower() in {"1", "true", "yes"}
+    try:
+        # A name given twice is refused (parse_json), not silently collapsed as a plain JSON reader would.
+        # The work is numpy over n x n matrices: off the event loop, so a big matrix does not stall the hub.
+        answer = await asyncio.to_thread(
+            lambda: rank_json(parse_json(text), matrices=matrices, max_alternatives=ELECTRE2_MAX_ALTERNATIVES)
+        )
+    except ElectreInputError as exc:
+        raise BadRequest(str(exc), field=exc.field) from None
+    return web.json_response(answer)
+
+
+_ELECTRE2_BODY = {
+    "type": "object",
+    "required": ["alternatives", "weights", "directions", "scales", "concordance", "discordance"],
+    "additionalProperties": False,
+    "properties": {
+        "alternatives": {"type": "object", "description": "name -> one value per criterion",
+                         "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+        "weights": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}},
+        "directions": {"type": "array", "items": {"type": "string", "enum": ["max", "min"]}},
+        "scales": {"type": "array", "description": "[min, max] of each criterion; discordance is divided by max - min",
+                   "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
+        "concordance": {"type": "array", "description": "[c_low, c_high], 0 <= c_low < c_high <= 1",
+                        "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "discordance": {"type": "array", "description": "[d_low, d_high], 0 <= d_low < d_high <= 1",
+                        "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "criteria": {"type": "array", "items": {"type": "string"}, "description": "optional names of the criteria"},
+    },
+}
+
+
 _CUSTOMER = Param("customer_id", "path", "integer", "customer id", True)
 _ORDER = Param("order_id", "path", "integer", "order id", True)
 _LIMIT = Param("limit", type="integer", description="page size")
@@ -447,6 +499,9 @@ ROUTES: tuple[Route, ...] = (
           responses={200: "moved", 404: "unknown order", 409: "illegal transition"}),
     Route("GET", "/api/bot/handoffs", bot_handoffs, "Chats the bot handed to a person, with transcripts (training candidates)", "bot",
           (Param("after", type="integer", description="the next_after of the previous page"), _LIMIT), responses={200: "OK", 403: "supervisors only"}),
+    Route("POST", "/api/evaluation/electre2", electre2_rank, "Rank a decision matrix with ELECTRE II", "evaluation",
+          (Param("matrices", type="boolean", description="also return the concordance and discordance matrices"),),
+          body=_ELECTRE2_BODY, responses={200: "strong, weak, descending, ascending, ranking and explanation", 400: "invalid problem (or over 2,000 alternatives), with the reason"}),
     Route("GET", "/api/supervisor/snapshot", supervisor_snapshot, "Live queue, agent and service-level figures", "supervision",
           responses={200: "OK", 403: "supervisors only (or the service token)", 503: "the hub is starting"}),
 )
