@@ -3,6 +3,8 @@ a socket over its message rate gets ``rate_limited``, and the connection stays u
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncio
 from typing import Any, AsyncIterator
 
@@ -174,11 +176,13 @@ async def test_the_limit_is_read_from_the_environment_and_uses_the_real_clock(mo
     assert (settings.webchat_message_burst, settings.webchat_messages_per_second) == (3, 1.0)
     assert webchat_rate_limit({"WEBCHAT_MESSAGE_BURST": "0"})[0] == 0  # off
 
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
     db_file = f"{tmp_path}/env.db"
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{db_file}", service_tokens=("t",), demo_data=False,
-                              session_secret="s" * 32, media_dir=str(tmp_path / "media")))
+    # the composition root hands the namespace the settings' limit (read from the environment by from_env)
+    app = create_app(replace(
+        Settings(database_url=f"sqlite+aiosqlite:///{db_file}", service_tokens=("t",), demo_data=False,
+                 session_secret="s" * 32, media_dir=str(tmp_path / "media")),
+        webchat_message_burst=settings.webchat_message_burst, webchat_messages_per_second=settings.webchat_messages_per_second,
+    ))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     hub = Hub(str(server.make_url("")).rstrip("/"), app, db_file)
