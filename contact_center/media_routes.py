@@ -3,6 +3,8 @@
 * ``POST /console/media`` (an agent's session): one file (multipart field ``file``), at most
   ``MEDIA_MAX_BYTES``; only JPEG, PNG, GIF, WebP and PDF, checked by their bytes. Answers
   ``{key, url, content_type, size, name}``; the key goes into a ``reply``'s ``media``.
+* ``GET /console/media`` (an agent's session): what an upload may be, ``{max_bytes, types}``, so the
+  console shows the limit before the agent picks a file.
 * ``GET /media/{key}``: for a logged-in agent, or with a signed link (``?exp=&sig=``, HMAC of the key
   and expiry with the session secret) that the hub gives a provider to fetch an outbound MMS or
   WhatsApp image. Served with its stored type, ``nosniff``, and as a download unless it is an image.
@@ -69,6 +71,11 @@ def add_media_routes(
         return web.json_response({"key": stored.key, "url": f"/media/{stored.key}", "content_type": stored.content_type,
                                   "size": stored.size, "name": stored.name}, status=201)
 
+    async def limits(request: web.Request) -> web.Response:
+        if await agent_of(request) is None:  # type: ignore[misc]
+            return error_response(401, "unauthorized", "log in first")
+        return web.json_response({"max_bytes": max_bytes, "types": sorted(AGENT_UPLOAD_TYPES)})
+
     async def download(request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
         if not await _allowed(request, key):
@@ -91,4 +98,5 @@ def add_media_routes(
         return await agent_of(request) is not None  # type: ignore[misc]
 
     app.router.add_post("/console/media", upload)
+    app.router.add_get("/console/media", limits)
     app.router.add_get("/media/{key}", download)

@@ -7,12 +7,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from contact_center.api.errors import error_response, read_json
-from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY, SIO_KEY
+from sqlmodel import col, select
+
+from contact_center.api import serialize as ser
+from contact_center.api.errors import error_response, path_int, read_json
+from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.realtime import close_ended_sessions
 from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
+from crm_store.models import Conversation
 from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import products as products_repo
+from crm_store.services import link_given_contacts
 
 STATIC = Path(__file__).resolve().parent.parent / "agent_console" / "static"
 
@@ -119,6 +125,57 @@ async def directory(request: web.Request) -> web.Response:
     )
 
 
+async def given_contact(request: web.Request) -> web.Response:
+    """POST /console/customers/{customer_id}/contact-points {kind: phone|email, address}: what the customer told the agent.
+
+    Linked as an *unverified* contact point (a later SMS, call or email from it finds this customer),
+    and noted on their timeline. An agent may do it for a customer of a conversation assigned to them
+    and not closed; supervisors and admins for anyone. An address of another customer is a 409 and
+    stays theirs (joining two customers is an explicit merge).
+    """
+    session = await current_agent(request)
+    if session is None:
+        return error_response(401, "unauthorized", "not logged in")
+    customer_id = path_int(request, "customer_id")
+    body = await read_json(request)
+    kind, address = body.get("kind"), body.get("address")
+    if kind not in ("phone", "email"):
+        return error_response(422, "validation_failed", "kind must be phone or email", fields=[{"field": "kind", "reason": "must be phone or email"}])
+    if not isinstance(address, str) or not address.strip() or len(address) > 300:
+        return error_response(422, "validation_failed", "give the address (at most 300 characters)", fields=[{"field": "address", "reason": "required"}])
+    async with request.app[DB_KEY].transaction() as s:
+        customer = await customers_repo.get_customer(s, customer_id)
+        conv = (
+            await s.exec(
+                select(Conversation)
+                .where(Conversation.customer_id == customer.id, Conversation.assigned_agent_id == session.agent_id,
+                       Conversation.status != "closed")
+                .order_by(col(Conversation.id).desc())
+            )
+        ).first()
+        if conv is None and session.role not in ("supervisor", "admin"):
+            return error_response(403, "forbidden", "only for the customer of a conversation assigned to you")
+        assert customer.id is not None
+        (given,) = await link_given_contacts(
+            s,
+            customer.id,
+            phone=address if kind == "phone" else None,
+            email=address if kind == "email" else None,
+            source=f"to {session.display_name or session.username}",
+            channel=conv.channel if conv is not None else "backoffice",
+            payload={"actor": f"agent:{session.username}"},
+            agent_id=session.agent_id,
+            conversation_id=conv.id if conv is not None else None,
+            default_region=request.app[SETTINGS_KEY].default_phone_region,
+        )
+    if given.point is None:
+        noun = "phone number" if kind == "phone" else "email address"
+        return error_response(409, "conflict", f"{given.value} is the {noun} of another customer (#{given.taken_by}); "
+                              "it was not linked (a supervisor can merge the two customers)", owner_id=given.taken_by)
+    return web.json_response({"contact_point": ser.contact_point(given.point), "created": given.created},
+                             status=201 if given.created else 200)
+
+
 def _page(name: str):  # type: ignore[no-untyped-def]
     """A handler serving one static HTML page."""
     async def handler(request: web.Request) -> web.FileResponse:
@@ -135,6 +192,7 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/shop/products.json", shop_products)
     app.router.add_get("/console/canned.json", canned)
     app.router.add_get("/console/directory.json", directory)
+    app.router.add_post("/console/customers/{customer_id}/contact-points", given_contact)
     app.router.add_get("/console", _page("console.html"))
     app.router.add_get("/shop", _page("shop.html"))
     app.router.add_get("/", _page("shop.html"))

@@ -6,11 +6,13 @@ anywhere leaves nothing half-written (stock, order, lines, events and timeline m
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Mapping
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.db import Database
 from crm_store.domain.identity import ContactKind
@@ -30,6 +32,8 @@ from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import orders as orders_repo
 from crm_store.repositories import products as products_repo
 from crm_store.repositories.interactions import record_interaction
+
+log = logging.getLogger("crm_store.services")
 
 
 class OrderConflict(ValueError):
@@ -100,7 +104,9 @@ async def place_order(
 ) -> PlacedOrder:
     """Validate, price, reserve stock and store a placed order, with its event and timeline entry.
 
-    The customer is ``customer_id`` if given, else resolved from the order's phone or email.
+    The customer is ``customer_id`` if given, else resolved from the order's phone or email. The
+    order's phone (E.164) and email become the customer's *unverified* contact points (see
+    :func:`link_given_contacts`), so a later SMS, call or email from them finds this customer.
     A repeated ``idempotency_key`` returns the first order instead of placing a second one.
     """
     if idempotency_key:
@@ -194,6 +200,10 @@ async def _place(
                     line_total_minor=pl.line_total_minor,
                 )
             )
+        await link_given_contacts(
+            s, customer.id, phone=valid.phone, email=valid.email, source=f"with order {order.id}",
+            channel=channel, payload={"order_id": order.id, "actor": actor}, order_id=order.id, default_region=region,
+        )
         s.add(OrderEvent(order_id=order.id, from_status=None, to_status=OrderStatus.PLACED, actor=actor))
         await record_interaction(
             s,
@@ -206,6 +216,57 @@ async def _place(
             order_id=order.id,
         )
         return order.id
+
+
+async def link_given_contacts(
+    s: AsyncSession,
+    customer_id: int,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    source: str,
+    channel: str,
+    payload: dict[str, Any] | None = None,
+    agent_id: int | None = None,
+    conversation_id: int | None = None,
+    order_id: int | None = None,
+    default_region: str = "US",
+) -> list[customers_repo.GivenContact]:
+    """Link a phone and an email the customer gave (to the bot, with an order, to an agent) as unverified points.
+
+    In the caller's transaction. Each new link goes on the customer's timeline ("Phone +1... given with
+    order 12 (unverified)"). An address already theirs is left as it is. An address of someone else
+    (for a phone: the same number on any phone channel) is not taken from them: it stays theirs, the
+    refusal is logged, and the outcome says so (joining two customers is an explicit merge).
+    Raises :class:`~crm_store.domain.identity.InvalidAddress` for an address that is not one.
+    """
+    outcomes: list[customers_repo.GivenContact] = []
+    for kind, raw in ((ContactKind.PHONE, phone), (ContactKind.EMAIL, email)):
+        if not raw:
+            continue
+        given = await customers_repo.link_given_contact(s, customer_id, kind, raw, default_region=default_region)
+        outcomes.append(given)
+        if given.taken_by is not None:
+            log.info(
+                "given %s not linked: it belongs to another customer", kind.value,
+                extra={"customer_id": customer_id, "owner_id": given.taken_by, "source": source},
+            )
+            continue
+        if not given.created:
+            continue
+        assert given.point is not None
+        await record_interaction(
+            s,
+            given.point.customer_id,
+            InteractionKind.IDENTITY,
+            channel,
+            f"{kind.value.capitalize()} {given.point.value} given {source} (unverified)",
+            {**(payload or {}), "contact_point_id": given.point.id, "kind": kind.value, "verified": False},
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            order_id=order_id,
+        )
+    return outcomes
 
 
 async def transition_order(

@@ -217,6 +217,50 @@ async def link_contact_point(
     return point
 
 
+@dataclass(frozen=True)
+class GivenContact:
+    """What became of an address a customer gave: linked now, already theirs, or someone else's."""
+
+    kind: ContactKind
+    value: str  # normalised
+    point: ContactPoint | None  # the customer's point (None when it belongs to someone else)
+    created: bool  # linked just now
+    taken_by: int | None = None  # the other customer who has it
+
+
+async def link_given_contact(
+    s: AsyncSession, customer_id: int, kind: ContactKind | str, raw_address: str, default_region: str = "US"
+) -> GivenContact:
+    """Link an address the customer *told* us (to the bot, with an order, to an agent) as unverified.
+
+    Unlike :func:`link_contact_point` nothing is raised when the address is someone else's: it stays
+    theirs and the outcome names them (the caller logs it). For a phone number, the same E.164 number
+    on any phone channel (an SMS or WhatsApp sender) counts as taken, so that one number stays one
+    customer: a later call, SMS or WhatsApp message from it finds whoever already has it.
+    An address already theirs is returned as it is (a verified one stays verified).
+    Raises :class:`~crm_store.domain.identity.InvalidAddress` for an address that is not one.
+    """
+    kind = ContactKind(kind)
+    value = normalize_address(kind, raw_address, default_region)
+    customer = await get_customer(s, customer_id)
+    assert customer.id is not None
+    existing = await find_contact_point(s, kind, value)
+    if existing is None and kind in PHONE_KINDS:
+        sibling = await _same_number(s, value)
+        if sibling is not None and (await survivor_id(s, sibling.customer_id)) != customer.id:
+            existing = sibling
+    if existing is not None:
+        owner = await survivor_id(s, existing.customer_id)
+        if owner != customer.id:
+            return GivenContact(kind, value, None, created=False, taken_by=owner)
+        return GivenContact(kind, value, existing, created=False)
+    try:
+        point = await link_contact_point(s, customer.id, kind, value, verified=False, default_region=default_region)
+    except ContactPointTaken as taken:  # linked by someone else just now
+        return GivenContact(kind, value, None, created=False, taken_by=taken.owner_id)
+    return GivenContact(kind, value, point, created=True)
+
+
 async def merge_customers(
     s: AsyncSession, source_id: int, target_id: int, actor: str, reason: str = ""
 ) -> CustomerMerge:

@@ -1,6 +1,6 @@
 // What the console knows of each channel: its label, icon and composer limits.
 // Owner of the `channels` slice: the hub's list from `hello.channels` ([{name, label, max_text, segments,
-// buttons_as_text, reply_window_seconds}]), or null while the hub does not send one (then the built-in defaults below apply).
+// buttons_as_text, reply_window_seconds, media}]), or null while the hub does not send one (then the built-in defaults below apply).
 
 import { h } from "../core/dom.js";
 import { defineSlice, subscribe } from "../core/store.js";
@@ -12,8 +12,8 @@ const channels = defineSlice("channels", null, "model/channels.js");
 // and their own name as the label.
 const BUILTIN = {
   chat: { label: "Web chat", short: "Chat", icon: "chat" },
-  sms: { label: "SMS", short: "SMS", icon: "sms", segments: true },
-  whatsapp: { label: "WhatsApp", short: "WhatsApp", icon: "whatsapp", replyWindowSeconds: 24 * 3600 },
+  sms: { label: "SMS", short: "SMS", icon: "sms", segments: true, media: true },
+  whatsapp: { label: "WhatsApp", short: "WhatsApp", icon: "whatsapp", replyWindowSeconds: 24 * 3600, media: true },
   voice: { label: "Phone call", short: "Voice", icon: "voice" },
   email: { label: "Email", short: "Email", icon: "email" },
 };
@@ -34,7 +34,8 @@ function fromHub(name) {
 
 /**
  * Everything the views need about a channel: {name, label, short, icon, known, maxText, segments, buttonsAsText,
- * replyWindowSeconds}.
+ * replyWindowSeconds, media}. `media`: an agent may attach files (the hub's `media` when it says, else SMS and
+ * WhatsApp: the hub refuses files on web chat).
  * `label` precedence: the conversation's channel_label, the hub's list, the built-in default, the name itself.
  */
 export function channelInfo(name, labelHint = null) {
@@ -52,6 +53,7 @@ export function channelInfo(name, labelHint = null) {
     segments: typeof hub?.segments === "boolean" ? hub.segments : !!builtin?.segments,
     buttonsAsText: !!hub?.buttons_as_text,
     replyWindowSeconds: Number.isFinite(hub?.reply_window_seconds) && hub.reply_window_seconds > 0 ? hub.reply_window_seconds : builtin?.replyWindowSeconds || null,
+    media: typeof hub?.media === "boolean" ? hub.media : !!builtin?.media,
   };
 }
 

@@ -39,7 +39,7 @@ function newConv(data) {
     messages: new Map(), // seq -> message
     noteSeqs: new Set(),
     pendingStatus: new Map(), // seq -> {delivery_status, delivery_error} that came before the message
-    outbox: [], // [{client_msg_id, text}] replies not yet acknowledged
+    outbox: [], // [{client_msg_id, text, media?, attachments?}] replies not yet acknowledged
     inflight: new Set(),
     unread: 0,
     lastSeq: 0,
@@ -70,8 +70,16 @@ export function isActive(conv) {
   return !!conv && active.get() !== null && key(conv.id) === key(active.get());
 }
 
+/** The hub's stand-in for a customer without a name ("Visitor 12", "Visitor"): not a name to show. */
+export function isPlaceholderName(name) {
+  return typeof name !== "string" || !name.trim() || /^visitor(?: #?\d+)?$/i.test(name.trim());
+}
+
+/** How the console names a conversation's customer: their name, else their address on the channel
+ *  (+15551234567), else the hub's placeholder, else the customer's or conversation's number. */
 export function convName(conv) {
-  return conv.customerName || (conv.customerId != null ? `Customer #${conv.customerId}` : `Conversation #${conv.id}`);
+  if (!isPlaceholderName(conv.customerName)) return conv.customerName;
+  return conv.customerAddress || conv.customerName || (conv.customerId != null ? `Customer #${conv.customerId}` : `Conversation #${conv.id}`);
 }
 
 export function isNote(conv, m) {
@@ -243,9 +251,14 @@ export function resume(conv) {
   });
 }
 
-/** Queue a reply and send it (kept, and resent with the same client_msg_id, until the hub acknowledges it). */
-export function queueReply(conv, text) {
+/** Queue a reply and send it (kept, and resent with the same client_msg_id, until the hub acknowledges it).
+ *  `files`: uploads to send with it, [{key, url, content_type, name, size}] (POST /console/media's answers). */
+export function queueReply(conv, text, files = []) {
   const entry = { client_msg_id: `a-${randomId()}`, text };
+  if (files.length) {
+    entry.media = files.map((f) => f.key);
+    entry.attachments = files.map((f) => ({ type: "media", url: f.url, content_type: f.content_type, name: f.name, size: f.size }));
+  }
   conv.outbox.push(entry);
   conversations.changed({ type: "outbox", conv, entry });
   flushOutbox(conv);
@@ -257,7 +270,9 @@ export function flushOutbox(conv) {
   for (const entry of [...conv.outbox]) {
     if (conv.inflight.has(entry.client_msg_id)) continue;
     conv.inflight.add(entry.client_msg_id);
-    socket.request("reply", { conversation_id: conv.id, client_msg_id: entry.client_msg_id, text: entry.text }, 15000, (err, ack) => {
+    const payload = { conversation_id: conv.id, client_msg_id: entry.client_msg_id, text: entry.text };
+    if (entry.media) payload.media = entry.media;
+    socket.request("reply", payload, 15000, (err, ack) => {
       conv.inflight.delete(entry.client_msg_id);
       if (err) {
         if (socket.isConnected()) setTimeout(() => flushOutbox(conv), 2000); // same client_msg_id: the hub dedupes

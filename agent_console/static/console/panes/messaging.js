@@ -1,7 +1,8 @@
 // The transcript + composer pane: web chat, SMS and WhatsApp (and any channel without a pane of its own).
 // Per channel (panes/index.js and model/channels.js): the SMS composer counts characters and segments,
 // WhatsApp shows its 24-hour window, an opted-out customer (STOP) closes the composer with the reason,
-// and a refused reply (opted_out, outside_window, ...) is explained next to the composer.
+// and a refused reply (opted_out, outside_window, ...) is explained next to the composer. On channels that
+// carry files (SMS, WhatsApp) the composer attaches images and PDFs (panes/attach.js).
 // State: the conversation records are the model's (model/conversations.js); this pane only keeps what
 // it draws (the customer's typing line, the pending notes on screen).
 
@@ -16,6 +17,7 @@ import { smsMeter } from "../channels/sms.js";
 import { replyWindowNotice } from "../channels/reply-window.js";
 import { cannedKeydown, closeCanned, updateCanned } from "../views/canned.js";
 import { messageNode, updateTicks } from "./transcript.js";
+import { attachState, clearAttachments, mountAttach, showAttach } from "./attach.js";
 
 const DEFAULT_PLACEHOLDER = "Reply to the customer — Enter to send, Shift+Enter for a new line, / for canned responses";
 
@@ -58,7 +60,7 @@ function setTyping(on) {
 export function renderTranscript(conv) {
   const b = box();
   const nodes = [...conv.messages.values()].sort((a, b2) => a.seq - b2.seq).map((m) => messageNode(conv, m));
-  for (const entry of conv.outbox) nodes.push(messageNode(conv, { sender_kind: "agent", text: entry.text, client_msg_id: entry.client_msg_id }, { pending: true }));
+  for (const entry of conv.outbox) nodes.push(pendingNode(conv, entry));
   b.replaceChildren(...nodes);
   b.scrollTop = b.scrollHeight;
 }
@@ -82,9 +84,13 @@ function insertMessage(conv, m) {
   if (stick || senderOf(m) !== "customer") b.scrollTop = b.scrollHeight;
 }
 
+function pendingNode(conv, entry) {
+  return messageNode(conv, { sender_kind: "agent", text: entry.text, client_msg_id: entry.client_msg_id, attachments: entry.attachments }, { pending: true });
+}
+
 function appendPending(conv, entry) {
   const b = box();
-  b.append(messageNode(conv, { sender_kind: "agent", text: entry.text, client_msg_id: entry.client_msg_id }, { pending: true }));
+  b.append(pendingNode(conv, entry));
   b.scrollTop = b.scrollHeight;
 }
 
@@ -107,7 +113,6 @@ function renderComposer(conv) {
   const input = $("reply-input");
   const replyOff = conv.closed || conv.optedOut;
   input.disabled = replyOff;
-  $("reply-send").disabled = replyOff;
   $("note-input").disabled = conv.closed;
   $("note-send").disabled = conv.closed;
   input.maxLength = info.maxText;
@@ -127,6 +132,17 @@ function renderComposer(conv) {
   banner.dataset.kind = notice ? notice.kind : "";
   banner.setAttribute("role", notice && notice.kind !== "info" ? "alert" : "note");
   renderMeter(conv);
+  showAttach(conv); // its redraw calls renderSend
+}
+
+/** Send: off when replies are off, and while a file is still uploading (the reply waits for it). */
+function renderSend() {
+  const conv = shown;
+  const send = $("reply-send");
+  const uploading = !!conv && attachState(conv).uploading;
+  send.disabled = !conv || conv.closed || conv.optedOut || uploading;
+  send.textContent = uploading ? "Uploading…" : "Send";
+  send.setAttribute("aria-busy", uploading ? "true" : "false");
 }
 
 function renderMeter(conv = shown) {
@@ -150,12 +166,16 @@ function sendReply() {
   const conv = activeConv();
   const input = $("reply-input");
   const text = input.value.replace(/\s+$/, "");
-  if (!conv || conv.closed || conv.optedOut || !text.trim()) return;
+  if (!conv || conv.closed || conv.optedOut) return;
+  const files = attachState(conv);
+  if (files.uploading) return chatError("A file is still uploading: send once it says “Ready to send” (or remove it).");
+  if (!text.trim() && !files.ready.length) return;
   chatError("");
   input.value = "";
   closeCanned();
   stopTyping();
-  queueReply(conv, text); // the pending bubble comes with the model's "outbox" change
+  queueReply(conv, text.trim() ? text : "", files.ready); // the pending bubble comes with the model's "outbox" change
+  if (files.count) clearAttachments(conv);
   renderMeter(conv);
 }
 
@@ -215,6 +235,7 @@ export const messagingPane = {
     root = host.querySelector('[data-pane="messaging"]');
     if (wired) return;
     wired = true;
+    mountAttach(renderSend);
     $("reply-send").addEventListener("click", sendReply);
     $("reply-input").addEventListener("keydown", onReplyKeydown);
     $("reply-input").addEventListener("input", onReplyInput);
@@ -286,6 +307,7 @@ export const messagingPane = {
     setTyping(false);
     chatError("");
     shown = null;
+    showAttach(null);
     if (root) root.hidden = true;
   },
 };

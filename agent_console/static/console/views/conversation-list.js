@@ -80,14 +80,16 @@ function renderItem(conv, f = listFilter.get()) {
   const isOpen = key(conv.id) === key(activeId());
   const at = lastActivity(conv);
   const preview = conv.closed ? "Closed" : result.hit ? result.hit.text || messageText(result.hit) : previewOf(conv);
-  const meta = conv.customerAddress || (conv.queue ? humanize(conv.queue) : ""); // the full set is in the header
+  const named = convName(conv);
+  // the full set is in the header; the address once (it is the name of a customer without one)
+  const meta = (conv.customerAddress && conv.customerAddress !== named ? conv.customerAddress : "") || (conv.queue ? humanize(conv.queue) : "");
   button.replaceChildren(
     h(
       "span",
       { class: "conv-avatar", "data-testid": "channel-icon", "data-channel": info.name, "data-icon": info.icon, title: info.label, "aria-hidden": "true" },
       channelIcon(info.icon),
     ),
-    h("span", { class: "conv-line" }, h("span", { class: "conv-name", text: convName(conv) }), h("span", { class: "conv-time", text: at ? when(new Date(at).toISOString()) : "" })),
+    h("span", { class: "conv-line" }, h("span", { class: "conv-name", text: named }), h("span", { class: "conv-time", text: at ? when(new Date(at).toISOString()) : "" })),
     h(
       "span",
       { class: "conv-meta" },
@@ -101,7 +103,7 @@ function renderItem(conv, f = listFilter.get()) {
       h("span", { class: "badge", "data-testid": "unread-badge", "aria-hidden": "true", text: conv.unread ? String(conv.unread) : "" }),
     ),
   );
-  const spoken = [convName(conv), info.label, conv.unread ? `${conv.unread} unread` : null, conv.closed ? "closed" : preview].filter(Boolean).join(", ");
+  const spoken = [named, info.label, conv.unread ? `${conv.unread} unread` : null, conv.closed ? "closed" : preview].filter(Boolean).join(", ");
   button.setAttribute("aria-label", spoken);
   if (isOpen) button.setAttribute("aria-current", "true");
   else button.removeAttribute("aria-current");

@@ -1,5 +1,7 @@
 // The Customer tab's 360: who the open conversation's customer is, their contact points, orders and
-// timeline (GET /api/customers/{id}). Owner of the `customer` slice: {id, customer: {id, name, points} | null}.
+// timeline (GET /api/customers/{id}). A phone or email the customer gave (to the bot, with an order, or
+// to the agent here: POST /console/customers/{id}/contact-points) is marked "unverified": it was told,
+// not proven, though a later text, call or email from it reaches this customer. Owner of the `customer` slice: {id, customer: {id, name, points} | null}.
 // The "New order" button it draws is handled by views/new-order.js; the "Order #N placed" banner comes
 // from the `orderFlash` slice.
 
@@ -52,12 +54,62 @@ function flashNode(flash) {
   );
 }
 
+/** ✓ verified (the customer wrote from it), or "unverified" (they told us). A web visitor id is neither. */
+function pointMark(p) {
+  if (p.verified) return h("span", { class: "verified", text: "✓ verified" });
+  if (p.kind === "web") return null;
+  return h("span", {
+    class: "unverified chip-unverified",
+    "data-testid": "contact-unverified",
+    title: "Given by the customer (to the bot, with an order or to an agent), not confirmed by a message from it",
+    text: "unverified",
+  });
+}
+
+/** A phone or email the customer told the agent: linked as unverified (the hub checks who may). */
+function addContactForm(customerId) {
+  const input = h("input", {
+    type: "text",
+    "data-testid": "contact-add-address",
+    placeholder: "Phone or email the customer gave",
+    "aria-label": "Phone number or email address the customer gave",
+    maxlength: "300",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  const submit = h("button", { type: "submit", class: "btn btn-ghost btn-sm", "data-testid": "contact-add-submit", text: "Add" });
+  const error = h("p", { class: "form-error small", "data-testid": "contact-add-error", role: "alert", hidden: true });
+  const form = h("form", { class: "contact-add", "data-testid": "contact-add", novalidate: true }, h("div", { class: "contact-add-row" }, input, submit), error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const address = input.value.trim();
+    error.hidden = true;
+    if (!address || customerId === null || customerId === undefined) return;
+    const kind = address.includes("@") ? "email" : "phone";
+    submit.disabled = true;
+    const r = await api(`/console/customers/${encodeURIComponent(customerId)}/contact-points`, { method: "POST", body: { kind, address } });
+    submit.disabled = false;
+    if (!r.ok || !r.data?.contact_point) {
+      error.textContent = r.status === 403 ? "Only for the customer of a conversation assigned to you." : errorText(r, "Not added");
+      error.hidden = false;
+      return;
+    }
+    const point = r.data.contact_point;
+    toast(r.data.created ? `${kind === "email" ? "Email" : "Phone"} ${point.value} added (unverified)` : `${point.value} was already on file`);
+    input.value = "";
+    if (key(customer.get().id) === key(customerId)) fetch360(customerId);
+  });
+  return form;
+}
+
 function render360(data) {
   const c = data.customer || {};
   const points = data.contact_points || [];
   const items = data.timeline?.items || data.timeline || [];
   const orders = data.orders || [];
-  const name = c.display_name || `Customer #${c.id ?? ""}`;
+  // no name: their first address (a number, an email) rather than a number of ours
+  const address = points.find((p) => p && p.kind !== "web" && p.value)?.value;
+  const name = c.display_name || address || `Customer #${c.id ?? ""}`;
   const record = { id: c.id ?? customer.get().id, name, points };
 
   const newOrder = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "new-order-open", text: "New order" });
@@ -88,11 +140,12 @@ function render360(data) {
               { "data-testid": "contact-point" },
               h("span", { class: "k", text: humanize(p.kind) }),
               h("span", { class: "v", text: p.value }),
-              p.verified ? h("span", { class: "verified", text: "✓ verified" }) : null,
+              pointMark(p),
             ),
           ),
         )
       : h("p", { class: "muted small", text: "None on file." }),
+    addContactForm(record.id),
   );
 
   const flash = read("orderFlash");

@@ -5,7 +5,7 @@ import { $, h, key } from "../core/dom.js";
 import { humanize } from "../core/format.js";
 import * as socket from "../core/socket.js";
 import { defineSlice, subscribe } from "../core/store.js";
-import { getConv, reopen, upsertConv, addMessage, selectConv } from "../model/conversations.js";
+import { getConv, isPlaceholderName, reopen, upsertConv, addMessage, selectConv } from "../model/conversations.js";
 import { channelTag } from "../model/channels.js";
 import { toast } from "./toasts.js";
 
@@ -29,12 +29,13 @@ export function addOffer(offer) {
     existing.data = offer;
     return;
   }
-  const name = offer.customer?.display_name || `Customer #${offer.customer?.id ?? "?"}`;
+  const given = offer.customer?.display_name;
+  const name = !isPlaceholderName(given) ? given : offer.customer_address || given || `Customer #${offer.customer?.id ?? "?"}`;
   const timer = h("span", { class: "offer-timer", "data-testid": "offer-countdown" });
   const bar = h("span");
   const accept = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "offer-accept", text: "Accept", "aria-label": `Accept ${name}` });
   const decline = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "offer-decline", text: "Decline", "aria-label": `Decline ${name}` });
-  const meta = [offer.queue ? humanize(offer.queue) : null, offer.customer_address || null].filter(Boolean).join(" · ");
+  const meta = [offer.queue ? humanize(offer.queue) : null, offer.customer_address !== name ? offer.customer_address : null].filter(Boolean).join(" · ");
   const node = h(
     "div",
     { class: "offer", "data-testid": "offer", "data-conversation-id": id, "data-channel": offer.channel || "web" },
