@@ -23,14 +23,19 @@ WEB_CHAT = ChannelSpec(
 SMS = ChannelSpec(
     name="sms", label="SMS", contact_kind="sms", interaction_kind="sms",
     policy=ConversationPolicy.PER_CUSTOMER, concurrency=4.0, max_text=1600, buttons_as_text=True,
-    counts_segments=True, noun="SMS conversation",
+    counts_segments=True, noun="SMS conversation", media=True,
 )
 WHATSAPP = ChannelSpec(
     name="whatsapp", label="WhatsApp", contact_kind="whatsapp", interaction_kind="whatsapp",
     policy=ConversationPolicy.PER_CUSTOMER, concurrency=4.0, max_text=4096, buttons_as_text=True,
-    reply_window_seconds=24 * 3600, noun="WhatsApp conversation",
+    reply_window_seconds=24 * 3600, noun="WhatsApp conversation", media=True,
 )
-KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP)
+EMAIL = ChannelSpec(
+    name="email", label="Email", contact_kind="email", interaction_kind="email",
+    policy=ConversationPolicy.PER_THREAD, concurrency=2.0, max_text=100_000, noun="email thread",
+    reopen_window_seconds=14 * 24 * 3600, media=True, rich_text=True,
+)
+KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL)
 
 
 class ChannelRegistry:
@@ -91,6 +96,7 @@ class ChannelRegistry:
             {
                 "name": s.name, "label": s.label, "max_text": s.max_text, "segments": s.counts_segments,
                 "buttons_as_text": s.buttons_as_text, "reply_window_seconds": s.reply_window_seconds,
+                "media": s.media, "rich_text": s.rich_text, "policy": s.policy.value,
             }
             for s in self._specs.values()
         ]

@@ -249,6 +249,12 @@ class InboundEvent:
     :param display_name: a name the channel gave (WhatsApp's ProfileName, an email's From name).
     :param queue: the queue to join when the adapter knows it (from ``our_address``); else the channel's default.
     :param metadata: anything else the adapter wants on the message (kept as JSON).
+    :param wake: False for an automatic message (an out-of-office reply): filed with its conversation,
+        it neither reopens nor queues anything.
+    :param identity_trusted: False when the sender's address may be forged (email failing DMARC): the
+        message gets a customer of its own and is never linked to the address's owner.
+    :param extra: the channel's own parts of the message, kept with it as one attachment of type
+        ``channel`` (email: subject, sender, recipients, the sanitised HTML's link, the spoofing label).
     """
 
     channel: str
@@ -263,6 +269,9 @@ class InboundEvent:
     queue: str | None = None
     attachments: tuple[InboundAttachment, ...] = ()
     metadata: dict[str, object] = field(default_factory=dict)
+    wake: bool = True
+    identity_trusted: bool = True
+    extra: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -483,7 +492,8 @@ class InboundPlanRequest:
     """What the repository needs to store a customer's message by the channel's policy, in one transaction.
 
     :param decide: the core's rule (``contact_center.domain.conversations.plan_inbound`` with the channel's
-        flags bound): given the state of the conversation found (or None), what to do.
+        flags bound): given the state of the conversation found (or None) and, for a closed one, how many
+        seconds ago it closed, what to do (an ``InboundPlan``).
     :param thread_key: None on per-customer channels (the customer's open conversation is found); else
         the thread's or call's key.
     """
@@ -491,7 +501,7 @@ class InboundPlanRequest:
     customer_id: int
     channel: str
     thread_key: str | None
-    decide: Callable[[str | None], object]
+    decide: Callable[[str | None, float | None], object]
     queue_id: int | None
     subject: str
     customer_address: str
@@ -547,6 +557,7 @@ class ConversationRepository(Protocol):
 
     # --- writes (each one transaction) ---------------------------------------------------------
     async def record_agent_state(self, agent_id: int, state: str) -> None: ...
+    async def new_customer(self, display_name: str) -> int: ...
     async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]: ...
     async def identify_visitor(self, kind: str, visitor_id: str, name: str, email: str) -> CustomerRow: ...
     async def store_inbound(self, req: InboundPlanRequest) -> InboundStored: ...

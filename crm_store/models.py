@@ -346,3 +346,54 @@ class WebhookReceipt(SQLModel, table=True):
     key: str = Field(max_length=160)
     payload: dict[str, Any] = _json(dict)
     received_at: datetime = _created()
+
+
+class EmailMessage(SQLModel, table=True):
+    """An email the hub took in (SMTP or IMAP) or sent: its raw bytes' key, its headers for threading.
+
+    ``dedup_key`` is the Message-ID (angle brackets stripped, case kept) or ``sha256:<hex of the raw
+    bytes>`` when it has none; unique per ``mailbox`` (the shop's address it reached, lower-cased), so
+    one message fetched by IMAP and delivered by SMTP is one row. ``state``: ``received`` (raw bytes kept,
+    not yet in a conversation: a crash here is finished by the recovery pass), ``stored`` (in the
+    conversation ``conversation_id`` as its message ``message_seq``), ``sent`` (ours), ``ignored``
+    (a loop or a list: kept, never answered), ``failed`` (could not be parsed into a conversation).
+    """
+
+    __tablename__ = "email_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "dedup_key", name="uq_email_messages_mailbox_key"),
+        Index("ix_email_messages_message_id", "message_id"),
+        Index("ix_email_messages_state", "state"),
+    )
+
+    id: Optional[int] = _id()
+    mailbox: str = Field(max_length=254)
+    dedup_key: str = Field(max_length=300)
+    message_id: Optional[str] = Field(default=None, max_length=300)  # without angle brackets
+    direction: str = Field(max_length=4)  # in / out
+    source: str = Field(default="smtp", max_length=8)  # smtp / imap / hub
+    state: str = Field(default="received", max_length=12)
+    raw_key: str = Field(default="", max_length=100)  # the media store's key of the raw bytes
+    size: int = Field(default=0)
+    from_addr: str = Field(default="", max_length=254)
+    subject: str = Field(default="", max_length=500)
+    in_reply_to: Optional[str] = Field(default=None, max_length=300)
+    references: list[str] = _json(list)
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id", index=True)
+    message_seq: Optional[int] = Field(default=None)
+    detail: dict[str, Any] = _json(dict)  # classification (auto, bounce, spoofed), errors
+    created_at: datetime = _created()
+
+
+class ImapCursor(SQLModel, table=True):
+    """Where the IMAP poller stands in one folder of one mailbox: UIDVALIDITY and the last UID taken in."""
+
+    __tablename__ = "imap_cursors"
+    __table_args__ = (UniqueConstraint("account", "folder", name="uq_imap_cursors_account_folder"),)
+
+    id: Optional[int] = _id()
+    account: str = Field(max_length=254)  # user@host, never the password
+    folder: str = Field(max_length=200)
+    uidvalidity: int = Field(default=0, sa_type=BigInteger)
+    last_uid: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = _created()

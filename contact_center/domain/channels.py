@@ -107,6 +107,10 @@ class ChannelSpec:
     :param counts_segments: the composer counts SMS segments.
     :param noun: what the people in the contact repository's summaries call a conversation on it
         ("joined the chat", "joined the SMS conversation").
+    :param reopen_window_seconds: per-thread channels: a new message in a thread closed less than this
+        long ago reopens it; later, it opens a new conversation linked to the closed one. None: always reopen.
+    :param media: agents may attach files (images, PDF) to replies on it.
+    :param rich_text: messages may carry formatted text (email's sanitised HTML beside the plain text).
     """
 
     name: str
@@ -124,6 +128,9 @@ class ChannelSpec:
     reply_window_seconds: int | None = None
     counts_segments: bool = False
     noun: str = "conversation"
+    reopen_window_seconds: int | None = None
+    media: bool = False
+    rich_text: bool = False
 
 
 class UnknownChannel(LookupError):

@@ -116,6 +116,10 @@ def can_abandon(status: str, ever_answered: bool) -> bool:
     return status == _S.QUEUED.value and not ever_answered
 
 
+AUTO_FILED = "auto_reply"
+"""The disposition of a conversation opened only to file an automatic message (an out-of-office reply)."""
+
+
 @dataclass(frozen=True)
 class InboundPlan:
     """Where a customer's message goes, decided from what is stored.
@@ -123,25 +127,53 @@ class InboundPlan:
     :param open_new: open a new conversation (none is open, or only a closed thread is not reopened).
     :param reopen: a closed thread comes back to the queue.
     :param status: the state a new conversation starts in.
+    :param successor: the new conversation continues a closed thread (linked to it, with the thread's
+        successor key: :func:`successor_key`).
+    :param disposition: a new conversation that starts closed: why (an automatic message on no thread).
     """
 
     open_new: bool
     reopen: bool
     status: str | None
+    successor: bool = False
+    disposition: str | None = None
 
 
-def plan_inbound(found_status: str | None, *, per_thread: bool, bot_first: bool, bot_ready: bool) -> InboundPlan:
+def plan_inbound(
+    found_status: str | None, *, per_thread: bool, bot_first: bool, bot_ready: bool,
+    closed_age_seconds: float | None = None, reopen_window_seconds: float | None = None, wake: bool = True,
+) -> InboundPlan:
     """What a customer's message does to the conversations it may belong to.
 
     ``found_status``: the state of the conversation found by the channel's policy (the customer's open
     one on per-customer channels; the thread's, open or closed, on per-thread and per-call channels),
-    or None. A new message in a closed thread reopens it into the queue (the bot does not take over a
-    thread an agent already answered); no conversation means a new one.
+    or None. ``closed_age_seconds``: how long ago a closed thread was closed.
+
+    * No conversation: a new one (to the bot first where the channel wants it and the bot is ready).
+    * A closed thread: reopened into the queue (the bot does not take over a thread an agent already
+      answered) if it closed less than ``reopen_window_seconds`` ago (None: always); after that, a new
+      conversation that continues it.
+    * ``wake`` False (an automatic message: an out-of-office reply): it is filed with the conversation
+      it belongs to and changes nothing; with none, it is filed in a new conversation that starts closed.
     """
+    if not wake:
+        if found_status is None:
+            return InboundPlan(open_new=True, reopen=False, status=_S.CLOSED.value, disposition=AUTO_FILED)
+        return InboundPlan(open_new=False, reopen=False, status=None)
     if found_status is None:
         return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
     if found_status == _S.CLOSED.value:
-        if per_thread:
+        if not per_thread:
+            return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+        within = reopen_window_seconds is None or closed_age_seconds is None or closed_age_seconds <= reopen_window_seconds
+        if within:
             return InboundPlan(open_new=False, reopen=True, status=apply(found_status, Move.REOPEN))
-        return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+        return InboundPlan(open_new=True, reopen=False, status=_S.QUEUED.value, successor=True)
     return InboundPlan(open_new=False, reopen=False, status=None)
+
+
+def successor_key(thread_key: str, conversation_id: int, limit: int = 200) -> str:
+    """The thread key of the conversation that continues a closed thread (unique, found again by the
+    next message of the thread, which follows the chain of successors)."""
+    suffix = f">{conversation_id}"
+    return thread_key[: limit - len(suffix)] + suffix

@@ -8,13 +8,14 @@ one statement on PostgreSQL); a returning visitor is found by a point read (``cr
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from contact_center.domain.channels import delivery_status, moves_forward
-from contact_center.domain.conversations import InboundPlan
+from contact_center.domain.conversations import InboundPlan, successor_key
 from contact_center.ports import (
     DeliveryReport,
     FastAppend,
@@ -140,6 +141,14 @@ class SqlConversations:
     async def record_agent_state(self, agent_id: int, state: str) -> None:
         await stats_repo.record_agent_state(self.db, agent_id, state)
 
+    async def new_customer(self, display_name: str) -> int:
+        async with self.db.transaction() as s:
+            customer = Customer(display_name=display_name.strip()[:200])
+            s.add(customer)
+            await s.flush()
+            assert customer.id is not None
+            return customer.id
+
     async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]:
         async with self.db.transaction() as s:
             res = await customers_repo.resolve_identity(
@@ -178,27 +187,47 @@ class SqlConversations:
     async def _store_inbound(self, req: InboundPlanRequest) -> InboundStored:
         async with self.db.transaction() as s:
             customer = await customers_repo.get_customer(s, req.customer_id)
+            closed_age: float | None = None
             if req.thread_key is None:
                 conv = await conv_repo.find_open_conversation(s, req.customer_id, req.channel)
             else:
                 conv = await conv_repo.find_thread(s, req.channel, req.thread_key)
-            plan = req.decide(conv.status if conv is not None else None)
+                for _ in range(50):  # a closed thread continued by a newer conversation: follow the chain
+                    if conv is None or conv.status != "closed":
+                        break
+                    after = await conv_repo.find_thread(s, req.channel, successor_key(conv.thread_key or "", conv.id or 0))
+                    if after is None:
+                        break
+                    conv = after
+                if conv is not None and conv.status == "closed" and conv.closed_at is not None:
+                    closed_age = (utcnow() - conv.closed_at).total_seconds()
+            plan = req.decide(conv.status if conv is not None else None, closed_age)
             assert isinstance(plan, InboundPlan)
+            before = conv
             if plan.reopen and conv is not None:  # a new message in a finished thread reopens it
                 conv.status, conv.closed_at, conv.disposition, conv.assigned_agent_id = plan.status or "queued", None, None, None
                 conv.queued_at = utcnow()
                 s.add(conv)
             if plan.open_new:
+                key = req.thread_key
+                if plan.successor and before is not None and before.id is not None:
+                    key = successor_key(before.thread_key or req.thread_key or "", before.id)
                 conv = await conv_repo.open_conversation(
-                    s, req.customer_id, req.channel, subject=req.subject, queue_id=req.queue_id, thread_key=req.thread_key,
+                    s, req.customer_id, req.channel, subject=req.subject, queue_id=req.queue_id, thread_key=key,
                     customer_address=req.customer_address, our_address=req.our_address,
                 )
                 conv.status = plan.status or "queued"
                 if conv.status == "queued":
                     conv.queued_at = utcnow()  # with the bot, queued_at is set when it hands over
+                elif conv.status == "closed":
+                    conv.closed_at, conv.disposition = utcnow(), plan.disposition
                 s.add(conv)
-                await _record(s, req.customer_id, conv.id, req.opened_note(conv.status))
-            elif req.our_address and conv is not None and conv.our_address != req.our_address:
+                note = req.opened_note(conv.status)
+                if plan.successor and before is not None:
+                    note = replace(note, summary=f"{note.summary} (continues conversation {before.id})",
+                                   data={**note.data, "continues": before.id})
+                await _record(s, req.customer_id, conv.id, note)
+            elif req.our_address and conv is not None and conv.status != "closed" and conv.our_address != req.our_address:
                 conv.our_address = req.our_address  # replies go from the number the customer last wrote to
                 s.add(conv)
             assert conv is not None and conv.id is not None

@@ -14,13 +14,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from contact_center.domain.channels import ChannelSpec, ConversationPolicy, pick_choice
-from contact_center.domain.conversations import plan_inbound
+from contact_center.domain.conversations import InboundPlan, plan_inbound
 from contact_center.ports import ConversationRow, CustomerRow, InboundEvent, InboundPlanRequest, InboundResult, MessageRow, TimelineNote
 from contact_center.usecases import bot_turns, outbound, router
 from contact_center.usecases.context import Hub
@@ -45,6 +44,7 @@ class Inbound:
     customer_address: str = ""
     our_address: str = ""
     attachments: list[dict[str, Any]] | None = None
+    wake: bool = True
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -164,8 +164,10 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     try:
         address = normalize_address(ContactKind(spec.contact_kind), event.customer_address, hub.default_region)
         # a returning customer is one point read; a new address (or a name to record) one transaction
-        known: Any = await hub.repo.customer_by_address(spec.contact_kind, address)
-        if known is not None and (known.display_name or not event.display_name):
+        known: Any = await hub.repo.customer_by_address(spec.contact_kind, address) if event.identity_trusted else None
+        if not event.identity_trusted:  # a forged sender is nobody we know: never linked, never merged
+            customer_id = await hub.repo.new_customer(event.display_name[:200])
+        elif known is not None and (known.display_name or not event.display_name):
             customer_id = int(known.id)
         else:
             customer_id, address = await hub.repo.resolve_customer(
@@ -174,15 +176,18 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
             )
     except InvalidAddress as exc:
         raise HubError("bad_request", str(exc)) from None
-    attachments = [{"type": "media", "content_type": a.content_type, "url": a.url, "name": a.name, "size": a.size}
-                   for a in event.attachments]
+    attachments: list[dict[str, Any]] = [
+        {"type": "media", "content_type": a.content_type, "url": a.url, "name": a.name, "size": a.size} for a in event.attachments
+    ]
+    if event.extra:
+        attachments.append({"type": "channel", **event.extra})
     fast = await _into_open(hub, spec, customer_id, event, text, cid, attachments)
     if fast is not None:
         return fast
     inbound = Inbound(
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
-        attachments=attachments,
+        attachments=attachments, wake=event.wake,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -196,7 +201,7 @@ async def _into_open(
     """The hot path: a message into the customer's open conversation (known to this process, reached at
     the same address of ours) is one append through the message log. None: take the full path."""
     known = hub.open_chats.get((customer_id, spec.name))
-    if known is None or event.thread_key is not None or known[2] != event.our_address:
+    if known is None or event.thread_key is not None or known[2] != event.our_address or not event.wake:
         return None
     conv_id, name, _ = known
     logged = await hub.repo.append_fast(
@@ -255,14 +260,18 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
     spec = inbound.spec
     queue = inbound.queue if inbound.queue in hub.rules else spec.default_queue
     per_thread = spec.policy is not ConversationPolicy.PER_CUSTOMER and inbound.thread_key is not None
-    decide = functools.partial(
-        plan_inbound, per_thread=per_thread, bot_first=spec.bot_first, bot_ready=hub.bot is not None and hub.bot_ready
-    )
+    bot_ready = hub.bot is not None and hub.bot_ready
+
+    def decide(found: str | None, closed_age: float | None) -> InboundPlan:
+        return plan_inbound(
+            found, per_thread=per_thread, bot_first=spec.bot_first, bot_ready=bot_ready, closed_age_seconds=closed_age,
+            reopen_window_seconds=spec.reopen_window_seconds, wake=inbound.wake,
+        )
 
     def opened(status: str) -> TimelineNote:
         return TimelineNote(
             spec.interaction_kind, spec.name, f"{spec.label} started: {inbound.text[:200]}",
-            {"queue": queue, "with": "bot" if status == "bot" else "queue"},
+            {"queue": queue, "with": {"bot": "bot", "closed": "filed"}.get(status, "queue")},
         )
 
     return await hub.repo.store_inbound(InboundPlanRequest(

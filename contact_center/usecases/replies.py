@@ -26,8 +26,9 @@ async def reply(
     assert conv.id is not None
     spec = hub.channels.get(conv.channel)
     media = await outbound.media_attachments(hub, raw_media)
-    if media and not (spec is not None and not hub.is_live(spec)):
-        raise HubError("bad_request", "files can be sent on SMS and WhatsApp only (on web chat: push a document, coming with co-browsing)")
+    if media and (spec is None or not spec.media):
+        label = spec.label if spec is not None else conv.channel
+        raise HubError("bad_request", f"files cannot be sent on {label} (on web chat: push a document, coming with co-browsing)")
     text = clean_text(raw_text, spec.max_text if spec else MAX_TEXT, allow_empty=bool(media) and not internal)
     cid = client_id(raw_client_id) if raw_client_id is not None else None
     if not internal and hub.is_live(spec) and not media:

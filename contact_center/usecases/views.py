@@ -47,6 +47,8 @@ def attachment_fields(attachments: Any) -> dict[str, Any]:
             out["buttons"] = a.get("buttons") or []
         elif isinstance(a, dict) and a.get("type") == "handoff":
             out["handoff"] = {"reason": a.get("reason"), "context": a.get("context")}
+        elif isinstance(a, dict) and a.get("type") == "channel":
+            out["extra"] = {k: v for k, v in a.items() if k != "type"}
         elif isinstance(a, dict) and a.get("type") == "media":
             out.setdefault("attachments", []).append({k: a.get(k) for k in ("content_type", "url", "name", "size")})
     return out

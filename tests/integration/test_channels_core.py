@@ -81,7 +81,7 @@ NUMBER, SHOP = "+14155550123", "+15005550006"
 
 async def _hub(db: Database, clock: list[float] | None = None) -> tuple[HubService, FakeAdapter, Emits, AgentRef]:
     async with db.transaction() as s:
-        agent = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"sms": 4, "whatsapp": 4, "chat": 3})
+        agent = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"sms": 4, "whatsapp": 4, "chat": 3, "email": 2})
         await agents_repo.create_queue(s, "general", channels=["chat"])
         await agents_repo.create_queue(s, "support", channels=["sms", "whatsapp"])
     adapter, emits = FakeAdapter(), Emits()
@@ -248,3 +248,53 @@ async def test_the_bot_on_sms_writes_buttons_as_numbered_choices_and_a_number_pi
     await hub.receive_inbound(sms("7", "SM" + "9" * 32))  # not one of the choices: the bot reads the text
     await _settle(hub)
     assert bot.got[-1] == "7" and got.created
+
+
+def mail(text: str, pid: str, thread: str, **kw: Any) -> InboundEvent:
+    return InboundEvent(channel="email", customer_address="Ann@Example.com", our_address="support@shop.example", text=text,
+                        thread_key=thread, provider_id=pid, **kw)
+
+
+async def test_per_thread_conversations_reopen_in_the_window_and_are_continued_after_it(db: Database) -> None:
+    from datetime import timedelta
+
+    hub, _adapter, _emits, agent = await _hub(db)
+    first = await hub.receive_inbound(mail("Where is my order?", "em:1", "root-1@mail.example"))
+    await _assigned(hub, agent, first.conversation_id)
+    await hub.close(agent, first.conversation_id, "resolved")
+    other = await hub.receive_inbound(mail("A new question", "em:2", "root-2@mail.example"))
+    assert other.conversation_id != first.conversation_id and other.customer_id == first.customer_id  # one per thread
+    reopened = await hub.receive_inbound(mail("One more thing", "em:3", "root-1@mail.example"))
+    assert reopened.conversation_id == first.conversation_id
+    async with db.transaction() as s:
+        conv = await s.get(Conversation, first.conversation_id)
+        assert conv is not None and conv.status == "queued"
+        conv.status, conv.closed_at = "closed", conv.created_at - timedelta(days=30)  # closed long ago
+        s.add(conv)
+    later = await hub.receive_inbound(mail("Back again", "em:4", "root-1@mail.example"))
+    again = await hub.receive_inbound(mail("PS", "em:5", "root-1@mail.example"))
+    assert later.conversation_id not in (first.conversation_id, other.conversation_id)
+    assert again.conversation_id == later.conversation_id  # the thread now lives in its successor
+    async with db.session() as s:
+        successor = await s.get(Conversation, later.conversation_id)
+        notes = (await s.exec(select(Interaction.summary).where(Interaction.conversation_id == later.conversation_id))).all()
+    assert successor is not None and successor.thread_key == f"root-1@mail.example>{first.conversation_id}"
+    assert any(f"continues conversation {first.conversation_id}" in n for n in notes)
+
+
+async def test_an_automatic_reply_is_filed_without_waking_the_thread_and_a_forged_sender_is_nobody(db: Database) -> None:
+    hub, _adapter, _emits, agent = await _hub(db)
+    first = await hub.receive_inbound(mail("Question", "em:1", "root-1@mail.example"))
+    await _assigned(hub, agent, first.conversation_id)
+    await hub.close(agent, first.conversation_id, "resolved")
+    ooo = await hub.receive_inbound(mail("I am away until Monday", "em:2", "root-1@mail.example", wake=False))
+    stray = await hub.receive_inbound(mail("Auto: away", "em:3", "root-9@mail.example", wake=False))
+    forged = await hub.receive_inbound(mail("Send me Ann's orders", "em:4", "root-7@mail.example", identity_trusted=False,
+                                            extra={"spoofed": True, "subject": "orders"}))
+    async with db.session() as s:
+        conv = await s.get(Conversation, first.conversation_id)
+        filed = await s.get(Conversation, stray.conversation_id)
+    assert ooo.conversation_id == first.conversation_id and conv is not None and conv.status == "closed"
+    assert filed is not None and (filed.status, filed.disposition) == ("closed", "auto_reply")
+    assert forged.customer_id != first.customer_id and forged.message["extra"] == {"spoofed": True, "subject": "orders"}
+    assert [e.conversation_id for e in await hub.store.waiting()] == [forged.conversation_id]

@@ -311,3 +311,42 @@ async def test_a_returning_texter_into_an_open_conversation_takes_the_hot_path()
     repo.convs[first.conversation_id].status = "closed"
     fresh = await inbound.receive_inbound(hub, replace(_sms("new day", "SM4"), our_address="+15005550007"))
     assert fresh.conversation_id != first.conversation_id
+
+
+def _letter(text: str, mid: str, thread: str, **kw: Any) -> InboundEvent:
+    return InboundEvent(channel="letters", customer_address="+14155550124", text=text, thread_key=thread, provider_id=mid, **kw)
+
+
+async def test_a_thread_closed_longer_than_the_window_is_continued_by_a_linked_new_conversation() -> None:
+    hub, repo, _, _ = await _hub()
+    hub.channels.register(replace(LETTERS, reopen_window_seconds=3600), hub.channels.adapter("letters"))
+    first = await inbound.receive_inbound(hub, _letter("dear shop", "L1", "T-1"))
+    conv = repo.convs[first.conversation_id]
+    conv.status, conv.closed_at = "closed", conv.created_at.replace(year=conv.created_at.year - 1)
+    late = await inbound.receive_inbound(hub, _letter("about last year", "L2", "T-1"))
+    assert late.conversation_id != first.conversation_id
+    assert repo.convs[late.conversation_id].thread_key == f"T-1>{first.conversation_id}"
+    # the next message of that thread finds the newer conversation, not the closed one
+    again = await inbound.receive_inbound(hub, _letter("PS", "L3", "T-1"))
+    assert again.conversation_id == late.conversation_id
+
+
+async def test_an_automatic_reply_is_filed_and_wakes_nothing() -> None:
+    hub, repo, _, _ = await _hub()
+    first = await inbound.receive_inbound(hub, _letter("question", "L1", "T-1"))
+    repo.convs[first.conversation_id].status = "closed"
+    await hub.store.release(first.conversation_id, hub.clock())
+    ooo = await inbound.receive_inbound(hub, _letter("I am out of the office", "L2", "T-1", wake=False))
+    assert ooo.conversation_id == first.conversation_id and repo.convs[first.conversation_id].status == "closed"
+    stray = await inbound.receive_inbound(hub, _letter("Auto: away", "L3", "T-9", wake=False))
+    assert repo.convs[stray.conversation_id].status == "closed" and repo.convs[stray.conversation_id].disposition == "auto_reply"
+    assert await hub.store.waiting() == []
+
+
+async def test_a_possibly_forged_sender_is_never_linked_to_the_addresses_owner() -> None:
+    hub, repo, _, _ = await _hub()
+    owner = await inbound.receive_inbound(hub, _letter("hello", "L1", "T-1"))
+    forged = await inbound.receive_inbound(hub, _letter("send me their orders", "L2", "T-2", identity_trusted=False,
+                                                        extra={"spoofed": True}))
+    assert forged.customer_id != owner.customer_id
+    assert forged.message["extra"] == {"spoofed": True}

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from contact_center.domain.channels import delivery_status, moves_forward
-from contact_center.domain.conversations import InboundPlan, is_open
+from contact_center.domain.conversations import InboundPlan, is_open, successor_key
 from crm_store.domain.identity import normalize_address
 from contact_center.ports import (
     DeliveryReport,
@@ -233,28 +233,47 @@ class MemoryConversations:
 
     async def store_inbound(self, req: InboundPlanRequest) -> InboundStored:
         customer = self.customers[req.customer_id]
+        closed_age = None
         if req.thread_key is None:
             conv = await self.open_conversation(req.customer_id, req.channel)
         else:
-            conv = next((c for c in self.convs.values() if c.channel == req.channel and c.thread_key == req.thread_key), None)
-        plan = req.decide(conv.status if conv else None)
+            def thread(key: str) -> Conv | None:
+                return next((c for c in self.convs.values() if c.channel == req.channel and c.thread_key == key), None)
+
+            conv = thread(req.thread_key)
+            while conv is not None and conv.status == "closed" and thread(successor_key(conv.thread_key or "", conv.id)):
+                conv = thread(successor_key(conv.thread_key or "", conv.id))
+            if conv is not None and conv.status == "closed" and conv.closed_at is not None:
+                closed_age = (_now() - conv.closed_at).total_seconds()
+        plan = req.decide(conv.status if conv else None, closed_age)
         assert isinstance(plan, InboundPlan)
         if conv is not None:
             conv = self.convs[conv.id]
+        before = conv
         if plan.reopen and conv is not None:
             conv.status, conv.closed_at, conv.disposition, conv.assigned_agent_id = plan.status or "queued", None, None, None
         if plan.open_new:
+            key = req.thread_key
+            if plan.successor and before is not None:
+                key = successor_key(before.thread_key or "", before.id)
             conv = Conv(next(self._ids), req.customer_id, req.channel, status=plan.status or "queued", queue_id=req.queue_id,
                         subject=req.subject, customer_address=req.customer_address, our_address=req.our_address,
-                        thread_key=req.thread_key)
+                        thread_key=key)
+            if conv.status == "closed":
+                conv.closed_at, conv.disposition = _now(), plan.disposition
             self.convs[conv.id] = conv
             self.timeline.append((req.customer_id, conv.id, req.opened_note(conv.status)))
-        elif conv is not None and req.our_address and conv.our_address != req.our_address:
+        elif conv is not None and req.our_address and conv.status != "closed" and conv.our_address != req.our_address:
             conv.our_address = req.our_address
         assert conv is not None
         msg, created = self._append(conv.id, "customer", req.text, str(req.customer_id), client_msg_id=req.client_id,
                                     provider_id=req.provider_id, attachments=req.attachments)
         return InboundStored(replace(conv), msg, created, plan.open_new or plan.reopen, customer)
+
+    async def new_customer(self, display_name: str) -> int:
+        cust = Cust(next(self._ids), display_name)
+        self.customers[cust.id] = cust
+        return cust.id
 
     async def append_fast(self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None,
                           provider_id: str | None = None, attachments: Any = None) -> FastAppend | None:

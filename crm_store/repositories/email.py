@@ -1,0 +1,138 @@
+"""Emails taken in and sent (``email_messages``): deduplication, the raw bytes' key, threading look-ups.
+
+The email channel's adapter (``integrations/email``) is the only user. The order of an inbound message:
+
+1. :func:`take_in` before the SMTP 250 (or before the IMAP message is marked seen): one row in state
+   ``received`` with the raw bytes' key; a repeat (same mailbox and Message-ID, or the same bytes when
+   there is no Message-ID) is refused here, so it is one message whichever way it came.
+2. The adapter hands it to the core (one conversation per thread), then :func:`mark_stored` records
+   where it went. A crash between 1 and 2 leaves it ``received``: :func:`pending` lists those for the
+   recovery pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.models import Conversation, EmailMessage
+
+
+def dedup_key(message_id: str | None, raw: bytes) -> str:
+    """The message's identity within a mailbox: its Message-ID, or the SHA-256 of its bytes without one."""
+    mid = strip_id(message_id)
+    return mid[:300] if mid else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def strip_id(message_id: str | None) -> str | None:
+    """A Message-ID without its angle brackets and surrounding space (None if empty)."""
+    if not message_id:
+        return None
+    mid = message_id.strip().strip("<>").strip()
+    return mid or None
+
+
+def provider_id(mailbox: str, key: str) -> str:
+    """The core's provider id of an email message (fits the messages table's 100 characters, unique)."""
+    return "em:" + hashlib.sha256(f"{mailbox.lower()}\n{key}".encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class TakenIn:
+    """The outcome of :func:`take_in`: the row, and whether this call created it (False: a repeat)."""
+
+    row: EmailMessage
+    created: bool
+
+
+async def take_in(
+    s: AsyncSession, *, mailbox: str, raw: bytes, raw_key: str, message_id: str | None, source: str,
+    from_addr: str = "", subject: str = "", in_reply_to: str | None = None, references: Sequence[str] = (),
+    detail: dict[str, Any] | None = None,
+) -> TakenIn:
+    """Record an inbound email (state ``received``) unless this mailbox has it already."""
+    key = dedup_key(message_id, raw)
+    mailbox = mailbox.lower()
+    found = await by_key(s, mailbox, key)
+    if found is not None:
+        return TakenIn(found, False)
+    row = EmailMessage(
+        mailbox=mailbox, dedup_key=key, message_id=strip_id(message_id), direction="in", source=source, state="received",
+        raw_key=raw_key, size=len(raw), from_addr=from_addr[:254], subject=subject[:500],
+        in_reply_to=(strip_id(in_reply_to) or "")[:300] or None,
+        references=[r[:300] for r in (strip_id(x) for x in references) if r][-50:], detail=dict(detail or {}),
+    )
+    try:
+        async with s.begin_nested():
+            s.add(row)
+            await s.flush()
+    except IntegrityError:  # another fetch of the same message won the race
+        found = await by_key(s, mailbox, key)
+        assert found is not None
+        return TakenIn(found, False)
+    return TakenIn(row, True)
+
+
+async def by_key(s: AsyncSession, mailbox: str, key: str) -> EmailMessage | None:
+    """The row of this mailbox's message with this dedup key, if any."""
+    stmt = select(EmailMessage).where(EmailMessage.mailbox == mailbox.lower(), EmailMessage.dedup_key == key)
+    return (await s.exec(stmt)).first()
+
+
+async def mark_stored(s: AsyncSession, row_id: int, *, conversation_id: int | None, message_seq: int | None,
+                      state: str = "stored", detail: dict[str, Any] | None = None) -> None:
+    """Where an inbound message went (or why it went nowhere: ``ignored``, ``failed``)."""
+    row = await s.get(EmailMessage, row_id)
+    if row is None:
+        return
+    row.state, row.conversation_id, row.message_seq = state, conversation_id, message_seq
+    if detail:
+        row.detail = {**(row.detail or {}), **detail}
+    s.add(row)
+
+
+async def record_sent(
+    s: AsyncSession, *, mailbox: str, message_id: str, conversation_id: int, message_seq: int, raw_key: str, size: int,
+    subject: str, in_reply_to: str | None, references: Sequence[str],
+) -> EmailMessage:
+    """An email we sent (an agent's reply, an acknowledgement): its Message-ID threads the customer's answer."""
+    row = EmailMessage(
+        mailbox=mailbox.lower(), dedup_key=(strip_id(message_id) or message_id)[:300], message_id=strip_id(message_id),
+        direction="out", source="hub", state="sent", raw_key=raw_key, size=size, subject=subject[:500],
+        in_reply_to=strip_id(in_reply_to), references=[r for r in (strip_id(x) for x in references) if r][-50:],
+        conversation_id=conversation_id, message_seq=message_seq,
+    )
+    s.add(row)
+    await s.flush()
+    return row
+
+
+async def conversation_of(s: AsyncSession, message_ids: Sequence[str]) -> Conversation | None:
+    """The conversation of the newest stored or sent message among these Message-IDs (In-Reply-To, References)."""
+    ids = [m for m in (strip_id(x) for x in message_ids) if m]
+    if not ids:
+        return None
+    stmt = (
+        select(Conversation)
+        .join(EmailMessage, col(EmailMessage.conversation_id) == col(Conversation.id))
+        .where(col(EmailMessage.message_id).in_(ids))
+        .order_by(col(EmailMessage.id).desc())
+    )
+    return (await s.exec(stmt)).first()
+
+
+async def thread_messages(s: AsyncSession, conversation_id: int) -> Sequence[EmailMessage]:
+    """The emails of a conversation, oldest first (the outbound reply's In-Reply-To and References)."""
+    stmt = select(EmailMessage).where(EmailMessage.conversation_id == conversation_id).order_by(col(EmailMessage.id))
+    return (await s.exec(stmt)).all()
+
+
+async def pending(s: AsyncSession, limit: int = 100) -> Sequence[EmailMessage]:
+    """Inbound messages kept but not yet in a conversation (a crash between the 250 and the store)."""
+    stmt = select(EmailMessage).where(EmailMessage.state == "received", EmailMessage.direction == "in").order_by(col(EmailMessage.id)).limit(limit)
+    return (await s.exec(stmt)).all()
