@@ -301,6 +301,10 @@ class OutboundMessage:
     text: str
     media: tuple[str, ...] = ()
     buttons: tuple[dict[str, str], ...] = ()
+    extra: dict[str, object] | None = None  # the channel's own parts (email: cc), as the agent gave them
+    media_keys: tuple[str, ...] = ()  # the media store's keys of ``media`` (an adapter that attaches the bytes)
+    thread_key: str | None = None
+    sender_kind: str = "agent"
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             p = _dict(data)
             return {"message": await self.hub.reply(
                 await self._agent(sid), p.get("conversation_id"), p.get("client_msg_id"), p.get("text"), raw_media=p.get("media"),
+                raw_cc=p.get("cc"),
             )}
 
         return await _acked(run)

@@ -192,9 +192,11 @@ class HubService(Hub):
     # --- replies, transfer, close ----------------------------------------------------------------
     async def reply(
         self, agent: AgentRef, conversation_id: Any, raw_client_id: Any, raw_text: Any, *, internal: bool = False,
-        raw_media: Any = None,
+        raw_media: Any = None, raw_cc: Any = None,
     ) -> dict[str, Any]:
-        return await replies.reply(self, agent, conversation_id, raw_client_id, raw_text, internal=internal, raw_media=raw_media)
+        return await replies.reply(
+            self, agent, conversation_id, raw_client_id, raw_text, internal=internal, raw_media=raw_media, raw_cc=raw_cc
+        )
 
     async def agent_typing(self, agent: AgentRef, conversation_id: Any, typing: bool) -> None:
         await replies.agent_typing(self, agent, conversation_id, typing)

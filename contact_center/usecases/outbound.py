@@ -131,10 +131,19 @@ async def _deliver_one(hub: Hub, conversation_id: int, seq: int) -> DeliveryRepo
         hub.media_link(a["url"]) for a in msg.attachments or ()
         if isinstance(a, dict) and a.get("type") == "media" and isinstance(a.get("url"), str)
     )
+    extra = next((
+        {k: v for k, v in a.items() if k != "type"} for a in msg.attachments or ()
+        if isinstance(a, dict) and a.get("type") == "channel"
+    ), None)
+    keys = tuple(
+        str(a["url"]).rsplit("/", 1)[-1] for a in msg.attachments or ()
+        if isinstance(a, dict) and a.get("type") == "media" and isinstance(a.get("url"), str)
+    )
     return await adapter.deliver(OutboundMessage(
         conversation_id=conversation_id, seq=seq, channel=spec.name, to_address=conv.customer_address,
         from_address=conv.our_address, text=text, media=media,
-        buttons=() if spec.buttons_as_text else tuple(buttons),
+        buttons=() if spec.buttons_as_text else tuple(buttons), extra=extra, media_keys=keys,
+        thread_key=conv.thread_key, sender_kind=msg.sender_kind,
     ))
 
 

@@ -14,7 +14,7 @@ from crm_store.domain.interactions import InteractionKind
 
 async def reply(
     hub: Hub, agent: Any, conversation_id: Any, raw_client_id: Any, raw_text: Any, *, internal: bool = False,
-    raw_media: Any = None,
+    raw_media: Any = None, raw_cc: Any = None,
 ) -> dict[str, Any]:
     """Store an agent's reply (or internal note) and publish it; a resend returns the first copy.
 
@@ -30,6 +30,9 @@ async def reply(
         label = spec.label if spec is not None else conv.channel
         raise HubError("bad_request", f"files cannot be sent on {label} (on web chat: push a document, coming with co-browsing)")
     text = clean_text(raw_text, spec.max_text if spec else MAX_TEXT, allow_empty=bool(media) and not internal)
+    cc = _copies(raw_cc, spec) if not internal else []
+    if cc:
+        media = [*media, {"type": "channel", "cc": cc}]
     cid = client_id(raw_client_id) if raw_client_id is not None else None
     if not internal and hub.is_live(spec) and not media:
         # a live channel: one append through the message log
@@ -51,6 +54,26 @@ async def reply(
     if created:
         await outbound.publish(hub, conv.id, conv.assigned_agent_id or agent.id, payload, to_customer=None if internal else spec)
     return payload
+
+
+MAX_COPIES = 10
+
+
+def _copies(raw: Any, spec: Any) -> list[str]:
+    """The addresses an agent copies a reply to (email's CC): at most 10 plain addresses."""
+    if raw is None or raw == []:
+        return []
+    if spec is None or not spec.rich_text:
+        raise HubError("bad_request", f"copies (cc) cannot be sent on {spec.label if spec else 'this channel'}")
+    if not isinstance(raw, list) or len(raw) > MAX_COPIES:
+        raise HubError("bad_request", f"cc must be a list of at most {MAX_COPIES} addresses")
+    out: list[str] = []
+    for item in raw:
+        if not isinstance(item, str) or not 3 <= len(item) <= 254 or "@" not in item or any(c in item for c in "\r\n,;<>\"\x00 "):
+            raise HubError("bad_request", f"not an email address: {str(item)[:80]!r}")
+        if item.lower() not in out:
+            out.append(item.lower())
+    return out
 
 
 async def agent_typing(hub: Hub, agent: Any, conversation_id: Any, typing: bool) -> None:
