@@ -85,6 +85,10 @@ def conversation_json(hub: Any, conv: ConversationRow | Any, customer: CustomerR
         "address_verified": bool(point.verified) if point is not None else None,
         "opted_out": bool(point is not None and point.opted_out_at is not None),
         "last_message_at": conv.updated_at.isoformat() if conv.updated_at else None,
+        # the first-response clock: since it entered the queue, against its queue's service-level target
+        "queued_at": queued.isoformat() if (queued := getattr(conv, "queued_at", None)) else None,
+        "sl_target_seconds": rule.sl_target_seconds if (rule := hub.rules.get(hub.queue_name(conv))) is not None else None,
+        "thread_key": getattr(conv, "thread_key", None),
     }
 
 
