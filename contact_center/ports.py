@@ -481,6 +481,28 @@ class Transition:
     abandoned: bool = False
     disposition: str | None = None
 
+    def allows(self, row: Any) -> bool:
+        """Whether the stored conversation may make this move (the compare-and-set's condition)."""
+        return row.status in self.sources and (self.only_if_agent is None or row.assigned_agent_id == self.only_if_agent)
+
+    def apply_to(self, row: Any, now: Any) -> None:
+        """Make the move on a stored conversation's fields (the repository's write, whatever stores it)."""
+        row.status, row.updated_at = self.status, now
+        if self.assign_to is not None:
+            row.assigned_agent_id = self.assign_to
+        if self.unassign:
+            row.assigned_agent_id = None
+        if self.queue_id is not None:
+            row.queue_id = self.queue_id
+        if self.stamp_queued:
+            row.queued_at = row.queued_at or now
+        if self.stamp_assigned:
+            row.assigned_at = row.assigned_at or now
+        if self.close:
+            row.closed_at, row.disposition = now, self.disposition
+            if self.abandoned:
+                row.abandoned_at = now
+
 
 @dataclass(frozen=True)
 class Moved:

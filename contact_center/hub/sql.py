@@ -269,26 +269,9 @@ class SqlConversations:
     ) -> Moved | None:
         async with self.db.transaction() as s:
             conv = await s.get(Conversation, conversation_id)
-            if conv is None or conv.status not in t.sources:
+            if conv is None or not t.allows(conv):
                 return None
-            if t.only_if_agent is not None and conv.assigned_agent_id != t.only_if_agent:
-                return None
-            now = utcnow()
-            conv.status, conv.updated_at = t.status, now
-            if t.assign_to is not None:
-                conv.assigned_agent_id = t.assign_to
-            if t.unassign:
-                conv.assigned_agent_id = None
-            if t.queue_id is not None:
-                conv.queue_id = t.queue_id
-            if t.stamp_queued:
-                conv.queued_at = conv.queued_at or now
-            if t.stamp_assigned:
-                conv.assigned_at = conv.assigned_at or now
-            if t.close:
-                conv.closed_at, conv.disposition = now, t.disposition
-                if t.abandoned:
-                    conv.abandoned_at = now
+            t.apply_to(conv, utcnow())
             s.add(conv)
             customer = await customers_repo.get_customer(s, conv.customer_id)
             stored = None

@@ -296,26 +296,9 @@ class MemoryConversations:
     async def move(self, conversation_id: int, t: Transition, *, message: NewMessage | None = None,
                    note: TimelineNote | None = None) -> Moved | None:
         conv = self.convs.get(conversation_id)
-        if conv is None or conv.status not in t.sources:
+        if conv is None or not t.allows(conv):
             return None
-        if t.only_if_agent is not None and conv.assigned_agent_id != t.only_if_agent:
-            return None
-        now = _now()
-        conv.status, conv.updated_at = t.status, now
-        if t.assign_to is not None:
-            conv.assigned_agent_id = t.assign_to
-        if t.unassign:
-            conv.assigned_agent_id = None
-        if t.queue_id is not None:
-            conv.queue_id = t.queue_id
-        if t.stamp_queued:
-            conv.queued_at = conv.queued_at or now
-        if t.stamp_assigned:
-            conv.assigned_at = conv.assigned_at or now
-        if t.close:
-            conv.closed_at, conv.disposition = now, t.disposition
-            if t.abandoned:
-                conv.abandoned_at = now
+        t.apply_to(conv, _now())
         stored = None
         if message is not None:
             stored, _ = self._append(conversation_id, message.sender_kind, message.text, message.sender_id,
