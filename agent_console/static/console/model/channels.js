@@ -15,7 +15,7 @@ const BUILTIN = {
   sms: { label: "SMS", short: "SMS", icon: "sms", segments: true, media: true },
   whatsapp: { label: "WhatsApp", short: "WhatsApp", icon: "whatsapp", replyWindowSeconds: 24 * 3600, media: true },
   voice: { label: "Phone call", short: "Voice", icon: "voice" },
-  email: { label: "Email", short: "Email", icon: "email" },
+  email: { label: "Email", short: "Email", icon: "email", media: true },
 };
 const ALIASES = { web: "chat", phone: "voice", call: "voice" };
 const DEFAULT_LIST = ["chat", "sms", "whatsapp"]; // the filter's choices until the hub lists its channels
@@ -34,8 +34,8 @@ function fromHub(name) {
 
 /**
  * Everything the views need about a channel: {name, label, short, icon, known, maxText, segments, buttonsAsText,
- * replyWindowSeconds, media}. `media`: an agent may attach files (the hub's `media` when it says, else SMS and
- * WhatsApp: the hub refuses files on web chat).
+ * replyWindowSeconds, media}. `media`: an agent may attach files (the hub's `media` when it says, else SMS, WhatsApp and
+ * email: the hub refuses files on web chat).
  * `label` precedence: the conversation's channel_label, the hub's list, the built-in default, the name itself.
  */
 export function channelInfo(name, labelHint = null) {

@@ -36,10 +36,14 @@ function newConv(data) {
     addressVerified: data.address_verified ?? null,
     optedOut: data.opted_out === true,
     lastMessageAt: data.last_message_at ?? null,
+    subject: typeof data.subject === "string" ? data.subject : null,
+    threadKey: data.thread_key ?? null, // per-thread channels (email): the thread's key
+    queuedAt: data.queued_at ?? null, // the first-response clock: since it entered an agent queue ...
+    slTargetSeconds: Number.isFinite(data.sl_target_seconds) ? data.sl_target_seconds : null, // ... against its queue's target
     messages: new Map(), // seq -> message
     noteSeqs: new Set(),
     pendingStatus: new Map(), // seq -> {delivery_status, delivery_error} that came before the message
-    outbox: [], // [{client_msg_id, text, media?, attachments?}] replies not yet acknowledged
+    outbox: [], // [{client_msg_id, text, media?, attachments?, cc?}] replies not yet acknowledged
     inflight: new Set(),
     unread: 0,
     lastSeq: 0,
@@ -141,6 +145,10 @@ export function upsertConv(data) {
     if (present(data.address_verified)) conv.addressVerified = fresh.addressVerified;
     if (typeof data.opted_out === "boolean") conv.optedOut = data.opted_out;
     if (present(data.last_message_at)) conv.lastMessageAt = fresh.lastMessageAt;
+    if (present(data.subject)) conv.subject = fresh.subject;
+    if (present(data.thread_key)) conv.threadKey = fresh.threadKey;
+    if (present(data.queued_at)) conv.queuedAt = fresh.queuedAt;
+    if (present(data.sl_target_seconds)) conv.slTargetSeconds = fresh.slTargetSeconds;
   }
   conversations.changed({ type: "upsert", conv });
   return conv;
@@ -252,13 +260,15 @@ export function resume(conv) {
 }
 
 /** Queue a reply and send it (kept, and resent with the same client_msg_id, until the hub acknowledges it).
- *  `files`: uploads to send with it, [{key, url, content_type, name, size}] (POST /console/media's answers). */
-export function queueReply(conv, text, files = []) {
+ *  `files`: uploads to send with it, [{key, url, content_type, name, size}] (POST /console/media's answers).
+ *  `cc`: addresses to copy (email), sent as the reply's `cc`. */
+export function queueReply(conv, text, files = [], { cc = [] } = {}) {
   const entry = { client_msg_id: `a-${randomId()}`, text };
   if (files.length) {
     entry.media = files.map((f) => f.key);
     entry.attachments = files.map((f) => ({ type: "media", url: f.url, content_type: f.content_type, name: f.name, size: f.size }));
   }
+  if (cc.length) entry.cc = [...cc];
   conv.outbox.push(entry);
   conversations.changed({ type: "outbox", conv, entry });
   flushOutbox(conv);
@@ -272,6 +282,7 @@ export function flushOutbox(conv) {
     conv.inflight.add(entry.client_msg_id);
     const payload = { conversation_id: conv.id, client_msg_id: entry.client_msg_id, text: entry.text };
     if (entry.media) payload.media = entry.media;
+    if (entry.cc) payload.cc = entry.cc;
     socket.request("reply", payload, 15000, (err, ack) => {
       conv.inflight.delete(entry.client_msg_id);
       if (err) {

@@ -1,10 +1,18 @@
 // Canned responses: "/" in the reply box opens a picker (arrows, Enter or Tab to choose, Escape to close).
 // Owner of the `canned` slice: {items: [{shortcut, text}] | null until loaded, index, shown: [...]}.
+// Any composer can use it: it passes its target {input, picker} (the messaging pane's #reply-input and
+// #canned by default); one picker is open at a time.
 
 import { $, h } from "../core/dom.js";
 import { defineSlice } from "../core/store.js";
 
 const canned = defineSlice("canned", { items: null, index: 0, shown: [] }, "views/canned.js");
+
+let current = null; // the target of the picker on screen
+
+function messagingTarget() {
+  return { input: $("reply-input"), picker: $("canned") };
+}
 
 async function loadCanned() {
   const s = canned.get();
@@ -31,16 +39,18 @@ function cannedMatches(value) {
     .slice(0, 8);
 }
 
-/** The reply box changed: open, narrow or close the picker. */
-export async function updateCanned(value) {
-  if (!value.startsWith("/") || value.includes("\n")) return closeCanned();
+/** The reply box changed: open, narrow or close the picker. `target`: {input, picker} of the composer. */
+export async function updateCanned(value, target = messagingTarget()) {
+  if (!value.startsWith("/") || value.includes("\n")) return closeCanned(target);
   await loadCanned();
-  const current = $("reply-input").value;
-  if (!current.startsWith("/")) return closeCanned();
-  const items = cannedMatches(current);
+  const now = target.input.value;
+  if (!now.startsWith("/")) return closeCanned(target);
+  if (current && current.picker !== target.picker) closeCanned(current);
+  current = target;
+  const items = cannedMatches(now);
   const s = canned.get();
   const index = Math.min(s.index, Math.max(0, items.length - 1));
-  const picker = $("canned");
+  const picker = target.picker;
   picker.replaceChildren(
     ...(items.length
       ? items.map((c, i) => {
@@ -51,7 +61,7 @@ export async function updateCanned(value) {
             h("span", { class: "canned-text", text: c.text }),
           );
           b.addEventListener("mousedown", (ev) => ev.preventDefault()); // keep focus in the box
-          b.addEventListener("click", () => chooseCanned(c));
+          b.addEventListener("click", () => chooseCanned(c, target));
           return b;
         })
       : [h("div", { class: "canned-empty", text: s.items?.length ? "No canned response matches." : "No canned responses." })]),
@@ -60,25 +70,26 @@ export async function updateCanned(value) {
   canned.set({ ...s, index, shown: items }, { type: "shown" });
 }
 
-export function closeCanned() {
-  const picker = $("canned");
+export function closeCanned(target = current || messagingTarget()) {
+  const picker = target.picker;
   picker.hidden = true;
   picker.replaceChildren();
+  if (current && current.picker === picker) current = null;
   canned.set({ ...canned.get(), index: 0, shown: [] }, { type: "closed" });
 }
 
-function chooseCanned(item) {
-  const input = $("reply-input");
+function chooseCanned(item, target) {
+  const input = target.input;
   input.value = item.text;
-  closeCanned();
+  closeCanned(target);
   input.focus();
   input.setSelectionRange(input.value.length, input.value.length);
   input.dispatchEvent(new CustomEvent("composer:refresh")); // the composer's counters follow (no typing signal)
 }
 
 /** A key in the reply box: true when the picker used it. */
-export function cannedKeydown(ev) {
-  const picker = $("canned");
+export function cannedKeydown(ev, target = messagingTarget()) {
+  const picker = target.picker;
   const s = canned.get();
   if (!picker.hidden && s.shown.length) {
     if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
@@ -91,13 +102,13 @@ export function cannedKeydown(ev) {
     }
     if (ev.key === "Enter" || ev.key === "Tab") {
       ev.preventDefault();
-      chooseCanned(s.shown[s.index]);
+      chooseCanned(s.shown[s.index], target);
       return true;
     }
   }
   if (ev.key === "Escape" && !picker.hidden) {
     ev.preventDefault();
-    closeCanned();
+    closeCanned(target);
     return true;
   }
   return false;

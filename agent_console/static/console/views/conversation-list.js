@@ -1,6 +1,6 @@
 // "My conversations": one list for every channel, newest activity first, with a channel tag on each
 // conversation, its unread count, filters (channel, queue, status) and a search box (customer name,
-// address, loaded transcript text). Each item is a real button; Up/Down/Home/End move between them.
+// address, loaded transcript text; an email's subject and addresses too). Each item is a real button; Up/Down/Home/End move between them.
 // Owner of the `listFilter` slice: {query, channel, queue, status}.
 
 import { $, h, key } from "../core/dom.js";
@@ -22,16 +22,37 @@ const STATUSES = [
   ["closed", "Closed"],
 ];
 
+/** An email's subject (a message's `extra.subject`), or "". */
+function subjectOf(m) {
+  const x = m.extra && typeof m.extra === "object" ? m.extra : null;
+  return x && typeof x.subject === "string" ? x.subject : "";
+}
+
+/** The addresses an email names: its sender, recipients and copies. */
+function addressesOf(m) {
+  const x = m.extra && typeof m.extra === "object" ? m.extra : null;
+  if (!x) return [];
+  const one = (a) => (typeof a === "string" ? a : a && typeof a === "object" ? [a.name, a.address].filter((v) => typeof v === "string").join(" ") : "");
+  return [x.from, x.reply_to, ...(Array.isArray(x.to) ? x.to : []), ...(Array.isArray(x.cc) ? x.cc : [])].map(one).filter(Boolean);
+}
+
+/** What the search reads of a message: its text, its files' names, and an email's subject and addresses. */
 function messageText(m) {
   const names = Array.isArray(m.attachments) ? m.attachments.map((a) => a?.name).filter(Boolean) : [];
-  return [m.text || "", ...names].join(" ");
+  return [subjectOf(m), m.text || "", ...names, ...addressesOf(m)].join(" ");
+}
+
+/** A message in one line: an email's subject, then its text. */
+function lineOf(m) {
+  const text = m.text || (Array.isArray(m.attachments) && m.attachments.length ? `Attachment: ${m.attachments[0]?.name || "file"}` : "");
+  const subject = subjectOf(m);
+  return subject ? `${subject} · ${text}` : text;
 }
 
 function previewOf(conv) {
   const last = lastMessage(conv);
   if (!last) return channelInfo(conv.channel, conv.channelLabel).label;
-  const text = last.text || (Array.isArray(last.attachments) && last.attachments.length ? `Attachment: ${last.attachments[0]?.name || "file"}` : "");
-  return (isNote(conv, last) ? "Note: " : "") + text;
+  return (isNote(conv, last) ? "Note: " : "") + lineOf(last);
 }
 
 /** The last message the customer can see is theirs: the agent owes a reply. */
@@ -79,7 +100,7 @@ function renderItem(conv, f = listFilter.get()) {
   const result = matches(conv, f);
   const isOpen = key(conv.id) === key(activeId());
   const at = lastActivity(conv);
-  const preview = conv.closed ? "Closed" : result.hit ? result.hit.text || messageText(result.hit) : previewOf(conv);
+  const preview = conv.closed ? "Closed" : result.hit ? lineOf(result.hit) || messageText(result.hit) : previewOf(conv);
   const named = convName(conv);
   // the full set is in the header; the address once (it is the name of a customer without one)
   const meta = (conv.customerAddress && conv.customerAddress !== named ? conv.customerAddress : "") || (conv.queue ? humanize(conv.queue) : "");
