@@ -187,7 +187,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             return data.decode(name)
         except (UnicodeDecodeError, LookupError):
             continue
-    return data.decode(codec or "cp1252", errors="replace")
+    # mislabelled: a declared UTF-8 (or no charset) is most often Windows-1252 in disguise
+    return data.decode("cp1252" if codec in (None, "utf-8") else codec, errors="replace")
 
 
 def _unsurrogate(value: str) -> str:

@@ -14,7 +14,7 @@ import re
 
 SIG_LEN = 10
 _TOKEN = re.compile(r"([0-9]{1,18})-([0-9a-f]{%d})" % SIG_LEN)
-_ADDRESS_TOKEN = re.compile(r"\+c([0-9]{1,18}-[0-9a-fA-F]{%d})@" % SIG_LEN)
+_ADDRESS_TOKEN = re.compile(r"\+[cC]([0-9]{1,18}-[0-9a-fA-F]{%d})@" % SIG_LEN)
 _SUBJECT_TOKEN = re.compile(r"\[#([0-9]{1,18}-[0-9a-fA-F]{%d})\]" % SIG_LEN)
 _REPLY_PREFIX = re.compile(
     r"^\s*((re|aw|antw|sv|vs|rif|res)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
