@@ -42,6 +42,18 @@ def _sig(secret: str, key: str, exp: int) -> str:
     return hmac.new(secret.encode(), f"{key}:{exp}".encode(), hashlib.sha256).hexdigest()
 
 
+SCRIPTABLE_IMAGES = frozenset({"image/svg+xml"})
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with the file's name made safe for a header (RFC 6266: an ASCII fallback and the
+    UTF-8 name percent-encoded); a name from a customer never breaks or adds a header."""
+    from urllib.parse import quote
+
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)[:150] or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:150], safe='')}"
+
+
 def add_media_routes(
     app: web.Application, *, secret: str, max_bytes: int, agent_of: Callable[[web.Request], object]
 ) -> None:
@@ -84,8 +96,9 @@ def add_media_routes(
         if found is None:
             return error_response(404, "not_found", "no such file")
         stored, data = found
-        inline = stored.content_type.startswith("image/")
-        disposition = "inline" if inline else f'attachment; filename="{stored.name or stored.key}"'
+        # pictures show inline; anything that can carry script (SVG, HTML, XML) or is not a picture downloads
+        inline = stored.content_type.startswith("image/") and stored.content_type not in SCRIPTABLE_IMAGES
+        disposition = "inline" if inline else content_disposition(stored.name or stored.key)
         return web.Response(body=data, content_type=stored.content_type, headers={
             "X-Content-Type-Options": "nosniff", "Content-Disposition": disposition, "Cache-Control": "private, max-age=3600",
             "Content-Security-Policy": "default-src 'none'; sandbox",

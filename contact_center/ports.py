@@ -272,6 +272,7 @@ class InboundEvent:
     wake: bool = True
     identity_trusted: bool = True
     extra: dict[str, object] | None = None
+    subject: str | None = None  # what a new conversation is titled (an email's subject); else its first text
 
 
 @dataclass(frozen=True)

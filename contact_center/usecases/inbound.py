@@ -45,6 +45,7 @@ class Inbound:
     our_address: str = ""
     attachments: list[dict[str, Any]] | None = None
     wake: bool = True
+    subject: str | None = None
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -187,7 +188,7 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     inbound = Inbound(
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
-        attachments=attachments, wake=event.wake,
+        attachments=attachments, wake=event.wake, subject=event.subject,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -276,7 +277,7 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
 
     return await hub.repo.store_inbound(InboundPlanRequest(
         customer_id=customer_id, channel=spec.name, thread_key=inbound.thread_key if per_thread else None,
-        decide=decide, queue_id=hub.queue_ids.get(queue), subject=inbound.text[:120],
+        decide=decide, queue_id=hub.queue_ids.get(queue), subject=(inbound.subject or inbound.text)[:120],
         customer_address=inbound.customer_address, our_address=inbound.our_address, text=inbound.text,
         client_id=inbound.client_id, provider_id=inbound.provider_id, attachments=inbound.attachments or None,
         opened_note=opened,
