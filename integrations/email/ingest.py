@@ -287,7 +287,7 @@ class EmailIngest:
                 mailboxes = [row.mailbox] + [a for a in self.config.addresses if a != row.mailbox]
                 for mailbox in mailboxes:
                     pid = email_repo.provider_id(mailbox, b.original_message_id)
-                    if await self.inbound.delivery_update(CHANNEL, pid, status, b.status or None, words[:500]):
+                    if await self.inbound.delivery_update(CHANNEL, pid, status, b.status or None, words[:300]):
                         detail["bounced_provider_id"] = pid
                         break
         return await self._mark(row.id, Outcome("ignored", conversation_id=conversation_id, how="bounce"), detail)
