@@ -352,7 +352,7 @@ class EmailIngest:
             text, quote_at = NO_TEXT, None
         extra: dict[str, object] = {
             "kind": "email", "subject": p.subject, "from": {"address": p.from_address, "name": p.from_name},
-            "to": p.to, "cc": p.cc, "reply_to": p.reply_to, "message_id": row.message_id, "html_key": html_key,
+            "to": p.to, "cc": p.cc, "reply_to": p.reply_to, "message_id": p.message_id, "html_key": html_key,
             "quote_at": quote_at, "spoofed": p.spoofed, "auth": p.auth.result, "auto": p.auto, "omitted": omitted,
             "bounce": None, "date": p.date.isoformat() if p.date else None, "raw_key": row.raw_key, "cids": cids,
         }
@@ -362,7 +362,13 @@ class EmailIngest:
             display_name=p.from_name, queue=self.config.queue_of(our_address), attachments=tuple(attachments),
             wake=p.wake, identity_trusted=not p.spoofed, extra=extra,
         )
-        result = await self.inbound.receive_inbound(event)
+        try:
+            result = await self.inbound.receive_inbound(event)
+        except Exception as exc:
+            if getattr(exc, "code", None) != "bad_request":  # a failure: retried (the row stays received)
+                raise
+            log.warning("email refused by the core", extra={"row_id": row.id, "reason": str(exc)})
+            return await self._mark(row.id, Outcome("failed", how=how), {**detail, "error": f"refused: {exc}"[:300]})
         seq = result.message.get("seq")
         outcome = Outcome("stored", conversation_id=result.conversation_id, message_seq=int(seq) if isinstance(seq, int) else None,
                           how=how, created=result.created)
@@ -370,7 +376,7 @@ class EmailIngest:
         if (conv is None and result.created and self.acknowledge is not None and self.config.ack and p.auto is None
                 and not p.no_auto_answer and not p.spoofed):
             try:
-                await self.acknowledge(result.conversation_id, p.from_address, p.subject, row.message_id, our_address)
+                await self.acknowledge(result.conversation_id, p.from_address, p.subject, p.message_id, our_address)
             except Exception:  # noqa: BLE001 - an acknowledgement that fails never loses the message
                 log.exception("email acknowledgement failed", extra={"conversation_id": result.conversation_id})
         return outcome

@@ -66,8 +66,9 @@ class InboundHandler:
         sender = re.sub(r"[\r\n<>]", "", envelope.mail_from or "")
         raw = b"Return-Path: <" + sender.encode("utf-8", errors="replace") + b">\r\n" + bytes(content)
         mailboxes: dict[str, str] = {}
-        for rcpt in envelope.rcpt_tos:
-            mailboxes.setdefault(base_address(rcpt), rcpt)
+        for rcpt in envelope.rcpt_tos:  # one per mailbox; an address with a token is the one remembered
+            if "+" in rcpt.partition("@")[0] or base_address(rcpt) not in mailboxes:
+                mailboxes[base_address(rcpt)] = rcpt
         try:
             for mailbox, rcpt in mailboxes.items():
                 await self.ingest.take(raw, mailbox, "smtp", rcpt=rcpt)

@@ -26,7 +26,7 @@ from contact_center.app import CHANNELS_KEY, create_app
 from contact_center.channels import EMAIL
 from contact_center.hub.service import AgentRef, HubService
 from contact_center.keys import DB_KEY, HUB_KEY
-from contact_center.media_routes import MEDIA_KEY
+from contact_center.media_routes import MEDIA_KEY, media_signer
 from contact_center.ports import DeliveryReport, OutboundMessage
 from contact_center.settings import Settings
 from crm_store.models import Conversation, Customer, EmailMessage, Message
@@ -490,10 +490,11 @@ async def test_an_svg_with_onload_is_a_download_and_the_exe_is_listed_as_omitted
     assert [(a["name"], a["content_type"]) for a in msg["attachments"]] == [("logo.svg", "application/octet-stream")]
     assert [o["name"] for o in msg["extra"]["omitted"]] == ["setup.exe"]
     assert "executable" in msg["extra"]["omitted"][0]["reason"]
+    link = media_signer("s" * 32, mail.base)(msg["attachments"][0]["url"])
     async with aiohttp.ClientSession() as http:  # served as a download, never inline
-        r = await http.get(f"{mail.base}{msg['attachments'][0]['url']}", headers=AUTH)
-        if r.status == 200:
-            assert r.headers["Content-Disposition"].startswith("attachment") and r.headers["X-Content-Type-Options"] == "nosniff"
+        r = await http.get(link)
+        assert r.status == 200 and b"onload" in await r.read()
+        assert r.headers["Content-Disposition"].startswith("attachment") and r.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_seventy_pdfs_are_all_on_the_message(mail: Mail) -> None:
@@ -640,3 +641,10 @@ async def test_rows_left_received_by_a_crash_are_finished_by_recovery(mail: Mail
     (row,) = await mail.rows()
     assert (row.state, row.conversation_id) == ("stored", conv.id)
     assert await mail.ingest.recover() == 0
+
+
+async def test_a_sender_the_core_refuses_is_marked_failed_with_the_reason_at_once(mail: Mail) -> None:
+    await mail.send(simple("root@localhost", "cron", "disk full", mid="cron-1@localhost"))
+    (row,) = await mail.rows()
+    assert row.state == "failed" and "the domain localhost has no dot" in row.detail["error"]
+    assert await mail.conversations() == [] and row.raw_key  # the raw message is still kept
