@@ -35,7 +35,13 @@ EMAIL = ChannelSpec(
     policy=ConversationPolicy.PER_THREAD, concurrency=2.0, max_text=100_000, noun="email thread",
     reopen_window_seconds=14 * 24 * 3600, media=True, rich_text=True,
 )
-KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL)
+VOICE = ChannelSpec(
+    name="phone", label="Phone", contact_kind="phone", interaction_kind="call",
+    policy=ConversationPolicy.PER_CALL, concurrency=1.0, max_text=2000, buttons_as_text=True, noun="call",
+    self_service_first=True, connects_agent=True,
+    call_actions=("hold", "unhold", "mute", "unmute", "hang_up", "transfer", "consult", "complete_transfer"),
+)
+KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL, VOICE)
 
 
 class ChannelRegistry:
@@ -97,6 +103,7 @@ class ChannelRegistry:
                 "name": s.name, "label": s.label, "max_text": s.max_text, "segments": s.counts_segments,
                 "buttons_as_text": s.buttons_as_text, "reply_window_seconds": s.reply_window_seconds,
                 "media": s.media, "rich_text": s.rich_text, "policy": s.policy.value,
+                "call_actions": list(s.call_actions),
             }
             for s in self._specs.values()
         ]

@@ -273,6 +273,8 @@ class InboundEvent:
     identity_trusted: bool = True
     extra: dict[str, object] | None = None
     subject: str | None = None  # what a new conversation is titled (an email's subject); else its first text
+    opening: bool = False  # a contact that starts without a customer's message (a ringing call): ``text`` is
+    # stored as a system note of it; no bot turn, no queue (the channel's self-service runs first)
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,33 @@ class ChannelAdapter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CallAction:
+    """Something the core asks a live contact's adapter to do (the phone: bridge the agent, hold, transfer...).
+
+    :param kind: ``connect_agent`` (the agent accepted: bridge them to the customer), or one of the
+        channel's ``call_actions`` (``hold``, ``unhold``, ``mute``, ``unmute``, ``hang_up``, ``transfer``,
+        ``consult``, ``complete_transfer``).
+    :param target: a transfer's or consultation's target: ``agent:<id>`` or ``queue:<name>``.
+    """
+
+    kind: str
+    conversation_id: int
+    thread_key: str
+    agent_id: int | None
+    customer_address: str = ""
+    our_address: str = ""
+    target: str | None = None
+
+
+class CallControl(Protocol):
+    """The live face of a channel that has one (its adapter implements both)."""
+
+    async def act(self, action: CallAction) -> DeliveryReport:
+        """Do it; a refusal (the caller already hung up) is a ``failed`` report with the reason in words."""
+        ...
+
+
 class InboundPort(Protocol):
     """What the core offers every channel adapter's inbound face."""
 
@@ -346,6 +375,26 @@ class InboundPort(Protocol):
 
     async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
         """The customer texted STOP (True) or START (False) from this address."""
+        ...
+
+
+class LiveContactPort(Protocol):
+    """What the core offers a live contact's adapter (the phone) beside :class:`InboundPort`."""
+
+    async def contact_state(self, channel: str, thread_key: str) -> dict[str, object] | None:
+        """The conversation of a call: its id, state, customer (id, name), queue place and agent; None if unknown."""
+        ...
+
+    async def request_agent(self, channel: str, thread_key: str, reason: str, context: dict[str, object] | None = None) -> bool:
+        """The self-service (IVR) asks for a person: the conversation is queued with what it knew."""
+        ...
+
+    async def contact_ended(self, channel: str, thread_key: str, reason: str) -> bool:
+        """The customer hung up (or the call failed): waiting, it is abandoned; with an agent, the agent wraps up."""
+        ...
+
+    async def call_status(self, channel: str, thread_key: str, status: str, detail: dict[str, object] | None = None) -> None:
+        """The live contact's state as the provider tells it (ringing, in progress, on hold, ...), for the agent."""
         ...
 
 
@@ -538,6 +587,7 @@ class InboundPlanRequest:
     provider_id: str | None
     attachments: list[dict[str, object]] | None
     opened_note: Callable[[str], TimelineNote]  # the timeline entry of a new conversation, given its status
+    sender_kind: str = "customer"  # "system" for a contact's opening note (a ringing call)
 
 
 @dataclass(frozen=True)
@@ -570,6 +620,7 @@ class ConversationRepository(Protocol):
     async def conversations(self, ids: Sequence[int]) -> Sequence[ConversationRow]: ...
     async def conversations_with_customers(self, status: str) -> Sequence[tuple[ConversationRow, CustomerRow]]: ...
     async def open_conversation(self, customer_id: int, channel: str) -> ConversationRow | None: ...
+    async def thread(self, channel: str, thread_key: str) -> ConversationRow | None: ...
     async def agent(self, agent_id: int) -> Any | None: ...
     async def agents(self, ids: Sequence[int]) -> Sequence[Any]: ...
     async def last_agent_states(self, ids: Sequence[int]) -> dict[int, str]: ...

@@ -314,6 +314,14 @@ class AgentNamespace(socketio.AsyncNamespace):
 
         return await _acked(run)
 
+    async def on_call_action(self, sid: str, data: Any) -> dict[str, Any]:
+        """An action on the agent's live call (hold, mute, hang up, transfer...), as the channel allows."""
+        async def run() -> dict[str, Any]:
+            p = _dict(data)
+            return await self.hub.call_action(await self._agent(sid), p.get("conversation_id"), p.get("action"), p.get("target"))
+
+        return await _acked(run)
+
     async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
         """An internal note (never sent to the customer)."""
         async def run() -> dict[str, Any]:

@@ -111,6 +111,13 @@ class ChannelSpec:
         long ago reopens it; later, it opens a new conversation linked to the closed one. None: always reopen.
     :param media: agents may attach files (images, PDF) to replies on it.
     :param rich_text: messages may carry formatted text (email's sanitised HTML beside the plain text).
+    :param self_service_first: the adapter runs its own self-service first (the phone's IVR): a new
+        conversation starts with automation (``bot``) whether or not the bot is up, and reaches the
+        queue when the adapter asks for a person.
+    :param connects_agent: an agent who accepts must be connected by the adapter (a call is bridged):
+        the core asks it with a ``connect_agent`` call action.
+    :param call_actions: what an agent may do to the live contact through the adapter (hold, mute,
+        hang up, transfer...).
     """
 
     name: str
@@ -131,6 +138,9 @@ class ChannelSpec:
     reopen_window_seconds: int | None = None
     media: bool = False
     rich_text: bool = False
+    self_service_first: bool = False
+    connects_agent: bool = False
+    call_actions: tuple[str, ...] = ()
 
 
 class UnknownChannel(LookupError):

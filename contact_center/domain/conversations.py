@@ -104,10 +104,11 @@ def is_open(status: str) -> bool:
     return status in {s.value for s in OPEN_STATUSES}
 
 
-def opening_status(bot_first: bool, bot_ready: bool) -> str:
+def opening_status(bot_first: bool, bot_ready: bool, self_service_first: bool = False) -> str:
     """A new conversation starts with the bot when its channel sends contacts to the bot first and the
-    bot is ready; otherwise it waits for an agent."""
-    return _S.BOT.value if bot_first and bot_ready else _S.QUEUED.value
+    bot is ready, or when the channel runs its own self-service first (the phone's IVR, which asks for a
+    person itself); otherwise it waits for an agent."""
+    return _S.BOT.value if (bot_first and bot_ready) or self_service_first else _S.QUEUED.value
 
 
 def can_abandon(status: str, ever_answered: bool) -> bool:
@@ -142,6 +143,7 @@ class InboundPlan:
 def plan_inbound(
     found_status: str | None, *, per_thread: bool, bot_first: bool, bot_ready: bool,
     closed_age_seconds: float | None = None, reopen_window_seconds: float | None = None, wake: bool = True,
+    self_service_first: bool = False,
 ) -> InboundPlan:
     """What a customer's message does to the conversations it may belong to.
 
@@ -161,10 +163,10 @@ def plan_inbound(
             return InboundPlan(open_new=True, reopen=False, status=_S.CLOSED.value, disposition=AUTO_FILED)
         return InboundPlan(open_new=False, reopen=False, status=None)
     if found_status is None:
-        return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+        return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready, self_service_first))
     if found_status == _S.CLOSED.value:
         if not per_thread:
-            return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready))
+            return InboundPlan(open_new=True, reopen=False, status=opening_status(bot_first, bot_ready, self_service_first))
         within = reopen_window_seconds is None or closed_age_seconds is None or closed_age_seconds <= reopen_window_seconds
         if within:
             return InboundPlan(open_new=False, reopen=True, status=apply(found_status, Move.REOPEN))

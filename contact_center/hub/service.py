@@ -22,6 +22,7 @@ from contact_center.ports import InboundEvent, InboundResult, StateStore
 from contact_center.sio_notifier import Emitter, SocketIONotifier, room_agent, room_conv, room_monitor
 from contact_center.usecases import (
     bot_turns,
+    calls,
     inbound,
     offers,
     outbound,
@@ -225,6 +226,22 @@ class HubService(Hub):
 
     async def unmonitor(self, conversation_id: int, watcher: str) -> None:
         await supervision.unmonitor(self, conversation_id, watcher)
+
+    # --- live contacts (the phone) ---------------------------------------------------------------
+    async def contact_state(self, channel: str, thread_key: str) -> dict[str, Any] | None:
+        return await calls.contact_state(self, channel, thread_key)
+
+    async def request_agent(self, channel: str, thread_key: str, reason: str, context: dict[str, Any] | None = None) -> bool:
+        return await calls.request_agent(self, channel, thread_key, reason, context)
+
+    async def contact_ended(self, channel: str, thread_key: str, reason: str) -> bool:
+        return await calls.contact_ended(self, channel, thread_key, reason)
+
+    async def call_status(self, channel: str, thread_key: str, status: str, detail: dict[str, Any] | None = None) -> None:
+        await calls.call_status(self, channel, thread_key, status, detail)
+
+    async def call_action(self, agent: AgentRef, conversation_id: Any, action: Any, target: Any = None) -> dict[str, Any]:
+        return await calls.call_action(self, agent, conversation_id, action, target)
 
     # --- routing -------------------------------------------------------------------------------
     async def route_once(self) -> int:

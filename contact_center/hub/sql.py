@@ -78,6 +78,10 @@ class SqlConversations:
         async with self.db.session() as s:
             return await conv_repo.find_open_conversation(s, customer_id, channel)
 
+    async def thread(self, channel: str, thread_key: str) -> Conversation | None:
+        async with self.db.session() as s:
+            return await conv_repo.find_thread(s, channel, thread_key)
+
     async def with_customer(self, conversation_id: int) -> tuple[Conversation, Customer] | None:
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
@@ -232,7 +236,8 @@ class SqlConversations:
                 s.add(conv)
             assert conv is not None and conv.id is not None
             appended = await conv_repo.append_message(
-                s, conv.id, "customer", req.text, sender_id=str(req.customer_id), client_msg_id=req.client_id,
+                s, conv.id, req.sender_kind, req.text, sender_id=str(req.customer_id) if req.sender_kind == "customer" else None,
+                client_msg_id=req.client_id,
                 provider_id=req.provider_id, attachments=req.attachments,  # type: ignore[arg-type]
             )
         return InboundStored(conv, appended.message, appended.created, plan.open_new or plan.reopen, customer)

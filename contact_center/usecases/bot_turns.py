@@ -189,6 +189,9 @@ async def hand_back(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any
         raise HubError("conflict", "the bot is not available")
     conv = await hub.assigned(agent, conversation_id)
     assert conv.id is not None
+    spec = hub.channels.get(conv.channel)
+    if spec is not None and spec.connects_agent:
+        raise HubError("bad_request", f"a {spec.noun} cannot be handed back to the bot; transfer it instead")
     moved = await hub.repo.move(
         conv.id, Transition(sources(Move.HAND_BACK), target(Move.HAND_BACK), unassign=True),
         note=TimelineNote(

@@ -46,6 +46,7 @@ class Inbound:
     attachments: list[dict[str, Any]] | None = None
     wake: bool = True
     subject: str | None = None
+    opening: bool = False
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -160,7 +161,7 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     id stores nothing and sends nothing. The bot turn and routing run after this returns.
     """
     spec = hub.spec(event.channel)
-    text = clean_text(event.text, spec.max_text, allow_empty=bool(event.attachments))
+    text = clean_text(event.text, spec.max_text, allow_empty=bool(event.attachments) or event.opening)
     cid = client_id(event.client_id) if event.client_id is not None else None
     try:
         address = normalize_address(ContactKind(spec.contact_kind), event.customer_address, hub.default_region)
@@ -182,13 +183,13 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     ]
     if event.extra:
         attachments.append({"type": "channel", **event.extra})
-    fast = await _into_open(hub, spec, customer_id, event, text, cid, attachments)
+    fast = None if event.opening else await _into_open(hub, spec, customer_id, event, text, cid, attachments)
     if fast is not None:
         return fast
     inbound = Inbound(
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
-        attachments=attachments, wake=event.wake, subject=event.subject,
+        attachments=attachments, wake=event.wake, subject=event.subject, opening=event.opening,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -242,10 +243,13 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
     name = customer.display_name or "Customer"
     if inbound.thread_key is None:
         hub.remember_open(customer_id, spec.name, conv.id, name, inbound.our_address)
-    payload = message_json(msg, name)
+    payload = message_json(msg, name if msg.sender_kind == "customer" else "")
     if stored.created:
         await outbound.publish(hub, conv.id, conv.assigned_agent_id, payload, to_customer=spec, skip=origin_sid)
-        if conv.status == "bot":
+        # with the bot: its turn (a bot that is down hands over with an apology), except in a channel's own
+        # self-service while the bot is down (the adapter's menu answers) and for a contact's opening note
+        self_served = spec.self_service_first and not (hub.bot is not None and hub.bot_ready)
+        if conv.status == "bot" and not inbound.opening and not self_served:
             bot_text = inbound.bot_text or inbound.text
             if spec.buttons_as_text:
                 bot_text = await _chosen_payload(hub, conv.id, msg.seq, inbound.text) or bot_text
@@ -266,7 +270,7 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
     def decide(found: str | None, closed_age: float | None) -> InboundPlan:
         return plan_inbound(
             found, per_thread=per_thread, bot_first=spec.bot_first, bot_ready=bot_ready, closed_age_seconds=closed_age,
-            reopen_window_seconds=spec.reopen_window_seconds, wake=inbound.wake,
+            reopen_window_seconds=spec.reopen_window_seconds, wake=inbound.wake, self_service_first=spec.self_service_first,
         )
 
     def opened(status: str) -> TimelineNote:
@@ -280,7 +284,7 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
         decide=decide, queue_id=hub.queue_ids.get(queue), subject=(inbound.subject or inbound.text)[:120],
         customer_address=inbound.customer_address, our_address=inbound.our_address, text=inbound.text,
         client_id=inbound.client_id, provider_id=inbound.provider_id, attachments=inbound.attachments or None,
-        opened_note=opened,
+        opened_note=opened, sender_kind="system" if inbound.opening else "customer",
     ))
 
 

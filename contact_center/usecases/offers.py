@@ -109,6 +109,11 @@ async def accept(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
         raise HubError("conflict", "this conversation is no longer waiting for an agent")
     conv, customer = moved.conversation, moved.customer
     hub.last_queue_info.pop(cid, None)
+    spec = hub.channels.get(conv.channel)
+    if spec is not None and spec.connects_agent:  # a call: the adapter bridges the agent to the caller
+        from contact_center.usecases import calls
+
+        calls.connect_later(hub, conv, agent.id)
     await hub.tell_customer(conv.channel, cid, "agent_joined", {"conversation_id": cid, "agent_name": agent.display_name})
     point = await outbound.point_of(hub, conv)
     return {**conversation_json(hub, conv, customer, point), "messages": await history(hub, cid, 0, for_customer=False)}
@@ -131,11 +136,16 @@ async def agent_gone(hub: Hub, agent_id: int) -> int:
         conv: ConversationRow | None = await hub.repo.conversation(cid)
         if conv is None:
             continue
-        await hub.repo.move(
+        moved = await hub.repo.move(
             cid, Transition(sources(Move.AGENT_LOST), target(Move.AGENT_LOST), unassign=True, only_if_agent=agent_id),
             note=TimelineNote(hub.kind(conv.channel), conv.channel, "Agent disconnected; back in the queue",
                               {"event": "requeued", "agent_id": agent_id}),
         )
+        spec = hub.channels.get(conv.channel)
+        if moved is not None and spec is not None and spec.connects_agent:  # the caller waits again
+            from contact_center.usecases import calls
+
+            await calls.back_to_queue(hub, moved.conversation)
     if ids:
         hub.kick()
     return len(ids)

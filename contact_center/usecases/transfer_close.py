@@ -35,6 +35,11 @@ async def close(hub: Hub, agent: Any, conversation_id: Any, disposition: Any, no
     if moved is None:
         raise HubError("conflict", "this conversation is closed")
     holder = await hub.store.release(conv.id, hub.clock())
+    spec = hub.channels.get(conv.channel)
+    if spec is not None and spec.connects_agent:  # closing a call ends it, if the caller is still on the line
+        from contact_center.usecases import calls
+
+        await calls.end_call(hub, moved.conversation, agent.id)
     await hub.tell_customer(conv.channel, conv.id, "closed", {"conversation_id": conv.id, "disposition": disposition})
     await hub.tell_agent(conv.assigned_agent_id or agent.id, "conversation_closed", {"conversation_id": conv.id})
     if holder is not None:
@@ -81,8 +86,13 @@ async def transfer(
     await hub.store.enqueue(
         QueueEntry(entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at, frozenset(), to_agent)
     )
+    spec = hub.channels.get(conv.channel)
+    if spec is not None and spec.connects_agent:  # a call: the caller waits again until the next agent accepts
+        from contact_center.usecases import calls
+
+        await calls.back_to_queue(hub, moved.conversation)
     if moved.message is not None:
-        await outbound.publish(hub, conv.id, None, message_json(moved.message), to_customer=hub.channels.get(conv.channel))
+        await outbound.publish(hub, conv.id, None, message_json(moved.message), to_customer=spec)
     if holder is not None:
         await hub.tell_agent(holder, "conversation_closed", {"conversation_id": conv.id, "reason": "transferred"})
     hub.kick()

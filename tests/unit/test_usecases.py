@@ -350,3 +350,109 @@ async def test_a_possibly_forged_sender_is_never_linked_to_the_addresses_owner()
                                                         extra={"spoofed": True}))
     assert forged.customer_id != owner.customer_id
     assert forged.message["extra"] == {"spoofed": True}
+
+
+class CallAdapter(RecordingAdapter):
+    """A live channel's adapter: records the call actions the core asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[Any] = []
+        self.refuse: str | None = None
+
+    async def act(self, action: Any) -> Any:
+        from contact_center.ports import DeliveryReport
+
+        self.actions.append(action)
+        if self.refuse:
+            return DeliveryReport("failed", error_code="gone", error_message=self.refuse)
+        return DeliveryReport("sent")
+
+
+async def _phone_hub() -> tuple[Hub, MemoryConversations, RecordingNotifier, CallAdapter]:
+    from contact_center.channels import VOICE
+
+    hub, repo, notify, _ = await _hub()
+    calls_adapter = CallAdapter()
+    hub.channels.register(VOICE, calls_adapter)
+    return hub, repo, notify, calls_adapter
+
+
+def _call(text: str, pid: str, sid: str = "CA1", **kw: Any) -> InboundEvent:
+    return InboundEvent(channel="phone", customer_address="+14155550123", our_address="+15005550006", text=text,
+                        thread_key=sid, provider_id=pid, **kw)
+
+
+async def test_a_call_opens_in_self_service_and_reaches_an_agent_who_is_bridged_by_the_adapter() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter = await _phone_hub()
+    opened = await inbound.receive_inbound(hub, _call("Incoming call", "CA1:start", opening=True))
+    conv = repo.convs[opened.conversation_id]
+    assert conv.status == "bot" and [m.sender_kind for m in repo.of(conv.id)] == ["system"]
+    assert await hub.store.waiting() == [] and hub.bot_tasks == set()  # the IVR runs first, nothing queued
+    said = await inbound.receive_inbound(hub, _call("track my order", "CA1:g1"))
+    assert said.conversation_id == conv.id and hub.bot_tasks == set()  # no bot configured: the IVR answers
+    state = await calls.contact_state(hub, "phone", "CA1")
+    assert state is not None and state["status"] == "bot"
+    assert await calls.request_agent(hub, "phone", "CA1", "customer_request", {"intent": "track_order"})
+    state = await calls.contact_state(hub, "phone", "CA1")
+    assert state is not None and state["status"] == "queued" and state["queue"]["position"] == 1
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, conv.id)
+    await _settle(hub)
+    assert [(a.kind, a.thread_key, a.agent_id) for a in adapter.actions] == [("connect_agent", "CA1", ALICE.id)]
+    held = await calls.call_action(hub, ALICE, conv.id, "hold")
+    assert held["status"] == "sent" and adapter.actions[-1].kind == "hold"
+    with pytest.raises(HubError):
+        await calls.call_action(hub, ALICE, conv.id, "teleport")
+    with pytest.raises(HubError):
+        await calls.call_action(hub, BOB, conv.id, "hold")  # not Bob's call
+    adapter.refuse = "the caller has hung up"
+    with pytest.raises(HubError, match="hung up"):
+        await calls.call_action(hub, ALICE, conv.id, "mute")
+
+
+async def test_a_caller_who_hangs_up_while_waiting_has_abandoned() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, _ = await _phone_hub()
+    opened = await inbound.receive_inbound(hub, _call("Incoming call", "CA2:start", sid="CA2", opening=True))
+    await calls.request_agent(hub, "phone", "CA2", "customer_request")
+    await _online(hub, ALICE)
+    await router.route_once(hub)  # offered to Alice
+    assert await calls.contact_ended(hub, "phone", "CA2", "completed")
+    conv = repo.convs[opened.conversation_id]
+    assert (conv.status, conv.disposition) == ("closed", "abandoned")
+    assert "offer_revoked" in notify.events("agent")
+    assert not await calls.contact_ended(hub, "phone", "CA2", "completed")  # a repeat changes nothing
+
+
+async def test_a_hang_up_with_an_agent_leaves_the_wrap_up_to_the_agent_and_a_transfer_puts_the_caller_back() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter = await _phone_hub()
+    opened = await inbound.receive_inbound(hub, _call("Incoming call", "CA3:start", sid="CA3", opening=True))
+    await calls.request_agent(hub, "phone", "CA3", "customer_request")
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, opened.conversation_id)
+    await transfer_close.transfer(hub, ALICE, opened.conversation_id, queue="support")
+    assert adapter.actions[-1].kind == "requeue"
+    await _online(hub, BOB)
+    await offers.set_status(hub, ALICE, "away")
+    await router.route_once(hub)
+    await offers.accept(hub, BOB, opened.conversation_id)
+    await _settle(hub)
+    assert adapter.actions[-1].kind == "connect_agent" and adapter.actions[-1].agent_id == BOB.id
+    with pytest.raises(HubError, match="cannot be handed back"):
+        from contact_center.usecases import bot_turns
+
+        hub.bot, hub.bot_ready = object(), True
+        await bot_turns.hand_back(hub, BOB, opened.conversation_id)
+    assert not await calls.contact_ended(hub, "phone", "CA3", "completed")
+    assert repo.convs[opened.conversation_id].status == "assigned"
+    assert [n.data["status"] for n in notify.sent if n.event == "call_status"] == ["ended"]
+    await transfer_close.close(hub, BOB, opened.conversation_id, "resolved")
+    assert adapter.actions[-1].kind == "hang_up"

@@ -93,7 +93,7 @@ class AgentRow:
     id: int
     display_name: str
     active: bool = True
-    capacity: dict[str, int] = field(default_factory=lambda: {"chat": 3, "sms": 4, "whatsapp": 4, "email": 2})
+    capacity: dict[str, int] = field(default_factory=lambda: {"chat": 3, "sms": 4, "whatsapp": 4, "email": 2, "phone": 1})
     skills: dict[str, int] = field(default_factory=dict)
 
 
@@ -148,6 +148,10 @@ class MemoryConversations:
     async def open_conversation(self, customer_id: int, channel: str) -> Conv | None:
         found = [c for c in self.convs.values() if c.customer_id == customer_id and c.channel == channel and is_open(c.status)]
         return replace(found[-1]) if found else None
+
+    async def thread(self, channel: str, thread_key: str) -> Conv | None:
+        found = next((c for c in self.convs.values() if c.channel == channel and c.thread_key == thread_key), None)
+        return replace(found) if found else None
 
     async def with_customer(self, conversation_id: int) -> tuple[Conv, Cust] | None:
         c = self.convs.get(conversation_id)
@@ -266,7 +270,7 @@ class MemoryConversations:
         elif conv is not None and req.our_address and conv.status != "closed" and conv.our_address != req.our_address:
             conv.our_address = req.our_address
         assert conv is not None
-        msg, created = self._append(conv.id, "customer", req.text, str(req.customer_id), client_msg_id=req.client_id,
+        msg, created = self._append(conv.id, req.sender_kind, req.text, str(req.customer_id), client_msg_id=req.client_id,
                                     provider_id=req.provider_id, attachments=req.attachments)
         return InboundStored(replace(conv), msg, created, plan.open_new or plan.reopen, customer)
 
