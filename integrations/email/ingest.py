@@ -67,7 +67,7 @@ _SERVE_AS_IS = {
     "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
 }
 
-Acknowledge = Callable[..., Awaitable[None]]
+Acknowledge = Callable[..., Awaitable[object]]  # the outbound adapter's acknowledge (its report is not used)
 
 
 def stored_type(content_type: str) -> str:
@@ -360,7 +360,7 @@ class EmailIngest:
             channel=CHANNEL, customer_address=p.from_address, text=text, our_address=our_address, thread_key=thread_key,
             provider_id=email_repo.provider_id(our_address, row.dedup_key), bot_text=p.new_text or None,
             display_name=p.from_name, queue=self.config.queue_of(our_address), attachments=tuple(attachments),
-            wake=p.wake, identity_trusted=not p.spoofed, extra=extra,
+            wake=p.wake, identity_trusted=not p.spoofed, extra=extra, subject=p.subject or None,
         )
         try:
             result = await self.inbound.receive_inbound(event)

@@ -267,6 +267,7 @@ async def test_a_gmail_message_opens_a_queued_conversation_on_the_senders_record
     await mail.send(corpus("gmail_new.eml"), sender="ann.example@gmail.com")
     conv = await mail.only_conversation_of("ann.example@gmail.com")
     assert conv.status == "queued" and conv.thread_key == "CAE9x7Qp1dfG3=Zk2xJ4a8nWq0w@mail.gmail.com"
+    assert conv.subject == "Where is my order 10234?"  # the email's subject titles the conversation
     assert conv.our_address == SUPPORT
     customer = await mail.customer(conv.customer_id)
     assert customer.display_name == "Ann Example"
