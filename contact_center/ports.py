@@ -397,6 +397,11 @@ class LiveContactPort(Protocol):
         """The live contact's state as the provider tells it (ringing, in progress, on hold, ...), for the agent."""
         ...
 
+    async def settled(self, conversation_id: int, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until the bot's turn on this conversation and the deliveries it started are
+        done on this process: then everything the caller should hear next has reached the adapter."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredMedia:

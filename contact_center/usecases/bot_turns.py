@@ -89,7 +89,7 @@ def handoff_summary(reason: str, context: dict[str, Any]) -> str:
 
 def start(hub: Hub, conversation_id: int, customer_id: int, text: str) -> None:
     """Give the customer's message to the bot in the background (turns of one conversation stay in order)."""
-    hub.spawn(hub.bot_tasks, turn(hub, conversation_id, customer_id, text))
+    hub.spawn(hub.bot_tasks, turn(hub, conversation_id, customer_id, text), conversation_id)
 
 
 async def turn(hub: Hub, conversation_id: int, customer_id: int, text: str) -> None:

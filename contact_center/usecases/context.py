@@ -93,6 +93,9 @@ class Hub:
         self.bot_tasks: set[asyncio.Task[None]] = set()
         self.delivery_tasks: set[asyncio.Task[None]] = set()
         self.wrap_up_tasks: dict[int, asyncio.Task[None]] = {}
+        # background work per conversation on this process (bot turns, deliveries), for ``settled``
+        self.pending: dict[int, int] = {}
+        self.settle_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.route_lock = asyncio.Lock()
         self.kick_event = asyncio.Event()
         # the agents whose console is connected to this process (the /agent namespace sets it)
@@ -104,12 +107,42 @@ class Hub:
         """Ask the router to run soon."""
         self.kick_event.set()
 
-    def spawn(self, tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coro`` in the background, kept in ``tasks`` until it ends."""
+    def spawn(
+        self, tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None], conversation_id: int | None = None
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` in the background, kept in ``tasks`` until it ends (and counted as the conversation's
+        pending work until then: see :meth:`settled`)."""
         task = asyncio.get_running_loop().create_task(coro)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        if conversation_id is not None:
+            self.pending[conversation_id] = self.pending.get(conversation_id, 0) + 1
+
+            def done(_: asyncio.Task[None], cid: int = conversation_id) -> None:
+                left = self.pending.get(cid, 1) - 1
+                if left > 0:
+                    self.pending[cid] = left
+                else:
+                    self.pending.pop(cid, None)
+                    for waiter in self.settle_waiters.pop(cid, []):
+                        if not waiter.done():
+                            waiter.set_result(None)
+
+            task.add_done_callback(done)
         return task
+
+    async def settled(self, conversation_id: int, timeout: float) -> bool:
+        """Wait until this process has no background work left for a conversation (the bot's turn and the
+        deliveries it started: what a caller will hear next), at most ``timeout`` seconds; True if settled."""
+        if not self.pending.get(conversation_id):
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.settle_waiters.setdefault(conversation_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def spec(self, channel: str) -> ChannelSpec:
         """A registered channel's spec; an unknown one is the caller's error."""

@@ -94,7 +94,7 @@ async def media_attachments(hub: Hub, raw: Any) -> list[dict[str, Any]]:
 
 def deliver_later(hub: Hub, conversation_id: int, seq: int) -> None:
     """Hand a stored outbound message to its channel's adapter in the background."""
-    hub.spawn(hub.delivery_tasks, _deliver(hub, conversation_id, seq))
+    hub.spawn(hub.delivery_tasks, _deliver(hub, conversation_id, seq), conversation_id)
 
 
 async def _deliver(hub: Hub, conversation_id: int, seq: int) -> None:

@@ -456,3 +456,18 @@ async def test_a_hang_up_with_an_agent_leaves_the_wrap_up_to_the_agent_and_a_tra
     assert [n.data["status"] for n in notify.sent if n.event == "call_status"] == ["ended"]
     await transfer_close.close(hub, BOB, opened.conversation_id, "resolved")
     assert adapter.actions[-1].kind == "hang_up"
+
+
+async def test_settled_waits_for_the_bots_turn_and_what_it_delivers() -> None:
+    class SlowBot(_Bot):
+        async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[Any]:
+            await asyncio.sleep(0.05)
+            return await super().send(sender, text, metadata)
+
+    hub, repo, _, adapter = await _hub(bot=SlowBot([_reply("Your order ships tomorrow.")]))
+    hub.channels.with_defaults(bot_channels=["sms"])
+    res = await inbound.receive_inbound(hub, _sms("where is my order", "SM1"))
+    assert adapter.delivered == []
+    assert await hub.settled(res.conversation_id, 2.0)
+    assert [m.text for m in adapter.delivered] == ["Your order ships tomorrow."]  # delivered before settled answers
+    assert hub.pending == {} and await hub.settled(res.conversation_id, 0.01)
