@@ -22,6 +22,7 @@ from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.channels import WEB_CHAT, ChannelRegistry
+from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
@@ -194,6 +195,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     add_media_routes(app, secret=settings.session_secret, max_bytes=settings.media_max_bytes, agent_of=current_agent)
     channels = app[CHANNELS_KEY] = build_channels(settings)
     wire_twilio(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
+    wire_email(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)

@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from contact_center.app import create_app
+    from contact_center.email_wiring import EmailConfigError
     from contact_center.twilio_wiring import TwilioConfigError
 
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
@@ -29,7 +30,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_generated_secrets()
     try:
         app = create_app(settings)
-    except TwilioConfigError as exc:
+    except (TwilioConfigError, EmailConfigError) as exc:
         print(f"contact-center serve: error: {exc}", file=sys.stderr)
         return 2
     if generated:

@@ -109,7 +109,7 @@ class Settings:
             twilio_standin=_bool(env.get("TWILIO_STANDIN"), False),
             webchat_message_burst=webchat_rate_limit(env)[0],
             webchat_messages_per_second=webchat_rate_limit(env)[1],
-            extra={k: v for k, v in env.items() if k.startswith("TWILIO_") or k in ("MEDIA_MAX_BYTES",)},
+            extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "EMAIL_", "SMTP_", "IMAP_")) or k in ("MEDIA_MAX_BYTES",)},
         )
 
     def with_generated_secrets(self) -> "Settings":
