@@ -91,8 +91,8 @@ def identity_of(agent_id: int) -> str:
 
 def mint_token(voice: VoiceSettings, identity: str, now: float | None = None) -> tuple[str, int]:
     """A Twilio access token with a VoiceGrant for ``identity``, and when it expires (Unix seconds)."""
-    from twilio.jwt.access_token import AccessToken
-    from twilio.jwt.access_token.grants import VoiceGrant
+    from twilio.jwt.access_token import AccessToken  # type: ignore[import-untyped,unused-ignore]
+    from twilio.jwt.access_token.grants import VoiceGrant  # type: ignore[import-untyped,unused-ignore]
 
     if not IDENTITY.fullmatch(identity):
         raise ValueError(f"not a Twilio client identity: {identity!r}")
