@@ -82,11 +82,14 @@ def ensure_frontend() -> None:
 
 
 @contextlib.contextmanager
-def running_hub(tmp: Path, name: str, token: str) -> Iterator[str]:
-    """A hub on a free port with the demo data, its log kept as ``test-artifacts/<name>-hub.log``."""
+def running_hub(tmp: Path, name: str, token: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A hub on a free port with the demo data, its log kept as ``test-artifacts/<name>-hub.log``.
+
+    ``env``, when given, is merged into the hub's environment last (it may override the defaults above).
+    """
     ensure_frontend()
     port = free_port()
-    env = {
+    hub_env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/{name}.db",
         "HOST": "127.0.0.1",
@@ -94,11 +97,12 @@ def running_hub(tmp: Path, name: str, token: str) -> Iterator[str]:
         "SERVICE_TOKEN": token,
         "DEMO_DATA": "true",
         "REDIS_URL": "",
+        **(env or {}),
     }
     log_path = tmp / "hub.log"
     log = open(log_path, "wb")
     python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-    proc = subprocess.Popen([python, "-m", "contact_center.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([python, "-m", "contact_center.cli", "serve"], cwd=ROOT, env=hub_env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
