@@ -19,15 +19,23 @@ is acknowledged before it is committed) at a fraction of the cost:
 
 An append to a conversation that is closed (or does not exist) writes nothing and returns ``None``:
 the caller opens a new conversation through the full path.
+
+Messages of provider channels (an SMS, a WhatsApp message) carry the provider's id (``provider_id``,
+unique across all messages: ``uq_messages_provider_id``), their attachments and, for what the shop
+sends, a ``delivery_status``. A repeat of a ``provider_id`` returns the first copy (``created`` False),
+wherever it was stored: its own conversation (which may differ from the one asked for, or be closed
+by now) and that conversation's assignment and status. A ``client_msg_id`` is looked up first, in
+the conversation asked for, as :func:`crm_store.repositories.conversations.append_message` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -50,6 +58,9 @@ class LoggedMessage:
     internal: bool
     client_msg_id: str | None
     created_at: datetime
+    provider_id: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    delivery_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,9 @@ class _Item:
     sender_id: str | None
     client_msg_id: str | None
     internal: bool
+    provider_id: str | None = None
+    attachments: list[dict[str, Any]] | None = None
+    delivery_status: str | None = None
 
 
 class MessageLog(Protocol):
@@ -78,8 +92,14 @@ class MessageLog(Protocol):
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
         sender_id: str | None = None, client_msg_id: str | None = None, internal: bool = False,
+        provider_id: str | None = None, attachments: list[dict[str, Any]] | None = None,
+        delivery_status: str | None = None,
     ) -> LogAppend | None:
-        """Store one message in an open conversation; None if the conversation is closed or unknown."""
+        """Store one message in an open conversation; None if the conversation is closed or unknown.
+
+        A repeat of ``client_msg_id`` (in this conversation) or of ``provider_id`` (anywhere) stores
+        nothing and returns the first copy with ``created`` False.
+        """
 
     async def close(self) -> None:
         """Finish pending work and release resources."""
@@ -98,6 +118,20 @@ def open_message_log(db: Database) -> MessageLog:
 # --- SQLite: group commit on a dedicated thread ------------------------------------------------------
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DATETIME on SQLite (UTC, no zone)
+
+
+# the first copy of a resent message, with its conversation's assignment and status
+_SQLITE_DUP = (
+    "SELECT m.id, m.conversation_id, m.seq, m.sender_kind, m.sender_id, m.body, m.internal, m.created_at,"
+    " m.client_msg_id, m.provider_id, m.attachments, m.delivery_status, c.assigned_agent_id, c.status"
+    " FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE "
+)
+
+
+def _json_list(raw: Any) -> list[dict[str, Any]]:
+    """A JSON column as the driver returns it (text on SQLite and asyncpg, or already decoded)."""
+    value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    return list(value) if isinstance(value, list) else []
 
 
 class _Busy(Exception):
@@ -145,13 +179,17 @@ class SqliteMessageLog:
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
         sender_id: str | None = None, client_msg_id: str | None = None, internal: bool = False,
+        provider_id: str | None = None, attachments: list[dict[str, Any]] | None = None,
+        delivery_status: str | None = None,
     ) -> LogAppend | None:
         """Queue the message for the next batch and wait until that batch is committed."""
         if self._closed:
             raise RuntimeError("the message log is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[LogAppend | None] = loop.create_future()
-        self._pending.append((_Item(conversation_id, sender_kind, body, sender_id, client_msg_id, internal), future))
+        item = _Item(conversation_id, sender_kind, body, sender_id, client_msg_id, internal, provider_id,
+                     list(attachments) if attachments else None, delivery_status)
+        self._pending.append((item, future))
         if not self._writing:
             self._writing = True
             loop.create_task(self._drain())
@@ -285,17 +323,17 @@ class SqliteMessageLog:
 
     @staticmethod
     def _write_one(conn: sqlite3.Connection, item: _Item, now: datetime, stamp: str) -> LogAppend | None:
+        dup = None
         if item.client_msg_id is not None:
-            dup = conn.execute(
-                "SELECT m.id, m.seq, m.sender_kind, m.sender_id, m.body, m.internal, m.created_at, c.assigned_agent_id, c.status"
-                " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-                " WHERE m.conversation_id = ? AND m.client_msg_id = ?",
-                (item.conversation_id, item.client_msg_id),
-            ).fetchone()
-            if dup is not None:
-                created_at = datetime.strptime(dup[6], _SQLITE_TIME).replace(tzinfo=timezone.utc)
-                msg = LoggedMessage(dup[0], item.conversation_id, dup[1], dup[2], dup[3], dup[4], bool(dup[5]), item.client_msg_id, created_at)
-                return LogAppend(msg, False, dup[7], dup[8])
+            dup = conn.execute(_SQLITE_DUP + "m.conversation_id = ? AND m.client_msg_id = ?",
+                               (item.conversation_id, item.client_msg_id)).fetchone()
+        if dup is None and item.provider_id is not None:
+            dup = conn.execute(_SQLITE_DUP + "m.provider_id = ?", (item.provider_id,)).fetchone()
+        if dup is not None:
+            created_at = datetime.strptime(dup[7], _SQLITE_TIME).replace(tzinfo=timezone.utc)
+            msg = LoggedMessage(dup[0], dup[1], dup[2], dup[3], dup[4], dup[5], bool(dup[6]), dup[8], created_at,
+                                dup[9], _json_list(dup[10]), dup[11])
+            return LogAppend(msg, False, dup[12], dup[13])
         bumped = conn.execute(
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? AND status != 'closed'"
             " RETURNING last_seq, assigned_agent_id, status",
@@ -304,13 +342,17 @@ class SqliteMessageLog:
         if bumped is None:
             return None
         seq = bumped[0]
+        attachments = item.attachments or []
         cur = conn.execute(
             "INSERT INTO messages (conversation_id, seq, sender_kind, sender_id, body, attachments, internal,"
-            " client_msg_id, provider_id, created_at) VALUES (?, ?, ?, ?, ?, '[]', ?, ?, NULL, ?)",
-            (item.conversation_id, seq, item.sender_kind, item.sender_id, item.body, int(item.internal), item.client_msg_id, stamp),
+            " client_msg_id, provider_id, delivery_status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.conversation_id, seq, item.sender_kind, item.sender_id, item.body,
+             json.dumps(attachments) if attachments else "[]", int(item.internal), item.client_msg_id,
+             item.provider_id, item.delivery_status, stamp),
         )
         assert cur.lastrowid is not None
-        msg = LoggedMessage(cur.lastrowid, item.conversation_id, seq, item.sender_kind, item.sender_id, item.body, item.internal, item.client_msg_id, now)
+        msg = LoggedMessage(cur.lastrowid, item.conversation_id, seq, item.sender_kind, item.sender_id, item.body,
+                            item.internal, item.client_msg_id, now, item.provider_id, attachments, item.delivery_status)
         return LogAppend(msg, True, bumped[1], bumped[2])
 
     async def close(self) -> None:
@@ -339,22 +381,32 @@ class SqliteMessageLog:
 
 _PG_APPEND = """
 WITH dup AS (
-  SELECT id, seq, sender_kind, sender_id, body, internal, created_at FROM messages
-  WHERE $5::text IS NOT NULL AND conversation_id = $1 AND client_msg_id = $5
+  SELECT * FROM (
+    (SELECT 0 AS pref, id, conversation_id, seq, sender_kind, sender_id, body, internal, client_msg_id, provider_id,
+            attachments, delivery_status, created_at
+     FROM messages WHERE $5::text IS NOT NULL AND conversation_id = $1 AND client_msg_id = $5)
+    UNION ALL
+    (SELECT 1, id, conversation_id, seq, sender_kind, sender_id, body, internal, client_msg_id, provider_id,
+            attachments, delivery_status, created_at
+     FROM messages WHERE $8::text IS NOT NULL AND provider_id = $8)
+  ) found ORDER BY pref LIMIT 1
 ), bump AS (
   UPDATE conversations SET last_seq = last_seq + 1, updated_at = $7
   WHERE id = $1 AND status <> 'closed' AND NOT EXISTS (SELECT 1 FROM dup)
   RETURNING last_seq
 ), ins AS (
-  INSERT INTO messages (conversation_id, seq, sender_kind, sender_id, body, attachments, internal, client_msg_id, provider_id, created_at)
-  SELECT $1, last_seq, $2, $3, $4, '[]'::json, $6, $5, NULL, $7 FROM bump
+  INSERT INTO messages (conversation_id, seq, sender_kind, sender_id, body, attachments, internal, client_msg_id,
+                        provider_id, delivery_status, created_at)
+  SELECT $1, last_seq, $2, $3, $4, $9::json, $6, $5, $8, $10::text, $7 FROM bump
   RETURNING id, seq
 )
 SELECT c.status, c.assigned_agent_id, i.id AS new_id, i.seq AS new_seq,
-       d.id AS dup_id, d.seq AS dup_seq, d.sender_kind AS dup_kind, d.sender_id AS dup_sender,
-       d.body AS dup_body, d.internal AS dup_internal, d.created_at AS dup_at
-FROM conversations c LEFT JOIN ins i ON true LEFT JOIN dup d ON true
-WHERE c.id = $1
+       d.id AS dup_id, d.conversation_id AS dup_conv, d.seq AS dup_seq, d.sender_kind AS dup_kind,
+       d.sender_id AS dup_sender, d.body AS dup_body, d.internal AS dup_internal, d.client_msg_id AS dup_client,
+       d.provider_id AS dup_provider, d.attachments AS dup_attachments, d.delivery_status AS dup_status,
+       d.created_at AS dup_at
+FROM (SELECT 1) one LEFT JOIN dup d ON true LEFT JOIN ins i ON true
+JOIN conversations c ON c.id = COALESCE(d.conversation_id, $1)
 """
 
 
@@ -395,29 +447,38 @@ class PgMessageLog:
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
         sender_id: str | None = None, client_msg_id: str | None = None, internal: bool = False,
+        provider_id: str | None = None, attachments: list[dict[str, Any]] | None = None,
+        delivery_status: str | None = None,
     ) -> LogAppend | None:
         """Store the message (or find its first copy) in one round trip."""
         import asyncpg
 
         pool = await self._get_pool()
+        stored = list(attachments) if attachments else []
+        encoded = json.dumps(stored) if stored else "[]"
         for attempt in range(3):
             now = utcnow()
             try:
                 async with pool.acquire() as conn:
-                    row = await conn.fetchrow(_PG_APPEND, conversation_id, sender_kind, sender_id, body, client_msg_id, internal, now)
+                    row = await conn.fetchrow(
+                        _PG_APPEND, conversation_id, sender_kind, sender_id, body, client_msg_id, internal, now,
+                        provider_id, encoded, delivery_status,
+                    )
                 break
             except asyncpg.UniqueViolationError:
-                if attempt == 2:  # the same client id raced itself twice: the first copy now exists
+                if attempt == 2:  # the same client or provider id raced itself twice: the first copy now exists
                     raise
         if row is None:
             return None
         if row["new_id"] is not None:
-            msg = LoggedMessage(row["new_id"], conversation_id, row["new_seq"], sender_kind, sender_id, body, internal, client_msg_id, now)
+            msg = LoggedMessage(row["new_id"], conversation_id, row["new_seq"], sender_kind, sender_id, body, internal,
+                                client_msg_id, now, provider_id, stored, delivery_status)
             return LogAppend(msg, True, row["assigned_agent_id"], row["status"])
         if row["dup_id"] is not None:
             msg = LoggedMessage(
-                row["dup_id"], conversation_id, row["dup_seq"], row["dup_kind"], row["dup_sender"], row["dup_body"],
-                row["dup_internal"], client_msg_id, row["dup_at"].astimezone(timezone.utc),
+                row["dup_id"], row["dup_conv"], row["dup_seq"], row["dup_kind"], row["dup_sender"], row["dup_body"],
+                row["dup_internal"], row["dup_client"], row["dup_at"].astimezone(timezone.utc),
+                row["dup_provider"], _json_list(row["dup_attachments"]), row["dup_status"],
             )
             return LogAppend(msg, False, row["assigned_agent_id"], row["status"])
         return None  # closed
@@ -441,28 +502,58 @@ class SessionMessageLog:
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
         sender_id: str | None = None, client_msg_id: str | None = None, internal: bool = False,
+        provider_id: str | None = None, attachments: list[dict[str, Any]] | None = None,
+        delivery_status: str | None = None,
     ) -> LogAppend | None:
-        """Store the message in its own transaction."""
-        from crm_store.models import Conversation
+        """Store the message in its own transaction (again once if a concurrent copy won the race)."""
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):
+            try:
+                return await self._append(
+                    conversation_id, sender_kind, body, sender_id=sender_id, client_msg_id=client_msg_id,
+                    internal=internal, provider_id=provider_id, attachments=attachments, delivery_status=delivery_status,
+                )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _append(
+        self, conversation_id: int, sender_kind: str, body: str, *, sender_id: str | None, client_msg_id: str | None,
+        internal: bool, provider_id: str | None, attachments: list[dict[str, Any]] | None, delivery_status: str | None,
+    ) -> LogAppend | None:
+        from sqlmodel import select
+
+        from crm_store.models import Conversation, Message
         from crm_store.repositories import conversations as conv_repo
 
         async with self.db.transaction() as s:
+            earlier = await conv_repo.find_message(s, conversation_id, client_msg_id) if client_msg_id else None
+            if earlier is None and provider_id:
+                earlier = (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
+            if earlier is not None:
+                home = await s.get(Conversation, earlier.conversation_id)
+                assert home is not None
+                return LogAppend(_logged(earlier), False, home.assigned_agent_id, home.status)
             conv = await s.get(Conversation, conversation_id)
-            if conv is None:
+            if conv is None or conv.status == "closed":
                 return None
-            if conv.status == "closed":
-                earlier = await conv_repo.find_message(s, conversation_id, client_msg_id) if client_msg_id else None
-                if earlier is None:
-                    return None
             appended = await conv_repo.append_message(
-                s, conversation_id, sender_kind, body, sender_id=sender_id, client_msg_id=client_msg_id, internal=internal
+                s, conversation_id, sender_kind, body, sender_id=sender_id, client_msg_id=client_msg_id, internal=internal,
+                provider_id=provider_id, attachments=list(attachments) if attachments else None,
+                delivery_status=delivery_status,
             )
-            m = appended.message
-            assert m.id is not None
-            msg = LoggedMessage(m.id, conversation_id, m.seq, m.sender_kind, m.sender_id, m.body, m.internal, m.client_msg_id, m.created_at)
-            return LogAppend(msg, appended.created, conv.assigned_agent_id, conv.status)
+            return LogAppend(_logged(appended.message), appended.created, conv.assigned_agent_id, conv.status)
 
     async def close(self) -> None:
         """Nothing to release."""
 
 
+def _logged(m: Any) -> LoggedMessage:
+    """A stored :class:`crm_store.models.Message` as the log's :class:`LoggedMessage`."""
+    assert m.id is not None
+    return LoggedMessage(
+        m.id, m.conversation_id, m.seq, m.sender_kind, m.sender_id, m.body, m.internal, m.client_msg_id, m.created_at,
+        m.provider_id, list(m.attachments or []), m.delivery_status,
+    )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.db import Database
-from crm_store.models import WebhookReceipt
+from crm_store.models import WebhookReceipt, utcnow
 
 STATUS_KIND = "status"
 
@@ -47,20 +50,33 @@ async def statuses_for(s: AsyncSession, provider_id: str) -> list[tuple[str, str
 
 
 class SqlWebhookReceipts:
-    """The adapters' ``WebhookReceipts`` port on the SQL table (every hub process sees every receipt)."""
+    """The adapters' ``WebhookReceipts`` port on the SQL table (every hub process sees every receipt).
+
+    Each call is one statement in its own transaction: ``INSERT ... ON CONFLICT DO NOTHING`` (a repeat
+    inserts no row) and one ``DELETE``, with no ORM object, savepoint or read before the write (the
+    session functions above do the same inside a caller's transaction).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        table = WebhookReceipt.__table__  # type: ignore[attr-defined]
+        insert = postgresql_insert if db.dialect == "postgresql" else sqlite_insert
+        self._insert = insert(table).on_conflict_do_nothing(index_elements=["provider", "kind", "key"])
+        self._delete = delete(table)
+        self._table = table
 
     async def first_time(self, provider: str, kind: str, key: str, payload: dict[str, Any]) -> bool:
         """True the first time this webhook is seen, False for a repeat."""
+        values = {"provider": provider[:16], "kind": kind[:24], "key": key[:160], "payload": payload, "received_at": utcnow()}
         async with self.db.transaction() as s:
-            return await first_time(s, provider, kind, key, payload)
+            result = await s.execute(self._insert.values(**values))
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def forget(self, provider: str, kind: str, key: str) -> None:
         """Drop a receipt whose handling failed, so that the provider's retry is handled again."""
+        t = self._table
         async with self.db.transaction() as s:
-            await forget(s, provider, kind, key)
+            await s.execute(self._delete.where(t.c.provider == provider, t.c.kind == kind, t.c.key == key))
 
 
 async def forget(s: AsyncSession, provider: str, kind: str, key: str) -> None:

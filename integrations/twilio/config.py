@@ -95,6 +95,9 @@ class TwilioConfig:
 
     def number(self, address: str) -> TwilioNumber | None:
         """The configured sender with this address (``+1...`` or ``whatsapp:+1...``), if it is one of ours."""
+        for n in self.numbers:  # Twilio writes ``To`` as configured: no need to parse a phone number
+            if n.address == address:
+                return n
         channel = channel_for(address)
         try:
             e164 = normalize_phone(address, self.default_region)

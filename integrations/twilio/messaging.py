@@ -3,21 +3,29 @@
 In: ``POST /webhooks/twilio/messaging`` (Twilio's "A message comes in") and
 ``POST /webhooks/twilio/messaging/status`` (the ``StatusCallback`` of what the hub sends). Each one
 is read with a size limit, its ``X-Twilio-Signature`` checked (403 and nothing written if it is
-missing or wrong), parsed (400 with the reason if it is malformed, never a 500), deduplicated on
-the ``MessageSid`` (and status), then handed to the core through
-:class:`~contact_center.ports.InboundPort`. Out: :class:`MessagingAdapter` sends what the core asks
-through :class:`~integrations.twilio.rest.TwilioRestClient`.
+missing or wrong), parsed (400 with the reason if it is malformed, never a 500), then handed to the
+core through :class:`~contact_center.ports.InboundPort`. Out: :class:`MessagingAdapter` sends what
+the core asks through :class:`~integrations.twilio.rest.TwilioRestClient`.
 
-When the core fails, the webhook answers 500 and its receipt is forgotten: a retry by Twilio (see
-docs/subsystems/sms-whatsapp.md for when Twilio retries) is handled from the start, and since the
-core stores a MessageSid only once, handling it again cannot make a second message. When the core
-refuses the event (``bad_request``), the answer is 400 with its reason.
+Repeats. The core stores a ``MessageSid`` once (``messages.provider_id`` is unique; a repeat comes
+back ``created=False`` and sends nothing), so a plain inbound message needs no receipt of its own:
+it costs the hub no write transaction besides the core's. A receipt (``WebhookReceipts``, kind
+``message``) is still taken for what the core's idempotency does not cover: a message with media
+(a repeat would download and store the files again before the core sees it) and STOP/START (a late
+repeat of a STOP, after a START, must not opt the customer out again). Status callbacks always take
+one (kind ``status``): the core needs their payload for callbacks that arrive before the send's answer.
+
+When the core fails, the webhook answers 500 and its receipt, if it took one, is forgotten: a retry
+by Twilio (see docs/subsystems/sms-whatsapp.md for when Twilio retries) is handled from the start,
+and since the core stores a MessageSid only once, handling it again cannot make a second message.
+When the core refuses the event (``bad_request``), the answer is 400 with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import re
 from typing import Mapping, NamedTuple
@@ -120,9 +128,15 @@ def _check_account(form: Mapping[str, str], config: TwilioConfig) -> None:
         raise BadWebhook(f"AccountSid {account[:40]!r} is not this hub's Twilio account")
 
 
+@functools.lru_cache(maxsize=8192)
+def _normalized(raw: str, region: str) -> str:
+    """``normalize_phone``, remembered: customers text again and again from the same number (a failure is not kept)."""
+    return normalize_phone(raw, region)
+
+
 def _customer_number(raw: str, config: TwilioConfig) -> str:
     try:
-        return normalize_phone(raw, config.default_region)
+        return _normalized(raw, config.default_region)
     except InvalidAddress as exc:
         raise BadWebhook(f"From {raw[:40]!r} is not a phone number ({exc.reason})") from None
 
@@ -203,6 +217,19 @@ def parse_status(form: Mapping[str, str], config: TwilioConfig) -> StatusUpdate 
     return StatusUpdate(_status_channel(form), sid, status.value, raw_status.lower(), code, words)
 
 
+_OPT_OUT_KEYWORDS = (Keyword.STOP, Keyword.START)
+
+
+def needs_receipt(parsed: ParsedInbound, keyword: Keyword | None) -> bool:
+    """Whether an inbound message takes a receipt before the core sees it (see the module docstring).
+
+    A plain message does not: the core's idempotency on the MessageSid makes a repeat one message.
+    Media (downloaded before the core is called) and STOP/START (an opt-out a late repeat must not
+    redo) do.
+    """
+    return bool(parsed.media) or keyword in _OPT_OUT_KEYWORDS
+
+
 def refusal_reason(exc: BaseException) -> str | None:
     """The reason of a refusal by the core (its ``HubError("bad_request", ...)``), or None for a failure.
 
@@ -257,11 +284,15 @@ def _failed(words: str) -> DeliveryReport:
 # --- in: the webhooks ---------------------------------------------------------------------------
 
 
+_EMPTY_TWIML = str(MessagingResponse()).encode()  # built once: every plain message is answered with it
+
+
 def twiml(reply: str | None = None) -> web.Response:
     """A TwiML answer: empty, or one ``<Message>`` back to the customer."""
+    if not reply:
+        return web.Response(body=_EMPTY_TWIML, content_type="text/xml", charset="utf-8")
     response = MessagingResponse()
-    if reply:
-        response.message(reply)
+    response.message(reply)
     return web.Response(text=str(response), content_type="text/xml")
 
 
@@ -326,17 +357,20 @@ class _Webhooks:
         except BadWebhook as exc:
             return web.Response(status=400, text=exc.reason)
         sid = parsed.event.provider_id or ""
-        if not await self.receipts.first_time(PROVIDER, MESSAGE_KIND, sid, dict(form)):
+        keyword = keyword_of(parsed.event.text)
+        receipt = needs_receipt(parsed, keyword)
+        if receipt and not await self.receipts.first_time(PROVIDER, MESSAGE_KIND, sid, dict(form)):
             return twiml()
         try:
-            keyword = await self._store(parsed)
+            await self._store(parsed, keyword)
         except Exception as exc:
-            return await self._failed(MESSAGE_KIND, sid, exc)
+            return await self._failed(MESSAGE_KIND, sid, exc, forget=receipt)
         return twiml(self.help_text if keyword is Keyword.HELP else None)
 
-    async def _failed(self, kind: str, key: str, exc: Exception) -> web.Response:
+    async def _failed(self, kind: str, key: str, exc: Exception, *, forget: bool = True) -> web.Response:
         """The core did not take a webhook: forget its receipt; 400 if the core refused it, else 500."""
-        await self.receipts.forget(PROVIDER, kind, key)
+        if forget:
+            await self.receipts.forget(PROVIDER, kind, key)
         reason = refusal_reason(exc)
         if reason is not None:
             log.warning("twilio webhook refused by the core", extra={"kind": kind, "key": key, "reason": reason})
@@ -344,14 +378,12 @@ class _Webhooks:
         log.error("twilio webhook not handled", extra={"kind": kind, "key": key}, exc_info=exc)
         return web.Response(status=500, text=f"the hub could not handle the {kind}")
 
-    async def _store(self, parsed: ParsedInbound) -> Keyword | None:
-        """Fetch the media, store the message, record an opt-out; the message's keyword, if any."""
-        event = await self._with_media(parsed)
+    async def _store(self, parsed: ParsedInbound, keyword: Keyword | None) -> None:
+        """Fetch the media (if any), store the message, record an opt-out."""
+        event = await self._with_media(parsed) if parsed.media else parsed.event
         await self.inbound.receive_inbound(event)
-        keyword = keyword_of(event.text)
-        if keyword in (Keyword.STOP, Keyword.START):
+        if keyword in _OPT_OUT_KEYWORDS:
             await self.inbound.opt_out(event.channel, event.customer_address, keyword is Keyword.STOP)
-        return keyword
 
     async def _with_media(self, parsed: ParsedInbound) -> InboundEvent:
         """The event with its attachments kept in the hub; a file that fails is noted, the message kept."""

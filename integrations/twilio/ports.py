@@ -17,8 +17,9 @@ class WebhookReceipts(Protocol):
         """Record this webhook; True if it was not recorded before (atomically: of two racing callers one wins).
 
         :param provider: ``twilio``.
-        :param kind: ``message`` (an inbound message, key = MessageSid) or ``status`` (a status
-            callback, key = ``MessageSid:MessageStatus``).
+        :param kind: ``message`` (an inbound message with media or a STOP/START keyword, key =
+            MessageSid: a plain message relies on the core storing a MessageSid once) or ``status``
+            (a status callback, key = ``MessageSid:MessageStatus``).
         :param payload: the webhook's form, kept; a status callback's also has ``ErrorWords`` (the
             agent's words for its ``ErrorCode``), so that a callback that arrives before the send's
             answer can be applied from its receipt later.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,99 @@ async def test_a_held_write_lock_never_blocks_the_event_loop(db: Database) -> No
         await log.close()
     async with db.session() as s:
         assert [m.body for m in await conv_repo.messages_after(s, conv_id, 0)] == ["before", "while locked"]
+
+
+# --- provider channels: provider ids, attachments, delivery status ---------------------------------------
+
+PICTURE = {"type": "media", "content_type": "image/jpeg", "url": "/media/abc.jpg", "name": "SMx-0.jpg", "size": 2048}
+
+
+@pytest.fixture(params=["fast", "portable"])
+async def any_log(request: pytest.FixtureRequest, db: Database):  # type: ignore[no-untyped-def]
+    """The database's fast log, and the portable ORM one: both keep the same promises."""
+    message_log = open_message_log(db) if request.param == "fast" else SessionMessageLog(db)
+    yield message_log
+    await message_log.close()
+
+
+async def test_a_provider_message_keeps_its_id_attachments_and_status(db: Database, any_log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_prov")
+    sms = await any_log.append(conv_id, "customer", "a picture", sender_id="3", provider_id="SM" + "1" * 32, attachments=[PICTURE])
+    sent = await any_log.append(conv_id, "agent", "thanks", sender_id="9", delivery_status="queued")
+    assert sms is not None and sent is not None and sms.created and sent.created
+    assert (sms.message.provider_id, sms.message.attachments, sms.message.delivery_status) == ("SM" + "1" * 32, [PICTURE], None)
+    assert (sent.message.provider_id, sent.message.attachments, sent.message.delivery_status) == (None, [], "queued")
+    async with db.session() as s:
+        stored = await conv_repo.messages_after(s, conv_id, 0)
+    assert [(m.seq, m.body, m.provider_id, m.attachments, m.delivery_status, m.client_msg_id) for m in stored] == [
+        (1, "a picture", "SM" + "1" * 32, [PICTURE], None, None),
+        (2, "thanks", None, [], "queued", None),
+    ]
+    assert [m.id for m in stored] == [sms.message.id, sent.message.id]
+
+
+async def test_a_repeated_provider_id_returns_the_first_copy_and_writes_nothing(db: Database, any_log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_prov2")
+    sid = "SM" + "2" * 32
+    first = await any_log.append(conv_id, "customer", "once", sender_id="3", provider_id=sid, attachments=[PICTURE])
+    again = await any_log.append(conv_id, "customer", "once (Twilio's retry)", sender_id="3", provider_id=sid)
+    assert first is not None and again is not None and first.created and not again.created
+    assert again.message == first.message  # the first copy, as it was stored (its text and attachments)
+    assert (again.status, again.assigned_agent_id) == ("queued", None)
+    async with db.session() as s:
+        assert len(await conv_repo.messages_after(s, conv_id, 0)) == 1
+        conv = await s.get(Conversation, conv_id)
+    assert conv is not None and conv.last_seq == 1
+
+
+async def test_a_provider_id_is_one_message_across_conversations_even_once_closed(db: Database, any_log: MessageLog) -> None:
+    """Provider ids are unique across all messages: a repeat anywhere gets the first copy, where it is."""
+    first_conv = await _conversation(db, "visitor_log_prov3")
+    other_conv = await _conversation(db, "visitor_log_prov4")
+    sid = "SM" + "3" * 32
+    first = await any_log.append(first_conv, "customer", "hello", provider_id=sid)
+    assert first is not None and first.created
+    async with db.transaction() as s:
+        conv = await s.get(Conversation, first_conv)
+        assert conv is not None
+        conv.status = "closed"
+        s.add(conv)
+    for target in (first_conv, other_conv):  # its own conversation (closed by now), or another one
+        again = await any_log.append(target, "customer", "hello", provider_id=sid)
+        assert again is not None and not again.created
+        assert (again.message.id, again.message.conversation_id, again.message.seq) == (first.message.id, first_conv, 1)
+        assert again.status == "closed"
+    async with db.session() as s:
+        assert await conv_repo.messages_after(s, other_conv, 0) == []
+        other = await s.get(Conversation, other_conv)
+    assert other is not None and other.last_seq == 0
+
+
+async def test_the_client_id_is_looked_up_before_the_provider_id(db: Database, any_log: MessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_log_prov5")
+    a = await any_log.append(conv_id, "customer", "a", client_msg_id="c-a", provider_id="SM" + "4" * 32)
+    b = await any_log.append(conv_id, "customer", "b", client_msg_id="c-b", provider_id="SM" + "5" * 32)
+    again = await any_log.append(conv_id, "customer", "?", client_msg_id="c-b", provider_id="SM" + "4" * 32)
+    assert a and b and again and not again.created and again.message.id == b.message.id
+
+
+async def test_concurrent_repeats_of_a_provider_id_make_one_message(db: Database, any_log: MessageLog) -> None:
+    convs = [await _conversation(db, f"visitor_log_prov_c{i}") for i in range(2)]
+    sids = ["SM" + f"{i:032x}" for i in range(10)]
+
+    async def send(conv_id: int, sid: str) -> Any:
+        return await any_log.append(conv_id, "customer", sid, provider_id=sid)
+
+    results = await asyncio.gather(*(send(c, sid) for sid in sids for c in convs for _ in range(2)))
+    assert all(r is not None for r in results)
+    by_sid: dict[str, set[int]] = {}
+    for r in results:
+        by_sid.setdefault(r.message.provider_id, set()).add(r.message.id)
+    assert {sid: len(ids) for sid, ids in by_sid.items()} == {sid: 1 for sid in sids}
+    assert sum(r.created for r in results) == len(sids)
+    async with db.session() as s:
+        stored = [m for c in convs for m in await conv_repo.messages_after(s, c, 0)]
+        for c in convs:
+            seqs = [m.seq for m in await conv_repo.messages_after(s, c, 0)]
+            assert seqs == list(range(1, len(seqs) + 1))  # no gap from a refused duplicate
+    assert sorted(m.provider_id or "" for m in stored) == sorted(sids)

@@ -78,7 +78,56 @@ async def test_a_repeated_message_sid_is_one_message(hub: Hub) -> None:
         resp = await hub.post(INBOUND, form)
         assert resp.status == 200 and await resp.text() == EMPTY_TWIML
     assert len(hub.inbound.events) == 1
-    assert list(hub.receipts.payloads) == [("twilio", "message", form["MessageSid"])]
+    assert hub.receipts.payloads == {}  # a plain message: the core's idempotency on the MessageSid is enough
+
+
+async def test_a_late_repeat_of_stop_does_not_opt_the_customer_out_again(hub: Hub) -> None:
+    """STOP and START take a receipt: the core's idempotency keeps the message once, not the opt-out."""
+    stop = fixture_form("inbound_sms.txt")
+    stop["Body"] = "STOP"
+    start = fixture_form("inbound_sms.txt")
+    start.update({"Body": "START", "MessageSid": "SM" + "c" * 32})
+    for form in (stop, start, stop):  # Twilio's retry of the STOP arrives after the START
+        assert (await hub.post(INBOUND, form)).status == 200
+    assert hub.inbound.opt_outs == [("sms", CUSTOMER, True), ("sms", CUSTOMER, False)]
+    assert [e.text for e in hub.inbound.events] == ["STOP", "START"]
+    assert sorted(key for _, _, key in hub.receipts.payloads) == sorted([stop["MessageSid"], start["MessageSid"]])
+
+
+async def test_a_failing_core_forgets_the_receipt_of_a_stop(hub: Hub) -> None:
+    form = fixture_form("inbound_sms.txt")
+    form["Body"] = "stop"
+    hub.inbound.fail = 1
+    assert (await hub.post(INBOUND, form)).status == 500
+    assert hub.receipts.payloads == {}
+    assert (await hub.post(INBOUND, form)).status == 200
+    assert hub.inbound.opt_outs == [("sms", CUSTOMER, True)] and len(hub.inbound.events) == 1
+
+
+class CountingDownloads:
+    """Stands in for the REST client's media download: a JPEG, and how many were fetched."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    async def download_media(self, url: str, declared_type: str = "") -> tuple[bytes, str]:
+        self.urls.append(url)
+        return b"\xff\xd8\xff\xe0" + b"0" * 64, "image/jpeg"
+
+
+async def test_a_repeated_picture_is_fetched_once(aiohttp_client: Any) -> None:
+    """A message with media takes a receipt: a repeat must not download and store the files again."""
+    inbound, receipts, media, downloads = FakeInbound(), MemoryWebhookReceipts(), MemoryMedia(), CountingDownloads()
+    app = web.Application()
+    add_messaging_routes(app, config=make_config(), inbound=inbound, media=media, receipts=receipts, client=downloads)  # type: ignore[arg-type]
+    hub = Hub(await aiohttp_client(app), inbound, receipts, media)
+    form = fixture_form("inbound_whatsapp_media.txt")
+    for _ in range(2):
+        assert (await hub.post(INBOUND, form)).status == 200
+    assert len(downloads.urls) == 1 and len(inbound.events) == 1
+    (event,) = inbound.events
+    assert [a.content_type for a in event.attachments] == ["image/jpeg"]
+    assert list(receipts.payloads) == [("twilio", "message", form["MessageSid"])]
 
 
 @pytest.mark.parametrize(
@@ -200,3 +249,36 @@ async def test_a_picture_alone_that_cannot_be_fetched_still_makes_a_message(hub:
     assert (await hub.post(INBOUND, form)).status == 200
     (event,) = hub.inbound.events
     assert event.text == MEDIA_LOST_TEXT and event.metadata["media_failures"]
+
+
+# --- the hub's receipts, in SQL ------------------------------------------------------------------------
+
+
+async def test_sql_receipts_take_a_webhook_once_and_forget_it_on_failure(db: Any) -> None:
+    """What the hub plugs into the webhooks (SQLite and PostgreSQL): one statement per call."""
+    from crm_store.repositories import receipts as receipts_repo
+    from crm_store.repositories.receipts import SqlWebhookReceipts
+
+    receipts = SqlWebhookReceipts(db)
+    sid = "SM" + "d" * 32
+    form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003", "ErrorWords": "unreachable"}
+    assert await receipts.first_time("twilio", "status", f"{sid}:undelivered", form) is True
+    assert await receipts.first_time("twilio", "status", f"{sid}:undelivered", {"other": "copy"}) is False
+    assert await receipts.first_time("twilio", "status", f"{sid}:sent", {"MessageSid": sid, "MessageStatus": "sent"}) is True
+    assert await receipts.first_time("twilio", "message", sid, {"Body": "STOP"}) is True  # another kind, same key
+    async with db.session() as s:  # the first payload is the one kept, for callbacks that came too early
+        assert await receipts_repo.statuses_for(s, sid) == [("undelivered", "30003", "unreachable"), ("sent", None, None)]
+    await receipts.forget("twilio", "status", f"{sid}:undelivered")
+    await receipts.forget("twilio", "status", "SM-never-seen:sent")  # nothing to forget: no error
+    assert await receipts.first_time("twilio", "status", f"{sid}:undelivered", form) is True  # Twilio's retry goes through
+    assert await receipts.first_time("twilio", "message", sid, {}) is False
+
+
+async def test_sql_receipts_race_to_one_winner(db: Any) -> None:
+    import asyncio
+
+    from crm_store.repositories.receipts import SqlWebhookReceipts
+
+    receipts = SqlWebhookReceipts(db)
+    results = await asyncio.gather(*(receipts.first_time("twilio", "status", "SMrace:delivered", {"n": str(i)}) for i in range(8)))
+    assert sorted(results) == [False] * 7 + [True]

@@ -20,7 +20,15 @@ from integrations.twilio.config import TwilioConfig, parse_numbers
 from integrations.twilio.errors import AGENT_WORDS, agent_words
 from integrations.twilio.keywords import Keyword, keyword_of
 from integrations.twilio.media import MediaRefused, checked_type, sniff
-from integrations.twilio.messaging import BadWebhook, MessagingAdapter, on_channel, parse_inbound, parse_status
+from integrations.twilio.messaging import (
+    BadWebhook,
+    MessagingAdapter,
+    needs_receipt,
+    on_channel,
+    parse_inbound,
+    parse_status,
+    twiml,
+)
 from integrations.twilio.ratelimit import SendRateLimiter
 from integrations.twilio.rest import accepted_report, refusal_report
 
@@ -185,6 +193,42 @@ def test_a_keyword_is_noted_on_the_event_and_the_text_kept() -> None:
     form["Body"] = "Stop"
     event, _ = parse_inbound(form, make_config())
     assert event.text == "Stop" and event.metadata["keyword"] == "stop"
+
+
+@pytest.mark.parametrize(
+    "name, body, receipt",
+    [
+        ("inbound_sms.txt", None, False),  # plain text: the core's idempotency on the MessageSid suffices
+        ("inbound_whatsapp.txt", "help", False),  # HELP only changes the answer
+        ("inbound_sms.txt", "STOP", True),  # an opt-out a late repeat must not redo
+        ("inbound_sms.txt", "yes", True),
+        ("inbound_mms.txt", None, True),  # media are fetched before the core sees the message
+        ("inbound_whatsapp_media.txt", None, True),
+    ],
+)
+def test_only_media_and_opt_outs_take_a_receipt(name: str, body: str | None, receipt: bool) -> None:
+    form = fixture_form(name)
+    if body is not None:
+        form["Body"] = body
+    parsed = parse_inbound(form, make_config())
+    assert needs_receipt(parsed, keyword_of(parsed.event.text)) is receipt
+
+
+def test_the_shop_s_number_is_found_as_twilio_writes_it_or_written_otherwise() -> None:
+    config = make_config()
+    assert config.number(SMS_NUMBER) is config.numbers[0]
+    assert config.number("+1 (500) 555-0006") is config.numbers[0]
+    assert config.number(WHATSAPP_NUMBER) is config.numbers[1]
+    assert config.number("+15005550006".replace("6", "7")) is None and config.number("whatsapp:+15005550006") is None
+
+
+def test_the_empty_answer_is_twilio_s_empty_twiml() -> None:
+    from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped,unused-ignore]
+
+    empty, again, help_ = twiml(), twiml(None), twiml("Reply STOP <to> stop")
+    assert empty.body == again.body == str(MessagingResponse()).encode()
+    assert empty.content_type == "text/xml" and empty.charset == "utf-8"
+    assert help_.text == '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Reply STOP &lt;to&gt; stop</Message></Response>'
 
 
 # --- status callbacks ----------------------------------------------------------------------------
