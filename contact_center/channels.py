@@ -103,7 +103,7 @@ class ChannelRegistry:
                 "name": s.name, "label": s.label, "max_text": s.max_text, "segments": s.counts_segments,
                 "buttons_as_text": s.buttons_as_text, "reply_window_seconds": s.reply_window_seconds,
                 "media": s.media, "rich_text": s.rich_text, "policy": s.policy.value,
-                "call_actions": list(s.call_actions),
+                "call_actions": list(s.call_actions), "bot": s.bot_first,
             }
             for s in self._specs.values()
         ]

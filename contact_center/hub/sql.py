@@ -191,6 +191,11 @@ class SqlConversations:
     async def _store_inbound(self, req: InboundPlanRequest) -> InboundStored:
         async with self.db.transaction() as s:
             customer = await customers_repo.get_customer(s, req.customer_id)
+            if req.provider_id:  # a repeat, even of a message whose conversation has closed since: nothing new
+                earlier = await conv_repo.message_by_provider_id(s, req.provider_id)
+                first = await s.get(Conversation, earlier.conversation_id) if earlier is not None else None
+                if earlier is not None and first is not None:
+                    return InboundStored(first, earlier, False, False, customer)
             closed_age: float | None = None
             if req.thread_key is None:
                 conv = await conv_repo.find_open_conversation(s, req.customer_id, req.channel)

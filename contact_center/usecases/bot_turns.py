@@ -192,6 +192,8 @@ async def hand_back(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any
     spec = hub.channels.get(conv.channel)
     if spec is not None and spec.connects_agent:
         raise HubError("bad_request", f"a {spec.noun} cannot be handed back to the bot; transfer it instead")
+    if spec is not None and not spec.bot_first:
+        raise HubError("bad_request", f"the bot does not answer on {spec.label}")
     moved = await hub.repo.move(
         conv.id, Transition(sources(Move.HAND_BACK), target(Move.HAND_BACK), unassign=True),
         note=TimelineNote(

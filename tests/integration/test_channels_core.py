@@ -298,3 +298,16 @@ async def test_an_automatic_reply_is_filed_without_waking_the_thread_and_a_forge
     assert filed is not None and (filed.status, filed.disposition) == ("closed", "auto_reply")
     assert forged.customer_id != first.customer_id and forged.message["extra"] == {"spoofed": True, "subject": "orders"}
     assert [e.conversation_id for e in await hub.store.waiting()] == [forged.conversation_id]
+
+
+async def test_a_late_repeat_after_the_conversation_closed_opens_no_empty_conversation(db: Database) -> None:
+    hub, _adapter, _emits, agent = await _hub(db)
+    first = await hub.receive_inbound(sms("Hi", "SM" + "c" * 32))
+    await _assigned(hub, agent, first.conversation_id)
+    await hub.close(agent, first.conversation_id, "resolved")
+    hub.open_chats.clear()
+    late = await hub.receive_inbound(sms("Hi", "SM" + "c" * 32))
+    assert not late.created and late.conversation_id == first.conversation_id
+    async with db.session() as s:
+        convs = (await s.exec(select(Conversation))).all()
+    assert len(convs) == 1 and await hub.store.waiting() == []

@@ -471,3 +471,30 @@ async def test_settled_waits_for_the_bots_turn_and_what_it_delivers() -> None:
     assert await hub.settled(res.conversation_id, 2.0)
     assert [m.text for m in adapter.delivered] == ["Your order ships tomorrow."]  # delivered before settled answers
     assert hub.pending == {} and await hub.settled(res.conversation_id, 0.01)
+
+
+async def test_a_conversation_goes_back_to_the_bot_only_on_a_channel_the_bot_answers() -> None:
+    bot = _Bot([_reply("Hello again")])
+    hub, repo, _, _ = await _hub(bot=bot)
+    res = await inbound.receive_inbound(hub, _sms("hi", "SM1"))  # SMS is not a bot channel in this hub
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, res.conversation_id)
+    from contact_center.usecases import bot_turns
+
+    with pytest.raises(HubError, match="does not answer on SMS"):
+        await bot_turns.hand_back(hub, ALICE, res.conversation_id)
+    assert repo.convs[res.conversation_id].status == "assigned"
+
+
+async def test_a_repeat_of_a_message_whose_conversation_has_closed_opens_nothing() -> None:
+    hub, repo, _, _ = await _hub()
+    first = await inbound.receive_inbound(hub, _sms("hello", "SM1"))
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, first.conversation_id)
+    await transfer_close.close(hub, ALICE, first.conversation_id, "resolved")
+    hub.open_chats.clear()  # another node, or a restart: the full path
+    late = await inbound.receive_inbound(hub, _sms("hello", "SM1"))  # Twilio retries the first webhook
+    assert not late.created and late.conversation_id == first.conversation_id
+    assert len(repo.convs) == 1 and await hub.store.waiting() == []

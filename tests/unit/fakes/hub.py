@@ -237,6 +237,9 @@ class MemoryConversations:
 
     async def store_inbound(self, req: InboundPlanRequest) -> InboundStored:
         customer = self.customers[req.customer_id]
+        earlier = next((m for m in self.msgs if req.provider_id and m.provider_id == req.provider_id), None)
+        if earlier is not None:
+            return InboundStored(replace(self.convs[earlier.conversation_id]), earlier, False, False, customer)
         closed_age = None
         if req.thread_key is None:
             conv = await self.open_conversation(req.customer_id, req.channel)
