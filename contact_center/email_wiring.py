@@ -56,6 +56,9 @@ class _HubInbound:
     async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
         await self._hub().opt_out(channel, customer_address, opted_out)
 
+    async def address_undeliverable(self, channel: str, customer_address: str, reason: str) -> bool:
+        return await self._hub().address_undeliverable(channel, customer_address, reason)
+
 
 def token_secret(settings: Settings) -> bytes:
     """The key of the thread tokens in addresses and subjects: ``EMAIL_TOKEN_SECRET``, else derived from the

@@ -85,6 +85,9 @@ class ContactPoint(SQLModel, table=True):
     value: str = Field(max_length=254)
     verified: bool = Field(default=False)
     opted_out_at: Optional[datetime] = _when()  # the customer texted STOP from this address: send nothing
+    # a permanent delivery failure (an email's 5.x.x bounce): replies are refused until they write again
+    undeliverable_at: Optional[datetime] = _when()
+    undeliverable_reason: Optional[str] = Field(default=None, max_length=300)
     created_at: datetime = _created()
 
 

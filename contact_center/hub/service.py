@@ -146,6 +146,9 @@ class HubService(Hub):
     async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
         await inbound.opt_out(self, channel, customer_address, opted_out)
 
+    async def address_undeliverable(self, channel: str, customer_address: str, reason: str) -> bool:
+        return await inbound.address_undeliverable(self, channel, customer_address, reason)
+
     async def queue_info(self, conversation_id: int) -> dict[str, Any] | None:
         return await router.queue_info(self, conversation_id)
 

@@ -334,6 +334,16 @@ class SqlConversations:
             s.add(msg)
             return msg.conversation_id, msg.seq
 
+    async def set_undeliverable(self, kind: str, address: str, *, reason: str, note: Callable[[str], TimelineNote]) -> bool:
+        async with self.db.transaction() as s:
+            point = await customers_repo.find_contact_point(s, kind, address)
+            if point is None:
+                return False
+            point.undeliverable_at, point.undeliverable_reason = utcnow(), reason[:300]
+            s.add(point)
+            await _record(s, point.customer_id, None, note(point.value))
+            return True
+
     async def set_opt_out(
         self, kind: str, address: str, *, region: str, opted_out: bool, note: Callable[[str], TimelineNote]
     ) -> None:

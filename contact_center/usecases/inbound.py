@@ -301,6 +301,22 @@ async def _chosen_payload(hub: Hub, conversation_id: int, seq: int, text: str) -
     return None
 
 
+async def address_undeliverable(hub: Hub, channel: str, customer_address: str, reason: str) -> bool:
+    """A permanent delivery failure: replies to that address are refused (in words) until the customer writes
+    from it again; recorded on their timeline. False if the address is nobody's."""
+    spec = hub.spec(channel)
+    try:
+        address = normalize_address(ContactKind(spec.contact_kind), customer_address, hub.default_region)
+    except InvalidAddress:
+        return False
+
+    def note(value: str) -> TimelineNote:
+        return TimelineNote(spec.interaction_kind, spec.name, f"{spec.label} to {value} could not be delivered: {reason[:200]}",
+                            {"event": "undeliverable", "address": value, "reason": reason[:300]})
+
+    return await hub.repo.set_undeliverable(spec.contact_kind, address, reason=reason, note=note)
+
+
 async def opt_out(hub: Hub, channel: str, customer_address: str, opted_out: bool) -> None:
     """The customer texted STOP (nothing more is sent to that address on that channel) or START."""
     spec = hub.spec(channel)

@@ -65,6 +65,15 @@ async def check_can_send(hub: Hub, conv: ConversationRow, spec: ChannelSpec | No
             "opted_out",
             f"The customer replied STOP on {spec.label}: nothing can be sent to {conv.customer_address} until they text START.",
         )
+    failed_at = getattr(point, "undeliverable_at", None) if point is not None else None
+    if failed_at is not None:
+        heard = last if last is not None else await hub.repo.last_customer_message_at(conv.id)
+        if heard is None or heard <= failed_at:
+            raise HubError(
+                "undeliverable",
+                f"{spec.label} to {conv.customer_address} cannot be delivered ({point.undeliverable_reason or 'a permanent failure'}); "
+                "check the address with the customer on another channel.",
+            )
     if spec.reply_window_seconds and (last is None or hub.clock() - last.timestamp() > spec.reply_window_seconds):
         hours = spec.reply_window_seconds // 3600
         raise HubError(

@@ -290,6 +290,9 @@ class EmailIngest:
                     if await self.inbound.delivery_update(CHANNEL, pid, status, b.status or None, words[:300]):
                         detail["bounced_provider_id"] = pid
                         break
+        if b.permanent and b.recipient and hasattr(self.inbound, "address_undeliverable"):
+            reason = f"{b.status or '5.0.0'} {b.diagnostic or 'permanent failure'}"
+            detail["undeliverable"] = await self.inbound.address_undeliverable(CHANNEL, b.recipient, reason[:300])
         return await self._mark(row.id, Outcome("ignored", conversation_id=conversation_id, how="bounce"), detail)
 
     async def _thread(self, row: EmailMessage, p: ParsedEmail) -> tuple[Conversation | None, str]:

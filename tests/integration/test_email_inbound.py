@@ -434,6 +434,7 @@ async def test_a_postfix_bounce_fails_our_message_with_its_reason(mail: Mail) ->
     assert (bounce_row.state, bounce_row.conversation_id) == ("ignored", conv.id)
     assert bounce_row.detail["bounce"]["status"] == "5.1.1" and bounce_row.detail["auto"] == "bounce"
     assert len(await mail.conversations()) == 1
+    assert bounce_row.detail["undeliverable"] is True  # the address is marked: the next reply is refused in words
 
 
 async def test_our_own_mail_coming_back_is_ignored(mail: Mail) -> None:

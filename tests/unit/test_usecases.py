@@ -498,3 +498,20 @@ async def test_a_repeat_of_a_message_whose_conversation_has_closed_opens_nothing
     late = await inbound.receive_inbound(hub, _sms("hello", "SM1"))  # Twilio retries the first webhook
     assert not late.created and late.conversation_id == first.conversation_id
     assert len(repo.convs) == 1 and await hub.store.waiting() == []
+
+
+async def test_a_permanently_failing_address_refuses_replies_in_words_until_the_customer_writes_again() -> None:
+    hub, repo, _, adapter = await _hub()
+    first = await inbound.receive_inbound(hub, _letter("hello", "L1", "T-1"))
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, first.conversation_id)
+    assert await inbound.address_undeliverable(hub, "letters", "+14155550124", "5.1.1 user unknown")
+    assert not await inbound.address_undeliverable(hub, "letters", "+14155550199", "5.1.1 user unknown")  # nobody's
+    with pytest.raises(HubError) as err:
+        await replies.reply(hub, ALICE, first.conversation_id, "c-1", "Did you get this?")
+    assert err.value.code == "undeliverable" and "5.1.1 user unknown" in str(err.value)
+    await inbound.receive_inbound(hub, _letter("it works now", "L2", "T-1"))  # they wrote again from it
+    sent = await replies.reply(hub, ALICE, first.conversation_id, "c-2", "Great")
+    assert sent["delivery_status"] == "queued"
+    assert any("could not be delivered" in n.summary for _, _, n in repo.timeline)

@@ -86,6 +86,8 @@ class Point:
     value: str
     verified: bool = True
     opted_out_at: datetime | None = None
+    undeliverable_at: datetime | None = None
+    undeliverable_reason: str | None = None
 
 
 @dataclass
@@ -93,7 +95,7 @@ class AgentRow:
     id: int
     display_name: str
     active: bool = True
-    capacity: dict[str, int] = field(default_factory=lambda: {"chat": 3, "sms": 4, "whatsapp": 4, "email": 2, "phone": 1})
+    capacity: dict[str, int] = field(default_factory=lambda: {"chat": 3, "sms": 4, "whatsapp": 4, "email": 2, "phone": 1, "letters": 2})
     skills: dict[str, int] = field(default_factory=dict)
 
 
@@ -335,6 +337,14 @@ class MemoryConversations:
             return None
         msg.delivery_status = new.value
         return msg.conversation_id, msg.seq
+
+    async def set_undeliverable(self, kind: str, address: str, *, reason: str, note: Callable[[str], TimelineNote]) -> bool:
+        point = self.points.get((kind, address))
+        if point is None:
+            return False
+        point.undeliverable_at, point.undeliverable_reason = _now(), reason
+        self.timeline.append((point.customer_id, None, note(address)))
+        return True
 
     async def set_opt_out(self, kind: str, address: str, *, region: str, opted_out: bool, note: Callable[[str], TimelineNote]) -> None:
         address = normalize_address(kind, address, region)
