@@ -1,0 +1,223 @@
+"""Twilio's REST API for live calls: Calls (new TwiML for a call, hang it up), Conferences' Participants
+(the agent's leg, hold with music, mute).
+
+As :mod:`integrations.twilio.rest` does for messages, the official ``twilio`` package does the talking over
+its aiohttp client (``update_async``, ``create_async``), so paths and form fields are Twilio's own and
+``TWILIO_API_BASE_URL`` points it at the local stand-in. Around it: a time limit on every request, bounded
+retries with exponential back-off on 429 and 5xx and on refused connections, and Twilio's refusals as
+:class:`VoiceResult` with words an agent can read. Nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+import aiohttp
+from twilio.base import values  # type: ignore[import-untyped,unused-ignore]
+from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped,unused-ignore]
+from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped,unused-ignore]
+from twilio.http.response import Response  # type: ignore[import-untyped,unused-ignore]
+from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
+
+from contact_center.ports import DeliveryReport
+from integrations.twilio.config import TwilioConfig
+from integrations.twilio.rest import basic_authorization
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRIES = 3
+DEFAULT_BACKOFF = 0.3  # seconds before the 2nd try; doubled for each later one (an agent is waiting)
+_NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}  # never let TWILIO_EDGE/REGION rewrite the API's host
+
+# Twilio's codes for what goes wrong with a live call, in words for the agent.
+VOICE_WORDS: dict[str, str] = {
+    "20003": "The hub's Twilio credentials are wrong (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN).",
+    "20404": "The call is no longer there: the caller has probably hung up.",
+    "21220": "The caller has already hung up.",
+    "21210": "The shop's number cannot be used as caller ID for the agent's phone (check TWILIO_NUMBERS).",
+    "21211": "The agent's phone number is not a valid phone number.",
+    "16020": "The agent's leg is no longer in the conference.",
+    "32018": "The call's instructions were too long for Twilio.",
+    "20429": "Twilio is refusing requests for now (too many); try again in a moment.",
+}
+
+
+@dataclass(frozen=True)
+class VoiceResult:
+    """What Twilio answered to one call-control request.
+
+    :param sid: the CallSid of a participant that was added.
+    :param http_status: Twilio's HTTP status when it refused; None when it was not reached.
+    :param words: why it failed, for the agent.
+    """
+
+    ok: bool
+    sid: str | None = None
+    http_status: int | None = None
+    code: str | None = None
+    words: str | None = None
+
+    def report(self) -> DeliveryReport:
+        """The core's :class:`DeliveryReport` of it (``sent``, or ``failed`` with the words)."""
+        if self.ok:
+            return DeliveryReport("sent", provider_id=self.sid)
+        return DeliveryReport("failed", error_code=self.code, error_message=self.words or "Twilio refused the request.")
+
+    @property
+    def gone(self) -> bool:
+        """Twilio says the call or leg no longer exists (the caller hung up)."""
+        return self.code in ("20404", "21220") or self.http_status == 404
+
+
+def refusal(exc: TwilioException) -> VoiceResult:
+    """A :class:`VoiceResult` for an error answer of Twilio's API."""
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    key = str(code) if code else None
+    if isinstance(status, int) and status >= 500:
+        words = f"Twilio is not answering properly (HTTP {status}); try again in a moment."
+    elif key in VOICE_WORDS:
+        words = VOICE_WORDS[key]
+    elif status == 404:
+        words = VOICE_WORDS["20404"]
+    else:
+        detail = str(getattr(exc, "msg", "") or "").strip()
+        words = f"Twilio refused it (error {key or status}){': ' + detail if detail else ''}."
+    return VoiceResult(False, http_status=status if isinstance(status, int) else None, code=key, words=words)
+
+
+def unreachable(exc: BaseException) -> VoiceResult:
+    """A :class:`VoiceResult` for a Twilio the hub could not talk to."""
+    return VoiceResult(False, words=f"The hub could not reach Twilio ({type(exc).__name__}).")
+
+
+class _TimedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc,unused-ignore]
+    """The package's aiohttp client with a time limit on every request and the credentials in the header."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": basic_authorization(*auth)}
+        return await super().request(method, url, params, data, headers, None, timeout or self.timeout, allow_redirects)
+
+
+def _retryable(status: int | None) -> bool:
+    return status == 429 or (status is not None and status >= 500)
+
+
+def _opt(value: Any) -> Any:
+    return values.unset if value is None else value
+
+
+class VoiceRestClient:
+    """One Twilio account's call-control API.
+
+    :param tries: attempts at most (429 and 5xx answers and refused connections are retried).
+    :param backoff: seconds before the second attempt; each later wait doubles.
+    :param timeout: seconds one request may take.
+    """
+
+    def __init__(
+        self,
+        config: TwilioConfig,
+        *,
+        tries: int = DEFAULT_TRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        timeout: float = 10.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.tries = max(1, tries)
+        self.backoff = backoff
+        self.timeout = timeout
+        self._sleep = sleep
+        self._twilio: Client | None = None
+        self._http: _TimedHttpClient | None = None
+
+    def _client(self) -> Client:
+        """The ``twilio`` client, made on first use (its aiohttp session needs the running loop)."""
+        if self._twilio is None:
+            self._http = _TimedHttpClient(timeout=self.timeout, logger=logging.getLogger("integrations.twilio.http"))
+            self._twilio = Client(self.config.account_sid, self.config.auth_token, http_client=self._http, environment=_NO_ENVIRONMENT)
+            self._twilio.api.base_url = self.config.api_base_url
+        return self._twilio
+
+    async def _call(self, what: str, make: Callable[[Client], Awaitable[Any]]) -> VoiceResult:
+        """One request with retries; the created resource's ``call_sid``/``sid`` in the result."""
+        attempt = 1
+        while True:
+            retry = False
+            try:
+                answer = await make(self._client())
+            except TwilioException as exc:
+                result, retry = refusal(exc), _retryable(getattr(exc, "status", None))
+            except aiohttp.ClientConnectorError as exc:
+                result, retry = unreachable(exc), True  # never reached Twilio: safe to try again
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                result = unreachable(exc)  # it may have reached Twilio: doing it twice could dial twice
+            else:
+                sid = getattr(answer, "call_sid", None) or getattr(answer, "sid", None)
+                return VoiceResult(True, sid=sid if isinstance(sid, str) else None)
+            if not retry or attempt >= self.tries:
+                if not result.ok:
+                    log.warning("twilio voice request failed", extra={"what": what, "code": result.code, "status": result.http_status})
+                return result
+            await self._sleep(self.backoff * 2 ** (attempt - 1))
+            attempt += 1
+
+    async def update_call(self, call_sid: str, *, twiml: str | None = None, url: str | None = None, status: str | None = None) -> VoiceResult:
+        """Calls update: new TwiML for a live call (``Twiml`` or ``Url``), or ``Status=completed`` to hang it up."""
+        return await self._call("update_call", lambda c: c.calls(call_sid).update_async(
+            twiml=_opt(twiml), url=_opt(url), method="POST" if url else values.unset, status=_opt(status),
+        ))
+
+    async def add_participant(
+        self,
+        conference: str,
+        *,
+        from_: str,
+        to: str,
+        status_callback: str | None = None,
+        status_callback_event: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
+        conference_status_callback: str | None = None,
+        conference_status_callback_event: Sequence[str] = ("start", "end", "join", "leave", "mute", "hold"),
+        timeout: int = 30,
+        label: str | None = None,
+        end_conference_on_exit: bool = False,
+    ) -> VoiceResult:
+        """Participants create: dial ``to`` (``client:agent_7`` or a number) into the conference named
+        ``conference`` (Twilio takes a conference's friendly name where its SID goes)."""
+        return await self._call("add_participant", lambda c: c.conferences(conference).participants.create_async(
+            from_=from_, to=to, status_callback=_opt(status_callback),
+            status_callback_event=list(status_callback_event) if status_callback else values.unset,
+            conference_status_callback=_opt(conference_status_callback),
+            conference_status_callback_event=list(conference_status_callback_event) if conference_status_callback else values.unset,
+            timeout=timeout, label=_opt(label), end_conference_on_exit=end_conference_on_exit, early_media=True, beep="false",
+        ))
+
+    async def update_participant(
+        self, conference: str, call_sid: str, *, hold: bool | None = None, hold_url: str | None = None, muted: bool | None = None,
+    ) -> VoiceResult:
+        """Participants update: hold (with the music at ``hold_url``) or mute one leg of a conference."""
+        return await self._call("update_participant", lambda c: c.conferences(conference).participants(call_sid).update_async(
+            hold=_opt(hold), hold_url=_opt(hold_url), hold_method="GET" if hold_url else values.unset, muted=_opt(muted),
+        ))
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            self._twilio = None
