@@ -1,4 +1,4 @@
-"""A local stand-in of Twilio Programmable Messaging (SMS and WhatsApp), on Twilio's own wire protocol.
+"""A local stand-in of Twilio Programmable Messaging (SMS and WhatsApp) and Voice, on Twilio's own wire protocol.
 
 It serves the REST API the hub calls (``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with
 HTTP Basic credentials and a form; ``GET .../Messages/{MessageSid}.json``; the media of inbound
@@ -7,6 +7,9 @@ and calls the hub back the way Twilio does: a signed "A message comes in" webhoo
 customer sends (:meth:`TwilioStandin.send_inbound`, or the ``/dev/phone`` page) and signed status
 callbacks (sent, delivered, read, failed, undelivered) for what the hub sends. As on Twilio, the
 initial ``queued`` status gets no callback.
+
+Voice (calls, TwiML, conferences, the Calls/Conferences/Participants resources) is :mod:`.voice`
+(``standin.voice``) and :mod:`.voice_api`.
 
 Mount it in the hub (``app.add_subapp("/standin/twilio", create_twilio_standin(...))`` with
 ``TWILIO_API_BASE_URL=http://127.0.0.1:8080/standin/twilio``) or run it on its own port in tests.
@@ -32,6 +35,8 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from integrations.standins import twilio_wire as wire
 from integrations.standins.dev_phone import add_routes as _add_dev_phone_routes
+from integrations.standins.voice import VoiceEngine
+from integrations.standins.voice_api import add_voice_routes
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +160,7 @@ class TwilioStandin:
         by default ``webhook_base_url + "/standin/twilio"``, where the hub mounts it.
     :param status_delay: seconds between a message's status changes.
     :param clock: seconds since the epoch (the WhatsApp 24-hour window).
+    :param time_scale: real seconds per Twilio second in calls (:class:`~.voice.VoiceEngine`).
     """
 
     def __init__(
@@ -167,6 +173,7 @@ class TwilioStandin:
         api_base_url: str | None = None,
         status_delay: float = 0.5,
         clock: Callable[[], float] = time.time,
+        time_scale: float = 1.0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -188,6 +195,7 @@ class TwilioStandin:
         self._inject: deque[int] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self.voice = VoiceEngine(self, time_scale=time_scale)
 
     # --- test controls --------------------------------------------------------------------------
 
@@ -207,7 +215,8 @@ class TwilioStandin:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop what is under way and close the HTTP session."""
+        """Stop what is under way (calls included) and close the HTTP session."""
+        await self.voice.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -519,13 +528,15 @@ def create_twilio_standin(
     dev_page: bool = True,
     api_base_url: str | None = None,
     status_delay: float = 0.5,
+    time_scale: float = 1.0,
 ) -> web.Application:
     """The stand-in as an aiohttp application (its state at ``app[STANDIN_KEY]``).
 
     :param dev_page: also serve the ``/dev/phone`` page (and its JSON) inside this application.
+    :param time_scale: real seconds per Twilio second in calls (a fraction in tests).
     """
     standin = TwilioStandin(account_sid=account_sid, auth_token=auth_token, webhook_base_url=webhook_base_url,
-                            numbers=numbers, api_base_url=api_base_url, status_delay=status_delay)
+                            numbers=numbers, api_base_url=api_base_url, status_delay=status_delay, time_scale=time_scale)
     app = web.Application()
     app[STANDIN_KEY] = standin
     prefix = "/2010-04-01/Accounts/{account_sid}/Messages"
@@ -533,6 +544,7 @@ def create_twilio_standin(
     app.router.add_get(prefix + "/{message_sid}.json", standin.fetch_message)
     app.router.add_get(prefix + "/{message_sid}/Media/{media_sid}", standin.media)
     app.router.add_get("/cdn/{token}", standin.cdn_file, name="standin-twilio-cdn")
+    add_voice_routes(app, standin, standin.voice)
     if dev_page:
         add_dev_phone_routes(app, standin)
 

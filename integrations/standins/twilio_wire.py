@@ -21,16 +21,22 @@ WHATSAPP = "whatsapp:"
 MAX_BODY = 1600
 MAX_MEDIA = 10
 
-# Twilio's API error answers: HTTP status and message (``{to}``/``{from_}``/``{path}`` filled in).
+# Twilio's API error answers: HTTP status and message (``{to}``/``{from_}``/``{path}``/``{detail}`` filled in).
 API_ERRORS: dict[int, tuple[int, str]] = {
+    20001: (400, "{detail}"),  # the stand-in's answer to a parameter value it cannot take (see twilio-standin.md)
     20003: (401, "Authenticate"),
     20404: (404, "The requested resource {path} was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),
     20503: (503, "Service Unavailable"),
+    21201: (400, "No 'To' number is specified"),
+    21205: (400, "{detail}"),
+    21210: (400, "The source phone number provided, {from_}, is not yet verified for your account. You may only make calls from phone numbers that you've verified or purchased from Twilio."),
     21211: (400, "The 'To' number {to} is not a valid phone number."),
     21212: (400, "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric sender ID."),
     21408: (400, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."),
+    21213: (400, "No 'From' number is specified"),
+    21220: (400, "Call is not in-progress. Cannot redirect."),
     21602: (400, "Message body is required."),
     21603: (400, "A 'From' phone number is required."),
     21604: (400, "A 'To' phone number is required."),
@@ -75,7 +81,7 @@ def error_body(code: int, **fill: str) -> tuple[int, dict[str, object]]:
     status, message = API_ERRORS[code]
     return status, {
         "code": code,
-        "message": message.format(**{"to": "", "from_": "", "path": "", **fill}),
+        "message": message.format(**{"to": "", "from_": "", "path": "", "detail": "", **fill}),
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
