@@ -6,10 +6,14 @@ import * as socket from "./core/socket.js";
 import * as session from "./session.js";
 import * as channels from "./model/channels.js";
 import * as conversations from "./model/conversations.js";
+import * as calls from "./model/calls.js";
+import * as softphone from "./softphone/phone.js";
 import { registerPanes } from "./panes/index.js";
 import * as login from "./views/login.js";
 import * as statusbar from "./views/statusbar.js";
 import * as offers from "./views/offers.js";
+import * as callOffers from "./views/call-offers.js";
+import * as softphoneStatus from "./views/softphone-status.js";
 import * as conversationList from "./views/conversation-list.js";
 import * as conversationView from "./views/conversation-view.js";
 import * as closeForm from "./views/close.js";
@@ -42,10 +46,14 @@ function wire() {
   session.wire();
   channels.wire();
   conversations.wire();
+  softphone.wire(); // after channels: it starts once the hub lists a channel with calls
+  calls.wire();
   // views; among the `active` subscribers the centre (pane) draws before the 360 loads
   login.wire();
   statusbar.wire();
+  softphoneStatus.wire();
   offers.wire();
+  callOffers.wire();
   conversationList.wire();
   conversationView.wire();
   closeForm.wire();

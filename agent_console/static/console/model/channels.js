@@ -14,7 +14,7 @@ const BUILTIN = {
   chat: { label: "Web chat", short: "Chat", icon: "chat" },
   sms: { label: "SMS", short: "SMS", icon: "sms", segments: true, media: true },
   whatsapp: { label: "WhatsApp", short: "WhatsApp", icon: "whatsapp", replyWindowSeconds: 24 * 3600, media: true },
-  voice: { label: "Phone call", short: "Voice", icon: "voice" },
+  voice: { label: "Phone call", short: "Phone", icon: "voice" },
   email: { label: "Email", short: "Email", icon: "email", media: true },
 };
 const ALIASES = { web: "chat", phone: "voice", call: "voice" };

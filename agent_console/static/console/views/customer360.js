@@ -25,6 +25,11 @@ function placeholder(message = "The customer's details appear here.") {
 async function load360(customerId) {
   const mine = ++req;
   const idChanged = key(customerId) !== key(customer.get().id);
+  if (!idChanged && customerId !== null && customerId !== undefined && customer.get().customer) {
+    // already on screen (a call's screen pop, then its accept): refresh it quietly
+    setTab("customer");
+    return fetch360(customerId, mine);
+  }
   if (idChanged) lookupError(""); // an old lookup's complaint is noise next to a new customer
   customer.set({ id: customerId ?? null, customer: idChanged ? null : customer.get().customer }, { type: "loading", idChanged });
   setTab("customer");
@@ -186,6 +191,18 @@ function render360(data) {
 
   $("customer-360").replaceChildren(head, contact, orderList, timeline);
   customer.set({ id: customer.get().id, customer: record }, { type: "loaded" });
+}
+
+/**
+ * The screen pop: show a customer's 360 before their conversation is open (a call that rings). Only when
+ * no open conversation is on screen, whose customer the agent would otherwise lose. True if it showed.
+ */
+export function popCustomer(customerId) {
+  if (customerId === null || customerId === undefined) return false;
+  const open = activeConv();
+  if (open && !open.closed && key(open.customerId) !== key(customerId)) return false;
+  load360(customerId);
+  return true;
 }
 
 function clear() {

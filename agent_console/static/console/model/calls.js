@@ -1,0 +1,361 @@
+// The agent's calls: what the console knows of each live contact (the phone) it holds, beside the
+// conversation record. Owner of the `calls` slice: Map conversation id -> call record (newCall), with
+// changes {type: "upsert" | "removed" | "reset", call}.
+//
+// Where a call's state comes from (docs/subsystems/phone.md):
+//   * the hub's `call_status` {conversation_id, status, detail}: the provider's word (ringing, in-progress,
+//     on hold, completed...), the core's "ended" (the caller hung up: the agent wraps up) and "failed"
+//     (the agent could not be connected, detail.message in words);
+//   * the agent's own call actions (`call_action` {conversation_id, action, target?}: hold, unhold, mute,
+//     unmute, hang_up, ...), acknowledged {ok} or refused with the reason in words;
+//   * the softphone (softphone/phone.js): the agent's leg answered means the agent is on the call. A leg
+//     that rings while the agent has a call waiting for it (they accepted the offer) is answered at once.
+// An ended call stays ended: a late "in-progress" never reopens it.
+
+import { key } from "../core/dom.js";
+import * as socket from "../core/socket.js";
+import { defineSlice, read, subscribe } from "../core/store.js";
+import * as phone from "../softphone/phone.js";
+import { getConv } from "./conversations.js";
+
+const calls = defineSlice("calls", new Map(), "model/calls.js");
+const early = new Map(); // conversation id -> [call_status] that came before the conversation did
+const CALL_CHANNELS = new Set(["phone", "voice", "call"]);
+let answering = null; // the callSid being answered
+
+// the provider's (and the core's) statuses -> the card's states
+const STATUS = {
+  queued: "ringing",
+  initiated: "ringing",
+  ringing: "ringing",
+  "in-progress": "connected",
+  in_progress: "connected",
+  answered: "connected",
+  connected: "connected",
+  bridged: "connected",
+  joined: "connected",
+  "participant-join": "connected",
+  unhold: "connected",
+  "participant-unhold": "connected",
+  hold: "on_hold",
+  held: "on_hold",
+  on_hold: "on_hold",
+  "on-hold": "on_hold",
+  "participant-hold": "on_hold",
+  ended: "ended",
+  completed: "ended",
+  busy: "ended",
+  "no-answer": "ended",
+  no_answer: "ended",
+  canceled: "ended",
+  cancelled: "ended",
+  failed: "failed",
+};
+const MUTE = { mute: true, muted: true, "participant-mute": true, unmute: false, unmuted: false, "participant-unmute": false };
+
+/** What each action is, in words, for a refusal: "Could not put the caller on hold: ...". */
+export const ACTION_WORDS = {
+  hold: "put the caller on hold",
+  unhold: "take the caller off hold",
+  mute: "mute your line",
+  unmute: "unmute your line",
+  hang_up: "hang up",
+  transfer: "transfer the call",
+  consult: "call the colleague",
+  complete_transfer: "complete the transfer",
+};
+
+function newCall(id) {
+  return {
+    id: key(id),
+    state: "connecting", // connecting | ringing | connected | on_hold | failed | ended
+    status: "", // the last status word the hub sent
+    muted: false,
+    startedAt: Date.now(),
+    connectedAt: null,
+    heldAt: null,
+    endedAt: null,
+    endedBy: null, // "caller" | "agent" | "closed"
+    reason: "", // why it ended, or why it failed, in words
+    pending: null, // an action in flight
+    error: null, // {action, message}: the last refusal
+    legSid: null, // the softphone's leg of this call, once answered
+  };
+}
+
+// ------------------------------------------------------------------ reading
+
+/** Whether a conversation is a call: its channel has call actions in hello, or is the phone. */
+export function isCallConv(conv) {
+  if (!conv) return false;
+  const list = read("channels");
+  const hub = Array.isArray(list) ? list.find((c) => c.name === conv.channel) : null;
+  if (hub) return Array.isArray(hub.call_actions) && hub.call_actions.length > 0;
+  return CALL_CHANNELS.has(conv.channel);
+}
+
+export function callOf(id) {
+  return id === null || id === undefined ? null : calls.get().get(key(id)) || null;
+}
+
+export function liveCalls() {
+  return [...calls.get().values()].filter((c) => c.state !== "ended");
+}
+
+/** How long the call has lasted (ms): since it connected (before that, since it was accepted); frozen at its end. */
+export function elapsedMs(call, now = Date.now()) {
+  const from = call.connectedAt || call.startedAt;
+  return Math.max(0, (call.endedAt || now) - from);
+}
+
+/** "0:07", "12:34", "1:02:03". */
+export function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/** The card's words for the call's state: {label, detail}. */
+export function stateWords(call) {
+  switch (call.state) {
+    case "connecting":
+      return { label: "Connecting…", detail: "Connecting you to the caller." };
+    case "ringing":
+      return { label: "Ringing", detail: "The call is being put through to you." };
+    case "connected":
+      return { label: "Connected", detail: call.muted ? "You are muted: the caller cannot hear you." : "You are talking to the caller." };
+    case "on_hold":
+      return { label: "On hold", detail: "The caller hears music." + (call.muted ? " You are muted." : "") };
+    case "failed":
+      return { label: "Not connected", detail: call.reason || "The call could not be connected." };
+    case "ended":
+      return {
+        label: call.endedBy === "agent" ? "You hung up: wrap up" : call.endedBy === "closed" ? "Call ended" : "Caller hung up: wrap up",
+        detail: call.endedBy === "closed" ? "" : "Choose a disposition and close the call.",
+      };
+    default:
+      return { label: call.state, detail: "" };
+  }
+}
+
+// ------------------------------------------------------------------ writing
+
+function changed(call) {
+  calls.changed({ type: "upsert", call });
+}
+
+function ensure(conv) {
+  if (!isCallConv(conv)) return null;
+  let call = calls.get().get(key(conv.id));
+  if (call) return call;
+  call = newCall(conv.id);
+  calls.get().set(call.id, call);
+  for (const p of early.get(call.id) || []) apply(call, p);
+  early.delete(call.id);
+  if (conv.closed) end(call, "closed");
+  changed(call);
+  phone.watch(liveCalls().length > 0);
+  return call;
+}
+
+function end(call, by, reason = "") {
+  if (call.state === "ended") return;
+  call.state = "ended";
+  call.endedAt = Date.now();
+  call.endedBy = by;
+  call.reason = reason;
+  call.heldAt = null;
+  call.pending = null;
+  call.error = null; // a refusal during the call is moot now
+  call.legSid = null;
+  const live = liveCalls().length > 0;
+  phone.watch(live);
+  if (!live) dropLeg(); // the caller is gone: so is the agent's leg
+}
+
+/** Hang up the softphone's leg if it is up (the call it belonged to is over or no longer ours). */
+function dropLeg() {
+  const s = read("softphone");
+  if (s.state === "connected" || s.state === "ringing") phone.hangup();
+}
+
+function connected(call) {
+  if (call.state === "ended") return;
+  if (!call.connectedAt) call.connectedAt = Date.now();
+  call.state = "connected";
+  call.heldAt = null;
+  call.reason = "";
+}
+
+function apply(call, p) {
+  const status = String(p.status || "").toLowerCase();
+  const detail = p.detail && typeof p.detail === "object" ? p.detail : {};
+  call.status = status;
+  if (status in MUTE) {
+    call.muted = MUTE[status];
+    return;
+  }
+  if (call.state === "ended") return; // forward only
+  const next = STATUS[status];
+  if (next === "connected") connected(call);
+  else if (next === "on_hold") {
+    if (!call.connectedAt) call.connectedAt = Date.now();
+    call.state = "on_hold";
+    call.heldAt = call.heldAt || Date.now();
+  } else if (next === "ringing") {
+    if (call.state === "connecting") call.state = "ringing";
+  } else if (next === "failed") {
+    call.state = "failed";
+    call.reason = typeof detail.message === "string" && detail.message ? detail.message : "The call could not be connected.";
+  } else if (next === "ended") {
+    end(call, "caller", typeof detail.reason === "string" ? detail.reason : status);
+  }
+  if (typeof detail.muted === "boolean") call.muted = detail.muted;
+}
+
+/** `call_status` {conversation_id, status, detail}. */
+export function applyStatus(p) {
+  if (!p || p.conversation_id === null || p.conversation_id === undefined) return;
+  const conv = getConv(p.conversation_id);
+  const call = conv ? ensure(conv) : null;
+  if (!call) {
+    // the accept's answer may still be on its way
+    const list = early.get(key(p.conversation_id)) || [];
+    list.push(p);
+    early.set(key(p.conversation_id), list.slice(-10));
+    return;
+  }
+  apply(call, p);
+  changed(call);
+  phone.watch(liveCalls().length > 0);
+}
+
+/**
+ * Ask the hub to do `action` to the call (hold, unhold, mute, unmute, hang_up, transfer...).
+ * Resolves {ok, message}: a refusal's message is the hub's, in words; it is also kept on the call (`error`).
+ */
+export function callAction(conv, action, target = null) {
+  const call = ensure(conv);
+  if (!call) return Promise.resolve({ ok: false, message: "This conversation has no call." });
+  if (call.pending) return Promise.resolve({ ok: false, message: "Wait a moment: the last action is still on its way." });
+  const words = ACTION_WORDS[action] || action;
+  call.pending = action;
+  call.error = null;
+  changed(call);
+  const payload = { conversation_id: conv.id, action };
+  if (target) payload.target = target;
+  return new Promise((resolve) => {
+    const sent = socket.request("call_action", payload, 10000, async (err, ack) => {
+      call.pending = null;
+      if (err || !ack?.ok) {
+        const message = err ? "No answer from the hub. Check the connection and try again." : ack?.error?.message || "The hub refused.";
+        call.error = { action, message: `Could not ${words}: ${message}` };
+        changed(call);
+        return resolve({ ok: false, message: call.error.message });
+      }
+      if (action === "hold") {
+        call.state = call.state === "ended" ? "ended" : "on_hold";
+        call.heldAt = call.heldAt || Date.now();
+      } else if (action === "unhold") connected(call);
+      else if (action === "mute" || action === "unmute") {
+        call.muted = action === "mute";
+        phone.mute(call.muted); // the microphone too (Twilio); the stand-in only notes it
+      } else if (action === "hang_up") end(call, "agent"); // and the softphone's leg
+      changed(call);
+      resolve({ ok: true, message: "" });
+    });
+    if (!sent) {
+      call.pending = null;
+      call.error = { action, message: `Could not ${words}: not connected to the hub.` };
+      changed(call);
+      resolve({ ok: false, message: call.error.message });
+    }
+  });
+}
+
+/** Answer the softphone's ringing leg by hand (when it was not answered by itself). */
+export async function answerLeg() {
+  const r = await phone.answer();
+  return r;
+}
+
+function forget(id) {
+  const call = calls.get().get(key(id));
+  if (!call) return;
+  calls.get().delete(call.id);
+  calls.changed({ type: "removed", call });
+  // the call is no longer ours (closed, transferred): our leg goes
+  if (!liveCalls().length) {
+    phone.watch(false);
+    dropLeg();
+  }
+}
+
+/** The softphone's leg: answered at once when the agent has a call waiting for it; its answer connects the call. */
+function onSoftphone(s, change) {
+  const live = liveCalls();
+  if (s.state === "ringing" && s.callSid && answering !== s.callSid) {
+    const waiting = live.find((c) => !c.legSid);
+    if (waiting) {
+      answering = s.callSid;
+      phone.answer().then((r) => {
+        if (!r.ok) {
+          waiting.error = { action: "answer", message: `Could not answer on the softphone: ${r.message}` };
+          changed(waiting);
+        }
+      });
+    }
+  }
+  if (s.state === "connected" && s.callSid) {
+    const call = live.find((c) => c.legSid === s.callSid) || live.find((c) => !c.legSid);
+    if (call && call.legSid !== s.callSid) {
+      call.legSid = s.callSid;
+      if (call.state === "connecting" || call.state === "ringing") connected(call);
+      changed(call);
+    }
+  }
+  if (change?.previous === "connected" && s.state !== "connected") {
+    for (const call of live) if (call.legSid) {
+      call.legSid = null;
+      changed(call);
+    }
+  }
+}
+
+export function wire() {
+  socket.on("call_status", applyStatus);
+  subscribe("conversations", (_, change) => {
+    const conv = change.conv;
+    if (change.type === "reset") {
+      calls.get().clear();
+      early.clear();
+      calls.changed({ type: "reset" });
+      phone.watch(false);
+      return;
+    }
+    if (!conv) return;
+    if (change.type === "removed") return forget(conv.id);
+    if (change.type === "upsert") {
+      const call = ensure(conv);
+      if (call && !conv.closed && call.state === "ended" && call.endedBy === "closed") {
+        // accepted again (reopened)
+        calls.get().delete(call.id);
+        ensure(conv);
+      }
+    }
+    if (change.type === "closed") {
+      const call = callOf(conv.id);
+      if (call && call.state !== "ended") {
+        end(call, "closed");
+        changed(call);
+      }
+    }
+  });
+  subscribe("channels", () => {
+    // hello's channels may come after the conversations' first upsert: look again
+    for (const id of read("conversations").keys()) ensure(getConv(id));
+  });
+  subscribe("softphone", onSoftphone);
+}
