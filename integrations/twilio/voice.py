@@ -91,6 +91,7 @@ GOODBYE_TEXT = "Thank you for calling. Goodbye."
 CONNECTING_TEXT = "Please hold: you are being connected."
 ANYTHING_ELSE_TEXT = "Is there anything else I can help you with?"
 NOT_SPOKEN_WORDS = "The caller is talking with an agent: written messages are not read to them."
+OPENING_NOTE = "Incoming call from "  # the call's opening note (a system message): the core hands it over too
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,8 @@ class VoiceAdapter:
         call_sid = message.thread_key or ""
         if not _CALL_SID.fullmatch(call_sid):
             return DeliveryReport("failed", error_code="no_call", error_message="This conversation has no phone call to speak on.")
+        if message.sender_kind == "system" and message.text.startswith(OPENING_NOTE):
+            return DeliveryReport("sent")  # the note the adapter itself wrote when the call rang: not for the caller
         call = self._state(call_sid)
         call.conversation_id = message.conversation_id
         if call.agent_id is not None:
@@ -593,7 +596,7 @@ class _Webhooks:
         hub = self.hub()
         event = InboundEvent(
             channel=CHANNEL, customer_address=call.from_, our_address=self.config.number(call.to).address,  # type: ignore[union-attr]
-            text=f"Incoming call from {call.from_}", thread_key=call.call_sid, provider_id=f"{call.call_sid}:start",
+            text=f"{OPENING_NOTE}{call.from_}", thread_key=call.call_sid, provider_id=f"{call.call_sid}:start",
             queue=self._queue_of(call.to), opening=True, metadata={"twilio": {"call_sid": call.call_sid}},
         )
         try:
@@ -989,7 +992,7 @@ class _Webhooks:
         number = self.config.number(call.to)
         await hub.receive_inbound(InboundEvent(
             channel=CHANNEL, customer_address=call.from_, our_address=number.address if number else call.to,
-            text=f"Incoming call from {call.from_}", thread_key=call.call_sid, provider_id=f"{call.call_sid}:start",
+            text=f"{OPENING_NOTE}{call.from_}", thread_key=call.call_sid, provider_id=f"{call.call_sid}:start",
             queue=self._queue_of(call.to), opening=True,
         ))
         await _record_callback(hub, call, "The call could not be answered (the hub's voice webhook failed): call the customer back.")
