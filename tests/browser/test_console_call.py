@@ -439,6 +439,16 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
         expect(timer).not_to_have_text("0:00")
         agent.screenshot(path=str(ARTIFACTS / "console-call.png"))
 
+        # --- a reload during the call: the card comes back, and the softphone finds its live leg
+        agent.reload()
+        expect(agent.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+        expect(card).to_be_visible()
+        expect(card.get_by_test_id("call-caller")).to_have_text(known["name"])
+        expect(card).to_have_attribute("data-state", "connected")
+        expect(line).to_have_attribute("data-state", "connected")
+        expect(before.locator('[data-internal="true"]').filter(has_text="delivery by Friday")).to_have_count(1)
+        assert legs.verbs("answer") == [identity]  # the live leg was not answered twice
+
         # --- the caller hangs up: the card says so and offers the wrap-up
         assert _post(hub, "/test/phone/ended", {"call_sid": "CA" + "1" * 32, "reason": "completed"})["moved"] is False
         expect(card).to_have_attribute("data-state", "ended")
@@ -479,6 +489,11 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
         offer.get_by_test_id("offer-accept").click()
         expect(card.get_by_test_id("call-caller")).to_have_text(second["name"])
         _wait_for(agent, lambda: "connect_agent" in _kinds(hub, conv2), "connect_agent for call 2")
+        # the core says the bridge failed (as it does when connect_agent is refused): in words on the card
+        _post(hub, "/test/phone/status", {"call_sid": sid2, "status": "failed",
+                                          "detail": {"code": "busy", "message": "your line did not answer in time"}})
+        expect(card).to_have_attribute("data-state", "failed")
+        expect(card.get_by_test_id("call-state")).to_have_text("Not connected your line did not answer in time")
         legs.ring(identity, "CA" + "b" * 32, f"conv-{conv2}")
         expect(card).to_have_attribute("data-state", "connected")  # answered on the softphone: on the call
         expect(card.get_by_test_id("call-state-label")).to_have_text("Connected")

@@ -20,6 +20,7 @@ import { getConv } from "./conversations.js";
 
 const calls = defineSlice("calls", new Map(), "model/calls.js");
 const early = new Map(); // conversation id -> [call_status] that came before the conversation did
+const restoring = new Set(); // conversation ids of hello: calls already going when the page (re)loaded
 const CALL_CHANNELS = new Set(["phone", "voice", "call"]);
 let answering = null; // the callSid being answered
 
@@ -68,7 +69,7 @@ export const ACTION_WORDS = {
 function newCall(id) {
   return {
     id: key(id),
-    state: "connecting", // connecting | ringing | connected | on_hold | failed | ended
+    state: "connecting", // connecting | ringing | restored | connected | on_hold | failed | ended
     status: "", // the last status word the hub sent
     muted: false,
     startedAt: Date.now(),
@@ -124,6 +125,8 @@ export function stateWords(call) {
       return { label: "Connecting…", detail: "Connecting you to the caller." };
     case "ringing":
       return { label: "Ringing", detail: "The call is being put through to you." };
+    case "restored":
+      return { label: "On a call", detail: "The page was reloaded: the call's state shows when it next changes." };
     case "connected":
       return { label: "Connected", detail: call.muted ? "You are muted: the caller cannot hear you." : "You are talking to the caller." };
     case "on_hold":
@@ -151,6 +154,7 @@ function ensure(conv) {
   let call = calls.get().get(key(conv.id));
   if (call) return call;
   call = newCall(conv.id);
+  if (restoring.delete(call.id)) call.state = "restored";
   calls.get().set(call.id, call);
   for (const p of early.get(call.id) || []) apply(call, p);
   early.delete(call.id);
@@ -312,7 +316,7 @@ function onSoftphone(s, change) {
     const call = live.find((c) => c.legSid === s.callSid) || live.find((c) => !c.legSid);
     if (call && call.legSid !== s.callSid) {
       call.legSid = s.callSid;
-      if (call.state === "connecting" || call.state === "ringing") connected(call);
+      if (["connecting", "ringing", "restored", "failed"].includes(call.state)) connected(call);
       changed(call);
     }
   }
@@ -325,6 +329,14 @@ function onSoftphone(s, change) {
 }
 
 export function wire() {
+  // registered before main.js's hello handler: the conversations it lists were accepted before this page
+  socket.on("hello", (hello) => {
+    restoring.clear();
+    for (const c of Array.isArray(hello?.conversations) ? hello.conversations : []) {
+      const id = c?.id ?? c?.conversation_id;
+      if (id !== undefined && id !== null && !callOf(id)) restoring.add(key(id));
+    }
+  });
   socket.on("call_status", applyStatus);
   subscribe("conversations", (_, change) => {
     const conv = change.conv;
