@@ -81,8 +81,16 @@ def wire_email(
     base_url = settings.public_base_url or f"http://{settings.host}:{settings.port}"
     shop_name = (settings.extra.get("EMAIL_SHOP_NAME") or "").strip() or "Customer service"
     adapter = EmailAdapter(config, db, media, secret, base_url, shop_name=shop_name)
-    # the bot does not answer email yet (it would have to be sure of itself: docs/subsystems/email.md)
-    channels.register(replace(EMAIL, bot_first=False), adapter)
+    # the bot never chats by email; with EMAIL_BOT_CONFIDENCE it answers a new thread alone when its NLU is
+    # that sure of an order-tracking question (docs/subsystems/email.md "The bot and email")
+    sure_raw = (settings.extra.get("EMAIL_BOT_CONFIDENCE") or "").strip()
+    try:
+        sure = float(sure_raw) if sure_raw else None
+    except ValueError:
+        raise EmailConfigError("EMAIL_BOT_CONFIDENCE: give a number between 0.5 and 1 (0.9), or leave it empty") from None
+    if sure is not None and not 0.5 <= sure <= 1.0:
+        raise EmailConfigError("EMAIL_BOT_CONFIDENCE: give a number between 0.5 and 1 (0.9), or leave it empty")
+    channels.register(replace(EMAIL, bot_first=False, bot_when_sure=sure), adapter)
     authserv = (settings.extra.get("EMAIL_AUTHSERV_ID") or "").strip() or None
     if config.smtp_listen is not None and config.relay is None:
         add_devmail_routes(app, config, config.smtp_listen[1], smtp_host=config.smtp_listen[0])

@@ -608,6 +608,7 @@ class InboundStored:
     created: bool  # False: a repeat (same provider or client id); nothing new was stored
     new_conversation: bool  # opened or reopened now: it must join a queue (unless with the bot)
     customer: CustomerRow
+    reopened: bool = False  # a closed thread came back (a person takes it, never the bot alone)
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,10 @@ class ChannelSpec:
         the core asks it with a ``connect_agent`` call action.
     :param call_actions: what an agent may do to the live contact through the adapter (hold, mute,
         hang up, transfer...).
+    :param bot_when_sure: the bot answers a new conversation on its own only when its NLU is at least this
+        sure of one of ``bot_sure_intents`` (email: "where is my order 10234"); otherwise, and for anything
+        after, a person does. None: off (the channel's ``bot_first`` decides as usual).
+    :param bot_sure_intents: the intents the bot may answer alone on such a channel.
     """
 
     name: str
@@ -141,6 +145,8 @@ class ChannelSpec:
     self_service_first: bool = False
     connects_agent: bool = False
     call_actions: tuple[str, ...] = ()
+    bot_when_sure: float | None = None
+    bot_sure_intents: tuple[str, ...] = ("track_order",)
 
 
 class UnknownChannel(LookupError):

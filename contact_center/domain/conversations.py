@@ -174,6 +174,15 @@ def plan_inbound(
     return InboundPlan(open_new=False, reopen=False, status=None)
 
 
+ANSWERED_BY_BOT = "answered_by_bot"
+"""The disposition of a conversation the bot answered alone, sure of itself (a new message reopens it to a person)."""
+
+
+def bot_is_sure(intent: str, confidence: float, threshold: float | None, intents: tuple[str, ...]) -> bool:
+    """Whether the bot may answer a new conversation alone: one of the allowed intents, at least this sure."""
+    return threshold is not None and intent in intents and confidence >= threshold
+
+
 def successor_key(thread_key: str, conversation_id: int, limit: int = 200) -> str:
     """The thread key of the conversation that continues a closed thread (unique, found again by the
     next message of the thread, which follows the chain of successors)."""

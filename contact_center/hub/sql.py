@@ -245,7 +245,7 @@ class SqlConversations:
                 client_msg_id=req.client_id,
                 provider_id=req.provider_id, attachments=req.attachments,  # type: ignore[arg-type]
             )
-        return InboundStored(conv, appended.message, appended.created, plan.open_new or plan.reopen, customer)
+        return InboundStored(conv, appended.message, appended.created, plan.open_new or plan.reopen, customer, plan.reopen)
 
     async def append_fast(
         self, conversation_id: int, sender_kind: str, text: str, *, sender_id: str, client_msg_id: str | None,

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any, Protocol, Sequence
 
-from contact_center.domain.conversations import Move, sources, target
+from contact_center.domain.conversations import ANSWERED_BY_BOT, Move, bot_is_sure, sources, target
 from contact_center.ports import NewMessage, TimelineNote, Transition
 from contact_center.usecases import outbound
 from contact_center.usecases.context import Hub
@@ -85,6 +85,64 @@ def handoff_summary(reason: str, context: dict[str, Any]) -> str:
         )
         parts.append(f"Order draft: {desc or draft}.")
     return " ".join(parts)[:2000]
+
+
+def can_parse(hub: Hub) -> bool:
+    """Whether the bot is up and can say how sure it is of one text (its NLU alone)."""
+    return hub.bot is not None and hub.bot_ready and hasattr(hub.bot, "parse")
+
+
+def start_if_sure(hub: Hub, conv: Any, customer: Any, text: str) -> None:
+    """A new conversation on a channel where the bot answers only what it is sure of: decide in the background."""
+    assert conv.id is not None
+    hub.spawn(hub.bot_tasks, _answer_if_sure(hub, conv, customer, text), conv.id)
+
+
+async def _answer_if_sure(hub: Hub, conv: Any, customer: Any, text: str) -> None:
+    """Ask the NLU how sure it is; sure of an allowed intent: the bot answers and the conversation is closed as
+    answered by the bot (the agent sees it all if the customer writes again); else it joins the queue."""
+    spec = hub.channels.get(conv.channel)
+    answered = False
+    try:
+        parsed = await hub.bot.parse(text)
+        sure = spec is not None and bot_is_sure(
+            str(parsed.get("intent") or ""), float(parsed.get("confidence") or 0.0), spec.bot_when_sure, spec.bot_sure_intents
+        )
+        if sure:
+            answered = await _answer_alone(hub, conv, text, parsed)
+    except Exception:  # noqa: BLE001 - logged; a person answers instead
+        log.exception("the bot's sure answer failed; a person answers", extra={"conversation_id": conv.id})
+    if not answered:
+        current = await hub.repo.conversation(conv.id)
+        if current is not None and current.status == "queued":
+            await hub.store.enqueue(hub.entry(current, customer))
+            hub.kick()
+
+
+async def _answer_alone(hub: Hub, conv: Any, text: str, parsed: dict[str, Any]) -> bool:
+    """The bot's turn on its own; True if it answered and did not hand over (the conversation is then closed)."""
+    moved = await hub.repo.move(conv.id, Transition(sources(Move.HAND_BACK), target(Move.HAND_BACK), unassign=True))
+    if moved is None:
+        return False
+    replies = list(await hub.bot.send(f"conv-{conv.id}", text, {
+        "customer_id": conv.customer_id, "conversation_id": conv.id, "channel": conv.channel, "answer_alone": True,
+    }))
+    handoff = next((dict(r.custom) for r in replies if r.handoff), None)
+    said = False
+    for reply in replies:
+        if reply.text or reply.buttons:
+            await says(hub, conv.id, reply.text, reply.buttons)
+            said = True
+    if handoff is not None or not said:
+        await hand_over(hub, conv.id, str((handoff or {}).get("reason") or "bot_unsure"), handoff or {"reason": "bot_unsure"})
+        return False
+    closed = await hub.repo.move(
+        conv.id, Transition(sources(Move.CLOSE), target(Move.CLOSE), close=True, disposition=ANSWERED_BY_BOT),
+        note=TimelineNote(hub.kind(conv.channel), conv.channel,
+                          f"The bot answered alone ({parsed.get('intent')}, {float(parsed.get('confidence') or 0):.0%} sure)",
+                          {"event": "answered_by_bot", "intent": parsed.get("intent"), "confidence": parsed.get("confidence")}),
+    )
+    return closed is not None
 
 
 def start(hub: Hub, conversation_id: int, customer_id: int, text: str) -> None:

@@ -255,8 +255,12 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
                 bot_text = await _chosen_payload(hub, conv.id, msg.seq, inbound.text) or bot_text
             bot_turns.start(hub, conv.id, customer_id, bot_text)
     if stored.new_conversation and conv.status == "queued":
-        await hub.store.enqueue(hub.entry(conv, customer))
-        hub.kick()
+        if (spec.bot_when_sure is not None and stored.created and inbound.wake and not stored.reopened
+                and bot_turns.can_parse(hub)):
+            bot_turns.start_if_sure(hub, conv, customer, inbound.bot_text or inbound.text)  # it queues what it won't answer
+        else:
+            await hub.store.enqueue(hub.entry(conv, customer))
+            hub.kick()
     return conv, payload, stored.created
 
 

@@ -87,6 +87,24 @@ class RasaClient:
             raise BotUnavailable(f"the bot did not answer: {type(exc).__name__}: {exc}") from exc
         return parse_replies(data)
 
+    async def parse(self, text: str) -> dict[str, Any]:
+        """What the NLU makes of one text, without a conversation (``POST /model/parse``):
+        ``{"intent": name, "confidence": 0..1, "entities": {name: value}}``."""
+        try:
+            async with self._http().post(f"{self.base_url}/model/parse", json={"text": text[:2000]}, params=self._params()) as resp:
+                if resp.status != 200:
+                    raise BotUnavailable(f"the bot answered HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise BotUnavailable(f"the bot did not answer: {type(exc).__name__}: {exc}") from exc
+        intent = data.get("intent") if isinstance(data, dict) else None
+        entities = data.get("entities") if isinstance(data, dict) else None
+        return {
+            "intent": str((intent or {}).get("name") or "") if isinstance(intent, dict) else "",
+            "confidence": float((intent or {}).get("confidence") or 0.0) if isinstance(intent, dict) else 0.0,
+            "entities": {str(e.get("entity")): e.get("value") for e in entities or [] if isinstance(e, dict) and e.get("entity")},
+        }
+
     async def ready(self) -> bool:
         """Whether Rasa is up with a model loaded (``GET /status``)."""
         try:

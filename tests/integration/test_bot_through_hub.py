@@ -58,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     _require_bot()
     tmp = tmp_path_factory.mktemp("bothub")
     ARTIFACTS.mkdir(exist_ok=True)
-    hub_port, rasa_port, actions_port = free_port(), free_port(), free_port()
+    hub_port, rasa_port, actions_port, smtp_port = free_port(), free_port(), free_port(), free_port()
     token, rasa_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     hub_url, rasa_url = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{rasa_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -70,7 +70,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         hub = _start(
             [str(ROOT / ".venv/bin/contact-center"), "serve", "--port", str(hub_port), "--host", "127.0.0.1"],
             {**env, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/hub.db", "DEMO_DATA": "true", "SERVICE_TOKEN": token,
-             "SESSION_SECRET": "s" * 40, "RASA_URL": rasa_url, "RASA_TOKEN": rasa_token, "BOT_TIMEOUT_SECONDS": "20"},
+             "SESSION_SECRET": "s" * 40, "RASA_URL": rasa_url, "RASA_TOKEN": rasa_token, "BOT_TIMEOUT_SECONDS": "20",
+             # email: the hub's own SMTP server, a local outbox, and the bot answering what it is sure of
+             "EMAIL_ADDRESSES": "support@shop.example=support", "SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
+             "MEDIA_DIR": str(tmp / "var" / "media"), "EMAIL_BOT_CONFIDENCE": "0.8"},
             ARTIFACTS / "bot-through-hub-hub.log",
         )
         procs.append(hub)
@@ -96,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 break
             time.sleep(0.5)
         time.sleep(6)
-        yield {"hub": hub_url, "token": token}
+        yield {"hub": hub_url, "token": token, "smtp_port": str(smtp_port), "dir": str(tmp)}
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -195,3 +198,38 @@ async def test_order_two_items_track_it_then_reach_an_agent_with_the_transcript(
     assert note["internal"] and note["handoff"]["reason"] == "customer_request"
     await agent.disconnect()
     await sio.disconnect()
+
+
+async def test_the_bot_answers_an_email_it_is_sure_of_and_leaves_the_rest_to_a_person(stack: dict[str, str]) -> None:
+    """Issue 16: "where is my order 10234" by email gets the order's status from the bot; anything else waits for a person."""
+    import smtplib
+    import sqlite3
+
+    tmp = Path(stack["dir"])
+    db = sqlite3.connect(tmp / "hub.db")
+    row = db.execute(
+        "SELECT cp.value, o.id FROM contact_points cp JOIN orders o ON o.customer_id = cp.customer_id "
+        "WHERE cp.kind = 'email' AND o.status NOT IN ('cancelled', 'delivered') ORDER BY o.id LIMIT 1"
+    ).fetchone()
+    assert row, "the demo data has a customer with an email and an open order"
+    address, order_id = row
+
+    def send(subject: str, text: str, mid: str) -> None:
+        raw = (f"From: {address}\r\nTo: support@shop.example\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n"
+               f"Date: Sun, 06 Dec 2026 10:00:00 +0000\r\n\r\n{text}\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", int(stack["smtp_port"]), timeout=10) as smtp:
+            smtp.sendmail(address, ["support@shop.example"], raw)
+
+    await asyncio.to_thread(send, "My order", f"Hello, where is my order {order_id}?", "sure-1@customer.example")
+    await asyncio.to_thread(send, "A question", "Do you also sell gift wrapping for birthdays, and in which colours?", "unsure-1@customer.example")
+    outbox = tmp / "var" / "outbox"
+    deadline = time.monotonic() + 60
+    def conversations() -> list[tuple[str, str, str | None]]:
+        return db.execute("SELECT subject, status, disposition FROM conversations WHERE channel = 'email' ORDER BY id").fetchall()
+    while time.monotonic() < deadline and not (outbox.exists() and list(outbox.glob("*.eml")) and len(conversations()) == 2
+                                               and conversations()[0][1] == "closed"):
+        await asyncio.sleep(0.5)
+    replies = [p.read_bytes().decode(errors="replace") for p in outbox.glob("*.eml")] if outbox.exists() else []
+    assert len(replies) == 1, (replies, conversations())
+    assert str(order_id) in replies[0] and "Auto-Submitted: auto-replied" in replies[0], replies[0][:2000]
+    assert conversations() == [("My order", "closed", "answered_by_bot"), ("A question", "queued", None)]

@@ -515,3 +515,45 @@ async def test_a_permanently_failing_address_refuses_replies_in_words_until_the_
     sent = await replies.reply(hub, ALICE, first.conversation_id, "c-2", "Great")
     assert sent["delivery_status"] == "queued"
     assert any("could not be delivered" in n.summary for _, _, n in repo.timeline)
+
+
+class _SureBot(_Bot):
+    def __init__(self, replies_: list[Any], intent: str, confidence: float) -> None:
+        super().__init__(replies_)
+        self.intent, self.confidence = intent, confidence
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        return {"intent": self.intent, "confidence": self.confidence, "entities": {}}
+
+
+async def _sure_hub(bot: Any) -> tuple[Hub, MemoryConversations, RecordingAdapter]:
+    hub, repo, _, adapter = await _hub(bot=bot)
+    hub.channels.register(replace(LETTERS, bot_when_sure=0.9), adapter)
+    return hub, repo, adapter
+
+
+async def test_the_bot_answers_a_new_thread_alone_only_when_it_is_sure() -> None:
+    bot = _SureBot([_reply("Your order 10234 ships tomorrow.")], "track_order", 0.97)
+    hub, repo, adapter = await _sure_hub(bot)
+    res = await inbound.receive_inbound(hub, _letter("where is my order 10234", "L1", "T-1"))
+    await _settle(hub)
+    conv = repo.convs[res.conversation_id]
+    assert (conv.status, conv.disposition) == ("closed", "answered_by_bot")
+    assert [m.text for m in adapter.delivered] == ["Your order 10234 ships tomorrow."]
+    assert await hub.store.waiting() == []
+    # the customer writes again: a person takes it (never the bot alone), and sees what the bot sent
+    again = await inbound.receive_inbound(hub, _letter("thanks, and can I change the address?", "L2", "T-1"))
+    await _settle(hub)
+    assert again.conversation_id == conv.id and repo.convs[conv.id].status == "queued"
+    assert bot.seen == ["where is my order 10234"]
+    assert [e.conversation_id for e in await hub.store.waiting()] == [conv.id]
+
+
+@pytest.mark.parametrize("intent,confidence", [("track_order", 0.6), ("place_order", 0.99)])
+async def test_unsure_or_other_questions_go_to_a_person_untouched(intent: str, confidence: float) -> None:
+    bot = _SureBot([_reply("...")], intent, confidence)
+    hub, repo, adapter = await _sure_hub(bot)
+    res = await inbound.receive_inbound(hub, _letter("hello there", "L1", "T-1"))
+    await _settle(hub)
+    assert repo.convs[res.conversation_id].status == "queued" and adapter.delivered == [] and bot.seen == []
+    assert [e.conversation_id for e in await hub.store.waiting()] == [res.conversation_id]

@@ -277,7 +277,7 @@ class MemoryConversations:
         assert conv is not None
         msg, created = self._append(conv.id, req.sender_kind, req.text, str(req.customer_id), client_msg_id=req.client_id,
                                     provider_id=req.provider_id, attachments=req.attachments)
-        return InboundStored(replace(conv), msg, created, plan.open_new or plan.reopen, customer)
+        return InboundStored(replace(conv), msg, created, plan.open_new or plan.reopen, customer, plan.reopen)
 
     async def new_customer(self, display_name: str) -> int:
         cust = Cust(next(self._ids), display_name)
