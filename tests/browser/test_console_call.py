@@ -17,10 +17,12 @@ side of that contract is what is checked: the leg that rings after the accept is
 hung up with the call.
 
 Call 1: the caller's 360 pops with the offer; the agent accepts and sees what the caller told the phone menu and
-the order draft above the card; the card goes Connecting, Ringing, Connected (pushed ``call_status``); mute, hold
-(the caller hears music) and resume go to the adapter; a refused hang-up is said in words; a note is saved; the
-caller hangs up: "Caller hung up: wrap up", and the wrap-up closes it with a disposition. Call 2: the agent hangs
-up ("You hung up: wrap up"), the leg goes, the wrap-up closes it. Then the softphone's other modes, with the
+the order draft above the card; the card goes Connecting, Ringing, Connected (pushed ``call_status`` in the voice
+adapter's words: ``agent_ringing``, ``agent_joined``, ``caller_on_hold``...); mute, hold (the caller hears music) and
+resume go to the adapter; a reload brings the card back with its live leg; a refused hang-up is said in words; a note is saved; the
+caller hangs up: "Caller hung up: wrap up", and the wrap-up closes it with a disposition. Call 2: the bridge fails (in
+words), the leg's answer connects it anyway, the agent hangs up ("You hung up: wrap up"), the leg goes, the wrap-up
+closes it. Then the softphone's other modes, with the
 hub's answer replaced in the browser: "none" says calls cannot be taken on this browser; "twilio" loads Twilio's
 Voice SDK (its own chunk of the bundle) and asks for a new token before the old one expires.
 Screenshots: ``test-artifacts/console-call*.png``.
@@ -374,10 +376,11 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
                             "connect_agent")
         assert identity == f"agent_{connect[0]['agent_id']}"
 
-        # --- the provider's statuses move the card
-        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "ringing"})
+        # --- the voice adapter's statuses move the card (its words: the agent's leg, the conference)
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "agent_ringing"})
         expect(card.get_by_test_id("call-state-label")).to_have_text("Ringing")
-        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "in-progress"})
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "agent_joined",
+                                          "detail": {"conference": f"conv-{conv1}", "participant": "agent"}})
         expect(card).to_have_attribute("data-state", "connected")
         expect(card.get_by_test_id("call-state-label")).to_have_text("Connected")
         timer = card.get_by_test_id("call-timer")
@@ -399,6 +402,8 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
         expect(mute).to_have_text("Unmute")
         expect(mute).to_have_attribute("aria-pressed", "true")
         expect(card.get_by_test_id("call-state")).to_contain_text("You are muted")
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "agent_muted"})  # the conference agrees
+        expect(mute).to_have_attribute("aria-pressed", "true")
         hold = card.get_by_test_id("call-hold")
         hold.click()
         expect(card).to_have_attribute("data-state", "on_hold")
@@ -408,6 +413,11 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
         hold.click()
         expect(card).to_have_attribute("data-state", "connected")
         expect(hold).to_have_text("Hold")
+        # the caller put on hold from elsewhere (the conference says so): the card follows
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "caller_on_hold"})
+        expect(card).to_have_attribute("data-state", "on_hold")
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "caller_off_hold"})
+        expect(card).to_have_attribute("data-state", "connected")
         mute.click()
         expect(mute).to_have_text("Mute")
         assert _kinds(hub, conv1)[-4:] == ["mute", "hold", "unhold", "unmute"], _kinds(hub, conv1)
@@ -467,7 +477,7 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
         agent.wait_for_timeout(1100)
         expect(timer).to_have_text(frozen)
         # a late status never reopens it
-        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "in-progress"})
+        _post(hub, "/test/phone/status", {"call_sid": "CA" + "1" * 32, "status": "agent_in_progress"})
         agent.wait_for_timeout(300)
         expect(card).to_have_attribute("data-state", "ended")
         agent.screenshot(path=str(ARTIFACTS / "console-call-ended.png"))
@@ -494,6 +504,8 @@ def test_an_agent_takes_calls_on_the_call_card(hub: str, browser: Any) -> None:
                                           "detail": {"code": "busy", "message": "your line did not answer in time"}})
         expect(card).to_have_attribute("data-state", "failed")
         expect(card.get_by_test_id("call-state")).to_have_text("Not connected your line did not answer in time")
+        _post(hub, "/test/phone/status", {"call_sid": sid2, "status": "agent_no_answer"})  # the adapter's word for it
+        expect(card.get_by_test_id("call-state")).to_have_text("Not connected Your line did not answer.")
         legs.ring(identity, "CA" + "b" * 32, f"conv-{conv2}")
         expect(card).to_have_attribute("data-state", "connected")  # answered on the softphone: on the call
         expect(card.get_by_test_id("call-state-label")).to_have_text("Connected")

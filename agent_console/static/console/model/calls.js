@@ -24,24 +24,35 @@ const restoring = new Set(); // conversation ids of hello: calls already going w
 const CALL_CHANNELS = new Set(["phone", "voice", "call"]);
 let answering = null; // the callSid being answered
 
-// the provider's (and the core's) statuses -> the card's states
+// The statuses -> the card's states. The voice adapter's words (integrations/twilio/voice.py): the caller's
+// call ("ringing", "in-progress"; its end comes as the core's "ended"), the agent's leg ("agent_<Twilio status>":
+// agent_ringing, agent_in_progress, agent_completed...) and the conference ("caller_on_hold", "agent_muted",
+// "caller_left", "bridged"...); Twilio's own words and the core's ("ended", "failed" with detail.message) too.
 const STATUS = {
   queued: "ringing",
   initiated: "ringing",
   ringing: "ringing",
+  agent_queued: "ringing",
+  agent_initiated: "ringing",
+  agent_ringing: "ringing",
   "in-progress": "connected",
   in_progress: "connected",
   answered: "connected",
   connected: "connected",
   bridged: "connected",
   joined: "connected",
+  agent_in_progress: "connected",
+  agent_answered: "connected",
+  agent_joined: "connected",
   "participant-join": "connected",
   unhold: "connected",
+  caller_off_hold: "connected",
   "participant-unhold": "connected",
   hold: "on_hold",
   held: "on_hold",
   on_hold: "on_hold",
   "on-hold": "on_hold",
+  caller_on_hold: "on_hold",
   "participant-hold": "on_hold",
   ended: "ended",
   completed: "ended",
@@ -50,9 +61,20 @@ const STATUS = {
   no_answer: "ended",
   canceled: "ended",
   cancelled: "ended",
+  caller_left: "ended",
+  bridge_ended: "ended",
   failed: "failed",
 };
-const MUTE = { mute: true, muted: true, "participant-mute": true, unmute: false, unmuted: false, "participant-unmute": false };
+// the agent's own leg gone while the call is not over: said in words (the caller may still be waiting)
+const LEG_LOST = {
+  agent_busy: "Your line was busy.",
+  agent_no_answer: "Your line did not answer.",
+  agent_failed: "Your line could not be reached.",
+  agent_canceled: "The call to your line was cancelled.",
+  agent_completed: "Your line has left the call: the caller may still be waiting.",
+  agent_left: "Your line has left the call: the caller may still be waiting.",
+};
+const MUTE = { mute: true, muted: true, agent_muted: true, "participant-mute": true, unmute: false, unmuted: false, agent_unmuted: false, "participant-unmute": false };
 
 /** What each action is, in words, for a refusal: "Could not put the caller on hold: ...". */
 export const ACTION_WORDS = {
@@ -202,6 +224,12 @@ function apply(call, p) {
     return;
   }
   if (call.state === "ended") return; // forward only
+  if (status in LEG_LOST) {
+    call.state = "failed";
+    call.reason = LEG_LOST[status];
+    call.heldAt = null;
+    return;
+  }
   const next = STATUS[status];
   if (next === "connected") connected(call);
   else if (next === "on_hold") {
