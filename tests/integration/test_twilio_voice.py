@@ -699,3 +699,97 @@ def test_recorded_voice_webhooks_parse(path: Path) -> None:
                           numbers=parse_numbers(f"{SHOP}=support"))
     call = parse_call(form, config, need_numbers=False)
     assert call.call_sid == form["CallSid"]
+
+
+# --- a whole call through the local Twilio stand-in (its TwiML engine and its REST resources) -------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _said(call: Any) -> list[str]:
+    return [e.text for e in call.transcript if e.kind == "say"]
+
+
+async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_server: Any) -> None:
+    """The stand-in rings the hub, runs its TwiML verb by verb (refusing what Twilio would refuse), takes the
+    caller's keys and words, and serves the REST calls that bridge the agent's client leg into the conference."""
+    from integrations.standins.twilio import STANDIN_KEY, create_twilio_standin
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with db.transaction() as s:
+        created = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"phone": 1})
+        await agents_repo.create_queue(s, "support", channels=["phone"])
+    assert created.id is not None
+    agent = AgentRef(created.id, "alice", "Alice", "agent")
+    config = TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN, public_base_url=base,
+                          numbers=parse_numbers(f"{SHOP}=support"), api_base_url=base + "/standin/twilio")
+    client = VoiceRestClient(config, backoff=0.01)
+    adapter = VoiceAdapter(config, client)
+    channels = ChannelRegistry()
+    channels.register(VOICE, adapter)
+    emits = Emits()
+    hub = HubService(db, MemoryStateStore(), emits, channels=channels, wrap_up_seconds=0)
+    hub.bot, hub.bot_ready = ShopBot(), True
+    await hub.load_queues()
+    standin_app = create_twilio_standin(account_sid=ACCOUNT_SID, auth_token=TOKEN, webhook_base_url=base, numbers=[SHOP],
+                                        dev_page=False, api_base_url=base + "/standin/twilio", time_scale=0.05)
+    app = web.Application()
+    add_voice_routes(app, config, lambda: hub, adapter, receipts=MemoryWebhookReceipts(), today=lambda: TODAY)
+    app.add_subapp("/standin/twilio", standin_app)
+    await aiohttp_server(app, port=port)
+    engine = standin_app[STANDIN_KEY].voice
+    try:
+        call = engine.incoming_call(CALLER, SHOP)
+        await engine.wait_for(lambda: call.listening)
+        assert call.listening is not None and call.listening.inputs == frozenset({"dtmf", "speech"})
+        assert engine.send_digits(call.sid, "1#")
+        await engine.wait_for(lambda: "What would you like to order?" in _said(call) and call.listening)
+        assert engine.send_speech(call.sid, "I'd like two large red t-shirts", 0.87)
+        await engine.wait_for(lambda: "Which size? Say or press 1 for Small, 2 for Large." in _said(call) and call.listening)
+        assert call.listening is not None and call.listening.num_digits == 1
+        assert engine.send_digits(call.sid, "2")
+        await engine.wait_for(lambda: any(t.startswith("Two large red t-shirts come to") for t in _said(call)) and call.listening)
+        assert hub.bot.got == ["/order_product", "I'd like two large red t-shirts", '/choose{"size": "L"}']
+        assert engine.send_speech(call.sid, "agent please")
+        await engine.wait_for(lambda: ivr.TO_AGENT in _said(call))
+        async with db.session() as s:
+            row = (await s.exec(select(Conversation).where(Conversation.thread_key == call.sid))).one()
+        assert row.status == "queued"
+        # the agent accepts: the caller is moved into conv-<id> and the agent's client leg rings into it
+        await hub.agent_online(agent)
+        await hub.set_status(agent, "available")
+        assert await hub.route_once() == 1
+        await hub.accept(agent, row.id)
+        legs = await engine.wait_for(lambda: engine.client_legs(f"agent_{agent.id}"))
+        engine.answer(legs[0]["call_sid"])
+        await engine.wait_for(lambda: call.participant is not None and call.participant.conference.started)
+        assert call.participant is not None and call.participant.conference.friendly_name == f"conv-{row.id}"
+        await hub.call_action(agent, row.id, "hold")
+        await engine.wait_for(lambda: call.participant is not None and call.participant.hold)
+        await hub.call_action(agent, row.id, "unhold")
+        await hub.call_action(agent, row.id, "mute")
+        await engine.wait_for(lambda: engine.client_legs(f"agent_{agent.id}")[0]["muted"])
+        expected = {"agent_ringing", "agent_in_progress", "agent_joined", "bridged", "caller_on_hold"}
+        for _ in range(200):
+            if expected <= {d["status"] for d in emits.of("call_status")}:
+                break
+            await asyncio.sleep(0.02)
+        assert expected <= {d["status"] for d in emits.of("call_status")}
+        # the caller hangs up: the agent is told and wraps up; closing hangs up nothing more
+        engine.hang_up(call.sid)
+        for _ in range(100):
+            if "ended" in [d["status"] for d in emits.of("call_status")]:
+                break
+            await asyncio.sleep(0.02)
+        assert "ended" in [d["status"] for d in emits.of("call_status")]
+        await hub.close(agent, row.id, "resolved")
+        assert [(e.code, e.detail, e.url) for e in engine.errors] == []  # no TwiML Twilio would refuse, no webhook that failed
+    finally:
+        await client.close()
