@@ -1,8 +1,11 @@
-"""The ``/dev/phone`` page: a pretend phone that texts the shop through the Twilio stand-in.
+"""The ``/dev/phone`` page: a pretend phone that texts and calls the shop through the Twilio stand-in.
 
 A person picks a number (a demo one or their own) and SMS or WhatsApp, writes to one of the shop's
-numbers (with a picture if they like) and sees the shop's replies with their delivery ticks. The
-page polls ``api/messages`` every second. It exists only while the stand-in is on.
+numbers (with a picture if they like) and sees the shop's replies with their delivery ticks. Or they
+call the shop: a keypad, a box for what they say (typed, sent as ``SpeechResult`` with a
+``Confidence``), the call's transcript (each ``<Say>`` shown and spoken by the browser), hang up; a
+call from the shop to their number rings with answer and decline. The page polls ``api/messages``
+and ``api/calls`` every second. It exists only while the stand-in is on.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from integrations.standins import twilio_wire as wire
+from integrations.standins.voice import VoiceStateError
 
 if TYPE_CHECKING:  # pragma: no cover
     from integrations.standins.twilio import TwilioStandin
@@ -91,7 +95,8 @@ class DevPhone:
         """The shop's numbers and the demo phones."""
         shop = [{"address": n, "number": wire.bare(n), "channel": "whatsapp" if wire.is_whatsapp(n) else "sms"}
                 for n in self.standin.numbers]
-        return web.json_response({"shop_numbers": shop, "demo_phones": list(DEMO_PHONES)})
+        return web.json_response({"shop_numbers": shop, "voice_numbers": list(self.standin.voice.voice_numbers),
+                                  "demo_phones": list(DEMO_PHONES)})
 
     async def messages(self, request: web.Request) -> web.Response:
         """``?address=+1...`` (or ``whatsapp:+1...``): the conversation of that phone with the shop."""
@@ -122,6 +127,47 @@ class DevPhone:
             return _bad(str(exc))
         return web.json_response({"read": self.standin.mark_read(str(data.get("sid", "")))})
 
+    # --- calls ---------------------------------------------------------------------------------------
+
+    async def call(self, request: web.Request) -> web.Response:
+        """The phone calls the shop: ``{"from", "to"}`` → ``{"call_sid", "status"}``."""
+        try:
+            data = await _json_body(request)
+            call = self.standin.voice.incoming_call(str(data.get("from", "")).strip(), str(data.get("to", "")).strip())
+        except (DevPhoneError, VoiceStateError) as exc:
+            return _bad(str(exc))
+        return web.json_response({"call_sid": call.sid, "status": call.status})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        """``?number=+1...``: that phone's calls with the shop (each with its transcript), oldest first."""
+        number = request.query.get("number", "").strip()
+        voice = self.standin.voice
+        return web.json_response({"version": voice.version, "calls": [voice.view(c) for c in voice.phone_calls(number)]})
+
+    async def call_action(self, request: web.Request) -> web.Response:
+        """``digits`` ``{"digits"}``, ``speech`` ``{"text", "confidence"}``, ``answer``, ``hangup`` on one call."""
+        voice, sid, action = self.standin.voice, request.match_info["call_sid"], request.match_info["action"]
+        try:
+            data = await _json_body(request)
+            if action == "digits":
+                taken = voice.send_digits(sid, str(data.get("digits", "")).strip())
+            elif action == "speech":
+                confidence = data.get("confidence", 0.9)
+                if not isinstance(confidence, (int, float)) or isinstance(confidence, bool):
+                    raise DevPhoneError("the confidence is a number between 0 and 1")
+                taken = voice.send_speech(sid, str(data.get("text", "")), float(confidence))
+            elif action == "answer":
+                voice.answer(sid)
+                taken = True
+            elif action == "hangup":
+                voice.hang_up(sid)
+                taken = True
+            else:
+                raise web.HTTPNotFound()
+        except (DevPhoneError, VoiceStateError) as exc:
+            return _bad(str(exc))
+        return web.json_response({"accepted": taken, "status": voice.call(sid).status})
+
     async def media(self, request: web.Request) -> web.Response:
         """A picture of the conversation (the customer's own, or one the shop sent)."""
         stored = self.standin.files.get(request.match_info["media_sid"])
@@ -141,3 +187,6 @@ def add_routes(app: web.Application, standin: TwilioStandin, path: str = PAGE_PA
     app.router.add_post(path + "/api/send", phone.send)
     app.router.add_post(path + "/api/read", phone.read)
     app.router.add_get(path + "/api/media/{media_sid}", phone.media)
+    app.router.add_post(path + "/api/call", phone.call)
+    app.router.add_get(path + "/api/calls", phone.calls)
+    app.router.add_post(path + "/api/calls/{call_sid}/{action}", phone.call_action)

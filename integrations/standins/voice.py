@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from integrations.standins.twilio import TwilioStandin
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VOICE_PATH = "/webhooks/twilio/voice"
 VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
@@ -232,7 +234,7 @@ class Call:
         self.hangup_on_star = False
         self.ended = asyncio.Event()
         self.pickup: asyncio.Future[str] | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.leave_reason: str | None = None
         self.participant: Participant | None = None
         self.bridge: Call | None = None
@@ -276,7 +278,7 @@ class Participant:
         self.created = self.updated = now
         self.left = asyncio.Event()
         self.audio_mode: str | None = None
-        self.audio_task: asyncio.Task[None] | None = None
+        self.audio_task: asyncio.Task[Any] | None = None
 
     @property
     def call_sid(self) -> str:
@@ -352,7 +354,7 @@ class VoiceEngine:
         self.max_documents = 500  # the stand-in's own guard against a TwiML loop that never waits (not Twilio's)
         self.version = 0
         self._tick = asyncio.Event()
-        self._programs: set[asyncio.Task[None]] = set()
+        self._programs: set[asyncio.Task[Any]] = set()
         self._entry_ids = 0
 
     # --- configuration ------------------------------------------------------------------------------
@@ -378,7 +380,7 @@ class VoiceEngine:
         tick.set()
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Wait until ``predicate()`` is truthy (checked at every change of any call); its value."""
+        """Wait until ``predicate()`` is truthy (checked at every change of any call, and every 50 ms); its value."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -388,7 +390,7 @@ class VoiceEngine:
             if left <= 0:
                 raise TimeoutError("the stand-in's calls never got there")
             try:
-                await asyncio.wait_for(self._tick.wait(), left)
+                await asyncio.wait_for(self._tick.wait(), min(left, 0.05))
             except asyncio.TimeoutError:
                 pass
 
@@ -405,15 +407,15 @@ class VoiceEngine:
         self._note(call, "error", f"application error {code or ''} {error.words}: {detail}".replace("  ", " "))
         return error
 
-    def _start(self, call: Call | None, work: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
+    def _start(self, call: Call | None, work: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
         self._programs.add(task)
         task.add_done_callback(self._finished)
         if call is not None:
             call.task = task
         return task
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._programs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("stand-in voice task failed", exc_info=task.exception())
@@ -605,7 +607,8 @@ class VoiceEngine:
         settings = self.number_settings(to)
         call = self._new_call(from_=from_, to=to, direction="inbound", status="ringing")
         call.phone_number_sid = "PN" + secrets.token_hex(16)
-        call.call_token = secrets.token_urlsafe(48)
+        call.call_token = json.dumps({"parentCallInfoToken": secrets.token_urlsafe(48), "identityHeaderTokens": []},
+                                     separators=(",", ":"))
         call.status_callback, call.status_callback_method = settings["status_callback"], settings["status_callback_method"]
         call.status_events = frozenset({"completed"})  # all Twilio sends to a number's status callback
         call.fallback_url, call.fallback_method = settings["fallback_url"] or None, settings["fallback_method"]
@@ -1101,19 +1104,19 @@ class VoiceEngine:
                 leg.status_events = frozenset((noun.get("statusCallbackEvent") or "completed").replace(",", " ").split())
             legs.append(leg)
             self._note(call, "note", f"ringing {to}")
-        rings = {asyncio.ensure_future(self._ring_leg(leg)): leg for leg in legs}
+        rings: dict[asyncio.Future[Any], Call] = {asyncio.ensure_future(self._ring_leg(leg)): leg for leg in legs}
         winner: Call | None = None
         outcomes: list[str] = []
         try:
-            pending = set(rings)
-            ended = asyncio.ensure_future(call.ended.wait())
+            pending: set[asyncio.Future[Any]] = set(rings)
+            ended: asyncio.Future[Any] = asyncio.ensure_future(call.ended.wait())
             while pending and winner is None:
                 done, pending = await asyncio.wait(pending | {ended}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(ended)
                 if ended in done:
                     break
                 for task in done:
-                    result = task.result()
+                    result = str(task.result())
                     if result == "answered" and winner is None:
                         winner = rings[task]
                     else:
@@ -1204,8 +1207,10 @@ class VoiceEngine:
 
             music = self._start(None, self._music(call, url, (verb.get("waitUrlMethod") or "POST").upper(), "wait",
                                                   _QUEUE_WAIT, position)) if url else None
-            ended = asyncio.ensure_future(call.ended.wait())
-            waits: set[asyncio.Future[Any]] = {call.dequeue, ended} | ({music} if music else set())
+            ended: asyncio.Future[Any] = asyncio.ensure_future(call.ended.wait())
+            waits: set[asyncio.Future[Any]] = {call.dequeue, ended}
+            if music is not None:
+                waits.add(music)
             try:
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
