@@ -20,8 +20,9 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from contact_center.channels import EMAIL, ChannelRegistry
+from contact_center.hub.inbound_port import HubInbound
 from contact_center.hub.service import HubService
-from contact_center.ports import InboundEvent, InboundResult, MediaStore
+from contact_center.ports import MediaStore
 from contact_center.settings import Settings
 from crm_store.db import Database
 from integrations.email.config import EmailConfig, EmailConfigError, load_email_config
@@ -37,27 +38,6 @@ EMAIL_KEY = web.AppKey("email_ingest", EmailIngest)
 SMTP_KEY = web.AppKey("email_smtp", SmtpServer)
 
 __all__ = ["EMAIL_KEY", "EmailConfigError", "SMTP_KEY", "wire_email", "token_secret"]
-
-
-class _HubInbound:
-    """The core's inbound port, found on the app when a message arrives (the hub starts after the routes exist)."""
-
-    def __init__(self, hub: Callable[[], HubService]) -> None:
-        self._hub = hub
-
-    async def receive_inbound(self, event: InboundEvent) -> InboundResult:
-        return await self._hub().receive_inbound(event)
-
-    async def delivery_update(
-        self, channel: str, provider_id: str, status: str, error_code: str | None = None, error_message: str | None = None
-    ) -> bool:
-        return await self._hub().delivery_update(channel, provider_id, status, error_code, error_message)
-
-    async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
-        await self._hub().opt_out(channel, customer_address, opted_out)
-
-    async def address_undeliverable(self, channel: str, customer_address: str, reason: str) -> bool:
-        return await self._hub().address_undeliverable(channel, customer_address, reason)
 
 
 def token_secret(settings: Settings) -> bytes:
@@ -96,7 +76,7 @@ def wire_email(
         add_devmail_routes(app, config, config.smtp_listen[1], smtp_host=config.smtp_listen[0])
 
     async def run(app_: web.Application) -> AsyncIterator[None]:
-        ingest = EmailIngest(db, _HubInbound(hub), media, config, secret, adapter.acknowledge, authserv_id=authserv)
+        ingest = EmailIngest(db, HubInbound(hub), media, config, secret, adapter.acknowledge, authserv_id=authserv)
         app_[EMAIL_KEY] = ingest
         ingest.start()
         smtp: SmtpServer | None = None

@@ -17,8 +17,9 @@ from typing import Any, Callable
 from aiohttp import web
 
 from contact_center.channels import SMS, WHATSAPP, ChannelRegistry
+from contact_center.hub.inbound_port import HubInbound
 from contact_center.hub.service import HubService
-from contact_center.ports import InboundEvent, InboundResult, MediaStore
+from contact_center.ports import MediaStore
 from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.repositories.receipts import SqlWebhookReceipts
@@ -54,24 +55,6 @@ def twilio_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class _HubInbound:
-    """The core's inbound port, found on the app when a webhook arrives (the hub starts after the routes exist)."""
-
-    def __init__(self, hub: Callable[[], HubService]) -> None:
-        self._hub = hub
-
-    async def receive_inbound(self, event: InboundEvent) -> InboundResult:
-        return await self._hub().receive_inbound(event)
-
-    async def delivery_update(
-        self, channel: str, provider_id: str, status: str, error_code: str | None = None, error_message: str | None = None
-    ) -> bool:
-        return await self._hub().delivery_update(channel, provider_id, status, error_code, error_message)
-
-    async def opt_out(self, channel: str, customer_address: str, opted_out: bool) -> None:
-        await self._hub().opt_out(channel, customer_address, opted_out)
-
-
 def wire_twilio(
     app: web.Application, settings: Settings, channels: ChannelRegistry, *, db: Callable[[], Database],
     hub: Callable[[], HubService], media: MediaStore,
@@ -94,7 +77,7 @@ def wire_twilio(
         async def forget(self, provider: str, kind: str, key: str) -> None:
             await SqlWebhookReceipts(db()).forget(provider, kind, key)
 
-    add_messaging_routes(app, config=config, inbound=_HubInbound(hub), media=media, receipts=_LazyReceipts(), client=client)
+    add_messaging_routes(app, config=config, inbound=HubInbound(hub), media=media, receipts=_LazyReceipts(), client=client)
 
     async def _close(_: web.Application) -> None:
         await client.close()
