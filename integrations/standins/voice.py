@@ -56,6 +56,7 @@ from integrations.standins.twiml import (
     WAIT_VERBS,
     Node,
     TwiMLError,
+    Unsupported,
     check_wait,
     parse,
 )
@@ -1017,6 +1018,7 @@ class VoiceEngine:
             self._note(call, "note", "on hold")
             url, method, kind = participant.hold_url or vw.DEFAULT_MUSIC, participant.hold_method, "hold"
         else:
+            self._note(call, "note", "waiting for the conference to start")
             url = vw.DEFAULT_MUSIC if participant.wait_url is None else participant.wait_url
             method, kind = participant.wait_method, "wait"
         if url:
@@ -1035,6 +1037,8 @@ class VoiceEngine:
             started = time.monotonic()
             try:
                 verbs, doc_url = await self._fetch_twiml(call, kind, method, url, self._call_form(call, extra() if extra else None))
+                if allowed is _QUEUE_WAIT and any(v.tag == "Gather" for v in verbs):
+                    raise Unsupported("<Gather> in an <Enqueue>'s wait music")
                 check_wait(verbs, allowed)
             except _AppError as err:
                 self._error(call, err.code, err.detail, err.url)
