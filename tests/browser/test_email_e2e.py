@@ -140,6 +140,7 @@ def test_a_customer_mails_an_agent_replies_and_the_reply_threads(hub: tuple[str,
         pane = agent.get_by_test_id("email-pane")
         expect(pane).to_be_visible()
         expect(pane.get_by_test_id("email-thread-subject")).to_have_text(SUBJECT)
+        expect(agent.get_by_test_id("handback")).to_be_hidden()  # the bot does not answer email
         emails = pane.get_by_test_id("email-message")
         expect(emails).to_have_count(1)
         first = emails.nth(0)

@@ -54,6 +54,8 @@ export function channelInfo(name, labelHint = null) {
     buttonsAsText: !!hub?.buttons_as_text,
     replyWindowSeconds: Number.isFinite(hub?.reply_window_seconds) && hub.reply_window_seconds > 0 ? hub.reply_window_seconds : builtin?.replyWindowSeconds || null,
     media: typeof hub?.media === "boolean" ? hub.media : !!builtin?.media,
+    // the bot answers on it, so a conversation can go back to the bot (the hub's `bot`; unknown: chat only)
+    bot: typeof hub?.bot === "boolean" ? hub.bot : raw === "chat",
   };
 }
 

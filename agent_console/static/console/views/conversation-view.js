@@ -5,7 +5,7 @@
 import { $, h } from "../core/dom.js";
 import { humanize } from "../core/format.js";
 import { subscribe } from "../core/store.js";
-import { channelTag } from "../model/channels.js";
+import { channelInfo, channelTag } from "../model/channels.js";
 import { activeConv, convName, isActive } from "../model/conversations.js";
 import { paneFor } from "../panes/registry.js";
 import { toast } from "./toasts.js";
@@ -27,6 +27,7 @@ function renderHeader(conv) {
   $("chat-sub").replaceChildren(...[channelTag(conv.channel, conv.channelLabel, { full: true }), address, h("span", { text: rest })].filter(Boolean));
   $("chat-active").dataset.channel = conv.channel;
   for (const id of ["close-disposition", "close-note", "close-submit", "transfer-open", "handback"]) $(id).disabled = conv.closed;
+  $("handback").hidden = !channelInfo(conv.channel, conv.channelLabel).bot; // only where the bot answers
 }
 
 function show(conv) {
