@@ -268,6 +268,18 @@ class VoiceAdapter:
         if call is not None:
             call.agent_leg = agent_leg
 
+    def caller_of_leg(self, agent_leg: str) -> str | None:
+        """The caller's CallSid of an agent's leg this process rang (None if unknown here)."""
+        return next((sid for sid, call in self._calls.items() if call.agent_leg == agent_leg), None)
+
+    def caller_in_room(self, room: str) -> str | None:
+        """The caller's CallSid bridged in the conference ``room`` by this process (None if unknown here)."""
+        found = _ROOM.fullmatch(room)
+        if found is None:
+            return None
+        wanted = int(found.group(1))
+        return next((sid for sid, call in self._calls.items() if call.conversation_id == wanted and call.agent_id is not None), None)
+
     # --- ChannelAdapter ---------------------------------------------------------------------------------
     async def deliver(self, message: OutboundMessage) -> DeliveryReport:
         """Keep a bot, agent or system text for the caller: spoken at the next TwiML answer."""
@@ -863,13 +875,17 @@ class _Webhooks:
             call = parse_call(form, self.config, need_numbers=False)
             if not call.status:
                 raise BadWebhook("CallStatus is missing")
-            leg = request.query.get("leg") or "caller"
-            thread = request.query.get("call") if leg == "agent" else call.call_sid
-            if leg not in ("caller", "agent") or not _CALL_SID.fullmatch(thread or ""):
-                raise BadWebhook("leg must be caller, or agent with the caller's call")
+            leg = request.query.get("leg") or ("agent" if _field(form, "To").startswith("client:") else "caller")
+            if leg not in ("caller", "agent"):
+                raise BadWebhook("leg must be caller or agent")
+            thread = (request.query.get("call") or self.adapter.caller_of_leg(call.call_sid)) if leg == "agent" else call.call_sid
+            if thread is not None and not _CALL_SID.fullmatch(thread):
+                raise BadWebhook("call is not a Twilio call SID")
         except BadWebhook as exc:
             return web.Response(status=400, text=exc.reason)
-        assert thread is not None
+        if thread is None:  # an agent's leg whose caller this process does not know (a URL without ?call=)
+            log.info("status of an agent's leg with no known caller", extra={"call_sid": call.call_sid, "status": call.status})
+            return web.Response(status=200)
         if call.status not in _RANK:
             return web.Response(status=200)  # a status the hub does not track
         key = f"{call.call_sid}:{call.status}:{call.sequence}"
@@ -941,12 +957,17 @@ class _Webhooks:
             conference = _field(form, "ConferenceSid")
             if not _CONFERENCE_SID.fullmatch(conference):
                 raise BadWebhook(f"ConferenceSid {conference[:40]!r} is not a Twilio conference SID")
-            thread = request.query.get("call") or ""
-            if not _CALL_SID.fullmatch(thread):
-                raise BadWebhook("the caller's call is missing from the callback URL")
+            thread = request.query.get("call")
+            if thread is not None and not _CALL_SID.fullmatch(thread):
+                raise BadWebhook("call is not a Twilio call SID")
         except BadWebhook as exc:
             return web.Response(status=400, text=exc.reason)
         leg, label = _field(form, "CallSid"), _field(form, "ParticipantLabel")
+        if thread is None:  # a callback URL without ?call=: the caller's own leg, or the call bridged here
+            thread = leg if label == CUSTOMER_LABEL and _CALL_SID.fullmatch(leg) else self.adapter.caller_in_room(_field(form, "FriendlyName"))
+        if thread is None:
+            log.info("conference event of a call this process does not know", extra={"event": event})
+            return web.Response(status=200)
         key = f"{conference}:{event}:{leg}:{_field(form, 'SequenceNumber')}"
         if not await self.receipts.first_time(PROVIDER, CONFERENCE_KIND, key, dict(form)):
             return web.Response(status=200)

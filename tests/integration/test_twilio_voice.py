@@ -591,7 +591,8 @@ async def test_status_callbacks_twice_and_out_of_order_move_forward_only(phone: 
     assert await phone.hub.store.waiting() == []
     # malformed
     assert await phone.status(sid(21), "", 5) == 400
-    assert await phone.status(sid(21), "completed", 5, query="?leg=agent") == 400
+    assert await phone.status(sid(21), "completed", 5, query="?leg=nobody") == 400
+    assert await phone.status(sid(21), "completed", 5, query="?leg=agent&call=CA1") == 400
 
 
 async def test_a_slow_bot_gives_a_holding_message_and_a_redirect_that_joins_the_turn(
@@ -686,19 +687,73 @@ async def test_conference_events_reach_the_agent(phone: Phone) -> None:
 
 
 def _fixture_forms() -> list[Path]:
-    return sorted(FIXTURES.glob("*.txt")) if FIXTURES.is_dir() else []
+    """The recorded call webhooks (the conference events are read by their handler's test)."""
+    return sorted(p for p in FIXTURES.glob("*.txt") if not p.name.startswith("conference_")) if FIXTURES.is_dir() else []
+
+
+def _signed_fixtures() -> dict[str, Any]:
+    import json
+
+    manifest = FIXTURES / "signatures.json"
+    return dict(json.loads(manifest.read_text(encoding="utf-8"))["fixtures"]) if manifest.is_file() else {}
+
+
+def _fixture(name: str) -> tuple[str, MultiDict[str], str]:
+    """A recorded, signed webhook: (path, form, X-Twilio-Signature)."""
+    entry = _signed_fixtures()[name]
+    form = MultiDict(parse_qsl((FIXTURES / name).read_text(encoding="utf-8").strip(), keep_blank_values=True))
+    return local(entry["url"]), form, entry["signature"]
+
+
+needs_fixtures = pytest.mark.skipif(not _signed_fixtures(), reason="no recorded voice fixtures (tests/fixtures/twilio/voice/)")
 
 
 @pytest.mark.skipif(not _fixture_forms(), reason="no recorded voice fixtures yet (tests/fixtures/twilio/voice/)")
 @pytest.mark.parametrize("path", _fixture_forms(), ids=lambda p: p.name)
 def test_recorded_voice_webhooks_parse(path: Path) -> None:
     form = MultiDict(parse_qsl(path.read_text(encoding="utf-8").strip(), keep_blank_values=True))
-    if "CallSid" not in form:
-        pytest.skip("not a call webhook")
-    config = TwilioConfig(account_sid=form.get("AccountSid", ACCOUNT_SID), auth_token=TOKEN, public_base_url=BASE,
-                          numbers=parse_numbers(f"{SHOP}=support"))
-    call = parse_call(form, config, need_numbers=False)
-    assert call.call_sid == form["CallSid"]
+    call = parse_call(form, make_config("https://api.twilio.com"), need_numbers=False)
+    assert call.call_sid == form["CallSid"] and call.status == form["CallStatus"]
+
+
+@needs_fixtures
+async def test_every_recorded_webhook_is_accepted_with_its_signature_and_refused_when_tampered(phone: Phone) -> None:
+    for name in _signed_fixtures():
+        path, form, signature = _fixture(name)
+        resp = await phone.post(path, form, signature=signature)
+        assert resp.status == 200, (name, resp.status, await resp.text())
+        tampered = MultiDict(form)
+        tampered["AccountSid"] = ACCOUNT_SID  # unchanged: still fine; a changed value is not
+        tampered.add("Extra", "1")
+        assert (await phone.post(path, tampered, signature=signature)).status == 403, name
+
+
+@needs_fixtures
+@pytest.mark.parametrize(
+    "name, bot_got, said",
+    [("gather_dtmf.txt", '/track_order{"order_id": "10234"}', "Order 10234 is confirmed"),
+     ("gather_speech.txt", "I'd like two large red t-shirts", "Which size? Say or press 1 for Small, 2 for Large."),
+     ("gather_empty.txt", None, ivr.REPROMPT)],
+)
+async def test_a_recorded_call_and_gathers_through_the_hub(phone: Phone, name: str, bot_got: str | None, said: str) -> None:
+    path, form, signature = _fixture("incoming_call.txt")
+    greeting = TwiML(await (await phone.post(path, form, signature=signature)).text())
+    assert greeting.gather is not None and greeting.says[1] == ivr.MENU_PROMPT
+    path, form, signature = _fixture(name)
+    answer = TwiML(await (await phone.post(path, form, signature=signature)).text())
+    assert any(s.startswith(said) for s in answer.says), answer.says
+    assert phone.bot.got == ([bot_got] if bot_got else [])
+
+
+@needs_fixtures
+async def test_the_recorded_end_of_a_call_ends_it_once(phone: Phone) -> None:
+    path, form, signature = _fixture("incoming_call.txt")
+    assert (await phone.post(path, form, signature=signature)).status == 200
+    path, form, signature = _fixture("status_inbound_completed.txt")
+    for _ in range(2):
+        assert (await phone.post(path, form, signature=signature)).status == 200
+    conv = await phone.conversation(form["CallSid"])
+    assert (conv.status, conv.disposition) == ("closed", "customer_ended")  # hung up in the IVR: closed, not abandoned
 
 
 # --- a whole call through the local Twilio stand-in (its TwiML engine and its REST resources) -------------
