@@ -538,7 +538,11 @@ class _Webhooks:
             if holds >= self.settings.max_holds:
                 log.warning("voice step still not done after holding: passing the caller to a person", extra={"key": key[:2]})
                 call_sid = key[0]
-                self._spawn(self._quietly(self.hub().request_agent(CHANNEL, call_sid, "hub_slow", {"reason": "hub_slow"})))
+
+                async def to_person() -> None:
+                    await self.hub().request_agent(CHANNEL, call_sid, "hub_slow", {"reason": "hub_slow"})
+
+                self._spawn(self._quietly(to_person()))
                 self._say(response, f"{ivr.APOLOGY} {ivr.TO_AGENT}")
                 response.redirect(self.adapter.url(WAIT_PATH, n=1, t0=int(time.time())), method="POST")
                 return _twiml(response)
@@ -889,7 +893,12 @@ class _Webhooks:
         if call.status not in _RANK:
             return web.Response(status=200)  # a status the hub does not track
         key = f"{call.call_sid}:{call.status}:{call.sequence}"
-        if not await self.receipts.first_time(PROVIDER, STATUS_KIND, key, dict(form)):
+        try:
+            first = await self.receipts.first_time(PROVIDER, STATUS_KIND, key, dict(form))
+        except Exception:  # noqa: BLE001 - the receipts' store is down: Twilio may try again
+            log.exception("call status receipt not taken", extra={"call_sid": call.call_sid})
+            return web.Response(status=503, text="the hub could not record the status now")
+        if not first:
             return web.Response(status=200)
         if not self._moves_forward(call.call_sid, call.status):
             log.info("call status arrived late and is ignored", extra={"call_sid": call.call_sid, "status": call.status})
@@ -898,8 +907,8 @@ class _Webhooks:
             await self._apply_status(leg, thread, call, form)
         except Exception:  # noqa: BLE001 - told to Twilio as "try again", its receipt forgotten
             log.exception("call status not handled", extra={"call_sid": call.call_sid, "status": call.status})
-            await self.receipts.forget(PROVIDER, STATUS_KIND, key)
             self._status_rank.pop(call.call_sid, None)
+            await self._quietly(self.receipts.forget(PROVIDER, STATUS_KIND, key))
             return web.Response(status=503, text="the hub could not handle the status now")
         return web.Response(status=200)
 
@@ -969,7 +978,12 @@ class _Webhooks:
             log.info("conference event of a call this process does not know", extra={"event": event})
             return web.Response(status=200)
         key = f"{conference}:{event}:{leg}:{_field(form, 'SequenceNumber')}"
-        if not await self.receipts.first_time(PROVIDER, CONFERENCE_KIND, key, dict(form)):
+        try:
+            first = await self.receipts.first_time(PROVIDER, CONFERENCE_KIND, key, dict(form))
+        except Exception:  # noqa: BLE001
+            log.exception("conference event receipt not taken", extra={"event": event})
+            return web.Response(status=503, text="the hub could not record the event now")
+        if not first:
             return web.Response(status=200)
         who = "caller" if (label == CUSTOMER_LABEL or leg == thread) else "agent"
         if who == "agent" and event == "participant-join" and _CALL_SID.fullmatch(leg):
@@ -987,7 +1001,7 @@ class _Webhooks:
             await self.hub().call_status(CHANNEL, thread, words, detail if room else {"participant": label or leg})
         except Exception:  # noqa: BLE001
             log.exception("conference event not handled", extra={"event": event})
-            await self.receipts.forget(PROVIDER, CONFERENCE_KIND, key)
+            await self._quietly(self.receipts.forget(PROVIDER, CONFERENCE_KIND, key))
             return web.Response(status=503, text="the hub could not handle the event now")
         return web.Response(status=200)
 

@@ -616,6 +616,20 @@ async def test_a_slow_bot_gives_a_holding_message_and_a_redirect_that_joins_the_
     assert phone.bot.got == ["/order_product"]  # the redirects joined the turn: one bot turn
 
 
+async def test_a_failing_core_is_an_apology_in_twiml_never_a_500(phone: Phone, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(phone.hub, "contact_state", broken)
+    rung = await phone.ring(sid(40))
+    assert rung.says == [f"{ivr.APOLOGY} {ivr.TO_AGENT}"] and rung.redirect is not None and "/wait" in rung.redirect
+    waiting = await phone.answer(rung, sid(40))  # the wait loop plays music when the core cannot say the place
+    assert waiting.root.find("Play") is not None and waiting.redirect is not None
+    monkeypatch.setattr(phone.hub, "contact_ended", broken)
+    assert await phone.status(sid(40), "completed", 1) == 503  # told to try again; its receipt forgotten
+    assert phone.receipts.payloads == {} or all(k[1] != "call_status" for k in phone.receipts.payloads)
+
+
 async def test_a_bot_that_never_answers_passes_the_caller_to_a_person(db: Database, aiohttp_client: Any, aiohttp_server: Any) -> None:
     phone = await _phone(db, aiohttp_client, aiohttp_server, settings=VoiceSettings(answer_deadline=0.1, settle_timeout=0.1, max_holds=1),
                          bot=ShopBot(delay=1.0))
