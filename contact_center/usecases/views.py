@@ -89,6 +89,7 @@ def conversation_json(hub: Any, conv: ConversationRow | Any, customer: CustomerR
         "queued_at": queued.isoformat() if (queued := getattr(conv, "queued_at", None)) else None,
         "sl_target_seconds": rule.sl_target_seconds if (rule := hub.rules.get(hub.queue_name(conv))) is not None else None,
         "thread_key": getattr(conv, "thread_key", None),
+        "assigned_at": assigned.isoformat() if (assigned := getattr(conv, "assigned_at", None)) else None,
     }
 
 
