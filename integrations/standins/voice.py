@@ -234,6 +234,8 @@ class Call:
         self.star = asyncio.Event()
         self.hangup_on_star = False
         self.ended = asyncio.Event()
+        self.redirected = asyncio.Event()  # set when a REST update takes the call's TwiML elsewhere
+        self.redirects = 0
         self.pickup: asyncio.Future[str] | None = None
         self.task: asyncio.Task[Any] | None = None
         self.leave_reason: str | None = None
@@ -1137,13 +1139,13 @@ class VoiceEngine:
                 return {"DialCallSid": legs[-1].sid, "DialCallStatus": status, "DialCallDuration": "0"}
             self._answer(winner)
             await self._bridge(call, winner)
-            if not winner.over:
+            if not winner.over and not winner.redirects:
                 self._end(winner, "completed")
             return {"DialBridged": "true", "DialCallDuration": str(winner.duration or 0), "DialCallSid": winner.sid,
                     "DialCallStatus": "completed"}
         finally:
             for leg in legs:
-                if not leg.over:
+                if not leg.over and not leg.redirects:  # a leg the REST API took elsewhere goes on alone
                     self._end(leg, "completed" if leg.status == "in-progress" else "canceled")
 
     async def _bridge(self, call: Call, other: Call) -> None:
@@ -1151,7 +1153,7 @@ class VoiceEngine:
         call.bridge, other.bridge = other, call
         self._note(call, "note", f"connected to {other.to if other.parent_call_sid == call.sid else other.from_}")
         self._note(other, "note", f"connected to {call.from_}")
-        waits = [asyncio.ensure_future(call.ended.wait()), asyncio.ensure_future(other.ended.wait())]
+        waits = [asyncio.ensure_future(e.wait()) for e in (call.ended, other.ended, call.redirected, other.redirected)]
         if call.hangup_on_star:
             waits.append(asyncio.ensure_future(call.star.wait()))
         try:
@@ -1228,7 +1230,7 @@ class VoiceEngine:
                 return None
             if call.dequeue in done:
                 partner = call.dequeue.result()
-                waits2 = [asyncio.ensure_future(call.ended.wait()), asyncio.ensure_future(partner.ended.wait())]
+                waits2 = [asyncio.ensure_future(e.wait()) for e in (call.ended, partner.ended, partner.redirected)]
                 try:
                     await asyncio.wait(waits2, return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -1297,11 +1299,14 @@ class VoiceEngine:
             call.source = source  # what the leg runs once answered
             return
         call.leave_reason = "participant_updated_via_api"
+        call.redirected.set()  # a bridge with another leg ends
+        call.redirects += 1
         task = call.task
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         call.leave_reason = None
+        call.redirected = asyncio.Event()
         if call.over:
             return
         if call.participant is not None:

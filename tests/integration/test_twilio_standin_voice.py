@@ -624,6 +624,25 @@ async def test_dial_client_rings_the_agent_and_bridges_until_one_hangs_up(rig: R
     assert child_statuses[0]["ParentCallSid"] == call.sid and child_statuses[0]["Direction"] == "outbound-dial"
 
 
+async def test_a_rest_update_of_the_dialled_leg_unbridges_it_and_the_caller_goes_on(rig: Rig) -> None:
+    rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: (
+        f'<Response><Dial action="/webhooks/twilio/voice/dialled"><Client>{AGENT}</Client></Dial></Response>')
+    rig.shop.routes["/webhooks/twilio/voice/dialled"] = lambda form, q: greeting(input="speech", timeout=30)
+    call = await rig.call()
+    (leg,) = await rig.voice.wait_for(lambda: rig.voice.client_legs(AGENT))
+    child = rig.voice.call(leg["call_sid"])
+    rig.voice.answer(child.sid)
+    await rig.voice.wait_for(lambda: call.bridge is child)
+    await rig.twilio.calls(child.sid).update_async(twiml="<Response><Pause length=\"60\"/></Response>")
+    await rig.listening(call)
+    assert child.status == "in-progress" and call.bridge is None and child.bridge is None
+    (dialled,) = rig.shop.at("/webhooks/twilio/voice/dialled")
+    assert dialled.form["DialCallStatus"] == "completed" and dialled.form["DialCallSid"] == child.sid
+    rig.voice.hang_up(child.sid)
+    rig.voice.hang_up(call.sid)
+    await rig.over(call)
+
+
 async def test_dial_client_nobody_answers_is_no_answer(rig: Rig) -> None:
     rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: (
         '<Response><Dial timeout="1" action="/webhooks/twilio/voice/dialled"><Client>nobody_here</Client></Dial></Response>')
