@@ -616,7 +616,7 @@ class _Webhooks:
             queue=self._queue_of(call.to), opening=True, metadata={"twilio": {"call_sid": call.call_sid}},
         )
         try:
-            await hub.receive_inbound(event)
+            opened = await hub.receive_inbound(event)
         except Exception as exc:
             if getattr(exc, "code", None) == "bad_request":  # a hidden or invalid number: nobody to recognise
                 log.info("call from a number the hub cannot take", extra={"call_sid": call.call_sid, "reason": str(exc)})
@@ -625,12 +625,12 @@ class _Webhooks:
                 response.hangup()
                 return response
             raise
-        state = await hub.contact_state(CHANNEL, call.call_sid)
+        # the call's state and the caller's orders are read at once (two reads, one wait)
+        state, phrase = await asyncio.gather(hub.contact_state(CHANNEL, call.call_sid), self._order_phrase(opened.customer_id))
         if state is None:
             raise RuntimeError("the core has no conversation for the call it just opened")
         if state["status"] != "bot":  # a repeat of the ring after the call moved on
             return await self._by_state(call.call_sid, state, turn=1)
-        phrase = await self._order_phrase(state.get("customer_id"))
         response = VoiceResponse()
         gather = self._gather(response, 1, Mode.MENU)
         self._say(gather, ivr.greeting(str(state.get("customer_name") or ""), phrase))
