@@ -25,6 +25,7 @@ MAX_MEDIA = 10
 API_ERRORS: dict[int, tuple[int, str]] = {
     20001: (400, "{detail}"),  # the stand-in's answer to a parameter value it cannot take (see twilio-standin.md)
     20003: (401, "Authenticate"),
+    20004: (405, "Method not allowed"),
     20404: (404, "The requested resource {path} was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),

@@ -6,9 +6,10 @@ Under ``/2010-04-01/Accounts/{AccountSid}`` with the account's HTTP Basic creden
   ``Method``, ``Status=completed|canceled``);
 * ``Conferences.json`` (GET list: ``FriendlyName``, ``Status``), ``Conferences/{ConferenceSid}.json`` (GET,
   POST update: ``Status=completed``, ``AnnounceUrl``);
-* ``Conferences/{ConferenceSid}/Participants.json`` (GET list, POST create — the path may name the
-  conference by its friendly name, which creates it), ``Participants/{CallSid or Label}.json`` (GET,
-  POST update: ``Hold``, ``HoldUrl``, ``Muted``, ``Coaching``, ``CallSidToCoach``..., DELETE).
+* ``Conferences/{ConferenceSid}/Participants.json`` (GET list, POST create — only create may name the
+  conference by its friendly name, which makes it if needed; elsewhere a name is 404, or 405 on a list,
+  as on Twilio), ``Participants/{CallSid or Label}.json`` (GET, POST update: ``Hold``, ``HoldUrl``,
+  ``Muted``, ``Coaching``, ``CallSidToCoach``..., DELETE).
 
 And, with no credentials (development only), the console's driving of agent legs
 (docs/subsystems/phone.md): ``GET /dev/clients/{identity}``, ``POST /dev/clients/{identity}/calls/{CallSid}/answer``
@@ -197,17 +198,20 @@ class VoiceApi:
     # --- Conferences ----------------------------------------------------------------------------------
 
     def _conference(self, request: web.Request, *, create: bool = False, form: Form | None = None) -> Conference:
+        """The conference of the path: its SID; a friendly name only to create a participant (as on Twilio)."""
         key = request.match_info["conference_sid"]
         if _CONFERENCE_SID.fullmatch(key):
             conference = self.engine.conferences.get(key)
             if conference is None or (create and conference.status == "completed"):
                 raise _Refused(20404, path=request.path)
             return conference
+        if not create or form is None:
+            # Twilio answers a friendly name where it wants the SID with 405 on a list, and finds nothing else
+            listing = request.method == "GET" and request.path.endswith("/Participants.json")
+            raise _Refused(20004) if listing else _Refused(20404, path=request.path)
         for conference in self.engine.conferences.values():
             if conference.friendly_name == key and conference.status != "completed":
                 return conference
-        if not create or form is None:
-            raise _Refused(20404, path=request.path)
         callback = (_url(form, "ConferenceStatusCallback"), _method(form, "ConferenceStatusCallbackMethod", "POST"),
                     frozenset(_events(form, "ConferenceStatusCallbackEvent", vw.CONFERENCE_EVENTS, "start end")))
         return self.engine._conference_named(key, callback)

@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped,unused-ignore]
+from twilio.base.exceptions import TwilioException, TwilioRestException  # type: ignore[import-untyped,unused-ignore]
 from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped,unused-ignore]
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped,unused-ignore]
 from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
@@ -536,6 +536,11 @@ async def test_hold_mute_and_coaching_through_participants(rig: Rig) -> None:
     await joined(rig, leg)
     conference = call.participant.conference if call.participant else None
     assert conference is not None
+    with pytest.raises(TwilioRestException) as by_name:  # only Participants create takes the friendly name
+        await rig.twilio.conferences("conv-44").participants(call.sid).update_async(hold=True)
+    assert by_name.value.status == 404 and by_name.value.code == 20404
+    with pytest.raises(TwilioException, match="405.*20004"):  # the package reports a list's failure this way
+        await rig.twilio.conferences("conv-44").participants.list_async()
     held = await rig.twilio.conferences(conference.sid).participants(call.sid).update_async(
         hold=True, hold_url=rig.hub_url + "/hold-music", hold_method="GET")
     assert held.hold is True
