@@ -542,10 +542,10 @@ class VoiceEngine:
             raise _AppError(11205, "the URL could not be reached (or did not answer within 15 s)", url)
         if not 200 <= status < 300:
             raise _AppError(11200, f"the URL answered HTTP {status}", url)
+        if content_type.startswith("audio/"):
+            return [Node("Play", {}, final_url)], final_url  # played as it is (never more than read here)
         if len(body) > MAX_DOCUMENT_BYTES:
             raise _AppError(11750, f"the answer is over {MAX_DOCUMENT_BYTES} bytes", url)
-        if content_type.startswith("audio/"):
-            return [Node("Play", {}, final_url)], final_url
         if content_type == "text/plain":
             words = " ".join(body.decode("utf-8", "replace").split())
             return [Node("Say", {}, words, (), words)], final_url

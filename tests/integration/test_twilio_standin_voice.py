@@ -330,6 +330,18 @@ async def test_without_a_working_fallback_the_caller_hears_twilio_s_application_
     assert [e.code for e in second.errors] == [12300] and rig.shop.at("/webhooks/twilio/voice/fallback")[1:] == []
 
 
+async def test_audio_as_the_answer_is_played_and_large_twiml_is_11750(rig: Rig) -> None:
+    rig.voice.numbers[SHOP] = {"fallback_url": ""}
+    rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: web.Response(body=b"\xff\xfb" * 50_000, content_type="audio/mpeg")
+    call = await rig.call()
+    await rig.over(call)
+    assert not call.errors and [e.text for e in call.transcript if e.kind == "play"] == [f"♪ {rig.hub_url}/webhooks/twilio/voice"]
+    rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: "<Response>" + "<Pause/>" * 10_000 + "</Response>"
+    second = await rig.call()
+    await rig.over(second)
+    assert [e.code for e in second.errors] == [11750]
+
+
 async def test_an_action_url_that_fails_is_11200_and_unsupported_twiml_is_named(rig: Rig) -> None:
     rig.voice.numbers[SHOP] = {"fallback_url": ""}
     rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: greeting(action="/webhooks/twilio/voice/missing")
