@@ -97,7 +97,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     hub.media_link = media_signer(settings.session_secret, settings.public_base_url or f"http://{settings.host}:{settings.port}")
     bot_client = None
     bot_watch = None
-    if settings.rasa_url and any(spec.bot_first for spec in channels.specs()):
+    if settings.rasa_url and any(spec.bot_first or spec.bot_when_sure is not None for spec in channels.specs()):
         from integrations.rasa.client import RasaClient
 
         bot_client = RasaClient(settings.rasa_url, settings.rasa_token, timeout=settings.bot_timeout_seconds)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from contact_center.channels import SMS, WHATSAPP, ChannelRegistry
+from contact_center.channels import SMS, VOICE, WHATSAPP, ChannelRegistry
 from contact_center.hub.inbound_port import HubInbound
 from contact_center.hub.service import HubService
 from contact_center.ports import MediaStore
@@ -27,6 +27,8 @@ from integrations.standins.twilio import add_dev_phone_routes, create_twilio_sta
 from integrations.twilio.config import TwilioConfig, TwilioConfigError
 from integrations.twilio.messaging import MessagingAdapter, add_messaging_routes
 from integrations.twilio.rest import TwilioRestClient
+from integrations.twilio.voice import VoiceAdapter, VoiceSettings, add_voice_routes
+from integrations.twilio.voice_rest import VoiceRestClient
 
 log = logging.getLogger("contact_center.twilio")
 
@@ -79,8 +81,22 @@ def wire_twilio(
 
     add_messaging_routes(app, config=config, inbound=HubInbound(hub), media=media, receipts=_LazyReceipts(), client=client)
 
+    # the phone: the same numbers (not WhatsApp's) take calls (docs/subsystems/phone.md)
+    voice_client: VoiceRestClient | None = None
+    if "sms" in served:
+        try:
+            voice_settings = VoiceSettings.from_env(twilio_env(settings))
+        except ValueError as exc:
+            raise TwilioConfigError(str(exc)) from None
+        voice_client = VoiceRestClient(config)
+        voice = VoiceAdapter(config, voice_client, voice_settings)
+        channels.register(replace(VOICE, bot_first=VOICE.name in settings.bot_channels), voice)
+        add_voice_routes(app, config, hub, voice, receipts=_LazyReceipts(), db=db)
+
     async def _close(_: web.Application) -> None:
         await client.close()
+        if voice_client is not None:
+            await voice_client.close()
 
     app.on_cleanup.append(_close)
     if settings.twilio_standin:
@@ -92,6 +108,7 @@ def wire_twilio(
         app[STANDIN_APP_KEY] = standin
         add_dev_phone_routes(app, standin)
         log.info("Twilio stand-in on: text the shop at %s/dev/phone", config.public_base_url)
-    log.info("SMS/WhatsApp through %s for %s", config.api_base_url, ", ".join(n.address for n in config.numbers))
+    log.info("SMS/WhatsApp%s through %s for %s", " and calls" if voice_client else "", config.api_base_url,
+             ", ".join(n.address for n in config.numbers))
     return config
 

@@ -183,6 +183,10 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     ]
     if event.extra:
         attachments.append({"type": "channel", **event.extra})
+    if event.metadata:  # what the channel knows of the message (speech confidence, the keys pressed): kept, bounded
+        kept = bot_turns.jsonable(dict(event.metadata))
+        if kept:
+            attachments.append({"type": "metadata", "data": kept})
     fast = None if event.opening else await _into_open(hub, spec, customer_id, event, text, cid, attachments)
     if fast is not None:
         return fast
@@ -244,8 +248,9 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
     if inbound.thread_key is None:
         hub.remember_open(customer_id, spec.name, conv.id, name, inbound.our_address)
     payload = message_json(msg, name if msg.sender_kind == "customer" else "")
-    if stored.created:
-        await outbound.publish(hub, conv.id, conv.assigned_agent_id, payload, to_customer=spec, skip=origin_sid)
+    if stored.created:  # a contact's opening note is for the agents only: no adapter delivers it
+        await outbound.publish(hub, conv.id, conv.assigned_agent_id, payload, to_customer=None if inbound.opening else spec,
+                               skip=origin_sid)
         # with the bot: its turn (a bot that is down hands over with an apology), except in a channel's own
         # self-service while the bot is down (the adapter's menu answers) and for a contact's opening note
         self_served = spec.self_service_first and not (hub.bot is not None and hub.bot_ready)
