@@ -51,7 +51,7 @@ from integrations.twilio.ivr import Heard, Meaning, Mode
 from integrations.twilio.messaging import BadWebhook, read_form
 from integrations.twilio.ports import WebhookReceipts
 from integrations.twilio.signature import SIGNATURE_HEADER, is_valid_signature
-from integrations.twilio.voice_rest import VoiceRestClient
+from integrations.twilio.voice_rest import VoiceRestClient, VoiceResult
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ class VoiceAdapter:
         self._clock = clock
         self._calls: OrderedDict[str, _Call] = OrderedDict()
         self._max_calls = max_calls
+        self._conferences: OrderedDict[str, str] = OrderedDict()  # friendly name (conv-<id>) -> its CF... SID
         self._max_said = max_said
 
     # --- URLs -----------------------------------------------------------------------------------------
@@ -268,6 +269,44 @@ class VoiceAdapter:
         if call is not None:
             call.agent_leg = agent_leg
 
+    def note_conference(self, room: str, conference_sid: str, *, ended: bool = False) -> None:
+        """A conference status callback told the SID of the conference named ``room`` (or that it ended)."""
+        if ended:
+            if self._conferences.get(room) == conference_sid:
+                del self._conferences[room]
+            return
+        self._conferences[room] = conference_sid
+        self._conferences.move_to_end(room)
+        while len(self._conferences) > self._max_calls:
+            self._conferences.popitem(last=False)
+
+    async def conference_sid(self, room: str, *, fresh: bool = False) -> VoiceResult:
+        """The ``CF...`` SID of the live conference ``room``: from its status callbacks, else (or when ``fresh``)
+        asked of Twilio (Conferences list by FriendlyName, in progress). Participants fetch/update/delete need it:
+        Twilio takes a friendly name only to create a participant."""
+        known = None if fresh else self._conferences.get(room)
+        if known is not None:
+            return VoiceResult(True, sid=known)
+        found = await self.client.find_conference(room)
+        if found.ok and found.sid:
+            self.note_conference(room, found.sid)
+        else:
+            self._conferences.pop(room, None)
+        return found
+
+    async def _update_participant(self, room: str, leg: str, **changes: Any) -> VoiceResult:
+        """Participants update of ``leg`` in the conference ``room`` by its SID (asked again once if the one kept
+        here is stale: a requeued call's next bridge is a new conference of the same name)."""
+        found = await self.conference_sid(room)
+        if not found.ok or not found.sid:
+            return found
+        result = await self.client.update_participant(found.sid, leg, **changes)
+        if result.gone and room in self._conferences:
+            again = await self.conference_sid(room, fresh=True)
+            if again.ok and again.sid and again.sid != found.sid:
+                result = await self.client.update_participant(again.sid, leg, **changes)
+        return result
+
     def caller_of_leg(self, agent_leg: str) -> str | None:
         """The caller's CallSid of an agent's leg this process rang (None if unknown here)."""
         return next((sid for sid, call in self._calls.items() if call.agent_leg == agent_leg), None)
@@ -318,7 +357,7 @@ class VoiceAdapter:
         if handler is not None:
             return await handler(action, room)
         if action.kind in ("hold", "unhold"):
-            result = await self.client.update_participant(
+            result = await self._update_participant(
                 room, call_sid, hold=action.kind == "hold", hold_url=(self.music_url or None) if action.kind == "hold" else None,
             )
             return result.report()
@@ -326,7 +365,7 @@ class VoiceAdapter:
             leg = self._agent_leg(call_sid, action.agent_id)
             if leg is None:
                 return _failed("no_agent_leg", "Your phone is not connected to this call.")
-            return (await self.client.update_participant(room, leg, muted=action.kind == "mute")).report()
+            return (await self._update_participant(room, leg, muted=action.kind == "mute")).report()
         if action.kind in ("transfer", "consult", "complete_transfer"):
             return _failed("unsupported", "Warm transfer is not available on the phone yet: transfer the call to a queue or an agent instead.")
         return _failed("unsupported", f"The phone cannot do {action.kind!r}.")
@@ -971,6 +1010,8 @@ class _Webhooks:
                 raise BadWebhook("call is not a Twilio call SID")
         except BadWebhook as exc:
             return web.Response(status=400, text=exc.reason)
+        if _ROOM.fullmatch(_field(form, "FriendlyName")):  # the SID that Participants update needs, kept per room
+            self.adapter.note_conference(_field(form, "FriendlyName"), conference, ended=event == "conference-end")
         leg, label = _field(form, "CallSid"), _field(form, "ParticipantLabel")
         if thread is None:  # a callback URL without ?call=: the caller's own leg, or the call bridged here
             thread = leg if label == CUSTOMER_LABEL and _CALL_SID.fullmatch(leg) else self.adapter.caller_in_room(_field(form, "FriendlyName"))

@@ -1,5 +1,6 @@
 """Twilio's REST API for live calls: Calls (new TwiML for a call, hang it up), Conferences' Participants
-(the agent's leg, hold with music, mute).
+(the agent's leg, hold with music, mute). Participants are created in a conference named by its friendly name
+(``conv-<id>``); every other Participants request needs the conference's ``CF...`` SID, as on Twilio.
 
 As :mod:`integrations.twilio.rest` does for messages, the official ``twilio`` package does the talking over
 its aiohttp client (``update_async``, ``create_async``), so paths and form fields are Twilio's own and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRIES = 3
 DEFAULT_BACKOFF = 0.3  # seconds before the 2nd try; doubled for each later one (an agent is waiting)
+CONFERENCE_SID = re.compile(r"CF[0-9a-fA-F]{32}")
 _NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}  # never let TWILIO_EDGE/REGION rewrite the API's host
 
 # Twilio's codes for what goes wrong with a live call, in words for the agent.
@@ -198,7 +201,7 @@ class VoiceRestClient:
         end_conference_on_exit: bool = False,
     ) -> VoiceResult:
         """Participants create: dial ``to`` (``client:agent_7`` or a number) into the conference named
-        ``conference`` (Twilio takes a conference's friendly name where its SID goes)."""
+        ``conference`` (creating is the one Participants request where Twilio takes a friendly name for the SID)."""
         return await self._call("add_participant", lambda c: c.conferences(conference).participants.create_async(
             from_=from_, to=to, status_callback=_opt(status_callback),
             status_callback_event=list(status_callback_event) if status_callback else values.unset,
@@ -207,11 +210,31 @@ class VoiceRestClient:
             timeout=timeout, label=_opt(label), end_conference_on_exit=end_conference_on_exit, early_media=True, beep="false",
         ))
 
+    async def find_conference(self, friendly_name: str) -> VoiceResult:
+        """Conferences list by ``FriendlyName`` and ``Status=in-progress``: the ``CF...`` SID of the live
+        conference named so (in ``sid``); not ``ok``, code ``20404``, when there is none."""
+        rows: list[Any] = []
+
+        async def listing(c: Client) -> None:
+            rows[:] = await c.conferences.list_async(friendly_name=friendly_name, status="in-progress", limit=1)
+
+        result = await self._call("find_conference", listing)
+        if not result.ok:
+            return result
+        sid = getattr(rows[0], "sid", None) if rows else None
+        if not isinstance(sid, str) or not CONFERENCE_SID.fullmatch(sid):
+            return VoiceResult(False, code="20404", words="The call is no longer bridged (its conference has ended).")
+        return VoiceResult(True, sid=sid)
+
     async def update_participant(
-        self, conference: str, call_sid: str, *, hold: bool | None = None, hold_url: str | None = None, muted: bool | None = None,
+        self, conference_sid: str, call_sid: str, *, hold: bool | None = None, hold_url: str | None = None, muted: bool | None = None,
     ) -> VoiceResult:
-        """Participants update: hold (with the music at ``hold_url``) or mute one leg of a conference."""
-        return await self._call("update_participant", lambda c: c.conferences(conference).participants(call_sid).update_async(
+        """Participants update: hold (with the music at ``hold_url``) or mute one leg (its CallSid or label) of
+        the conference ``conference_sid``. Twilio takes a friendly name only to *create* a participant: here the
+        path needs the ``CF...`` SID (:meth:`find_conference`, or the conference's status callbacks)."""
+        if not CONFERENCE_SID.fullmatch(conference_sid):
+            return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
+        return await self._call("update_participant", lambda c: c.conferences(conference_sid).participants(call_sid).update_async(
             hold=_opt(hold), hold_url=_opt(hold_url), hold_method="GET" if hold_url else values.unset, muted=_opt(muted),
         ))
 

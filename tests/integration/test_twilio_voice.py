@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -113,15 +114,18 @@ class ShopBot:
 
 
 class FakeTwilioApi:
-    """Twilio's Calls and Participants endpoints, checking credentials and recording the forms."""
+    """Twilio's Calls, Conferences (list) and Participants endpoints, checking credentials and recording the
+    forms. As on Twilio, only Participants create takes a conference's friendly name; an update needs its SID."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, MultiDict[str]]] = []
         self.refuse: dict[str, tuple[int, int, str]] = {}  # path fragment -> (HTTP status, code, message)
         self.legs = 0
+        self.conferences: dict[str, str] = {}  # friendly name -> CF SID (made by a participant's create)
         self.app = web.Application()
         prefix = "/2010-04-01/Accounts/{account}"
         self.app.router.add_post(prefix + "/Calls/{call}.json", self.call)
+        self.app.router.add_get(prefix + "/Conferences.json", self.list_conferences)
         self.app.router.add_post(prefix + "/Conferences/{conference}/Participants.json", self.add_participant)
         self.app.router.add_post(prefix + "/Conferences/{conference}/Participants/{leg}.json", self.participant)
 
@@ -152,15 +156,28 @@ class FakeTwilioApi:
         if refused is not None:
             return refused
         self.legs += 1
-        return web.json_response({"call_sid": sid(900 + self.legs), "conference_sid": sid(1, "CF"), "account_sid": ACCOUNT_SID,
+        name = request.match_info["conference"]
+        conference = name if name.startswith("CF") else self.conferences.setdefault(name, sid(100 + len(self.conferences), "CF"))
+        return web.json_response({"call_sid": sid(900 + self.legs), "conference_sid": conference, "account_sid": ACCOUNT_SID,
                                   "status": "queued", "label": "agent"}, status=201)
+
+    async def list_conferences(self, request: web.Request) -> web.Response:
+        await self._form(request)
+        assert request.query.get("Status") == "in-progress"
+        name = request.query.get("FriendlyName")
+        rows = [{"sid": c, "friendly_name": n, "status": "in-progress", "account_sid": ACCOUNT_SID}
+                for n, c in self.conferences.items() if n == name]
+        return web.json_response({"conferences": rows, "page": 0, "page_size": 50, "next_page_uri": None, "uri": request.path})
 
     async def participant(self, request: web.Request) -> web.Response:
         await self._form(request)
+        if not re.fullmatch(r"CF[0-9a-f]{32}", request.match_info["conference"]):
+            return web.json_response({"code": 20404, "message": "not found", "status": 404, "more_info": ""}, status=404)
         refused = self._refused(request.path)
         if refused is not None:
             return refused
-        return web.json_response({"call_sid": request.match_info["leg"], "conference_sid": sid(1, "CF"), "status": "connected"})
+        return web.json_response({"call_sid": request.match_info["leg"], "conference_sid": request.match_info["conference"],
+                                  "status": "connected"})
 
     def of(self, fragment: str) -> list[tuple[str, MultiDict[str]]]:
         return [(p, f) for p, f in self.requests if fragment in p]
@@ -532,10 +549,13 @@ async def test_an_agent_accepts_and_the_adapter_bridges_the_call_through_twilio(
     # the call card: hold (with music) and mute go to the conference's participants
     await phone.hub.call_action(phone.agent, conv.id, "hold")
     held_path, held = phone.api.requests[-1]
-    assert held_path.endswith(f"/Participants/{sid(17)}.json") and held["Hold"] == "true"
+    room_sid = phone.api.conferences[f"conv-{conv.id}"]  # asked by FriendlyName: no conference callback came here
+    assert phone.api.requests[-2][0].endswith("/Conferences.json")
+    assert held_path.endswith(f"/Conferences/{room_sid}/Participants/{sid(17)}.json") and held["Hold"] == "true"
     assert local(held["HoldUrl"]) == "/webhooks/twilio/voice/hold-music.wav"
     await phone.hub.call_action(phone.agent, conv.id, "mute")
-    assert phone.api.requests[-1][0].endswith(f"/Participants/{sid(901)}.json") and phone.api.requests[-1][1]["Muted"] == "true"
+    assert phone.api.requests[-1][0].endswith(f"/Conferences/{room_sid}/Participants/{sid(901)}.json")  # the SID kept: no list again
+    assert phone.api.requests[-1][1]["Muted"] == "true" and len(phone.api.of("/Conferences.json")) == 1
     # a text for a caller who is with an agent is not spoken
     report = await phone.adapter.deliver(OutboundMessage(conv.id or 0, 9, "phone", CALLER, SHOP, "hello", thread_key=sid(17)))
     assert report.status == "failed" and report.error_message == NOT_SPOKEN_WORDS
@@ -560,6 +580,10 @@ async def test_refusals_of_the_adapter_are_words(phone: Phone) -> None:
     report = await phone.adapter.act(action)
     assert report.status == "failed" and "Warm transfer" in (report.error_message or "")
     assert (await phone.adapter.act(CallAction("hold", 1, "not-a-call", 1))).status == "failed"
+    held = await phone.adapter.act(CallAction("hold", 1, sid(19), 1))  # no live conference conv-1
+    assert held.status == "failed" and "no longer bridged" in (held.error_message or "")
+    assert not any("/Participants/" in p for p, _ in phone.api.requests)  # never a friendly name where the SID goes
+    phone.api.conferences["conv-1"] = sid(9, "CF")
     phone.api.refuse["/Participants/"] = (404, 20404, "not found")
     held = await phone.adapter.act(CallAction("hold", 1, sid(19), 1))
     assert held.status == "failed" and "hung up" in (held.error_message or "")
@@ -696,7 +720,14 @@ async def test_conference_events_reach_the_agent(phone: Phone) -> None:
         assert (await phone.post(path, form)).status == 200
     assert [d["status"] for d in phone.emits.of("call_status")].count("agent_joined") == 1
     await phone.hub.call_action(phone.agent, conv.id, "mute")
-    assert phone.api.requests[-1][0].endswith(f"/Participants/{sid(777)}.json")  # the leg the conference named
+    # the leg the conference named, in the conference its callback named (its SID: no list asked)
+    assert phone.api.requests[-1][0].endswith(f"/Conferences/{sid(5, 'CF')}/Participants/{sid(777)}.json")
+    assert phone.api.of("/Conferences.json") == []
+    # the conference ended and the call was bridged again (a new conference of the same name): asked again
+    await phone.post(path, {**form, "StatusCallbackEvent": "conference-end", "SequenceNumber": "9"})
+    phone.api.conferences[f"conv-{conv.id}"] = sid(6, "CF")
+    await phone.hub.call_action(phone.agent, conv.id, "unmute")
+    assert phone.api.requests[-1][0].endswith(f"/Conferences/{sid(6, 'CF')}/Participants/{sid(777)}.json")
     assert (await phone.post(path, {**form, "ConferenceSid": "nope"})).status == 400
 
 
@@ -840,9 +871,13 @@ async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_ser
         engine.answer(legs[0]["call_sid"])
         await engine.wait_for(lambda: call.participant is not None and call.participant.conference.started)
         assert call.participant is not None and call.participant.conference.friendly_name == f"conv-{row.id}"
+        # hold and back through Participants update, by the conference's CF SID (the stand-in refuses its name there)
+        room = call.participant.conference
         await hub.call_action(agent, row.id, "hold")
         await engine.wait_for(lambda: call.participant is not None and call.participant.hold)
+        assert (await adapter.conference_sid(f"conv-{row.id}")).sid == room.sid
         await hub.call_action(agent, row.id, "unhold")
+        await engine.wait_for(lambda: call.participant is not None and not call.participant.hold)
         await hub.call_action(agent, row.id, "mute")
         await engine.wait_for(lambda: engine.client_legs(f"agent_{agent.id}")[0]["muted"])
         expected = {"agent_ringing", "agent_in_progress", "agent_joined", "bridged", "caller_on_hold"}
