@@ -294,6 +294,19 @@ class Participant:
                 "end_conference_on_exit": self.end_conference_on_exit}
 
 
+async def _read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body (one ``read(n)`` gives what has arrived so far, maybe fewer than ``n``)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class Conference:
     """A conference room: its participants, Twilio's status (``init``, ``in-progress``, ``completed``)."""
 
@@ -484,7 +497,8 @@ class VoiceEngine:
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 final_url = str(resp.url)
-                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                if not content_type.startswith("audio/"):  # audio is played, never read (whatever its size)
+                    body = await _read_at_most(resp.content, MAX_DOCUMENT_BYTES + 1)
         except aiohttp.TooManyRedirects:
             status, content_type = -11215, ""
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -542,8 +556,10 @@ class VoiceEngine:
             raise _AppError(11205, "the URL could not be reached (or did not answer within 15 s)", url)
         if not 200 <= status < 300:
             raise _AppError(11200, f"the URL answered HTTP {status}", url)
-        if content_type.startswith("audio/"):
-            return [Node("Play", {}, final_url)], final_url  # played as it is (never more than read here)
+        if content_type.startswith("audio/"):  # played as it is (never more than read here)
+            # the URL as given (a GET carries the call's parameters in its query: not part of what is played)
+            played = url if urlsplit(final_url)[:3] == urlsplit(url)[:3] else final_url
+            return [Node("Play", {}, played)], played
         if len(body) > MAX_DOCUMENT_BYTES:
             raise _AppError(11750, f"the answer is over {MAX_DOCUMENT_BYTES} bytes", url)
         if content_type == "text/plain":

@@ -336,10 +336,17 @@ async def test_audio_as_the_answer_is_played_and_large_twiml_is_11750(rig: Rig) 
     call = await rig.call()
     await rig.over(call)
     assert not call.errors and [e.text for e in call.transcript if e.kind == "play"] == [f"♪ {rig.hub_url}/webhooks/twilio/voice"]
+    # fetched with GET (as hold music is), the call's parameters ride in the query: what is played is the URL as given
+    rig.voice.numbers[SHOP] = {"fallback_url": "", "voice_method": "GET", "voice_url": rig.hub_url + "/webhooks/twilio/voice?tune=1"}
+    call = await rig.call()
+    await rig.over(call)
+    assert rig.shop.at("/webhooks/twilio/voice")[-1].query["CallSid"] == call.sid
+    assert not call.errors and [e.text for e in call.transcript if e.kind == "play"] == [f"♪ {rig.hub_url}/webhooks/twilio/voice?tune=1"]
+    rig.voice.numbers[SHOP] = {"fallback_url": ""}
     rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: "<Response>" + "<Pause/>" * 10_000 + "</Response>"
     second = await rig.call()
     await rig.over(second)
-    assert [e.code for e in second.errors] == [11750]
+    assert [e.code for e in second.errors] == [11750], [(e.code, e.detail, e.url) for e in second.errors]
 
 
 async def test_an_action_url_that_fails_is_11200_and_unsupported_twiml_is_named(rig: Rig) -> None:
