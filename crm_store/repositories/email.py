@@ -16,7 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -55,26 +57,30 @@ async def take_in(
     from_addr: str = "", subject: str = "", in_reply_to: str | None = None, references: Sequence[str] = (),
     detail: dict[str, Any] | None = None,
 ) -> TakenIn:
-    """Record an inbound email (state ``received``) unless this mailbox has it already."""
+    """Record an inbound email (state ``received``) unless this mailbox has it already.
+
+    One statement when the message is new (``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: no read
+    before it, no savepoint; a concurrent fetch of the same message simply inserts nothing); the row
+    already kept is read only for a repeat.
+    """
     key = dedup_key(message_id, raw)
     mailbox = mailbox.lower()
-    found = await by_key(s, mailbox, key)
-    if found is not None:
-        return TakenIn(found, False)
     row = EmailMessage(
         mailbox=mailbox, dedup_key=key, message_id=strip_id(message_id), direction="in", source=source, state="received",
         raw_key=raw_key, size=len(raw), from_addr=from_addr[:254], subject=subject[:500],
         in_reply_to=(strip_id(in_reply_to) or "")[:300] or None,
         references=[r[:300] for r in (strip_id(x) for x in references) if r][-50:], detail=dict(detail or {}),
     )
-    try:
-        async with s.begin_nested():
-            s.add(row)
-            await s.flush()
-    except IntegrityError:  # another fetch of the same message won the race
+    table = EmailMessage.__table__  # type: ignore[attr-defined]
+    values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=["mailbox", "dedup_key"]).returning(table.c.id)
+    new_id = (await s.execute(stmt)).scalar_one_or_none()
+    if new_id is None:  # kept already (a repeat, or another fetch of the same message won the race)
         found = await by_key(s, mailbox, key)
         assert found is not None
         return TakenIn(found, False)
+    row.id = int(new_id)
     return TakenIn(row, True)
 
 
@@ -94,6 +100,34 @@ async def mark_stored(s: AsyncSession, row_id: int, *, conversation_id: int | No
     if detail:
         row.detail = {**(row.detail or {}), **detail}
     s.add(row)
+
+
+@dataclass(frozen=True)
+class Marked:
+    """One row's outcome for :func:`mark_many` (``detail`` is the row's whole detail, written as given)."""
+
+    row_id: int
+    state: str
+    conversation_id: int | None
+    message_seq: int | None
+    detail: dict[str, Any]
+
+
+async def mark_many(s: AsyncSession, rows: Sequence[Marked]) -> None:
+    """:func:`mark_stored` for several rows at once, whose whole ``detail`` the caller knows: one statement
+    (executemany), no read."""
+    if not rows:
+        return
+    table = EmailMessage.__table__  # type: ignore[attr-defined]
+    stmt = (
+        update(table).where(table.c.id == bindparam("row_id"))
+        .values(state=bindparam("new_state"), conversation_id=bindparam("conv"), message_seq=bindparam("seq"),
+                detail=bindparam("new_detail", type_=table.c.detail.type))
+    )
+    await s.execute(stmt, [
+        {"row_id": r.row_id, "new_state": r.state, "conv": r.conversation_id, "seq": r.message_seq, "new_detail": r.detail}
+        for r in rows
+    ])
 
 
 async def record_sent(

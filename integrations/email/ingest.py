@@ -87,6 +87,14 @@ def thread_key_of(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Taken:
+    """A row ``take`` just created, with its bytes: the worker needs neither the row nor the file read back."""
+
+    row: EmailMessage
+    raw: bytes
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What ``process`` did with a row: its final state, and where it went."""
 
@@ -109,6 +117,8 @@ class EmailIngest:
         None: none is, and no message is labelled spoofed.
     """
 
+    concurrency = 4  # messages processed at once (of different senders and threads)
+
     def __init__(
         self, db: Callable[[], Database], inbound: InboundPort, media: MediaStore, config: EmailConfig, secret: bytes,
         acknowledge: Acknowledge | None = None, *, authserv_id: str | None = None,
@@ -120,8 +130,14 @@ class EmailIngest:
         self.secret = secret
         self.acknowledge = acknowledge
         self.authserv_id = authserv_id
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Taken | int] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes: dict[str, asyncio.Future[None]] = {}  # sender address -> its newest message in hand
+        self._in_hand: dict[str, asyncio.Future[None]] = {}  # Message-ID -> done when its row is marked
+        self._marks: list[tuple[email_repo.Marked, asyncio.Future[None]]] = []
+        self._marking = False
+        self._mark_task: asyncio.Task[None] | None = None
         self._attempts: dict[int, int] = {}
         self._busy = 0
 
@@ -140,30 +156,20 @@ class EmailIngest:
         detail: dict[str, Any] = {"fingerprint": fp}
         if rcpt:
             detail["rcpt"] = rcpt.strip().lower()[:254]
-        message_id = head.message_id
+        fields = dict(mailbox=mailbox, raw=raw, raw_key=stored.key, source=source, from_addr=head.from_address,
+                      subject=head.subject, in_reply_to=head.in_reply_to, references=head.references, detail=detail)
+        # one write transaction, one statement for a new message (no read before the insert); a repeat of the
+        # Message-ID that is not this message (another content, or one of ours) is kept under its own key
         async with self._db().transaction() as s:
-            if message_id:
-                found = await email_repo.by_key(s, mailbox, email_repo.dedup_key(message_id, raw))
-                if found is not None and (found.direction != "in" or (found.detail or {}).get("fingerprint") not in (None, fp)):
-                    message_id = self._reused(message_id, fp)
-            taken = await email_repo.take_in(
-                s, mailbox=mailbox, raw=raw, raw_key=stored.key, message_id=message_id, source=source,
-                from_addr=head.from_address, subject=head.subject, in_reply_to=head.in_reply_to,
-                references=head.references, detail=detail,
-            )
-        row = taken.row
-        if not taken.created and message_id == head.message_id and message_id and (row.detail or {}).get("fingerprint") not in (None, fp):
-            # lost a race against another message with the same Message-ID: keep this one under its own key
-            async with self._db().transaction() as s:
-                taken = await email_repo.take_in(
-                    s, mailbox=mailbox, raw=raw, raw_key=stored.key, message_id=self._reused(message_id, fp), source=source,
-                    from_addr=head.from_address, subject=head.subject, in_reply_to=head.in_reply_to,
-                    references=head.references, detail=detail,
-                )
+            taken = await email_repo.take_in(s, message_id=head.message_id, **fields)
             row = taken.row
+            if (not taken.created and head.message_id
+                    and (row.direction != "in" or (row.detail or {}).get("fingerprint") not in (None, fp))):
+                taken = await email_repo.take_in(s, message_id=self._reused(head.message_id, fp), **fields)
+        row = taken.row
         assert row.id is not None
         if taken.created:
-            self._queue.put_nowait(row.id)
+            self._queue.put_nowait(_Taken(row, raw))
         return row.id, taken.created
 
     @staticmethod
@@ -184,6 +190,11 @@ class EmailIngest:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every queued row is processed (tests and benchmarks)."""
@@ -193,22 +204,62 @@ class EmailIngest:
         await asyncio.wait_for(idle(), timeout)
 
     async def _run(self) -> None:
+        """Hand each queued row to its own task, up to ``concurrency`` at once, in an order that keeps every
+        message after the ones it depends on: the messages of one sender go one after the other (a lane per
+        sender address), and a message whose In-Reply-To or References names a message still in hand here
+        waits for that one (so a reply is never threaded before the message it answers is stored)."""
         try:
             await self.recover()
         except Exception:  # noqa: BLE001 - the database may be down at start; the rows wait for the next pass
             log.exception("email recovery pass failed")
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(max(1, self.concurrency))
         while True:
-            row_id = await self._queue.get()
+            item = await self._queue.get()
+            row_id = item.row.id if isinstance(item, _Taken) else item
+            assert row_id is not None
+            done: asyncio.Future[None] = loop.create_future()
+            after: list[asyncio.Future[None]] = []
+            lane = mid = None
+            if isinstance(item, _Taken):
+                row = item.row
+                for ref in (row.in_reply_to, *(row.references or ())):
+                    found = self._in_hand.get(ref) if ref else None
+                    if found is not None and found not in after:
+                        after.append(found)
+                lane, mid = row.from_addr or None, row.message_id
+            if lane is not None:
+                earlier = self._lanes.get(lane)
+                if earlier is not None and earlier not in after:
+                    after.append(earlier)
+                self._lanes[lane] = done
+            if mid:
+                self._in_hand[mid] = done
             self._busy += 1
-            try:
-                await self.process(row_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - one message's failure never stops the worker
-                log.exception("email processing failed", extra={"row_id": row_id})
-                await self._failed(row_id)
-            finally:
-                self._busy -= 1
+            task = loop.create_task(self._handle(item, row_id, after, done, slots, lane, mid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, item: "_Taken | int", row_id: int, after: list["asyncio.Future[None]"], done: "asyncio.Future[None]",
+                      slots: asyncio.Semaphore, lane: str | None, mid: str | None) -> None:
+        try:
+            if after:
+                await asyncio.wait(after)  # never cancels them
+            async with slots:
+                await self.process(row_id, taken=item if isinstance(item, _Taken) else None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one message's failure never stops the worker
+            log.exception("email processing failed", extra={"row_id": row_id})
+            await self._failed(row_id)
+        finally:
+            if not done.done():
+                done.set_result(None)
+            if lane is not None and self._lanes.get(lane) is done:
+                del self._lanes[lane]
+            if mid and self._in_hand.get(mid) is done:
+                del self._in_hand[mid]
+            self._busy -= 1
 
     async def _failed(self, row_id: int) -> None:
         attempts = self._attempts.get(row_id, 0) + 1
@@ -243,33 +294,65 @@ class EmailIngest:
 
     # --- after the 250 -----------------------------------------------------------------------------
 
-    async def process(self, row_id: int) -> Outcome | None:
-        """Parse, thread and hand one kept message to the core (idempotent: a row already done is skipped)."""
-        async with self._db().session() as s:
-            row = await s.get(EmailMessage, row_id)
-        if row is None or row.state != "received" or row.direction != "in":
-            return None
-        found = await self.media.get(row.raw_key)
-        if found is None:
-            return await self._mark(row_id, Outcome("failed"), {"error": "the raw message is missing from the media store"})
-        raw = found[1]
+    async def process(self, row_id: int, *, taken: _Taken | None = None) -> Outcome | None:
+        """Parse, thread and hand one kept message to the core (idempotent: a row already done is skipped).
+
+        ``taken``: the row ``take`` just created and its bytes (neither is read back)."""
+        if taken is not None:
+            row, raw = taken.row, taken.raw
+        else:
+            async with self._db().session() as s:
+                row = await s.get(EmailMessage, row_id)
+            if row is None or row.state != "received" or row.direction != "in":
+                return None
+            found = await self.media.get(row.raw_key)
+            if found is None:
+                return await self._mark(row, Outcome("failed"), {"error": "the raw message is missing from the media store"})
+            raw = found[1]
         parsed = await asyncio.to_thread(
             parse_email, raw, our_addresses=tuple(self.config.addresses), authserv_id=self.authserv_id,
         )
         detail = summary(parsed)
         if parsed.auto == "loop":
             log.info("email loop ignored", extra={"row_id": row_id})
-            return await self._mark(row_id, Outcome("ignored", how="loop"), detail)
+            return await self._mark(row, Outcome("ignored", how="loop"), detail)
         if parsed.bounce is not None:
             return await self._bounce(row, parsed, detail)
         return await self._deliver(row, parsed, detail)
 
-    async def _mark(self, row_id: int, outcome: Outcome, detail: dict[str, Any]) -> Outcome:
-        async with self._db().transaction() as s:
-            await email_repo.mark_stored(s, row_id, conversation_id=outcome.conversation_id, message_seq=outcome.message_seq,
-                                         state=outcome.state, detail={**detail, "threaded_by": outcome.how or None})
-        self._attempts.pop(row_id, None)
+    async def _mark(self, row: EmailMessage, outcome: Outcome, detail: dict[str, Any]) -> Outcome:
+        """Record the outcome on the row. The rows of messages finishing together share one transaction (one
+        statement); this returns once it is committed (a reply's threading reads the row)."""
+        assert row.id is not None
+        marked = email_repo.Marked(row.id, outcome.state, outcome.conversation_id, outcome.message_seq,
+                                   {**(row.detail or {}), **detail, "threaded_by": outcome.how or None})
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._marks.append((marked, future))
+        if not self._marking:
+            self._marking = True
+            self._mark_task = loop.create_task(self._write_marks())
+        await future
+        self._attempts.pop(row.id, None)
         return outcome
+
+    async def _write_marks(self) -> None:
+        try:
+            while self._marks:
+                batch, self._marks = self._marks, []
+                try:
+                    async with self._db().transaction() as s:
+                        await email_repo.mark_many(s, [m for m, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each waiter's message is retried
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._marking = False
 
     async def _bounce(self, row: EmailMessage, p: ParsedEmail, detail: dict[str, Any]) -> Outcome:
         assert p.bounce is not None and row.id is not None
@@ -293,7 +376,7 @@ class EmailIngest:
         if b.permanent and b.recipient and hasattr(self.inbound, "address_undeliverable"):
             reason = f"{b.status or '5.0.0'} {b.diagnostic or 'permanent failure'}"
             detail["undeliverable"] = await self.inbound.address_undeliverable(CHANNEL, b.recipient, reason[:300])
-        return await self._mark(row.id, Outcome("ignored", conversation_id=conversation_id, how="bounce"), detail)
+        return await self._mark(row, Outcome("ignored", conversation_id=conversation_id, how="bounce"), detail)
 
     async def _thread(self, row: EmailMessage, p: ParsedEmail) -> tuple[Conversation | None, str]:
         """The conversation this message continues, and by which rule (docs/subsystems/email.md)."""
@@ -332,7 +415,7 @@ class EmailIngest:
     async def _deliver(self, row: EmailMessage, p: ParsedEmail, detail: dict[str, Any]) -> Outcome:
         assert row.id is not None
         if not p.from_address:
-            return await self._mark(row.id, Outcome("failed"), {**detail, "error": "the message has no sender address"})
+            return await self._mark(row, Outcome("failed"), {**detail, "error": "the message has no sender address"})
         our_address = self._our_address(row, p)
         if p.spoofed:  # never into someone's existing conversation
             conv, how = None, "new"
@@ -371,11 +454,11 @@ class EmailIngest:
             if getattr(exc, "code", None) != "bad_request":  # a failure: retried (the row stays received)
                 raise
             log.warning("email refused by the core", extra={"row_id": row.id, "reason": str(exc)})
-            return await self._mark(row.id, Outcome("failed", how=how), {**detail, "error": f"refused: {exc}"[:300]})
+            return await self._mark(row, Outcome("failed", how=how), {**detail, "error": f"refused: {exc}"[:300]})
         seq = result.message.get("seq")
         outcome = Outcome("stored", conversation_id=result.conversation_id, message_seq=int(seq) if isinstance(seq, int) else None,
                           how=how, created=result.created)
-        await self._mark(row.id, outcome, detail)
+        await self._mark(row, outcome, detail)
         if (conv is None and result.created and self.acknowledge is not None and self.config.ack and p.auto is None
                 and not p.no_auto_answer and not p.spoofed):
             try:
