@@ -174,8 +174,9 @@ class VoiceRestClient:
                 sid = getattr(answer, "call_sid", None) or getattr(answer, "sid", None)
                 return VoiceResult(True, sid=sid if isinstance(sid, str) else None)
             if not retry or attempt >= self.tries:
-                if not result.ok:
-                    log.warning("twilio voice request failed", extra={"what": what, "code": result.code, "status": result.http_status})
+                if not result.ok:  # a call that is already over is news, not trouble (hanging up a caller who hung up)
+                    log.log(logging.INFO if result.gone else logging.WARNING, "twilio voice request failed",
+                            extra={"what": what, "code": result.code, "status": result.http_status})
                 return result
             await self._sleep(self.backoff * 2 ** (attempt - 1))
             attempt += 1

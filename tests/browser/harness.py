@@ -82,13 +82,14 @@ def ensure_frontend() -> None:
 
 
 @contextlib.contextmanager
-def running_hub(tmp: Path, name: str, token: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A hub on a free port with the demo data, its log kept as ``test-artifacts/<name>-hub.log``.
+def running_hub(tmp: Path, name: str, token: str, env: dict[str, str] | None = None, *, port: int | None = None) -> Iterator[str]:
+    """A hub on a free port (or ``port``) with the demo data, its log kept as ``test-artifacts/<name>-hub.log``.
 
     ``env``, when given, is merged into the hub's environment last (it may override the defaults above).
+    ``port`` lets the caller know the base URL before the start (``PUBLIC_BASE_URL`` for Twilio's webhooks).
     """
     ensure_frontend()
-    port = free_port()
+    port = port or free_port()
     hub_env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/{name}.db",
