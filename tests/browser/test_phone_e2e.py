@@ -9,7 +9,7 @@ works alone. One page is the caller (``/dev/phone``'s Call tab), another is alic
   stand-in moves the caller into the conference ``conv-<id>`` and rings alice's ``client:`` leg, which the
   console's stand-in softphone answers; the card shows Connected and the caller's phone "with the shop";
   hold and resume go through Participants update (by the conference's CF SID) and the caller's phone shows
-  "on hold" and back; the caller hangs up from /dev/phone; the card says so and offers the wrap-up; alice
+  "on hold" and back; mute and unmute reach alice's leg in the conference; the caller hangs up from /dev/phone; the card says so and offers the wrap-up; alice
   closes with a disposition; the customer's timeline has the call, who joined it, its end and its close.
 * A caller who hangs up while waiting (no agent available): the call is closed as abandoned and counted in
   the supervisor's figures.
@@ -197,6 +197,18 @@ def test_a_caller_reaches_alice_who_holds_and_wraps_up(hub: tuple[str, Path], br
         expect(card).to_have_attribute("data-state", "connected")
         expect(hold).to_have_text("Hold")
         expect(status).to_contain_text("with the shop")
+        expect(card.get_by_test_id("call-error")).to_be_hidden()
+
+        # --- mute and back: Participants update of alice's leg (the stand-in's leg shows it)
+        mute = card.get_by_test_id("call-mute")
+        mute.click()
+        expect(mute).to_have_attribute("aria-pressed", "true")
+        _wait_for(agent, lambda: [leg.get("muted") for leg in http(f"{base}/standin/twilio/dev/clients/{identity}")[1]] == [True],
+                  "alice's leg to be muted in the conference")
+        mute.click()
+        expect(mute).to_have_attribute("aria-pressed", "false")
+        _wait_for(agent, lambda: [leg.get("muted") for leg in http(f"{base}/standin/twilio/dev/clients/{identity}")[1]] == [False],
+                  "alice's leg to be unmuted")
         expect(card.get_by_test_id("call-error")).to_be_hidden()
 
         # --- the caller hangs up from the dev phone: the card ends and offers the wrap-up
