@@ -284,7 +284,7 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
 
     def opened(status: str) -> TimelineNote:
         return TimelineNote(
-            spec.interaction_kind, spec.name, f"{spec.label} started: {inbound.text[:200]}",
+            spec.interaction_kind, spec.name, f"{spec.noun[:1].upper()}{spec.noun[1:]} started: {inbound.text[:200]}",
             {"queue": queue, "with": {"bot": "bot", "closed": "filed"}.get(status, "queue")},
         )
 

@@ -274,7 +274,7 @@ async def test_a_gmail_message_opens_a_queued_conversation_on_the_senders_record
     record = await mail.record(conv.customer_id)
     points = {(p["kind"], p["value"]): p["verified"] for p in record["contact_points"]}
     assert points == {("email", "ann.example@gmail.com"): True}
-    assert any("Email started" in i["summary"] and "order 10234" in i["summary"] for i in record["timeline"]["items"])
+    assert any("Email thread started" in i["summary"] and "order 10234" in i["summary"] for i in record["timeline"]["items"])
     (msg,) = await mail.console(conv.id)
     assert msg["sender_kind"] == "customer" and msg["text"].startswith("Hello,\n\nI ordered two red t-shirts")
     extra = msg["extra"]
