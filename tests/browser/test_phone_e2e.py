@@ -240,7 +240,7 @@ def test_a_caller_reaches_alice_who_holds_and_wraps_up(hub: tuple[str, Path], br
         assert "The customer ended the call (completed)" in joined, texts
         assert "Call closed (resolved)" in joined, texts
         assert f"Call started: Incoming call from {caller['phone']}" in joined, texts
-        assert texts[-1].startswith("Phone started") and texts[0].startswith("Call closed"), texts  # newest first
+        assert texts[-1].startswith("Call started") and texts[0].startswith("Call closed"), texts  # newest first
         assert dialogs == [], dialogs
         assert errors == [], errors
     except Exception:
