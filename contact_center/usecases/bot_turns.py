@@ -68,9 +68,9 @@ _REASONS = {
 _NOT_SHOWN = ("customer_id", "conversation_id", "requested_slot", "handed_off", "failed_attempts")
 
 
-def handoff_summary(reason: str, context: dict[str, Any]) -> str:
+def handoff_summary(reason: str, context: dict[str, Any], by: str = "Bot") -> str:
     """The internal note the agent reads first: why the bot handed over and what it already knows."""
-    parts = [f"Bot handover: {_REASONS.get(reason, reason)}."]
+    parts = [f"{by} handover: {_REASONS.get(reason, reason)}."]
     if context.get("intent"):
         parts.append(f"Intent: {context['intent']}.")
     slots = context.get("slots") if isinstance(context.get("slots"), dict) else {}
@@ -211,7 +211,7 @@ async def says(hub: Hub, conversation_id: int, text: str, buttons: Sequence[dict
     await outbound.publish(hub, conversation_id, None, message_json(msg, "Assistant"), to_customer=spec)
 
 
-async def hand_over(hub: Hub, conversation_id: int, reason: str, context: dict[str, Any]) -> bool:
+async def hand_over(hub: Hub, conversation_id: int, reason: str, context: dict[str, Any], *, by: str = "Bot") -> bool:
     """The bot passes the conversation to a person: queued for an agent with what the bot knew.
 
     The agent gets the bot's context (intent, slots, order draft) as an internal note at the top of what
@@ -223,11 +223,11 @@ async def hand_over(hub: Hub, conversation_id: int, reason: str, context: dict[s
     moved = await hub.repo.move(
         conversation_id, Transition(sources(Move.HAND_OVER), target(Move.HAND_OVER), stamp_queued=True),
         message=NewMessage(
-            "bot", handoff_summary(reason, context), sender_id="bot", internal=True,
+            "bot", handoff_summary(reason, context, by), sender_id="bot", internal=True,
             attachments=[{"type": "handoff", "reason": reason, "context": jsonable(context)}],
         ),
         note=TimelineNote(
-            hub.kind(conv.channel), conv.channel, f"Bot handed over to an agent ({reason})",
+            hub.kind(conv.channel), conv.channel, f"{by} handed over to an agent ({reason})",
             {"event": "handoff", "reason": reason, "intent": context.get("intent"), "slots": jsonable(context.get("slots") or {}),
              "draft": jsonable(context.get("draft"))},
         ),

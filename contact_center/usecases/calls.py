@@ -104,7 +104,9 @@ async def request_agent(hub: Hub, channel: str, thread_key: str, reason: str, co
     conv = await _by_thread(hub, channel, thread_key)
     if conv is None or conv.id is None:
         return False
-    return await bot_turns.hand_over(hub, conv.id, reason, dict(context or {"reason": reason}))
+    spec = hub.channels.get(conv.channel)
+    by = f"{spec.label} menu" if spec is not None else "Menu"  # the channel's self-service, not the bot
+    return await bot_turns.hand_over(hub, conv.id, reason, dict(context or {"reason": reason}), by=by)
 
 
 async def contact_ended(hub: Hub, channel: str, thread_key: str, reason: str) -> bool:

@@ -467,7 +467,7 @@ async def test_zero_reaches_a_person_at_any_time(phone: Phone) -> None:
     conv = await phone.conversation(sid(10))
     assert conv.status == "queued"
     handoff = [m for m in await phone.messages(conv.id or 0) if m.internal]
-    assert handoff and handoff[0].body.startswith("Bot handover: the customer asked for a person.")
+    assert handoff and handoff[0].body.startswith("Phone menu handover: the customer asked for a person.")
     # saying it works as well, from the first menu
     said = await phone.answer(await phone.ring(sid(11)), sid(11), speech="Can I speak to someone, please?")
     assert ivr.TO_AGENT in said.says and "number 2 in the queue" in said.said
