@@ -37,7 +37,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
+from weakref import WeakValueDictionary
 
 from sqlalchemy.engine import make_url
 
@@ -111,8 +112,20 @@ def open_message_log(db: Database) -> MessageLog:
         return PgMessageLog(db)
     database = make_url(db.url).database or ""
     if db.dialect == "sqlite" and database not in ("", ":memory:"):
-        return SqliteMessageLog(database)
+        log = SqliteMessageLog(database)
+        _WRITERS[db] = log
+        return log
     return SessionMessageLog(db)
+
+
+_WRITERS: "WeakValueDictionary[Database, SqliteMessageLog]" = WeakValueDictionary()
+
+
+def sqlite_writer(db: Database) -> "SqliteMessageLog | None":
+    """The group-commit writer of this SQLite file database (the message log :func:`open_message_log`
+    opened for it and that is not closed), for :meth:`SqliteMessageLog.run`; None on any other database."""
+    log = _WRITERS.get(db)
+    return None if log is None or log._closed else log
 
 
 # --- SQLite: group commit on a dedicated thread ------------------------------------------------------
@@ -195,6 +208,25 @@ class SqliteMessageLog:
             loop.create_task(self._drain())
         return await future
 
+    async def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work(conn)`` inside the next batch's transaction and return its result once committed.
+
+        For the other small writes of a hot path (an email kept before the SMTP 250, the rows an ingest
+        marks): they share the appends' group commit and never hold the write lock across an ``await``.
+        ``work`` runs synchronously (on the event loop, or on the log's thread when the lock is taken), must
+        only touch the database through ``conn`` (it may run twice: a failing batch is written again item by
+        item) and should be quick; an exception it raises fails that item alone.
+        """
+        if self._closed:
+            raise RuntimeError("the message log is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((work, future))  # type: ignore[arg-type]
+        if not self._writing:
+            self._writing = True
+            loop.create_task(self._drain())
+        return await future
+
     async def _drain(self) -> None:
         """Write batches until nothing is pending (one batch in flight at a time)."""
         loop = asyncio.get_running_loop()
@@ -226,7 +258,7 @@ class SqliteMessageLog:
                         if not fut.done():
                             fut.set_exception(result)
                     elif not fut.done():
-                        self.appended += result is not None and result.created
+                        self.appended += isinstance(result, LogAppend) and result.created
                         fut.set_result(result)
         finally:
             self._writing = False
@@ -272,8 +304,8 @@ class SqliteMessageLog:
         return conn
 
     def _write(
-        self, items: list[_Item], conn: sqlite3.Connection | None = None, *, inline: bool = False
-    ) -> list[LogAppend | None | Exception]:
+        self, items: list[Any], conn: sqlite3.Connection | None = None, *, inline: bool = False
+    ) -> list[Any]:
         """One transaction for the whole batch.
 
         The batch is tried without savepoints (an error is near impossible: the duplicate check runs
@@ -290,10 +322,10 @@ class SqliteMessageLog:
                 raise _Busy() from exc
             raise
         try:
-            out: list[LogAppend | None | Exception] = [self._write_one(conn, item, now, stamp) for item in items]
+            out: list[Any] = [self._write_one(conn, item, now, stamp) for item in items]
             conn.execute("COMMIT")
             return out
-        except sqlite3.Error:
+        except Exception:  # noqa: BLE001 - an SQL error, or a run() item's own: written again item by item
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if inline:  # the retry item by item may have to wait for the lock: do it on the thread
@@ -310,7 +342,7 @@ class SqliteMessageLog:
                 try:
                     out.append(self._write_one(conn, item, now, stamp))
                     conn.execute("RELEASE m")
-                except sqlite3.Error as exc:
+                except Exception as exc:  # noqa: BLE001 - this item fails alone
                     conn.execute("ROLLBACK TO m")
                     conn.execute("RELEASE m")
                     out.append(exc)
@@ -322,7 +354,9 @@ class SqliteMessageLog:
         return out
 
     @staticmethod
-    def _write_one(conn: sqlite3.Connection, item: _Item, now: datetime, stamp: str) -> LogAppend | None:
+    def _write_one(conn: sqlite3.Connection, item: _Item | Callable[[sqlite3.Connection], Any], now: datetime, stamp: str) -> Any:
+        if not isinstance(item, _Item):  # run(): a caller's own statements
+            return item(conn)
         dup = None
         if item.client_msg_id is not None:
             dup = conn.execute(_SQLITE_DUP + "m.conversation_id = ? AND m.client_msg_id = ?",

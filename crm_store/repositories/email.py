@@ -13,7 +13,10 @@ The email channel's adapter (``integrations/email``) is the only user. The order
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, update
@@ -82,6 +85,58 @@ async def take_in(
         return TakenIn(found, False)
     row.id = int(new_id)
     return TakenIn(row, True)
+
+
+# --- the same on a bare sqlite3 connection (the group-commit writer, crm_store.message_log.sqlite_writer) ----
+
+_COLUMNS = ("mailbox", "dedup_key", "message_id", "direction", "source", "state", "raw_key", "size", "from_addr", "subject",
+            "in_reply_to", "references", "conversation_id", "message_seq", "detail", "created_at")
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's DATETIME format on SQLite (UTC, no zone)
+_INSERT = (
+    "INSERT INTO email_messages (" + ", ".join(f'"{c}"' for c in _COLUMNS) + ") VALUES (" + ", ".join("?" * len(_COLUMNS))
+    + ") ON CONFLICT (mailbox, dedup_key) DO NOTHING RETURNING id"
+)
+_SELECT = "SELECT id, " + ", ".join(f'"{c}"' for c in _COLUMNS) + " FROM email_messages WHERE mailbox = ? AND dedup_key = ?"
+
+
+def take_in_sqlite(
+    conn: sqlite3.Connection, *, mailbox: str, raw: bytes, raw_key: str, message_id: str | None, source: str,
+    from_addr: str = "", subject: str = "", in_reply_to: str | None = None, references: Sequence[str] = (),
+    detail: dict[str, Any] | None = None,
+) -> TakenIn:
+    """:func:`take_in` on a bare SQLite connection inside the caller's transaction: one statement for a new
+    message, a read only for a repeat."""
+    key = dedup_key(message_id, raw)
+    mailbox = mailbox.lower()
+    row = EmailMessage(
+        mailbox=mailbox, dedup_key=key, message_id=strip_id(message_id), direction="in", source=source, state="received",
+        raw_key=raw_key, size=len(raw), from_addr=from_addr[:254], subject=subject[:500],
+        in_reply_to=(strip_id(in_reply_to) or "")[:300] or None,
+        references=[r[:300] for r in (strip_id(x) for x in references) if r][-50:], detail=dict(detail or {}),
+    )
+    values = [getattr(row, c) for c in _COLUMNS]
+    values[_COLUMNS.index("references")] = json.dumps(row.references)
+    values[_COLUMNS.index("detail")] = json.dumps(row.detail)
+    values[_COLUMNS.index("created_at")] = row.created_at.astimezone(timezone.utc).strftime(_SQLITE_TIME)
+    new = conn.execute(_INSERT, values).fetchone()
+    if new is not None:
+        row.id = int(new[0])
+        return TakenIn(row, True)
+    found = conn.execute(_SELECT, (mailbox, key)).fetchone()
+    assert found is not None
+    kept = dict(zip(("id",) + _COLUMNS, found))
+    kept["references"] = json.loads(kept["references"] or "[]")
+    kept["detail"] = json.loads(kept["detail"] or "{}")
+    kept["created_at"] = datetime.strptime(kept["created_at"], _SQLITE_TIME).replace(tzinfo=timezone.utc)
+    return TakenIn(EmailMessage(**kept), False)
+
+
+def mark_many_sqlite(conn: sqlite3.Connection, rows: Sequence["Marked"]) -> None:
+    """:func:`mark_many` on a bare SQLite connection inside the caller's transaction."""
+    conn.executemany(
+        "UPDATE email_messages SET state = ?, conversation_id = ?, message_seq = ?, detail = ? WHERE id = ?",
+        [(r.state, r.conversation_id, r.message_seq, json.dumps(r.detail), r.row_id) for r in rows],
+    )
 
 
 async def by_key(s: AsyncSession, mailbox: str, key: str) -> EmailMessage | None:

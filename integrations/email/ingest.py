@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable
 from contact_center.channels import EMAIL
 from contact_center.ports import InboundAttachment, InboundEvent, InboundPort, MediaStore
 from crm_store.db import Database
+from crm_store.message_log import sqlite_writer
 from crm_store.models import Conversation, EmailMessage
 from crm_store.repositories import email as email_repo
 from integrations.email.config import EmailConfig
@@ -160,12 +161,26 @@ class EmailIngest:
                       subject=head.subject, in_reply_to=head.in_reply_to, references=head.references, detail=detail)
         # one write transaction, one statement for a new message (no read before the insert); a repeat of the
         # Message-ID that is not this message (another content, or one of ours) is kept under its own key
-        async with self._db().transaction() as s:
-            taken = await email_repo.take_in(s, message_id=head.message_id, **fields)
+        def reused(taken: email_repo.TakenIn) -> bool:
             row = taken.row
-            if (not taken.created and head.message_id
-                    and (row.direction != "in" or (row.detail or {}).get("fingerprint") not in (None, fp))):
-                taken = await email_repo.take_in(s, message_id=self._reused(head.message_id, fp), **fields)
+            return bool(not taken.created and head.message_id
+                        and (row.direction != "in" or (row.detail or {}).get("fingerprint") not in (None, fp)))
+
+        writer = sqlite_writer(self._db())
+        if writer is not None:  # SQLite: in the group commit, on the event loop, never waiting for the lock there
+            def work(conn: Any) -> email_repo.TakenIn:
+                taken = email_repo.take_in_sqlite(conn, message_id=head.message_id, **fields)
+                if reused(taken):
+                    assert head.message_id is not None
+                    taken = email_repo.take_in_sqlite(conn, message_id=self._reused(head.message_id, fp), **fields)
+                return taken
+            taken = await writer.run(work)
+        else:
+            async with self._db().transaction() as s:
+                taken = await email_repo.take_in(s, message_id=head.message_id, **fields)
+                if reused(taken):
+                    assert head.message_id is not None
+                    taken = await email_repo.take_in(s, message_id=self._reused(head.message_id, fp), **fields)
         row = taken.row
         assert row.id is not None
         if taken.created:
@@ -341,8 +356,13 @@ class EmailIngest:
             while self._marks:
                 batch, self._marks = self._marks, []
                 try:
-                    async with self._db().transaction() as s:
-                        await email_repo.mark_many(s, [m for m, _ in batch])
+                    rows = [m for m, _ in batch]
+                    writer = sqlite_writer(self._db())
+                    if writer is not None:
+                        await writer.run(lambda conn: email_repo.mark_many_sqlite(conn, rows))
+                    else:
+                        async with self._db().transaction() as s:
+                            await email_repo.mark_many(s, rows)
                 except Exception as exc:  # noqa: BLE001 - each waiter's message is retried
                     for _, future in batch:
                         if not future.done():
