@@ -227,6 +227,18 @@ class SqliteMessageLog:
             loop.create_task(self._drain())
         return await future
 
+    def read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work(conn)`` now, synchronously, on the event loop's connection, outside any transaction: a
+        point read of committed rows (WAL: it never waits for a writer) in microseconds instead of a round
+        trip through a pooled session and its thread. Raises ``sqlite3.OperationalError`` when the database
+        is busy: the caller reads the other way then."""
+        if self._closed:
+            raise sqlite3.OperationalError("the message log is closed")
+        conn = self._inline_conn()
+        if conn.in_transaction:  # pragma: no cover - a batch is written synchronously, never left open
+            raise sqlite3.OperationalError("the log's connection is in a transaction")
+        return work(conn)
+
     async def _drain(self) -> None:
         """Write batches until nothing is pending (one batch in flight at a time)."""
         loop = asyncio.get_running_loop()

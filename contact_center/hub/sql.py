@@ -35,7 +35,7 @@ from crm_store.db import Database
 from crm_store.domain.identity import ContactKind, InvalidAddress
 from crm_store.message_log import MessageLog, SessionMessageLog, SqliteMessageLog
 from crm_store.domain.interactions import InteractionKind
-from crm_store.models import Agent, Conversation, Customer, Interaction, Message, Queue, UTCDateTime, utcnow
+from crm_store.models import Agent, ContactPoint, Conversation, Customer, Interaction, Message, Queue, UTCDateTime, utcnow
 from crm_store.point_reads import CustomerRef, PointReads
 from crm_store.repositories import conversations as conv_repo
 from crm_store.repositories import customers as customers_repo
@@ -54,6 +54,15 @@ class SqlConversations:
         self.log: MessageLog = messages if messages is not None else SessionMessageLog(db)
         self.reads = reads if reads is not None else PointReads(db)
 
+    def _read(self, work: Callable[[sqlite3.Connection], tuple[Any, ...]]) -> tuple[Any, ...] | None:
+        """SQLite: a point read done now on the message log's connection (None: read through a session)."""
+        if not isinstance(self.log, SqliteMessageLog):
+            return None
+        try:
+            return self.log.read(work)  # type: ignore[no-any-return]
+        except sqlite3.OperationalError:
+            return None
+
     # --- reads ---------------------------------------------------------------------------------
 
     async def queues(self) -> Sequence[Queue]:
@@ -61,6 +70,9 @@ class SqlConversations:
             return (await s.exec(select(Queue).order_by(col(Queue.id)))).all()
 
     async def conversation(self, conversation_id: int) -> Conversation | None:
+        fast = self._read(lambda conn: (_one(conn, Conversation, "id = ?", (conversation_id,)),))
+        if fast is not None:
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             return await s.get(Conversation, conversation_id)
 
@@ -89,6 +101,13 @@ class SqlConversations:
             return await conv_repo.find_thread(s, channel, thread_key)
 
     async def with_customer(self, conversation_id: int) -> tuple[Conversation, Customer] | None:
+        def read(conn: sqlite3.Connection) -> tuple[Any, Any]:
+            conv = _one(conn, Conversation, "id = ?", (conversation_id,))
+            return conv, (_one(conn, Customer, "id = ?", (conv.customer_id,)) if conv is not None else None)
+
+        fast = self._read(read)
+        if fast is not None:
+            return (fast[0], fast[1]) if fast[0] is not None and fast[1] is not None else None
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
             customer = await s.get(Customer, conv.customer_id) if conv else None
@@ -107,6 +126,9 @@ class SqlConversations:
         return [(c, cu) for c, cu in rows]
 
     async def agent(self, agent_id: int) -> Agent | None:
+        fast = self._read(lambda conn: (_one(conn, Agent, "id = ?", (agent_id,)),))
+        if fast is not None:
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             return await s.get(Agent, agent_id)
 
@@ -123,10 +145,24 @@ class SqlConversations:
         return await self.reads.customer_by_contact(ContactKind(kind), value)
 
     async def contact_point(self, kind: str, value: str) -> Any:
+        fast = self._read(lambda conn: (_one(conn, ContactPoint, "kind = ? AND value = ? LIMIT 1", (kind, value)),))
+        if fast is not None:
+            return fast[0]
         async with self.db.session() as s:
             return await customers_repo.find_contact_point(s, kind, value)
 
     async def history(self, conversation_id: int, after_seq: int, *, include_internal: bool) -> list[tuple[Message, str]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[Message, str]]:  # as conv_repo.messages_after (500 at most)
+            msgs = _all(conn, Message, "conversation_id = ? AND seq > ?" + ("" if include_internal else " AND internal = 0")
+                        + " ORDER BY seq LIMIT 500", (conversation_id, max(0, after_seq)))
+            ids = sorted({int(m.sender_id) for m in msgs if m.sender_kind == "agent" and m.sender_id and m.sender_id.isdigit()})
+            agents = _all(conn, Agent, f"id IN ({', '.join('?' * len(ids))})", tuple(ids)) if ids else []
+            names = {str(a.id): a.display_name for a in agents}
+            return [(m, names.get(m.sender_id or "", "")) for m in msgs]
+
+        fast = self._read(lambda conn: (read(conn),))
+        if fast is not None:
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             msgs = await conv_repo.messages_after(s, conversation_id, max(0, after_seq), include_internal=include_internal)
             ids = {int(m.sender_id) for m in msgs if m.sender_kind == "agent" and m.sender_id and m.sender_id.isdigit()}
@@ -287,6 +323,9 @@ class SqlConversations:
     async def move(
         self, conversation_id: int, t: Transition, *, message: NewMessage | None = None, note: TimelineNote | None = None
     ) -> Moved | None:
+        if isinstance(self.log, SqliteMessageLog):  # one synchronous transaction in the log's group commit
+            moved: Moved | None = await self.log.run(lambda conn: _move_sqlite(conn, conversation_id, t, message, note))
+            return moved
         async with self.db.transaction() as s:
             conv = await s.get(Conversation, conversation_id)
             if conv is None or not t.allows(conv):
@@ -419,6 +458,72 @@ def _one(conn: sqlite3.Connection, model: Any, where: str, params: tuple[Any, ..
         return None
     names = [d[0] for d in cur.description]
     return model(**{n: _from_db(table.c[n], v) for n, v in zip(names, row)})
+
+
+def _all(conn: sqlite3.Connection, model: Any, where: str, params: tuple[Any, ...]) -> list[Any]:
+    """Every row of ``SELECT * FROM <model's table> WHERE <where>`` as (detached) model objects."""
+    table = model.__table__
+    cur = conn.execute(f"SELECT * FROM {table.name} WHERE {where}", params)
+    names = [d[0] for d in cur.description]
+    columns = [table.c[n] for n in names]
+    return [model(**{c.name: _from_db(c, v) for c, v in zip(columns, row)}) for row in cur.fetchall()]
+
+
+def _customer(conn: sqlite3.Connection, customer_id: int) -> Customer:
+    """customers_repo.get_customer: a merged-away customer leads to the one it was merged into."""
+    customer = _one(conn, Customer, "id = ?", (customer_id,))
+    hops = 0
+    while customer is not None and customer.merged_into_id is not None and hops < 10:
+        customer = _one(conn, Customer, "id = ?", (customer.merged_into_id,))
+        hops += 1
+    if customer is None:
+        raise customers_repo.CustomerNotFound(customer_id)
+    return customer  # type: ignore[no-any-return]
+
+
+def _record_sqlite(conn: sqlite3.Connection, customer_id: int, conversation_id: int | None, note: TimelineNote) -> None:
+    """``_record`` (record_interaction) on the log's connection."""
+    _insert(conn, Interaction(
+        customer_id=customer_id, kind=InteractionKind(note.kind), channel=note.channel, summary=note.summary[:500],
+        payload=dict(note.data) or {}, agent_id=note.agent_id, conversation_id=conversation_id, occurred_at=utcnow(),
+    ))
+
+
+def _append_sqlite(conn: sqlite3.Connection, conv: Conversation, msg: Message) -> Message:
+    """conv_repo.append_message of a message with no client or provider id: the next seq, then the row."""
+    now = utcnow()
+    bumped = conn.execute("UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq",
+                          (_to_db(Conversation.__table__.c.updated_at, now), conv.id)).fetchone()
+    if bumped is None:
+        raise conv_repo.ConversationNotFound(f"conversation {conv.id} not found")
+    conv.last_seq, conv.updated_at = int(bumped[0]), now
+    msg.seq = conv.last_seq
+    _insert(conn, msg)
+    return msg
+
+
+_CONV_UPDATE = [c for c in Conversation.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+_CONV_UPDATE_SQL = "UPDATE conversations SET " + ", ".join(f'"{c.name}" = ?' for c in _CONV_UPDATE) + " WHERE id = ?"
+
+
+def _move_sqlite(conn: sqlite3.Connection, conversation_id: int, t: Transition, message: NewMessage | None,
+                 note: TimelineNote | None) -> Moved | None:
+    """``SqlConversations.move`` on the log's connection, inside its transaction."""
+    conv = _one(conn, Conversation, "id = ?", (conversation_id,))
+    if conv is None or not t.allows(conv):
+        return None
+    t.apply_to(conv, utcnow())
+    conn.execute(_CONV_UPDATE_SQL, [_to_db(c, getattr(conv, c.name)) for c in _CONV_UPDATE] + [conv.id])
+    customer = _customer(conn, conv.customer_id)
+    stored = None
+    if message is not None:
+        stored = _append_sqlite(conn, conv, Message(
+            conversation_id=conversation_id, seq=0, sender_kind=message.sender_kind, sender_id=message.sender_id,
+            body=message.text, attachments=message.attachments or [], internal=message.internal,  # type: ignore[arg-type]
+        ))
+    if note is not None:
+        _record_sqlite(conn, conv.customer_id, conversation_id, note)
+    return Moved(conv, customer, stored)
 
 
 def _insert(conn: sqlite3.Connection, obj: Any) -> None:
