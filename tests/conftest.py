@@ -77,7 +77,7 @@ async def db(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database
 # Tests that need the real Rasa (its own virtual environment and a trained model): scripts/run-tests runs
 # them in a second pytest run (-m rasa) after scripts/ensure-rasa and scripts/train-bot; `make test` runs
 # both, `make test-bot` only these, `BOT_TESTS=0 scripts/run-tests` all but these.
-_RASA_MODULES = {"test_actions_hub", "test_rasa_project", "test_rest_webhook", "test_bot_through_hub", "test_bot_components"}
+_RASA_MODULES = {"test_actions_hub", "test_rasa_project", "test_rest_webhook", "test_bot_through_hub", "test_bot_components", "test_phone_bot"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -31,6 +31,7 @@ MAX_REPROMPTS = 2  # silences (or answers that are no option) the menu asks agai
 MENU_ORDER_DIGIT, MENU_TRACK_DIGIT, AGENT_DIGIT = "1", "2", "0"
 ORDER_BOT_TEXT = "/order_product"
 TRACK_BOT_TEXT = "/track_order"
+AGENT_BOT_TEXT = "/human_handoff"  # a person asked for during a bot conversation: the bot hands over
 MIN_ORDER_DIGITS = 3  # a typed or spoken number this long in the menu is an order number
 
 MENU_PROMPT = (

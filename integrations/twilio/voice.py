@@ -728,9 +728,13 @@ class _Webhooks:
         meaning = ivr.interpret(call.digits, call.speech, mode, titles, count)
         if meaning.heard in (Heard.SILENCE, Heard.INVALID):
             return await self._reprompt(call.call_sid, turn, mode, miss, count, meaning)
-        if meaning.heard is Heard.AGENT:
+        if meaning.heard is Heard.AGENT and not (mode is not Mode.MENU and not call.digits and self._bot_ready()):
             return await self._to_person(call.call_sid, "customer_request", {"reason": "customer_request", "said": meaning.text})
         hub = self.hub()
+        if meaning.heard is Heard.AGENT:
+            # said (not the menu's 0) in the middle of a conversation with the bot: the bot hands over itself: its handover note carries
+            # what it knows (the order being drafted, the order placed); if it does not, the menu's handover
+            meaning = Meaning(Heard.AGENT, text=meaning.text, bot_text=ivr.AGENT_BOT_TEXT)
         result = await hub.receive_inbound(InboundEvent(
             channel=CHANNEL, customer_address=call.from_, our_address=call.to, text=meaning.text, bot_text=meaning.bot_text,
             thread_key=call.call_sid, provider_id=f"{call.call_sid}:{turn}", queue=self._queue_of(call.to),
@@ -741,6 +745,11 @@ class _Webhooks:
         for _ in range(self.settings.max_holds + 1):
             if await hub.settled(result.conversation_id, self.settings.settle_timeout):
                 break
+        if meaning.heard is Heard.AGENT:
+            state = await hub.contact_state(CHANNEL, call.call_sid)
+            if state is None or state.get("status") == "bot":
+                return await self._to_person(call.call_sid, "customer_request", {"reason": "customer_request", "said": meaning.text})
+            return await self._by_state(call.call_sid, state, turn=turn + 1)
         return await self._after_turn(call.call_sid, turn + 1)
 
     async def _reprompt(self, call_sid: str, turn: int, mode: Mode, miss: int, count: int, meaning: Meaning) -> VoiceResponse:
