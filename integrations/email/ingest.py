@@ -55,6 +55,7 @@ CHANNEL = EMAIL.name
 RAW_TYPE = "message/rfc822"
 MAX_THREAD_KEY = 180  # conversations.thread_key holds 200; room for a successor's suffix
 MAX_ATTEMPTS = 5
+INLINE_PARSE_BYTES = 128 * 1024  # a larger message is parsed on a worker thread, off the event loop
 NO_TEXT = "(The email has no text.)"
 # What the media store may keep under the sender's type: anything else is kept as a plain download
 # (SVG and HTML can carry scripts, and the media route shows images inline).
@@ -324,9 +325,12 @@ class EmailIngest:
             if found is None:
                 return await self._mark(row, Outcome("failed"), {"error": "the raw message is missing from the media store"})
             raw = found[1]
-        parsed = await asyncio.to_thread(
-            parse_email, raw, our_addresses=tuple(self.config.addresses), authserv_id=self.authserv_id,
-        )
+        if len(raw) <= INLINE_PARSE_BYTES:  # a millisecond or two of pure Python: a thread would only add hand-offs
+            parsed = parse_email(raw, our_addresses=tuple(self.config.addresses), authserv_id=self.authserv_id)
+        else:
+            parsed = await asyncio.to_thread(
+                parse_email, raw, our_addresses=tuple(self.config.addresses), authserv_id=self.authserv_id,
+            )
         detail = summary(parsed)
         if parsed.auto == "loop":
             log.info("email loop ignored", extra={"row_id": row_id})
