@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from sqlalchemy import JSON, Boolean
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import col, select
 
 from contact_center.domain.channels import delivery_status, moves_forward
@@ -171,6 +172,11 @@ class SqlConversations:
         return [(m, names.get(m.sender_id or "", "")) for m in msgs]
 
     async def messages(self, conversation_id: int, after_seq: int, *, include_internal: bool, limit: int | None = None) -> Sequence[Message]:
+        n = max(1, min(limit or 500, 1000))  # as conv_repo.messages_after
+        fast = self._read(lambda conn: (_all(conn, Message, "conversation_id = ? AND seq > ?" + ("" if include_internal else " AND internal = 0")
+                                             + f" ORDER BY seq LIMIT {n}", (conversation_id, after_seq)),))
+        if fast is not None:
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             return await conv_repo.messages_after(s, conversation_id, after_seq, include_internal=include_internal, **({"limit": limit} if limit else {}))
 
@@ -420,6 +426,7 @@ async def _record(s: Any, customer_id: int, conversation_id: int | None, note: T
 # Same reads, same writes, same rows and objects returned as ``_store_inbound``.
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's DATETIME format on SQLite (UTC, no zone)
+_MAPPERS_READY = False
 _INSERTS: dict[type, tuple[str, list[Any]]] = {}
 
 
@@ -457,7 +464,7 @@ def _one(conn: sqlite3.Connection, model: Any, where: str, params: tuple[Any, ..
     if row is None:
         return None
     names = [d[0] for d in cur.description]
-    return model(**{n: _from_db(table.c[n], v) for n, v in zip(names, row)})
+    return _loaded(model, {n: _from_db(table.c[n], v) for n, v in zip(names, row)})
 
 
 def _all(conn: sqlite3.Connection, model: Any, where: str, params: tuple[Any, ...]) -> list[Any]:
@@ -466,7 +473,19 @@ def _all(conn: sqlite3.Connection, model: Any, where: str, params: tuple[Any, ..
     cur = conn.execute(f"SELECT * FROM {table.name} WHERE {where}", params)
     names = [d[0] for d in cur.description]
     columns = [table.c[n] for n in names]
-    return [model(**{c.name: _from_db(c, v) for c, v in zip(columns, row)}) for row in cur.fetchall()]
+    return [_loaded(model, {c.name: _from_db(c, v) for c, v in zip(columns, row)}) for row in cur.fetchall()]
+
+
+def _loaded(model: Any, values: dict[str, Any]) -> Any:
+    """A model object from a row, made as the ORM makes the objects it loads (the class's instance with its
+    column values, no __init__: the validation and defaults of a new object cost more than the read itself)."""
+    global _MAPPERS_READY
+    if not _MAPPERS_READY:  # the ORM does this before its first load
+        configure_mappers()
+        _MAPPERS_READY = True
+    obj = model._sa_class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def _customer(conn: sqlite3.Connection, customer_id: int) -> Customer:
@@ -541,13 +560,7 @@ def _insert(conn: sqlite3.Connection, obj: Any) -> None:
 
 def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> InboundStored:
     """``SqlConversations._store_inbound`` on the log's connection, inside its transaction."""
-    customer = _one(conn, Customer, "id = ?", (req.customer_id,))
-    hops = 0
-    while customer is not None and customer.merged_into_id is not None and hops < 10:  # as customers_repo.get_customer
-        customer = _one(conn, Customer, "id = ?", (customer.merged_into_id,))
-        hops += 1
-    if customer is None:
-        raise customers_repo.CustomerNotFound(req.customer_id)
+    customer = _customer(conn, req.customer_id)
     earlier = None
     if req.provider_id:  # a repeat, even of a message whose conversation has closed since: nothing new
         earlier = _one(conn, Message, "provider_id = ?", (req.provider_id,))
@@ -596,10 +609,7 @@ def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> 
         if plan.successor and before is not None:
             note = replace(note, summary=f"{note.summary} (continues conversation {before.id})",
                            data={**note.data, "continues": before.id})
-        _insert(conn, Interaction(
-            customer_id=req.customer_id, kind=InteractionKind(note.kind), channel=note.channel, summary=note.summary[:500],
-            payload=dict(note.data) or {}, agent_id=note.agent_id, conversation_id=conv.id, occurred_at=utcnow(),
-        ))
+        _record_sqlite(conn, req.customer_id, conv.id, note)
     elif req.our_address and conv is not None and conv.status != "closed" and conv.our_address != req.our_address:
         conv.our_address = req.our_address  # replies go from the number the customer last wrote to
         conn.execute("UPDATE conversations SET our_address = ? WHERE id = ?", (conv.our_address, conv.id))
