@@ -297,9 +297,20 @@ class SqliteMessageLog:
         self._last_checkpoint = now
         self._checkpointing = loop.run_in_executor(self._executor, self._checkpoint)
 
+    truncate_frames = 4096  # a WAL this long (16 MB of 4 KB pages) that readers kept from restarting is truncated
+
     def _checkpoint(self) -> None:
+        conn = self._conn()
         try:
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+            if frames >= self.truncate_frames:
+                # Readers that always hold a snapshot keep the WAL from starting over, so it grows for as long as
+                # writes go on: wait a moment (writers too) for a point where none does, and truncate it.
+                conn.execute("PRAGMA busy_timeout=50")
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                finally:
+                    conn.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error:  # a busy checkpoint is retried next time
             pass
 
