@@ -427,6 +427,7 @@ async def _record(s: Any, customer_id: int, conversation_id: int | None, note: T
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's DATETIME format on SQLite (UTC, no zone)
 _MAPPERS_READY = False
+_CONV_COLUMNS: Any = Conversation.__table__.c  # type: ignore[attr-defined]
 _INSERTS: dict[type, tuple[str, list[Any]]] = {}
 
 
@@ -512,7 +513,7 @@ def _append_sqlite(conn: sqlite3.Connection, conv: Conversation, msg: Message) -
     """conv_repo.append_message of a message with no client or provider id: the next seq, then the row."""
     now = utcnow()
     bumped = conn.execute("UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq",
-                          (_to_db(Conversation.__table__.c.updated_at, now), conv.id)).fetchone()
+                          (_to_db(_CONV_COLUMNS.updated_at, now), conv.id)).fetchone()
     if bumped is None:
         raise conv_repo.ConversationNotFound(f"conversation {conv.id} not found")
     conv.last_seq, conv.updated_at = int(bumped[0]), now
@@ -538,7 +539,7 @@ def _move_sqlite(conn: sqlite3.Connection, conversation_id: int, t: Transition, 
     if message is not None:
         stored = _append_sqlite(conn, conv, Message(
             conversation_id=conversation_id, seq=0, sender_kind=message.sender_kind, sender_id=message.sender_id,
-            body=message.text, attachments=message.attachments or [], internal=message.internal,  # type: ignore[arg-type]
+            body=message.text, attachments=message.attachments or [], internal=message.internal,
         ))
     if note is not None:
         _record_sqlite(conn, conv.customer_id, conversation_id, note)
@@ -590,7 +591,7 @@ def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> 
         conv.status, conv.closed_at, conv.disposition, conv.assigned_agent_id = plan.status or "queued", None, None, None
         conv.queued_at = utcnow()
         conn.execute("UPDATE conversations SET status = ?, closed_at = NULL, disposition = NULL, assigned_agent_id = NULL,"
-                     " queued_at = ? WHERE id = ?", (conv.status, _to_db(Conversation.__table__.c.queued_at, conv.queued_at), conv.id))
+                     " queued_at = ? WHERE id = ?", (conv.status, _to_db(_CONV_COLUMNS.queued_at, conv.queued_at), conv.id))
     if plan.open_new:
         key = req.thread_key
         if plan.successor and before is not None and before.id is not None:
@@ -622,14 +623,14 @@ def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> 
         return InboundStored(conv, found, False, plan.open_new or plan.reopen, customer, plan.reopen)
     now = utcnow()
     bumped = conn.execute("UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq",
-                          (_to_db(Conversation.__table__.c.updated_at, now), conv.id)).fetchone()
+                          (_to_db(_CONV_COLUMNS.updated_at, now), conv.id)).fetchone()
     if bumped is None:
         raise conv_repo.ConversationNotFound(f"conversation {conv.id} not found")
     conv.last_seq, conv.updated_at = int(bumped[0]), now
     msg = Message(
         conversation_id=conv.id, seq=conv.last_seq, sender_kind=req.sender_kind,
         sender_id=str(req.customer_id) if req.sender_kind == "customer" else None, body=req.text,
-        client_msg_id=req.client_id, provider_id=req.provider_id, attachments=req.attachments or [],  # type: ignore[arg-type]
+        client_msg_id=req.client_id, provider_id=req.provider_id, attachments=req.attachments or [],
         internal=False, delivery_status=None,
     )
     _insert(conn, msg)

@@ -158,7 +158,7 @@ class EmailIngest:
         detail: dict[str, Any] = {"fingerprint": fp}
         if rcpt:
             detail["rcpt"] = rcpt.strip().lower()[:254]
-        fields = dict(mailbox=mailbox, raw=raw, raw_key=stored.key, source=source, from_addr=head.from_address,
+        fields: dict[str, Any] = dict(mailbox=mailbox, raw=raw, raw_key=stored.key, source=source, from_addr=head.from_address,
                       subject=head.subject, in_reply_to=head.in_reply_to, references=head.references, detail=detail)
         # one write transaction, one statement for a new message (no read before the insert); a repeat of the
         # Message-ID that is not this message (another content, or one of ours) is kept under its own key
@@ -318,9 +318,10 @@ class EmailIngest:
             row, raw = taken.row, taken.raw
         else:
             async with self._db().session() as s:
-                row = await s.get(EmailMessage, row_id)
-            if row is None or row.state != "received" or row.direction != "in":
+                found_row = await s.get(EmailMessage, row_id)
+            if found_row is None or found_row.state != "received" or found_row.direction != "in":
                 return None
+            row = found_row
             found = await self.media.get(row.raw_key)
             if found is None:
                 return await self._mark(row, Outcome("failed"), {"error": "the raw message is missing from the media store"})
