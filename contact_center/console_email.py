@@ -16,6 +16,9 @@ The sanitiser already removed scripts and handlers; this policy holds even if it
 
 from __future__ import annotations
 
+import base64
+import re
+
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -29,6 +32,43 @@ from crm_store.repositories import conversations as conversations_repo
 CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CSP_WITH_IMAGES = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:"
 SEE_ALL = ("supervisor", "admin")
+
+
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+INLINE_MAX_BYTES = 8 * 1024 * 1024  # all of one message's inline pictures together
+_CID_SRC = re.compile(r"""(src\s*=\s*["']?)cid:([^"'\s>]+)""", re.IGNORECASE)
+
+
+def cids_of(attachments: Any) -> dict[str, str]:
+    """Content-ID -> the hub's ``/media/<key>`` of a message's inline pictures (its ``channel`` attachment's ``cids``)."""
+    for a in attachments or ():
+        if isinstance(a, dict) and a.get("type") == "channel" and isinstance(a.get("cids"), dict):
+            return {str(k): str(v) for k, v in a["cids"].items() if isinstance(v, str)}
+    return {}
+
+
+async def inline_cids(html: bytes, cids: dict[str, str], media: Any) -> bytes:
+    """The message's own pictures (``cid:``) written into the HTML as ``data:`` URLs: the sandboxed view loads
+    nothing from anywhere, not even the hub, so they show without a remote request; pictures only (never SVG),
+    bounded in size. A ``cid:`` it cannot resolve stays as it is (a broken picture, not an error)."""
+    if not cids or b"cid:" not in html.lower():
+        return html
+    text = html.decode("utf-8", errors="replace")
+    budget = INLINE_MAX_BYTES
+    found: dict[str, str] = {}
+    for cid in {m.group(2) for m in _CID_SRC.finditer(text)}:
+        url = cids.get(cid) or cids.get(cid.strip("<>"))
+        got = await media.get(url.rsplit("/", 1)[-1]) if url else None
+        if got is None:
+            continue
+        stored, data = got
+        if stored.content_type not in INLINE_TYPES or len(data) > budget:
+            continue
+        budget -= len(data)
+        found[cid] = f"data:{stored.content_type};base64,{base64.b64encode(data).decode()}"
+    if not found:
+        return html
+    return _CID_SRC.sub(lambda m: m.group(1) + found.get(m.group(2), f"cid:{m.group(2)}"), text).encode("utf-8")
 
 
 def html_key_of(attachments: Any) -> str | None:
@@ -56,12 +96,14 @@ def add_console_email_routes(app: web.Application, *, agent_of: Callable[[web.Re
                 return error_response(403, "forbidden", "only the agent of this conversation may read it")
             msg = await conversations_repo.message_at(s, conversation_id, seq)
             key = html_key_of(msg.attachments) if msg is not None else None
+            cids = cids_of(msg.attachments) if msg is not None else {}
         if key is None:
             return error_response(404, "not_found", "this message has no HTML version")
         found = await request.app[MEDIA_KEY].get(key)
         if found is None:
             return error_response(404, "not_found", "the HTML version is not in the media store")
         _, data = found
+        data = await inline_cids(data, cids, request.app[MEDIA_KEY])
         images = request.query.get("images") == "1"
         return web.Response(body=data, headers={
             "Content-Type": "text/html; charset=utf-8",

@@ -137,3 +137,22 @@ async def test_not_found(hub: Hub) -> None:
         assert (await http.get(f"{base}/999999/messages/1/html")).status == 404
         assert (await http.get(f"{base}/abc/messages/1/html")).status == 404
         assert (await http.get(f"{base}/{hub.conv_id}/messages/-1/html")).status == 404
+
+
+async def test_the_messages_own_pictures_show_inline_and_nothing_else_is_fetched(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """cid: pictures become data: URLs in the served HTML (the sandbox loads nothing, not even from the hub);
+    an SVG or an unknown cid stays unresolved."""
+    import base64
+
+    from contact_center.console_email import inline_cids
+    from integrations.media.files import FileMediaStore
+
+    media = FileMediaStore(str(tmp_path / "m"))
+    picture = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    encoded = base64.b64encode(picture).decode()
+    png = await media.put(picture, "image/png", "logo.png")
+    svg = await media.put(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "image/svg+xml", "x.svg")
+    html = b'<p><img src="cid:logo@m"> <img src=\'cid:vec@m\'> <img src="cid:gone@m"></p>'
+    out = (await inline_cids(html, {"logo@m": f"/media/{png.key}", "vec@m": f"/media/{svg.key}"}, media)).decode()
+    assert f'src="data:image/png;base64,{encoded}"' in out
+    assert "src='cid:vec@m'" in out and 'src="cid:gone@m"' in out  # never an SVG; unknown ones left alone
