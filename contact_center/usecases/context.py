@@ -97,11 +97,21 @@ class Hub:
         self.pending: dict[int, int] = {}
         self.settle_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.route_lock = asyncio.Lock()
+        # an agent's presence is created and changed one step at a time on this process (a console that picks a
+        # status while its connect is still registering it must not be overwritten by the registration)
+        self.presence_locks: dict[int, asyncio.Lock] = {}
         self.kick_event = asyncio.Event()
         # the agents whose console is connected to this process (the /agent namespace sets it)
         self.connected_agents: Callable[[], Iterable[int]] = lambda: ()
 
     # --- small shared helpers --------------------------------------------------------------------
+
+    def presence_lock(self, agent_id: int) -> asyncio.Lock:
+        """The lock of one agent's presence on this process."""
+        lock = self.presence_locks.get(agent_id)
+        if lock is None:
+            lock = self.presence_locks[agent_id] = asyncio.Lock()
+        return lock
 
     def kick(self) -> None:
         """Ask the router to run soon."""

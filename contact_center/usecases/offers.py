@@ -29,15 +29,8 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
     row = await hub.repo.agent(agent.id)
     if row is None or not row.active:
         raise HubError("forbidden", "this agent account is not active")
-    now = hub.clock()
-    presence = await hub.store.get_presence(agent.id)
-    if presence is None:
-        presence = AgentPresence(
-            agent_id=agent.id, status=AgentStatus.AWAY.value, since=now, node=hub.node,
-            load={}, capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
-        )
-        await hub.store.set_presence(presence)
-        await hub.log_state(agent.id, presence.status)
+    async with hub.presence_lock(agent.id):
+        presence = await _ensure_presence(hub, agent.id, row)
     conversations = await agent_conversations(hub, agent.id)
     offers = [await offer_json(hub, o.conversation_id, o.expires_at, o.queue, o.channel) for o in await hub.store.offers_of(agent.id)]
     return {
@@ -47,6 +40,20 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
         "offers": offers,
         "channels": hub.channels.describe(),
     }
+
+
+async def _ensure_presence(hub: Hub, agent_id: int, row: Any) -> AgentPresence:
+    """The agent's presence, created ``away`` if the shared state has none (under the agent's presence lock)."""
+    presence = await hub.store.get_presence(agent_id)
+    if presence is None:
+        now = hub.clock()
+        presence = AgentPresence(
+            agent_id=agent_id, status=AgentStatus.AWAY.value, since=now, node=hub.node,
+            load={}, capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
+        )
+        await hub.store.set_presence(presence)
+        await hub.log_state(agent_id, presence.status)
+    return presence
 
 
 async def agent_conversations(hub: Hub, agent_id: int) -> list[dict[str, Any]]:
@@ -79,10 +86,14 @@ async def set_status(hub: Hub, agent: Any, status: Any) -> str:
         status = presence_rules.check_choosable(status)
     except presence_rules.NotChoosable as exc:
         raise HubError("bad_request", str(exc)) from None
-    updated = await hub.store.set_status(agent.id, status, hub.clock())
-    if updated is None:
-        await agent_online(hub, agent)
-        await hub.store.set_status(agent.id, status, hub.clock())
+    async with hub.presence_lock(agent.id):
+        updated = await hub.store.set_status(agent.id, status, hub.clock())
+        if updated is None:
+            row = await hub.repo.agent(agent.id)
+            if row is None or not row.active:
+                raise HubError("forbidden", "this agent account is not active")
+            await _ensure_presence(hub, agent.id, row)
+            await hub.store.set_status(agent.id, status, hub.clock())
     await hub.log_state(agent.id, status)
     if status == AgentStatus.AVAILABLE.value:
         hub.kick()

@@ -87,6 +87,7 @@ def test_a_customer_orders_by_sms_then_an_agent_answers(stack: str) -> None:
         agent.get_by_test_id("login-username").fill("alice")
         agent.get_by_test_id("login-password").fill("demo-password")
         agent.get_by_test_id("login-submit").click()
+        expect(agent.get_by_test_id("connection")).to_have_attribute("data-state", "online")
         agent.get_by_test_id("status-select").select_option("available")
 
         phone.goto(f"{stack}/dev/phone")

@@ -557,3 +557,25 @@ async def test_unsure_or_other_questions_go_to_a_person_untouched(intent: str, c
     await _settle(hub)
     assert repo.convs[res.conversation_id].status == "queued" and adapter.delivered == [] and bot.seen == []
     assert [e.conversation_id for e in await hub.store.waiting()] == [res.conversation_id]
+
+
+async def test_a_status_chosen_while_the_console_is_still_registering_is_kept() -> None:
+    """The console's connect registers the agent (away) while the agent already picked Available: the
+    registration must not overwrite the choice (a CI run saw the agent stay away and miss the offer)."""
+    hub, repo, _, _ = await _hub()
+
+    class SlowStore(MemoryStateStore):  # the connect's first read is slow (Redis, a busy node): the choice overtakes it
+        calls = 0
+
+        async def get_presence(self, agent_id: int) -> Any:
+            SlowStore.calls += 1
+            found = await super().get_presence(agent_id)
+            await asyncio.sleep(0.05 if SlowStore.calls == 1 else 0)  # the answer is slow to come back
+            return found
+
+    hub.store = SlowStore()
+    online = asyncio.ensure_future(offers.agent_online(hub, ALICE))
+    chosen = asyncio.ensure_future(offers.set_status(hub, ALICE, "available"))
+    await asyncio.gather(online, chosen)
+    presence = await hub.store.get_presence(ALICE.id)
+    assert presence is not None and presence.status == "available"
