@@ -38,7 +38,7 @@ _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 3
 # A non-empty mapping keeps ClientBase from reading TWILIO_EDGE / TWILIO_REGION from os.environ,
 # which would rewrite the host of TWILIO_API_BASE_URL.
-_NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
 
 
 def basic_authorization(login: str, password: str) -> str:
@@ -46,7 +46,7 @@ def basic_authorization(login: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
-class _TimedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc,unused-ignore]
+class TimedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc,unused-ignore]
     """The package's aiohttp client with a time limit on every request (it passes none of its own)."""
 
     async def request(
@@ -131,15 +131,15 @@ class TwilioRestClient:
         self._sleep = sleep
         self.limiter = limiter or SendRateLimiter(config.send_rate)
         self._twilio: Client | None = None
-        self._http: _TimedHttpClient | None = None
+        self._http: TimedHttpClient | None = None
         self._media: aiohttp.ClientSession | None = None
 
     def _client(self) -> Client:
         """The ``twilio`` client, made on first use (its aiohttp session needs the running loop)."""
         if self._twilio is None:
-            self._http = _TimedHttpClient(timeout=self.timeout, logger=logging.getLogger("integrations.twilio.http"))
+            self._http = TimedHttpClient(timeout=self.timeout, logger=logging.getLogger("integrations.twilio.http"))
             self._twilio = Client(
-                self.config.account_sid, self.config.auth_token, http_client=self._http, environment=_NO_ENVIRONMENT
+                self.config.account_sid, self.config.auth_token, http_client=self._http, environment=NO_ENVIRONMENT
             )
             self._twilio.api.base_url = self.config.api_base_url
         return self._twilio

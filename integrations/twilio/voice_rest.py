@@ -20,20 +20,17 @@ from typing import Any, Awaitable, Callable, Sequence
 import aiohttp
 from twilio.base import values  # type: ignore[import-untyped,unused-ignore]
 from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped,unused-ignore]
-from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped,unused-ignore]
-from twilio.http.response import Response  # type: ignore[import-untyped,unused-ignore]
 from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
 
 from contact_center.ports import DeliveryReport
 from integrations.twilio.config import TwilioConfig
-from integrations.twilio.rest import basic_authorization
+from integrations.twilio.rest import NO_ENVIRONMENT, TimedHttpClient
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRIES = 3
 DEFAULT_BACKOFF = 0.3  # seconds before the 2nd try; doubled for each later one (an agent is waiting)
 CONFERENCE_SID = re.compile(r"CF[0-9a-fA-F]{32}")
-_NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}  # never let TWILIO_EDGE/REGION rewrite the API's host
 
 # Twilio's codes for what goes wrong with a live call, in words for the agent.
 VOICE_WORDS: dict[str, str] = {
@@ -97,25 +94,6 @@ def unreachable(exc: BaseException) -> VoiceResult:
     return VoiceResult(False, words=f"The hub could not reach Twilio ({type(exc).__name__}).")
 
 
-class _TimedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc,unused-ignore]
-    """The package's aiohttp client with a time limit on every request and the credentials in the header."""
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        if auth is not None:
-            headers = {**(headers or {}), "Authorization": basic_authorization(*auth)}
-        return await super().request(method, url, params, data, headers, None, timeout or self.timeout, allow_redirects)
-
-
 def _retryable(status: int | None) -> bool:
     return status == 429 or (status is not None and status >= 500)
 
@@ -147,13 +125,13 @@ class VoiceRestClient:
         self.timeout = timeout
         self._sleep = sleep
         self._twilio: Client | None = None
-        self._http: _TimedHttpClient | None = None
+        self._http: TimedHttpClient | None = None
 
     def _client(self) -> Client:
         """The ``twilio`` client, made on first use (its aiohttp session needs the running loop)."""
         if self._twilio is None:
-            self._http = _TimedHttpClient(timeout=self.timeout, logger=logging.getLogger("integrations.twilio.http"))
-            self._twilio = Client(self.config.account_sid, self.config.auth_token, http_client=self._http, environment=_NO_ENVIRONMENT)
+            self._http = TimedHttpClient(timeout=self.timeout, logger=logging.getLogger("integrations.twilio.http"))
+            self._twilio = Client(self.config.account_sid, self.config.auth_token, http_client=self._http, environment=NO_ENVIRONMENT)
             self._twilio.api.base_url = self.config.api_base_url
         return self._twilio
 
