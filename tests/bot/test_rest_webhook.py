@@ -47,7 +47,7 @@ def test_a_conversation_through_the_rest_webhook(tmp_path: Path) -> None:
                      cwd=BOT, env=env, log_path=tmp_path / "bot-rest-actions.log") as actions, \
              process([str(RASA_BIN), "run", "--model", str(model), "--endpoints", str(endpoints),
                       "--credentials", str(BOT / "credentials.yml"), "-i", "127.0.0.1", "-p", str(rasa_port),
-                      "--enable-api", "--auth-token", RASA_TOKEN],
+                      "--enable-api", f"--auth-token={RASA_TOKEN}"],
                      cwd=BOT, env=env, log_path=tmp_path / "bot-rest-rasa.log") as rasa:
             base = f"http://127.0.0.1:{rasa_port}"
             wait_until(lambda: http(f"http://127.0.0.1:{actions_port}/health", timeout=2)[0] == 200,

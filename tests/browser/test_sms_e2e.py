@@ -52,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                  cwd=BOT, env=bot_env, log_path=tmp / "sms-e2e-actions.log") as actions, \
          process([str(RASA_BIN), "run", "--model", str(_model()), "--endpoints", str(endpoints),
                   "--credentials", str(BOT / "credentials.yml"), "-i", "127.0.0.1", "-p", str(rasa_port),
-                  "--enable-api", "--auth-token", rasa_token],
+                  "--enable-api", f"--auth-token={rasa_token}"],
                  cwd=BOT, env=bot_env, log_path=tmp / "sms-e2e-rasa.log") as rasa_proc:
         wait_until(lambda: http(f"{base}/healthz", timeout=2)[0] == 200, "the hub", hub, tmp / "sms-e2e-hub.log", 90)
         wait_until(lambda: http(f"http://127.0.0.1:{actions_port}/health", timeout=2)[0] == 200,
