@@ -27,6 +27,8 @@ from contact_center.hub.service import HubService
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
+from contact_center.login_throttle import throttle_context
+from contact_center.security import SECURITY_KEY, SecurityConfig, same_origin_middleware, security_headers_middleware
 from contact_center.sessions import SessionGate, SessionSigner
 from contact_center.media_routes import MEDIA_KEY, add_media_routes, media_signer
 from contact_center.web import add_web_routes, current_agent
@@ -177,7 +179,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     """
     settings = settings.with_generated_secrets()
     metrics = Metrics()
-    app = web.Application(middlewares=[metrics_middleware(metrics), error_middleware], client_max_size=2 * 1024 * 1024)
+    # security headers outermost (every answer gets them, errors too); cross-site refusals before any handler
+    app = web.Application(
+        middlewares=[
+            security_headers_middleware(), metrics_middleware(metrics), error_middleware,
+            same_origin_middleware(metrics.cross_origin_refused.inc),
+        ],
+        client_max_size=2 * 1024 * 1024,
+    )
+    app[SECURITY_KEY] = SecurityConfig.from_settings(settings)
+    app.cleanup_ctx.append(throttle_context(settings))
     sessions = _session_gate(app, settings)
     app.middlewares.append(service_token_middleware(settings.service_tokens, sessions))
     app[SETTINGS_KEY] = settings

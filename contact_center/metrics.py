@@ -25,6 +25,19 @@ class Metrics:
         self.orders_placed = Counter(
             "cc_orders_placed_total", "Orders placed, by channel", ["channel"], registry=self.registry
         )
+        self.login_failures = Counter(
+            "cc_login_failures_total",
+            "Refused logins: credentials (wrong password or unknown user, told apart nowhere), throttled, locked",
+            ["reason"], registry=self.registry,
+        )
+        self.login_lockouts = Counter(
+            "cc_login_lockouts_total", "Accounts or client addresses locked after too many failed logins", ["scope"],
+            registry=self.registry,
+        )
+        self.cross_origin_refused = Counter(
+            "cc_cross_origin_refused_total", "State-changing requests refused as cross-site (403 cross_origin)",
+            registry=self.registry,
+        )
         self.db_up = Gauge("cc_database_up", "1 when the database answered the last health check", registry=self.registry)
 
     def render(self) -> bytes:

@@ -71,6 +71,12 @@ class Settings:
     twilio_standin: bool = False  # run the local Twilio stand-in (and /dev/phone) inside the hub
     webchat_message_burst: int = WEBCHAT_MESSAGE_BURST  # a widget socket's token bucket: messages at once (0: no limit)
     webchat_messages_per_second: float = WEBCHAT_MESSAGES_PER_SECOND  # ... and refilled at this rate
+    trusted_proxies: tuple[str, ...] = ()  # proxies (IPs, CIDR blocks) whose X-Forwarded-Proto/-For are believed
+    login_max_failures: int = 5  # an account's failed logins before each further one waits (growing delays)
+    login_lockout_failures: int = 20  # ... and before the account is locked (0: never)
+    login_address_max_failures: int = 20  # the same per client address (an office behind one NAT shares it)
+    login_address_lockout_failures: int = 100
+    login_lockout_seconds: int = 3600  # how long a lockout lasts unless an admin lifts it (0: until lifted)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,6 +115,12 @@ class Settings:
             twilio_standin=_bool(env.get("TWILIO_STANDIN"), False),
             webchat_message_burst=webchat_rate_limit(env)[0],
             webchat_messages_per_second=webchat_rate_limit(env)[1],
+            trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
+            login_max_failures=int(env.get("LOGIN_MAX_FAILURES") or cls.login_max_failures),
+            login_lockout_failures=int(env.get("LOGIN_LOCKOUT_FAILURES") or cls.login_lockout_failures),
+            login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES") or cls.login_address_max_failures),
+            login_address_lockout_failures=int(env.get("LOGIN_ADDRESS_LOCKOUT_FAILURES") or cls.login_address_lockout_failures),
+            login_lockout_seconds=int(env.get("LOGIN_LOCKOUT_SECONDS") or cls.login_lockout_seconds),
             extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "EMAIL_", "SMTP_", "IMAP_")) or k in ("MEDIA_MAX_BYTES",)},
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -13,14 +15,18 @@ from contact_center.api import serialize as ser
 from contact_center.api.errors import error_response, path_int, read_json
 from contact_center.console_email import add_console_email_routes
 from contact_center.console_voice import add_console_voice_routes
-from contact_center.keys import DB_KEY, HUB_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
+from contact_center.keys import DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
+from contact_center.login_throttle import THROTTLE_KEY, Verdict
 from contact_center.realtime import close_ended_sessions
+from contact_center.security import client_address, is_https
 from contact_center.sessions import COOKIE_NAME, IDLE_TIMEOUT_SECONDS, AgentSession
 from crm_store.models import Conversation
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import products as products_repo
 from crm_store.services import link_given_contacts
+
+log = logging.getLogger("contact_center.web")
 
 STATIC = Path(__file__).resolve().parent.parent / "agent_console" / "static"
 
@@ -40,26 +46,104 @@ async def current_agent(request: web.Request) -> AgentSession | None:
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
-    """Set the session cookie with secure defaults."""
+    """Set the session cookie: HttpOnly, SameSite=Strict, and Secure whenever the hub is served over https
+    (``PUBLIC_BASE_URL`` is https, TLS here, or ``X-Forwarded-Proto: https`` from a trusted proxy)."""
     response.set_cookie(
-        COOKIE_NAME, value, httponly=True, samesite="Strict", secure=request.secure, path="/", max_age=IDLE_TIMEOUT_SECONDS
+        COOKIE_NAME, value, httponly=True, samesite="Strict", secure=is_https(request), path="/", max_age=IDLE_TIMEOUT_SECONDS
     )
 
 
+def _refused_login(request: web.Request, reason: str, verdict: Verdict, username: str, address: str) -> web.Response:
+    """429 for a throttled or locked login, with Retry-After when the wait has an end."""
+    request.app[METRICS_KEY].login_failures.labels(reason).inc()
+    scope = "account" if (verdict.key or "").startswith("account:") else "address"
+    log.warning("login refused (%s, %s): user %r from %s", reason, scope, username[:80], address)
+    wait = None if verdict.until is None else max(1, math.ceil(verdict.until - time.time()))
+    if reason == "locked":
+        message = (f"too many failed logins: this {scope} is locked"
+                   + (f" for {wait} s" if wait is not None else "") + "; an administrator can unlock it")
+        resp = error_response(429, "login_locked", message, scope=scope, retry_after=wait)
+    else:
+        resp = error_response(429, "login_throttled", f"too many failed logins: try again in {wait} s", scope=scope, retry_after=wait)
+    if wait is not None:
+        resp.headers["Retry-After"] = str(wait)
+    return resp
+
+
 async def login(request: web.Request) -> web.Response:
-    """POST /auth/login {username, password}: sets the session cookie."""
+    """POST /auth/login {username, password} as JSON: sets the session cookie.
+
+    Cross-site requests were refused before this (``same_origin_middleware``: 403 ``cross_origin``). Anything but
+    JSON is 415 (a form or ``text/plain`` is what another site could make a browser send). Attempts are throttled
+    per account and per client address (``login_throttle``); an unknown user costs the same password check
+    (a dummy hash) and gets the same answer as a wrong password.
+    """
+    if request.content_type != "application/json":
+        return error_response(415, "unsupported_media_type", "send the login as JSON (Content-Type: application/json)")
     body = await read_json(request)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         return error_response(400, "bad_request", "username and password are required")
+    address = client_address(request)
+    throttle = request.app[THROTTLE_KEY]
+    verdict = await throttle.attempt(username, address)
+    if verdict.status != "go":
+        return _refused_login(request, verdict.status if verdict.status == "locked" else "throttled", verdict, username, address)
     async with request.app[DB_KEY].transaction() as s:
         agent = await agents_repo.authenticate(s, username[:80], password[:200])
     if agent is None or agent.id is None:
+        metrics = request.app[METRICS_KEY]
+        metrics.login_failures.labels("credentials").inc()
+        locked = throttle.locks_after(verdict)
+        for scope in locked:
+            metrics.login_lockouts.labels(scope).inc()
+        log.warning("login failed: user %r from %s (%d failures in a row for the account, %d for the address)%s",
+                    username[:80], address, *verdict.counts, f"; locked: {', '.join(locked)}" if locked else "")
         return error_response(401, "unauthorized", "wrong username or password")
+    await throttle.succeeded(username, address)
     session = AgentSession.start(agent.id, agent.username, agent.display_name, agent.role, time.time())
     resp = web.json_response({"agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name, "role": agent.role}})
     _set_cookie(request, resp, request.app[SESSIONS_KEY].dump(session))
     return resp
+
+
+async def _admin(request: web.Request) -> AgentSession | web.Response:
+    """The admin's session, or the 401/403 to answer."""
+    session = await current_agent(request)
+    if session is None:
+        return error_response(401, "unauthorized", "not logged in")
+    if session.role != "admin":
+        return error_response(403, "forbidden", "administrators only")
+    return session
+
+
+async def lockouts(request: web.Request) -> web.Response:
+    """GET /auth/lockouts (admins): the accounts and addresses locked after failed logins, and until when."""
+    who = await _admin(request)
+    if isinstance(who, web.Response):
+        return who
+    items = []
+    for key, until in await request.app[THROTTLE_KEY].lockouts():
+        scope, _, value = key.partition(":")
+        items.append({"scope": scope, "value": value, "until": None if until is None else int(until)})
+    return web.json_response({"lockouts": items})
+
+
+async def clear_lockout(request: web.Request) -> web.Response:
+    """POST /auth/lockouts/clear {username?, address?} (admins): lift a lockout and forget the failures."""
+    who = await _admin(request)
+    if isinstance(who, web.Response):
+        return who
+    body = await read_json(request)
+    username, address = body.get("username"), body.get("address")
+    if not (isinstance(username, str) and username.strip()) and not (isinstance(address, str) and address.strip()):
+        return error_response(400, "bad_request", "give a username and/or an address")
+    cleared = await request.app[THROTTLE_KEY].unlock(
+        username=username if isinstance(username, str) and username.strip() else None,
+        address=address if isinstance(address, str) and address.strip() else None,
+    )
+    log.warning("login lockout lifted by %s: %s", who.username, ", ".join(cleared) or "nothing was recorded")
+    return web.json_response({"cleared": cleared})
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -191,6 +275,8 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_post("/auth/login", login)
     app.router.add_post("/auth/logout", logout)
     app.router.add_get("/auth/me", me)
+    app.router.add_get("/auth/lockouts", lockouts)
+    app.router.add_post("/auth/lockouts/clear", clear_lockout)
     app.router.add_get("/shop/products.json", shop_products)
     app.router.add_get("/console/canned.json", canned)
     app.router.add_get("/console/directory.json", directory)
