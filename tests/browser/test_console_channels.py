@@ -122,7 +122,7 @@ def test_one_list_for_every_channel(hub: str, browser: Any) -> None:
             expect(icon).to_have_attribute("data-icon", "chat")
             expect(icon.locator("svg")).to_have_count(1)
             expect(item.get_by_test_id("channel-label")).to_have_text("Chat")
-            expect(item.get_by_role("button")).to_have_attribute("aria-label", re.compile(r"Web chat|Chat"))
+            expect(item.get_by_role("button")).to_have_accessible_name(re.compile(r"Web chat|Chat"))
         expect(agent.locator("#chat-sub").get_by_test_id("channel-tag")).to_have_attribute("data-channel", "chat")
         expect(agent.locator("#chat-sub")).not_to_contain_text("null")
 

@@ -104,28 +104,35 @@ function renderItem(conv, f = listFilter.get()) {
   const named = convName(conv);
   // the full set is in the header; the address once (it is the name of a customer without one)
   const meta = (conv.customerAddress && conv.customerAddress !== named ? conv.customerAddress : "") || (conv.queue ? humanize(conv.queue) : "");
+  // the button's name is its own text (what a sighted agent reads, in that order), with commas and the unread
+  // count for screen readers only: an aria-label would differ from the visible text (axe: label-content-name-mismatch)
+  const spoken = (text) => h("span", { class: "sr-only", text });
+  const time = at ? when(new Date(at).toISOString()) : "";
   button.replaceChildren(
     h(
       "span",
       { class: "conv-avatar", "data-testid": "channel-icon", "data-channel": info.name, "data-icon": info.icon, title: info.label, "aria-hidden": "true" },
       channelIcon(info.icon),
     ),
-    h("span", { class: "conv-line" }, h("span", { class: "conv-name", text: named }), h("span", { class: "conv-time", text: at ? when(new Date(at).toISOString()) : "" })),
+    h("span", { class: "conv-line" }, h("span", { class: "conv-name", text: named }), time ? spoken(", ") : null, h("span", { class: "conv-time", text: time })),
     h(
       "span",
       { class: "conv-meta" },
-      h("span", { class: "ch-pill", "data-testid": "channel-label", "data-icon": info.icon, text: info.short }),
+      spoken(", "),
+      h("span", { class: "ch-pill", "data-testid": "channel-label", "data-icon": info.icon, title: info.label, text: info.short }),
+      meta ? spoken(", ") : null,
       meta ? h("span", { class: "conv-meta-text", text: meta }) : null,
     ),
     h(
       "span",
       { class: "conv-line" },
+      spoken(", "),
       h("span", { class: `conv-preview${result.hit ? " hit" : ""}`, text: preview }),
       h("span", { class: "badge", "data-testid": "unread-badge", "aria-hidden": "true", text: conv.unread ? String(conv.unread) : "" }),
+      conv.unread ? spoken(`, ${conv.unread} unread`) : null,
     ),
   );
-  const spoken = [named, info.label, conv.unread ? `${conv.unread} unread` : null, conv.closed ? "closed" : preview].filter(Boolean).join(", ");
-  button.setAttribute("aria-label", spoken);
+  button.removeAttribute("aria-label");
   if (isOpen) button.setAttribute("aria-current", "true");
   else button.removeAttribute("aria-current");
   li.classList.toggle("active", isOpen);

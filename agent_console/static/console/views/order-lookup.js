@@ -4,7 +4,7 @@
 import { $, h } from "../core/dom.js";
 import { api, errorText } from "../core/http.js";
 import { subscribe } from "../core/store.js";
-import { orderCard, orderDetailNode } from "./orders.js";
+import { orderCard, orderCardButton, orderDetailNode } from "./orders.js";
 import { setTab } from "./right-panel.js";
 
 let lookupReq = 0;
@@ -86,7 +86,9 @@ function showOrderResults(orders, q) {
     return;
   }
   const summary = q.kind === "order" ? null : h("li", { class: "muted small lookup-summary", text: `${orders.length} order${orders.length === 1 ? "" : "s"} for ${q.value}` });
-  list.replaceChildren(...[summary, ...orders.map((o) => orderCard(o, { testid: "order-result", onOpen: (order) => openOrderDetail(order) }))].filter(Boolean));
+  const cards = orders.map((o) => orderCard(o, { testid: "order-result", onOpen: (order) => openOrderDetail(order) }));
+  for (const card of cards) orderCardButton(card)?.setAttribute("aria-expanded", "false"); // a disclosure: the detail opens under it
+  list.replaceChildren(...[summary, ...cards].filter(Boolean));
 }
 
 function closeOrderDetail() {
@@ -94,10 +96,10 @@ function closeOrderDetail() {
   const open = $("order-detail");
   if (open) {
     const card = open.previousElementSibling;
-    card?.setAttribute("aria-expanded", "false");
+    orderCardButton(card)?.setAttribute("aria-expanded", "false");
     card?.classList.remove("open");
     open.remove();
-    card?.focus();
+    orderCardButton(card)?.focus();
   }
 }
 
@@ -108,12 +110,12 @@ async function openOrderDetail(order, full = null) {
   if (!card) return;
   const existing = $("order-detail");
   if (existing && existing.dataset.orderId === String(order.id) && !full) return; // already open
-  existing?.previousElementSibling?.setAttribute("aria-expanded", "false");
+  orderCardButton(existing?.previousElementSibling)?.setAttribute("aria-expanded", "false");
   existing?.previousElementSibling?.classList.remove("open");
   existing?.remove();
   const detail = h("li", { id: "order-detail", class: "order-detail", "data-testid": "order-detail", "data-order-id": String(order.id), "aria-live": "polite" });
   card.after(detail);
-  card.setAttribute("aria-expanded", "true");
+  orderCardButton(card)?.setAttribute("aria-expanded", "true");
   card.classList.add("open");
   if (full) {
     detail.replaceChildren(...orderDetailNode(full, { onClose: closeOrderDetail }));

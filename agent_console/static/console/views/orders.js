@@ -3,11 +3,9 @@
 import { h } from "../core/dom.js";
 import { dateFmt, dateTimeFmt, fmt, humanize, money, optionsText, when } from "../core/format.js";
 
-/** A compact order card; with onOpen it is clickable (and keyboard operable). */
+/** A compact order card, a list item; with onOpen its content is one button (a list of buttons stays a list). */
 export function orderCard(o, { testid = "order-item", onOpen = null } = {}) {
-  const node = h(
-    "li",
-    { class: `order${onOpen ? " clickable" : ""}`, "data-testid": testid, "data-order-id": String(o.id), tabindex: onOpen ? "0" : null, role: onOpen ? "button" : null, title: onOpen ? "Show lines and history" : null },
+  const content = [
     h(
       "span",
       { class: "order-head" },
@@ -22,17 +20,18 @@ export function orderCard(o, { testid = "order-item", onOpen = null } = {}) {
         .filter(Boolean)
         .join(" · "),
     }),
-  );
-  if (onOpen) {
-    node.addEventListener("click", () => onOpen(o, node));
-    node.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        onOpen(o, node);
-      }
-    });
-  }
+  ];
+  const attrs = { class: `order${onOpen ? " clickable" : ""}`, "data-testid": testid, "data-order-id": String(o.id) };
+  if (!onOpen) return h("li", attrs, ...content);
+  const button = h("button", { type: "button", class: "order-open", "data-testid": `${testid}-open`, title: "Show lines and history" }, ...content);
+  const node = h("li", attrs, button);
+  button.addEventListener("click", () => onOpen(o, node));
   return node;
+}
+
+/** The button of an order card (what takes the focus and says whether its detail is open). */
+export function orderCardButton(card) {
+  return card?.querySelector(".order-open") || null;
 }
 
 export function orderDetailNode(o, { onClose }) {
