@@ -12,6 +12,11 @@ export function currentAgent() {
   return session.get().agent;
 }
 
+/** Supervisors and admins (contact_center/supervisor.py SUPERVISOR_ROLES): the hub lets them into /supervisor. */
+export function isSupervisor(agent = session.get().agent) {
+  return agent?.role === "supervisor" || agent?.role === "admin";
+}
+
 export function isSignedIn() {
   return session.get().signedIn;
 }

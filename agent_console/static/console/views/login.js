@@ -2,7 +2,9 @@
 
 import { $ } from "../core/dom.js";
 import { subscribe } from "../core/store.js";
-import { startApp } from "../session.js";
+import { nextFromLocation } from "../core/next.js";
+import { isSupervisor, startApp } from "../session.js";
+import { toast } from "./toasts.js";
 
 function render(s, change) {
   if (s.signedIn) {
@@ -57,7 +59,15 @@ async function login(ev) {
     } catch {
       /* no body */
     }
-    startApp(body.agent || body);
+    const agent = body.agent || body;
+    // /console?next=/supervisor: back where the agent was sent from (a path on this site only: core/next.js)
+    const next = nextFromLocation();
+    if (next && (!next.startsWith("/supervisor") || isSupervisor(agent))) {
+      window.location.replace(next);
+      return;
+    }
+    startApp(agent);
+    if (next) toast("The supervisor view is for supervisors: here is your console.");
   } catch {
     err.textContent = "Cannot reach the hub. Check your connection.";
     err.hidden = false;

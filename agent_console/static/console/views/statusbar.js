@@ -5,7 +5,7 @@ import { $, h } from "../core/dom.js";
 import * as socket from "../core/socket.js";
 import { defineSlice, subscribe } from "../core/store.js";
 import { humanize } from "../core/format.js";
-import { logout } from "../session.js";
+import { isSupervisor, logout } from "../session.js";
 import { toast } from "./toasts.js";
 
 const presence = defineSlice("presence", { status: "offline" }, "views/statusbar.js");
@@ -50,6 +50,8 @@ export function wire() {
   $("logout").addEventListener("click", logout);
   subscribe("session", (s) => {
     if (s.agent) $("agent-name").textContent = s.agent.display_name || s.agent.username || "";
+    // the link to the supervisor view, for those the hub lets in (it checks the role again: this only hides it)
+    $("supervisor-link").hidden = !(s.signedIn && isSupervisor(s.agent));
   });
   subscribe("connection", (c) => {
     const el = $("conn-state");
