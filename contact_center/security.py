@@ -186,16 +186,17 @@ def client_address(request: web.Request) -> str:
 
 
 def our_origins(request: web.Request) -> set[str]:
-    """The origins a same-origin request of this hub comes from: this request's host (over the scheme the
-    browser used) and ``PUBLIC_BASE_URL``'s."""
+    """The origins a same-origin request of this hub comes from: this request's host (over the connection's
+    scheme, and https when the browser used https: :func:`is_https`) and ``PUBLIC_BASE_URL``'s."""
     config = _config(request)
-    scheme = "https" if is_https(request) else request.scheme
+    schemes = {request.scheme} | ({"https"} if is_https(request) else set())
     out = set()
     host = request.host
     if host and _HOST.match(host):
-        mine = origin_of(f"{scheme}://{host}")
-        if mine:
-            out.add(mine)
+        for scheme in schemes:
+            mine = origin_of(f"{scheme}://{host}")
+            if mine:
+                out.add(mine)
     if config.public_origin:
         out.add(config.public_origin)
     return out

@@ -58,7 +58,7 @@ def _refused_login(request: web.Request, reason: str, verdict: Verdict, username
     request.app[METRICS_KEY].login_failures.labels(reason).inc()
     scope = "account" if (verdict.key or "").startswith("account:") else "address"
     log.warning("login refused (%s, %s): user %r from %s", reason, scope, username[:80], address)
-    wait = None if verdict.until is None else max(1, math.ceil(verdict.until - time.time()))
+    wait = None if verdict.until is None else max(1, math.ceil(verdict.until - request.app[THROTTLE_KEY].clock()))
     if reason == "locked":
         message = (f"too many failed logins: this {scope} is locked"
                    + (f" for {wait} s" if wait is not None else "") + "; an administrator can unlock it")
