@@ -39,7 +39,7 @@ VOICE = ChannelSpec(
     name="phone", label="Phone", contact_kind="phone", interaction_kind="call",
     policy=ConversationPolicy.PER_CALL, concurrency=1.0, max_text=2000, buttons_as_text=True, noun="call",
     self_service_first=True, connects_agent=True,
-    call_actions=("hold", "unhold", "mute", "unmute", "hang_up", "transfer", "consult", "complete_transfer"),
+    call_actions=("hold", "unhold", "mute", "unmute", "hang_up", "transfer", "consult", "complete_transfer", "cancel_consult"),
 )
 KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL, VOICE)
 

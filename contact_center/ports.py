@@ -339,8 +339,13 @@ class CallAction:
 
     :param kind: ``connect_agent`` (the agent accepted: bridge them to the customer), or one of the
         channel's ``call_actions`` (``hold``, ``unhold``, ``mute``, ``unmute``, ``hang_up``, ``transfer``,
-        ``consult``, ``complete_transfer``).
+        ``consult``, ``complete_transfer``, ``cancel_consult``); or ``supervise`` / ``end_supervision`` (a
+        supervisor on the call: ``agent_id`` is the supervisor, ``target`` the agent on the call, ``mode``).
+        For ``consult`` the target is always ``agent:<id>`` (the core picks a queue's agent itself); for
+        ``complete_transfer`` and ``cancel_consult``, ``agent_id`` is the consulting agent and ``target`` the
+        consulted one; ``leg`` the consulted one's leg, when the core knows it.
     :param target: a transfer's or consultation's target: ``agent:<id>`` or ``queue:<name>``.
+    :param mode: ``supervise``'s ``listen`` / ``whisper`` / ``barge``.
     """
 
     kind: str
@@ -350,6 +355,8 @@ class CallAction:
     customer_address: str = ""
     our_address: str = ""
     target: str | None = None
+    mode: str | None = None
+    leg: str | None = None
 
 
 class CallControl(Protocol):
@@ -399,6 +406,11 @@ class LiveContactPort(Protocol):
 
     async def call_status(self, channel: str, thread_key: str, status: str, detail: dict[str, object] | None = None) -> None:
         """The live contact's state as the provider tells it (ringing, in progress, on hold, ...), for the agent."""
+        ...
+
+    async def consult_leg(self, channel: str, thread_key: str, leg: str, status: str) -> None:
+        """The provider's status of a consultation's leg (the consulted agent's): answered, or gone (no answer,
+        busy, hung up). The core moves the consultation on (and takes the caller off hold if it ended)."""
         ...
 
     async def settled(self, conversation_id: int, timeout: float) -> bool:

@@ -215,7 +215,8 @@ class SupervisorNamespace(socketio.AsyncNamespace):
     S->C ``snapshot`` (on connect, then every :data:`PUSH_INTERVAL_SECONDS`), ``message`` (the live
     messages of the conversations this socket watches). C->S, each acknowledged ``{ok, ...}``:
     ``snapshot``, ``watch`` / ``unwatch`` ``{conversation_id}``, ``whisper`` ``{conversation_id, text}``,
-    ``reassign`` ``{conversation_id, agent_id? | queue?}``, ``set_agent_status`` ``{agent_id, status}``.
+    ``reassign`` ``{conversation_id, agent_id? | queue?}``, ``set_agent_status`` ``{agent_id, status}``,
+    ``call_monitor`` ``{conversation_id, mode}`` (a live call: listen, whisper, barge, leave).
     """
 
     def __init__(self, hub: HubService, sessions: SessionGate, builder: SnapshotBuilder, clock: Callable[[], float] = time.time) -> None:
@@ -329,6 +330,16 @@ class SupervisorNamespace(socketio.AsyncNamespace):
                 await self._actor(sid), p.get("conversation_id"), to_agent=p.get("agent_id"), to_queue=p.get("queue")
             )
             self._changed()
+            return {"result": result}
+
+        return await _acked(run)
+
+    async def on_call_monitor(self, sid: str, data: Any) -> dict[str, Any]:
+        """Be on a live call: ``{conversation_id, mode: listen | whisper | barge | leave}`` (the phone's
+        conference: muted, coaching the agent, or heard by all); the supervisor's softphone leg rings in."""
+        async def run() -> dict[str, Any]:
+            p = _payload(data)
+            result = await self.hub.supervise_call(await self._actor(sid), p.get("conversation_id"), p.get("mode"))
             return {"result": result}
 
         return await _acked(run)

@@ -246,6 +246,12 @@ class HubService(Hub):
     async def call_action(self, agent: AgentRef, conversation_id: Any, action: Any, target: Any = None) -> dict[str, Any]:
         return await calls.call_action(self, agent, conversation_id, action, target)
 
+    async def consult_leg(self, channel: str, thread_key: str, leg: str, status: str) -> None:
+        await calls.consult_leg(self, channel, thread_key, leg, status)
+
+    async def supervise_call(self, actor: AgentRef, conversation_id: Any, mode: Any) -> dict[str, Any]:
+        return await calls.supervise(self, actor, conversation_id, mode)
+
     # --- routing -------------------------------------------------------------------------------
     async def route_once(self) -> int:
         return await router.route_once(self)

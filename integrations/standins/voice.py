@@ -1396,6 +1396,22 @@ class VoiceEngine:
         self._end(call, "completed", note="hung up")  # "canceled" is only for the REST API's cancel
         return call
 
+    def who_hears(self, conference: Conference) -> dict[str, list[str]]:
+        """Who hears whom in a conference, as Twilio mixes it (no audio here, but the same rules): a participant
+        on hold hears its hold music and is heard by nobody; a muted one is heard by nobody; a coaching one only
+        by the participant it coaches (and hears everyone); nobody hears anyone before the conference starts.
+        Each live participant's CallSid -> the CallSids it hears."""
+        live = conference.participants
+        heard: dict[str, list[str]] = {}
+        for sid, listener in live.items():
+            if listener.hold or not conference.started:
+                heard[sid] = []
+                continue
+            heard[sid] = [other for other, speaker in live.items()
+                          if other != sid and not speaker.hold and not speaker.muted
+                          and (not speaker.coaching or speaker.call_sid_to_coach == sid)]
+        return heard
+
     def client_legs(self, identity: str) -> list[dict[str, Any]]:
         """The legs ringing or live for ``client:<identity>`` (the dev API's list)."""
         address = vw.CLIENT + identity
@@ -1405,10 +1421,17 @@ class VoiceEngine:
                 continue
             participant = call.participant or next(
                 (p for c in self.conferences.values() for p in c.pending.values() if p.call is call), None)
+            hears: list[str] = []
+            if participant is not None and call.participant is participant:
+                members = participant.conference.participants
+                hears = [members[sid].label or sid for sid in self.who_hears(participant.conference).get(call.sid, []) if sid in members]
             legs.append({"call_sid": call.sid, "status": call.status, "from": call.from_, "to": call.to,
                          "conference": participant.conference.friendly_name if participant else None,
                          "muted": participant.muted if participant else False,
-                         "hold": participant.hold if participant else False})
+                         "hold": participant.hold if participant else False,
+                         "label": participant.label if participant else None,
+                         "coaching": participant.coaching if participant else False,
+                         "hears": hears})
         return legs
 
     def view(self, call: Call) -> dict[str, Any]:

@@ -45,7 +45,17 @@ class _Refused(Exception):
         self.code, self.fill = code, fill
 
 
+# Voice's own codes the messaging wire does not know (Twilio's words; HTTP 400)
+VOICE_API_ERRORS = {
+    16028: "The participant to be whispered is not present in the conference ({detail})",
+}
+
+
 def _error(code: int, **fill: str) -> web.Response:
+    if code in VOICE_API_ERRORS:
+        body = {"code": code, "message": VOICE_API_ERRORS[code].format(**{"detail": "", **fill}),
+                "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": 400}
+        return web.json_response(body, status=400)
     status, body = wire.error_body(code, **fill)
     return web.json_response(body, status=status)
 
@@ -262,8 +272,10 @@ class VoiceApi:
         wants, target = changes.get("coaching", current[0]), changes.get("call_sid_to_coach", current[1])
         if wants and not target:
             raise _Refused(20001, detail="CallSidToCoach is required when Coaching is true")
+        if wants and target is not None and not re.fullmatch(r"CA[0-9a-fA-F]{32}", target):
+            raise _Refused(20001, detail=f"CallSidToCoach {target!r} is not a call SID (CA...)")
         if wants and target not in conference.participants:
-            raise _Refused(20001, detail=f"CallSidToCoach {target} is not a participant of this conference")
+            raise _Refused(16028, detail=f"CallSidToCoach {target}")
         return changes
 
     async def list_participants(self, request: web.Request) -> web.StreamResponse:

@@ -44,6 +44,7 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.twiml.voice_response import Gather, VoiceResponse  # type: ignore[import-untyped,unused-ignore]
 
+from contact_center.domain.calls import SUPERVISE_MODES, supervise_leg
 from contact_center.ports import CallAction, DeliveryReport, InboundEvent, OutboundMessage
 from integrations.twilio import ivr
 from integrations.twilio.config import TwilioConfig
@@ -72,6 +73,7 @@ CALLBACK_KIND = "voice_callback"  # a caller asked to be called back (key: CallS
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _RANK = {"queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2, "answered": 2, **{s: 3 for s in FINAL_STATUSES}}
 CUSTOMER_LABEL = "customer"  # the caller's participant label in the conference
+SUPERVISOR_PREFIX = "supervisor_"  # a supervisor's participant label: supervisor_<agent id>
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _CONFERENCE_SID = re.compile(r"CF[0-9a-fA-F]{32}")
 _ROOM = re.compile(r"conv-([0-9]{1,18})")
@@ -172,6 +174,8 @@ class _Call:
     agent_id: int | None = None
     agent_leg: str | None = None
     touched: float = 0.0
+    consult_leg: str | None = None  # the consulted colleague's leg (a warm transfer under way)
+    former_legs: set[str] = field(default_factory=set)  # agents' legs that left the call (a completed warm transfer)
 
 
 @dataclass(frozen=True)
@@ -307,6 +311,20 @@ class VoiceAdapter:
                 result = await self.client.update_participant(again.sid, leg, **changes)
         return result
 
+    def who_is(self, call_sid: str, leg: str, label: str) -> str:
+        """Which participant of the call's conference a leg is (not the caller): ``agent`` (the call's agent),
+        ``colleague`` (a consulted or former agent) or ``supervisor``."""
+        if label.startswith(SUPERVISOR_PREFIX):
+            return "supervisor"
+        call = self._calls.get(call_sid)
+        if call is None:
+            return "agent"
+        if leg in call.former_legs or (call.consult_leg is not None and leg == call.consult_leg):
+            return "colleague"
+        if call.agent_id is not None and label and label != agent_identity(call.agent_id):
+            return "colleague"
+        return "agent"
+
     def caller_of_leg(self, agent_leg: str) -> str | None:
         """The caller's CallSid of an agent's leg this process rang (None if unknown here)."""
         return next((sid for sid, call in self._calls.items() if call.agent_leg == agent_leg), None)
@@ -353,6 +371,11 @@ class VoiceAdapter:
             "connect_agent": self._connect_agent,
             "requeue": self._requeue,
             "hang_up": self._hang_up,
+            "consult": self._consult,
+            "complete_transfer": self._complete_transfer,
+            "cancel_consult": self._cancel_consult,
+            "supervise": self._supervise,
+            "end_supervision": self._end_supervision,
         }.get(action.kind)
         if handler is not None:
             return await handler(action, room)
@@ -366,9 +389,155 @@ class VoiceAdapter:
             if leg is None:
                 return _failed("no_agent_leg", "Your phone is not connected to this call.")
             return (await self._update_participant(room, leg, muted=action.kind == "mute")).report()
-        if action.kind in ("transfer", "consult", "complete_transfer"):
-            return _failed("unsupported", "Warm transfer is not available on the phone yet: transfer the call to a queue or an agent instead.")
+        if action.kind == "transfer":
+            return _failed("unsupported", "A cold transfer goes through the transfer dialog; a warm one is consult, then complete.")
         return _failed("unsupported", f"The phone cannot do {action.kind!r}.")
+
+    # --- warm transfer: the colleague rings into the same conference while the caller is held -----------
+    #
+    # Twilio's contact-centre guidance puts every agent call in a conference so that transfers, hold and
+    # supervision are participant changes; a warm transfer keeps the caller's conference (conv-<id>) and adds the
+    # colleague to it: no second conference to bridge, and the caller never moves. The caller is held with music
+    # (Participants update Hold + HoldUrl); the first agent's leg gets EndConferenceOnExit=false, so that their
+    # leaving does not end the call; the colleague is dialled in with EndConferenceOnExit=false (cancelling them
+    # must not end it either) and gets true once the transfer is completed (they are then the call's agent).
+
+    async def _consult(self, action: CallAction, room: str) -> DeliveryReport:
+        target = _agent_of(action.target)
+        if target is None or action.agent_id is None:
+            return _failed("bad_target", "Consult whom? (agent:<id>)")
+        call_sid = action.thread_key
+        agent_leg = self._agent_leg(call_sid, action.agent_id)
+        if agent_leg is None:
+            return _failed("no_agent_leg", "Your phone is not connected to this call.")
+        held = await self._update_participant(room, call_sid, hold=True, hold_url=self.music_url or None)
+        if not held.ok:
+            return held.report()
+        kept = await self._update_participant(room, agent_leg, end_conference_on_exit=False)
+        if not kept.ok:
+            await self._update_participant(room, call_sid, hold=False)
+            return _failed(kept.code or "agent_leg", f"Your leg of the call could not be kept: {kept.words}")
+        identity = agent_identity(target)
+        leg = await self.client.add_participant(
+            room, from_=self._caller_id(action), to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            status_callback=self.url(STATUS_PATH, leg="consult", call=call_sid), end_conference_on_exit=False,
+        )
+        if not leg.ok:
+            await self._update_participant(room, agent_leg, end_conference_on_exit=True)
+            await self._update_participant(room, call_sid, hold=False)
+            return _failed(leg.code or "consult_leg", f"Your colleague's phone could not be rung: {leg.words}")
+        state = self._state(call_sid)
+        state.consult_leg = leg.sid
+        return DeliveryReport("sent", provider_id=leg.sid)
+
+    async def _complete_transfer(self, action: CallAction, room: str) -> DeliveryReport:
+        target = _agent_of(action.target)
+        if target is None or action.agent_id is None:
+            return _failed("bad_target", "Transfer to whom? (agent:<id>)")
+        call_sid = action.thread_key
+        call = self._calls.get(call_sid)
+        colleague = action.leg or (call.consult_leg if call is not None else None) or agent_identity(target)
+        old_leg = self._agent_leg(call_sid, action.agent_id)
+        owns = await self._update_participant(room, colleague, end_conference_on_exit=True)
+        if not owns.ok:
+            return _failed(owns.code or "consult_leg", f"Your colleague is no longer on the call: {owns.words}")
+        back = await self._update_participant(room, call_sid, hold=False)
+        if not back.ok:
+            return back.report()
+        if old_leg is not None:
+            gone = await self._remove_participant(room, old_leg)
+            if not gone.ok and not gone.gone:
+                log.warning("the first agent's leg could not be removed after a warm transfer", extra={"code": gone.code})
+        state = self._state(call_sid)
+        if state.agent_leg:
+            state.former_legs.add(state.agent_leg)
+        state.conversation_id = action.conversation_id
+        state.agent_id, state.consult_leg = target, None
+        state.agent_leg = colleague if _CALL_SID.fullmatch(colleague) else None
+        return DeliveryReport("sent", provider_id=colleague)
+
+    async def _cancel_consult(self, action: CallAction, room: str) -> DeliveryReport:
+        target = _agent_of(action.target)
+        call_sid = action.thread_key
+        call = self._calls.get(call_sid)
+        colleague = action.leg or (call.consult_leg if call is not None else None) or (agent_identity(target) if target is not None else None)
+        problems: list[str] = []
+        if colleague is not None:
+            gone = await self._remove_participant(room, colleague)
+            if not gone.ok and not gone.gone:
+                problems.append(gone.words or "the colleague's leg could not be removed")
+        agent_leg = self._agent_leg(call_sid, action.agent_id)
+        if agent_leg is not None:
+            kept = await self._update_participant(room, agent_leg, end_conference_on_exit=True)
+            if not kept.ok and not kept.gone:
+                problems.append(kept.words or "the agent's leg could not be restored")
+        back = await self._update_participant(room, call_sid, hold=False)
+        if call is not None:
+            call.consult_leg = None
+        if not back.ok:
+            return back.report()
+        if problems:
+            return _failed("consult_cleanup", "; ".join(problems))
+        return DeliveryReport("sent")
+
+    async def _remove_participant(self, room: str, leg: str) -> VoiceResult:
+        found = await self.conference_sid(room)
+        if not found.ok or not found.sid:
+            return found
+        return await self.client.remove_participant(found.sid, leg)
+
+    def _caller_id(self, action: CallAction) -> str:
+        return action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
+
+    # --- supervisors: listen (muted), whisper (coaching the agent's leg), barge (heard by all) -------------
+
+    async def _agent_call_sid(self, room: str, conference_sid: str, call_sid: str, agent_id: int | None) -> str | None:
+        """The agent's leg's CallSid (coaching names a CallSid, not a label): kept here, else asked of Twilio."""
+        leg = self._agent_leg(call_sid, agent_id)
+        if leg is not None and _CALL_SID.fullmatch(leg):
+            return leg
+        if agent_id is None:
+            return None
+        found = await self.client.fetch_participant(conference_sid, agent_identity(agent_id))
+        return found.sid if found.ok and found.sid and _CALL_SID.fullmatch(found.sid) else None
+
+    async def _supervise(self, action: CallAction, room: str) -> DeliveryReport:
+        if action.agent_id is None or action.mode not in SUPERVISE_MODES:
+            return _failed("bad_mode", "Listen, whisper or barge?")
+        muted, coaching = supervise_leg(action.mode)
+        live = await self.conference_sid(room)
+        if not live.ok or not live.sid:
+            return _failed(live.code or "20404", "The call is no longer bridged to an agent: there is nothing to join.")
+        coach = None
+        if coaching:
+            coach = await self._agent_call_sid(room, live.sid, action.thread_key, _agent_of(action.target))
+            if coach is None:
+                return _failed("16028", "The agent's leg is not in the call: there is nobody to whisper to.")
+        label = supervisor_label(action.agent_id)
+        changed = await self.client.update_participant(live.sid, label, muted=muted, coaching=coaching, call_sid_to_coach=coach)
+        if changed.ok:
+            return DeliveryReport("sent", provider_id=changed.sid)
+        if not changed.gone:
+            return changed.report()
+        leg = await self.client.add_participant(
+            live.sid, from_=self._caller_id(action), to=f"client:{agent_identity(action.agent_id)}", label=label,
+            timeout=self.settings.agent_ring_seconds, status_callback=self.url(STATUS_PATH, leg="supervisor", call=action.thread_key),
+            end_conference_on_exit=False, muted=muted, coaching=coaching or None, call_sid_to_coach=coach,
+        )
+        if not leg.ok:
+            return _failed(leg.code or "supervisor_leg", f"Your phone could not be rung into the call: {leg.words}")
+        return DeliveryReport("sent", provider_id=leg.sid)
+
+    async def _end_supervision(self, action: CallAction, room: str) -> DeliveryReport:
+        if action.agent_id is None:
+            return _failed("no_agent", "Whose leg?")
+        gone = await self._remove_participant(room, supervisor_label(action.agent_id))
+        return DeliveryReport("sent") if gone.ok or gone.gone else gone.report()
+
+    def former_leg(self, call_sid: str, leg: str) -> bool:
+        """Whether ``leg`` was an agent's leg of the call that has since left it (a completed warm transfer)."""
+        call = self._calls.get(call_sid)
+        return call is not None and leg in call.former_legs
 
     def _agent_leg(self, call_sid: str, agent_id: int | None) -> str | None:
         """The agent's leg: its CallSid if this process knows it, else its participant label (Twilio takes either)."""
@@ -436,6 +605,18 @@ def room_name(conversation_id: int) -> str:
 def agent_identity(agent_id: int) -> str:
     """The agent's Voice client identity (``^[A-Za-z0-9_]{1,121}$``) and participant label."""
     return f"agent_{int(agent_id)}"
+
+
+def supervisor_label(agent_id: int) -> str:
+    """A supervisor's participant label (their phone is their ``client:agent_<id>``, like an agent's)."""
+    return f"{SUPERVISOR_PREFIX}{int(agent_id)}"
+
+
+def _agent_of(target: str | None) -> int | None:
+    """The agent id of a target ``agent:<id>`` (None for anything else)."""
+    if not target or not target.startswith("agent:") or not target[6:].isdigit() or len(target) > 20:
+        return None
+    return int(target[6:])
 
 
 def _failed(code: str, words: str) -> DeliveryReport:
@@ -928,9 +1109,9 @@ class _Webhooks:
             if not call.status:
                 raise BadWebhook("CallStatus is missing")
             leg = request.query.get("leg") or ("agent" if _field(form, "To").startswith("client:") else "caller")
-            if leg not in ("caller", "agent"):
-                raise BadWebhook("leg must be caller or agent")
-            thread = (request.query.get("call") or self.adapter.caller_of_leg(call.call_sid)) if leg == "agent" else call.call_sid
+            if leg not in ("caller", "agent", "consult", "supervisor"):
+                raise BadWebhook("leg must be caller, agent, consult or supervisor")
+            thread = (request.query.get("call") or self.adapter.caller_of_leg(call.call_sid)) if leg != "caller" else call.call_sid
             if thread is not None and not _CALL_SID.fullmatch(thread):
                 raise BadWebhook("call is not a Twilio call SID")
         except BadWebhook as exc:
@@ -979,7 +1160,15 @@ class _Webhooks:
             "direction": _field(form, "Direction"),
         }.items() if v}
         final = call.status in FINAL_STATUSES
+        if leg == "supervisor":  # the supervisor's own phone: nothing for the agent or the core
+            log.info("supervisor leg status", extra={"call_sid": call.call_sid, "status": call.status})
+            return
+        if leg == "consult":  # the consulted colleague's leg: the core moves the consultation on
+            await hub.consult_leg(CHANNEL, thread, call.call_sid, call.status)
+            return
         if leg == "agent":
+            if self.adapter.former_leg(thread, call.call_sid):
+                return  # the first agent's leg after a warm transfer: the call is someone else's now
             await hub.call_status(CHANNEL, thread, f"agent_{call.status.replace('-', '_')}", detail)
             return
         if not final:
@@ -1035,7 +1224,9 @@ class _Webhooks:
             return web.Response(status=503, text="the hub could not record the event now")
         if not first:
             return web.Response(status=200)
-        who = "caller" if (label == CUSTOMER_LABEL or leg == thread) else "agent"
+        who = "caller" if (label == CUSTOMER_LABEL or leg == thread) else self.adapter.who_is(thread, leg, label)
+        if who == "supervisor":  # a supervisor listening in is not news for the agent
+            return web.Response(status=200)
         if who == "agent" and event == "participant-join" and _CALL_SID.fullmatch(leg):
             self.adapter.note_agent_leg(thread, leg)
         words = {

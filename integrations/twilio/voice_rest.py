@@ -40,6 +40,7 @@ VOICE_WORDS: dict[str, str] = {
     "21210": "The shop's number cannot be used as caller ID for the agent's phone (check TWILIO_NUMBERS).",
     "21211": "The agent's phone number is not a valid phone number.",
     "16020": "The agent's leg is no longer in the conference.",
+    "16028": "The agent's leg is not in the call's conference: nobody to whisper to.",
     "32018": "The call's instructions were too long for Twilio.",
     "20429": "Twilio is refusing requests for now (too many); try again in a moment.",
 }
@@ -178,15 +179,21 @@ class VoiceRestClient:
         timeout: int = 30,
         label: str | None = None,
         end_conference_on_exit: bool = False,
+        muted: bool | None = None,
+        coaching: bool | None = None,
+        call_sid_to_coach: str | None = None,
     ) -> VoiceResult:
         """Participants create: dial ``to`` (``client:agent_7`` or a number) into the conference named
-        ``conference`` (creating is the one Participants request where Twilio takes a friendly name for the SID)."""
+        ``conference`` (creating is the one Participants request where Twilio takes a friendly name for the SID;
+        a ``CF...`` SID works too, and never makes a new conference). ``muted``/``coaching``/``call_sid_to_coach``:
+        a supervisor's leg (listen: muted; whisper: coaching the agent's CallSid; barge: neither)."""
         return await self._call("add_participant", lambda c: c.conferences(conference).participants.create_async(
             from_=from_, to=to, status_callback=_opt(status_callback),
             status_callback_event=list(status_callback_event) if status_callback else values.unset,
             conference_status_callback=_opt(conference_status_callback),
             conference_status_callback_event=list(conference_status_callback_event) if conference_status_callback else values.unset,
             timeout=timeout, label=_opt(label), end_conference_on_exit=end_conference_on_exit, early_media=True, beep="false",
+            muted=_opt(muted), coaching=_opt(coaching), call_sid_to_coach=_opt(call_sid_to_coach),
         ))
 
     async def find_conference(self, friendly_name: str) -> VoiceResult:
@@ -207,15 +214,34 @@ class VoiceRestClient:
 
     async def update_participant(
         self, conference_sid: str, call_sid: str, *, hold: bool | None = None, hold_url: str | None = None, muted: bool | None = None,
+        end_conference_on_exit: bool | None = None, coaching: bool | None = None, call_sid_to_coach: str | None = None,
     ) -> VoiceResult:
-        """Participants update: hold (with the music at ``hold_url``) or mute one leg (its CallSid or label) of
-        the conference ``conference_sid``. Twilio takes a friendly name only to *create* a participant: here the
-        path needs the ``CF...`` SID (:meth:`find_conference`, or the conference's status callbacks)."""
+        """Participants update: hold (with the music at ``hold_url``), mute, ``EndConferenceOnExit`` or coaching of
+        one leg (its CallSid or label) of the conference ``conference_sid``. Twilio takes a friendly name only to
+        *create* a participant: here the path needs the ``CF...`` SID (:meth:`find_conference`, or the
+        conference's status callbacks)."""
         if not CONFERENCE_SID.fullmatch(conference_sid):
             return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
         return await self._call("update_participant", lambda c: c.conferences(conference_sid).participants(call_sid).update_async(
             hold=_opt(hold), hold_url=_opt(hold_url), hold_method="GET" if hold_url else values.unset, muted=_opt(muted),
+            end_conference_on_exit=_opt(end_conference_on_exit), coaching=_opt(coaching), call_sid_to_coach=_opt(call_sid_to_coach),
         ))
+
+    async def fetch_participant(self, conference_sid: str, participant: str) -> VoiceResult:
+        """Participants fetch (by CallSid or label): the participant's CallSid in ``sid``; 20404 when it is not there."""
+        if not CONFERENCE_SID.fullmatch(conference_sid):
+            return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
+        return await self._call("fetch_participant", lambda c: c.conferences(conference_sid).participants(participant).fetch_async())
+
+    async def remove_participant(self, conference_sid: str, participant: str) -> VoiceResult:
+        """Participants delete (by CallSid or label): the leg leaves the conference (a ringing one is cancelled)."""
+        if not CONFERENCE_SID.fullmatch(conference_sid):
+            return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
+
+        async def delete(c: Client) -> bool:
+            return bool(await c.conferences(conference_sid).participants(participant).delete_async())
+
+        return await self._call("remove_participant", delete)
 
     async def close(self) -> None:
         """Close the HTTP session."""

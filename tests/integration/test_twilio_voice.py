@@ -578,7 +578,9 @@ async def test_a_caller_who_hung_up_cannot_be_bridged_and_the_agent_is_told_why(
 async def test_refusals_of_the_adapter_are_words(phone: Phone) -> None:
     action = CallAction("transfer", 1, sid(19), 1, target="agent:2")
     report = await phone.adapter.act(action)
-    assert report.status == "failed" and "Warm transfer" in (report.error_message or "")
+    assert report.status == "failed" and "cold transfer" in (report.error_message or "")
+    assert (await phone.adapter.act(CallAction("consult", 1, sid(19), 1, target="queue:support"))).status == "failed"  # the core picks the agent
+    assert (await phone.adapter.act(CallAction("supervise", 1, sid(19), 3, target="agent:1", mode="shout"))).status == "failed"
     assert (await phone.adapter.act(CallAction("hold", 1, "not-a-call", 1))).status == "failed"
     held = await phone.adapter.act(CallAction("hold", 1, sid(19), 1))  # no live conference conv-1
     assert held.status == "failed" and "no longer bridged" in (held.error_message or "")
