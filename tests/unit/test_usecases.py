@@ -579,3 +579,148 @@ async def test_a_status_chosen_while_the_console_is_still_registering_is_kept() 
     await asyncio.gather(online, chosen)
     presence = await hub.store.get_presence(ALICE.id)
     assert presence is not None and presence.status == "available"
+
+
+# --- the phone: warm transfer and supervisors on a call (contact_center/usecases/calls.py) ---------------
+
+
+SAM = SimpleNamespace(id=9, username="sam", display_name="Sam", role="supervisor")
+
+
+class LegAdapter(CallAdapter):
+    """The call adapter, giving the consulted colleague's leg a CallSid as the voice adapter does."""
+
+    async def act(self, action: Any) -> Any:
+        from contact_center.ports import DeliveryReport
+
+        report = await super().act(action)
+        if report.status == "sent" and action.kind == "consult":
+            return DeliveryReport("sent", provider_id=f"CAleg{len(self.actions)}")
+        return report
+
+
+async def _call_with_alice(sid: str = "CA7") -> tuple[Hub, MemoryConversations, RecordingNotifier, LegAdapter, int]:
+    from contact_center.channels import VOICE
+    from contact_center.usecases import calls
+
+    hub, repo, notify, _ = await _hub()
+    adapter = LegAdapter()
+    hub.channels.register(VOICE, adapter)
+    repo.add_agent(SAM.id, SAM.display_name)
+    opened = await inbound.receive_inbound(hub, _call("Incoming call", f"{sid}:start", sid=sid, opening=True))
+    await calls.request_agent(hub, "phone", sid, "customer_request")
+    await _online(hub, ALICE)
+    await router.route_once(hub)
+    await offers.accept(hub, ALICE, opened.conversation_id)
+    await _settle(hub)
+    await _online(hub, BOB)
+    return hub, repo, notify, adapter, opened.conversation_id
+
+
+def _to(notify: RecordingNotifier, agent: Any, event: str) -> list[dict[str, Any]]:
+    return [n.data for n in notify.sent if n.audience == "agent" and n.target == agent.id and n.event == event]
+
+
+async def test_a_warm_transfer_consults_then_completes_and_the_assignment_moves() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    started = await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    assert started["consult"] == {"by_agent": ALICE.id, "target_agent": BOB.id, "target_name": "Bob", "state": "ringing", "leg": "CAleg2"}
+    act = adapter.actions[-1]
+    assert (act.kind, act.agent_id, act.target) == ("consult", ALICE.id, f"agent:{BOB.id}")
+    assert _to(notify, BOB, "consult_request")[-1]["from_agent_name"] == "Alice"
+    with pytest.raises(HubError, match="has not answered"):  # nothing to complete while bob's phone rings
+        await calls.call_action(hub, ALICE, cid, "complete_transfer")
+    await calls.consult_leg(hub, "phone", "CA7", "CAleg2", "in-progress")
+    assert _to(notify, ALICE, "call_status")[-1]["status"] == "consult_answered"
+    with pytest.raises(HubError) as not_his:
+        await calls.call_action(hub, BOB, cid, "complete_transfer")
+    assert not_his.value.code == "forbidden"
+    done = await calls.call_action(hub, ALICE, cid, "complete_transfer")
+    assert done["agent_id"] == BOB.id
+    assert (adapter.actions[-1].kind, adapter.actions[-1].leg) == ("complete_transfer", "CAleg2")
+    conv = repo.convs[cid]
+    assert (conv.status, conv.assigned_agent_id) == ("assigned", BOB.id)
+    assert await hub.store.assignment_of(cid) == BOB.id and await hub.store.assignments_of(ALICE.id) == []
+    assert _to(notify, ALICE, "conversation_closed")[-1] == {"conversation_id": cid, "reason": "transferred"}
+    assert _to(notify, BOB, "conversation_assigned")[-1]["id"] == cid
+    summaries = [n.summary for _, c, n in repo.timeline if c == cid]
+    assert "Alice transferred to Bob after consultation" in summaries
+    assert (await calls.current_consult(hub, repo.convs[cid])).state == "completed"  # type: ignore[union-attr]
+    # after the transfer, bob's leg is the call's agent leg: its end is bob's news
+    await calls.consult_leg(hub, "phone", "CA7", "CAleg2", "completed")
+    assert _to(notify, BOB, "call_status")[-1]["status"] == "agent_completed"
+
+
+async def test_a_consultation_cancelled_or_unanswered_gives_the_caller_back_to_the_first_agent() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    with pytest.raises(HubError, match="already under way"):
+        await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    await calls.call_action(hub, ALICE, cid, "cancel_consult")
+    assert adapter.actions[-1].kind == "cancel_consult" and adapter.actions[-1].target == f"agent:{BOB.id}"
+    assert _to(notify, BOB, "consult_ended")[-1]["reason"] == "cancelled"
+    assert repo.convs[cid].assigned_agent_id == ALICE.id
+    # a late status of the cancelled leg changes nothing
+    actions = len(adapter.actions)
+    await calls.consult_leg(hub, "phone", "CA7", "CAleg2", "completed")
+    assert len(adapter.actions) == actions
+    # again, and bob does not answer: the consultation fails by itself and the caller is unheld
+    await calls.call_action(hub, ALICE, cid, "consult", "queue:support")
+    leg = (await calls.current_consult(hub, repo.convs[cid])).leg  # type: ignore[union-attr]
+    await calls.consult_leg(hub, "phone", "CA7", str(leg), "no-answer")
+    assert adapter.actions[-1].kind == "cancel_consult"
+    assert _to(notify, ALICE, "call_status")[-1]["status"] == "consult_failed"
+    assert any(n.summary == "Consultation with Bob failed: did not answer" for _, _, n in repo.timeline)
+    with pytest.raises(HubError):
+        await calls.call_action(hub, ALICE, cid, "complete_transfer")
+
+
+async def test_consult_refusals_are_decided_by_the_core() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    for target, code in ((f"agent:{ALICE.id}", "bad_request"), ("agent:999", "not_found"), ("queue:nowhere", "bad_request"),
+                         ("agent:x", "bad_request")):
+        with pytest.raises(HubError) as refused:
+            await calls.call_action(hub, ALICE, cid, "consult", target)
+        assert refused.value.code == code, target
+    await offers.set_status(hub, BOB, "away")
+    with pytest.raises(HubError, match="cannot take a call now"):
+        await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    with pytest.raises(HubError, match="nobody in the support queue"):
+        await calls.call_action(hub, ALICE, cid, "consult", "queue:support")
+    assert [a.kind for a in adapter.actions] == ["connect_agent"]  # nothing was asked of the call
+    adapter.refuse = "the caller has hung up"
+    await offers.set_status(hub, BOB, "available")
+    with pytest.raises(HubError, match="hung up"):
+        await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    assert await calls.current_consult(hub, repo.convs[cid]) is None  # a refused consultation is not recorded
+
+
+async def test_a_supervisor_listens_whispers_and_barges_through_the_adapter_and_it_is_recorded() -> None:
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    with pytest.raises(HubError) as agent:
+        await calls.supervise(hub, BOB, cid, "listen")
+    assert agent.value.code == "forbidden"
+    with pytest.raises(HubError):
+        await calls.supervise(hub, SAM, cid, "shout")
+    for mode in ("listen", "whisper", "barge"):
+        await calls.supervise(hub, SAM, cid, mode)
+        act = adapter.actions[-1]
+        assert (act.kind, act.agent_id, act.target, act.mode) == ("supervise", SAM.id, f"agent:{ALICE.id}", mode)
+    assert [d["status"] for d in _to(notify, ALICE, "call_status")] == ["supervisor_whisper", "supervisor_barge"]  # listening is silent
+    summaries = [n.summary for _, c, n in repo.timeline if c == cid]
+    assert {"Sam listened to the call with Alice", "Sam whispered to the agent on the call with Alice",
+            "Sam barged into the call with Alice"} <= set(summaries)
+    await calls.supervise(hub, SAM, cid, "leave")
+    assert adapter.actions[-1].kind == "end_supervision"
+    await transfer_close.close(hub, ALICE, cid, "resolved")
+    with pytest.raises(HubError, match="ended") as ended:  # no barging into a call that ended
+        await calls.supervise(hub, SAM, cid, "barge")
+    assert ended.value.code == "conflict"
