@@ -134,6 +134,7 @@ function cell(row, field) {
 // ------------------------------------------------------------------ rendering
 
 function render(snap) {
+  queueMicrotask(renderCallBox);
   if (!snap) return;
   state.snap = snap;
   const generated = Date.parse(snap.generated_at);
@@ -541,6 +542,7 @@ async function startWatch(id) {
   $("watch").dataset.conversationId = String(id);
   for (const m of ack.conversation?.messages || []) addMessage({ ...m, conversation_id: id });
   if (state.snap) renderConversations(state.snap);
+  renderCallBox();
   return true;
 }
 
@@ -552,6 +554,8 @@ async function stopWatch() {
   document.body.classList.remove("watching");
   if (w) await call("unwatch", { conversation_id: w.id });
   if (state.snap) renderConversations(state.snap);
+  if (w && callBox.onCall === w.id) await monitorCall("leave", w.id);
+  renderCallBox();
 }
 
 async function sendWhisper(ev) {
@@ -677,6 +681,110 @@ async function init() {
     setText($("me"), `${me.display_name} · ${me.role}`);
   }
   await connect();
+}
+
+// ------------------------------------------------------------------ on a live call: listen, whisper, barge
+// A watched phone conversation with an agent gets "On the call": Listen (muted: nobody hears you), Whisper
+// (coaching: only the agent hears you), Barge (everyone hears you) and Leave, each the `call_monitor` event
+// ({conversation_id, mode}); the hub rings this supervisor's softphone (client:agent_<id>) into the call's
+// conference. With the local Twilio stand-in that leg is answered here through its dev API (no audio), as the
+// console's stand-in softphone does; with real Twilio the console's Voice SDK softphone takes it.
+
+const callBox = { el: null, status: null, buttons: {}, onCall: null, mode: null, phone: null, poll: null };
+const MODE_WORDS = { listen: "Listening: nobody hears you.", whisper: "Whispering: only the agent hears you.", barge: "Barged in: the caller and the agent hear you." };
+
+function ensureCallBox() {
+  if (callBox.el) return callBox.el;
+  callBox.status = h("span", { class: "muted small", "data-testid": "call-monitor-status" });
+  const box = h("div", { class: "call-monitor", "data-testid": "call-monitor", role: "group", "aria-label": "On the call", hidden: true },
+    h("strong", { text: "On the call " }));
+  for (const [mode, text] of [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"], ["leave", "Leave"]]) {
+    const b = h("button", { type: "button", class: `btn btn-sm ${mode === "barge" ? "btn-note" : "btn-ghost"}`, "data-testid": `call-${mode}`, text, "aria-pressed": "false" });
+    b.addEventListener("click", () => monitorCall(mode));
+    callBox.buttons[mode] = b;
+    box.append(b);
+  }
+  box.append(callBox.status);
+  $("watch-error").before(box);
+  callBox.el = box;
+  return box;
+}
+
+function renderCallBox() {
+  const box = ensureCallBox();
+  const w = state.watching;
+  const conv = w ? (state.snap?.conversations || []).find((c) => c.id === w.id) : null;
+  const isCall = !!conv && conv.channel === "phone";
+  box.hidden = !isCall;
+  if (!isCall) return;
+  const live = conv.status === "assigned";
+  const here = callBox.onCall === w.id;
+  for (const [mode, b] of Object.entries(callBox.buttons)) {
+    b.disabled = !live || (mode === "leave" && !here);
+    b.setAttribute("aria-pressed", here && callBox.mode === mode ? "true" : "false");
+  }
+  if (!live && here) {
+    callBox.onCall = callBox.mode = null;
+  }
+  if (!callBox.status.dataset.error) setText(callBox.status, !live ? "The call has no agent on it now." : here ? MODE_WORDS[callBox.mode] || "" : "You are not on the call.");
+}
+
+async function supervisorPhone() {
+  if (callBox.phone) return callBox.phone;
+  try {
+    const res = await fetch("/console/voice/token", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    callBox.phone = res.ok ? await res.json() : { mode: "none" };
+  } catch {
+    callBox.phone = { mode: "none" };
+  }
+  return callBox.phone;
+}
+
+/** The stand-in's leg for this supervisor: answered when it rings (we asked for it), for up to 20 s. */
+async function answerStandinLeg() {
+  const phone = await supervisorPhone();
+  if (phone.mode !== "standin" || !phone.identity) return;
+  clearTimeout(callBox.poll);
+  const legs = `${String(phone.base || "/standin/twilio").replace(/\/+$/, "")}/dev/clients/${encodeURIComponent(phone.identity)}`;
+  const until = Date.now() + 20000;
+  const tick = async () => {
+    try {
+      const list = await (await fetch(legs, { credentials: "same-origin" })).json();
+      const ringing = (Array.isArray(list) ? list : []).find((l) => l && l.status === "ringing");
+      if (ringing) {
+        await fetch(`${legs}/calls/${encodeURIComponent(ringing.call_sid)}/answer`, { method: "POST", credentials: "same-origin" });
+        return;
+      }
+      if ((Array.isArray(list) ? list : []).some((l) => l && l.status === "in-progress")) return;
+    } catch {
+      /* try again */
+    }
+    if (Date.now() < until) callBox.poll = setTimeout(tick, 500);
+  };
+  await tick();
+}
+
+async function monitorCall(mode, id = state.watching?.id) {
+  if (id === undefined || id === null) return;
+  for (const b of Object.values(callBox.buttons)) b.disabled = true;
+  delete callBox.status.dataset.error;
+  const ack = await call("call_monitor", { conversation_id: id, mode });
+  if (!ack.ok) {
+    callBox.status.dataset.error = "true";
+    setText(callBox.status, ack.error?.message || "The hub refused.");
+    setTimeout(() => {
+      delete callBox.status.dataset.error;
+      renderCallBox();
+    }, 6000);
+  } else if (mode === "leave") {
+    callBox.onCall = callBox.mode = null;
+    clearTimeout(callBox.poll);
+  } else {
+    callBox.onCall = id;
+    callBox.mode = mode;
+    answerStandinLeg();
+  }
+  renderCallBox();
 }
 
 init();

@@ -10,15 +10,23 @@
 //     unmute, hang_up, ...), acknowledged {ok} or refused with the reason in words;
 //   * the softphone (softphone/phone.js): the agent's leg answered means the agent is on the call. A leg
 //     that rings while the agent has a call waiting for it (they accepted the offer) is answered at once.
+//   * a warm transfer (docs/subsystems/phone.md): the consulting agent's `consult` puts `call.consult`
+//     {state: ringing|talking, targetName}; `consult_answered`, `consult_failed`, `consult_cancelled` move it;
+//     `complete_transfer` ends with the hub's conversation_closed (transferred). The consulted colleague gets
+//     `consult_request` (the `incoming_consult` slice: they answer their ringing leg by hand), then
+//     `conversation_assigned` once the transfer is completed (the call is theirs, on the leg already up) or
+//     `consult_ended`.
 // An ended call stays ended: a late "in-progress" never reopens it.
 
 import { key } from "../core/dom.js";
 import * as socket from "../core/socket.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
 import * as phone from "../softphone/phone.js";
-import { getConv } from "./conversations.js";
+import { addMessage, getConv, reopen, selectConv, upsertConv } from "./conversations.js";
 
 const calls = defineSlice("calls", new Map(), "model/calls.js");
+// a colleague consults us: {conversationId, fromName, customerName, customerAddress, leg} or null
+const incoming = defineSlice("incoming_consult", null, "model/calls.js");
 const early = new Map(); // conversation id -> [call_status] that came before the conversation did
 const restoring = new Set(); // conversation ids of hello: calls already going when the page (re)loaded
 const CALL_CHANNELS = new Set(["phone", "voice", "call"]);
@@ -86,6 +94,13 @@ export const ACTION_WORDS = {
   transfer: "transfer the call",
   consult: "call the colleague",
   complete_transfer: "complete the transfer",
+  cancel_consult: "cancel the consultation",
+};
+// a warm transfer's news for the consulting agent (the core's call_status words)
+const CONSULT_NEWS = {
+  consult_answered: "talking",
+  consult_failed: "failed",
+  consult_cancelled: "cancelled",
 };
 
 function newCall(id) {
@@ -103,6 +118,9 @@ function newCall(id) {
     pending: null, // an action in flight
     error: null, // {action, message}: the last refusal
     legSid: null, // the softphone's leg of this call, once answered
+    consult: null, // a warm transfer under way: {state: "ringing" | "talking", targetName}
+    consultNote: "", // how the last consultation ended, in words
+    supervisor: null, // a supervisor heard on the call: {mode: "whisper" | "barge", name}
   };
 }
 
@@ -196,6 +214,8 @@ function end(call, by, reason = "") {
   call.pending = null;
   call.error = null; // a refusal during the call is moot now
   call.legSid = null;
+  call.consult = null;
+  call.supervisor = null;
   const live = liveCalls().length > 0;
   phone.watch(live);
   if (!live) dropLeg(); // the caller is gone: so is the agent's leg
@@ -224,6 +244,23 @@ function apply(call, p) {
     return;
   }
   if (call.state === "ended") return; // forward only
+  if (status in CONSULT_NEWS) {
+    const state = CONSULT_NEWS[status];
+    const name = typeof detail.agent_name === "string" ? detail.agent_name : call.consult?.targetName || "Your colleague";
+    if (state === "talking") call.consult = { ...(call.consult || {}), state, targetName: name };
+    else {
+      call.consult = null;
+      call.consultNote = state === "failed" ? `${name} did not take the call: the caller is back with you.` : `The consultation with ${name} ended: the caller is back with you.`;
+      if (call.state === "on_hold") connected(call);
+    }
+    return;
+  }
+  if (status === "supervisor_whisper" || status === "supervisor_barge") {
+    call.supervisor = { mode: status.slice("supervisor_".length), name: typeof detail.supervisor_name === "string" ? detail.supervisor_name : "A supervisor" };
+    return;
+  }
+  // an agent leg's news that is not about our own leg (a warm transfer's first agent, a colleague)
+  if (status.startsWith("agent_") && typeof detail.call_sid === "string" && call.legSid && detail.call_sid !== call.legSid) return;
   if (status in LEG_LOST) {
     call.state = "failed";
     call.reason = LEG_LOST[status];
@@ -287,7 +324,17 @@ export function callAction(conv, action, target = null) {
         changed(call);
         return resolve({ ok: false, message: call.error.message });
       }
-      if (action === "hold") {
+      if (action === "consult") {
+        call.consult = { state: "ringing", targetName: ack.consult?.target_name || "your colleague" };
+        call.consultNote = "";
+        call.state = call.state === "ended" ? "ended" : "on_hold";
+        call.heldAt = call.heldAt || Date.now();
+      } else if (action === "cancel_consult") {
+        call.consult = null;
+        connected(call);
+      } else if (action === "complete_transfer") {
+        call.consult = null; // the hub's conversation_closed (transferred) takes the call away
+      } else if (action === "hold") {
         call.state = call.state === "ended" ? "ended" : "on_hold";
         call.heldAt = call.heldAt || Date.now();
       } else if (action === "unhold") connected(call);
@@ -305,6 +352,59 @@ export function callAction(conv, action, target = null) {
       resolve({ ok: false, message: call.error.message });
     }
   });
+}
+
+/** The colleague who consults us: answer our ringing leg (we then talk with them; the caller is held). */
+export async function answerConsult() {
+  const r = await phone.answer();
+  if (r.ok && incoming.get()) incoming.set({ ...incoming.get(), answered: true }, { type: "answered" });
+  return r;
+}
+
+/** Decline (or leave) a consultation: our leg goes; the consulting agent is told by the hub. */
+export async function declineConsult() {
+  const r = await phone.hangup();
+  incoming.set(null, { type: "declined" });
+  return r;
+}
+
+function onConsultRequest(p) {
+  if (!p || p.conversation_id == null) return;
+  incoming.set({
+    conversationId: p.conversation_id,
+    fromName: typeof p.from_agent_name === "string" ? p.from_agent_name : "A colleague",
+    customerName: typeof p.customer_name === "string" ? p.customer_name : "",
+    customerAddress: typeof p.customer_address === "string" ? p.customer_address : "",
+    leg: typeof p.leg === "string" ? p.leg : null,
+    answered: false,
+  }, { type: "request" });
+  phone.watch(true); // the stand-in looks for the ringing leg every second
+}
+
+function onConsultEnded(p) {
+  const now = incoming.get();
+  if (now && key(now.conversationId) === key(p?.conversation_id)) {
+    incoming.set(null, { type: "ended", reason: p?.reason || "" });
+    if (!liveCalls().length) phone.watch(false);
+  }
+}
+
+/** The consulting agent completed the transfer: the call is ours, on the leg we already answered. */
+function onAssigned(p) {
+  if (!p || (p.id == null && p.conversation_id == null)) return;
+  const conv = upsertConv(p);
+  if (!conv) return;
+  reopen(conv);
+  for (const m of p.messages || []) addMessage(conv, m);
+  incoming.set(null, { type: "transferred" });
+  const call = ensure(conv);
+  if (call) {
+    const s = read("softphone");
+    call.legSid = typeof p.leg === "string" ? p.leg : s.callSid || null;
+    connected(call);
+    changed(call);
+  }
+  selectConv(conv.id);
 }
 
 /** Answer the softphone's ringing leg by hand (when it was not answered by itself). */
@@ -328,7 +428,7 @@ function forget(id) {
 /** The softphone's leg: answered at once when the agent has a call waiting for it; its answer connects the call. */
 function onSoftphone(s, change) {
   const live = liveCalls();
-  if (s.state === "ringing" && s.callSid && answering !== s.callSid) {
+  if (s.state === "ringing" && s.callSid && answering !== s.callSid && !incoming.get()) {
     const waiting = live.find((c) => !c.legSid);
     if (waiting) {
       answering = s.callSid;
@@ -366,6 +466,9 @@ export function wire() {
     }
   });
   socket.on("call_status", applyStatus);
+  socket.on("consult_request", onConsultRequest);
+  socket.on("consult_ended", onConsultEnded);
+  socket.on("conversation_assigned", onAssigned);
   subscribe("conversations", (_, change) => {
     const conv = change.conv;
     if (change.type === "reset") {

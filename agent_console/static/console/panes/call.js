@@ -3,7 +3,8 @@
 // From top to bottom: what happened before the agent (the IVR's note, what the caller said or pressed, the
 // bot's replies and its handover with the order draft), then the card: the caller, the call's state
 // ("Connecting…", "Ringing", "Connected", "On hold" while the caller hears music, "Caller hung up: wrap up")
-// and its timer; Mute, Hold, Transfer (the existing dialog: to a queue or a colleague, cold) and Hang up,
+// and its timer; Mute, Hold, Transfer (the existing dialog: to a queue or a colleague, cold, or "Consult first":
+// warm, the caller held while the colleague's phone rings; then the card's Complete transfer / Cancel) and Hang up,
 // each a `call_action` whose refusal is said on the card in words; the softphone's line (Twilio's SDK or
 // the stand-in's leg, or why calls cannot be taken on this browser) with Answer when a leg rings by itself;
 // then the agent's notes (saved as internal notes) and, once the call has ended, the wrap-up: a disposition
@@ -56,6 +57,11 @@ function build(host) {
   e.transfer = button("call-transfer", "Transfer", { "aria-haspopup": "dialog", title: "To a queue or a colleague (cold: you leave the call)" });
   e.hangup = h("button", { type: "button", class: "btn btn-danger call-btn call-hangup", "data-testid": "call-hangup", text: "Hang up" });
   e.error = h("p", { class: "form-error small call-error", "data-testid": "call-error", role: "alert", hidden: true });
+  e.consultText = h("span", { class: "call-consult-text", "data-testid": "call-consult-text" });
+  e.consultComplete = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "call-consult-complete", text: "Complete transfer", title: "You leave the call; your colleague has it" });
+  e.consultCancel = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "call-consult-cancel", text: "Cancel", title: "Your colleague's line goes; the caller is back with you" });
+  e.consult = h("div", { class: "call-consult", "data-testid": "call-consult", role: "status", hidden: true }, e.consultText, e.consultComplete, e.consultCancel);
+  e.supervisor = h("p", { class: "call-supervisor small", "data-testid": "call-supervisor", role: "status", hidden: true });
   e.lineText = h("span", { class: "softphone-text" });
   e.answer = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "softphone-answer", text: "Answer", hidden: true });
   e.line = h("p", { class: "softphone-line small", "data-testid": "softphone-line" }, channelIcon("voice"), e.lineText, e.answer);
@@ -89,6 +95,8 @@ function build(host) {
     ),
     e.state,
     h("div", { class: "call-controls", role: "group", "aria-label": "Call controls" }, e.mute, e.hold, e.transfer, e.hangup),
+    e.consult,
+    e.supervisor,
     e.error,
     e.line,
     e.wrapup,
@@ -159,7 +167,29 @@ function renderCard(conv) {
 
   const ended = state === "ended" || conv.closed;
   const busy = !!call?.pending;
+  const consulting = !!call?.consult && !ended;
   for (const b of [els.mute, els.hold, els.transfer, els.hangup]) b.disabled = ended || busy;
+  els.hold.disabled = els.hold.disabled || consulting; // the caller stays held until the consultation ends
+  els.transfer.disabled = els.transfer.disabled || consulting;
+  els.consult.hidden = !consulting && !(call?.consultNote && !ended);
+  els.consult.dataset.state = consulting ? call.consult.state : "over";
+  if (consulting) {
+    const who = call.consult.targetName || "your colleague";
+    els.consultText.textContent = call.consult.state === "talking"
+      ? `Talking with ${who}; the caller is on hold. `
+      : `Calling ${who}… the caller is on hold. `;
+    els.consultComplete.hidden = els.consultCancel.hidden = false;
+    els.consultComplete.disabled = busy || call.consult.state !== "talking";
+    els.consultCancel.disabled = busy;
+    els.consultComplete.textContent = call.pending === "complete_transfer" ? "Transferring…" : "Complete transfer";
+  } else {
+    els.consultText.textContent = call?.consultNote || "";
+    els.consultComplete.hidden = els.consultCancel.hidden = true;
+  }
+  els.supervisor.hidden = !call?.supervisor || ended;
+  els.supervisor.textContent = call?.supervisor
+    ? call.supervisor.mode === "whisper" ? `${call.supervisor.name} is whispering to you (the caller does not hear them).` : `${call.supervisor.name} has joined the call: the caller hears them.`
+    : "";
   const muted = !!call?.muted;
   els.mute.textContent = call?.pending === "mute" ? "Muting…" : call?.pending === "unmute" ? "Unmuting…" : muted ? "Unmute" : "Mute";
   els.mute.setAttribute("aria-pressed", muted ? "true" : "false");
@@ -282,6 +312,8 @@ function wireCard() {
   els.hold.addEventListener("click", onHold);
   els.transfer.addEventListener("click", onTransfer);
   els.hangup.addEventListener("click", () => act("hang_up"));
+  els.consultComplete.addEventListener("click", () => act("complete_transfer"));
+  els.consultCancel.addEventListener("click", () => act("cancel_consult"));
   els.answer.addEventListener("click", onAnswer);
   els.wrapup.addEventListener("submit", onWrapUp);
   els.noteSave.addEventListener("click", saveNote);

@@ -1,4 +1,6 @@
-// The transfer dialog: to a queue, or to a named colleague, with a note.
+// The transfer dialog: to a queue, or to a named colleague, with a note. For a call it also has "Consult first"
+// (a warm transfer: the caller is held while the colleague, or the queue's next free agent, is rung into the
+// call; the call card then completes or cancels it: panes/call.js).
 // Owner of the `transfer` slice: {convId: the conversation the dialog is for, pendingId: a transfer in flight}.
 
 import { $, h, key } from "../core/dom.js";
@@ -7,6 +9,7 @@ import { api, errorText } from "../core/http.js";
 import * as socket from "../core/socket.js";
 import { defineSlice, subscribe } from "../core/store.js";
 import { activeConv, convName, getConv, removeConv } from "../model/conversations.js";
+import { callAction, isCallConv } from "../model/calls.js";
 import { toast } from "./toasts.js";
 
 const transfer = defineSlice("transfer", { convId: null, pendingId: null }, "views/transfer.js");
@@ -28,8 +31,36 @@ function closeTransfer() {
   if (dialog.open) dialog.close();
 }
 
+let consultButton = null;
+
 function updateTransferSubmit() {
-  $("transfer-submit").disabled = !($("transfer-queue").value || $("transfer-agent").value) || transfer.get().pendingId !== null;
+  const none = !($("transfer-queue").value || $("transfer-agent").value) || transfer.get().pendingId !== null;
+  $("transfer-submit").disabled = none;
+  if (consultButton) {
+    const conv = getConv(transfer.get().convId);
+    consultButton.hidden = !isCallConv(conv);
+    consultButton.disabled = none;
+  }
+}
+
+/** "Consult first": the caller is held while the colleague (or the queue's next free agent) is rung. */
+async function consultFirst() {
+  const conv = getConv(transfer.get().convId);
+  if (!conv || conv.closed) return closeTransfer();
+  const queue = $("transfer-queue").value;
+  const agentId = $("transfer-agent").value;
+  if (!queue && !agentId) return transferError("Choose a queue or a colleague.");
+  transferError("");
+  patch({ pendingId: conv.id });
+  updateTransferSubmit();
+  consultButton.textContent = "Calling…";
+  const r = await callAction(conv, "consult", agentId ? `agent:${agentId}` : `queue:${queue}`);
+  patch({ pendingId: null });
+  consultButton.textContent = "Consult first";
+  updateTransferSubmit();
+  if (!r.ok) return transferError(r.message);
+  closeTransfer();
+  toast(`Calling ${agentId ? agentNames.get(agentId) || "your colleague" : `the ${humanize(queue)} queue`}: the caller is on hold`);
 }
 
 async function openTransfer() {
@@ -114,6 +145,12 @@ function submitTransfer(ev) {
 
 export function wire() {
   const dialog = $("transfer-dialog");
+  consultButton = h("button", {
+    type: "button", class: "btn btn-ghost", "data-testid": "transfer-consult", text: "Consult first", hidden: true,
+    title: "Talk to your colleague first while the caller is on hold; then complete or cancel on the call card",
+  });
+  $("transfer-submit").before(consultButton);
+  consultButton.addEventListener("click", consultFirst);
   $("transfer-open").addEventListener("click", openTransfer);
   $("transfer-form").addEventListener("submit", submitTransfer);
   $("transfer-cancel").addEventListener("click", closeTransfer);
