@@ -1,5 +1,8 @@
-// Incoming offers: a card per offered conversation with its countdown, Accept and Decline.
-// Owner of the `offers` slice: Map conversation id -> {data, node, timer, bar, receivedAt}.
+// Incoming offers: a card per offered conversation with its countdown, Accept and Decline; and, in its place
+// once it is gone, a notice when the agent declined it or let it time out (what happens to it, and for how long
+// it is not offered to them again when the hub says: `skip_seconds` of the decline's ack and of `offer_revoked`).
+// Owner of the `offers` slice: Map conversation id -> {data, node, timer, bar, receivedAt}. The notices are no
+// state anyone reads: plain DOM under #offer-notices.
 
 import { $, h, key } from "../core/dom.js";
 import { humanize } from "../core/format.js";
@@ -8,6 +11,7 @@ import { defineSlice, subscribe } from "../core/store.js";
 import { getConv, isPlaceholderName, reopen, upsertConv, addMessage, selectConv } from "../model/conversations.js";
 import { channelTag } from "../model/channels.js";
 import { toast } from "./toasts.js";
+import { noticeText } from "./offer-notice-text.js";
 
 const offers = defineSlice("offers", new Map(), "views/offers.js");
 
@@ -17,6 +21,48 @@ function renderCount() {
   count.textContent = String(n);
   count.hidden = n === 0;
   $("offers-empty").hidden = n > 0;
+}
+
+/** Who an offer is from: the customer's name, else their address, else the hub's placeholder. */
+function offerName(offer) {
+  const given = offer.customer?.display_name;
+  return !isPlaceholderName(given) ? given : offer.customer_address || given || `Customer #${offer.customer?.id ?? "?"}`;
+}
+
+// ---------- notices: "You declined ...", "Missed ..." (one per conversation, newest first, at most MAX_NOTICES)
+
+const MAX_NOTICES = 4;
+const notices = new Map(); // conversation id -> {node, timer, kind, name}
+
+function dropNotice(id) {
+  const n = notices.get(id);
+  if (!n) return;
+  clearTimeout(n.timer);
+  n.node.remove();
+  notices.delete(id);
+}
+
+function showNotice(id, kind, name, skipSeconds) {
+  dropNotice(id);
+  const dismiss = h("button", { type: "button", class: "offer-notice-close", "data-testid": "offer-notice-dismiss", "aria-label": "Dismiss", title: "Dismiss", text: "×" });
+  const node = h(
+    "div",
+    { class: "offer-notice", "data-testid": "offer-notice", "data-kind": kind, "data-conversation-id": id },
+    h("p", { class: "offer-notice-text", "data-testid": "offer-notice-text", text: noticeText(kind, name, skipSeconds) }),
+    dismiss,
+  );
+  dismiss.addEventListener("click", () => dropNotice(id));
+  // it stays while it is news: as long as the skip it names (at least 10 s), else half a minute; at most five
+  const skip = skipSeconds === null || skipSeconds === undefined ? NaN : Number(skipSeconds);
+  const keepMs = 1000 * Math.min(300, Number.isFinite(skip) && skip > 0 ? Math.max(10, skip) : 30);
+  notices.set(id, { node, kind, name, timer: setTimeout(() => dropNotice(id), keepMs) });
+  $("offer-notices").prepend(node);
+  for (const old of [...notices.keys()].slice(0, -MAX_NOTICES)) dropNotice(old);
+}
+
+/** The offer of `id` is gone because the agent let it time out (the hub's `offer_revoked` reason, or our clock). */
+function missed(id, entry, skipSeconds = null) {
+  showNotice(id, "missed", offerName(entry.data), skipSeconds);
 }
 
 export function addOffer(offer) {
@@ -29,8 +75,8 @@ export function addOffer(offer) {
     existing.data = offer;
     return;
   }
-  const given = offer.customer?.display_name;
-  const name = !isPlaceholderName(given) ? given : offer.customer_address || given || `Customer #${offer.customer?.id ?? "?"}`;
+  dropNotice(id); // offered again: the old notice is history
+  const name = offerName(offer);
   const timer = h("span", { class: "offer-timer", "data-testid": "offer-countdown" });
   const bar = h("span");
   const accept = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "offer-accept", text: "Accept", "aria-label": `Accept ${name}` });
@@ -63,6 +109,8 @@ export function removeOffer(conversationId) {
   offers.changed({ type: "removed", id: key(conversationId) });
 }
 
+const LOCAL_EXPIRY_GRACE = 3; // seconds past expires_at before the console gives up on the hub's word
+
 function tickOffers() {
   const now = Date.now() / 1000;
   for (const [id, entry] of offers.get()) {
@@ -72,7 +120,11 @@ function tickOffers() {
     entry.timer.textContent = `${left}s`;
     entry.timer.classList.toggle("urgent", left <= 5);
     entry.bar.style.width = `${Math.max(0, Math.min(100, ((expires - now) / total) * 100))}%`;
-    if (expires && now > expires + 1) removeOffer(id); // it has gone to someone else
+    if (expires && now > expires + LOCAL_EXPIRY_GRACE) {
+      // the hub's offer_revoked (with the skip) normally came first; without it, say so from our own clock
+      removeOffer(id);
+      missed(id, entry);
+    }
   }
 }
 
@@ -107,8 +159,30 @@ function acceptOffer(entry, ...buttons) {
 
 function declineOffer(entry, ...buttons) {
   const offer = entry.data;
+  const id = key(offer.conversation_id);
   buttons.forEach((b) => (b.disabled = true));
-  if (!socket.request("decline", { conversation_id: offer.conversation_id }, 10000, () => removeOffer(offer.conversation_id))) removeOffer(offer.conversation_id);
+  const sent = socket.request("decline", { conversation_id: offer.conversation_id }, 10000, (err, ack) => {
+    removeOffer(id);
+    // refused (it had timed out or been withdrawn meanwhile): offer_revoked or the clock says what happened
+    if (!err && ack?.ok) showNotice(id, "declined", offerName(offer), ack.skip_seconds ?? null);
+  });
+  if (!sent) removeOffer(id);
+}
+
+/** offer_revoked {conversation_id, reason?, skip_seconds?}: timed out (a notice), or withdrawn (the customer
+ *  left, it was closed or moved: it just goes). An older hub sends no reason: a revoke at the offer's expiry
+ *  is a timeout. */
+function onRevoked(p) {
+  const id = p?.conversation_id;
+  if (id === undefined || id === null) return;
+  const entry = offers.get().get(key(id));
+  const expired = p.reason ? p.reason === "expired" : entry ? Date.now() / 1000 >= (Number(entry.data.expires_at) || Infinity) - 1 : false;
+  if (entry) {
+    removeOffer(id);
+    if (expired) missed(key(id), entry, p.skip_seconds ?? null);
+  } else if (expired && notices.get(key(id))?.kind === "missed" && p.skip_seconds != null) {
+    showNotice(key(id), "missed", notices.get(key(id)).name, p.skip_seconds); // our clock said so first; now the skip
+  }
 }
 
 /** hello.offers: the hub's list is the truth. */
@@ -118,7 +192,12 @@ export function syncFromHello(list) {
     offered.add(key(offer.conversation_id));
     addOffer(offer);
   }
-  for (const id of [...offers.get().keys()]) if (!offered.has(id)) removeOffer(id);
+  const now = Date.now() / 1000;
+  for (const [id, entry] of [...offers.get()]) {
+    if (offered.has(id)) continue;
+    removeOffer(id);
+    if (now >= (Number(entry.data.expires_at) || Infinity)) missed(id, entry); // timed out while we were away
+  }
 }
 
 export function offerCount() {
@@ -127,12 +206,13 @@ export function offerCount() {
 
 export function wire() {
   socket.on("offer", addOffer);
-  socket.on("offer_revoked", (p) => removeOffer(p?.conversation_id));
+  socket.on("offer_revoked", onRevoked);
   subscribe("offers", renderCount);
   subscribe("session", (s, change) => {
     if (change.type !== "signed_out") return;
     offers.get().clear();
     $("offers").replaceChildren();
+    for (const id of [...notices.keys()]) dropNotice(id);
     offers.changed({ type: "reset" });
   });
   setInterval(tickOffers, 1000);
