@@ -305,3 +305,94 @@ def _abandoned(snapshot: dict[str, Any]) -> tuple[int, int]:
     """The supervisor's abandoned contacts today: on the phone channel's row, and in all."""
     phone = next((row for row in snapshot["channels"] if row["name"] == "phone"), {"abandoned": 0})
     return int(phone["abandoned"]), int(snapshot["total"]["abandoned"])
+
+
+def test_alice_consults_bob_then_transfers_the_call_to_him(hub: tuple[str, Path], browser: Any) -> None:
+    """A warm transfer in two consoles: alice consults bob from the transfer dialog ("Consult first"), the caller
+    is held while bob's banner rings; bob answers, alice completes: the call card is bob's, alice's is gone."""
+    base, db = hub
+    expect = sync_api.expect
+    expect.set_options(timeout=TIMEOUT)
+    ARTIFACTS.mkdir(exist_ok=True)
+    caller = _known_callers(db, 3)[2]
+    dialogs: list[str] = []
+    errors: list[str] = []
+    contexts = [browser.new_context() for _ in range(3)]
+    alice, bob, phone = (ctx.new_page() for ctx in contexts)
+    for page in (alice, bob):
+        page.set_viewport_size({"width": 1360, "height": 900})
+        watch(page, dialogs, errors)
+    watch(phone, dialogs, errors)
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        bob_id, bob_name = con.execute("SELECT id, display_name FROM agents WHERE username = 'bob'").fetchone()
+    try:
+        _login(alice, base, "alice")
+        _login(bob, base, "bob")
+        expect(alice.get_by_test_id("softphone-status")).to_have_attribute("data-state", "ready")
+        expect(bob.get_by_test_id("softphone-status")).to_have_attribute("data-state", "ready")
+        alice.get_by_test_id("status-select").select_option("available")
+        _dial(phone, base, caller["phone"])
+        expect(_said(phone).filter(has_text="To speak to someone, press 0").first).to_be_visible()
+        phone.locator("#keypad button", has_text=re.compile(r"^0$")).click()
+        offer = alice.get_by_test_id("offer").filter(has=alice.locator('[data-channel="phone"]'))
+        expect(offer).to_have_count(1)
+        offer.get_by_test_id("offer-accept").click()
+        card = alice.get_by_test_id("call-pane").get_by_test_id("call-card")
+        expect(card).to_have_attribute("data-state", "connected")
+        call_sid = _call_sid(phone, base, caller["phone"])
+        conv_id = _conversation(db, call_sid)[0]
+        bob.get_by_test_id("status-select").select_option("available")
+
+        # --- alice: Transfer, a colleague, "Consult first": the caller is held, bob's banner rings
+        card.get_by_test_id("call-transfer").click()
+        agent_select = alice.get_by_test_id("transfer-agent")
+        expect(agent_select.locator(f"option[value='{bob_id}']")).to_be_enabled()
+        agent_select.select_option(str(bob_id))
+        consult = alice.get_by_test_id("transfer-consult")
+        expect(consult).to_be_visible()
+        consult.click()
+        strip = card.get_by_test_id("call-consult")
+        expect(strip).to_have_attribute("data-state", "ringing")
+        expect(card.get_by_test_id("call-consult-complete")).to_be_disabled()
+        expect(phone.locator("#call-status")).to_contain_text("on hold")
+        banner = bob.get_by_test_id("consult-request")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text(caller["name"])
+        bob.screenshot(path=str(ARTIFACTS / "phone-e2e-warm-bob-rings.png"))
+        banner.get_by_test_id("consult-answer").click()
+        expect(strip).to_have_attribute("data-state", "talking")
+        expect(card.get_by_test_id("call-consult-text")).to_contain_text(f"Talking with {bob_name}")
+        alice.screenshot(path=str(ARTIFACTS / "phone-e2e-warm-alice-consulting.png"))
+
+        # --- alice completes: the call is bob's (his leg already up), alice's card goes, the caller is back
+        card.get_by_test_id("call-consult-complete").click()
+        expect(alice.get_by_test_id("call-pane")).to_be_hidden()
+        bob_card = bob.get_by_test_id("call-pane").get_by_test_id("call-card")
+        expect(bob_card.get_by_test_id("call-caller")).to_have_text(caller["name"])
+        expect(bob_card).to_have_attribute("data-state", "connected")
+        expect(banner).to_be_hidden()
+        expect(phone.locator("#call-status")).to_contain_text("with the shop")
+        _wait_for(bob, lambda: (_conversation(db, call_sid) or (0,) * 5)[4] == bob_id, "the call assigned to bob")
+        legs = http(f"{base}/standin/twilio/dev/clients/agent_{bob_id}")[1]
+        assert [(leg["status"], leg["conference"]) for leg in legs] == [("in-progress", f"conv-{conv_id}")], legs
+        bob.screenshot(path=str(ARTIFACTS / "phone-e2e-warm-bob-has-the-call.png"))
+
+        # --- the caller hangs up: bob wraps up; the timeline says who transferred to whom
+        phone.locator("#hangup-button").click()
+        expect(bob_card).to_have_attribute("data-state", "ended")
+        wrapup = bob_card.get_by_test_id("call-wrapup")
+        wrapup.get_by_test_id("call-disposition").select_option("resolved")
+        wrapup.get_by_test_id("call-wrapup-submit").click()
+        _wait_for(bob, lambda: (_conversation(db, call_sid) or (0, ""))[1] == "closed", "the call closed")
+        texts = " | ".join(str(item.get("summary", "")) for item in _timeline(base, caller["id"]) if item.get("conversation_id") == conv_id)
+        assert f"transferred to {bob_name} after consultation" in texts, texts
+        assert dialogs == [], dialogs
+        assert errors == [], errors
+    except Exception:
+        with contextlib.suppress(Exception):
+            alice.screenshot(path=str(ARTIFACTS / "phone-e2e-warm-alice-failure.png"))
+            bob.screenshot(path=str(ARTIFACTS / "phone-e2e-warm-bob-failure.png"))
+        raise
+    finally:
+        for ctx in contexts:
+            ctx.close()
