@@ -65,7 +65,10 @@ async def start(tmp_path) -> AsyncIterator[Start]:  # type: ignore[no-untyped-de
 
 
 async def _token(base: str, *, login: bool = True) -> tuple[int, dict[str, Any], Any]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    # PUBLIC_BASE_URL is https here, so the session cookie is Secure; the test reaches the hub over plain http on
+    # loopback, as the TLS proxy in front of it would: the jar treats that origin as secure and sends the cookie
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[base])
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
         if login:
             r = await http.post(f"{base}/auth/login", json={"username": "ann", "password": PASSWORD})
             assert r.status == 200, await r.text()
