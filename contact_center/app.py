@@ -95,6 +95,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         default_region=settings.default_phone_region, public_base_url=settings.public_base_url,
     )
     hub.abandon_grace = settings.abandon_grace_seconds
+    hub.decline_skip = settings.decline_skip_seconds
     hub.media = app[MEDIA_KEY]
     hub.media_link = media_signer(settings.session_secret, settings.public_base_url or f"http://{settings.host}:{settings.port}")
     bot_client = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Collection, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class QueueEntry:
         offer or a lost agent, so it never loses its place.
     :param declined_by: agents who declined it or let its offer expire.
     :param pinned_agent: an agent the router should prefer (e.g. the customer's last agent).
+    :param declined_at: when the last of them declined (or let the offer expire): the router skips them
+        for a while after it (``Hub.decline_skip``), then they may be offered it again.
     """
 
     conversation_id: int
@@ -49,6 +51,7 @@ class QueueEntry:
     enqueued_at: float
     declined_by: frozenset[int] = frozenset()
     pinned_agent: int | None = None
+    declined_at: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.declined_by, frozenset):
@@ -138,8 +141,9 @@ class StateStore(Protocol):
         """Turn the agent's offer into an assignment; False if that offer no longer exists."""
         ...
 
-    async def decline(self, conversation_id: int, agent_id: int) -> QueueEntry | None:
-        """Cancel the agent's offer, free the load, re-queue with the agent in ``declined_by``.
+    async def decline(self, conversation_id: int, agent_id: int, now: float) -> QueueEntry | None:
+        """Cancel the agent's offer, free the load, re-queue with the agent in ``declined_by`` (and
+        ``declined_at=now``).
 
         The entry keeps its original ``enqueued_at``. None if there is no such offer.
         """
@@ -209,6 +213,18 @@ class StateStore(Protocol):
 
     async def watched(self) -> set[int]:
         """The conversations at least one watcher is watching."""
+        ...
+
+    # --- customers connected to some hub process (live channels: web chat's widget) -------------
+
+    async def customers_seen(self, customer_ids: Collection[int], now: float) -> None:
+        """These customers have a widget connected to some hub process at ``now`` (each process says so
+        for its own customers every few seconds, and when one's last widget goes). Records are kept
+        about a day after the last time."""
+        ...
+
+    async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
+        """When each of these customers was last seen connected (customers without a record left out)."""
         ...
 
     async def clear(self) -> None:

@@ -96,6 +96,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         self.messages_per_second = rate if messages_per_second is None else messages_per_second
         self.clock = clock
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sid, "message"|"typing") -> its bucket
+        hub.connected_customers = lambda: [c for c, sids in self._sockets.items() if sids]
 
     def _wait_before(self, sid: str, kind: str) -> float:
         """0.0 when this socket may send one more ``kind`` event now (and it is counted), else the seconds to wait."""
@@ -122,17 +123,27 @@ class CustomerNamespace(socketio.AsyncNamespace):
             "visitor": visitor, "name": name[:200], "email": email[:320],
         })
         if session["customer_id"] is not None:
-            self._track(int(session["customer_id"]), sid)
+            await self._track(int(session["customer_id"]), sid)
         if session["conversation_id"]:
             await self.enter_room(sid, room_conv(session["conversation_id"]))
         await self.emit("session", session, to=sid)
 
-    def _track(self, customer_id: int, sid: str) -> None:
-        """One more widget of this customer on this node (a pending abandonment is called off)."""
+    async def _track(self, customer_id: int, sid: str) -> None:
+        """One more widget of this customer on this node (a pending abandonment is called off; every hub
+        process learns they are here from the shared state)."""
+        first = not self._sockets.get(customer_id)
         self._sockets.setdefault(customer_id, set()).add(sid)
         task = self._left_tasks.pop(customer_id, None)
         if task is not None:
             task.cancel()
+        if first:
+            await self._seen(customer_id)
+
+    async def _seen(self, customer_id: int) -> None:
+        try:
+            await self.hub.customer_seen(customer_id)
+        except Exception:  # noqa: BLE001 - the shared state is down: the next heartbeat says it again
+            log.warning("could not record a customer's presence", extra={"customer_id": customer_id})
 
     async def _customer_of(self, sid: str) -> tuple[int, dict[str, Any]]:
         """The socket's customer id, created at the visitor's first message (connects never write)."""
@@ -144,7 +155,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
             assert customer.id is not None
             session = {**session, "customer_id": customer.id}
             await self.save_session(sid, session)
-            self._track(customer.id, sid)
+            await self._track(customer.id, sid)
         return int(session["customer_id"]), session
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
@@ -162,7 +173,9 @@ class CustomerNamespace(socketio.AsyncNamespace):
         sockets.discard(sid)
         if not sockets:
             self._sockets.pop(customer_id, None)
-            self._left_tasks[customer_id] = asyncio.get_running_loop().create_task(self._left_later(customer_id))
+            await self._seen(customer_id)  # gone from now on: every process counts the grace from here
+            if not self._sockets.get(customer_id):
+                self._left_tasks[customer_id] = asyncio.get_running_loop().create_task(self._left_later(customer_id))
 
     async def _left_later(self, customer_id: int) -> None:
         await asyncio.sleep(self.hub.abandon_grace)
@@ -298,8 +311,7 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def on_decline(self, sid: str, data: Any) -> dict[str, Any]:
         """Decline an offer."""
         async def run() -> dict[str, Any]:
-            await self.hub.decline(await self._agent(sid), _dict(data).get("conversation_id"))
-            return {}
+            return dict(await self.hub.decline(await self._agent(sid), _dict(data).get("conversation_id")))
 
         return await _acked(run)
 

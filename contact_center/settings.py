@@ -59,6 +59,7 @@ class Settings:
     offer_timeout_seconds: float = 20.0
     gc_freeze: bool = True  # freeze start-up objects out of the garbage collector's passes
     abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
+    decline_skip_seconds: float = 20.0  # an agent who declined (or missed) an offer is skipped this long
     wrap_up_seconds: float = 10.0
     rasa_url: str = ""  # the ordering bot (Rasa's REST channel); empty: every chat goes to agents
     rasa_token: str = ""
@@ -102,6 +103,7 @@ class Settings:
             node_name=env.get("NODE_NAME", ""),
             offer_timeout_seconds=float(env.get("OFFER_TIMEOUT_SECONDS", 20.0)),
             abandon_grace_seconds=float(env.get("ABANDON_GRACE_SECONDS", 60.0)),
+            decline_skip_seconds=float(env.get("DECLINE_SKIP_SECONDS", 20.0)),
             gc_freeze=env.get("GC_FREEZE", "true").strip().lower() not in ("0", "false", "no", "off"),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
             rasa_url=env.get("RASA_URL", "").strip(),

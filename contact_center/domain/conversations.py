@@ -40,7 +40,7 @@ class Move(StrEnum):
     TRANSFER = "transfer"  # to another queue or a named agent
     AGENT_LOST = "agent_lost"  # the agent's console went away: back in the queue
     CLOSE = "close"  # the agent wraps it up with a disposition
-    ABANDON = "abandon"  # the customer left while waiting, never answered
+    ABANDON = "abandon"  # the customer left while waiting (never answered, or back in the queue)
     REOPEN = "reopen"  # a new message in a finished thread (per-thread channels)
 
 
@@ -69,7 +69,11 @@ DISPOSITIONS = ("resolved", "order_placed", "no_answer", "escalated", "other")
 """How an agent may close a conversation."""
 
 ABANDONED = "abandoned"
-"""The disposition of a conversation the customer left while waiting."""
+"""The disposition of a conversation the customer left while waiting, before anyone answered."""
+
+CUSTOMER_LEFT = "customer_left"
+"""The disposition of a conversation an agent had answered, back in the queue (the agent left, a transfer,
+a declined or missed offer) when its customer left: handled, so not an abandoned contact."""
 
 
 class IllegalMove(ValueError):
@@ -111,10 +115,28 @@ def opening_status(bot_first: bool, bot_ready: bool, self_service_first: bool = 
     return _S.BOT.value if (bot_first and bot_ready) or self_service_first else _S.QUEUED.value
 
 
-def can_abandon(status: str, ever_answered: bool) -> bool:
-    """Only a conversation still waiting and never answered is abandoned when the customer leaves; one
-    an agent has answered stays open for the agent to close."""
-    return status == _S.QUEUED.value and not ever_answered
+def can_abandon(status: str) -> bool:
+    """A conversation waiting in a queue is given up when its customer has left (by every path it came
+    back to the queue: the agent left, a transfer, a declined or missed offer, a restart); one with an
+    agent stays open for the agent to close."""
+    return status == _S.QUEUED.value
+
+
+def departure(ever_answered: bool) -> tuple[str, bool]:
+    """The disposition of a waiting conversation whose customer left, and whether it counts as an
+    abandoned contact (only if nobody had answered it: an answered contact is never also abandoned)."""
+    return (CUSTOMER_LEFT, False) if ever_answered else (ABANDONED, True)
+
+
+def absent_long_enough(now: float, last_seen: float | None, known_since: float, grace: float) -> bool:
+    """Whether a customer of a live channel has been gone for the grace period.
+
+    ``last_seen``: when a hub process last saw one of their widgets connected (None: no record);
+    ``known_since``: since when the records can be trusted (the process's start, or the last time the
+    shared state was found lost and rebuilt). Without a record, absence counts from then.
+    """
+    since = known_since if last_seen is None else max(last_seen, known_since)
+    return now - since >= grace
 
 
 AUTO_FILED = "auto_reply"

@@ -184,8 +184,8 @@ class HubService(Hub):
     async def accept(self, agent: AgentRef, conversation_id: Any) -> dict[str, Any]:
         return await offers.accept(self, agent, conversation_id)
 
-    async def decline(self, agent: AgentRef, conversation_id: Any) -> None:
-        await offers.decline(self, agent, conversation_id)
+    async def decline(self, agent: AgentRef, conversation_id: Any) -> dict[str, Any]:
+        return await offers.decline(self, agent, conversation_id)
 
     async def agent_gone(self, agent_id: int) -> int:
         return await offers.agent_gone(self, agent_id)
@@ -213,6 +213,15 @@ class HubService(Hub):
 
     async def customer_left(self, customer_id: int, *, channel: str | None = None) -> bool:
         return await transfer_close.customer_left(self, customer_id, channel=channel)
+
+    async def give_up_absent(self) -> int:
+        return await transfer_close.give_up_absent(self)
+
+    async def customer_seen(self, customer_id: int) -> None:
+        await transfer_close.customer_seen(self, customer_id)
+
+    async def customers_connected(self) -> None:
+        await transfer_close.customers_connected(self)
 
     # --- supervisors ---------------------------------------------------------------------------
     async def supervisor_set_status(self, actor: AgentRef, agent_id: Any, status: Any) -> str:

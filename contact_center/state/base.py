@@ -63,6 +63,7 @@ def normalize_entry(e: QueueEntry) -> QueueEntry:
         enqueued_at=float(e.enqueued_at),
         declined_by=frozenset(int(a) for a in e.declined_by),
         pinned_agent=None if e.pinned_agent is None else int(e.pinned_agent),
+        declined_at=float(e.declined_at),
     )
 
 
@@ -152,9 +153,13 @@ def gone_offline(p: AgentPresence, now: float) -> AgentPresence:
     return replace(with_status(p, OFFLINE, now), load={})
 
 
-def declined(e: QueueEntry, agent_id: int) -> QueueEntry:
-    """The entry after ``agent_id`` declined it or let the offer expire (enqueued_at kept)."""
-    return replace(e, declined_by=e.declined_by | {agent_id})
+CUSTOMER_SEEN_TTL = 86_400.0
+"""Seconds a customer's "last seen connected" record is kept."""
+
+
+def declined(e: QueueEntry, agent_id: int, now: float) -> QueueEntry:
+    """The entry after ``agent_id`` declined it or let the offer expire at ``now`` (enqueued_at kept)."""
+    return replace(e, declined_by=e.declined_by | {agent_id}, declined_at=now)
 
 
 # --- the record format (JSON in Redis) -----------------------------------------------------------
@@ -225,6 +230,7 @@ def entry_record(e: QueueEntry) -> dict[str, Any]:
         "enqueued_at": fnum(e.enqueued_at),
         "declined_by": [str(a) for a in sorted(e.declined_by)],
         "pinned_agent": None if e.pinned_agent is None else str(e.pinned_agent),
+        "declined_at": fnum(e.declined_at),
         "score": fnum(queue_score(e.priority, e.enqueued_at)),
     }
 
@@ -244,6 +250,7 @@ def entry_from_json(raw: str | bytes) -> QueueEntry:
         enqueued_at=float(d["enqueued_at"]),
         declined_by=frozenset(int(a) for a in declined_by),
         pinned_agent=None if pinned is None else int(pinned),
+        declined_at=float(d.get("declined_at") or 0.0),
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Collection
 
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 from contact_center.state.base import (
+    CUSTOMER_SEEN_TTL,
     copy_presence,
     declined,
     gone_offline,
@@ -38,6 +40,7 @@ class MemoryStateStore:
         self._offers: dict[int, Offer] = {}
         self._assigned: dict[int, int] = {}
         self._watchers: dict[int, set[str]] = {}
+        self._customers_seen: dict[int, float] = {}
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -128,22 +131,22 @@ class MemoryStateStore:
             self._assigned[cid] = aid
             return True
 
-    def _decline(self, o: Offer) -> QueueEntry:
+    def _decline(self, o: Offer, now: float) -> QueueEntry:
         """Cancel an existing offer and re-queue its conversation (lock held)."""
         del self._offers[o.conversation_id]
         p = self._presence.get(o.agent_id)
         if p is not None:
             self._presence[o.agent_id] = unreserve(p, o.channel, None)
-        e = self._entries[o.conversation_id] = declined(self._entries[o.conversation_id], o.agent_id)
+        e = self._entries[o.conversation_id] = declined(self._entries[o.conversation_id], o.agent_id, now)
         self._waiting.add(o.conversation_id)
         return e
 
-    async def decline(self, conversation_id: int, agent_id: int) -> QueueEntry | None:
+    async def decline(self, conversation_id: int, agent_id: int, now: float) -> QueueEntry | None:
         async with self._lock:
             o = self._offers.get(int(conversation_id))
             if o is None or o.agent_id != int(agent_id):
                 return None
-            return self._decline(o)
+            return self._decline(o, float(now))
 
     async def expired_offers(self, now: float) -> list[Offer]:
         async with self._lock:
@@ -154,7 +157,7 @@ class MemoryStateStore:
             o = self._offers.get(int(conversation_id))
             if o is None or o.expires_at > now:
                 return None
-            return self._decline(o)
+            return self._decline(o, float(now))
 
     async def offers_of(self, agent_id: int) -> list[Offer]:
         async with self._lock:
@@ -214,7 +217,7 @@ class MemoryStateStore:
             back: list[QueueEntry] = []
             for o in [o for o in self._offers.values() if o.agent_id == aid]:
                 del self._offers[o.conversation_id]
-                e = self._entries[o.conversation_id] = declined(self._entries[o.conversation_id], aid)
+                e = self._entries[o.conversation_id] = declined(self._entries[o.conversation_id], aid, float(now))
                 self._waiting.add(o.conversation_id)
                 back.append(e)
             for cid in [c for c, a in self._assigned.items() if a == aid]:
@@ -239,9 +242,20 @@ class MemoryStateStore:
     async def watched(self) -> set[int]:
         return set(self._watchers)
 
+    async def customers_seen(self, customer_ids: Collection[int], now: float) -> None:
+        for c in customer_ids:
+            self._customers_seen[int(c)] = float(now)
+        if len(self._customers_seen) > 10_000:  # forget those not seen for a day
+            horizon = float(now) - CUSTOMER_SEEN_TTL
+            self._customers_seen = {c: t for c, t in self._customers_seen.items() if t >= horizon}
+
+    async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
+        return {int(c): self._customers_seen[int(c)] for c in customer_ids if int(c) in self._customers_seen}
+
     async def clear(self) -> None:
         async with self._lock:
             self._watchers.clear()
+            self._customers_seen.clear()
             self._presence.clear()
             self._entries.clear()
             self._waiting.clear()

@@ -17,6 +17,8 @@ key                         type         content
 ``P assign``                hash         conversation id -> agent id
 ``P agent_offers:<agent>``  set          conversation ids offered to the agent
 ``P agent_assign:<agent>``  set          conversation ids assigned to the agent
+``P customer_seen:<id>``    string       when the customer was last seen connected (a widget on
+                                         some hub process); expires a day later
 ==========================  ===========  ===================================================
 
 Every script declares every key it touches in ``KEYS``. A script that works on one conversation
@@ -28,12 +30,13 @@ was closed and queued elsewhere in between), returns ``__retry__`` and the call 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 import redis.asyncio as aioredis
 
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 from contact_center.state.base import (
+    CUSTOMER_SEEN_TTL,
     dumps,
     entry_from_json,
     entry_record,
@@ -115,7 +118,8 @@ local function unreserve(agent, channel, now)
 end
 
 -- base.declined, then back into the waiting set with the original score
-local function requeue_declined(conv, agent, e)
+local function requeue_declined(conv, agent, e, now)
+  e.declined_at = now
   local seen = false
   for _, a in ipairs(e.declined_by) do
     if tostring(a) == agent then seen = true end
@@ -205,7 +209,7 @@ redis.call('HSET', ASSIGN, conv, AGENT)
 redis.call('SADD', AASSIGN, conv)
 return 1
 """,
-    # A = conversation id -> entry JSON | nil
+    # A = conversation id, now -> entry JSON | nil
     "decline": r"""
 local conv = A[1]
 local raw = redis.call('HGET', OFFER, conv)
@@ -214,7 +218,7 @@ local e = cjson.decode(redis.call('HGET', ENTRY, conv))
 if not WAIT[e.queue] then return RETRY end
 drop_offer(conv)
 unreserve(AGENT, e.channel, false)
-return requeue_declined(conv, AGENT, e)
+return requeue_declined(conv, AGENT, e, A[2])
 """,
     # A = conversation id, now -> entry JSON | nil   (AGENT = the offered agent as read before)
     "expire": r"""
@@ -227,7 +231,7 @@ local e = cjson.decode(redis.call('HGET', ENTRY, conv))
 if not WAIT[e.queue] then return RETRY end
 drop_offer(conv)
 unreserve(AGENT, e.channel, false)
-return requeue_declined(conv, AGENT, e)
+return requeue_declined(conv, AGENT, e, A[2])
 """,
     # A = conversation id, now -> agent id | nil   (AGENT = the holder as read before, or "")
     "release": r"""
@@ -276,7 +280,7 @@ local out = {}
 for _, conv in ipairs(offered) do
   redis.call('HDEL', OFFER, conv)
   redis.call('ZREM', EXPIRY, conv)
-  if entries[conv] then out[#out + 1] = requeue_declined(conv, AGENT, entries[conv]) end
+  if entries[conv] then out[#out + 1] = requeue_declined(conv, AGENT, entries[conv], A[1]) end
 end
 for _, conv in ipairs(assigned) do
   redis.call('HDEL', ASSIGN, conv)
@@ -380,6 +384,7 @@ class RedisStateStore:
         self._watch = prefix + "watchers"  # a set of "<conversation id>|<watcher>"
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
+        self._seen_prefix = prefix + "customer_seen:"  # one string per customer: last seen connected (expires)
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
         self._readers = {name: redis.register_script(body) for name, body in _READERS.items()}
 
@@ -510,13 +515,13 @@ class RedisStateStore:
         res = await self._run("accept", agent=int(agent_id), args=[str(int(conversation_id))])
         return bool(res)
 
-    async def decline(self, conversation_id: int, agent_id: int) -> QueueEntry | None:
+    async def decline(self, conversation_id: int, agent_id: int, now: float) -> QueueEntry | None:
         cid, aid = int(conversation_id), int(agent_id)
         for _ in range(_ATTEMPTS):
             queue, holder, _offer = await self._locate(cid)
             if queue is None or holder != aid:
                 return None
-            res = await self._run("decline", queues=[queue], agent=aid, args=[str(cid)])
+            res = await self._run("decline", queues=[queue], agent=aid, args=[str(cid), fnum(now)])
             if not self._is_retry(res):
                 return None if res is None else entry_from_json(res)
         raise self._conflict("decline", cid)
@@ -597,6 +602,22 @@ class RedisStateStore:
             if head.isdigit():
                 out.add(int(head))
         return out
+
+    async def customers_seen(self, customer_ids: Collection[int], now: float) -> None:
+        ids = sorted({int(c) for c in customer_ids})
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in ids:
+                pipe.set(f"{self._seen_prefix}{c}", fnum(now), ex=int(CUSTOMER_SEEN_TTL))
+            await pipe.execute()
+
+    async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
+        ids = sorted({int(c) for c in customer_ids})
+        if not ids:
+            return {}
+        raws = await self.redis.mget([f"{self._seen_prefix}{c}" for c in ids])
+        return {c: float(_text(r)) for c, r in zip(ids, raws) if r is not None}
 
     async def clear(self) -> None:
         batch: list[Any] = []

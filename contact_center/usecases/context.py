@@ -73,6 +73,12 @@ class Hub:
         self.offer_timeout = offer_timeout
         self.wrap_up_seconds = wrap_up_seconds
         self.abandon_grace = 60.0
+        # a declined (or missed) offer is not made to the same agent again for this long
+        self.decline_skip = 20.0
+        # the customers whose widget is connected to this process (the /customer namespace sets it), and
+        # since when the shared state's "last seen" records can be trusted (start, or a rebuild after a loss)
+        self.connected_customers: Callable[[], Iterable[int]] = lambda: ()
+        self.presence_known_since = clock()
         # the ordering bot: new conversations go to it first while it is ready (docs/subsystems/bot.md)
         self.bot: Any = None
         self.bot_ready = False

@@ -130,12 +130,14 @@ async def accept(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
     return {**conversation_json(hub, conv, customer, point), "messages": await history(hub, cid, 0, for_customer=False)}
 
 
-async def decline(hub: Hub, agent: Any, conversation_id: Any) -> None:
-    """Decline an offer: the conversation goes back to the queue, keeping its place."""
+async def decline(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
+    """Decline an offer: the conversation goes back to the queue, keeping its place, and is not offered to
+    this agent again for ``hub.decline_skip`` seconds (then it may be, if nobody else took it)."""
     cid = conv_id(conversation_id)
-    if await hub.store.decline(cid, agent.id) is None:
+    if await hub.store.decline(cid, agent.id, hub.clock()) is None:
         raise HubError("conflict", "there is no offer of this conversation to you")
     hub.kick()
+    return {"conversation_id": cid, "skip_seconds": hub.decline_skip}
 
 
 async def agent_gone(hub: Hub, agent_id: int) -> int:

@@ -57,6 +57,9 @@ async def rebuild_state(hub: Hub) -> int:
         if await hub.store.enqueue(hub.entry(conv, customer)):
             restored += 1
     if restored:
+        # the shared state was lost (or this process just started): its customers' "last seen" records may
+        # be gone too, so absence is counted from now (connected customers are seen again within seconds)
+        hub.presence_known_since = max(hub.presence_known_since, hub.clock())
         log.info("re-queued conversations from SQL", extra={"count": restored})
         hub.kick()
     return restored

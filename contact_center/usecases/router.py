@@ -24,20 +24,25 @@ from contact_center.usecases.views import queue_update
 log = logging.getLogger("contact_center.hub")
 
 
-def waiting_contacts(waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence]) -> list[WaitingContact]:
+def waiting_contacts(
+    waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence], now: float | None = None, decline_skip: float = 0.0
+) -> list[WaitingContact]:
     """The routing core's view of the queue entries.
 
-    A transfer to a named agent falls back to its queue when that agent declined it or is not online.
+    The agents who declined a contact (or let its offer expire) are skipped for ``decline_skip`` seconds
+    after the last decline, then may be offered it again (with ``now`` None: skipped for good). A transfer
+    to a named agent falls back to its queue when that agent declined it or is not online.
     """
     reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
-    return [
-        WaitingContact(
+    out = []
+    for e in waiting:
+        declined = e.declined_by if now is None or now - e.declined_at < decline_skip else frozenset[int]()
+        out.append(WaitingContact(
             conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
-            priority=e.priority, declined_by=e.declined_by,
+            priority=e.priority, declined_by=declined,
             pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
-        )
-        for e in waiting
-    ]
+        ))
+    return out
 
 
 def serving_agents(presences: Sequence[AgentPresence]) -> int:
@@ -64,7 +69,9 @@ async def route_once(hub: Hub) -> int:
         now = hub.clock()
         for offer in await hub.store.expired_offers(now):
             if await hub.store.expire(offer.conversation_id, now) is not None:
-                await hub.tell_agent(offer.agent_id, "offer_revoked", {"conversation_id": offer.conversation_id})
+                await hub.tell_agent(offer.agent_id, "offer_revoked", {
+                    "conversation_id": offer.conversation_id, "reason": "expired", "skip_seconds": hub.decline_skip,
+                })
         waiting = await hub.store.waiting()
         if not waiting:
             return 0
@@ -76,7 +83,7 @@ async def route_once(hub: Hub) -> int:
             )
             for p in presences
         ]
-        contacts = waiting_contacts(waiting, presences)
+        contacts = waiting_contacts(waiting, presences, now, hub.decline_skip)
         rules = dict(hub.rules)
         for c in contacts:
             rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
@@ -108,21 +115,32 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
     """The routing loop: runs on every kick and at least every ``interval`` seconds (offer timeouts).
 
     Every ``reconcile_every`` seconds it also re-queues conversations that SQL says are waiting but the
-    shared state has lost (a Redis restart loses no customer).
+    shared state has lost (a Redis restart loses no customer). Every few seconds it says which customers
+    are connected to this process, and gives up the waiting conversations whose customer has been gone
+    for the grace period, however they came back to the queue (at most ``reconcile_every`` late).
     """
     from contact_center.usecases.rebuild import rebuild_state
+    from contact_center.usecases.transfer_close import customers_connected, give_up_absent
 
-    last_reconcile = hub.clock()
+    last_reconcile = last_seen = last_sweep = hub.clock()
     while True:
+        heartbeat = min(5.0, hub.abandon_grace / 3)  # well inside the grace: a connected customer is never "gone"
         try:
-            await asyncio.wait_for(hub.kick_event.wait(), timeout=interval)
+            await asyncio.wait_for(hub.kick_event.wait(), timeout=max(0.05, min(interval, heartbeat)))
         except asyncio.TimeoutError:
             pass
         hub.kick_event.clear()
         try:
-            if hub.clock() - last_reconcile >= reconcile_every:
-                last_reconcile = hub.clock()
+            now = hub.clock()
+            if now - last_seen >= heartbeat:
+                last_seen = now
+                await customers_connected(hub)
+            if now - last_reconcile >= reconcile_every:
+                last_reconcile = now
                 await rebuild_state(hub)
+            if now - last_sweep >= min(reconcile_every, max(hub.abandon_grace / 4, 0.5)):
+                last_sweep = now
+                await give_up_absent(hub)
             await route_once(hub)
             hub.watched = await hub.store.watched()
         except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
-from contact_center.domain.conversations import ABANDONED, DISPOSITIONS, Move, can_abandon, sources, target
+from contact_center.domain.conversations import (
+    DISPOSITIONS,
+    Move,
+    absent_long_enough,
+    can_abandon,
+    departure,
+    sources,
+    target,
+)
 from contact_center.ports import NewMessage, QueueEntry, TimelineNote, Transition
 from contact_center.usecases import offers, outbound
 from contact_center.usecases.context import Hub
@@ -100,20 +108,39 @@ async def transfer(
 
 
 async def customer_left(hub: Hub, customer_id: int, *, channel: str | None = None) -> bool:
-    """The customer's last connection went away and did not come back in time: a waiting conversation is abandoned.
-
-    Only a conversation still waiting in a queue (never answered) is abandoned; one with an agent stays
-    open for the agent to close. Only live channels (the customer is connected while they wait) abandon
-    by absence. Returns whether a conversation was abandoned.
-    """
+    """The customer's last connection to this process went away the grace period ago: unless they are
+    connected to some process since, their waiting conversation is given up (see :func:`give_up`).
+    Returns whether one was."""
     spec = hub.live_channel(channel)
+    if customer_id in set(hub.connected_customers()):
+        return False
+    seen = (await hub.store.customers_last_seen([customer_id])).get(customer_id)
+    if not absent_long_enough(hub.clock(), seen, hub.presence_known_since, hub.abandon_grace):
+        return False
     conv = await hub.repo.open_conversation(customer_id, spec.name)
-    if conv is None or not can_abandon(conv.status, getattr(conv, "assigned_at", None) is not None):
+    if conv is None:
+        return False
+    return await give_up(hub, conv, customer_id)
+
+
+async def give_up(hub: Hub, conv: Any, customer_id: int) -> bool:
+    """A waiting conversation of a live channel whose customer is gone is closed.
+
+    Only one waiting in a queue (offered included: the offer is revoked); one with an agent stays open for
+    the agent to close. Never answered: abandoned. Answered before and back in the queue since (the agent
+    left, a transfer, a declined or missed offer): closed as ``customer_left``, not counted as abandoned.
+    The move is a compare-and-set on the state, so two processes never both give it up.
+    """
+    if not can_abandon(conv.status):
         return False
     assert conv.id is not None
+    spec = hub.spec(conv.channel)
+    disposition, abandoned = departure(getattr(conv, "assigned_at", None) is not None)
+    text = (f"Left the {spec.noun} while waiting (abandoned)" if abandoned
+            else f"Left the {spec.noun} while waiting again for an agent")
     moved = await hub.repo.move(
-        conv.id, Transition(sources(Move.ABANDON), target(Move.ABANDON), close=True, abandoned=True, disposition=ABANDONED),
-        note=TimelineNote(hub.kind(conv.channel), conv.channel, f"Left the {spec.noun} while waiting (abandoned)", {"event": "abandoned"}),
+        conv.id, Transition(sources(Move.ABANDON), target(Move.ABANDON), close=True, abandoned=abandoned, disposition=disposition),
+        note=TimelineNote(hub.kind(conv.channel), conv.channel, text, {"event": "abandoned" if abandoned else "customer_left"}),
     )
     if moved is None:
         return False
@@ -121,7 +148,56 @@ async def customer_left(hub: Hub, customer_id: int, *, channel: str | None = Non
     hub.last_queue_info.pop(conv.id, None)
     offered_to = await hub.store.release(conv.id, hub.clock())
     if offered_to is not None:
-        await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conv.id})
-    log.info("conversation abandoned", extra={"conversation_id": conv.id, "customer_id": customer_id})
+        await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conv.id, "reason": "customer_left"})
+    log.info("waiting conversation given up: the customer left",
+             extra={"conversation_id": conv.id, "customer_id": customer_id, "disposition": disposition})
     hub.kick()
     return True
+
+
+async def customer_seen(hub: Hub, customer_id: int) -> None:
+    """One of the customer's widgets connected, or their last one went: they were here now."""
+    await hub.store.customers_seen([customer_id], hub.clock())
+
+
+async def customers_connected(hub: Hub) -> None:
+    """Say in the shared state that the customers connected to this process are here now (every few
+    seconds; each process for its own, so a customer on any process counts as present)."""
+    ids = list(hub.connected_customers())
+    if ids:
+        await hub.store.customers_seen(ids, hub.clock())
+
+
+async def give_up_absent(hub: Hub, waiting: Sequence[tuple[Any, Any]] | None = None) -> int:
+    """Give up the waiting conversations of live channels whose customer has been gone for the grace
+    period (``hub.abandon_grace``), on any process: the sweep behind every way back to the queue.
+
+    ``waiting``: the queued conversations with their customers, if the caller has just read them. A
+    customer connected to this process is present whatever the shared state says; one with no record
+    counts as gone since ``hub.presence_known_since`` (this process's start, or the last rebuild of a lost
+    shared state). Returns how many were given up.
+    """
+    if waiting is None:
+        waiting = await hub.repo.conversations_with_customers("queued")
+    candidates = []
+    for conv, customer in waiting:
+        spec = hub.channels.get(conv.channel)
+        if spec is None or not spec.tracks_presence or customer is None or customer.id is None:
+            continue
+        candidates.append((conv, int(customer.id)))
+    if not candidates:
+        return 0
+    here = set(hub.connected_customers())
+    seen = await hub.store.customers_last_seen([c for _, c in candidates if c not in here])
+    now = hub.clock()
+    done = 0
+    for conv, customer_id in candidates:
+        if customer_id in here:
+            continue
+        if not absent_long_enough(now, seen.get(customer_id), hub.presence_known_since, hub.abandon_grace):
+            continue
+        try:
+            done += await give_up(hub, conv, customer_id)
+        except Exception:  # noqa: BLE001 - one conversation's failure never stops the sweep; logged
+            log.exception("could not give up a waiting conversation", extra={"conversation_id": conv.id})
+    return done

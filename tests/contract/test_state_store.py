@@ -193,7 +193,7 @@ async def test_ordering_and_times_are_exact_for_epoch_times(store: StateStore) -
     await store.set_presence(agent(1))
     o = await store.offer(9, 1, 1_700_000_020.123456)
     assert o is not None and o.expires_at == 1_700_000_020.123456
-    back = await store.decline(9, 1)
+    back = await store.decline(9, 1, 100.0)
     assert back is not None and back.enqueued_at == early
 
 
@@ -399,19 +399,19 @@ async def test_decline_requeues_with_declined_by_and_keeps_its_place(store: Stat
     assert await store.offer(1, 1, 30.0) is not None
     later = entry(2, at=2.0)
     await store.enqueue(later)
-    assert await store.decline(1, 2) is None  # not offered to 2
-    back = await store.decline(1, 1)
-    assert back == replace(first, declined_by=frozenset({1, 9}))
+    assert await store.decline(1, 2, 100.0) is None  # not offered to 2
+    back = await store.decline(1, 1, 100.0)
+    assert back == replace(first, declined_by=frozenset({1, 9}), declined_at=100.0)
     assert back.enqueued_at == 1.0
     assert await store.waiting() == [back, later]  # ahead of the later arrival
     assert await store.offers_of(1) == []
     assert await store.expired_offers(math.inf) == []
     p = await store.get_presence(1)
     assert p is not None and p.load == {} and p.idle_since == 3.0
-    assert await store.decline(1, 1) is None  # no offer any more
-    assert await store.decline(77, 1) is None
+    assert await store.decline(1, 1, 100.0) is None  # no offer any more
+    assert await store.decline(77, 1, 100.0) is None
     await store.offer(1, 2, 30.0)
-    again = await store.decline(1, 2)
+    again = await store.decline(1, 2, 100.0)
     assert again is not None and again.declined_by == frozenset({1, 2, 9}) and again.enqueued_at == 1.0
 
 
@@ -428,7 +428,7 @@ async def test_expire_only_after_expires_at(store: StateStore) -> None:
     assert await store.expired_offers(10.0) == [o1]  # expires_at <= now
     assert await store.expired_offers(20.0) == [o1, o2]  # soonest first
     back = await store.expire(1, 10.0)
-    assert back == entry(1, at=1.0, declined=frozenset({1}))
+    assert back == replace(entry(1, at=1.0, declined=frozenset({1})), declined_at=10.0)
     assert await store.expire(1, 11.0) is None  # already expired
     assert await store.expire(3, 11.0) is None  # never offered
     assert await store.expired_offers(20.0) == [o2]
@@ -536,7 +536,7 @@ async def test_requeue_agent_returns_offers_and_assignments_to_the_queue(store: 
     assert await load_of(store, 1) == {"chat": 2, "voice": 1}
 
     back = await store.requeue_agent(1, 200.0)
-    want = [replace(e1, declined_by=frozenset({1})), e2, e3]  # declined_by grows for the offer only
+    want = [replace(e1, declined_by=frozenset({1}), declined_at=200.0), e2, e3]  # declined_by grows for the offer only
     assert back == want
     assert await store.waiting() == [want[0], want[1], e3, e4]
     assert await store.queue_lengths() == {"a": 3, "b": 1}
@@ -744,10 +744,10 @@ class Model:
             return True
         return False
 
-    async def decline(self, cid: int, aid: int) -> QueueEntry | None:
+    async def decline(self, cid: int, aid: int, now: float) -> QueueEntry | None:
         if cid not in self.convs or self.convs[cid][1:3] != ("offered", aid):
             return None
-        e = replace(self.convs[cid][0], declined_by=self.convs[cid][0].declined_by | {aid})
+        e = replace(self.convs[cid][0], declined_by=self.convs[cid][0].declined_by | {aid}, declined_at=now)
         self.convs[cid] = (e, "waiting", None, 0.0)
         self._bump(aid, e.channel, -1)
         return e
@@ -762,7 +762,7 @@ class Model:
         if cid in self.convs and self.convs[cid][1] == "offered" and self.convs[cid][3] <= now:
             aid = self.convs[cid][2]
             assert aid is not None
-            return await self.decline(cid, aid)
+            return await self.decline(cid, aid, now)
         return None
 
     async def offers_of(self, aid: int) -> list[Offer]:
@@ -788,7 +788,7 @@ class Model:
         for cid, (e, state, holder, _) in list(self.convs.items()):
             if holder == aid:
                 if state == "offered":
-                    e = replace(e, declined_by=e.declined_by | {aid})
+                    e = replace(e, declined_by=e.declined_by | {aid}, declined_at=now)
                 self.convs[cid] = (e, "waiting", None, 0.0)
                 back.append(e)
         p = self.presence.get(aid)
@@ -827,7 +827,7 @@ def random_ops(rng: random.Random, n: int) -> list[Op]:
         (2, lambda: ("remove_from_queue", rng.choice(CONVS))),
         (10, lambda: ("offer", rng.choice(CONVS), rng.choice(AGENTS), pick_t(), rng.random() < 0.5)),
         (6, lambda: ("accept", rng.choice(CONVS), rng.choice(AGENTS))),
-        (4, lambda: ("decline", rng.choice(CONVS), rng.choice(AGENTS))),
+        (4, lambda: ("decline", rng.choice(CONVS), rng.choice(AGENTS), pick_t())),
         (2, lambda: ("expired_offers", pick_t())),
         (4, lambda: ("expire", rng.choice(CONVS), pick_t())),
         (4, lambda: ("release", rng.choice(CONVS), pick_t())),
@@ -895,7 +895,7 @@ _op = st.one_of(
     st.tuples(st.just("remove_from_queue"), _convs),
     st.tuples(st.just("offer"), _convs, _agents, _times, st.booleans()),
     st.tuples(st.just("accept"), _convs, _agents),
-    st.tuples(st.just("decline"), _convs, _agents),
+    st.tuples(st.just("decline"), _convs, _agents, _times),
     st.tuples(st.just("expired_offers"), _times),
     st.tuples(st.just("expire"), _convs, _times),
     st.tuples(st.just("release"), _convs, _times),
@@ -958,6 +958,8 @@ class MemoryStoreVersusModel(RuleBasedStateMachine):
                 self.check(("expire", o.conversation_id, o.expires_at))
             elif verb == "expire_early":
                 self.check(("expire", o.conversation_id, o.expires_at - 0.5))
+            elif verb == "decline":
+                self.check(("decline", o.conversation_id, o.agent_id, o.expires_at - 1.0))
             else:
                 self.check((verb, o.conversation_id, o.agent_id))
 

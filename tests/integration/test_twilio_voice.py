@@ -338,7 +338,13 @@ async def _phone(db: Database, aiohttp_client: Any, aiohttp_server: Any, *, sett
     add_voice_routes(app, config, lambda: hub, adapter, receipts=receipts, today=lambda: TODAY)
 
     async def _close(_: web.Application) -> None:
-        await client.close()
+        # the hub's background work (bot turns, deliveries) ends with the test, never with the event loop
+        tasks = [*hub._bot_tasks, *hub._delivery_tasks, *hub.wrap_up_tasks.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        await asyncio.wait_for(client.close(), timeout=5)
 
     app.on_cleanup.append(_close)
     assert agent.id is not None

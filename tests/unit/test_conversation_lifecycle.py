@@ -10,7 +10,9 @@ from contact_center.domain.conversations import (
     IllegalMove,
     Move,
     apply,
+    absent_long_enough,
     can_abandon,
+    departure,
     is_open,
     opening_status,
     plan_inbound,
@@ -62,10 +64,17 @@ def test_inbound_plans() -> None:
 
 
 def test_only_a_never_answered_waiting_conversation_is_abandoned() -> None:
-    assert can_abandon("queued", ever_answered=False)
-    assert not can_abandon("queued", ever_answered=True)  # transferred after an answer
-    assert not can_abandon("assigned", ever_answered=True)
-    assert not can_abandon("bot", ever_answered=False)
+    assert can_abandon("queued")  # never answered, or back in the queue after an answer
+    assert not can_abandon("assigned")
+    assert not can_abandon("bot")
+    assert departure(ever_answered=False) == ("abandoned", True)
+    assert departure(ever_answered=True) == ("customer_left", False)  # handled: never also abandoned
+    # gone for the grace period, counted from the last sighting or, without one, from when records hold
+    assert absent_long_enough(now=160.0, last_seen=100.0, known_since=0.0, grace=60.0)
+    assert not absent_long_enough(now=159.9, last_seen=100.0, known_since=0.0, grace=60.0)
+    assert not absent_long_enough(now=160.0, last_seen=None, known_since=120.0, grace=60.0)
+    assert absent_long_enough(now=180.0, last_seen=None, known_since=120.0, grace=60.0)
+    assert not absent_long_enough(now=170.0, last_seen=50.0, known_since=120.0, grace=60.0)
 
 
 def test_presence_rules() -> None:

@@ -261,6 +261,7 @@ async def test_web_chat_customers_get_events_on_their_connection_and_abandon_whe
     again = await inbound.customer_message(hub, customer.id, "c-1", "hello", origin_sid="sid-1")
     assert sent["created"] and not again["created"] and sent["message"]["seq"] == again["message"]["seq"]
     assert adapter.delivered == []  # a live channel has no adapter
+    hub.abandon_grace = 0  # the grace period is over
     assert await transfer_close.customer_left(hub, customer.id)
     assert repo.convs[sent["conversation_id"]].disposition == "abandoned"
     fresh = await inbound.customer_message(hub, customer.id, "c-2", "back again")
@@ -579,6 +580,149 @@ async def test_a_status_chosen_while_the_console_is_still_registering_is_kept() 
     await asyncio.gather(online, chosen)
     presence = await hub.store.get_presence(ALICE.id)
     assert presence is not None and presence.status == "available"
+
+
+# --- a waiting chat whose customer left is given up, however it came back to the queue (issue 21) -------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _chat_hub() -> tuple[Hub, MemoryConversations, RecordingNotifier, _Clock]:
+    clock = _Clock()
+    repo, notify = MemoryConversations(), RecordingNotifier()
+    channels = ChannelRegistry()
+    channels.register(WEB_CHAT)
+    hub = Hub(repo, MemoryStateStore(), notify, channels=channels, wrap_up_seconds=0, clock=clock)
+    hub.abandon_grace, hub.decline_skip = 60.0, 20.0
+    repo.add_agent(ALICE.id, ALICE.display_name)
+    repo.add_agent(BOB.id, BOB.display_name)
+    await rebuild.load_queues(hub)
+    return hub, repo, notify, clock
+
+
+async def _answered_chat(hub: Hub, connected: set[int]) -> tuple[int, int]:
+    """A chat Alice accepted; its customer is connected to this process while ``connected`` holds them."""
+    customer = await inbound.identify_visitor(hub, "visitor-21", "Ann")
+    assert customer.id is not None
+    connected.add(customer.id)
+    hub.connected_customers = lambda: set(connected)
+    await transfer_close.customer_seen(hub, customer.id)
+    sent = await inbound.customer_message(hub, customer.id, "c-1", "hello")
+    await _online(hub, ALICE)
+    assert await router.route_once(hub) == 1
+    await offers.accept(hub, ALICE, sent["conversation_id"])
+    return customer.id, sent["conversation_id"]
+
+
+async def _customer_goes(hub: Hub, connected: set[int], customer_id: int) -> None:
+    connected.discard(customer_id)
+    await transfer_close.customer_seen(hub, customer_id)
+
+
+@pytest.mark.parametrize("path", ["agent_gone", "transfer", "left_first_then_agent_gone"])
+async def test_every_way_back_to_the_queue_starts_the_clock_of_a_customer_who_left(path: str) -> None:
+    hub, repo, _, clock = await _chat_hub()
+    connected: set[int] = set()
+    customer_id, cid = await _answered_chat(hub, connected)
+    if path == "left_first_then_agent_gone":  # the customer's tab closed while the agent still had the chat
+        await _customer_goes(hub, connected, customer_id)
+        clock.now += 120
+        assert not await transfer_close.customer_left(hub, customer_id)  # with an agent: stays open
+        assert await offers.agent_gone(hub, ALICE.id) == 1
+    else:
+        if path == "agent_gone":
+            assert await offers.agent_gone(hub, ALICE.id) == 1
+        else:
+            await transfer_close.transfer(hub, ALICE, cid, queue="support")
+        await _customer_goes(hub, connected, customer_id)
+    assert repo.convs[cid].status == "queued"
+    if path != "left_first_then_agent_gone":  # gone 120 s already: given up at the first sweep
+        clock.now += 30
+        assert await transfer_close.give_up_absent(hub) == 0  # within the grace period
+        clock.now += 31
+    assert await transfer_close.give_up_absent(hub) == 1
+    conv = repo.convs[cid]
+    # an answered contact is never counted as abandoned: it is closed as "customer left"
+    assert (conv.status, conv.disposition) == ("closed", "customer_left")
+    assert await hub.store.waiting() == []
+    assert await transfer_close.give_up_absent(hub) == 0  # once
+
+
+async def test_a_customer_connected_here_or_seen_by_another_process_keeps_their_place() -> None:
+    hub, repo, _, clock = await _chat_hub()
+    connected: set[int] = set()
+    customer_id, cid = await _answered_chat(hub, connected)
+    assert await offers.agent_gone(hub, ALICE.id) == 1
+    clock.now += 600
+    assert await transfer_close.give_up_absent(hub) == 0  # connected to this process: present
+    connected.discard(customer_id)
+    await hub.store.customers_seen([customer_id], clock.now - 5)  # another process saw them 5 s ago
+    assert await transfer_close.give_up_absent(hub) == 0
+    assert not await transfer_close.customer_left(hub, customer_id)  # this process's own timer agrees
+    clock.now += 60
+    assert await transfer_close.customer_left(hub, customer_id)
+    assert repo.convs[cid].disposition == "customer_left"
+
+
+async def test_without_any_record_absence_counts_from_the_start_or_the_last_rebuild() -> None:
+    hub, repo, _, clock = await _chat_hub()
+    connected: set[int] = set()
+    customer_id, cid = await _answered_chat(hub, connected)
+    assert await offers.agent_gone(hub, ALICE.id) == 1
+    connected.clear()
+    await hub.store.clear()  # the shared state was lost (a Redis restart)...
+    clock.now += 600
+    assert await rebuild.rebuild_state(hub) == 1  # ... and rebuilt from SQL: absence counts from now
+    assert await transfer_close.give_up_absent(hub) == 0
+    clock.now += 61
+    assert await transfer_close.give_up_absent(hub) == 1
+    assert repo.convs[cid].status == "closed"
+
+
+async def test_a_never_answered_chat_offered_to_an_agent_is_abandoned_and_the_offer_revoked() -> None:
+    hub, repo, notify, clock = await _chat_hub()
+    customer = await inbound.identify_visitor(hub, "visitor-22", "Ann")
+    assert customer.id is not None
+    sent = await inbound.customer_message(hub, customer.id, "c-1", "hello")
+    await transfer_close.customer_seen(hub, customer.id)
+    await _online(hub, ALICE)
+    assert await router.route_once(hub) == 1
+    clock.now += 61
+    assert await transfer_close.give_up_absent(hub) == 1
+    conv = repo.convs[sent["conversation_id"]]
+    assert (conv.status, conv.disposition) == ("closed", "abandoned")
+    revoked = [n for n in notify.sent if n.event == "offer_revoked"]
+    assert revoked and revoked[-1].data == {"conversation_id": conv.id, "reason": "customer_left"}
+
+
+async def test_a_declined_offer_skips_the_agent_for_a_while_then_offers_it_again() -> None:
+    hub, repo, notify, clock = await _chat_hub()
+    customer = await inbound.identify_visitor(hub, "visitor-23", "Ann")
+    assert customer.id is not None
+    sent = await inbound.customer_message(hub, customer.id, "c-1", "hello")
+    await _online(hub, ALICE)
+    assert await router.route_once(hub) == 1
+    ack = await offers.decline(hub, ALICE, sent["conversation_id"])
+    assert ack == {"conversation_id": sent["conversation_id"], "skip_seconds": 20.0}
+    clock.now += 19
+    assert await router.route_once(hub) == 0  # Alice, the only agent, is skipped for 20 s
+    await _online(hub, BOB)
+    assert await router.route_once(hub) == 1  # anyone else may take it at once
+    assert [o.agent_id for o in await hub.store.offers_of(BOB.id)] == [BOB.id]
+    await offers.decline(hub, BOB, sent["conversation_id"])
+    clock.now += 21
+    assert await router.route_once(hub) == 1  # after the skip, offered again
+    # an offer nobody answers expires: the agent is told why, and for how long they are skipped
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)
+    expired = [n.data for n in notify.sent if n.event == "offer_revoked"]
+    assert expired[-1]["reason"] == "expired" and expired[-1]["skip_seconds"] == 20.0
 
 
 # --- the phone: warm transfer and supervisors on a call (contact_center/usecases/calls.py) ---------------
