@@ -153,6 +153,7 @@ def test_console_and_supervisor_have_no_serious_or_critical_axe_violations(hub: 
         expect(shop.locator('[data-testid="cc-message"][data-sender="agent"]')).to_have_count(1)
         check(agent, "/console (a chat open)", "a11y-console-chat.png")
         check(shop, "the chat widget (an agent's reply)", "a11y-widget-reply.png", WIDGET)
+        shop.get_by_test_id("cc-panel").screenshot(path=str(ARTIFACTS / "a11y-widget-panel.png"))
 
         # --- the right column: a customer's orders found by email (a list of cards that open), one open
         email = _demo_customer_email_with_orders(hub)
