@@ -1,4 +1,4 @@
-"""The ``contact-center`` command: serve, migrate, seed-demo, staffing, electre2."""
+"""The ``contact-center`` command: serve, migrate, seed-demo, staffing, electre2, unlock-login."""
 
 from __future__ import annotations
 
@@ -154,6 +154,32 @@ def _electre2(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def _unlock_login(args: argparse.Namespace, settings: Settings) -> int:
+    """Lift a login lockout (and forget the failures) of an account and/or a client address, in the shared state."""
+    if not args.username and not args.address:
+        print("contact-center unlock-login: error: give --username and/or --address", file=sys.stderr)
+        return 2
+    if not settings.redis_url:
+        print("contact-center unlock-login: error: without REDIS_URL the login throttle lives inside the hub's process;"
+              " lift the lock there (POST /auth/lockouts/clear as an admin) or restart the hub", file=sys.stderr)
+        return 2
+    import redis.asyncio as aioredis
+
+    from contact_center.login_throttle import LoginThrottle, RedisThrottleStore
+
+    async def run() -> list[str]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            throttle = LoginThrottle.from_settings(settings, RedisThrottleStore(client, settings.redis_prefix))
+            return await throttle.unlock(username=args.username, address=args.address)
+        finally:
+            await client.aclose()
+
+    cleared = asyncio.run(run())
+    print("cleared: " + (", ".join(cleared) if cleared else "nothing (no failures were recorded)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="contact-center", description="Omnichannel contact centre hub")
@@ -183,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     electre.add_argument("--matrices", action="store_true", help="include the concordance and discordance matrices (JSON)")
     electre.add_argument("--max-pairs", type=int, default=200, help="pair statements written out in the explanation")
     electre.set_defaults(func=_electre2)
+    unlock = sub.add_parser("unlock-login", help="lift a login lockout of an account or a client address (REDIS_URL's shared state)")
+    unlock.add_argument("--username", default=None, help="the agent's login name")
+    unlock.add_argument("--address", default=None, help="the client's IP address")
+    unlock.set_defaults(func=_unlock_login)
     return parser
 
 

@@ -125,3 +125,31 @@ async def test_a_burst_of_parallel_guesses_gets_no_more_than_the_free_ones(store
     t = throttle(store, Clock())
     verdicts = await asyncio.gather(*(t.attempt("eve", f"10.0.1.{i}") for i in range(40)))
     assert sum(v.status == "go" for v in verdicts) == 3
+
+
+async def test_the_cli_lifts_a_lock_in_redis_and_says_why_it_cannot_without(capsys: pytest.CaptureFixture[str]) -> None:
+    import redis.asyncio as aioredis
+
+    from contact_center.cli import main
+
+    prefix = f"cc:{{test-{uuid.uuid4().hex[:8]}}}:"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        t = LoginThrottle(RedisThrottleStore(client, prefix), Policy(1, 1, 0), Policy(5, 0, 0))
+        await t.attempt("fay", "10.0.0.1")
+        assert (await t.attempt("fay", "10.0.0.1")).status == "locked"
+        env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            assert await asyncio.to_thread(main, ["unlock-login", "--username", "Fay"]) == 0
+            mp.delenv("REDIS_URL")
+            assert await asyncio.to_thread(main, ["unlock-login", "--username", "fay"]) == 2
+        out = capsys.readouterr()
+        assert "cleared: account:fay" in out.out and "POST /auth/lockouts/clear" in out.err
+        assert (await t.attempt("fay", "10.0.0.1")).status == "go"
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
