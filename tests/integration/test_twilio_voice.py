@@ -663,13 +663,18 @@ async def test_a_failing_core_is_an_apology_in_twiml_never_a_500(phone: Phone, m
 
 
 async def test_a_bot_that_never_answers_passes_the_caller_to_a_person(db: Database, aiohttp_client: Any, aiohttp_server: Any) -> None:
-    phone = await _phone(db, aiohttp_client, aiohttp_server, settings=VoiceSettings(answer_deadline=0.1, settle_timeout=0.1, max_holds=1),
-                         bot=ShopBot(delay=1.0))
+    # the deadline is for every step (the ring too): long enough for a loaded machine's database, far
+    # shorter than the bot's delay
+    phone = await _phone(db, aiohttp_client, aiohttp_server, settings=VoiceSettings(answer_deadline=1.0, settle_timeout=5.0, max_holds=1),
+                         bot=ShopBot(delay=10.0))
     holding = await phone.answer(await phone.ring(sid(23)), sid(23), digits="1")
     assert holding.says == [ivr.HOLDING]
     gave_up = await phone.answer(holding, sid(23))
     assert ivr.TO_AGENT in gave_up.said and gave_up.redirect is not None and "/wait" in gave_up.redirect
-    await asyncio.sleep(0.05)
+    for _ in range(100):  # the hand-over to the queue is written in the background: at most a few seconds
+        if (await phone.conversation(sid(23))).status == "queued":
+            break
+        await asyncio.sleep(0.05)
     assert (await phone.conversation(sid(23))).status == "queued"
 
 
