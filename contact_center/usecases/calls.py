@@ -147,7 +147,7 @@ async def contact_ended(hub: Hub, channel: str, thread_key: str, reason: str) ->
     hub.last_queue_info.pop(conv.id, None)
     offered_to = await hub.store.release(conv.id, hub.clock())
     if offered_to is not None:
-        await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conv.id})
+        await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conv.id, "reason": "customer_left"})
     hub.kick()
     return True
 

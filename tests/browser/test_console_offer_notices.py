@@ -95,7 +95,7 @@ def test_notice_words(hub: str, browser: Any) -> None:
                 return [
                     m.noticeText('declined', 'Ada', 20), m.noticeText('declined', 'Ada', null), m.noticeText('declined', 'Ada', undefined),
                     m.noticeText('declined', 'Ada', 0), m.noticeText('missed', 'Ada', 90), m.noticeText('missed', 'Ada', null),
-                    m.noticeText('missed', 'Ada', 1), m.noticeText('declined', 'Ada', 'soon'),
+                    m.noticeText('missed', 'Ada', 1), m.noticeText('declined', 'Ada', 'soon'), m.noticeText('left', 'Ada', null),
                     m.duration(1), m.duration(59.6), m.duration(60), m.duration(61), m.duration(150), m.duration(0),
                 ];
             }"""
@@ -109,6 +109,7 @@ def test_notice_words(hub: str, browser: Any) -> None:
             "Missed: Ada. The offer timed out and went back to the queue.",
             "Missed: Ada. The offer timed out and went back to the queue. It will not be offered to you again for 1 second.",
             "You declined Ada. It is back in the queue for another agent.",
+            "Ada left before the offer was answered: nothing to do.",
             "1 second", "1 minute", "1 minute", "1 minute 1 second", "2 minutes 30 seconds", "1 second",
         ]
     finally:

@@ -180,6 +180,7 @@ function onRevoked(p) {
   if (entry) {
     removeOffer(id);
     if (expired) missed(key(id), entry, p.skip_seconds ?? null);
+    else if (p.reason === "customer_left") showNotice(key(id), "left", offerName(entry.data), null);
   } else if (expired && notices.get(key(id))?.kind === "missed" && p.skip_seconds != null) {
     showNotice(key(id), "missed", notices.get(key(id)).name, p.skip_seconds); // our clock said so first; now the skip
   }
