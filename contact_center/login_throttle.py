@@ -95,6 +95,12 @@ class MemoryThrottleStore:
     """The records in this process (one hub)."""
 
     records: dict[str, _Record] = field(default_factory=dict)
+    prune_above: int = 10_000  # past this many records, forgotten ones are dropped (guessed usernames pile up)
+
+    def _prune(self, now: float) -> None:
+        if len(self.records) > self.prune_above:
+            for key in [k for k, rec in self.records.items() if rec.expires <= now]:
+                del self.records[key]
 
     def _get(self, key: str, now: float) -> _Record:
         rec = self.records.get(key)
@@ -103,6 +109,7 @@ class MemoryThrottleStore:
         return rec
 
     async def attempt(self, keys: Sequence[tuple[str, Policy]], now: float) -> Verdict:
+        self._prune(now)
         recs = []
         for key, _policy in keys:
             rec = self._get(key, now)

@@ -153,3 +153,15 @@ async def test_the_cli_lifts_a_lock_in_redis_and_says_why_it_cannot_without(caps
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_the_memory_store_drops_forgotten_records_when_many_pile_up() -> None:
+    store = MemoryThrottleStore(prune_above=10)
+    clock = Clock()
+    t = throttle(store, clock)
+    for i in range(10):
+        await t.attempt(f"guess{i}", f"10.0.2.{i}")
+    clock.now += 3601  # an hour after the last failure: all forgotten
+    await t.attempt("one-more", "10.0.3.1")
+    await t.attempt("and-another", "10.0.3.2")
+    assert len(store.records) <= 4
