@@ -13,6 +13,14 @@ from contact_center.domain.routing import AgentStatus
 CHOOSABLE: tuple[str, ...] = (AgentStatus.AVAILABLE.value, AgentStatus.AWAY.value, AgentStatus.OFFLINE.value)
 """The states an agent (or a supervisor for them) may set; ``wrap_up`` and ``busy`` are the hub's."""
 
+MISSED_OFFERS_AWAY = 2
+"""After this many offers in a row that the agent let time out, the hub sets them Away (reason
+:data:`REASON_MISSED_OFFERS`) and tells the supervisors: an agent who is not at their desk is not
+offered more customers who would each wait a whole offer timeout for nothing."""
+
+REASON_MISSED_OFFERS = "missed_offers"
+"""Why the hub set an agent Away: they missed :data:`MISSED_OFFERS_AWAY` offers in a row."""
+
 _RESTORABLE = frozenset({AgentStatus.AVAILABLE.value, AgentStatus.AWAY.value, AgentStatus.WRAP_UP.value})
 
 
@@ -58,3 +66,15 @@ def ends_wrap_up(status: str | None) -> bool:
 def serving(statuses: Iterable[str]) -> int:
     """How many agents are taking contacts now (available or busy)."""
     return sum(1 for s in statuses if s in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value))
+
+
+def missed_streak(streak: int, *, accepted_or_declined: bool = False) -> int:
+    """The agent's count of offers missed in a row after one more missed offer (or, with
+    ``accepted_or_declined``, after they answered one: back to zero)."""
+    return 0 if accepted_or_declined else max(0, int(streak)) + 1
+
+
+def away_for_missed(streak: int, status: str | None, limit: int = MISSED_OFFERS_AWAY) -> bool:
+    """Whether ``streak`` missed offers in a row sets the agent Away: only one taking contacts (available or
+    busy: an agent who chose Away, or is in wrap-up, is not moved), and only at ``limit`` or more (0: never)."""
+    return limit > 0 and streak >= limit and status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value)

@@ -171,6 +171,14 @@ def _eligible(p: PresenceLike, q: QueueInfo) -> bool:
     return all(int(p.skills.get(s, 0) or 0) >= 1 for s in q.skills_required)
 
 
+def _reason_of(reasons: Mapping[int, Mapping[str, Any]] | None, agent_id: int, shown: str) -> dict[str, Any] | None:
+    """Why the hub set the agent's state, while they are still in it (an Away for missed offers)."""
+    found = (reasons or {}).get(agent_id)
+    if not found or shown != "away":
+        return None
+    return {"reason": str(found.get("reason", "")), "missed": int(found.get("missed") or 0)}
+
+
 def _shown_state(p: PresenceLike | None, open_count: int) -> str:
     """An agent's state for the dashboard: their presence, shown as busy while they hold a conversation."""
     if p is None:
@@ -227,8 +235,12 @@ def compose_snapshot(
     interval_minutes: int = INTERVAL_MINUTES,
     waiting_alert_limit: int = WAITING_ALERT_LIMIT,
     long_wait_alert_seconds: float = LONG_WAIT_ALERT_SECONDS,
+    agent_reasons: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The dashboard's snapshot at ``now`` (pure: every input is passed in).
+
+    :param agent_reasons: agent id -> why the hub set their state (``{reason: "missed_offers", missed, since}``):
+        shown on the agent's row while they are still in that state, and raised as an ``agent_away`` alert.
 
     :param records: contacts queued since ``min(day_start, now - staffing window)``; the figures of the
         day use those queued from ``day_start`` on, staffing those of the last
@@ -372,6 +384,7 @@ def compose_snapshot(
                 "state": shown,
                 "state_since": _iso(in_state_since),
                 "seconds_in_state": _num(max(0.0, (now - in_state_since).total_seconds()), 0) if in_state_since else None,
+                "reason": _reason_of(agent_reasons, a.id, shown),
                 "load": sum(int(v) for v in (p.load.values() if p else [])),
                 "capacity": dict(p.capacity) if p else {},
                 "conversations": convs,
@@ -438,6 +451,7 @@ def compose_snapshot(
     alerts = build_alerts(
         queue_rows, queue_by_name, waiting_list, overdue_orders,
         waiting_alert_limit=waiting_alert_limit, long_wait_alert_seconds=long_wait_alert_seconds,
+        agents=agent_rows,
     )
     return {
         "generated_at": now.isoformat(),
@@ -471,6 +485,7 @@ def build_alerts(
     *,
     waiting_alert_limit: int = WAITING_ALERT_LIMIT,
     long_wait_alert_seconds: float = LONG_WAIT_ALERT_SECONDS,
+    agents: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """The alerts of a snapshot, most severe first.
 
@@ -481,6 +496,8 @@ def build_alerts(
     * ``long_wait``: contacts of a queue waiting longer than :data:`LONG_WAIT_ALERT_SECONDS`; critical at
       twice that.
     * ``overdue_orders``: open orders past their promised date.
+    * ``agent_away``: an agent the hub set Away because they missed offers in a row (an agent row's
+      ``reason``), while they are still Away.
     """
     alerts: list[dict[str, Any]] = []
     for row in queue_rows:
@@ -533,6 +550,17 @@ def build_alerts(
                 "message": f"{overdue_orders} order{'s' if overdue_orders != 1 else ''} overdue (past the promised date, not shipped)",
             }
         )
+    for row in agents:
+        reason = row.get("reason")
+        if reason and reason.get("reason") == "missed_offers":
+            missed = int(reason.get("missed") or 0)
+            alerts.append(
+                {
+                    "key": f"agent_away:{row['id']}", "kind": "agent_away", "queue": None, "severity": "warning",
+                    "agent_id": row["id"], "value": missed, "threshold": None,
+                    "message": f"{row['display_name']} was set Away after missing {missed} offers in a row",
+                }
+            )
     rank = {"critical": 0, "warning": 1}
     alerts.sort(key=lambda a: rank.get(a["severity"], 2))
     return alerts

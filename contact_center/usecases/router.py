@@ -63,7 +63,7 @@ async def queue_info(hub: Hub, conversation_id: int) -> dict[str, Any] | None:
 
 async def route_once(hub: Hub) -> int:
     """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
-    from contact_center.usecases.offers import offer_json
+    from contact_center.usecases.offers import offer_json, offer_missed
 
     async with hub.route_lock:
         now = hub.clock()
@@ -72,6 +72,7 @@ async def route_once(hub: Hub) -> int:
                 await hub.tell_agent(offer.agent_id, "offer_revoked", {
                     "conversation_id": offer.conversation_id, "reason": "expired", "skip_seconds": hub.decline_skip,
                 })
+                await offer_missed(hub, offer.agent_id, offer.conversation_id)  # two in a row: Away
         waiting = await hub.store.waiting()
         if not waiting:
             return 0

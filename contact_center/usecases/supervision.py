@@ -11,7 +11,7 @@ from typing import Any
 from contact_center.domain import presence as presence_rules
 from contact_center.domain.routing import AgentStatus
 from contact_center.ports import NewMessage, TimelineNote
-from contact_center.usecases import outbound, transfer_close
+from contact_center.usecases import offers, outbound, transfer_close
 from contact_center.usecases.context import SUPERVISOR_ROLES, Hub
 from contact_center.usecases.errors import HubError, agent_id as check_agent_id, clean_text, conv_id
 from contact_center.usecases.inbound import history
@@ -37,6 +37,7 @@ async def set_agent_status(hub: Hub, actor: Any, agent_id: Any, status: Any) -> 
         raise HubError("bad_request", str(exc)) from None
     if await hub.store.set_status(agent_id, status, hub.clock()) is None:
         raise HubError("not_found", "that agent is not logged in")
+    offers.state_chosen(hub, agent_id)
     await hub.log_state(agent_id, status)
     await hub.tell_agent(agent_id, "status", {"status": status, "by": actor.display_name})
     if status == AgentStatus.AVAILABLE.value:

@@ -868,3 +868,70 @@ async def test_a_supervisor_listens_whispers_and_barges_through_the_adapter_and_
     with pytest.raises(HubError, match="ended") as ended:  # no barging into a call that ended
         await calls.supervise(hub, SAM, cid, "barge")
     assert ended.value.code == "conflict"
+
+
+# --- missed offers: two in a row and the agent is set Away, the supervisors told (issue 20) -----------------
+
+
+async def _offered_chat(hub: Hub, visitor: str) -> int:
+    customer = await inbound.identify_visitor(hub, visitor, "Maria Lopez")
+    assert customer.id is not None
+    sent = await inbound.customer_message(hub, customer.id, "c-1", "hello")
+    return int(sent["conversation_id"])
+
+
+async def test_two_missed_offers_in_a_row_set_the_agent_away_with_the_reason_and_a_supervisor_alert() -> None:
+    from contact_center.domain.supervision import build_alerts, _reason_of
+
+    hub, repo, notify, clock = await _chat_hub()
+    hub.decline_skip = 0.0
+    await _online(hub, ALICE)
+    first = await _offered_chat(hub, "visitor-31")
+    assert await router.route_once(hub) == 1
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)  # missed once (and offered again: the skip is off)
+    assert (await hub.store.get_presence(ALICE.id)).status == "available"  # type: ignore[union-attr]
+    assert offers.missed_streaks(hub) == {ALICE.id: 1}
+    assert [o.conversation_id for o in await hub.store.offers_of(ALICE.id)] == [first]
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)  # missed twice in a row: Away
+    presence = await hub.store.get_presence(ALICE.id)
+    assert presence is not None and presence.status == "away"
+    told = [n.data for n in notify.sent if n.event == "status" and n.target == ALICE.id]
+    assert told[-1]["status"] == "away" and told[-1]["reason"] == "missed_offers" and told[-1]["missed"] == 2
+    assert await hub.store.offers_of(ALICE.id) == []  # nothing more is offered to an agent who is not there
+    assert [e.conversation_id for e in await hub.store.waiting()] == [first]  # the customer keeps their place
+    # a reopened console learns why it is Away
+    hello = await offers.agent_online(hub, ALICE)
+    assert hello["status"] == "away" and hello["status_reason"]["reason"] == "missed_offers"
+    # the supervisors' snapshot: the agent row's reason and an alert
+    reason = _reason_of(offers.status_reasons(hub), ALICE.id, "away")
+    alerts = build_alerts([], {}, [], 0, agents=[{"id": ALICE.id, "display_name": "Alice", "reason": reason}])
+    assert [a["kind"] for a in alerts] == ["agent_away"]
+    assert alerts[0]["message"] == "Alice was set Away after missing 2 offers in a row"
+    assert _reason_of(offers.status_reasons(hub), ALICE.id, "available") is None
+    # choosing a state again clears the reason
+    await offers.set_status(hub, ALICE, "available")
+    assert offers.status_reasons(hub) == {} and (await offers.agent_online(hub, ALICE))["status_reason"] is None
+
+
+async def test_an_answered_offer_resets_the_missed_streak_and_a_chosen_away_is_not_overridden() -> None:
+    hub, repo, notify, clock = await _chat_hub()
+    hub.decline_skip = 0.0
+    await _online(hub, ALICE)
+    cid = await _offered_chat(hub, "visitor-32")
+    assert await router.route_once(hub) == 1
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)  # missed once, offered again
+    await offers.decline(hub, ALICE, cid)  # answered: the streak starts again
+    assert offers.missed_streaks(hub) == {}
+    await router.route_once(hub)
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)  # missed once more: still one in a row
+    assert (await hub.store.get_presence(ALICE.id)).status == "available"  # type: ignore[union-attr]
+    await offers.accept(hub, ALICE, cid)
+    assert offers.missed_streaks(hub) == {}
+    # an agent who chose Away is never moved by the rule (nor told a reason)
+    assert not await offers.offer_missed(hub, BOB.id, 999)
+    assert not await offers.offer_missed(hub, BOB.id, 999)
+    assert offers.status_reasons(hub) == {}
