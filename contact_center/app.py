@@ -24,6 +24,7 @@ from contact_center.api.routes import ROUTES
 from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
+from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
@@ -110,7 +111,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await hub.load_queues()
     await hub.rebuild_state()
     sio.register_namespace(CustomerNamespace(
-        hub, message_burst=settings.webchat_message_burst, messages_per_second=settings.webchat_messages_per_second
+        hub, message_burst=settings.webchat_message_burst, messages_per_second=settings.webchat_messages_per_second,
+        identity=app[IDENTITY_KEY],
     ))
     sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
@@ -203,6 +205,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.cleanup_ctx.append(_hub)
     register_supervisor(app, sio)
     add_web_routes(app)
+    add_identity_routes(app, verifier_for(settings))  # WIDGET_IDENTITY_SECRET; /dev/widget-identity in demo mode only
     app[MEDIA_KEY] = FileMediaStore(settings.media_dir)
     add_media_routes(app, secret=settings.session_secret, max_bytes=settings.media_max_bytes, agent_of=current_agent)
     channels = app[CHANNELS_KEY] = build_channels(settings)

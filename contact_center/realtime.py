@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import socketio
@@ -20,6 +21,8 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from contact_center import sio_websocket
 from contact_center.channels import WEB_CHAT
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
+from contact_center.identity import IdentityError, IdentityVerifier
+from contact_center.rate_limits import RateLimiter, limiter_for, new_conversation_limit
 from contact_center.sessions import SessionGate
 from contact_center.settings import webchat_rate_limit
 from contact_center.sio_managers import IndexedAsyncManager, IndexedAsyncRedisManager
@@ -79,13 +82,25 @@ class CustomerNamespace(socketio.AsyncNamespace):
     default ``WEBCHAT_MESSAGE_BURST`` and ``WEBCHAT_MESSAGES_PER_SECOND`` from the environment): one for
     ``message`` (over it: ack ``rate_limited`` with ``retry_after``, nothing stored) and one for
     ``typing`` (over it: dropped). A burst or rate of 0 turns the limit off.
+
+    Two more limits are shared by every socket and hub process (``rate_limits``: Redis when the shared state
+    is, else this process): ``message`` per visitor (the customer, or the visitor id before their first
+    message) with the same burst and rate, so more tabs do not mean more messages; and first messages that
+    open a conversation per client address (``new_conversations_per_minute``, from
+    ``WEBCHAT_NEW_CONVERSATIONS_PER_MINUTE``). Both answer ``rate_limited`` with ``retry_after``.
+
+    A connection whose ``auth`` has an ``identity`` token (``contact_center.identity``) is the customer it
+    names when the signature holds and it has not expired; it is refused with the token's code when not.
+    Only such a verified connection may read the customer's orders (``orders``).
     """
 
     CHANNEL = WEB_CHAT.name
+    ORDERS_SHOWN = 20
 
     def __init__(
         self, hub: HubService, message_burst: int | None = None, messages_per_second: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time, *, identity: IdentityVerifier | None = None,
+        limiter: RateLimiter | None = None, new_conversations_per_minute: int | None = None,
     ) -> None:
         super().__init__("/customer")
         self.hub = hub
@@ -96,6 +111,11 @@ class CustomerNamespace(socketio.AsyncNamespace):
         self.messages_per_second = rate if messages_per_second is None else messages_per_second
         self.clock = clock
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sid, "message"|"typing") -> its bucket
+        self.identity = identity if identity is not None else IdentityVerifier(None)
+        self.limiter = limiter if limiter is not None else limiter_for(getattr(hub, "store", None))
+        self.new_conversations_per_minute = (
+            new_conversation_limit() if new_conversations_per_minute is None else new_conversations_per_minute
+        )
         hub.connected_customers = lambda: [c for c, sids in self._sockets.items() if sids]
 
     def _wait_before(self, sid: str, kind: str) -> float:
@@ -109,7 +129,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
         return bucket.take(now)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Identify the visitor, join their conversation's room, send the session and what they missed."""
+        """Identify the visitor (or the verified customer), join their conversation's room, send the session."""
         auth = auth if isinstance(auth, dict) else {}
         visitor = auth.get("visitor_id")
         if not isinstance(visitor, str) or not _VISITOR.fullmatch(visitor):
@@ -117,16 +137,56 @@ class CustomerNamespace(socketio.AsyncNamespace):
         name = auth.get("name") if isinstance(auth.get("name"), str) else ""
         email = auth.get("email") if isinstance(auth.get("email"), str) else ""
         last_seq = auth.get("last_seq") if isinstance(auth.get("last_seq"), int) else 0
-        session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq, channel=self.CHANNEL)
+        token = auth.get("identity")
+        if token is not None and token != "":
+            session = await self._verified_session(token, last_seq)
+            email = session.pop("email")
+        else:
+            session = await self.hub.customer_session(visitor, name=name, email=email, last_seq=last_seq, channel=self.CHANNEL)
+            session["verified"] = False
         await self.save_session(sid, {
             "customer_id": session["customer_id"], "room": session["conversation_id"],
             "visitor": visitor, "name": name[:200], "email": email[:320],
+            "verified": session["verified"], "address": _address_of(environ),
         })
         if session["customer_id"] is not None:
             await self._track(int(session["customer_id"]), sid)
         if session["conversation_id"]:
             await self.enter_room(sid, room_conv(session["conversation_id"]))
         await self.emit("session", session, to=sid)
+
+    async def _verified_session(self, token: Any, last_seq: int) -> dict[str, Any]:
+        """The session of the customer a signed identity names; the connection is refused with the token's code
+        (``identity_invalid``, ``identity_expired``, ``identity_unavailable``) when it does not hold."""
+        try:
+            ident = self.identity.verify(token)
+            customer = await self._customer_row(ident.customer_id)
+        except IdentityError as exc:
+            log.info("widget identity refused", extra={"code": exc.code})
+            raise socketio.exceptions.ConnectionRefusedError(*exc.as_connect_error()) from None
+        assert customer.id is not None
+        conv = await self.hub.repo.open_conversation(customer.id, self.CHANNEL)
+        data: dict[str, Any] = {
+            "customer_id": customer.id, "conversation_id": None, "status": None, "agent_name": None, "queue": None,
+            "messages": [], "verified": True, "display_name": customer.display_name or "", "email": ident.email,
+        }
+        if conv is not None and conv.id is not None:
+            self.hub.remember_open(customer.id, self.CHANNEL, conv.id, customer.display_name or "Customer")
+            data.update(conversation_id=conv.id, status=conv.status, agent_name=await self.hub.agent_name(conv.assigned_agent_id),
+                        messages=await self.hub.history(conv.id, max(0, last_seq), for_customer=True))
+            if conv.status == "queued":
+                data["queue"] = await self.hub.queue_info(conv.id)
+        return data
+
+    async def _customer_row(self, customer_id: int) -> Any:
+        """The customer a verified token names (the one it was merged into, if it was), or ``identity_invalid``."""
+        from crm_store.repositories import customers as customers_repo
+
+        async with self.hub.db.session() as s:
+            try:
+                return await customers_repo.get_customer(s, customer_id)
+            except customers_repo.CustomerNotFound:
+                raise IdentityError("identity_invalid", "the shop login names no customer of this shop") from None
 
     async def _track(self, customer_id: int, sid: str) -> None:
         """One more widget of this customer on this node (a pending abandonment is called off; every hub
@@ -189,14 +249,20 @@ class CustomerNamespace(socketio.AsyncNamespace):
             log.exception("could not mark an abandoned chat")
 
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        """A chat message from the customer (over the socket's rate limit: refused, nothing stored)."""
+        """A chat message from the customer (over the socket's, the visitor's or the address's rate limit:
+        refused with ``rate_limited``, nothing stored)."""
         wait = self._wait_before(sid, "message")
         if wait > 0:
-            retry_after = math.ceil(wait * 10) / 10  # tenths of a second, rounded up
-            return {"ok": False, "error": {
-                "code": "rate_limited", "retry_after": retry_after,
-                "message": f"too many messages at once: wait {retry_after:g} s and send again",
-            }}
+            return _rate_limited(wait, "too many messages at once")
+        saved = await self.get_session(sid)
+        wait = await self._shared_wait(_visitor_key(saved), self.message_burst, self.messages_per_second)
+        if wait > 0:
+            return _rate_limited(wait, "too many messages at once (from all your chat windows)")
+        if saved.get("room") is None and self.new_conversations_per_minute > 0:  # this message opens a conversation
+            n = self.new_conversations_per_minute
+            wait = await self._shared_wait(f"newconv:{saved.get('address') or 'unknown'}", n, n / 60.0)
+            if wait > 0:
+                return _rate_limited(wait, "too many new chats from your network")
 
         async def run() -> dict[str, Any]:
             payload = _dict(data)
@@ -239,6 +305,55 @@ class CustomerNamespace(socketio.AsyncNamespace):
         customer_id = (await self.get_session(sid)).get("customer_id")
         if customer_id is not None:  # nobody to tell before their first message
             await self.hub.customer_typing(int(customer_id), typing, channel=self.CHANNEL)
+
+    async def _shared_wait(self, key: str, burst: float, per_second: float) -> float:
+        if burst <= 0 or per_second <= 0:
+            return 0.0
+        return await self.limiter.take(key, burst, per_second, self.clock())
+
+    async def on_orders(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The verified customer's own orders, newest first (``forbidden`` for an unsigned visitor)."""
+        async def run() -> dict[str, Any]:
+            saved = await self.get_session(sid)
+            if not saved.get("verified") or saved.get("customer_id") is None:
+                raise HubError("forbidden", "log in to the shop to see your orders here")
+            from contact_center.api.serialize import order_summary
+            from crm_store.repositories import orders as orders_repo
+
+            async with self.hub.db.session() as s:
+                orders = await orders_repo.orders_of_customer(s, int(saved["customer_id"]), limit=self.ORDERS_SHOWN)
+            today = datetime.fromtimestamp(self.hub.clock(), timezone.utc).date()
+            return {"orders": [order_summary(o, today) for o in orders]}
+
+        return await _acked(run)
+
+
+def _rate_limited(wait: float, why: str) -> dict[str, Any]:
+    """The ack of a message over a limit: ``rate_limited`` with ``retry_after`` (tenths of a second, rounded up)."""
+    retry_after = math.ceil(wait * 10) / 10
+    return {"ok": False, "error": {"code": "rate_limited", "retry_after": retry_after,
+                                   "message": f"{why}: wait {retry_after:g} s and send again"}}
+
+
+def _visitor_key(session: dict[str, Any]) -> str:
+    """Whose messages count together (every tab and hub process): a verified customer (all their devices), else the
+    visitor id (an anonymous customer is exactly one visitor id)."""
+    if session.get("verified") and session.get("customer_id") is not None:
+        return f"customer:{session['customer_id']}"
+    return f"visitor:{session.get('visitor', '')}"
+
+
+def _address_of(environ: dict[str, Any]) -> str:
+    """The client's address of a Socket.IO handshake (behind a trusted proxy, the one it names)."""
+    request = environ.get("aiohttp.request")
+    if request is None:
+        return str(environ.get("REMOTE_ADDR") or "unknown")
+    try:
+        from contact_center.security import client_address
+
+        return client_address(request)
+    except Exception:  # noqa: BLE001 - an app without the security config (unit tests): the peer
+        return str(getattr(request, "remote", None) or "unknown")
 
 
 class AgentNamespace(socketio.AsyncNamespace):

@@ -128,9 +128,15 @@ async def test_a_burst_over_the_rate_limit_is_refused_and_the_socket_goes_on_aft
         assert [a["ok"] for a in later] == [True] * 10 + [False]
         assert hub.stored_customer_messages() == [f"m{i}" for i in range(11)] + [f"n{i}" for i in range(10)]
 
-        # the limit is per socket: another widget of the same visitor has its own bucket
+        # the visitor's messages count together too: another widget (tab) of the same visitor does not get a
+        # fresh burst (issue 19); once the visitor's bucket refills, either tab may send
         other = await _customer(hub.base, "visitor_limits_rate")
         try:
+            refused = await _send(other, "o1")
+            assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
+            assert refused["error"]["retry_after"] == 0.5
+            assert "all your chat windows" in refused["error"]["message"]
+            clock.now += 0.5
             assert (await _send(other, "o1"))["ok"] is True
         finally:
             await other.disconnect()
