@@ -400,3 +400,148 @@ class ImapCursor(SQLModel, table=True):
     uidvalidity: int = Field(default=0, sa_type=BigInteger)
     last_uid: int = Field(default=0, sa_type=BigInteger)
     updated_at: datetime = _created()
+
+
+# --- order evaluation and one-to-one marketing (issue 18; docs/subsystems/order-evaluation.md) ------------
+
+
+class EvaluationSettings(SQLModel, table=True):
+    """A shop's settings for the fulfilment queue (ELECTRE II thresholds), customer value and associations.
+
+    One row per shop (the demo has one, ``default``); missing rows mean the defaults of
+    ``crm_store.domain.fulfilment`` / ``rfm`` / ``associations``. ``version`` grows with every change, so
+    the queue knows to re-rank.
+    """
+
+    __tablename__ = "evaluation_settings"
+
+    shop: str = Field(primary_key=True, max_length=40)
+    concordance_low: float = Field(default=0.6)
+    concordance_high: float = Field(default=0.75)
+    discordance_low: float = Field(default=0.3)
+    discordance_high: float = Field(default=0.6)
+    batch_size: int = Field(default=2000)
+    preferred_channels: list[str] = _json(list)
+    rfm_window_days: int = Field(default=365)
+    segment_tiers: dict[str, str] = _json(dict)  # RFM segment -> routing tier (customers.tier)
+    min_support: float = Field(default=0.002)
+    min_confidence: float = Field(default=0.05)
+    min_lift: float = Field(default=1.2)
+    version: int = Field(default=1)
+    updated_by: str = Field(default="system", max_length=120)
+    updated_at: datetime = _created()
+
+
+class OrderCriterion(SQLModel, table=True):
+    """One criterion of a shop's fulfilment ranking: on or off, weight, direction, scale."""
+
+    __tablename__ = "order_criteria"
+    __table_args__ = (UniqueConstraint("shop", "key", name="uq_order_criteria_shop_key"),)
+
+    id: Optional[int] = _id()
+    shop: str = Field(max_length=40)
+    key: str = Field(max_length=40)
+    weight: float
+    direction: str = Field(max_length=3)  # max / min
+    scale_min: float
+    scale_max: float
+    enabled: bool = Field(default=True)
+
+
+class FulfilmentRank(SQLModel, table=True):
+    """An open order's place in the fulfilment queue, as last ranked, with the explanation."""
+
+    __tablename__ = "fulfilment_ranks"
+
+    order_id: int = Field(sa_column=Column(BigId, primary_key=True, autoincrement=False))
+    position: int
+    level: int
+    batch: int = Field(default=1)
+    criteria_values: dict[str, float] = _json(dict)
+    raw_values: dict[str, float] = _json(dict)
+    above: Optional[str] = Field(default=None)
+    notes: list[str] = _json(list)
+    tied_with: list[int] = _json(list)
+    incomparable_with: list[int] = _json(list)
+    tie_break: bool = Field(default=False)
+    fingerprint: str = Field(default="", max_length=120)
+    ranked_at: datetime = _created()
+
+
+class CustomerValue(SQLModel, table=True):
+    """A customer's RFM scores, segment and attrition risk, as last computed."""
+
+    __tablename__ = "customer_values"
+    __table_args__ = (Index("ix_customer_values_segment", "segment"),)
+
+    customer_id: int = Field(sa_column=Column(BigId, primary_key=True, autoincrement=False))
+    recency_days: float
+    frequency: int
+    monetary_minor: int = Field(sa_type=BigInteger)
+    r: int
+    f: int
+    m: int
+    segment: str = Field(max_length=24)
+    value_score: float
+    orders_total: int
+    usual_gap_days: float
+    own_gap: bool
+    attrition: str = Field(max_length=8)  # low / medium / high
+    attrition_score: float
+    reason: str = Field(default="", max_length=300)
+    computed_at: datetime = _created()
+
+
+class ProductAssociation(SQLModel, table=True):
+    """A co-purchase rule ``antecedent -> consequent`` (one product each) with its measures."""
+
+    __tablename__ = "product_associations"
+    __table_args__ = (UniqueConstraint("antecedent_id", "consequent_id", name="uq_product_associations_pair"),)
+
+    id: Optional[int] = _id()
+    antecedent_id: int = Field(foreign_key="products.id", index=True)
+    consequent_id: int = Field(foreign_key="products.id")
+    count: int
+    support: float
+    confidence: float
+    lift: float
+    computed_at: datetime = _created()
+
+
+class OfferRuleRow(SQLModel, table=True):
+    """A business rule of the next best offer (crm_store.domain.offers), edited by admins."""
+
+    __tablename__ = "offer_rules"
+
+    id: Optional[int] = _id()
+    name: str = Field(max_length=120)
+    priority: int = Field(default=0)
+    active: bool = Field(default=True)
+    valid_from: Optional[date] = Field(default=None)
+    valid_until: Optional[date] = Field(default=None)
+    conditions: dict[str, Any] = _json(dict)
+    offer_sku: Optional[str] = Field(default=None, max_length=40)
+    offer: str = Field(max_length=200)
+    script: str = Field(default="")
+    updated_by: str = Field(default="system", max_length=120)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class OfferEvent(SQLModel, table=True):
+    """An offer shown to an agent, or marked offered, accepted or declined."""
+
+    __tablename__ = "offer_events"
+    __table_args__ = (Index("ix_offer_events_customer_created", "customer_id", "created_at"),)
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id")
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")
+    agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")
+    rule_id: Optional[int] = Field(default=None, foreign_key="offer_rules.id")
+    source: str = Field(max_length=16)  # rule / association
+    sku: Optional[str] = Field(default=None, max_length=40)
+    title: str = Field(default="", max_length=200)
+    outcome: str = Field(max_length=12)  # shown / offered / accepted / declined
+    actor: str = Field(default="", max_length=120)
+    created_at: datetime = _created()

@@ -1,0 +1,421 @@
+"""Customer value (RFM, attrition), product associations, offer rules and the next best offer, in SQL.
+
+The arithmetic is in the pure core (``crm_store.domain.rfm``, ``associations``, ``offers``); this module
+reads the order history, writes the results, and assembles the customer's value and offers at contact time.
+
+Orders that count: placed, confirmed, picking, shipped, delivered (not drafts, cancelled, returned or
+refunded).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_store.db import Database
+from crm_store.domain import associations as assoc
+from crm_store.domain import offers as offers_domain
+from crm_store.domain import rfm
+from crm_store.models import (
+    Customer, CustomerValue, OfferEvent, OfferRuleRow, Order, OrderLine, Product, ProductAssociation, utcnow,
+)
+from crm_store.repositories import pg
+from crm_store.repositories.evaluation import SHOP, load_settings
+from crm_store.repositories.pg import Reader
+
+COUNTED = ("placed", "confirmed", "picking", "shipped", "delivered")
+OUTCOMES = ("shown", "offered", "accepted", "declined")
+Progress = Callable[[str], None]
+
+
+def _epoch_sql(dialect: str) -> str:
+    if dialect == "postgresql":
+        return "EXTRACT(EPOCH FROM created_at)"
+    return "(julianday(created_at) - 2440587.5) * 86400.0"
+
+
+async def _order_history(db: Database) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer ids, created_at as epoch seconds, totals) of every counted order, as numpy arrays."""
+    statuses = ", ".join(f"'{s}'" for s in COUNTED)
+    sql = f"SELECT customer_id, {_epoch_sql(db.dialect)} AS t, total_minor FROM orders WHERE status IN ({statuses})"
+    async with db.session() as s:
+        if db.dialect == "postgresql":
+            records = await pg.fetch(s, sql)
+            n = len(records)
+            cust = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+            when = np.fromiter((float(r[1]) for r in records), dtype=np.float64, count=n)
+            amount = np.fromiter((r[2] for r in records), dtype=np.int64, count=n)
+            return cust, when, amount
+        rows = (await s.execute(text(sql))).all()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    arr = np.asarray(rows, dtype=np.float64)
+    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ValueRun:
+    customers: int
+    active: int
+    segments: dict[str, int]
+    tiers_changed: int
+    seconds: dict[str, float]
+
+
+async def recompute_customer_values(db: Database, now: datetime, *, progress: Progress | None = None,
+                                    shop: str = SHOP) -> ValueRun:
+    """RFM, segments and attrition for every customer with an order; routing tiers from the segments."""
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    async with db.session() as s:
+        settings = await load_settings(s, shop)
+    cust, when, amount = await _order_history(db)
+    timings["read"] = time.perf_counter() - t0
+    say(f"read {len(cust):,} orders in {timings['read']:.1f} s")
+    t1 = time.perf_counter()
+    age = (now.timestamp() - when) / 86400.0
+    values = rfm.compute(rfm.CustomerOrders.build(cust, age, amount), window_days=settings.rfm_window_days)
+    timings["score"] = time.perf_counter() - t1
+    say(f"scored {values.customer.size:,} customers in {timings['score']:.2f} s")
+    t2 = time.perf_counter()
+    rows = []
+    for i in range(values.customer.size):
+        r, f, m = int(values.r[i]), int(values.f[i]), int(values.m[i])
+        rows.append({
+            "customer_id": int(values.customer[i]), "recency_days": round(float(values.recency_days[i]), 3),
+            "frequency": int(values.frequency[i]), "monetary_minor": int(values.monetary[i]), "r": r, "f": f, "m": m,
+            "segment": values.segment[i], "value_score": rfm.value_score(r, f, m),
+            "orders_total": int(values.orders_total[i]), "usual_gap_days": round(float(values.usual_gap_days[i]), 2),
+            "own_gap": bool(values.own_gap[i]), "attrition": values.attrition[i],
+            "attrition_score": round(float(values.attrition_score[i]), 4), "reason": values.reason(i)[:300],
+            "computed_at": now,
+        })
+    cv, c = CustomerValue.__table__, Customer.__table__  # type: ignore[attr-defined]
+    changed = 0
+    async with db.transaction() as s:
+        await s.execute(delete(cv))
+        if db.dialect == "postgresql" and rows:
+            raw = await pg.driver(s)
+            cols = list(rows[0].keys())
+            await raw.copy_records_to_table("customer_values", records=[tuple(r[k] for k in cols) for r in rows], columns=cols)
+        else:
+            for i in range(0, len(rows), 5000):
+                await s.execute(insert(cv), rows[i:i + 5000])
+                if i and i % 50_000 == 0:
+                    say(f"  wrote {i:,} customers")
+        # Routing tiers (customers.tier, read by the hub's routing priority) from the segments.
+        by_tier: dict[str, list[str]] = {}
+        for seg, tier in settings.segment_tiers.items():
+            by_tier.setdefault(tier, []).append(seg)
+        for tier, segs in by_tier.items():
+            res = await s.execute(
+                update(c).where(c.c.id.in_(select(cv.c.customer_id).where(cv.c.segment.in_(segs))), c.c.tier != tier)
+                .values(tier=tier)
+            )
+            changed += int(res.rowcount or 0)  # type: ignore[attr-defined]
+        new_tier = settings.segment_tiers.get("new", "standard")
+        res = await s.execute(
+            update(c).where(~c.c.id.in_(select(cv.c.customer_id)), c.c.tier != new_tier, c.c.merged_into_id.is_(None))
+            .values(tier=new_tier)
+        )
+        changed += int(res.rowcount or 0)  # type: ignore[attr-defined]
+    timings["write"] = time.perf_counter() - t2
+    say(f"wrote {len(rows):,} customer values and {changed:,} tier changes in {timings['write']:.1f} s")
+    segments: dict[str, int] = {}
+    for seg in values.segment:
+        segments[seg] = segments.get(seg, 0) + 1
+    return ValueRun(len(rows), int((values.r > 0).sum()), segments, changed, timings)
+
+
+@dataclass(frozen=True)
+class AssociationRun:
+    baskets: int
+    itemsets: int
+    rules: int
+    stored: int
+    seconds: dict[str, float]
+    top: list[assoc.Rule]
+
+
+async def recompute_associations(db: Database, now: datetime, *, progress: Progress | None = None,
+                                 shop: str = SHOP) -> AssociationRun:
+    """Frequent itemsets and rules from the baskets of counted orders; the one-to-one rules are stored."""
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    async with db.session() as s:
+        settings = await load_settings(s, shop)
+        statuses = ", ".join(f"'{st}'" for st in COUNTED)
+        sql = (f"SELECT l.order_id, l.product_id FROM order_lines l JOIN orders o ON o.id = l.order_id "
+               f"WHERE o.status IN ({statuses}) ORDER BY l.order_id")
+        if db.dialect == "postgresql":
+            records = await pg.fetch(s, sql)
+            n = len(records)
+            order_ids = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+            product_ids = np.fromiter((r[1] for r in records), dtype=np.int64, count=n)
+        else:
+            found = (await s.execute(text(sql))).all()
+            arr = np.asarray(found, dtype=np.int64).reshape(-1, 2)
+            order_ids, product_ids = arr[:, 0], arr[:, 1]
+    timings["read"] = time.perf_counter() - t0
+    say(f"read {order_ids.size:,} order lines in {timings['read']:.1f} s")
+    t1 = time.perf_counter()
+    items = assoc.frequent_itemsets(order_ids, product_ids, min_support=settings.min_support, max_len=3)
+    found_rules = assoc.rules(items, min_confidence=settings.min_confidence, min_lift=settings.min_lift)
+    timings["mine"] = time.perf_counter() - t1
+    pairs = [r for r in found_rules if len(r.antecedent) == 1]
+    say(f"{items.baskets:,} baskets: {len(items.counts):,} frequent itemsets, {len(found_rules):,} rules "
+        f"({len(pairs):,} one-to-one) in {timings['mine']:.2f} s")
+    t2 = time.perf_counter()
+    pa = ProductAssociation.__table__  # type: ignore[attr-defined]
+    async with db.transaction() as s:
+        await s.execute(delete(pa))
+        rows = [{"antecedent_id": r.antecedent[0], "consequent_id": r.consequent, "count": r.count,
+                 "support": r.support, "confidence": r.confidence, "lift": r.lift, "computed_at": now} for r in pairs]
+        for i in range(0, len(rows), 2000):
+            await s.execute(insert(pa), rows[i:i + 2000])
+    timings["write"] = time.perf_counter() - t2
+    return AssociationRun(items.baskets, len(items.counts), len(found_rules), len(pairs), timings, found_rules[:10])
+
+
+async def top_associations(s: Reader, limit: int = 10) -> list[Any]:
+    """The strongest stored rules with product names, best first (lift, confidence)."""
+    pa, p1, p2 = ProductAssociation.__table__, Product.__table__.alias("a"), Product.__table__.alias("b")  # type: ignore[attr-defined]
+    return list((await s.execute(
+        select(pa, p1.c.sku.label("a_sku"), p1.c.name.label("a_name"), p2.c.sku.label("b_sku"), p2.c.name.label("b_name"))
+        .select_from(pa.join(p1, p1.c.id == pa.c.antecedent_id).join(p2, p2.c.id == pa.c.consequent_id))
+        .order_by(pa.c.lift.desc(), pa.c.confidence.desc(), pa.c.id).limit(limit)
+    )).all())
+
+
+# --- offer rules --------------------------------------------------------------------------------------
+
+
+async def known_skus(s: Reader) -> frozenset[str]:
+    p = Product.__table__  # type: ignore[attr-defined]
+    return frozenset(r[0] for r in (await s.execute(select(p.c.sku))).all())
+
+
+def _rule_from_row(row: Any) -> offers_domain.OfferRule:
+    return offers_domain.OfferRule(
+        name=row.name, priority=row.priority, conditions=dict(row.conditions or {}), offer=row.offer,
+        script=row.script, offer_sku=row.offer_sku, active=row.active, valid_from=row.valid_from,
+        valid_until=row.valid_until, id=row.id,
+    )
+
+
+def rule_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "name": row.name, "priority": row.priority, "active": row.active,
+        "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+        "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+        "conditions": dict(row.conditions or {}), "offer_sku": row.offer_sku, "offer": row.offer, "script": row.script,
+        "updated_by": row.updated_by,
+    }
+
+
+async def list_rules(s: Reader) -> list[Any]:
+    t = OfferRuleRow.__table__  # type: ignore[attr-defined]
+    return list((await s.execute(select(t).order_by(t.c.priority.desc(), t.c.name, t.c.id))).all())
+
+
+async def save_rule(s: AsyncSession, data: Mapping[str, Any], *, actor: str, rule_id: int | None = None) -> Any:
+    """Validate and store a rule (new, or replacing ``rule_id``); :class:`offers.RuleInvalid` when broken.
+
+    :raises LookupError: ``rule_id`` names no rule.
+    """
+    rule = offers_domain.validate_rule(data, await known_skus(s))
+    t = OfferRuleRow.__table__  # type: ignore[attr-defined]
+    values = {"name": rule.name, "priority": rule.priority, "active": rule.active, "valid_from": rule.valid_from,
+              "valid_until": rule.valid_until, "conditions": dict(rule.conditions), "offer_sku": rule.offer_sku,
+              "offer": rule.offer, "script": rule.script, "updated_by": actor[:120], "updated_at": utcnow()}
+    if rule_id is None:
+        new_id = (await s.execute(insert(t).values(created_at=values["updated_at"], **values).returning(t.c.id))).scalar_one()
+    else:
+        res = await s.execute(update(t).where(t.c.id == rule_id).values(**values))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise LookupError(f"no offer rule {rule_id}")
+        new_id = rule_id
+    return (await s.execute(select(t).where(t.c.id == new_id))).one()
+
+
+async def delete_rule(s: AsyncSession, rule_id: int) -> bool:
+    t, e = OfferRuleRow.__table__, OfferEvent.__table__  # type: ignore[attr-defined]
+    await s.execute(update(e).where(e.c.rule_id == rule_id).values(rule_id=None))
+    res = await s.execute(delete(t).where(t.c.id == rule_id))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+DEMO_RULES: tuple[dict[str, Any], ...] = (
+    {"name": "Win back a good customer", "priority": 100,
+     "conditions": {"segments": ["at_risk", "hibernating"], "attrition": ["medium", "high"]},
+     "offer": "10 % off the next order, this week",
+     "script": "It has been a while since your last order. As a thank-you for shopping with us before, "
+               "I can take 10 % off your next order if you place it this week."},
+    {"name": "Thank a champion", "priority": 80, "conditions": {"segments": ["champions"]},
+     "offer": "Free express shipping on this order",
+     "script": "You are one of our best customers: I will upgrade this order to express shipping, free."},
+    {"name": "Second order for a newcomer", "priority": 50, "conditions": {"segments": ["promising"], "days_since_last_order_max": 60},
+     "offer": "Free shipping on the second order",
+     "script": "Glad you liked your first order. Your second one ships free."},
+)
+
+
+async def seed_demo_rules(s: AsyncSession) -> int:
+    """The demo shop's rules, when there are none (idempotent)."""
+    t = OfferRuleRow.__table__  # type: ignore[attr-defined]
+    if (await s.execute(select(func.count()).select_from(t))).scalar():
+        return 0
+    for data in DEMO_RULES:
+        await save_rule(s, data, actor="system:demo")
+    return len(DEMO_RULES)
+
+
+# --- the customer's value and offers at contact time ------------------------------------------------------
+
+
+async def record_offer_event(s: AsyncSession, customer_id: int, outcome: str, *, source: str, sku: str | None,
+                             title: str, rule_id: int | None, actor: str, agent_id: int | None = None,
+                             conversation_id: int | None = None) -> Any:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if source not in ("rule", "association"):
+        raise ValueError("source must be rule or association")
+    e = OfferEvent.__table__  # type: ignore[attr-defined]
+    new_id = (await s.execute(insert(e).values(
+        customer_id=customer_id, outcome=outcome, source=source, sku=sku, title=title[:200], rule_id=rule_id,
+        actor=actor[:120], agent_id=agent_id, conversation_id=conversation_id, created_at=utcnow(),
+    ).returning(e.c.id))).scalar_one()
+    return (await s.execute(select(e).where(e.c.id == new_id))).one()
+
+
+async def customer_value_view(s: Reader, customer_id: int, now: datetime, *, channel: str | None = None,
+                              discussing_sku: str | None = None) -> dict[str, Any]:
+    """Who this customer is worth, what they are likely to want, what to say: the console's panel."""
+    cv, o, lt, p = CustomerValue.__table__, Order.__table__, OrderLine.__table__, Product.__table__  # type: ignore[attr-defined]
+    pa, rt, e = ProductAssociation.__table__, OfferRuleRow.__table__, OfferEvent.__table__  # type: ignore[attr-defined]
+    value = (await s.execute(select(cv).where(cv.c.customer_id == customer_id))).first()
+    # Live: their latest counted order (the stored value may be a night old) and what they bought.
+    latest = (await s.execute(
+        select(o.c.id, o.c.created_at).where(o.c.customer_id == customer_id, o.c.status.in_(COUNTED))
+        .order_by(o.c.created_at.desc(), o.c.id.desc()).limit(1)
+    )).first()
+    bought = (await s.execute(
+        select(lt.c.product_id, lt.c.order_id, p.c.sku, p.c.name).select_from(lt.join(o, o.c.id == lt.c.order_id).join(p, p.c.id == lt.c.product_id))
+        .where(o.c.customer_id == customer_id, o.c.status.in_(COUNTED))
+    )).all()
+    days_since: int | None = None
+    if latest is not None:
+        at = latest.created_at if latest.created_at.tzinfo else latest.created_at.replace(tzinfo=timezone.utc)
+        days_since = max(0, int((now - at).total_seconds() // 86400))
+    if value is not None:
+        segment, usual, own = value.segment, float(value.usual_gap_days), bool(value.own_gap)
+        ratio = (days_since if days_since is not None else value.recency_days) / max(usual, 1.0)
+        attrition = rfm.attrition_level(ratio)
+        reason = rfm.attrition_reason(float(days_since if days_since is not None else value.recency_days), usual, own)
+        scores = {"r": value.r, "f": value.f, "m": value.m}
+        explanation = (f"{segment.replace('_', ' ').capitalize()}: recency {value.r}/5, frequency {value.f}/5, "
+                       f"monetary {value.m}/5 — {rfm.segment_meaning(segment)}" if value.r else
+                       f"{segment.replace('_', ' ').capitalize()}: no order in the last window — {rfm.segment_meaning(segment)}")
+        value_json: dict[str, Any] = {
+            "segment": segment, "scores": scores, "value_score": value.value_score, "frequency": value.frequency,
+            "monetary_minor": value.monetary_minor, "orders_total": value.orders_total,
+            "attrition": attrition, "attrition_reason": reason, "explanation": explanation,
+            "computed_at": value.computed_at.isoformat() if value.computed_at else None,
+        }
+    else:
+        segment, attrition = ("new", "low") if latest is None else ("new", "low")
+        value_json = {"segment": segment, "scores": None, "value_score": 0.0, "attrition": attrition,
+                      "attrition_reason": "no orders yet" if latest is None else "not scored yet (the nightly job scores new customers)",
+                      "explanation": "New: no scored orders yet"}
+
+    bought_ids = {int(r.product_id) for r in bought}
+    last_ids = {int(r.product_id) for r in bought if latest is not None and r.order_id == latest.id}
+    names = {int(r.product_id): (r.sku, r.name) for r in bought}
+    declined = (await s.execute(
+        select(e.c.sku).where(e.c.customer_id == customer_id, e.c.outcome == "declined", e.c.sku.is_not(None))
+    )).all()
+    declined_skus = frozenset(r[0] for r in declined)
+
+    suggestions: list[offers_domain.Offer] = []
+    if bought_ids:
+        pair_rows = (await s.execute(
+            select(pa.c.antecedent_id, pa.c.consequent_id, pa.c.count, pa.c.support, pa.c.confidence, pa.c.lift)
+            .where(pa.c.antecedent_id.in_(sorted(bought_ids)))
+        )).all()
+        pair_rules = [assoc.Rule((int(r.antecedent_id),), int(r.consequent_id), r.count, r.support, r.confidence, r.lift)
+                      for r in pair_rows]
+        candidates = {r.consequent for r in pair_rules}
+        stock_rows = (await s.execute(select(p.c.id, p.c.sku, p.c.name, p.c.stock, p.c.active).where(p.c.id.in_(sorted(candidates))))).all() if candidates else []
+        in_stock = {int(r.id): bool(r.active and r.stock > 0) for r in stock_rows}
+        prod = {int(r.id): (r.sku, r.name) for r in stock_rows}
+        for sug in assoc.propensity(bought_ids, pair_rules, exclude=last_ids, in_stock=in_stock, limit=5):
+            sku, name = prod[sug.product_id]
+            _bsku, bname = names[sug.because]
+            suggestions.append(offers_domain.Offer(
+                "association", f"Suggest {name}", assoc.describe(sug.confidence, sug.lift, bname, name),
+                f"Customers who bought the {bname} often add the {name}. Would you like me to add one?",
+                sku, None, sug.score, {"confidence": round(sug.confidence, 4), "lift": round(sug.lift, 3),
+                                       "support": round(sug.support, 5), "because_sku": _bsku},
+            ))
+    rule_rows = (await s.execute(select(rt).where(rt.c.active.is_(True)))).all()
+    ctx = offers_domain.ContactContext(
+        today=now.date(), segment=segment, attrition=attrition, days_since_last_order=days_since,
+        bought_skus=frozenset(sku for sku, _n in names.values()), discussing_sku=discussing_sku, channel=channel,
+    )
+    chosen = offers_domain.next_best_offers([_rule_from_row(r) for r in rule_rows], ctx, suggestions,
+                                            declined_skus=declined_skus)
+    alerts = await customer_alerts(s, customer_id, now.date())
+    return {
+        "customer_id": customer_id, "value": value_json, "last_order_days": days_since,
+        "offers": [{"source": x.source, "title": x.title, "why": x.why, "script": x.script, "sku": x.sku,
+                    "rule_id": x.rule_id, **({"measures": x.extra} if x.extra else {})} for x in chosen],
+        "alerts": alerts,
+    }
+
+
+async def customer_alerts(s: Reader, customer_id: int, today: date, margin_days: int = 1) -> list[dict[str, Any]]:
+    """The customer's open orders that are overdue or at risk of missing the promised date."""
+    o = Order.__table__  # type: ignore[attr-defined]
+    open_rows = (await s.execute(
+        select(o.c.id, o.c.status, o.c.promised_date).where(
+            o.c.customer_id == customer_id, o.c.status.in_(("placed", "confirmed", "picking")), o.c.promised_date.is_not(None))
+    )).all()
+    out = []
+    for r in open_rows:
+        days = (r.promised_date - today).days
+        if days < 0:
+            out.append({"kind": "overdue", "order_id": r.id, "text": f"Order #{r.id} is {-days} day(s) past its promised date ({r.status})"})
+        elif days <= margin_days:
+            out.append({"kind": "at_risk", "order_id": r.id, "text": f"Order #{r.id} is not shipped yet and is due {r.promised_date.isoformat()}"})
+    return out
+
+
+async def offer_stats(s: Reader) -> list[dict[str, Any]]:
+    """Offers shown, offered, accepted and declined per rule (or association) and per agent."""
+    e, rt = OfferEvent.__table__, OfferRuleRow.__table__  # type: ignore[attr-defined]
+    rows = (await s.execute(
+        select(e.c.source, e.c.rule_id, rt.c.name, e.c.actor, e.c.outcome, func.count())
+        .select_from(e.outerjoin(rt, rt.c.id == e.c.rule_id))
+        .group_by(e.c.source, e.c.rule_id, rt.c.name, e.c.actor, e.c.outcome)
+    )).all()
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for source, rule_id, name, actor, outcome, n in rows:
+        k = (source, rule_id, name, actor)
+        item = out.setdefault(k, {"source": source, "rule_id": rule_id, "rule": name, "actor": actor,
+                                  **{x: 0 for x in OUTCOMES}})
+        item[outcome] = int(n)
+    return sorted(out.values(), key=lambda d: (d["source"], d["rule"] or "", d["actor"]))
+
+
+def progress_printer(stream: Any) -> Progress:
+    def say(message: str) -> None:
+        print(message, file=stream, flush=True)
+    return say
