@@ -21,6 +21,7 @@ from contact_center.api.auth import service_token_middleware
 from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
+from contact_center.api.evaluation_queue import evaluation_jobs
 from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
@@ -203,6 +204,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app[SIO_KEY] = sio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
+    app.cleanup_ctx.append(evaluation_jobs)  # issue 18: re-rank the fulfilment queue, nightly customer values
     register_supervisor(app, sio)
     add_web_routes(app)
     add_identity_routes(app, verifier_for(settings))  # WIDGET_IDENTITY_SECRET; /dev/widget-identity in demo mode only

@@ -1,4 +1,4 @@
-"""The ``contact-center`` command: serve, migrate, seed-demo, staffing, electre2, unlock-login."""
+"""The ``contact-center`` command: serve, migrate, seed-demo, staffing, electre2, unlock-login, customer-value, fulfilment-queue."""
 
 from __future__ import annotations
 
@@ -180,6 +180,93 @@ def _unlock_login(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _customer_value(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute RFM, segments, attrition and routing tiers, and/or product associations (issue 18)."""
+    import json
+    from datetime import datetime, timezone
+
+    from crm_store.db import Database
+    from crm_store.repositories import evaluation as eval_repo
+    from crm_store.repositories import marketing
+
+    say = marketing.progress_printer(sys.stderr)
+
+    async def run() -> dict[str, object]:
+        db = Database(settings.database_url)
+        now = datetime.now(timezone.utc)
+        out: dict[str, object] = {}
+        try:
+            if args.what in ("values", "all"):
+                v = await marketing.recompute_customer_values(db, now, progress=say)
+                out["values"] = {"customers": v.customers, "active": v.active, "segments": v.segments,
+                                 "tiers_changed": v.tiers_changed, "seconds": {k: round(x, 3) for k, x in v.seconds.items()}}
+            if args.what in ("associations", "all"):
+                a = await marketing.recompute_associations(db, now, progress=say)
+                out["associations"] = {
+                    "baskets": a.baskets, "itemsets": a.itemsets, "rules": a.rules, "stored": a.stored,
+                    "seconds": {k: round(x, 3) for k, x in a.seconds.items()},
+                }
+                async with db.session() as s:
+                    out["top"] = [
+                        {"if": r.a_name, "then": r.b_name, "support": round(r.support, 5),
+                         "confidence": round(r.confidence, 4), "lift": round(r.lift, 3), "count": r.count}
+                        for r in await marketing.top_associations(s, 10)
+                    ]
+            if args.seed_rules:
+                async with db.transaction() as s:
+                    out["rules_seeded"] = await marketing.seed_demo_rules(s)
+            q = await eval_repo.refresh_queue(db, now, force=True)
+            out["queue"] = {"orders": q.orders, "seconds": round(q.seconds, 3)}
+        finally:
+            await db.dispose()
+        return out
+
+    out = asyncio.run(run())
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if "values" in out:
+        print(f"customer values: {out['values']}")
+    if "associations" in out:
+        print(f"associations: {out['associations']}")
+        for i, r in enumerate(out.get("top", []), start=1):  # type: ignore[attr-defined]
+            print(f"  {i:2}. {r['if']} -> {r['then']}: support {r['support']:.4f}, confidence {r['confidence']:.0%}, lift {r['lift']:.2f} ({r['count']} baskets)")
+    print(f"fulfilment queue re-ranked: {out['queue']}")
+    return 0
+
+
+def _fulfilment_queue(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the fulfilment queue ranked with ELECTRE II, with each order's explanation."""
+    import json
+    from datetime import datetime, timezone
+
+    from crm_store.db import Database
+    from crm_store.repositories import evaluation as eval_repo
+
+    async def run() -> list[dict[str, object]]:
+        db = Database(settings.database_url)
+        try:
+            await eval_repo.refresh_queue(db, datetime.now(timezone.utc), force=args.refresh)
+            async with db.session() as s:
+                rows, _total = await eval_repo.read_queue(s, limit=args.limit)
+            return [{"position": r.position, "level": r.level, "order_id": r.order_id, "customer": r.customer_name,
+                     "values": r.criteria_values, "above": r.above, "notes": r.notes} for r in rows]
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['position']:4}. level {r['level']:3}  order #{r['order_id']}  {r['customer']}  {r['values']}")
+        if r["above"]:
+            print(f"        {r['above']}")
+        for note in r["notes"][:3]:  # type: ignore[index]
+            print(f"        {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="contact-center", description="Omnichannel contact centre hub")
@@ -213,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("--username", default=None, help="the agent's login name")
     unlock.add_argument("--address", default=None, help="the client's IP address")
     unlock.set_defaults(func=_unlock_login)
+    value = sub.add_parser("customer-value", help="recompute RFM, attrition and routing tiers, and/or product associations (issue 18)")
+    value.add_argument("what", nargs="?", choices=("values", "associations", "all"), default="all")
+    value.add_argument("--seed-rules", action="store_true", help="add the demo shop's offer rules when there are none")
+    value.add_argument("--json", action="store_true", help="print one JSON object")
+    value.set_defaults(func=_customer_value)
+    fq = sub.add_parser("fulfilment-queue", help="the fulfilment queue ranked with ELECTRE II, with explanations")
+    fq.add_argument("--limit", type=int, default=20)
+    fq.add_argument("--refresh", action="store_true", help="re-rank even if nothing changed")
+    fq.add_argument("--json", action="store_true", help="print JSON")
+    fq.set_defaults(func=_fulfilment_queue)
     return parser
 
 

@@ -505,3 +505,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/supervisor/snapshot", supervisor_snapshot, "Live queue, agent and service-level figures", "supervision",
           responses={200: "OK", 403: "supervisors only (or the service token)", 503: "the hub is starting"}),
 )
+
+# Issue 18's routes (the fulfilment queue, settings, customer value, offers, rules): contact_center/api/evaluation_queue.py
+from contact_center.api.evaluation_queue import evaluation_routes  # noqa: E402
+
+ROUTES = ROUTES + evaluation_routes()

@@ -10,6 +10,7 @@ import { dateFmt, dateTimeFmt, fmt, humanize, initials, when } from "../core/for
 import { api, errorText } from "../core/http.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
 import { activeConv } from "../model/conversations.js";
+import { loadValue, valueSection } from "./customer-value.js";
 import { lookupError, showOrder } from "./order-lookup.js";
 import { orderCard } from "./orders.js";
 import { setTab } from "./right-panel.js";
@@ -189,7 +190,9 @@ function render360(data) {
       : h("p", { class: "muted small", text: "No earlier contact." }),
   );
 
-  $("customer-360").replaceChildren(head, contact, orderList, timeline);
+  const value = valueSection(); // issue 18: value, attrition, next best offer (views/customer-value.js)
+  $("customer-360").replaceChildren(head, contact, orderList, value, timeline);
+  loadValue(value, c.id, { channel: activeConv()?.channel });
   customer.set({ id: customer.get().id, customer: record }, { type: "loaded" });
 }
 
