@@ -362,6 +362,8 @@ class CallAction:
         consulted one; ``leg`` the consulted one's leg, when the core knows it.
     :param target: a transfer's or consultation's target: ``agent:<id>`` or ``queue:<name>``.
     :param mode: ``supervise``'s ``listen`` / ``whisper`` / ``barge``.
+    :param record: ``connect_agent`` of a call whose queue records calls: the caller hears the consent notice
+        and the bridge is recorded. ``pause_recording`` / ``resume_recording``: ``leg`` is the recording's id.
     """
 
     kind: str
@@ -373,6 +375,7 @@ class CallAction:
     target: str | None = None
     mode: str | None = None
     leg: str | None = None
+    record: bool = False
 
 
 class CallControl(Protocol):
@@ -427,6 +430,17 @@ class LiveContactPort(Protocol):
     async def consult_leg(self, channel: str, thread_key: str, leg: str, status: str) -> None:
         """The provider's status of a consultation's leg (the consulted agent's): answered, or gone (no answer,
         busy, hung up). The core moves the consultation on (and takes the caller off hold if it ended)."""
+        ...
+
+    async def call_recording(self, channel: str, thread_key: str, recording_id: str, state: str,
+                             detail: dict[str, object] | None = None) -> bool:
+        """The provider's news of the call's recording (``in-progress``, ``completed``, ``absent``, ``failed``; with
+        its ``url`` and ``duration`` once complete): kept with the conversation and on the customer's timeline. True
+        if it changed what was known (a repeat changes nothing)."""
+        ...
+
+    async def callback_requested(self, channel: str, thread_key: str, source: str, number: str) -> None:
+        """The caller asked to be called back (``source``: ``wait_offer``, ``fallback``): on the customer's timeline."""
         ...
 
     async def settled(self, conversation_id: int, timeout: float) -> bool:

@@ -146,6 +146,8 @@ class Queue(SQLModel, table=True):
     max_waiting: int = Field(default=50)
     overflow_queue_id: Optional[int] = Field(default=None, foreign_key="queues.id")
     overflow_after_seconds: Optional[int] = Field(default=None)
+    # the phone: calls bridged from this queue are recorded (the caller hears a consent notice first); off by default
+    record_calls: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 # Per-customer channels (chat, SMS, WhatsApp): at most one conversation that is not closed per customer

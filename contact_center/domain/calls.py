@@ -123,3 +123,90 @@ def supervise_leg(mode: str) -> tuple[bool, bool]:
     if mode not in SUPERVISE_MODES:
         raise ValueError(f"mode must be one of {', '.join(SUPERVISE_MODES)}")
     return mode == "listen", mode == "whisper"
+
+
+# --- call recording ------------------------------------------------------------------------------------------
+#
+# A recorded call's recording is kept, like a consultation, as the attachment of internal messages of the call's
+# conversation: each state the provider reports (or the agent asks for) is one message, the latest one is the
+# recording's state. The attachment is a ``channel`` one (``{"type": "channel", "recording": {...}}``) so that the
+# console gets it as the message's ``extra.recording`` and shows the recording indicator.
+
+RECORDING_KEY = "recording"
+REC_IN_PROGRESS, REC_PAUSED, REC_COMPLETED, REC_ABSENT, REC_FAILED = "in-progress", "paused", "completed", "absent", "failed"
+RECORDING_STATES = frozenset({REC_IN_PROGRESS, REC_PAUSED, REC_COMPLETED, REC_ABSENT, REC_FAILED})
+RECORDING_WORDS = {
+    REC_IN_PROGRESS: "The call is being recorded.",
+    REC_PAUSED: "Recording paused while the caller types digits (those seconds are skipped, not kept).",
+    REC_COMPLETED: "The call's recording is complete.",
+    REC_ABSENT: "The call's recording is empty (no audio was recorded).",
+    REC_FAILED: "The call could not be recorded.",
+}
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A call's recording as last known: its provider id, state, and (once complete) its link and length."""
+
+    sid: str
+    state: str
+    url: str | None = None
+    duration: int | None = None
+
+    @property
+    def live(self) -> bool:
+        """Still recording or paused (the call goes on)."""
+        return self.state in (REC_IN_PROGRESS, REC_PAUSED)
+
+    def attachment(self) -> dict[str, object]:
+        return {"type": "channel", RECORDING_KEY: self.json()}
+
+    def json(self) -> dict[str, object]:
+        return {k: v for k, v in {"sid": self.sid, "state": self.state, "url": self.url, "duration": self.duration}.items()
+                if v is not None}
+
+
+def recording_from(raw: Mapping[str, Any]) -> Recording | None:
+    """The recording an attachment records, or None."""
+    if raw.get("type") != "channel" or not isinstance(raw.get(RECORDING_KEY), Mapping):
+        return None
+    rec = raw[RECORDING_KEY]
+    sid, state = rec.get("sid"), rec.get("state")
+    if not isinstance(sid, str) or not sid or state not in RECORDING_STATES:
+        return None
+    url, duration = rec.get("url"), rec.get("duration")
+    return Recording(sid[:64], str(state), url if isinstance(url, str) and url else None,
+                     duration if isinstance(duration, int) and not isinstance(duration, bool) else None)
+
+
+def latest_recording(attachment_lists: Iterable[Any]) -> Recording | None:
+    """The latest recording state among messages' attachments, oldest message first (None if none)."""
+    found: Recording | None = None
+    for attachments in attachment_lists:
+        for raw in attachments or ():
+            if isinstance(raw, Mapping):
+                found = recording_from(raw) or found
+    return found
+
+
+def recording_moves(current: Recording | None, sid: str, state: str) -> bool:
+    """Whether the provider's news (``state`` of recording ``sid``) changes what is known. A new recording (the
+    first, or one after a requeue) does; for the same one only its end does (``completed``, ``absent``,
+    ``failed``) while it is live: a repeat, or a late ``in-progress`` (after a pause, or after the end), changes
+    nothing. Pause and resume are the agent's own moves (:func:`refuse_pause`), never the provider's news."""
+    if state not in RECORDING_STATES or state == REC_PAUSED:
+        return False
+    if current is None or current.sid != sid:
+        return True
+    return current.live and state != REC_IN_PROGRESS
+
+
+def refuse_pause(current: Recording | None, pause: bool) -> tuple[str, str] | None:
+    """Why the recording may not be paused (``pause``) or resumed now ((code, words)), or None."""
+    if current is None or not current.live:
+        return "conflict", "this call is not being recorded"
+    if pause and current.state == REC_PAUSED:
+        return "conflict", "the recording is already paused"
+    if not pause and current.state != REC_PAUSED:
+        return "conflict", "the recording is not paused"
+    return None

@@ -261,6 +261,13 @@ class HubService(Hub):
     async def supervise_call(self, actor: AgentRef, conversation_id: Any, mode: Any) -> dict[str, Any]:
         return await calls.supervise(self, actor, conversation_id, mode)
 
+    async def call_recording(self, channel: str, thread_key: str, recording_id: str, state: str,
+                             detail: dict[str, Any] | None = None) -> bool:
+        return await calls.call_recording(self, channel, thread_key, recording_id, state, detail)
+
+    async def callback_requested(self, channel: str, thread_key: str, source: str, number: str) -> None:
+        await calls.callback_requested(self, channel, thread_key, source, number)
+
     # --- routing -------------------------------------------------------------------------------
     async def route_once(self) -> int:
         return await router.route_once(self)

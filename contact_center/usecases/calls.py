@@ -37,7 +37,7 @@ def _control(hub: Hub, channel: str) -> Any:
 
 async def act(
     hub: Hub, conv: ConversationRow, kind: str, agent_id: int | None, target_: str | None = None, *,
-    mode: str | None = None, leg: str | None = None,
+    mode: str | None = None, leg: str | None = None, record: bool = False,
 ) -> DeliveryReport:
     """Ask the conversation's adapter to do ``kind`` to the live contact."""
     adapter = _control(hub, conv.channel)
@@ -46,13 +46,14 @@ async def act(
     return await adapter.act(CallAction(
         kind=kind, conversation_id=conv.id, thread_key=conv.thread_key, agent_id=agent_id,
         customer_address=conv.customer_address, our_address=conv.our_address, target=target_, mode=mode, leg=leg,
+        record=record,
     ))
 
 
 async def connect_agent(hub: Hub, conv: ConversationRow, agent_id: int) -> None:
     """The agent accepted a call: the adapter bridges them to the caller; a failure is told to the agent."""
     try:
-        report = await act(hub, conv, "connect_agent", agent_id)
+        report = await act(hub, conv, "connect_agent", agent_id, record=await records_calls(hub, conv))
     except Exception as exc:  # noqa: BLE001 - logged and told: the agent must not wait for a call that never comes
         log.exception("connecting the agent failed", extra={"conversation_id": conv.id})
         report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
@@ -61,6 +62,19 @@ async def connect_agent(hub: Hub, conv: ConversationRow, agent_id: int) -> None:
             "conversation_id": conv.id, "status": "failed",
             "detail": {"code": report.error_code, "message": report.error_message or "the call could not be connected"},
         })
+
+
+async def records_calls(hub: Hub, conv: ConversationRow) -> bool:
+    """Whether the call's queue records calls (``queues.record_calls``, off by default): read at each bridge, so a
+    change takes effect for the next call without a restart."""
+    if conv.queue_id is None:
+        return False
+    try:
+        queues = await hub.repo.queues()
+    except Exception:  # noqa: BLE001 - not recording is the safe side
+        log.warning("could not read whether the queue records calls", exc_info=True)
+        return False
+    return any(getattr(q, "id", None) == conv.queue_id and bool(getattr(q, "record_calls", False)) for q in queues)
 
 
 def connect_later(hub: Hub, conv: ConversationRow, agent_id: int) -> None:
@@ -74,6 +88,8 @@ async def call_action(hub: Hub, agent: Any, conversation_id: Any, kind: Any, tar
     spec = hub.channels.get(conv.channel)
     if spec is None or not spec.call_actions:
         raise HubError("bad_request", "this conversation has no call")
+    if kind in _RECORDING and spec.connects_agent:
+        return await _RECORDING[kind](hub, agent, conv)
     if kind not in spec.call_actions:
         raise HubError("bad_request", f"action must be one of {', '.join(spec.call_actions)}")
     if target_ is not None and (not isinstance(target_, str) or not target_.startswith(("agent:", "queue:")) or len(target_) > 80):
@@ -429,3 +445,106 @@ async def supervise(hub: Hub, actor: Any, conversation_id: Any, mode: Any) -> di
         })
     log.info("supervisor on a call", extra={"actor": actor.id, "conversation_id": cid, "mode": mode})
     return {"conversation_id": cid, "mode": mode, "status": report.status, "leg": report.provider_id}
+
+
+# --- call recording: the provider's news, and the agent's pause while the caller types digits --------------
+#
+# Whether a call is recorded is its queue's (``queues.record_calls``); the adapter does the provider's part (the
+# consent notice, the recorded conference, pausing). The recording's states are kept as internal messages of the
+# conversation (contact_center.domain.calls: SQL holds them, any hub process finds them) and on the timeline.
+
+RECORDING_SCAN = 200
+
+
+async def current_recording(hub: Hub, conv: ConversationRow) -> call_rules.Recording | None:
+    """The call's latest recording state, from its recent internal messages."""
+    if conv.id is None:
+        return None
+    rows = await hub.repo.messages(conv.id, max(0, int(conv.last_seq or 0) - RECORDING_SCAN), include_internal=True,
+                                   limit=RECORDING_SCAN + 50)
+    return call_rules.latest_recording(getattr(m, "attachments", None) for m in rows if getattr(m, "internal", False))
+
+
+def _recording_summary(rec: call_rules.Recording, by: str | None = None) -> str:
+    if rec.state == call_rules.REC_IN_PROGRESS:
+        return f"{by} resumed the call's recording" if by else "The call is being recorded (the caller heard the consent notice)"
+    if rec.state == call_rules.REC_PAUSED:
+        return f"{by} paused the call's recording while the caller typed digits" if by else "The call's recording was paused"
+    if rec.state == call_rules.REC_COMPLETED:
+        length = f" ({rec.duration // 60} min {rec.duration % 60} s)" if rec.duration is not None else ""
+        return f"Call recording{length}: {rec.url or rec.sid}"
+    return call_rules.RECORDING_WORDS[rec.state]
+
+
+async def _record_recording(hub: Hub, conv: ConversationRow, rec: call_rules.Recording, actor: Any = None) -> None:
+    """One state of the recording: an internal message (the console's indicator, while the call is open) and a
+    timeline entry (the link, once complete)."""
+    assert conv.id is not None
+    note = TimelineNote(hub.kind(conv.channel), conv.channel, _recording_summary(rec, getattr(actor, "display_name", None)),
+                        {"event": f"recording_{rec.state.replace('-', '_')}", "recording": rec.json()},
+                        agent_id=getattr(actor, "id", None))
+    if conv.status == "closed":  # the recording completes after the call: the timeline keeps it
+        await hub.repo.record(conv.customer_id, conv.id, note)
+        return
+    msg, _ = await hub.repo.append(
+        conv.id, NewMessage("system", call_rules.RECORDING_WORDS[rec.state], internal=True, attachments=[rec.attachment()]), note=note,
+    )
+    await outbound.publish(hub, conv.id, conv.assigned_agent_id, message_json(msg), to_customer=None)
+
+
+async def call_recording(hub: Hub, channel: str, thread_key: str, recording_id: str, state: str,
+                         detail: dict[str, Any] | None = None) -> bool:
+    """The provider's news of a call's recording: kept once, in order (a repeat or a late one changes nothing)."""
+    conv = await _by_thread(hub, channel, thread_key)
+    if conv is None or conv.id is None or not recording_id:
+        return False
+    current = await current_recording(hub, conv)
+    if not call_rules.recording_moves(current, recording_id, state):
+        return False
+    detail = dict(detail or {})
+    url, duration = detail.get("url"), detail.get("duration")
+    rec = call_rules.Recording(recording_id[:64], state, str(url)[:500] if url else None,
+                               int(duration) if isinstance(duration, (int, str)) and str(duration).isdigit() else None)
+    await _record_recording(hub, conv, rec)
+    return True
+
+
+async def _set_recording(hub: Hub, agent: Any, conv: ConversationRow, pause: bool) -> dict[str, Any]:
+    current = await current_recording(hub, conv)
+    refused = call_rules.refuse_pause(current, pause)
+    if refused is not None:
+        raise HubError(*refused)
+    assert current is not None
+    kind = "pause_recording" if pause else "resume_recording"
+    report = await act(hub, conv, kind, agent.id, leg=current.sid)
+    if report.status == "failed":
+        raise HubError("conflict", report.error_message or "the recording could not be changed now")
+    rec = call_rules.Recording(current.sid, call_rules.REC_PAUSED if pause else call_rules.REC_IN_PROGRESS)
+    await _record_recording(hub, conv, rec, agent)
+    return {"conversation_id": conv.id, "action": kind, "status": "sent", "recording": rec.json()}
+
+
+async def pause_recording(hub: Hub, agent: Any, conv: ConversationRow) -> dict[str, Any]:
+    """The caller is about to type digits (a card number, a code): the recording skips them until resumed."""
+    return await _set_recording(hub, agent, conv, True)
+
+
+async def resume_recording(hub: Hub, agent: Any, conv: ConversationRow) -> dict[str, Any]:
+    """The caller has typed their digits: the recording goes on."""
+    return await _set_recording(hub, agent, conv, False)
+
+
+_RECORDING = {"pause_recording": pause_recording, "resume_recording": resume_recording}
+
+
+async def callback_requested(hub: Hub, channel: str, thread_key: str, source: str, number: str) -> None:
+    """The caller asked to be called back: a timeline entry on the customer (the request itself is the message
+    the adapter stored in the conversation, which waits in the queue)."""
+    conv = await _by_thread(hub, channel, thread_key)
+    if conv is None or conv.id is None:
+        return
+    words = {"fallback": "the hub could not answer the call", "wait_offer": "while waiting in the queue"}.get(source, source)
+    await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
+        hub.kind(conv.channel), conv.channel, f"Callback requested ({words}): call {number or 'the customer'} back",
+        {"event": "callback_requested", "source": source[:30], "number": number[:40]},
+    ))

@@ -325,11 +325,49 @@ class Conference:
         self.reason_ended: str | None = None
         self.call_sid_ending: str | None = None
         self.outbox = _Outbox(engine)
+        # record-from-start (the first participant's <Conference record> or Participants create ConferenceRecord),
+        # and where its recording's status callbacks go (url, method, events)
+        self.record = False
+        self.recording_callback: tuple[str | None, str, frozenset[str]] = (None, "POST", frozenset({"completed"}))
+        self.recordings: list[ConferenceRecording] = []
 
     def find(self, key: str) -> Participant | None:
         """A participant by its call's SID or its label."""
         everyone = [*self.participants.values(), *self.pending.values()]
         return next((p for p in everyone if key in (p.call_sid, p.label)), None)
+
+
+class ConferenceRecording:
+    """A conference's recording: Twilio's states (``in-progress``, ``paused``, ``stopped``, ``completed``,
+    ``absent``) and its length in Twilio seconds (paused time left out with ``PauseBehavior=skip``)."""
+
+    def __init__(self, engine: VoiceEngine, conference: Conference) -> None:
+        self.engine, self.conference = engine, conference
+        self.sid = wire.new_sid("RE")
+        self.account_sid = conference.account_sid
+        self.status = "in-progress"
+        self.created = self.updated = self.start_time = _now()
+        self.started = time.monotonic()
+        self.paused_at: float | None = None
+        self.pause_behavior = "silence"
+        self.skipped = 0.0  # real seconds paused with PauseBehavior=skip
+        self.ended: float | None = None
+        self.pauses: list[str] = []  # "paused:skip", "in-progress": what the REST API asked, in order
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("in-progress", "paused")
+
+    @property
+    def duration(self) -> int:
+        """Twilio seconds of audio in the file (so far)."""
+        end = self.ended if self.ended is not None else time.monotonic()
+        skipped = self.skipped + (end - self.paused_at if self.paused_at is not None and self.pause_behavior == "skip" else 0.0)
+        return max(int((end - self.started - skipped) / max(self.engine.time_scale, 1e-9)), 0)
+
+    @property
+    def url(self) -> str:
+        return f"{self.engine.standin.api_base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{self.sid}"
 
 
 class CallQueue:
@@ -846,20 +884,85 @@ class VoiceEngine:
             return Source(self._resolve(doc_url, action), (verb.get("method") or "POST").upper(), extra=extra, kind="action")
         return None
 
-    def _conference_named(self, name: str, callback: tuple[str | None, str, frozenset[str]]) -> Conference:
-        """The live conference of that name, or a new one (whose status callback is the first participant's)."""
+    def _conference_named(self, name: str, callback: tuple[str | None, str, frozenset[str]],
+                          recording: tuple[bool, str | None, str, frozenset[str]] | None = None) -> Conference:
+        """The live conference of that name, or a new one (whose status callback and recording, ``(record, url,
+        method, events)``, are the first participant's; a later participant's are ignored, as on Twilio)."""
         for conference in self.conferences.values():
             if conference.friendly_name == name and conference.status != "completed":
                 return conference
         conference = Conference(self, name, callback)
+        if recording is not None:
+            conference.record = recording[0]
+            conference.recording_callback = recording[1:]
         self.conferences[conference.sid] = conference
         return conference
+
+    # --- conference recordings ------------------------------------------------------------------------
+
+    def _recording_event(self, recording: ConferenceRecording, status: str) -> None:
+        """The recording status callback (``RecordingStatus``), when its URL asked for that event."""
+        url, method, events = recording.conference.recording_callback
+        if not url or status not in events:
+            return
+        form = {
+            "AccountSid": recording.account_sid, "ConferenceSid": recording.conference.sid, "RecordingSid": recording.sid,
+            "RecordingUrl": recording.url, "RecordingStatus": status, "RecordingChannels": "1",
+            "RecordingStartTime": recording.start_time.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            "RecordingSource": "Conference", "RecordingTrack": "both", "ErrorCode": "0",
+        }
+        if status in ("completed", "absent"):
+            form["RecordingDuration"] = str(recording.duration)
+        recording.conference.outbox.put("recording", method, url, form, None, recording.conference.sid)
+
+    def _start_recording(self, conference: Conference) -> None:
+        recording = ConferenceRecording(self, conference)
+        conference.recordings.append(recording)
+        self._recording_event(recording, "in-progress")
+
+    def _finish_recordings(self, conference: Conference) -> None:
+        for recording in conference.recordings:
+            if recording.live or recording.status == "stopped":
+                self._finish_recording(recording)
+
+    def _finish_recording(self, recording: ConferenceRecording) -> None:
+        if recording.ended is None:
+            recording.ended = time.monotonic()
+        if recording.paused_at is not None and recording.pause_behavior == "skip":
+            recording.skipped += recording.ended - recording.paused_at
+        recording.paused_at = None
+        recording.status = "completed" if recording.duration > 0 else "absent"
+        recording.updated = _now()
+        self._recording_event(recording, recording.status)
+
+    def update_recording(self, recording: ConferenceRecording, status: str, pause_behavior: str | None) -> None:
+        """The Recordings API: ``paused`` (``skip`` leaves the paused time out of the file; ``silence``, the default,
+        keeps it as silence), ``in-progress`` (resume), ``stopped`` (ends it: completed at once)."""
+        now = time.monotonic()
+        if status == "paused" and recording.status == "in-progress":
+            recording.status, recording.paused_at = "paused", now
+            recording.pause_behavior = pause_behavior or "silence"
+            recording.pauses.append(f"paused:{recording.pause_behavior}")
+        elif status == "in-progress" and recording.status == "paused":
+            if recording.paused_at is not None and recording.pause_behavior == "skip":
+                recording.skipped += now - recording.paused_at
+            recording.status, recording.paused_at = "in-progress", None
+            recording.pauses.append("in-progress")
+        elif status == "stopped":
+            recording.status = "stopped"
+            self._finish_recording(recording)
+        recording.updated = _now()
+        self._bump()
 
     async def _dial_conference(self, call: Call, noun: Node, doc_url: str) -> dict[str, str]:
         events = frozenset((noun.get("statusCallbackEvent") or "start end").replace(",", " ").split())
         callback = noun.get("statusCallback")
+        rec_url = noun.get("recordingStatusCallback")
+        recording = (noun.get("record") == "record-from-start", self._resolve(doc_url, rec_url) if rec_url else None,
+                     (noun.get("recordingStatusCallbackMethod") or "POST").upper(),
+                     frozenset((noun.get("recordingStatusCallbackEvent") or "completed").replace(",", " ").split()))
         conference = self._conference_named(noun.text, (self._resolve(doc_url, callback) if callback else None,
-                                                        (noun.get("statusCallbackMethod") or "POST").upper(), events))
+                                                        (noun.get("statusCallbackMethod") or "POST").upper(), events), recording)
         wait_url = noun.get("waitUrl")
         options = {
             "label": noun.get("participantLabel"), "muted": noun.flag("muted"), "beep": noun.get("beep") or "true",
@@ -908,6 +1011,8 @@ class VoiceEngine:
             conference.started = True
             conference.status = "in-progress"
             self._conference_event(conference, "start", "conference-start")
+            if conference.record:
+                self._start_recording(conference)
         for member in conference.participants.values():
             self._refresh_audio(member)
         return participant
@@ -966,6 +1071,7 @@ class VoiceEngine:
                 if by.label:
                     extra["ParticipantLabelEndingConference"] = by.label
             self._conference_event(conference, "end", "conference-end", extra=extra)
+        self._finish_recordings(conference)
         self._bump()
 
     def end_conference(self, conference: Conference) -> None:

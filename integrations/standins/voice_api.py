@@ -224,7 +224,13 @@ class VoiceApi:
                 return conference
         callback = (_url(form, "ConferenceStatusCallback"), _method(form, "ConferenceStatusCallbackMethod", "POST"),
                     frozenset(_events(form, "ConferenceStatusCallbackEvent", vw.CONFERENCE_EVENTS, "start end")))
-        return self.engine._conference_named(key, callback)
+        record = _text(form, "ConferenceRecord") or "false"
+        if record not in ("true", "false", "record-from-start", "do-not-record"):
+            raise _Refused(20001, detail=f"ConferenceRecord must be true, false, record-from-start or do-not-record, not {record!r}")
+        recording = (record in ("true", "record-from-start"), _url(form, "ConferenceRecordingStatusCallback"),
+                     _method(form, "ConferenceRecordingStatusCallbackMethod", "POST"),
+                     frozenset(_events(form, "ConferenceRecordingStatusCallbackEvent", vw.RECORDING_EVENTS, "completed")))
+        return self.engine._conference_named(key, callback, recording)
 
     async def list_conferences(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -251,6 +257,54 @@ class VoiceApi:
                 self.engine._start(None, self.engine._music(participant.call, announce, method, "announce",
                                                             frozenset({"Say", "Play", "Pause"})))
         return web.json_response(vw.conference_resource(conference))
+
+    # --- Conference recordings -------------------------------------------------------------------------
+
+    def _recording(self, request: web.Request, conference: Conference) -> Any:
+        """A recording of the conference by its SID, or ``Twilio.CURRENT``: the active one (404 when none)."""
+        key = request.match_info["recording_sid"]
+        if key == "Twilio.CURRENT":
+            found = next((r for r in reversed(conference.recordings) if r.live), None)
+        else:
+            found = next((r for r in conference.recordings if r.sid == key), None)
+        if found is None:
+            raise _Refused(20404, path=request.path)
+        return found
+
+    async def list_recordings(self, request: web.Request) -> web.StreamResponse:
+        conference = self._conference(request)
+        rows = list(reversed(conference.recordings))
+        return web.json_response(vw.page("recordings", (vw.recording_resource(r) for r in rows), request.path, request.query))
+
+    async def fetch_recording(self, request: web.Request) -> web.StreamResponse:
+        conference = self._conference(request)
+        return web.json_response(vw.recording_resource(self._recording(request, conference)))
+
+    async def update_recording(self, request: web.Request) -> web.StreamResponse:
+        conference = self._conference(request)
+        recording = self._recording(request, conference)
+        form = await request.post()
+        status = _text(form, "Status")
+        if not status:
+            raise _Refused(20001, detail="Status is required: paused, in-progress or stopped")
+        if status not in ("paused", "in-progress", "stopped"):
+            raise _Refused(20001, detail=f"Status must be paused, in-progress or stopped, not {status!r}")
+        behavior = _text(form, "PauseBehavior") or None
+        if behavior is not None and behavior not in ("skip", "silence"):
+            raise _Refused(20001, detail=f"PauseBehavior must be skip or silence, not {behavior!r}")
+        if not recording.live:
+            raise _Refused(20001, detail=f"Recording {recording.sid} is {recording.status}: only a recording in progress or paused can change")
+        self.engine.update_recording(recording, status, behavior if status == "paused" else None)
+        return web.json_response(vw.recording_resource(recording))
+
+    async def fetch_account_recording(self, request: web.Request) -> web.StreamResponse:
+        """``Recordings/{RecordingSid}.json``: the account's view of any recording (the link a RecordingUrl names)."""
+        key = request.match_info["recording_sid"]
+        for conference in self.engine.conferences.values():
+            for recording in conference.recordings:
+                if recording.sid == key:
+                    return web.json_response(vw.recording_resource(recording))
+        raise _Refused(20404, path=request.path)
 
     # --- Participants ---------------------------------------------------------------------------------
 
@@ -385,6 +439,11 @@ def add_voice_routes(app: web.Application, standin: TwilioStandin, engine: Voice
     app.router.add_get(prefix + "/Conferences.json", g(api.list_conferences))
     app.router.add_get(prefix + "/Conferences/{conference_sid}.json", g(api.fetch_conference))
     app.router.add_post(prefix + "/Conferences/{conference_sid}.json", g(api.update_conference))
+    recordings = prefix + "/Conferences/{conference_sid}/Recordings"
+    app.router.add_get(recordings + ".json", g(api.list_recordings))
+    app.router.add_get(recordings + "/{recording_sid}.json", g(api.fetch_recording))
+    app.router.add_post(recordings + "/{recording_sid}.json", g(api.update_recording))
+    app.router.add_get(prefix + "/Recordings/{recording_sid}.json", g(api.fetch_account_recording))
     participants = prefix + "/Conferences/{conference_sid}/Participants"
     app.router.add_get(participants + ".json", g(api.list_participants))
     app.router.add_post(participants + ".json", g(api.create_participant))

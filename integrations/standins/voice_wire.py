@@ -24,6 +24,7 @@ CLIENT = "client:"
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 CONFERENCE_EVENTS = ("start", "end", "join", "leave", "mute", "hold", "modify", "speaker", "announcement")
+RECORDING_EVENTS = ("in-progress", "completed", "absent")
 # Twilio's hold music (what an unset waitUrl / holdUrl plays): the stand-in never fetches it.
 DEFAULT_MUSIC = "http://twimlets.com/holdmusic?Bucket=com.twilio.music.classical"
 APPLICATION_ERROR_WORDS = "We are sorry, an application error has occurred. Goodbye."
@@ -131,6 +132,20 @@ def conference_resource(conference: Any) -> dict[str, Any]:
         "status": conference.status,
         "subresource_uris": {"participants": f"{uri}/Participants.json", "recordings": f"{uri}/Recordings.json"},
         "uri": f"{uri}.json",
+    }
+
+
+def recording_resource(recording: Any) -> dict[str, Any]:
+    """A (conference) Recording resource as Twilio's JSON has it."""
+    conference = recording.conference
+    return {
+        "account_sid": recording.account_sid, "api_version": API_VERSION, "call_sid": None,
+        "conference_sid": conference.sid, "channels": 1, "date_created": _date(recording.created),
+        "date_updated": _date(recording.updated), "start_time": _date(recording.start_time),
+        "duration": str(recording.duration) if not recording.live else "-1", "encryption_details": None,
+        "error_code": None, "price": None, "price_unit": "USD", "sid": recording.sid, "source": "Conference",
+        "status": recording.status, "track": "both",
+        "uri": _uri(recording.account_sid, f"Conferences/{conference.sid}/Recordings/{recording.sid}") + ".json",
     }
 
 

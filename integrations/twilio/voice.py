@@ -64,12 +64,19 @@ WAIT_PATH = VOICE_PATH + "/wait"
 STATUS_PATH = VOICE_PATH + "/status"
 CONFERENCE_PATH = VOICE_PATH + "/conference"
 FALLBACK_PATH = VOICE_PATH + "/fallback"
+RECORDING_PATH = VOICE_PATH + "/recording"
 HOLD_MUSIC_PATH = VOICE_PATH + "/hold-music.wav"
 HOLD_MUSIC_FILE = Path(__file__).resolve().parent / "static" / "hold-music.wav"
 HOLD_MUSIC_SECONDS = 8  # the length of the file above (8 kHz, 8-bit mono PCM: under 64 KB)
 STATUS_KIND = "call_status"  # receipts of call status callbacks, keyed "CallSid:CallStatus:SequenceNumber"
 CONFERENCE_KIND = "conference"  # receipts of conference events
 CALLBACK_KIND = "voice_callback"  # a caller asked to be called back (key: CallSid): their hang-up is no abandon
+RECORDING_KIND = "recording"  # receipts of recording status callbacks, keyed "RecordingSid:RecordingStatus"
+RECORD_FROM_START = "record-from-start"
+RECORDING_EVENTS = ("in-progress", "completed", "absent")
+CURRENT_RECORDING = "Twilio.CURRENT"  # the Recordings API's name for a conference's active recording
+_RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+_RECORDING_STATUSES = frozenset({"in-progress", "completed", "absent", "failed"})
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _RANK = {"queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2, "answered": 2, **{s: 3 for s in FINAL_STATUSES}}
 CUSTOMER_LABEL = "customer"  # the caller's participant label in the conference
@@ -91,6 +98,10 @@ CALLBACK_OFFER_TEXT = "To be called back instead, press 1. You keep your place i
 CALLBACK_TAKEN_TEXT = "Thank you. We will call you back at this number, and you keep your place in the queue. Goodbye."
 GOODBYE_TEXT = "Thank you for calling. Goodbye."
 CONNECTING_TEXT = "Please hold: you are being connected."
+CONSENT_TEXT = (
+    "This call will be recorded for quality and training. If you do not want it recorded, please hang up and write "
+    "to us instead."
+)
 ANYTHING_ELSE_TEXT = "Is there anything else I can help you with?"
 NOT_SPOKEN_WORDS = "The caller is talking with an agent: written messages are not read to them."
 OPENING_NOTE = "Incoming call from "  # the call's opening note (a system message): the core hands it over too
@@ -123,6 +134,8 @@ class VoiceSettings:
     voice: str | None = None
     language: str = "en-US"
     agent_ring_seconds: int = 30
+    fallback_tries: int = 6
+    fallback_retry_first: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VoiceSettings:
@@ -376,6 +389,8 @@ class VoiceAdapter:
             "cancel_consult": self._cancel_consult,
             "supervise": self._supervise,
             "end_supervision": self._end_supervision,
+            "pause_recording": self._recording_status,
+            "resume_recording": self._recording_status,
         }.get(action.kind)
         if handler is not None:
             return await handler(action, room)
@@ -480,6 +495,25 @@ class VoiceAdapter:
             return _failed("consult_cleanup", "; ".join(problems))
         return DeliveryReport("sent")
 
+    async def _recording_status(self, action: CallAction, room: str) -> DeliveryReport:
+        """Pause the conference's recording while the caller types digits (``PauseBehavior=skip``: those seconds
+        are left out of the file), or resume it. By its SID when the core knows it, else ``Twilio.CURRENT``."""
+        pause = action.kind == "pause_recording"
+        recording = action.leg if action.leg and _RECORDING_SID.fullmatch(action.leg) else CURRENT_RECORDING
+        found = await self.conference_sid(room)
+        if not found.ok or not found.sid:
+            return _failed(found.code or "20404", "The call is no longer bridged: there is no recording to change.")
+        changed = await self.client.update_recording(found.sid, recording, status="paused" if pause else "in-progress",
+                                                     pause_behavior="skip" if pause else None)
+        if changed.gone and room in self._conferences:
+            again = await self.conference_sid(room, fresh=True)
+            if again.ok and again.sid and again.sid != found.sid:
+                changed = await self.client.update_recording(again.sid, recording, status="paused" if pause else "in-progress",
+                                                             pause_behavior="skip" if pause else None)
+        if changed.ok:
+            return DeliveryReport("sent", provider_id=changed.sid)
+        return _failed(changed.code or "recording", f"The recording could not be {'paused' if pause else 'resumed'}: {changed.words}")
+
     async def _remove_participant(self, room: str, leg: str) -> VoiceResult:
         found = await self.conference_sid(room)
         if not found.ok or not found.sid:
@@ -546,15 +580,24 @@ class VoiceAdapter:
             return call.agent_leg
         return agent_identity(agent_id) if agent_id is not None else None
 
-    def conference_twiml(self, call_sid: str, room: str) -> str:
-        """The caller's TwiML to join the conference (music until the agent's leg starts it; the wait loop after)."""
+    def conference_twiml(self, call_sid: str, room: str, *, record: bool = False) -> str:
+        """The caller's TwiML to join the conference (music until the agent's leg starts it; the wait loop after).
+        ``record``: the consent notice first, and the conference recorded from its start (Twilio's way for a
+        conference: ``record="record-from-start"`` on ``<Conference>``, with a recording status callback)."""
         response = VoiceResponse()
+        if record:
+            for piece in ivr.split_for_say(CONSENT_TEXT, self.settings.say_limit):
+                response.say(piece, voice=self.settings.voice, language=self.settings.language)
         dial = response.dial()
+        recording: dict[str, Any] = {}
+        if record:
+            recording = {"record": RECORD_FROM_START, "recording_status_callback": self.url(RECORDING_PATH, call=call_sid),
+                         "recording_status_callback_event": " ".join(RECORDING_EVENTS), "recording_status_callback_method": "POST"}
         dial.conference(
             room, start_conference_on_enter=False, end_conference_on_exit=True, beep=False,
             wait_url=self.music_url or None, wait_method="GET" if self.music_url else None,
             status_callback=self.url(CONFERENCE_PATH, call=call_sid), status_callback_method="POST",
-            status_callback_event="start end join leave mute hold", participant_label=CUSTOMER_LABEL,
+            status_callback_event="start end join leave mute hold", participant_label=CUSTOMER_LABEL, **recording,
         )
         response.redirect(self.url(WAIT_PATH, n=1), method="POST")  # the conference ended without the caller hanging up
         return str(response)
@@ -564,14 +607,19 @@ class VoiceAdapter:
         if action.agent_id is None:
             return _failed("no_agent", "No agent to connect.")
         call_sid = action.thread_key
-        moved = await self.client.update_call(call_sid, twiml=self.conference_twiml(call_sid, room))
+        moved = await self.client.update_call(call_sid, twiml=self.conference_twiml(call_sid, room, record=action.record))
         if not moved.ok:
             return moved.report()
         identity = agent_identity(action.agent_id)
         caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
+        # the conference's own settings ride on the agent's leg too: whichever participant joins first makes the
+        # conference (the caller may still be hearing the consent notice), and only the first one's count on Twilio
         leg = await self.client.add_participant(
             room, from_=caller_id, to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
             status_callback=self.url(STATUS_PATH, leg="agent", call=call_sid), end_conference_on_exit=True,
+            conference_status_callback=self.url(CONFERENCE_PATH, call=call_sid),
+            conference_record=RECORD_FROM_START if action.record else None,
+            conference_recording_status_callback=self.url(RECORDING_PATH, call=call_sid) if action.record else None,
         )
         if not leg.ok:
             await self.client.update_call(call_sid, url=self.url(WAIT_PATH, n=1))  # back to the queue's music
@@ -1093,8 +1141,10 @@ class _Webhooks:
         state = await hub.contact_state(CHANNEL, call.call_sid)
         if state is None or state.get("status") != "queued":
             return await self._wait_step(call.call_sid, 1, int(time.time()))
-        await self.receipts.first_time(PROVIDER, CALLBACK_KIND, call.call_sid, {"from": call.from_, "at": int(time.time())})
+        first = await self.receipts.first_time(PROVIDER, CALLBACK_KIND, call.call_sid, {"from": call.from_, "at": int(time.time())})
         await _record_callback(hub, call, "The caller asked to be called back while waiting (they keep their place in the queue).")
+        if first:
+            await hub.callback_requested(CHANNEL, call.call_sid, "wait_offer", call.from_)
         response = VoiceResponse()
         self._say(response, CALLBACK_TAKEN_TEXT)
         response.hangup()
@@ -1246,6 +1296,51 @@ class _Webhooks:
             return web.Response(status=503, text="the hub could not handle the event now")
         return web.Response(status=200)
 
+    # --- POST /webhooks/twilio/voice/recording ---------------------------------------------------------
+    async def recording(self, request: web.Request) -> web.Response:
+        """The conference recording's status callback (``?call=<the caller's CallSid>``): once per
+        (RecordingSid, RecordingStatus); the core keeps it with the conversation and on the timeline."""
+        try:
+            form = await self._verified_form(request)
+            if _field(form, "AccountSid") != self.config.account_sid:
+                raise BadWebhook(f"AccountSid {_field(form, 'AccountSid')[:40]!r} is not this hub's Twilio account")
+            thread = request.query.get("call") or ""
+            if not _CALL_SID.fullmatch(thread):
+                raise BadWebhook("call is missing or not a Twilio call SID")
+            recording_sid = _field(form, "RecordingSid")
+            if not _RECORDING_SID.fullmatch(recording_sid):
+                raise BadWebhook(f"RecordingSid {recording_sid[:40]!r} is not a Twilio recording SID")
+            status = _field(form, "RecordingStatus").lower()
+            if status not in _RECORDING_STATUSES:
+                raise BadWebhook(f"RecordingStatus {status[:20]!r} is not one of {', '.join(sorted(_RECORDING_STATUSES))}")
+            duration = _field(form, "RecordingDuration")
+            if duration and not duration.isdigit():
+                raise BadWebhook(f"RecordingDuration {duration[:20]!r} is not a number of seconds")
+            url = _field(form, "RecordingUrl")
+            if url and not url.startswith(("https://", "http://")):
+                raise BadWebhook("RecordingUrl is not an http(s) URL")
+        except BadWebhook as exc:
+            return web.Response(status=400, text=exc.reason)
+        key = f"{recording_sid}:{status}"
+        try:
+            first = await self.receipts.first_time(PROVIDER, RECORDING_KIND, key, dict(form))
+        except Exception:  # noqa: BLE001 - Twilio may try again
+            log.exception("recording status receipt not taken", extra={"recording_sid": recording_sid})
+            return web.Response(status=503, text="the hub could not record the status now")
+        if not first:
+            return web.Response(status=200)
+        detail = {k: v for k, v in {
+            "url": url[:500], "duration": int(duration) if duration else None, "conference_sid": _field(form, "ConferenceSid"),
+            "error_code": _field(form, "ErrorCode") if _field(form, "ErrorCode") not in ("", "0") else None,
+        }.items() if v not in (None, "")}
+        try:
+            await self.hub().call_recording(CHANNEL, thread, recording_sid, status, detail)
+        except Exception:  # noqa: BLE001 - told to Twilio as "try again", its receipt forgotten
+            log.exception("recording status not handled", extra={"recording_sid": recording_sid})
+            await self._quietly(self.receipts.forget(PROVIDER, RECORDING_KIND, key))
+            return web.Response(status=503, text="the hub could not handle the recording status now")
+        return web.Response(status=200)
+
     # --- POST /webhooks/twilio/voice/fallback ----------------------------------------------------------
     async def fallback(self, request: web.Request) -> web.Response:
         """The number's fallback URL: the main webhook failed. An apology at once; a callback request recorded."""
@@ -1256,11 +1351,31 @@ class _Webhooks:
             return web.Response(status=400, text=exc.reason)
         log.error("voice fallback used", extra={"call_sid": call.call_sid, "error_code": _field(form, "ErrorCode"),
                                                 "error_url": _field(form, "ErrorUrl")[:200]})
-        self._spawn(self._quietly(self._fallback_record(call)))
+        self._spawn(self._fallback_record_retrying(call))
         response = VoiceResponse()
         self._say(response, FALLBACK_TEXT)
         response.hangup()
         return _twiml(response)
+
+    async def _fallback_record_retrying(self, call: CallForm) -> None:
+        """The callback request, tried again with growing waits (1, 2, 4... s, about a minute in all): the fallback
+        runs because something failed, and the database may be back a moment later. Each step is idempotent."""
+        delay = self.settings.fallback_retry_first
+        for attempt in range(1, self.settings.fallback_tries + 1):
+            try:
+                await self._fallback_record(call)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - tried again, then logged loudly: a caller is waiting for our call
+                if attempt >= self.settings.fallback_tries:
+                    log.exception("the fallback's callback request could not be recorded: call the customer back by hand",
+                                  extra={"call_sid": call.call_sid, "from": call.from_})
+                    return
+                log.warning("the fallback's callback request was not recorded yet; trying again", exc_info=True,
+                            extra={"call_sid": call.call_sid, "attempt": attempt})
+            await asyncio.sleep(delay)
+            delay *= 2
 
     async def _fallback_record(self, call: CallForm) -> None:
         hub = self.hub()
@@ -1272,7 +1387,8 @@ class _Webhooks:
             queue=self._queue_of(call.to), opening=True,
         ))
         await _record_callback(hub, call, "The call could not be answered (the hub's voice webhook failed): call the customer back.")
-        await hub.request_agent(CHANNEL, call.call_sid, "callback", {"reason": "callback", "intent": "callback"})
+        if await hub.request_agent(CHANNEL, call.call_sid, "callback", {"reason": "callback", "intent": "callback"}):
+            await hub.callback_requested(CHANNEL, call.call_sid, "fallback", call.from_)
 
     # --- GET /webhooks/twilio/voice/hold-music.wav ------------------------------------------------------
     async def hold_music(self, request: web.Request) -> web.StreamResponse:
@@ -1333,6 +1449,7 @@ def add_voice_routes(
     app.router.add_post(STATUS_PATH, hooks.status)
     app.router.add_post(CONFERENCE_PATH, hooks.conference)
     app.router.add_post(FALLBACK_PATH, hooks.fallback)
+    app.router.add_post(RECORDING_PATH, hooks.recording)
     app.router.add_get(HOLD_MUSIC_PATH, hooks.hold_music)
 
     async def _close(_: web.Application) -> None:

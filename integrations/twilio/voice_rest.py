@@ -182,11 +182,16 @@ class VoiceRestClient:
         muted: bool | None = None,
         coaching: bool | None = None,
         call_sid_to_coach: str | None = None,
+        conference_record: str | None = None,
+        conference_recording_status_callback: str | None = None,
+        conference_recording_status_callback_event: Sequence[str] = ("in-progress", "completed", "absent"),
     ) -> VoiceResult:
         """Participants create: dial ``to`` (``client:agent_7`` or a number) into the conference named
         ``conference`` (creating is the one Participants request where Twilio takes a friendly name for the SID;
         a ``CF...`` SID works too, and never makes a new conference). ``muted``/``coaching``/``call_sid_to_coach``:
-        a supervisor's leg (listen: muted; whisper: coaching the agent's CallSid; barge: neither)."""
+        a supervisor's leg (listen: muted; whisper: coaching the agent's CallSid; barge: neither).
+        ``conference_status_callback``, ``conference_record`` (``record-from-start``) and the recording status
+        callback are the conference's when this participant is the one that makes it (else Twilio ignores them)."""
         return await self._call("add_participant", lambda c: c.conferences(conference).participants.create_async(
             from_=from_, to=to, status_callback=_opt(status_callback),
             status_callback_event=list(status_callback_event) if status_callback else values.unset,
@@ -194,6 +199,21 @@ class VoiceRestClient:
             conference_status_callback_event=list(conference_status_callback_event) if conference_status_callback else values.unset,
             timeout=timeout, label=_opt(label), end_conference_on_exit=end_conference_on_exit, early_media=True, beep="false",
             muted=_opt(muted), coaching=_opt(coaching), call_sid_to_coach=_opt(call_sid_to_coach),
+            conference_record=_opt(conference_record),
+            conference_recording_status_callback=_opt(conference_recording_status_callback),
+            conference_recording_status_callback_event=(list(conference_recording_status_callback_event)
+                                                        if conference_recording_status_callback else values.unset),
+            conference_recording_status_callback_method="POST" if conference_recording_status_callback else values.unset,
+        ))
+
+    async def update_recording(self, conference_sid: str, recording: str, *, status: str, pause_behavior: str | None = None) -> VoiceResult:
+        """Conference Recordings update: ``Status=paused`` (with ``PauseBehavior=skip``: the paused seconds are not
+        in the file) or ``in-progress`` (resume) of the recording ``recording`` (its ``RE...`` SID, or
+        ``Twilio.CURRENT``: the conference's active recording) of the conference ``conference_sid``."""
+        if not CONFERENCE_SID.fullmatch(conference_sid):
+            return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
+        return await self._call("update_recording", lambda c: c.conferences(conference_sid).recordings(recording).update_async(
+            status=status, pause_behavior=_opt(pause_behavior),
         ))
 
     async def find_conference(self, friendly_name: str) -> VoiceResult:

@@ -490,7 +490,8 @@ async def test_a_caller_waits_in_a_conference_and_a_client_leg_answered_through_
         async with http.get(base) as listed:
             assert listed.status == 200
             assert await listed.json() == [{"call_sid": leg.sid, "status": "ringing", "from": SHOP, "to": f"client:{AGENT}",
-                                            "conference": "conv-42", "muted": False, "hold": False}]
+                                            "conference": "conv-42", "muted": False, "hold": False, "label": "agent",
+                                            "coaching": False, "hears": []}]
         async with http.get(f"{rig.standin_url}/dev/clients/nobody") as other:
             assert await other.json() == []
         async with http.post(f"{base}/calls/{leg.sid}/answer") as answered:

@@ -7,6 +7,8 @@
 // warm, the caller held while the colleague's phone rings; then the card's Complete transfer / Cancel) and Hang up,
 // each a `call_action` whose refusal is said on the card in words; the softphone's line (Twilio's SDK or
 // the stand-in's leg, or why calls cannot be taken on this browser) with Answer when a leg rings by itself;
+// the recording indicator when the call's queue records calls ("● Recording", from the hub's recording messages,
+// `extra.recording`), with "Pause for digits" / "Resume recording" (the caller's keypad entry is skipped, not kept);
 // then the agent's notes (saved as internal notes) and, once the call has ended, the wrap-up: a disposition
 // and a note, which closes the conversation (the existing close).
 // State: the call's is model/calls.js's, the softphone's softphone/phone.js's; this pane keeps the notes'
@@ -62,6 +64,9 @@ function build(host) {
   e.consultCancel = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "call-consult-cancel", text: "Cancel", title: "Your colleague's line goes; the caller is back with you" });
   e.consult = h("div", { class: "call-consult", "data-testid": "call-consult", role: "status", hidden: true }, e.consultText, e.consultComplete, e.consultCancel);
   e.supervisor = h("p", { class: "call-supervisor small", "data-testid": "call-supervisor", role: "status", hidden: true });
+  e.recText = h("span", { class: "call-recording-text", "data-testid": "call-recording-text" });
+  e.recToggle = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "call-recording-toggle", text: "Pause for digits", title: "While the caller types a card number or a code: those seconds are left out of the recording" });
+  e.recording = h("p", { class: "call-recording small", "data-testid": "call-recording", role: "status", hidden: true }, h("span", { class: "call-recording-dot", "aria-hidden": "true", text: "●" }), e.recText, e.recToggle);
   e.lineText = h("span", { class: "softphone-text" });
   e.answer = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "softphone-answer", text: "Answer", hidden: true });
   e.line = h("p", { class: "softphone-line small", "data-testid": "softphone-line" }, channelIcon("voice"), e.lineText, e.answer);
@@ -96,6 +101,7 @@ function build(host) {
     e.state,
     h("div", { class: "call-controls", role: "group", "aria-label": "Call controls" }, e.mute, e.hold, e.transfer, e.hangup),
     e.consult,
+    e.recording,
     e.supervisor,
     e.error,
     e.line,
@@ -154,6 +160,34 @@ function renderSoftphone() {
   els.answer.hidden = !(s.state === "ringing" && call && call.state !== "ended");
 }
 
+/** The call's recording as the hub last recorded it ({sid, state, url?}), or null: the latest message with `extra.recording`. */
+function recordingOf(conv) {
+  let found = null;
+  let seq = -1;
+  for (const m of conv.messages.values()) {
+    const r = m && m.extra && typeof m.extra === "object" ? m.extra.recording : null;
+    if (r && typeof r === "object" && typeof r.state === "string" && m.seq > seq) {
+      found = r;
+      seq = m.seq;
+    }
+  }
+  return found;
+}
+
+function renderRecording(conv, ended, busy) {
+  const rec = recordingOf(conv);
+  const live = !!rec && (rec.state === "in-progress" || rec.state === "paused") && !ended;
+  els.recording.hidden = !live;
+  els.recording.dataset.state = rec ? rec.state : "";
+  if (!live) return;
+  const paused = rec.state === "paused";
+  els.recText.textContent = paused ? "Recording paused while the caller types digits. " : "Recording: the caller was told. ";
+  const call = callOf(conv.id);
+  els.recToggle.textContent = call?.pending === "pause_recording" ? "Pausing…" : call?.pending === "resume_recording" ? "Resuming…" : paused ? "Resume recording" : "Pause for digits";
+  els.recToggle.setAttribute("aria-pressed", paused ? "true" : "false");
+  els.recToggle.disabled = busy;
+}
+
 function renderCard(conv) {
   const call = callOf(conv.id);
   els.caller.textContent = convName(conv);
@@ -186,6 +220,7 @@ function renderCard(conv) {
     els.consultText.textContent = call?.consultNote || "";
     els.consultComplete.hidden = els.consultCancel.hidden = true;
   }
+  renderRecording(conv, ended, busy);
   els.supervisor.hidden = !call?.supervisor || ended;
   els.supervisor.textContent = call?.supervisor
     ? call.supervisor.mode === "whisper" ? `${call.supervisor.name} is whispering to you (the caller does not hear them).` : `${call.supervisor.name} has joined the call: the caller hears them.`
@@ -314,6 +349,10 @@ function wireCard() {
   els.hangup.addEventListener("click", () => act("hang_up"));
   els.consultComplete.addEventListener("click", () => act("complete_transfer"));
   els.consultCancel.addEventListener("click", () => act("cancel_consult"));
+  els.recToggle.addEventListener("click", () => {
+    const rec = shown && recordingOf(shown);
+    if (rec) act(rec.state === "paused" ? "resume_recording" : "pause_recording");
+  });
   els.answer.addEventListener("click", onAnswer);
   els.wrapup.addEventListener("submit", onWrapUp);
   els.noteSave.addEventListener("click", saveNote);
@@ -365,6 +404,7 @@ export const callPane = {
       case "message":
         if (change.added) insertMessage(conv, change.message);
         else if (change.settled) renderTranscript(conv);
+        if (change.message?.extra?.recording) renderCard(conv); // the recording indicator
         break;
       case "closed":
       case "upsert":
