@@ -719,6 +719,51 @@ async def test_the_fallback_apologises_and_records_a_callback(phone: Phone) -> N
             break
     assert found is not None and found.status == "queued"
     assert any(m.body.startswith("[Callback requested]") for m in await phone.messages(found.id or 0))
+    notes = await _timeline(phone, found.id or 0)
+    assert [n.payload.get("source") for n in notes if n.payload.get("event") == "callback_requested"] == ["fallback"]
+    # Twilio posts the fallback again for the same call: one request, one note
+    again = await phone.twiml("/webhooks/twilio/voice/fallback", sid(27), ErrorCode="11200")
+    assert again.says == [FALLBACK_TEXT]
+    await phone.settle()
+    await asyncio.sleep(0.2)
+    notes = await _timeline(phone, found.id or 0)
+    assert [n.payload.get("event") for n in notes].count("callback_requested") == 1
+
+
+async def _timeline(phone: Phone, conversation_id: int) -> list[Any]:
+    from crm_store.models import Interaction
+
+    async with phone.hub.db.session() as s:
+        return list((await s.exec(select(Interaction).where(Interaction.conversation_id == conversation_id)
+                                  .order_by(col(Interaction.id)))).all())
+
+
+async def test_the_fallback_records_the_callback_even_when_the_hub_fails_at_first(
+    db: Database, aiohttp_client: Any, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    phone = await _phone(db, aiohttp_client, aiohttp_server, settings=VoiceSettings(fallback_retry_first=0.05))
+    real = phone.hub.receive_inbound
+    failures = {"left": 2}
+
+    async def flaky(event: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("the database is down")
+        return await real(event)
+
+    monkeypatch.setattr(phone.hub, "receive_inbound", flaky)
+    answer = await phone.twiml("/webhooks/twilio/voice/fallback", sid(29), ErrorCode="11205")
+    assert answer.says == [FALLBACK_TEXT] and answer.hangs_up  # at once, whatever the database does
+    found = None
+    for _ in range(300):
+        await asyncio.sleep(0.02)
+        async with phone.hub.db.session() as s:
+            found = (await s.exec(select(Conversation).where(Conversation.thread_key == sid(29)))).first()
+        if found is not None and found.status == "queued":
+            break
+    assert found is not None and found.status == "queued" and failures["left"] == 0
+    notes = await _timeline(phone, found.id or 0)
+    assert any(n.payload.get("event") == "callback_requested" for n in notes)
 
 
 async def test_conference_events_reach_the_agent(phone: Phone) -> None:
