@@ -30,6 +30,10 @@ class BadRequest(ValueError):
         self.field = field
 
 
+class Forbidden(PermissionError):
+    """The caller is known but may not read or do this (an agent and another agent's customer): a 403."""
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
     """A JSON error body: a machine code, a human message, and optional details."""
     return web.json_response({"error": code, "message": message, **extra}, status=status)
@@ -43,6 +47,8 @@ def _map(exc: Exception) -> web.Response | None:
         return error_response(
             422, "invalid_address", str(exc), fields=[{"field": str(exc.kind), "reason": exc.reason}]
         )
+    if isinstance(exc, Forbidden):
+        return error_response(403, "forbidden", str(exc))
     if isinstance(exc, BadRequest):
         fields = [{"field": exc.field, "reason": str(exc)}] if exc.field else []
         return error_response(400, "bad_request", str(exc), fields=fields)

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from contact_center.api import serialize as ser
 from contact_center.api.auth import PRINCIPAL_KEY, Principal
-from contact_center.api.errors import BadRequest, error_response, path_int, query_int, read_json
+from contact_center.api.errors import BadRequest, Forbidden, error_response, path_int, query_int, read_json
+from contact_center.api.scope import principal_of, require_back_office, require_customer, require_order, sees_everything
 from contact_center.keys import CLOCK_KEY, DB_KEY, METRICS_KEY, SETTINGS_KEY
 from crm_store.domain.identity import ContactKind, normalize_address
 from crm_store.domain.interactions import InteractionKind
@@ -91,6 +92,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False, max_len: i
 
 async def search_customers(request: web.Request) -> web.Response:
     """Find customers by exact phone or email, or by part of their name."""
+    require_back_office(request)
     phone, email, name = (request.query.get(k, "").strip() for k in ("phone", "email", "q"))
     if not (phone or email or name):
         raise BadRequest("give phone, email or q (part of a name)", field="q")
@@ -105,6 +107,7 @@ async def search_customers(request: web.Request) -> web.Response:
 async def customer_360(request: web.Request) -> web.Response:
     """Everything about one customer: identity, contact points, timeline (first page), orders."""
     customer_id = path_int(request, "customer_id")
+    await require_customer(request, customer_id)
     limit = query_int(request, "timeline_limit", 20, 1, 200)
     async with request.app[DB_KEY].reader() as conn:
         view = await views_repo.customer_360(conn, customer_id, timeline_limit=limit, orders_limit=20)
@@ -123,6 +126,7 @@ async def customer_360(request: web.Request) -> web.Response:
 async def customer_timeline(request: web.Request) -> web.Response:
     """A page of the customer's timeline across all channels, newest first."""
     customer_id = path_int(request, "customer_id")
+    await require_customer(request, customer_id)
     limit = query_int(request, "limit", 50, 1, 200)
     kinds = [k for k in request.query.get("kind", "").split(",") if k]
     async with request.app[DB_KEY].session() as s:
@@ -135,6 +139,7 @@ async def customer_timeline(request: web.Request) -> web.Response:
 async def customer_orders(request: web.Request) -> web.Response:
     """A customer's orders, newest first."""
     customer_id = path_int(request, "customer_id")
+    await require_customer(request, customer_id)
     limit = query_int(request, "limit", 50, 1, 200)
     async with request.app[DB_KEY].session() as s:
         c = await customers_repo.get_customer(s, customer_id)
@@ -146,6 +151,7 @@ async def customer_orders(request: web.Request) -> web.Response:
 
 async def resolve_customer(request: web.Request) -> web.Response:
     """Find the customer an address belongs to, or create one (identity resolution)."""
+    require_back_office(request)
     body = await read_json(request)
     kind = _text(body, "kind", required=True, max_len=16)
     if kind not in {k.value for k in ContactKind}:
@@ -163,6 +169,7 @@ async def resolve_customer(request: web.Request) -> web.Response:
 async def link_contact_point(request: web.Request) -> web.Response:
     """Attach a verified address to a customer; an address of someone else is a 409, never a merge."""
     customer_id = path_int(request, "customer_id")
+    require_back_office(request)
     body = await read_json(request)
     kind = _text(body, "kind", required=True, max_len=16)
     if kind not in {k.value for k in ContactKind}:
@@ -180,6 +187,7 @@ async def link_contact_point(request: web.Request) -> web.Response:
 async def merge_customer(request: web.Request) -> web.Response:
     """Merge this customer into another (``into``), moving all history; leaves an audit record."""
     source_id = path_int(request, "customer_id")
+    require_back_office(request)
     body = await read_json(request)
     target = body.get("into")
     if not isinstance(target, int) or isinstance(target, bool):
@@ -198,6 +206,7 @@ async def merge_customer(request: web.Request) -> web.Response:
 
 async def record_interaction(request: web.Request) -> web.Response:
     """Record a touch (a note, a page view, a call) on a customer's timeline."""
+    require_back_office(request)
     body = await read_json(request)
     customer_id = body.get("customer_id")
     if not isinstance(customer_id, int) or isinstance(customer_id, bool):
@@ -249,6 +258,10 @@ async def create_order(request: web.Request) -> web.Response:
     customer_id = body.get("customer_id")
     if customer_id is not None and (not isinstance(customer_id, int) or isinstance(customer_id, bool)):
         raise ValidationFailed([FieldError("customer_id", "must be a customer id")])
+    if not sees_everything(principal_of(request)):  # an agent orders for the customer of their conversation
+        if customer_id is None:
+            raise Forbidden("give the customer_id of the customer of your conversation")
+        await require_customer(request, customer_id)
     channel = _text(body, "channel", max_len=16) or "web"
     key = request.headers.get("Idempotency-Key") or _text(body, "idempotency_key", max_len=100) or None
     settings = request.app[SETTINGS_KEY]
@@ -297,6 +310,7 @@ async def list_orders(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].reader() as s:
         if request.query.get("customer_id"):
             cid = query_int(request, "customer_id", 0, 1, 10**18)
+            await require_customer(request, cid)
             orders = await orders_repo.orders_of_customer(s, await customers_repo.survivor_id(s, cid), limit=limit)
         elif phone:
             value = normalize_address(ContactKind.PHONE, phone, _region(request))
@@ -333,6 +347,7 @@ async def track_order(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """Cancel an order (until it ships); its stock is released."""
     order_id = path_int(request, "order_id")
+    await require_order(request, order_id)
     body = await read_json(request) if request.can_read_body else {}
     view = await cancel_order(request.app[DB_KEY], order_id, actor=_actor(request), reason=_text(body, "reason", max_len=500))
     return web.json_response({"order": ser.order_view(view, _today(request))})
@@ -341,6 +356,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def change_status(request: web.Request) -> web.Response:
     """Move an order to its next status (confirm, pick, ship, deliver, return, refund)."""
     order_id = path_int(request, "order_id")
+    await require_order(request, order_id)
     body = await read_json(request)
     status = _text(body, "status", required=True, max_len=16)
     view = await transition_order(
@@ -351,6 +367,7 @@ async def change_status(request: web.Request) -> web.Response:
 
 async def overdue(request: web.Request) -> web.Response:
     """Open orders past their promised date, most overdue first."""
+    require_back_office(request)
     today = _today(request)
     async with request.app[DB_KEY].session() as s:
         orders = await orders_repo.overdue_orders(s, today, limit=query_int(request, "limit", 200, 1, 1000))
@@ -463,40 +480,40 @@ async def supervisor_snapshot(request: web.Request) -> web.Response:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/customers", search_customers, "Search customers by phone, email or name", "customers",
-          (Param("phone"), Param("email"), Param("q", description="part of a name"), _LIMIT), responses={200: "OK", 400: "no criterion"}),
+          (Param("phone"), Param("email"), Param("q", description="part of a name"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion"}),
     Route("POST", "/api/customers/resolve", resolve_customer, "Find or create the customer of an address", "customers",
           body={"type": "object", "required": ["kind", "address"], "properties": {"kind": {"type": "string"}, "address": {"type": "string"}, "display_name": {"type": "string"}}},
-          responses={200: "found", 201: "created", 422: "invalid address"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 200: "found", 201: "created", 422: "invalid address"}),
     Route("GET", "/api/customers/{customer_id}", customer_360, "Customer 360: contact points, timeline, orders", "customers",
-          (_CUSTOMER, Param("timeline_limit", type="integer")), responses={200: "OK", 404: "unknown customer"}),
+          (_CUSTOMER, Param("timeline_limit", type="integer")), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 404: "unknown customer"}),
     Route("GET", "/api/customers/{customer_id}/timeline", customer_timeline, "A page of the customer's timeline", "customers",
-          (_CUSTOMER, _LIMIT, Param("cursor"), Param("kind", description="comma-separated kinds")), responses={200: "OK", 400: "bad cursor", 404: "unknown customer"}),
-    Route("GET", "/api/customers/{customer_id}/orders", customer_orders, "A customer's orders", "customers", (_CUSTOMER, _LIMIT)),
+          (_CUSTOMER, _LIMIT, Param("cursor"), Param("kind", description="comma-separated kinds")), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "bad cursor", 404: "unknown customer"}),
+    Route("GET", "/api/customers/{customer_id}/orders", customer_orders, "A customer's orders", "customers", (_CUSTOMER, _LIMIT), responses={200: "OK", 403: "an agent's session outside its scope (docs/security.md)"}),
     Route("POST", "/api/customers/{customer_id}/contact-points", link_contact_point, "Link a verified address", "customers", (_CUSTOMER,),
           body={"type": "object", "required": ["kind", "address"], "properties": {"kind": {"type": "string"}, "address": {"type": "string"}}},
-          responses={201: "linked", 409: "belongs to another customer", 422: "invalid address"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 201: "linked", 409: "belongs to another customer", 422: "invalid address"}),
     Route("POST", "/api/customers/{customer_id}/merge", merge_customer, "Merge this customer into another", "customers", (_CUSTOMER,),
           body={"type": "object", "required": ["into"], "properties": {"into": {"type": "integer"}, "reason": {"type": "string"}}},
-          responses={200: "merged", 409: "refused"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 200: "merged", 409: "refused"}),
     Route("POST", "/api/interactions", record_interaction, "Record a touch on a customer's timeline", "customers",
           body={"type": "object", "required": ["customer_id", "kind", "channel"], "properties": {"customer_id": {"type": "integer"}, "kind": {"type": "string"}, "channel": {"type": "string"}, "summary": {"type": "string"}, "payload": {"type": "object"}}},
-          responses={201: "recorded", 422: "invalid"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 201: "recorded", 422: "invalid"}),
     Route("GET", "/api/products", list_products, "The catalogue with stock", "catalogue", (Param("category"), Param("q"))),
     Route("GET", "/api/products/{sku}", get_product, "One product", "catalogue", (Param("sku", "path", required=True),), responses={200: "OK", 404: "unknown SKU"}),
     Route("POST", "/api/orders", create_order, "Place an order", "orders", body=_ORDER_BODY,
-          responses={201: "placed", 200: "replay of an earlier request with the same idempotency key", 422: "invalid order"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 201: "placed", 200: "replay of an earlier request with the same idempotency key", 422: "invalid order"}),
     Route("POST", "/api/orders/quote", quote, "Price an order and estimate delivery without placing it", "orders", body=_ORDER_BODY,
           responses={200: "OK", 422: "invalid order"}),
     Route("GET", "/api/orders", list_orders, "Orders of a customer by id, phone or email", "orders",
-          (Param("customer_id", type="integer"), Param("phone"), Param("email"), _LIMIT), responses={200: "OK", 400: "no criterion", 422: "invalid address"}),
-    Route("GET", "/api/orders/overdue", overdue, "Open orders past their promised date", "orders", (_LIMIT,)),
+          (Param("customer_id", type="integer"), Param("phone"), Param("email"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion", 422: "invalid address"}),
+    Route("GET", "/api/orders/overdue", overdue, "Open orders past their promised date", "orders", (_LIMIT,), responses={200: "OK", 403: "an agent's session outside its scope (docs/security.md)"}),
     Route("GET", "/api/orders/{order_id}", get_order, "One order with lines and history", "orders", (_ORDER,), responses={200: "OK", 404: "unknown order"}),
     Route("GET", "/api/orders/{order_id}/track", track_order, "Where an order is", "orders", (_ORDER,), responses={200: "OK", 404: "unknown order"}),
     Route("POST", "/api/orders/{order_id}/cancel", cancel, "Cancel an order", "orders", (_ORDER,),
-          body={"type": "object", "properties": {"reason": {"type": "string"}}}, responses={200: "cancelled", 404: "unknown order", 409: "too late to cancel"}),
+          body={"type": "object", "properties": {"reason": {"type": "string"}}}, responses={403: "an agent's session outside its scope (docs/security.md)", 200: "cancelled", 404: "unknown order", 409: "too late to cancel"}),
     Route("POST", "/api/orders/{order_id}/status", change_status, "Move an order to its next status", "orders", (_ORDER,),
           body={"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "note": {"type": "string"}}},
-          responses={200: "moved", 404: "unknown order", 409: "illegal transition"}),
+          responses={403: "an agent's session outside its scope (docs/security.md)", 200: "moved", 404: "unknown order", 409: "illegal transition"}),
     Route("GET", "/api/bot/handoffs", bot_handoffs, "Chats the bot handed to a person, with transcripts (training candidates)", "bot",
           (Param("after", type="integer", description="the next_after of the previous page"), _LIMIT), responses={200: "OK", 403: "supervisors only"}),
     Route("POST", "/api/evaluation/electre2", electre2_rank, "Rank a decision matrix with ELECTRE II", "evaluation",
