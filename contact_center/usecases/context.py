@@ -264,9 +264,10 @@ class Hub:
         conv = await self.repo.conversation(cid)
         if conv is None:
             raise HubError("not_found", "conversation not found")
-        if conv.status == "closed":
-            raise HubError("conflict", "this conversation is closed")
+        # whose it is first: another agent learns nothing of it (not even that it is closed)
         if conv.assigned_agent_id != agent.id and agent.role not in SUPERVISOR_ROLES:
             raise HubError("forbidden", "this conversation is not assigned to you")
+        if conv.status == "closed":
+            raise HubError("conflict", "this conversation is closed")
         return conv
 
