@@ -13,6 +13,12 @@ import { toast } from "./toasts.js";
 
 let req = 0;
 
+/** "at_risk" -> "At risk". */
+const label = (s) => {
+  const t = humanize(s);
+  return t.charAt(0).toUpperCase() + t.slice(1);
+};
+
 const ATTRITION_TEXT = { low: "Low attrition risk", medium: "Medium attrition risk", high: "High attrition risk" };
 
 /** The empty section customer360.js places in the panel; loadValue() fills it. */
@@ -48,7 +54,7 @@ function render(data, customerId) {
     h(
       "div",
       { class: "cv-head" },
-      h("span", { class: `chip cv-segment cv-${v.segment || "new"}`, "data-testid": "value-segment", text: humanize(v.segment || "new") }),
+      h("span", { class: `chip cv-segment cv-${v.segment || "new"}`, "data-testid": "value-segment", text: label(v.segment || "new") }),
       scores
         ? h("span", { class: "small cv-scores", "data-testid": "value-scores", title: "Recency, frequency, monetary: quintiles 1-5 among the shop's active customers", text: ` R ${scores.r} · F ${scores.f} · M ${scores.m}` })
         : null,
@@ -82,7 +88,7 @@ function offerItem(o, customerId) {
       type: "button",
       class: "btn btn-ghost btn-sm",
       "data-testid": `offer-${outcome}`,
-      text: humanize(outcome),
+      text: label(outcome),
       onclick: () => mark(o, customerId, outcome, { status, buttons, addBtn }),
     }),
   );
@@ -107,16 +113,17 @@ async function mark(o, customerId, outcome, { status, buttons, addBtn }) {
   });
   for (const b of buttons) b.disabled = false;
   if (!r.ok) return toast(errorText(r, "Could not record the offer"), "error");
-  status.textContent = humanize(outcome);
+  status.textContent = label(outcome);
   if (outcome === "accepted" && addBtn) addBtn.hidden = false;
   if (outcome !== "offered") for (const b of buttons) b.disabled = true;
 }
 
 /** Open the New order form and choose `sku` in its first empty line (adding a line if none is empty). */
 async function addToOrder(sku) {
-  const panel = document.getElementById("customer-360");
+  // the form lives in #new-order (it replaces the 360 while open); its button is in the 360's head
+  const panel = document.getElementById("new-order");
   if (!panel) return;
-  if (!panel.querySelector('[data-testid="new-order-line"]')) panel.querySelector('[data-testid="new-order-open"]')?.click();
+  if (!panel.querySelector('[data-testid="new-order-line"]')) document.getElementById("customer-360")?.querySelector('[data-testid="new-order-open"]')?.click();
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const selects = [...panel.querySelectorAll('[data-testid="new-order-product"]')];
