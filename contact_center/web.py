@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from contact_center.api import serialize as ser
 from contact_center.api.errors import error_response, path_int, read_json
 from contact_center.console_email import add_console_email_routes
+from contact_center.console_search import add_console_search_routes
 from contact_center.console_voice import add_console_voice_routes
 from contact_center.keys import DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.login_throttle import THROTTLE_KEY, Verdict
@@ -283,6 +284,7 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_post("/console/customers/{customer_id}/contact-points", given_contact)
     add_console_email_routes(app, agent_of=current_agent)
     add_console_voice_routes(app, agent_of=current_agent)
+    add_console_search_routes(app, agent_of=current_agent)
     app.router.add_get("/console", _page("console.html"))
     app.router.add_get("/shop", _page("shop.html"))
     app.router.add_get("/", _page("shop.html"))

@@ -24,16 +24,24 @@ import * as orderLookup from "./views/order-lookup.js";
 import * as customer360 from "./views/customer360.js";
 import * as newOrder from "./views/new-order.js";
 import * as title from "./views/title.js";
+import * as offerAlerts from "./views/offer-alerts.js";
+import * as stateLine from "./views/state-line.js";
+import * as continuity from "./views/continuity.js";
+import * as shortcuts from "./views/shortcuts.js";
+import * as panels from "./views/panels.js";
 
 /** hello: who we are, our status, the channels, then offers before conversations (an offer of a
  *  conversation already ours is ignored), then open the first conversation after a reload. */
 function onHello(hello) {
   if (!hello) return;
   session.showAgent(hello.agent);
-  statusbar.setStatusUi(hello.status || "offline");
+  statusbar.setStatusUi(hello.status || "offline", { reason: hello.status_reason, remember: false });
+  statusbar.restoreLastStatus(hello.status || "offline");
   channels.setFromHello(hello.channels);
   offers.syncFromHello(hello.offers);
+  const before = continuity.openBeforeHello();
   conversations.mergeHello(hello.conversations);
+  continuity.explainGone(before, hello);
   if (conversations.activeId() === null) {
     const first = conversations.allConvs().find((c) => !c.closed);
     if (first) conversations.selectConv(first.id);
@@ -64,6 +72,11 @@ function wire() {
   customer360.wire();
   newOrder.wire();
   title.wire();
+  offerAlerts.wire();
+  stateLine.wire();
+  continuity.wire();
+  shortcuts.wire();
+  panels.wire();
   socket.on("hello", onHello);
 }
 

@@ -48,6 +48,7 @@ function newConv(data) {
     unread: 0,
     lastSeq: 0,
     closed: false,
+    fresh: false, // accepted while another conversation was open: highlighted in the list until opened
     acceptedAt: Date.now(),
   };
 }
@@ -237,12 +238,19 @@ export function removeConv(conv, reason = null) {
   if (isActive(conv)) active.set(null, { previous: conv.id });
 }
 
+/** Added while the agent works on another one: the list highlights it until it is opened. */
+export function markFresh(conv) {
+  conv.fresh = true;
+  conversations.changed({ type: "upsert", conv });
+}
+
 /** Open a conversation in the centre (and mark it read). */
 export function selectConv(id) {
   const conv = getConv(id);
   if (!conv) return;
   const previous = active.get();
   conv.unread = 0;
+  conv.fresh = false;
   active.set(conv.id, { previous });
   conversations.changed({ type: "read", conv });
   if (!conv.messages.size) resume(conv);

@@ -1,16 +1,22 @@
 // "My conversations": one list for every channel, newest activity first, with a channel tag on each
 // conversation, its unread count, filters (channel, queue, status) and a search box (customer name,
 // address, loaded transcript text; an email's subject and addresses too). Each item is a real button; Up/Down/Home/End move between them.
-// Owner of the `listFilter` slice: {query, channel, queue, status}.
+// Each shows its queue, the time of its last message, "Needs reply" with how long the customer has waited when
+// they spoke last, and "New" when it was accepted while another one was open. Sort: newest activity, or longest
+// waiting first. The search also looks in the contact repository (GET /console/search: name, phone, email, order
+// number) and lists the customers it finds under the conversations; one opens in the Customer tab.
+// Owner of the `listFilter` slice: {query, channel, queue, status, sort}.
 
 import { $, h, key } from "../core/dom.js";
-import { fold, humanize, when } from "../core/format.js";
+import { epochMs, fold, humanize, when } from "../core/format.js";
+import { api } from "../core/http.js";
+import { showCustomer } from "./customer360.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
 import { channelInfo, knownChannelNames } from "../model/channels.js";
 import { channelIcon } from "../channels/icons.js";
 import { activeId, allConvs, convName, isNote, lastActivity, lastMessage, selectConv, senderOf } from "../model/conversations.js";
 
-const EMPTY_FILTER = { query: "", channel: "", queue: "", status: "" };
+const EMPTY_FILTER = { query: "", channel: "", queue: "", status: "", sort: "activity" };
 const listFilter = defineSlice("listFilter", { ...EMPTY_FILTER }, "views/conversation-list.js");
 
 const items = new Map(); // conversation id -> {li, button}
@@ -57,9 +63,28 @@ function previewOf(conv) {
 
 /** The last message the customer can see is theirs: the agent owes a reply. */
 function needsReply(conv) {
-  let best = null;
-  for (const m of conv.messages.values()) if (!isNote(conv, m) && senderOf(m) !== "system" && (!best || m.seq > best.seq)) best = m;
-  return !!best && senderOf(best) === "customer";
+  return waitingSince(conv) > 0;
+}
+
+/** Since when the customer has waited for an answer (ms: their first message after the last agent or bot
+ *  reply), or 0 when they have not (the agent spoke last, or nothing loaded yet). */
+export function waitingSince(conv) {
+  const shown = [...conv.messages.values()].filter((m) => !isNote(conv, m) && senderOf(m) !== "system").sort((a, b) => a.seq - b.seq);
+  let since = 0;
+  for (const m of shown) {
+    if (senderOf(m) === "customer") since = since || epochMs(m.created_at) || 1;
+    else since = 0;
+  }
+  return since;
+}
+
+/** "2m", "1h 05m", "40s". */
+export function ago(ms, now = Date.now()) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
 /** Whether a conversation passes the filters; with a query, the message it matched (for the preview). */
@@ -103,7 +128,8 @@ function renderItem(conv, f = listFilter.get()) {
   const preview = conv.closed ? "Closed" : result.hit ? lineOf(result.hit) || messageText(result.hit) : previewOf(conv);
   const named = convName(conv);
   // the full set is in the header; the address once (it is the name of a customer without one)
-  const meta = (conv.customerAddress && conv.customerAddress !== named ? conv.customerAddress : "") || (conv.queue ? humanize(conv.queue) : "");
+  const meta = conv.customerAddress && conv.customerAddress !== named ? conv.customerAddress : "";
+  const waiting = !conv.closed ? waitingSince(conv) : 0;
   // the button's name is its own text (what a sighted agent reads, in that order), with commas and the unread
   // count for screen readers only: an aria-label would differ from the visible text (axe: label-content-name-mismatch)
   const spoken = (text) => h("span", { class: "sr-only", text });
@@ -120,8 +146,14 @@ function renderItem(conv, f = listFilter.get()) {
       { class: "conv-meta" },
       spoken(", "),
       h("span", { class: "ch-pill", "data-testid": "channel-label", "data-icon": info.icon, title: info.label, text: info.short }),
+      conv.queue ? spoken(", queue ") : null,
+      conv.queue ? h("span", { class: "q-pill", "data-testid": "queue-label", text: humanize(conv.queue) }) : null,
       meta ? spoken(", ") : null,
       meta ? h("span", { class: "conv-meta-text", text: meta }) : null,
+      conv.fresh ? spoken(", ") : null,
+      conv.fresh ? h("span", { class: "fresh-pill", "data-testid": "fresh-label", text: "New" }) : null,
+      waiting ? spoken(", ") : null,
+      waiting ? h("span", { class: "reply-pill", "data-testid": "needs-reply", title: "The customer spoke last", text: `Needs reply · ${ago(waiting)}` }) : null,
     ),
     h(
       "span",
@@ -138,6 +170,8 @@ function renderItem(conv, f = listFilter.get()) {
   li.classList.toggle("active", isOpen);
   li.classList.toggle("closed", conv.closed);
   li.classList.toggle("unread", conv.unread > 0);
+  li.classList.toggle("fresh", !!conv.fresh);
+  li.dataset.waiting = waiting ? String(waiting) : "";
   li.dataset.channel = conv.channel;
   li.dataset.unread = String(conv.unread);
   li.hidden = !result.ok;
@@ -151,7 +185,11 @@ function renderAll() {
   const convs = allConvs();
   let shown = 0;
   for (const conv of convs) if (renderItem(conv, f)) shown++;
-  const order = convs.sort((a, b) => lastActivity(b) - lastActivity(a) || b.acceptedAt - a.acceptedAt || Number(b.id) - Number(a.id)).map((c) => items.get(key(c.id)).li);
+  const byActivity = (a, b) => lastActivity(b) - lastActivity(a) || b.acceptedAt - a.acceptedAt || Number(b.id) - Number(a.id);
+  // longest waiting: those owing a reply first, the oldest unanswered message first; then by activity
+  const wait = (c) => (c.closed ? 0 : waitingSince(c)) || Infinity;
+  const byWaiting = (a, b) => wait(a) - wait(b) || byActivity(a, b);
+  const order = convs.sort(f.sort === "waiting" ? byWaiting : byActivity).map((c) => items.get(key(c.id)).li);
   const current = [...list.children];
   if (order.length !== current.length || order.some((li, i) => current[i] !== li)) {
     const focused = document.activeElement;
@@ -163,9 +201,10 @@ function renderAll() {
 
 function renderChrome(total, shown) {
   const f = listFilter.get();
-  const filtering = !!(f.query.trim() || f.channel || f.queue || f.status);
+  const filtering = !!(f.query.trim() || f.channel || f.queue || f.status || f.sort !== "activity");
   $("conversations-empty").hidden = total > 0;
-  $("conv-filters").hidden = total === 0 && !filtering;
+  // the search box is always there (it finds customers too); the filters once there is something to filter
+  $("conv-filter-row").hidden = total === 0 && !filtering;
   $("conversations-no-match").hidden = !(total > 0 && shown === 0);
   $("conv-filter-summary").textContent = filtering ? `${shown} of ${total} conversation${total === 1 ? "" : "s"} shown` : "";
   const unread = allConvs().reduce((n, c) => n + c.unread, 0);
@@ -193,6 +232,43 @@ function renderFilterOptions() {
   const queues = [...new Set([...convs.map((c) => c.queue), f.queue].filter(Boolean))].sort();
   setOptions($("conv-filter-queue"), [["", "All"], ...queues.map((q) => [q, humanize(q)])], f.queue);
   setOptions($("conv-filter-status"), STATUSES, f.status);
+  $("conv-sort").value = f.sort === "waiting" ? "waiting" : "activity";
+}
+
+// ---------- customers in the contact repository (GET /console/search)
+
+let searchTimer = null;
+let searchSeq = 0;
+
+async function searchCustomers(query) {
+  const q = query.trim();
+  const mine = ++searchSeq;
+  const box = $("customer-hits-wrap");
+  if (q.length < 2) {
+    box.hidden = true;
+    $("customer-hits").replaceChildren();
+    return;
+  }
+  const r = await api(`/console/search?q=${encodeURIComponent(q)}`);
+  if (mine !== searchSeq) return; // a newer search started
+  const found = r.ok && Array.isArray(r.data?.customers) ? r.data.customers : [];
+  const how = { name: "name", email: "email", phone: "phone", order: "order" };
+  $("customer-hits").replaceChildren(
+    ...found.map((c) => {
+      const orders = `${c.orders} order${c.orders === 1 ? "" : "s"}`;
+      const matched = c.matched === "order" && c.order_id ? `order #${c.order_id}` : how[c.matched] || "";
+      const b = h(
+        "button",
+        { type: "button", class: "hit", "data-testid": "customer-hit", "data-customer-id": c.id },
+        h("span", { class: "hit-name", text: `${c.display_name} (#${c.id})` }),
+        h("span", { class: "small muted", text: `${orders}${matched ? ` · matched by ${matched}` : ""}` }),
+      );
+      b.addEventListener("click", () => showCustomer(c.id));
+      return h("li", {}, b);
+    }),
+  );
+  $("customer-hits-empty").hidden = found.length > 0;
+  box.hidden = false;
 }
 
 function setFilter(patch) {
@@ -227,12 +303,18 @@ export function wire() {
   subscribe("active", renderAll);
   subscribe("listFilter", renderAll);
   subscribe("channels", renderAll);
-  $("conv-search").addEventListener("input", (ev) => setFilter({ query: ev.target.value }));
+  $("conv-search").addEventListener("input", (ev) => {
+    setFilter({ query: ev.target.value });
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => searchCustomers(ev.target.value), 300);
+  });
+  $("conv-sort").addEventListener("change", (ev) => setFilter({ sort: ev.target.value }));
   $("conv-search").addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && ev.target.value) {
       ev.preventDefault();
       ev.target.value = "";
       setFilter({ query: "" });
+      searchCustomers("");
     }
   });
   $("conv-filter-channel").addEventListener("change", (ev) => setFilter({ channel: ev.target.value }));
@@ -241,6 +323,7 @@ export function wire() {
   $("conv-filter-clear").addEventListener("click", () => {
     $("conv-search").value = "";
     setFilter({ ...EMPTY_FILTER });
+    searchCustomers("");
     $("conv-search").focus();
   });
   subscribe("session", (s, change) => {
@@ -249,6 +332,7 @@ export function wire() {
     listFilter.set({ ...EMPTY_FILTER }, { type: "reset" });
   });
   // a clock for "10:42" against "yesterday": redraw the times once a minute
-  setInterval(() => read("session").signedIn && allConvs().length && renderAll(), 60 * 1000);
+  // and the "Needs reply · 2m" waits every 15 s
+  setInterval(() => read("session").signedIn && allConvs().length && renderAll(), 15 * 1000);
   renderAll();
 }

@@ -208,6 +208,13 @@ export function popCustomer(customerId) {
   return true;
 }
 
+/** Show a customer found by the search (the list's "Customers" hits), whatever is open. */
+export function showCustomer(customerId) {
+  if (customerId === null || customerId === undefined) return;
+  load360(customerId);
+  setTab("customer");
+}
+
 function clear() {
   req++;
   customer.set({ id: null, customer: null }, { type: "cleared", idChanged: true });

@@ -17,6 +17,7 @@ export function noticeText(kind, name, skipSeconds) {
   const known = Number.isFinite(skip) && skipSeconds !== null && skipSeconds !== undefined && skipSeconds !== "";
   const again = !known ? "" : skip > 0 ? ` It will not be offered to you again for ${duration(skip)}.` : " It may be offered to you again.";
   if (kind === "declined") return `You declined ${name}. It is back in the queue for another agent.${again}`;
+  if (kind === "ended") return `While you were away, your conversation with ${name} ended or went back to the queue for another agent.`;
   if (kind === "left") return `${name} left before the offer was answered: nothing to do.`;
   return `Missed: ${name}. The offer timed out and went back to the queue.${again}`;
 }

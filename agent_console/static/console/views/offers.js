@@ -5,10 +5,10 @@
 // state anyone reads: plain DOM under #offer-notices.
 
 import { $, h, key } from "../core/dom.js";
-import { humanize } from "../core/format.js";
+import { humanize, timeFmt } from "../core/format.js";
 import * as socket from "../core/socket.js";
 import { defineSlice, subscribe } from "../core/store.js";
-import { getConv, isPlaceholderName, reopen, upsertConv, addMessage, selectConv } from "../model/conversations.js";
+import { activeId, getConv, isPlaceholderName, markFresh, reopen, upsertConv, addMessage, selectConv } from "../model/conversations.js";
 import { channelTag } from "../model/channels.js";
 import { toast } from "./toasts.js";
 import { noticeText } from "./offer-notice-text.js";
@@ -24,7 +24,7 @@ function renderCount() {
 }
 
 /** Who an offer is from: the customer's name, else their address, else the hub's placeholder. */
-function offerName(offer) {
+export function offerName(offer) {
   const given = offer.customer?.display_name;
   return !isPlaceholderName(given) ? given : offer.customer_address || given || `Customer #${offer.customer?.id ?? "?"}`;
 }
@@ -42,13 +42,15 @@ function dropNotice(id) {
   notices.delete(id);
 }
 
-function showNotice(id, kind, name, skipSeconds) {
+function showNotice(id, kind, name, skipSeconds, at = null) {
   dropNotice(id);
+  // when it happened ("14:02"), beside the words: "Missed: Maria Lopez ... · 14:02"
+  const stamp = at ? h("time", { class: "offer-notice-at", "data-testid": "offer-notice-at", datetime: new Date(at).toISOString(), text: timeFmt.format(new Date(at)) }) : null;
   const dismiss = h("button", { type: "button", class: "offer-notice-close", "data-testid": "offer-notice-dismiss", "aria-label": "Dismiss", title: "Dismiss", text: "×" });
   const node = h(
     "div",
     { class: "offer-notice", "data-testid": "offer-notice", "data-kind": kind, "data-conversation-id": id },
-    h("p", { class: "offer-notice-text", "data-testid": "offer-notice-text", text: noticeText(kind, name, skipSeconds) }),
+    h("div", { class: "offer-notice-body" }, h("p", { class: "offer-notice-text", "data-testid": "offer-notice-text", text: noticeText(kind, name, skipSeconds) }), stamp),
     dismiss,
   );
   dismiss.addEventListener("click", () => dropNotice(id));
@@ -62,7 +64,22 @@ function showNotice(id, kind, name, skipSeconds) {
 
 /** The offer of `id` is gone because the agent let it time out (the hub's `offer_revoked` reason, or our clock). */
 function missed(id, entry, skipSeconds = null) {
-  showNotice(id, "missed", offerName(entry.data), skipSeconds);
+  const expires = Number(entry.data.expires_at) || 0;
+  showNotice(id, "missed", offerName(entry.data), skipSeconds, expires ? Math.min(Date.now(), expires * 1000) : Date.now());
+}
+
+/** A conversation that was the agent's ended (went back to the queue, or was closed) while they were away. */
+export function showEndedNotice(id, name) {
+  showNotice(key(id), "ended", name, null, Date.now());
+}
+
+/** Accept the offer that runs out first (the Alt+A shortcut); false when there is none. */
+export function acceptNext() {
+  const first = [...offers.get().values()].sort((a, b) => (Number(a.data.expires_at) || 0) - (Number(b.data.expires_at) || 0))[0];
+  if (!first) return false;
+  const [accept, decline] = first.node.querySelectorAll(".offer-actions button");
+  acceptOffer(first, accept, decline);
+  return true;
 }
 
 export function addOffer(offer) {
@@ -153,7 +170,13 @@ function acceptOffer(entry, ...buttons) {
     });
     reopen(conv);
     for (const m of data.messages || []) addMessage(conv, m);
-    selectConv(conv.id);
+    // focus stays where the agent is: the accepted conversation opens only when none was open; otherwise it is
+    // added to the list, highlighted as new, and the agent goes to it when they choose
+    if (activeId() === null || !getConv(activeId()) || getConv(activeId()).closed) selectConv(conv.id);
+    else {
+      markFresh(conv);
+      toast(`${offerName(offer)} was added to your conversations`);
+    }
   });
 }
 
