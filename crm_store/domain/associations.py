@@ -18,7 +18,6 @@ arithmetic; FP-growth earns its complexity on long baskets, which a shop's are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -30,7 +29,6 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_MIN_SUPPORT = 0.002
 DEFAULT_MIN_CONFIDENCE = 0.05
 DEFAULT_MIN_LIFT = 1.2
-_CHUNK = 100_000
 
 
 @dataclass(frozen=True)
@@ -90,53 +88,44 @@ def frequent_itemsets(order_ids: Sequence[int] | IntArray, product_ids: Sequence
     if max_len == 1 or frequent.size < 2:
         return Itemsets(n, products.astype(np.int64), item_counts, counts)
 
-    # Pairs: Xᵀ X over the frequent columns, chunk by chunk of orders (lines are sorted by order).
+    # Pairs and triples, counted sparsely: lines sorted by (order, column); within a basket of s items the
+    # pairs are (line i, line i + d) for d < s with the same order, so one vectorised pass per offset d.
     col = np.full(k, -1, dtype=np.int64)
     col[frequent] = np.arange(frequent.size)
     keep = col[p_idx] >= 0
-    lo, lc = o_idx[keep], col[p_idx[keep]]
+    lo, lc = o_idx[keep], col[p_idx[keep]]  # still sorted by (order, column): pair_key was sorted
     f = frequent.size
-    pair_counts = np.zeros((f, f), dtype=np.float64)
-    bounds = np.searchsorted(lo, np.arange(0, n + _CHUNK, _CHUNK))
-    chunks: list[tuple[int, int, int]] = []
-    for ci in range(len(bounds) - 1):
-        a, b = int(bounds[ci]), int(bounds[ci + 1])
-        if a == b:
-            continue
-        start = ci * _CHUNK
-        rows = int(lo[b - 1]) - start + 1
-        x = basket_matrix(lo[a:b] - start, lc[a:b], rows, f)
-        pair_counts += (x.T @ x).astype(np.float64)
-        chunks.append((a, b, start))
-    pc = np.rint(pair_counts).astype(np.int64)
-    iu, ju = np.triu_indices(f, k=1)
-    ok = pc[iu, ju] >= min_count
-    frequent_pairs = {(int(iu[t]), int(ju[t])) for t in np.flatnonzero(ok)}
+    sizes = np.bincount(lo, minlength=n)
+    max_size = int(sizes.max()) if sizes.size else 0
+    pair_keys: list[npt.NDArray[np.int64]] = []
+    for d in range(1, max_size):
+        same = lo[d:] == lo[:-d]
+        pair_keys.append(lc[:-d][same] * f + lc[d:][same])
+    pc = np.bincount(np.concatenate(pair_keys), minlength=f * f).reshape(f, f) if pair_keys else np.zeros((f, f), np.int64)
+    iu, ju = np.nonzero(np.triu(pc, k=1) >= min_count)
+    frequent_pairs = {(int(i), int(j)) for i, j in zip(iu, ju)}
     for i, j in frequent_pairs:
         counts[tuple(sorted((int(products[frequent[i]]), int(products[frequent[j]]))))] = int(pc[i, j])
     if max_len == 2 or not frequent_pairs:
         return Itemsets(n, products.astype(np.int64), item_counts, counts)
 
-    # Triples whose three pairs are frequent.
-    neighbours: dict[int, set[int]] = {}
-    for i, j in frequent_pairs:
-        neighbours.setdefault(i, set()).add(j)
-    candidates = []
-    for i, js in neighbours.items():
-        for j, l in combinations(sorted(js), 2):
-            if (j, l) in frequent_pairs:
-                candidates.append((i, j, l))
-    if candidates:
-        cand = np.asarray(candidates, dtype=np.int64)
-        totals = np.zeros(len(candidates), dtype=np.int64)
-        for a, b, start in chunks:
-            rows = int(lo[b - 1]) - start + 1
-            xb: npt.NDArray[np.bool_] = basket_matrix(lo[a:b] - start, lc[a:b], rows, f) > 0
-            totals += (xb[:, cand[:, 0]] & xb[:, cand[:, 1]] & xb[:, cand[:, 2]]).sum(axis=0)
-        for t in np.flatnonzero(totals >= min_count):
-            i, j, l = (int(v) for v in cand[t])
-            key = tuple(sorted(int(products[frequent[v]]) for v in (i, j, l)))
-            counts[key] = int(totals[t])
+    # Triples (i < j < l by column) whose three pairs are all frequent (the Apriori property).
+    ok_pair = np.zeros((f, f), dtype=bool)
+    ok_pair[iu, ju] = True
+    triple_keys: list[npt.NDArray[np.int64]] = []
+    for d1 in range(1, max_size - 1):
+        for d2 in range(d1 + 1, max_size):
+            same = lo[d2:] == lo[:-d2]
+            a, b, c = lc[:-d2][same], lc[d1:len(lc) - d2 + d1][same], lc[d2:][same]
+            good = ok_pair[a, b] & ok_pair[a, c] & ok_pair[b, c]
+            triple_keys.append((a[good] * f + b[good]) * f + c[good])
+    if triple_keys:
+        keys, found = np.unique(np.concatenate(triple_keys), return_counts=True)
+        for key3, cnt in zip(keys[found >= min_count].tolist(), found[found >= min_count].tolist()):
+            i, rem = divmod(int(key3), f * f)
+            j, l = divmod(rem, f)
+            items3 = tuple(sorted(int(products[frequent[v]]) for v in (i, j, l)))
+            counts[items3] = int(cnt)
     return Itemsets(n, products.astype(np.int64), item_counts, counts)
 
 

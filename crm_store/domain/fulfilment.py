@@ -235,7 +235,12 @@ def _explain_batch(batch: Sequence[OrderFacts], raw: Sequence[Mapping[str, float
     by_level: dict[int, list[int]] = {}
     for i in order:
         by_level.setdefault(int(level[i]), []).append(i)
-    max_level = int(level.max())
+    # "ranks above X": the first order in list order that this one is preferred to (preferred implies a
+    # lower level, so that is in a later level), found for every row at once
+    perm = np.asarray(order, dtype=np.intp)
+    pref_sorted = pref[:, perm]
+    has_below = np.asarray(pref_sorted.any(axis=1), dtype=bool).reshape(-1)
+    first_below = perm[np.argmax(pref_sorted, axis=1)]
     for i in order:
         lv = int(level[i])
         e = QueueEntry(
@@ -244,13 +249,9 @@ def _explain_batch(batch: Sequence[OrderFacts], raw: Sequence[Mapping[str, float
             raw={c.key: round(float(raw[i][c.key]), 3) for c in crit},
             promised_date=batch[i].promised_date,
         )
-        # the first order of the next levels that this one is preferred to
-        for nxt in range(lv + 1, max_level + 1):
-            below = [j for j in by_level.get(nxt, []) if pref[i, j]]
-            if below:
-                j = below[0]
-                e.above = f"ranks above #{batch[j].order_id} because {result.why_pair(i, j)}"
-                break
+        if has_below[i]:
+            j = int(first_below[i])
+            e.above = f"ranks above #{batch[j].order_id} because {result.why_pair(i, j)}"
         ties = [j for j in np.flatnonzero(same[i]).tolist() if j != i]
         incs = np.flatnonzero(inc[i]).tolist()
         e.tied_with = sorted(batch[j].order_id for j in ties)
