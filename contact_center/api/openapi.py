@@ -19,6 +19,19 @@ _ERROR = {
 }
 
 
+def _generic(r: Route) -> dict[int, str]:
+    """The errors any such operation can answer (docs/subsystems/http-api.md, Errors): 400 for a query parameter or
+    body it cannot read, 404 for a path id that names nothing, 422 for a body that does not validate."""
+    out: dict[int, str] = {}
+    if any(p.where == "query" for p in r.params) or r.body is not None:
+        out[400] = "a query parameter or the body cannot be read (the field and the reason)"
+    if any(p.where == "path" for p in r.params):
+        out[404] = "no such resource"
+    if r.body is not None:
+        out[422] = "the body does not validate (each field and the reason)"
+    return out
+
+
 def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
     """The OpenAPI document describing every route in ``routes``."""
     paths: dict[str, dict[str, Any]] = {}
@@ -37,7 +50,7 @@ def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
                     {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                     if code >= 400 else {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
                 )
-                for code, text in sorted({**r.responses, 401: "missing or bad service token"}.items())
+                for code, text in sorted({**_generic(r), **r.responses, 401: "missing or bad service token"}.items())
             },
         }
         if r.auth:

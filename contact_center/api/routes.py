@@ -480,7 +480,7 @@ async def supervisor_snapshot(request: web.Request) -> web.Response:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/customers", search_customers, "Search customers by phone, email or name", "customers",
-          (Param("phone"), Param("email"), Param("q", description="part of a name"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion"}),
+          (Param("phone"), Param("email"), Param("q", description="part of a name"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion", 422: "invalid phone or email"}),
     Route("POST", "/api/customers/resolve", resolve_customer, "Find or create the customer of an address", "customers",
           body={"type": "object", "required": ["kind", "address"], "properties": {"kind": {"type": "string"}, "address": {"type": "string"}, "display_name": {"type": "string"}}},
           responses={403: "an agent's session outside its scope (docs/security.md)", 200: "found", 201: "created", 422: "invalid address"}),
@@ -505,7 +505,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/orders/quote", quote, "Price an order and estimate delivery without placing it", "orders", body=_ORDER_BODY,
           responses={200: "OK", 422: "invalid order"}),
     Route("GET", "/api/orders", list_orders, "Orders of a customer by id, phone or email", "orders",
-          (Param("customer_id", type="integer"), Param("phone"), Param("email"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion", 422: "invalid address"}),
+          (Param("customer_id", type="integer"), Param("phone"), Param("email"), _LIMIT), responses={403: "an agent's session outside its scope (docs/security.md)", 200: "OK", 400: "no criterion", 404: "unknown customer", 422: "invalid address"}),
     Route("GET", "/api/orders/overdue", overdue, "Open orders past their promised date", "orders", (_LIMIT,), responses={200: "OK", 403: "an agent's session outside its scope (docs/security.md)"}),
     Route("GET", "/api/orders/{order_id}", get_order, "One order with lines and history", "orders", (_ORDER,), responses={200: "OK", 404: "unknown order"}),
     Route("GET", "/api/orders/{order_id}/track", track_order, "Where an order is", "orders", (_ORDER,), responses={200: "OK", 404: "unknown order"}),
