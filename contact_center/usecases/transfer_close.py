@@ -24,6 +24,25 @@ log = logging.getLogger("contact_center.hub")
 
 TRANSFER_TEXT = "You are being transferred to a colleague who can help further."
 
+TRANSFER_SENDER_SKIP_SECONDS = 600.0
+"""A conversation transferred to a queue is not offered back to the agent who sent it for this long, when someone
+else serves that queue now (available or busy, with its skills). When nobody else does, the sender stays eligible:
+the console asks them first ("nobody else is available: it may come back to you")."""
+
+
+async def _others_serve(hub: Hub, queue: str, sender: int) -> bool:
+    """Whether an agent other than ``sender`` takes contacts now (available or busy) with the queue's skills."""
+    from contact_center.domain.routing import AgentStatus
+
+    rule = hub.rules.get(queue)
+    required = rule.skills_required if rule is not None else frozenset()
+    for p in await hub.store.all_presence():
+        if p.agent_id == sender or p.status not in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value):
+            continue
+        if all(int(p.skills.get(s, 0) or 0) >= 1 for s in required):
+            return True
+    return False
+
 
 async def close(hub: Hub, agent: Any, conversation_id: Any, disposition: Any, note: Any = "") -> None:
     """Wrap up a conversation with a disposition; the agent's capacity is freed."""
@@ -91,9 +110,15 @@ async def transfer(
         raise HubError("conflict", "this conversation is closed")
     await hub.store.release(conv.id, hub.clock())
     entry = hub.entry(moved.conversation, moved.customer)
-    await hub.store.enqueue(
-        QueueEntry(entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at, frozenset(), to_agent)
-    )
+    skip_sender = holder is not None and to_agent is None and await _others_serve(hub, new_queue, holder)
+    now = hub.clock()
+    await hub.store.enqueue(QueueEntry(
+        entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at,
+        frozenset({holder}) if skip_sender and holder is not None else frozenset(), to_agent,
+        # the router skips the agents in declined_by while now - declined_at < decline_skip: this keeps the
+        # sender skipped for TRANSFER_SENDER_SKIP_SECONDS (a later decline by someone else restarts the usual skip)
+        declined_at=now + TRANSFER_SENDER_SKIP_SECONDS - hub.decline_skip if skip_sender else 0.0,
+    ))
     spec = hub.channels.get(conv.channel)
     if spec is not None and spec.connects_agent:  # a call: the caller waits again until the next agent accepts
         from contact_center.usecases import calls

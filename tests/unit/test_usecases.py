@@ -935,3 +935,41 @@ async def test_an_answered_offer_resets_the_missed_streak_and_a_chosen_away_is_n
     assert not await offers.offer_missed(hub, BOB.id, 999)
     assert not await offers.offer_missed(hub, BOB.id, 999)
     assert offers.status_reasons(hub) == {}
+
+
+# --- transfers: the sender is not offered the conversation back while someone else serves the queue ---------
+
+
+async def test_a_transfer_to_a_queue_goes_to_someone_else_and_back_to_the_sender_only_when_nobody_else_serves() -> None:
+    hub, repo, notify, clock = await _chat_hub()
+    await _online(hub, ALICE)
+    cid = await _offered_chat(hub, "visitor-41")
+    assert await router.route_once(hub) == 1
+    await offers.accept(hub, ALICE, cid)
+    # nobody else serves: the sender stays eligible (the console asked them first)
+    await transfer_close.transfer(hub, ALICE, cid, queue="support")
+    assert await router.route_once(hub) == 1
+    assert [o.conversation_id for o in await hub.store.offers_of(ALICE.id)] == [cid]
+    await offers.accept(hub, ALICE, cid)
+    # Bob is there: it goes to Bob and never back to Alice, also after the usual decline skip
+    await _online(hub, BOB)
+    await transfer_close.transfer(hub, ALICE, cid, queue="support")
+    await offers.set_status(hub, BOB, "away")  # Bob steps away before it reaches him
+    clock.now += hub.decline_skip + 60
+    assert await router.route_once(hub) == 0
+    assert await hub.store.offers_of(ALICE.id) == []
+    await offers.set_status(hub, BOB, "available")
+    assert await router.route_once(hub) == 1
+    assert [o.conversation_id for o in await hub.store.offers_of(BOB.id)] == [cid]
+    assert transfer_close.TRANSFER_SENDER_SKIP_SECONDS > hub.decline_skip + 60
+
+
+async def test_the_widgets_session_says_whether_anyone_serves_now_and_the_wait() -> None:
+    hub, repo, notify, clock = await _chat_hub()
+    before = await inbound.customer_session(hub, "visitor-51")
+    assert before["customer_id"] is None
+    assert before["availability"] == {"agents_available": 0, "estimated_wait_seconds": None}
+    await _online(hub, ALICE)
+    now = await inbound.customer_session(hub, "visitor-51")
+    assert now["availability"]["agents_available"] == 1
+    assert isinstance(now["availability"]["estimated_wait_seconds"], int)

@@ -1,6 +1,9 @@
 // The transfer dialog: to a queue, or to a named colleague, with a note. For a call it also has "Consult first"
 // (a warm transfer: the caller is held while the colleague, or the queue's next free agent, is rung into the
 // call; the call card then completes or cancels it: panes/call.js).
+// Per queue it says what will happen: how many colleagues are available there now and the wait (GET
+// /console/queues.json); to a queue nobody else serves now it asks first: the hub then keeps the conversation
+// eligible for the sender (otherwise it is never offered back to them: contact_center/usecases/transfer_close.py).
 // Owner of the `transfer` slice: {convId: the conversation the dialog is for, pendingId: a transfer in flight}.
 
 import { $, h, key } from "../core/dom.js";
@@ -14,6 +17,37 @@ import { toast } from "./toasts.js";
 
 const transfer = defineSlice("transfer", { convId: null, pendingId: null }, "views/transfer.js");
 let agentNames = new Map(); // agent id -> display name, from the directory
+let queueInfo = new Map(); // queue name -> /console/queues.json's row
+
+function waitWords(seconds) {
+  if (seconds === null || seconds === undefined) return "no estimate";
+  if (seconds < 60) return "under a minute";
+  return `about ${Math.round(seconds / 60)} min`;
+}
+
+/** What the chosen queue means: who is there, the wait; and whether the transfer must be confirmed. */
+function renderQueueInfo() {
+  const q = $("transfer-queue").value;
+  const info = q ? queueInfo.get(q) : null;
+  const line = $("transfer-queue-info");
+  const confirm = $("transfer-confirm");
+  line.hidden = !info;
+  confirm.hidden = true;
+  $("transfer-confirm-check").checked = false;
+  if (!info) return;
+  const nobody = !info.others_serving;
+  line.dataset.nobody = String(nobody);
+  line.textContent = nobody
+    ? `Nobody else is taking ${humanize(q)} contacts now. ${info.waiting} waiting.`
+    : `${info.others_available} colleague${info.others_available === 1 ? "" : "s"} available now (${info.others_serving} serving) · ${info.waiting} waiting · wait ${waitWords(info.estimated_wait_seconds)}. It will not come back to you.`;
+  confirm.hidden = !nobody;
+}
+
+function needsConfirm() {
+  const q = $("transfer-queue").value;
+  const info = q ? queueInfo.get(q) : null;
+  return !!info && !info.others_serving && !$("transfer-confirm-check").checked;
+}
 
 function patch(p) {
   transfer.set({ ...transfer.get(), ...p });
@@ -35,7 +69,7 @@ let consultButton = null;
 
 function updateTransferSubmit() {
   const none = !($("transfer-queue").value || $("transfer-agent").value) || transfer.get().pendingId !== null;
-  $("transfer-submit").disabled = none;
+  $("transfer-submit").disabled = none || needsConfirm();
   if (consultButton) {
     const conv = getConv(transfer.get().convId);
     consultButton.hidden = !isCallConv(conv);
@@ -50,6 +84,7 @@ async function consultFirst() {
   const queue = $("transfer-queue").value;
   const agentId = $("transfer-agent").value;
   if (!queue && !agentId) return transferError("Choose a queue or a colleague.");
+  if (!agentId && needsConfirm()) return transferError("Nobody else is available there: confirm that it may come back to you.");
   transferError("");
   patch({ pendingId: conv.id });
   updateTransferSubmit();
@@ -78,7 +113,8 @@ async function openTransfer() {
   queueSel.disabled = agentSel.disabled = true;
   updateTransferSubmit();
   if (!dialog.open) dialog.showModal();
-  const r = await api("/console/directory.json");
+  const [r, qv] = await Promise.all([api("/console/directory.json"), api("/console/queues.json")]);
+  queueInfo = new Map((qv.ok && Array.isArray(qv.data?.queues) ? qv.data.queues : []).map((q) => [q.name, q]));
   if (key(transfer.get().convId) !== key(conv.id) || !dialog.open) return;
   if (!r.ok || !r.data) {
     queueSel.replaceChildren(h("option", { value: "", text: "—" }));
@@ -89,7 +125,11 @@ async function openTransfer() {
   const queues = Array.isArray(r.data.queues) ? r.data.queues.filter((q) => typeof q === "string") : [];
   queueSel.replaceChildren(
     h("option", { value: "", text: queues.length ? "Choose a queue…" : "No queues" }),
-    ...queues.map((q) => h("option", { value: q, text: humanize(q) + (q === conv.queue ? " (current)" : "") })),
+    ...queues.map((q) => {
+      const info = queueInfo.get(q);
+      const who = info ? ` — ${info.others_available ? `${info.others_available} available` : "nobody else available"}` : "";
+      return h("option", { value: q, text: humanize(q) + (q === conv.queue ? " (current)" : "") + who });
+    }),
   );
   const rank = { available: 0, busy: 1, wrap_up: 2, away: 2, offline: 3 };
   const agents = (Array.isArray(r.data.agents) ? r.data.agents : []).filter((a) => a && a.id != null);
@@ -106,6 +146,7 @@ async function openTransfer() {
     ),
   );
   queueSel.disabled = agentSel.disabled = false;
+  renderQueueInfo();
   updateTransferSubmit();
   queueSel.focus();
 }
@@ -117,6 +158,7 @@ function submitTransfer(ev) {
   const queue = $("transfer-queue").value;
   const agentId = $("transfer-agent").value;
   if (!queue && !agentId) return transferError("Choose a queue or a colleague.");
+  if (!agentId && needsConfirm()) return transferError("Nobody else is available there: confirm that it may come back to you.");
   if (!socket.isConnected()) return transferError("Not connected: try again in a moment.");
   const note = $("transfer-note").value.trim();
   const payload = agentId ? { conversation_id: conv.id, agent_id: Number(agentId), note } : { conversation_id: conv.id, queue, ...(note ? { note } : {}) };
@@ -161,13 +203,16 @@ export function wire() {
   $("transfer-queue").addEventListener("change", () => {
     if ($("transfer-queue").value) $("transfer-agent").value = "";
     transferError("");
+    renderQueueInfo();
     updateTransferSubmit();
   });
   $("transfer-agent").addEventListener("change", () => {
     if ($("transfer-agent").value) $("transfer-queue").value = "";
     transferError("");
+    renderQueueInfo();
     updateTransferSubmit();
   });
+  $("transfer-confirm-check").addEventListener("change", updateTransferSubmit);
   subscribe("conversations", (_, change) => {
     if (change.type !== "removed") return;
     const conv = change.conv;
