@@ -1,6 +1,7 @@
 // How one message looks in a transcript: sender, text (as text), attachments, the bot's handover draft,
 // and for outbound messages the delivery ticks. Shared by every pane that shows messages.
 
+import { linkify } from "../core/linkify.js";
 import { h } from "../core/dom.js";
 import { channelIcon } from "../channels/icons.js";
 import { bytes, fmt } from "../core/format.js";
@@ -66,7 +67,7 @@ export function messageNode(conv, m, { pending = false } = {}) {
     node.append(h("div", { class: "note-label", text: label }));
   }
   const attachments = Array.isArray(m.attachments) ? m.attachments.map(attachmentNode).filter(Boolean) : [];
-  if (m.text || !attachments.length) node.append(h("div", { class: "bubble", text: m.text }));
+  if (m.text || !attachments.length) node.append(h("div", { class: "bubble" }, linkify(m.text || "")));
   if (attachments.length) node.append(h("div", { class: "attachments" }, attachments));
   const draft = m.handoff && m.handoff.context && m.handoff.context.draft;
   if (draft && Array.isArray(draft.lines) && draft.lines.length) {
