@@ -24,6 +24,7 @@
   var KEY_OUTBOX = "cc_outbox"; // messages typed while offline, resent with the same client_msg_id
   var KEY_PROFILE = "cc_profile"; // {name, email} given before the first message
   var KEY_QUEUE = "cc_queue"; // last {conversation_id, position, estimated_wait_seconds}: the hub re-sends it only on change
+  var KEY_OPEN = "cc_open"; // the panel was open: a reload opens it again (issue 20)
   var MAX_CACHED = 200;
   var VISITOR_RE = /^[A-Za-z0-9_-]{8,128}$/;
   var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -175,7 +176,10 @@
     ".ccw .ccw-send:disabled{background:#93c5fd;cursor:default;}",
     ".ccw .ccw-error{color:#b91c1c;font-size:12px;padding:0 16px 8px;}",
     ".ccw .ccw-error:empty{display:none;}",
-    "@media (max-width:480px){.ccw{right:12px;bottom:12px;}.ccw .ccw-panel{width:calc(100vw - 24px);height:calc(100vh - 100px);}}",
+    "@media (max-width:480px){.ccw{right:12px;bottom:12px;}.ccw .ccw-panel{position:fixed;inset:0;width:100vw;height:100vh;height:100dvh;max-height:none;border-radius:0;border:0;z-index:2147483001;}.ccw .ccw-head{padding-top:max(12px,env(safe-area-inset-top));}}",
+    ".ccw .ccw-status[data-state=online][data-agents=none] .ccw-dot{background:#fbbf24;}",
+    ".ccw .ccw-status[data-state=online][data-agents=unknown] .ccw-dot{background:#cbd5e1;}",
+    ".ccw .ccw-bubble a{color:inherit;text-decoration:underline;}",
   ].join("\n");
 
   // ---------------------------------------------------------------- build the UI
@@ -276,6 +280,7 @@
 
   function setOpen(open) {
     state.open = open;
+    save(KEY_OPEN, open ? true : null);
     ui.panel.hidden = !open;
     ui.launcher.setAttribute("aria-expanded", open ? "true" : "false");
     if (open) {
@@ -283,7 +288,8 @@
       renderBadge();
       scrollDown(true);
       ui.input.focus();
-      if (!state.socket && (state.messages.length || state.outbox.length)) connect();
+      // connect on open: the hub's session says whether anyone is there to answer (the header tells the truth)
+      if (!state.socket) connect().catch(function () { /* the header says it */ });
     }
   }
 
@@ -292,9 +298,54 @@
     text(ui.badge, state.unread > 9 ? "9+" : String(state.unread));
   }
 
+  /** Text with its http, https and mailto links as <a target=_blank rel="noopener noreferrer">, node by node
+   *  (never innerHTML); anything else, and a URL with a user name in it, stays text. Same rules as the console's
+   *  core/linkify.js. */
+  function linkify(node, value) {
+    var s = value == null ? "" : String(value);
+    var re = /\b(?:https?:\/\/|mailto:|www\.)[^\s<>"'`]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/gi;
+    var last = 0, m;
+    while ((m = re.exec(s))) {
+      var raw = m[0].replace(/[.,;:!?\]}'"\u00bb]+$/, "");
+      if (/\)$/.test(raw) && raw.indexOf("(") < 0) raw = raw.replace(/\)+$/, "");
+      var cand = /^www\./i.test(raw) ? "https://" + raw : !/^(?:https?:|mailto:)/i.test(raw) ? "mailto:" + raw : raw;
+      var url = null;
+      try { url = new URL(cand); } catch (e) { url = null; }
+      if (!raw || !url || ["http:", "https:", "mailto:"].indexOf(url.protocol) < 0 || url.username || url.password || (url.protocol !== "mailto:" && !url.hostname)) continue;
+      if (m.index > last) node.appendChild(document.createTextNode(s.slice(last, m.index)));
+      var a = document.createElement("a");
+      a.href = url.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.textContent = raw;
+      node.appendChild(a);
+      last = m.index + raw.length;
+      re.lastIndex = last;
+    }
+    if (last < s.length) node.appendChild(document.createTextNode(s.slice(last)));
+    return node;
+  }
+
   function setStatus(kind, label) {
     ui.status.setAttribute("data-state", kind);
     text(ui.statusText, label);
+  }
+
+  /** The header's truth: {agents_available, estimated_wait_seconds} from the hub (the session's availability; a
+   *  queue update's wait, where null means nobody serves now). Unknown (an older hub): a neutral line. */
+  function setAvailability(a) {
+    // data-state stays the connection's; data-agents says whether anyone is there to answer
+    if (!a || typeof a !== "object") { setStatus("online", "We usually reply in a few minutes"); ui.status.setAttribute("data-agents", "unknown"); return; }
+    var n = a.agents_available;
+    var wait = a.estimated_wait_seconds;
+    if (n === 0 || (n == null && wait == null)) {
+      setStatus("online", "No one is available right now. Leave a message: we answer as soon as someone is back.");
+      ui.status.setAttribute("data-agents", "none");
+    } else {
+      var mins = typeof wait === "number" && isFinite(wait) ? Math.max(1, Math.ceil(wait / 60)) : null;
+      setStatus("online", "Agents available now" + (mins ? " \u00b7 reply in about " + mins + " min" : ""));
+      ui.status.setAttribute("data-agents", "available");
+    }
   }
 
   function setAgent(name) {
@@ -358,7 +409,7 @@
     }
     if (m.client_msg_id) node.setAttribute("data-client-msg-id", m.client_msg_id);
     if ((kind === "agent" || kind === "bot") && m.sender_name) node.appendChild(text(el("div", "ccw-who"), m.sender_name));
-    node.appendChild(text(el("div", "ccw-bubble"), m.text));
+    node.appendChild(linkify(el("div", "ccw-bubble"), m.text));
     if (kind === "bot" && !pending && Array.isArray(m.buttons) && m.buttons.length) {
       var row = el("div", "ccw-buttons", { "data-testid": "cc-buttons" });
       m.buttons.forEach(function (b) {
@@ -487,7 +538,7 @@
     connecting = loadSocketIo().then(function (io) {
       var socket = io(HUB + "/customer", {
         auth: function (cb) {
-          cb({ visitor_id: state.visitorId, name: state.profile.name || "", email: state.profile.email || "", last_seq: state.lastSeq });
+          cb(withIdentity({ visitor_id: state.visitorId, name: state.profile.name || "", email: state.profile.email || "", last_seq: state.lastSeq }));
         },
         reconnectionDelayMax: 8000,
       });
@@ -505,7 +556,8 @@
 
   function wire(socket) {
     socket.on("connect", function () {
-      setStatus("online", "Online");
+      setStatus("online", "Checking who is available\u2026"); // the session's availability says the truth
+      ui.status.setAttribute("data-agents", "unknown");
       showError("");
       if (state.connectedOnce && state.conversationId != null) {
         // back after a drop: fetch whatever we missed
@@ -527,6 +579,7 @@
     });
 
     socket.on("connect_error", function (err) {
+      if (identityRefused(socket, err)) return;
       var msg = (err && (err.data && err.data.message)) || (err && err.message) || "connection failed";
       if (socket.active) {
         setStatus("offline", "Reconnecting\u2026");
@@ -539,6 +592,7 @@
 
     socket.on("session", function (s) {
       if (!s) return;
+      identitySession(s);
       var sent = state.lastSeq;
       var conversationId = s.conversation_id;
       if (conversationId != null && String(conversationId) !== String(state.conversationId)) {
@@ -555,6 +609,7 @@
         conversationEnded();
       }
       state.status = s.status || null;
+      setAvailability(s.availability);
       (s.messages || []).forEach(function (m) { addMessage(m); });
       setAgent(s.agent_name || null);
       var lastQueue = load(KEY_QUEUE, null);
@@ -572,6 +627,7 @@
 
     socket.on("queue", function (q) {
       if (state.agentName || !q) return;
+      setAvailability({ agents_available: q.estimated_wait_seconds == null ? 0 : null, estimated_wait_seconds: q.estimated_wait_seconds });
       setQueue(q);
       save(KEY_QUEUE, { conversation_id: q.conversation_id == null ? state.conversationId : q.conversation_id, position: q.position, estimated_wait_seconds: q.estimated_wait_seconds });
     });
@@ -736,15 +792,206 @@
     });
   }
 
+  // ---------------------------------------------------------------- signed identity and "Your orders" (issue 19)
+  // A shop whose customer is logged in passes a token its server signed (docs/security.md, "Signed customer
+  // identity"): `data-identity="TOKEN"` on the script tag, or `ccWidget.identify(token)` (null: log out). It goes
+  // in the connection's auth; the hub answers a verified session (`verified: true`) or refuses the connection
+  // with an `identity_*` code, and then the widget goes on anonymously and fires `cc-identity-refused` on
+  // window. Only a verified customer gets the "Your orders" view (the hub's `orders` event). The transcript kept
+  // in localStorage belongs to one owner (a customer, or the anonymous visitor): another owner starts clean.
+
+  var KEY_OWNER = "cc_owner";
+  var ACCOUNT_CSS = [
+    ".ccw .ccw-account{display:flex;align-items:center;gap:8px;padding:6px 16px;border-bottom:1px solid #e5e7eb;background:#f8fafc;font-size:12.5px;color:#374151;}",
+    ".ccw .ccw-account[hidden]{display:none;}",
+    ".ccw .ccw-account-who{flex:1;min-width:0;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;}",
+    ".ccw .ccw-orders-toggle{color:#1d4ed8;font-weight:600;text-decoration:underline;padding:2px 4px;border-radius:4px;}",
+    ".ccw .ccw-orders-toggle:focus-visible{outline:2px solid #2563eb;outline-offset:1px;}",
+    ".ccw .ccw-orders{flex:1;overflow-y:auto;padding:10px 14px;background:#fff;display:flex;flex-direction:column;gap:8px;}",
+    ".ccw .ccw-orders[hidden]{display:none;}",
+    ".ccw .ccw-order{border:1px solid #e5e7eb;border-radius:10px;padding:8px 10px;}",
+    ".ccw .ccw-order-head{display:flex;justify-content:space-between;gap:8px;font-weight:600;}",
+    ".ccw .ccw-order-meta{font-size:12px;color:#5f6774;}",
+    ".ccw .ccw-order-late{color:#b91c1c;font-weight:600;}",
+    ".ccw .ccw-orders-note{color:#5f6774;font-size:13px;}",
+  ];
+  CSS = CSS + "\n" + ACCOUNT_CSS.join("\n");
+
+  state.identity = script ? (script.getAttribute("data-identity") || "").trim() || null : null;
+  state.verified = false;
+  (function claimCache() {
+    var owner = ownerOf(state.identity);
+    if (load(KEY_OWNER, "anon") !== owner) {
+      save(KEY_OWNER, owner);
+      state.messages = []; state.conversationId = null; state.lastSeq = 0; state.outbox = [];
+      persist();
+      save(KEY_QUEUE, null);
+    }
+  })();
+
+  /** Whose cache a token means: "c:<customer_id>" read from its payload (only to keep caches apart: the hub checks it). */
+  function ownerOf(token) {
+    if (!token) return "anon";
+    try {
+      var part = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+      var payload = JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+      return "c:" + String(payload.customer_id);
+    } catch (e) {
+      return "c:?";
+    }
+  }
+
+  function withIdentity(auth) {
+    if (state.identity) auth.identity = state.identity;
+    return auth;
+  }
+
+  /** Forget what another owner saw: messages on screen and in storage, the outbox, the queue line. */
+  function resetTranscript() {
+    state.messages = []; state.conversationId = null; state.lastSeq = 0; state.outbox = []; state.seen = new Map();
+    persist();
+    save(KEY_QUEUE, null);
+    if (ui.msgs) {
+      ui.msgs.replaceChildren(ui.empty);
+      setAgent(null);
+      setQueue(null);
+      updateProfileVisibility();
+    }
+  }
+
+  function setOwner(token) {
+    var owner = ownerOf(token);
+    if (load(KEY_OWNER, "anon") !== owner) {
+      save(KEY_OWNER, owner);
+      resetTranscript();
+    }
+  }
+
+  function identify(token) {
+    token = typeof token === "string" && token.trim() ? token.trim() : null;
+    if (token === state.identity) return;
+    state.identity = token;
+    setOwner(token);
+    setVerified(false, "");
+    if (state.socket) {
+      resetFlush();
+      state.socket.disconnect();
+      state.socket.connect();
+    } else if (token) {
+      connect().catch(function () { /* the header says it */ });
+    }
+  }
+
+  function identitySession(s) {
+    setVerified(!!s.verified, s.display_name || "");
+  }
+
+  /** The hub refused our identity token: go on anonymously, say so, and tell the host page (it may sign a new one). */
+  function identityRefused(socket, err) {
+    var data = (err && err.data) || {};
+    var code = typeof data.code === "string" ? data.code : "";
+    if (code.indexOf("identity_") !== 0) return false;
+    state.identity = null;
+    setOwner(null);
+    setVerified(false, "");
+    showError(data.message || "Your shop login could not be verified; you are chatting as a guest.");
+    try {
+      window.dispatchEvent(new CustomEvent("cc-identity-refused", { detail: { code: code, message: data.message || "" } }));
+    } catch (e) { /* an old browser: the error line says it */ }
+    setTimeout(function () { if (!socket.connected) socket.connect(); }, 0);
+    return true;
+  }
+
+  var account = {};
+
+  function buildAccount() {
+    var bar = el("div", "ccw-account", { "data-testid": "cc-account" });
+    bar.hidden = true;
+    var who = el("span", "ccw-account-who");
+    var toggle = text(el("button", "ccw-orders-toggle", { type: "button", "aria-expanded": "false", "data-testid": "cc-orders-button" }), "Your orders");
+    bar.appendChild(who);
+    bar.appendChild(toggle);
+    var list = el("div", "ccw-orders", { "data-testid": "cc-orders", role: "region", "aria-label": "Your orders", "aria-live": "polite" });
+    list.hidden = true;
+    ui.panel.insertBefore(list, ui.msgs);
+    ui.panel.insertBefore(bar, list);
+    account = { bar: bar, who: who, toggle: toggle, list: list };
+    toggle.addEventListener("click", function () { showOrders(list.hidden); });
+  }
+
+  function setVerified(on, name) {
+    state.verified = on;
+    if (!account.bar) return;
+    account.bar.hidden = !on;
+    text(account.who, on ? "Signed in" + (name ? " as " + name : "") : "");
+    if (!on) showOrders(false);
+  }
+
+  var ordersReq = 0;
+  function showOrders(open) {
+    if (!account.list) return;
+    account.list.hidden = !open;
+    ui.msgs.hidden = open;
+    account.toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    text(account.toggle, open ? "Back to chat" : "Your orders");
+    if (!open) { ordersReq++; return; }
+    var req = ++ordersReq;
+    account.list.replaceChildren(text(el("p", "ccw-orders-note"), "Loading your orders\u2026"));
+    var socket = state.socket;
+    if (!socket || !socket.connected) {
+      account.list.replaceChildren(text(el("p", "ccw-orders-note"), "Not connected: try again in a moment."));
+      return;
+    }
+    socket.timeout(10000).emit("orders", {}, function (err, ack) {
+      if (req !== ordersReq) return;
+      if (err || !ack || !ack.ok || !Array.isArray(ack.orders)) {
+        var why = (ack && ack.error && ack.error.message) || "Your orders could not be loaded.";
+        account.list.replaceChildren(text(el("p", "ccw-orders-note"), why));
+        return;
+      }
+      renderOrders(ack.orders);
+    });
+  }
+
+  function fmtDate(iso) {
+    var d = iso ? new Date(iso) : null;
+    return d && !isNaN(d.getTime()) ? d.toLocaleDateString() : "";
+  }
+
+  function renderOrders(orders) {
+    if (!orders.length) {
+      account.list.replaceChildren(text(el("p", "ccw-orders-note"), "You have no orders yet."));
+      return;
+    }
+    account.list.replaceChildren.apply(account.list, orders.map(function (o) {
+      var item = el("article", "ccw-order", { "data-testid": "cc-order", "data-order-id": String(o.id) });
+      var head = el("div", "ccw-order-head");
+      head.appendChild(text(el("span"), "Order #" + o.id));
+      head.appendChild(text(el("span"), o.total || ""));
+      item.appendChild(head);
+      var status = String(o.status || "").replace(/_/g, " ");
+      var meta = [status, o.created_at ? "placed " + fmtDate(o.created_at) : ""].filter(Boolean).join(" \u00b7 ");
+      item.appendChild(text(el("div", "ccw-order-meta"), meta));
+      if (o.promised_date) {
+        var line = text(el("div", "ccw-order-meta"), "Expected by " + fmtDate(o.promised_date));
+        if (o.overdue) line.appendChild(text(el("span", "ccw-order-late"), " \u00b7 late"));
+        item.appendChild(line);
+      }
+      return item;
+    }));
+  }
+
   // ---------------------------------------------------------------- start
 
   function start() {
     build();
+    buildAccount();
     state.messages.slice().sort(function (a, b) { return a.seq - b.seq; }).forEach(function (m) { addMessage(m, { fromCache: true }); });
     state.outbox.forEach(addPending);
     updateProfileVisibility();
-    // returning visitors (history or unsent messages) connect at once; new ones when they first write
+    // returning visitors (history or unsent messages) connect at once; new ones when they open the chat
     if (state.messages.length || state.outbox.length || state.conversationId != null) connect();
+    if (load(KEY_OPEN, null) === true) setOpen(true); // it was open before the reload
   }
 
   window.ccWidget = {
@@ -752,6 +999,7 @@
     close: function () { setOpen(false); },
     get socket() { return state.socket; },
     get visitorId() { return state.visitorId; },
+    identify: function (token) { identify(token); },
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

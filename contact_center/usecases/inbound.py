@@ -64,7 +64,8 @@ async def customer_session(
     spec = hub.live_channel(channel)
     customer: Any = await hub.repo.customer_by_address(spec.contact_kind, visitor_id)
     if customer is None:
-        return {"customer_id": None, "conversation_id": None, "status": None, "agent_name": None, "queue": None, "messages": []}
+        return {"customer_id": None, "conversation_id": None, "status": None, "agent_name": None, "queue": None, "messages": [],
+                "availability": await router.availability(hub, spec.default_queue, spec.name)}
     if email or (name and not customer.display_name):
         customer = await identify_visitor(hub, visitor_id, name, email, channel=spec.name)  # what they just told us
     return await _session_payload(hub, customer, last_seq, spec)
@@ -99,6 +100,7 @@ async def _session_payload(hub: Hub, customer: Any, last_seq: int, spec: Channel
         data["messages"] = await history(hub, conv.id, last_seq, for_customer=True)
         data["agent_name"] = await hub.agent_name(conv.assigned_agent_id)
         data["queue"] = await router.queue_info(hub, conv.id) if conv.status == "queued" else None
+    data["availability"] = await router.availability(hub, hub.queue_name(conv) if conv else spec.default_queue, spec.name)
     return data
 
 

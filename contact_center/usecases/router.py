@@ -61,6 +61,23 @@ async def queue_info(hub: Hub, conversation_id: int) -> dict[str, Any] | None:
     return queue_update(conversation_id, pos, serving_agents(presences), hub.concurrency(channel))
 
 
+async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any]:
+    """What the customer's widget says before and while they wait (the ``session`` event's ``availability``):
+    how many agents with the queue's skills take contacts now (available or busy), and the estimated wait of a
+    contact joining the queue now (None while nobody serves: the widget then says no one is available)."""
+    presences = await hub.store.all_presence()
+    rule = hub.rules.get(queue)
+    required = rule.skills_required if rule is not None else frozenset()
+    serving = [
+        p for p in presences
+        if p.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value)
+        and all(int(p.skills.get(s, 0) or 0) >= 1 for s in required)
+    ]
+    waiting = [e for e in await hub.store.waiting() if e.queue == queue]
+    update = queue_update(0, len(waiting) + 1, len(serving), hub.concurrency(channel))
+    return {"agents_available": len(serving), "estimated_wait_seconds": update["estimated_wait_seconds"]}
+
+
 async def route_once(hub: Hub) -> int:
     """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
     from contact_center.usecases.offers import offer_json, offer_missed
