@@ -271,6 +271,11 @@ def _page(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """GET /favicon.ico: the brand mark (every page's browser asks for it)."""
+    return web.FileResponse(STATIC / "favicon.ico", headers={"Cache-Control": "public, max-age=86400", "Content-Type": "image/x-icon"})
+
+
 def add_web_routes(app: web.Application) -> None:
     """Mount the browser-facing routes."""
     app.router.add_post("/auth/login", login)
@@ -285,6 +290,7 @@ def add_web_routes(app: web.Application) -> None:
     add_console_email_routes(app, agent_of=current_agent)
     add_console_voice_routes(app, agent_of=current_agent)
     add_console_search_routes(app, agent_of=current_agent)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/console", _page("console.html"))
     app.router.add_get("/shop", _page("shop.html"))
     app.router.add_get("/", _page("shop.html"))
