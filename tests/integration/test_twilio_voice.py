@@ -719,7 +719,12 @@ async def test_the_fallback_apologises_and_records_a_callback(phone: Phone) -> N
             break
     assert found is not None and found.status == "queued"
     assert any(m.body.startswith("[Callback requested]") for m in await phone.messages(found.id or 0))
-    notes = await _timeline(phone, found.id or 0)
+    deadline = asyncio.get_running_loop().time() + 30  # the timeline entry is written just after the queueing
+    while True:
+        notes = await _timeline(phone, found.id or 0)
+        if any(n.payload.get("event") == "callback_requested" for n in notes) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert [n.payload.get("source") for n in notes if n.payload.get("event") == "callback_requested"] == ["fallback"]
     # Twilio posts the fallback again for the same call: one request, one note
     again = await phone.twiml("/webhooks/twilio/voice/fallback", sid(27), ErrorCode="11200")
