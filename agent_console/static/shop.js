@@ -75,3 +75,67 @@ try {
 } catch (e) {
   note.textContent = "The catalogue is unavailable right now.";
 }
+
+// "Log in as a demo customer" (issue 19): only when the hub has its dev route (the demo data on, no real
+// WIDGET_IDENTITY_SECRET). The hub signs a token for a demo customer with orders, as a shop's own server would
+// (docs/security.md, "Signed customer identity"); the chat widget reconnects with it and shows "Your orders".
+// The token lives in sessionStorage (this tab), like a shop's login session.
+const DEMO_KEY = "cc_demo_login";
+
+function demoLogin() {
+  try { return JSON.parse(sessionStorage.getItem(DEMO_KEY) || "null"); } catch { return null; }
+}
+
+async function setupDemoLogin() {
+  const bar = document.querySelector("header .bar");
+  if (!bar || !window.ccWidget) return;
+  let offer;
+  try {
+    const res = await fetch("/dev/widget-identity", { headers: { Accept: "application/json" } });
+    if (!res.ok) return; // not a demo hub: no switch
+    offer = await res.json();
+  } catch { return; }
+  const customers = Array.isArray(offer.customers) ? offer.customers : [];
+  if (!customers.length) return;
+  const button = el("button", null, "");
+  button.type = "button";
+  button.dataset.testid = "demo-login";
+  Object.assign(button.style, { font: "inherit", fontSize: "13px", border: "1px solid #d1d5db", background: "#fff",
+    borderRadius: "999px", padding: "5px 12px", cursor: "pointer", color: "#1f2328" });
+  const render = () => {
+    const who = demoLogin();
+    button.textContent = who ? `Signed in as ${who.display_name} · Log out` : "Log in as a demo customer";
+    button.setAttribute("aria-pressed", String(!!who));
+  };
+  async function logIn() {
+    const res = await fetch("/dev/widget-identity", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ customer_id: customers[0].customer_id }) });
+    if (!res.ok) throw new Error(String(res.status));
+    const got = await res.json();
+    sessionStorage.setItem(DEMO_KEY, JSON.stringify({ token: got.token, display_name: String(got.display_name || "") }));
+    window.ccWidget.identify(got.token);
+  }
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      if (demoLogin()) {
+        sessionStorage.removeItem(DEMO_KEY);
+        window.ccWidget.identify(null);
+      } else {
+        await logIn();
+      }
+    } catch {
+      button.textContent = "Demo login failed";
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    render();
+  });
+  window.addEventListener("cc-identity-refused", () => { sessionStorage.removeItem(DEMO_KEY); render(); });
+  bar.append(button);
+  render();
+  const saved = demoLogin();
+  if (saved && saved.token) window.ccWidget.identify(saved.token);
+}
+setupDemoLogin();
