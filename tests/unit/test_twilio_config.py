@@ -113,3 +113,14 @@ def test_the_stand_in_base_url_rate_and_media_limit() -> None:
 def test_numbers_follow_the_default_region() -> None:
     cfg = config(TWILIO_NUMBERS="06 12 34 56 78=fr", DEFAULT_PHONE_REGION="fr")
     assert cfg.numbers[0].address == "+33612345678"
+
+
+def test_the_phones_voice_settings_reach_the_adapter_from_the_environment() -> None:
+    """VOICE_* (answer deadline, hold music, callback offer, voice) pass through Settings to the phone adapter."""
+    from contact_center.settings import Settings
+    from integrations.twilio.voice import VoiceSettings
+
+    settings = Settings.from_env({"VOICE_ANSWER_DEADLINE": "2.5", "VOICE_LANGUAGE": "en-GB", "UNRELATED": "x"})
+    assert settings.extra["VOICE_ANSWER_DEADLINE"] == "2.5" and "UNRELATED" not in settings.extra
+    voice = VoiceSettings.from_env(settings.extra)
+    assert voice.answer_deadline == 2.5 and voice.language == "en-GB"

@@ -95,6 +95,8 @@ export const ACTION_WORDS = {
   consult: "call the colleague",
   complete_transfer: "complete the transfer",
   cancel_consult: "cancel the consultation",
+  pause_recording: "pause the recording",
+  resume_recording: "resume the recording",
 };
 // a warm transfer's news for the consulting agent (the core's call_status words)
 const CONSULT_NEWS = {
