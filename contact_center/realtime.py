@@ -164,19 +164,11 @@ class CustomerNamespace(socketio.AsyncNamespace):
         except IdentityError as exc:
             log.info("widget identity refused", extra={"code": exc.code})
             raise socketio.exceptions.ConnectionRefusedError(*exc.as_connect_error()) from None
-        assert customer.id is not None
-        conv = await self.hub.repo.open_conversation(customer.id, self.CHANNEL)
-        data: dict[str, Any] = {
-            "customer_id": customer.id, "conversation_id": None, "status": None, "agent_name": None, "queue": None,
-            "messages": [], "verified": True, "display_name": customer.display_name or "", "email": ident.email,
-        }
-        if conv is not None and conv.id is not None:
-            self.hub.remember_open(customer.id, self.CHANNEL, conv.id, customer.display_name or "Customer")
-            data.update(conversation_id=conv.id, status=conv.status, agent_name=await self.hub.agent_name(conv.assigned_agent_id),
-                        messages=await self.hub.history(conv.id, max(0, last_seq), for_customer=True))
-            if conv.status == "queued":
-                data["queue"] = await self.hub.queue_info(conv.id)
-        return data
+        # the same session as an anonymous visitor's (one builder, so a field added there is here too), plus who it is
+        from contact_center.usecases.inbound import _session_payload
+
+        data = await _session_payload(self.hub, customer, max(0, last_seq), self.hub.live_channel(self.CHANNEL))
+        return {**data, "verified": True, "display_name": customer.display_name or "", "email": ident.email}
 
     async def _customer_row(self, customer_id: int) -> Any:
         """The customer a verified token names (the one it was merged into, if it was), or ``identity_invalid``."""
