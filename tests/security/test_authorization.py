@@ -157,7 +157,8 @@ async def test_an_agent_reads_only_the_customers_of_their_own_conversations(worl
     assert (await _http(world, "GET", f"/api/orders?customer_id={ann}", who="alice"))[0] == 200
 
     for path in (f"/api/customers/{ben}", f"/api/customers/{ben}/timeline", f"/api/customers/{ben}/orders",
-                 f"/api/orders?customer_id={ben}", "/api/customers/999999", "/api/customers/999999/timeline"):
+                 f"/api/customers/{ben}/value", f"/api/orders?customer_id={ben}", "/api/customers/999999",
+                 "/api/customers/999999/timeline"):
         status, body = await _http(world, "GET", path, who="alice")
         assert status == 403 and body["error"] == "forbidden", (path, status, body)
 
@@ -177,6 +178,7 @@ async def test_an_agent_cannot_act_on_another_customers_orders_or_record(world: 
         ("POST", f"/api/customers/{ben}/merge", {"into": world.ann["customer_id"]}),
         ("POST", "/api/interactions", {"customer_id": ben, "kind": "note", "channel": "web", "summary": "x"}),
         ("POST", "/api/customers/resolve", {"kind": "email", "address": "ben@example.com"}),
+        ("POST", f"/api/customers/{ben}/offers", {"outcome": "accepted", "sku": "MUG"}),
         ("POST", f"/console/customers/{ben}/contact-points", {"kind": "email", "address": "mine@example.com"}),
         ("GET", "/api/customers?q=Ben", None),
         ("GET", "/api/orders/overdue", None),
