@@ -334,8 +334,15 @@
   /** The header's truth: {agents_available, estimated_wait_seconds} from the hub (the session's availability; a
    *  queue update's wait, where null means nobody serves now). Unknown (an older hub): a neutral line. */
   function setAvailability(a) {
+    state.availability = a && typeof a === "object" ? a : null;
+    showAvailability();
+  }
+
+  function showAvailability() {
+    var a = state.availability;
     // data-state stays the connection's; data-agents says whether anyone is there to answer
-    if (!a || typeof a !== "object") { setStatus("online", "We usually reply in a few minutes"); ui.status.setAttribute("data-agents", "unknown"); return; }
+    if (a === undefined) { setStatus("online", "Checking who is available\u2026"); ui.status.setAttribute("data-agents", "unknown"); return; }
+    if (!a) { setStatus("online", "We usually reply in a few minutes"); ui.status.setAttribute("data-agents", "unknown"); return; }
     var n = a.agents_available;
     var wait = a.estimated_wait_seconds;
     if (n === 0 || (n == null && wait == null)) {
@@ -556,8 +563,7 @@
 
   function wire(socket) {
     socket.on("connect", function () {
-      setStatus("online", "Checking who is available\u2026"); // the session's availability says the truth
-      ui.status.setAttribute("data-agents", "unknown");
+      showAvailability(); // the session's availability says the truth (it may arrive before this event)
       showError("");
       if (state.connectedOnce && state.conversationId != null) {
         // back after a drop: fetch whatever we missed
@@ -574,6 +580,7 @@
     socket.on("disconnect", function (reason) {
       resetFlush();
       setTyping(false);
+      state.availability = undefined; // the next session says it again
       if (reason === "io client disconnect") return;
       setStatus("offline", "Reconnecting\u2026 messages will be sent when you are back online");
     });
