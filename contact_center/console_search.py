@@ -7,9 +7,11 @@
   shows every queue's agents and wait, and asks before sending a conversation to a queue nobody else serves.
 * ``GET /console/search?q=...``: customers in the contact repository by name (contains), email or phone
   (exact, normalised) or order number (``#123`` or ``123``): at most 10, each with its id, name, what
-  matched and how many orders it has. Agents see no more than they already can (a customer's 360 at
-  ``/api/customers/{id}`` is open to any agent session): no contact points beyond the one that matched, and
-  never a merged-away record. The query itself is not logged (it may be an address); the search is.
+  matched and how many orders it has; never a merged-away record, no contact points. Scoped as the API is
+  (docs/security.md, "scoped reads"): supervisors and admins search the whole repository (``scope: "all"``);
+  an agent only among the customers of conversations assigned or offered to them (``scope: "mine"``), whose
+  360 they may open; any order is still found by number, phone or email in the Orders tab. The query itself is
+  not logged (it may be an address); the search is.
 
 An agent session is required (401 without one). Answers are never cached.
 """
@@ -88,8 +90,18 @@ async def queues_view(hub: Any, agent_id: int) -> dict[str, Any]:
     }
 
 
-async def search_customers(db: Any, query: str, default_region: str) -> list[dict[str, Any]]:
-    """Customers for the console's search box (see the module's docstring)."""
+async def agent_customer_ids(hub: Any, agent_id: int) -> set[int]:
+    """The customers of the conversations assigned or offered to an agent: what an agent's session may read."""
+    ids = {int(cu.id) for _c, cu in await hub.repo.assigned_to(agent_id) if cu is not None and cu.id is not None}
+    for offer in await hub.store.offers_of(agent_id):
+        conv = await hub.repo.conversation(offer.conversation_id)
+        if conv is not None and conv.customer_id is not None:
+            ids.add(int(conv.customer_id))
+    return ids
+
+
+async def search_customers(db: Any, query: str, default_region: str, only: set[int] | None = None) -> list[dict[str, Any]]:
+    """Customers for the console's search box (see the module's docstring); ``only``: an agent's scope."""
     q = query.strip()
     found: dict[int, dict[str, Any]] = {}
     async with db.session() as s:
@@ -113,7 +125,8 @@ async def search_customers(db: Any, query: str, default_region: str) -> list[dic
         if not q.lstrip("#").isdigit() and "@" not in q and len(q) >= 2:
             for c in await customers_repo.search_customers(s, name=q, limit=SEARCH_LIMIT):
                 found.setdefault(int(c.id), {"customer": c, "matched": "name"})  # type: ignore[arg-type]
-        hits = [h for h in found.values() if h["customer"].merged_into_id is None][:SEARCH_LIMIT]
+        hits = [h for h in found.values() if h["customer"].merged_into_id is None
+                and (only is None or int(h["customer"].id) in only)][:SEARCH_LIMIT]
         ids = [int(h["customer"].id) for h in hits]
         counts: dict[int, int] = {}
         if ids:
@@ -150,9 +163,11 @@ def add_console_search_routes(app: web.Application, *, agent_of: Callable[[web.R
             return error_response(422, "validation_failed", "search for 2 to 100 characters",
                                   fields=[{"field": "q", "reason": "2 to 100 characters"}])
         settings = request.app[SETTINGS_KEY]
-        results = await search_customers(request.app[DB_KEY], q, getattr(settings, "default_phone_region", "US"))
+        everyone = session.role in ("supervisor", "admin")
+        only = None if everyone else await agent_customer_ids(request.app[HUB_KEY], session.agent_id)
+        results = await search_customers(request.app[DB_KEY], q, getattr(settings, "default_phone_region", "US"), only)
         log.info("console customer search", extra={"agent_id": session.agent_id, "results": len(results)})
-        return web.json_response({"customers": results}, headers=NO_STORE)
+        return web.json_response({"customers": results, "scope": "all" if everyone else "mine"}, headers=NO_STORE)
 
     app.router.add_get("/console/queues.json", queues)
     app.router.add_get("/console/search", search)

@@ -973,3 +973,17 @@ async def test_the_widgets_session_says_whether_anyone_serves_now_and_the_wait()
     now = await inbound.customer_session(hub, "visitor-51")
     assert now["availability"]["agents_available"] == 1
     assert isinstance(now["availability"]["estimated_wait_seconds"], int)
+
+
+async def test_an_agents_customer_scope_is_their_conversations_and_offers() -> None:
+    from contact_center.console_search import agent_customer_ids
+
+    hub, repo, notify, clock = await _chat_hub()
+    await _online(hub, ALICE)
+    first = await _offered_chat(hub, "visitor-61")
+    assert await router.route_once(hub) == 1
+    offered = {repo.convs[first].customer_id}
+    assert await agent_customer_ids(hub, ALICE.id) == offered  # offered: in scope
+    await offers.accept(hub, ALICE, first)
+    assert await agent_customer_ids(hub, ALICE.id) == offered  # assigned: in scope
+    assert await agent_customer_ids(hub, BOB.id) == set()

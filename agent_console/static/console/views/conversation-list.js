@@ -268,6 +268,7 @@ async function searchCustomers(query) {
     }),
   );
   $("customer-hits-empty").hidden = found.length > 0;
+  $("customer-hits-scope").hidden = r.data?.scope !== "mine";
   box.hidden = false;
 }
 
