@@ -100,18 +100,23 @@ def test_one_list_for_every_channel(hub: str, browser: Any) -> None:
         _visitor_writes(kai, hub, "Kai Nakamura", "Hi, do you ship to Norway?")
         _visitor_writes(lena, hub, "Lena Fischer", "My parcel arrived damaged")
 
-        # --- she becomes available and accepts both: the one accepted last is open
+        # --- she becomes available and accepts both: the first opens; the second is added as New, and the focus
+        # stays on the first (issue 20) until she opens it
         agent.get_by_test_id("status-select").select_option("available")
         for name in ("Kai Nakamura", "Lena Fischer"):
             offer = agent.get_by_test_id("offer").filter(has_text=name)
             expect(offer).to_have_count(1)
             expect(offer.get_by_test_id("channel-tag")).to_have_attribute("data-channel", "chat")
             offer.get_by_test_id("offer-accept").click()
-            expect(agent.locator("#chat-title")).to_have_text(name)
+            expect(agent.get_by_test_id("conversation-item").filter(has_text=name)).to_have_count(1)
+            expect(agent.locator("#chat-title")).to_have_text("Kai Nakamura")
         items = agent.get_by_test_id("conversation-item")
         expect(items).to_have_count(2)
         kai_item = items.filter(has_text="Kai Nakamura")
         lena_item = items.filter(has_text="Lena Fischer")
+        expect(lena_item.get_by_test_id("fresh-label")).to_have_text("New")
+        lena_item.get_by_test_id("conversation-open").click()
+        expect(agent.locator("#chat-title")).to_have_text("Lena Fischer")
         expect(lena_item.get_by_role("button")).to_have_attribute("aria-current", "true")
 
         # --- every conversation shows its channel: an icon (an SVG) and the channel's label
