@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -39,6 +38,7 @@ from integrations.media.files import FileMediaStore
 from contact_center.metrics import Metrics, metrics_handler, metrics_middleware
 from contact_center.settings import Settings
 from contact_center.supervisor import register as register_supervisor
+from contact_center.tasks import stop_tasks
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
 from crm_store.message_log import open_message_log
@@ -125,16 +125,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
     yield
-    for task in (router, sweeper):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if bot_watch is not None:
-        bot_watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await bot_watch
-    for task in list(hub._bot_tasks):
-        task.cancel()
+    await stop_tasks([router, sweeper, bot_watch, *hub._bot_tasks])
     if bot_client is not None:
         await bot_client.close()
     await messages.close()

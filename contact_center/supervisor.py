@@ -52,6 +52,7 @@ from contact_center.domain.supervision import (  # the pure part, re-exported: t
 from contact_center.hub.service import AgentRef, HubError, HubService
 from contact_center.keys import HUB_KEY, SESSIONS_KEY
 from contact_center.sessions import SessionGate
+from contact_center.tasks import stop_tasks
 from contact_center.web import STATIC, current_agent
 from crm_store.repositories import stats as stats_repo
 from crm_store.repositories import supervision as supervision_repo
@@ -363,8 +364,9 @@ async def push_loop(sio: socketio.AsyncServer, namespace: SupervisorNamespace, i
     to its own sockets (``ignore_queue``), so a supervisor gets one snapshot per tick, not one per process.
     """
     while True:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(namespace.refresh.wait(), timeout=interval)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps a shutdown's cancellation (wait_for may not)
+            async with asyncio.timeout(interval):
+                await namespace.refresh.wait()
         namespace.refresh.clear()
         if not namespace.viewers:
             continue
@@ -441,8 +443,6 @@ def register(app: web.Application, sio: socketio.AsyncServer, hub: HubService | 
         sio.register_namespace(sup.namespace)
         sup.task = asyncio.get_running_loop().create_task(push_loop(sio, sup.namespace))
         yield
-        sup.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sup.task
+        await stop_tasks([sup.task])
 
     app.cleanup_ctx.append(supervision)

@@ -143,9 +143,12 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
     last_reconcile = last_seen = last_sweep = hub.clock()
     while True:
         heartbeat = min(5.0, hub.abandon_grace / 3)  # well inside the grace: a connected customer is never "gone"
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
+        # event is set, and the loop would then outlive the app's shutdown (a test teardown hung 600 s)
         try:
-            await asyncio.wait_for(hub.kick_event.wait(), timeout=max(0.05, min(interval, heartbeat)))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(max(0.05, min(interval, heartbeat))):
+                await hub.kick_event.wait()
+        except TimeoutError:
             pass
         hub.kick_event.clear()
         try:

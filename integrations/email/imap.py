@@ -317,8 +317,9 @@ class ImapPoller:
         """Wait, or less if stopped; True when stopped."""
         assert self._stopping is not None
         try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(seconds):  # not wait_for: it may lose a cancellation on Python 3.11
+                await self._stopping.wait()
+        except TimeoutError:
             return False
         return True
 

@@ -444,8 +444,9 @@ class VoiceEngine:
             if left <= 0:
                 raise TimeoutError("the stand-in's calls never got there")
             try:
-                await asyncio.wait_for(self._tick.wait(), min(left, 0.05))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(min(left, 0.05)):  # not wait_for: it may lose a cancellation (3.11)
+                    await self._tick.wait()
+            except TimeoutError:
                 pass
 
     def _note(self, call: Call, kind: str, text: str) -> None:
@@ -506,9 +507,10 @@ class VoiceEngine:
         if interrupt.is_set():
             return True
         try:
-            await asyncio.wait_for(interrupt.wait(), max(seconds, 0) * self.time_scale)
+            async with asyncio.timeout(max(seconds, 0) * self.time_scale):
+                await interrupt.wait()
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     # --- HTTP ---------------------------------------------------------------------------------------
@@ -1294,8 +1296,9 @@ class VoiceEngine:
             queue.arrival.clear()
             started = time.monotonic()
             try:
-                await asyncio.wait_for(queue.arrival.wait(), timeout * self.time_scale - waited)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout * self.time_scale - waited):
+                    await queue.arrival.wait()
+            except TimeoutError:
                 pass
             waited += time.monotonic() - started
         if not queue.members or call.over:
