@@ -53,20 +53,12 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
 
 def missed_streaks(hub: Hub) -> dict[int, int]:
     """Agent id -> offers they let time out in a row (on this process)."""
-    found: dict[int, int] | None = getattr(hub, "_missed_streaks", None)
-    if found is None:
-        found = {}
-        setattr(hub, "_missed_streaks", found)
-    return found
+    return hub.missed_streaks
 
 
 def status_reasons(hub: Hub) -> dict[int, dict[str, Any]]:
     """Agent id -> why the hub (not the agent) set their state: ``{reason, missed, since}``, while it lasts."""
-    found: dict[int, dict[str, Any]] | None = getattr(hub, "_status_reasons", None)
-    if found is None:
-        found = {}
-        setattr(hub, "_status_reasons", found)
-    return found
+    return hub.status_reasons
 
 
 def offer_answered(hub: Hub, agent_id: int) -> None:
