@@ -40,7 +40,8 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
         "status_reason": dict(reason) if reason else None,
         "conversations": conversations,
         "offers": offers,
-        "channels": hub.channels.describe(),
+        # "bot": the bot answers on this channel now (so the console offers "Back to bot" only then)
+        "channels": [{**c, "bot": bool(c.get("bot")) and hub.bot_ready} for c in hub.channels.describe()],
     }
 
 

@@ -987,3 +987,14 @@ async def test_an_agents_customer_scope_is_their_conversations_and_offers() -> N
     await offers.accept(hub, ALICE, first)
     assert await agent_customer_ids(hub, ALICE.id) == offered  # assigned: in scope
     assert await agent_customer_ids(hub, BOB.id) == set()
+
+
+async def test_hello_offers_the_bot_on_a_channel_only_while_the_bot_runs() -> None:
+    hub, _, _, _ = await _hub()
+    hub.channels.with_defaults(bot_channels=["sms"])
+    hub.bot_ready = False
+    hello = await offers.agent_online(hub, ALICE)
+    assert {c["name"]: c["bot"] for c in hello["channels"]}["sms"] is False  # no "Back to bot" to a bot that is off
+    hub.bot_ready = True
+    hello = await offers.agent_online(hub, ALICE)
+    assert {c["name"]: c["bot"] for c in hello["channels"]}["sms"] is True
