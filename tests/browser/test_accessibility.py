@@ -218,3 +218,21 @@ def test_shop_page_with_the_widget_open(hub: str, browser: Any, axe_source: str)
         assert not errors, f"uncaught page errors: {errors}"
     finally:
         ctx.close()
+
+
+def test_the_shop_page_fits_a_phone(hub: str, browser: Any) -> None:
+    """At 390 px wide nothing on /shop reaches past the window (its header's links wrap)."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844})
+    page = ctx.new_page()
+    try:
+        page.goto(f"{hub}/shop")
+        page.wait_for_selector("nav")
+        wider = page.evaluate(
+            """() => { const w = document.documentElement.clientWidth;
+                return [...document.querySelectorAll('body *')].filter(el => el.getBoundingClientRect().right > w + 0.5)
+                    .map(el => `${el.tagName}.${el.className}`); }"""
+        )
+        assert wider == [] and page.evaluate("document.documentElement.scrollWidth") <= 390, wider
+        page.screenshot(path=str(ARTIFACTS / "shop-390.png"))
+    finally:
+        ctx.close()
