@@ -216,11 +216,13 @@ def test_an_agent_attaches_a_png_and_a_pdf_to_an_sms(hub: str, browser: Any) -> 
         shop.get_by_test_id("cc-send").click()
         chat_offer = agent.get_by_test_id("offer").filter(has_text="Wen Chat")
         chat_offer.get_by_test_id("offer-accept").click()
+        # accepting while the SMS is open keeps the agent there (issue 20): the new chat is opened from the list
+        agent.get_by_test_id("conversation-item").filter(has_text="Wen Chat").get_by_test_id("conversation-open").click()
         expect(agent.locator("#chat-title")).to_have_text("Wen Chat")
         expect(agent.get_by_test_id("attach-button")).to_be_hidden()
         expect(agent.get_by_test_id("attach-hint")).to_be_hidden()
         # back on the SMS conversation it returns
-        agent.get_by_test_id("conversation-item").filter(has_text=NUMBER).get_by_role("button").click()
+        agent.get_by_test_id("conversation-item").filter(has_text=NUMBER).get_by_test_id("conversation-open").click()
         expect(agent.get_by_test_id("attach-button")).to_be_visible()
 
         assert dialogs == [], dialogs
