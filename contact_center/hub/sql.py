@@ -33,10 +33,12 @@ from contact_center.ports import (
     Transition,
 )
 from crm_store.db import Database
-from crm_store.domain.identity import ContactKind, InvalidAddress
+from crm_store.domain.identity import PHONE_KINDS, ContactKind, InvalidAddress, normalize_address
 from crm_store.message_log import MessageLog, SessionMessageLog, SqliteMessageLog
 from crm_store.domain.interactions import InteractionKind
-from crm_store.models import Agent, ContactPoint, Conversation, Customer, Interaction, Message, Queue, UTCDateTime, utcnow
+from crm_store.models import (
+    Agent, ContactPoint, Conversation, Customer, Interaction, Message, Queue, UTCDateTime, WebhookReceipt, utcnow,
+)
 from crm_store.point_reads import CustomerRef, PointReads
 from crm_store.repositories import conversations as conv_repo
 from crm_store.repositories import customers as customers_repo
@@ -98,6 +100,9 @@ class SqlConversations:
             return await conv_repo.find_open_conversation(s, customer_id, channel)
 
     async def thread(self, channel: str, thread_key: str) -> Conversation | None:
+        fast = self._read(lambda conn: (_one(conn, Conversation, "channel = ? AND thread_key = ? LIMIT 1", (channel, thread_key)),))
+        if fast is not None:  # SQLite: a point read (a call's every webhook asks it)
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             return await conv_repo.find_thread(s, channel, thread_key)
 
@@ -181,6 +186,9 @@ class SqlConversations:
             return await conv_repo.messages_after(s, conversation_id, after_seq, include_internal=include_internal, **({"limit": limit} if limit else {}))
 
     async def message_at(self, conversation_id: int, seq: int) -> Message | None:
+        fast = self._read(lambda conn: (_one(conn, Message, "conversation_id = ? AND seq = ? LIMIT 1", (conversation_id, seq)),))
+        if fast is not None:
+            return fast[0]  # type: ignore[no-any-return]
         async with self.db.session() as s:
             return await conv_repo.message_at(s, conversation_id, seq)
 
@@ -202,6 +210,10 @@ class SqlConversations:
             return customer.id
 
     async def resolve_customer(self, kind: str, address: str, *, display_name: str, region: str, verified: bool) -> tuple[int, str]:
+        if isinstance(self.log, SqliteMessageLog):  # SQLite: plain statements in the log's group commit (a new caller's opening)
+            value = normalize_address(ContactKind(kind), address, region)  # InvalidAddress before anything is queued
+            found: tuple[int, str] = await self.log.run(lambda conn: _resolve_sqlite(conn, ContactKind(kind), value, display_name, verified))
+            return found
         async with self.db.transaction() as s:
             res = await customers_repo.resolve_identity(
                 s, kind, address, display_name=display_name, default_region=region, verified=verified,
@@ -223,7 +235,12 @@ class SqlConversations:
             if email:
                 try:
                     await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
-                except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
+                except customers_repo.ContactPointTaken as taken:  # the 360 shows its owner as a possible match
+                    log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(taken)})
+                    await customers_repo.note_given_elsewhere(
+                        s, customer.id, ContactKind.EMAIL, taken.value, taken.owner_id, channel="chat", source="in the chat",
+                    )
+                except InvalidAddress as exc:
                     log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
         return customer
 
@@ -315,6 +332,10 @@ class SqlConversations:
         self, conversation_id: int, msg: NewMessage, *, client_msg_id: str | None = None, delivery_status: str | None = None,
         note: TimelineNote | None = None,
     ) -> tuple[Message, bool]:
+        if isinstance(self.log, SqliteMessageLog):  # SQLite: in the log's group commit (a bot's reply, a system note)
+            done: tuple[Message, bool] = await self.log.run(
+                lambda conn: _append_message_sqlite(conn, conversation_id, msg, client_msg_id, delivery_status, note))
+            return done
         async with self.db.transaction() as s:
             appended = await conv_repo.append_message(
                 s, conversation_id, msg.sender_kind, msg.text, sender_id=msg.sender_id, client_msg_id=client_msg_id,
@@ -356,6 +377,10 @@ class SqlConversations:
     async def record_sent(
         self, conversation_id: int, seq: int, report: DeliveryReport
     ) -> tuple[str | None, list[tuple[str, str | None, str | None]]] | None:
+        if isinstance(self.log, SqliteMessageLog):  # SQLite: in the log's group commit (every reply an adapter took)
+            sent: tuple[str | None, list[tuple[str, str | None, str | None]]] | None = await self.log.run(
+                lambda conn: _record_sent_sqlite(conn, conversation_id, seq, report))
+            return sent
         async with self.db.transaction() as s:
             msg = await conv_repo.message_at(s, conversation_id, seq)
             if msg is None:
@@ -378,6 +403,10 @@ class SqlConversations:
         new = delivery_status(status)
         if new is None:
             return None
+        if isinstance(self.log, SqliteMessageLog):  # SQLite: in the log's group commit (a spoken or delivered reply)
+            moved: tuple[int, int] | None = await self.log.run(
+                lambda conn: _update_delivery_sqlite(conn, provider_id, new, error_code, error_message))
+            return moved
         async with self.db.transaction() as s:
             msg = await conv_repo.message_by_provider_id(s, provider_id)
             if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
@@ -557,6 +586,98 @@ def _insert(conn: sqlite3.Connection, obj: Any) -> None:
         found = _INSERTS[model] = (sql, columns)
     sql, columns = found
     obj.id = int(conn.execute(sql, [_to_db(c, getattr(obj, c.name)) for c in columns]).fetchone()[0])
+
+
+def _append_message_sqlite(conn: sqlite3.Connection, conversation_id: int, msg: NewMessage, client_msg_id: str | None,
+                           delivery_status: str | None, note: TimelineNote | None) -> tuple[Message, bool]:
+    """``SqlConversations.append`` (conv_repo.append_message, then the note) on the log's connection."""
+    if client_msg_id:  # a resend returns the first copy
+        earlier = _one(conn, Message, "conversation_id = ? AND client_msg_id = ? LIMIT 1", (conversation_id, client_msg_id))
+        if earlier is not None:
+            return earlier, False
+    bumped = conn.execute("UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq, customer_id",
+                          (_to_db(_CONV_COLUMNS.updated_at, utcnow()), conversation_id)).fetchone()
+    if bumped is None:
+        raise conv_repo.ConversationNotFound(f"conversation {conversation_id} not found")
+    stored = Message(
+        conversation_id=conversation_id, seq=int(bumped[0]), sender_kind=msg.sender_kind, sender_id=msg.sender_id, body=msg.text,
+        client_msg_id=client_msg_id, provider_id=None, attachments=msg.attachments or [], internal=msg.internal,
+        delivery_status=delivery_status,
+    )
+    _insert(conn, stored)
+    if note is not None:
+        _record_sqlite(conn, int(bumped[1]), conversation_id, note)
+    return stored, True
+
+
+def _set_delivery(conn: sqlite3.Connection, msg: Message) -> None:
+    conn.execute("UPDATE messages SET provider_id = ?, delivery_status = ?, delivery_error_code = ?, delivery_error = ? WHERE id = ?",
+                 (msg.provider_id, msg.delivery_status, msg.delivery_error_code, msg.delivery_error, msg.id))
+
+
+def _record_sent_sqlite(conn: sqlite3.Connection, conversation_id: int, seq: int,
+                        report: DeliveryReport) -> tuple[str | None, list[tuple[str, str | None, str | None]]] | None:
+    """``SqlConversations.record_sent`` on the log's connection (receipts_repo.statuses_for as a plain read)."""
+    msg = _one(conn, Message, "conversation_id = ? AND seq = ? LIMIT 1", (conversation_id, seq))
+    if msg is None:
+        return None
+    if report.provider_id and not msg.provider_id:
+        msg.provider_id = report.provider_id[:100]
+    status = delivery_status(report.status)
+    if status is not None and moves_forward(msg.delivery_status, status):
+        msg.delivery_status = status.value
+        if report.error_code or report.error_message:
+            msg.delivery_error_code = (report.error_code or "")[:20] or None
+            msg.delivery_error = (report.error_message or "")[:300] or None
+    _set_delivery(conn, msg)
+    early: list[tuple[str, str | None, str | None]] = []
+    if msg.provider_id:  # as receipts_repo.statuses_for: the status callbacks that came before the id was known
+        for r in _all(conn, WebhookReceipt, "kind = ? AND key LIKE ? || '%' ORDER BY id", (receipts_repo.STATUS_KIND, f"{msg.provider_id}:")):
+            p = r.payload or {}
+            found = p.get("MessageStatus") or p.get("status")
+            if isinstance(found, str):
+                early.append((found, p.get("ErrorCode") or None, p.get("ErrorWords") or p.get("ErrorMessage") or None))
+    return msg.provider_id, early
+
+
+def _update_delivery_sqlite(conn: sqlite3.Connection, provider_id: str, new: Any, error_code: str | None,
+                            error_message: str | None) -> tuple[int, int] | None:
+    """``SqlConversations.update_delivery`` on the log's connection."""
+    msg = _one(conn, Message, "provider_id = ? LIMIT 1", (provider_id,))
+    if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
+        return None
+    msg.delivery_status = new.value
+    if error_code or error_message:
+        msg.delivery_error_code = (error_code or "")[:20] or None
+        msg.delivery_error = (error_message or "")[:300] or None
+    _set_delivery(conn, msg)
+    return msg.conversation_id, msg.seq
+
+
+def _resolve_sqlite(conn: sqlite3.Connection, kind: ContactKind, value: str, display_name: str, verified: bool) -> tuple[int, str]:
+    """``SqlConversations.resolve_customer`` (customers_repo.resolve_identity, then the name) on the log's connection,
+    inside its transaction (the write lock is held: nobody links the address meanwhile). ``value`` is normalised."""
+    name = display_name.strip()[:200]
+    existing = _one(conn, ContactPoint, "kind = ? AND value = ? LIMIT 1", (kind.value, value))
+    if existing is not None:
+        customer = _customer(conn, existing.customer_id)
+    else:
+        sibling = None
+        if kind in PHONE_KINDS:  # one number, one customer: the oldest point of any phone kind with this number
+            marks = ", ".join("?" * len(PHONE_KINDS))
+            sibling = _one(conn, ContactPoint, f"kind IN ({marks}) AND value = ? ORDER BY id LIMIT 1",
+                           (*(k.value for k in PHONE_KINDS), value))
+        if sibling is not None:
+            customer = _customer(conn, sibling.customer_id)
+        else:
+            customer = Customer(display_name=name)
+            _insert(conn, customer)
+        assert customer.id is not None
+        _insert(conn, ContactPoint(customer_id=customer.id, kind=kind, value=value, verified=verified))
+    assert customer.id is not None
+    if name and not customer.display_name:
+        conn.execute("UPDATE customers SET display_name = ? WHERE id = ?", (name, customer.id))
+    return customer.id, value
 
 
 def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> InboundStored:

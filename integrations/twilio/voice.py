@@ -911,8 +911,8 @@ class _Webhooks:
             return None
         from crm_store.repositories.orders import orders_of_customer
 
-        async with self.db().session() as s:
-            orders = await orders_of_customer(s, customer_id, limit=10)
+        async with self.db().reader() as conn:  # a bare pooled connection: no ORM session for a read view
+            orders = await orders_of_customer(conn, customer_id, limit=10)
         for order in orders:
             if ivr.is_open_order(str(order.status)):
                 return ivr.order_status_phrase(int(order.id or 0), str(order.status), _as_date(order.promised_date), self.today())
