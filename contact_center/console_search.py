@@ -13,6 +13,14 @@
   360 they may open; any order is still found by number, phone or email in the Orders tab. The query itself is
   not logged (it may be an address); the search is.
 
+* ``GET /console/customers/{id}/possible-matches``: other customer records that may be this customer, because
+  the customer gave an address (the widget's email, a phone or email told to the bot, with an order or to an
+  agent) that is on file for them, or a phone number both have on different channels
+  (``customers_repo.possible_matches``): each with its id, name, order count and the addresses in common, plus
+  ``can_merge`` (supervisors and admins: the audited merge, ``POST /api/customers/{id}/merge``, is back-office
+  only; an agent asks a supervisor). Scoped as the search: an agent only for the customers of conversations
+  assigned or offered to them (403 otherwise); 404 for an unknown customer.
+
 An agent session is required (401 without one). Answers are never cached.
 """
 
@@ -146,7 +154,7 @@ async def search_customers(db: Any, query: str, default_region: str, only: set[i
 
 
 def add_console_search_routes(app: web.Application, *, agent_of: Callable[[web.Request], Awaitable[Any]]) -> None:
-    """Mount the two routes; ``agent_of(request)`` awaits the request's agent session or None (``web.current_agent``)."""
+    """Mount the three routes; ``agent_of(request)`` awaits the request's agent session or None (``web.current_agent``)."""
 
     async def queues(request: web.Request) -> web.Response:
         session = await agent_of(request)
@@ -169,5 +177,35 @@ def add_console_search_routes(app: web.Application, *, agent_of: Callable[[web.R
         log.info("console customer search", extra={"agent_id": session.agent_id, "results": len(results)})
         return web.json_response({"customers": results, "scope": "all" if everyone else "mine"}, headers=NO_STORE)
 
+    async def matches(request: web.Request) -> web.Response:
+        session = await agent_of(request)
+        if session is None:
+            return error_response(401, "unauthorized", "log in first")
+        try:
+            customer_id = int(request.match_info["customer_id"])
+        except ValueError:
+            return error_response(404, "not_found", "no such customer")
+        everyone = session.role in ("supervisor", "admin")
+        async with request.app[DB_KEY].session() as s:
+            try:
+                survivor = await customers_repo.survivor_id(s, customer_id)
+            except customers_repo.CustomerNotFound:
+                survivor = None
+            if not everyone:
+                mine = await agent_customer_ids(request.app[HUB_KEY], session.agent_id)
+                if customer_id not in mine and survivor not in mine:
+                    return error_response(403, "forbidden", "only the customers of your own conversations")
+            if survivor is None:
+                return error_response(404, "not_found", f"customer {customer_id} not found")
+            found = await customers_repo.possible_matches(s, survivor)
+        log.info("console possible matches", extra={"agent_id": session.agent_id, "customer_id": survivor, "results": len(found)})
+        return web.json_response({
+            "customer_id": survivor,
+            "matches": [{"id": m.id, "display_name": m.display_name or f"Customer #{m.id}", "orders": m.orders,
+                         "via": [{"kind": k, "value": v} for k, v in m.via]} for m in found],
+            "can_merge": everyone,
+        }, headers=NO_STORE)
+
     app.router.add_get("/console/queues.json", queues)
+    app.router.add_get("/console/customers/{customer_id}/possible-matches", matches)
     app.router.add_get("/console/search", search)

@@ -251,6 +251,11 @@ async def link_given_contacts(
                 "given %s not linked: it belongs to another customer", kind.value,
                 extra={"customer_id": customer_id, "owner_id": given.taken_by, "source": source},
             )
+            # the agent's 360 shows the owner as a possible match (docs/subsystems/console.md)
+            await customers_repo.note_given_elsewhere(
+                s, customer_id, kind, given.value, given.taken_by, channel=channel, source=source,
+                agent_id=agent_id, conversation_id=conversation_id,
+            )
             continue
         if not given.created:
             continue

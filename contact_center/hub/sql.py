@@ -235,7 +235,12 @@ class SqlConversations:
             if email:
                 try:
                     await customers_repo.link_contact_point(s, customer.id, ContactKind.EMAIL, email, verified=False)
-                except (customers_repo.ContactPointTaken, InvalidAddress) as exc:
+                except customers_repo.ContactPointTaken as taken:  # the 360 shows its owner as a possible match
+                    log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(taken)})
+                    await customers_repo.note_given_elsewhere(
+                        s, customer.id, ContactKind.EMAIL, taken.value, taken.owner_id, channel="chat", source="in the chat",
+                    )
+                except InvalidAddress as exc:
                     log.info("given email not linked", extra={"customer_id": customer.id, "reason": str(exc)})
         return customer
 

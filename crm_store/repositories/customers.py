@@ -361,3 +361,112 @@ async def search_customers(
         )
         return result.all()
     return []
+
+
+# --- Possible matches (issue 20): an address a customer gave that is on file for someone else -------------
+
+GIVEN_ELSEWHERE = "given_elsewhere"  # the payload key of the timeline note that remembers such an address
+
+
+async def note_given_elsewhere(
+    s: AsyncSession,
+    customer_id: int,
+    kind: ContactKind | str,
+    value: str,
+    owner_id: int,
+    *,
+    channel: str,
+    source: str = "",
+    agent_id: int | None = None,
+    conversation_id: int | None = None,
+) -> Interaction | None:
+    """Remember on the customer's timeline that they gave an address (normalised ``value``) which is another
+    customer's (``owner_id``): what :func:`possible_matches` reads. Nothing is linked or moved (joining two
+    customers is an explicit merge). Once per customer, address and owner; None when already noted.
+    """
+    kind = ContactKind(kind).value
+    survivor = await survivor_id(s, customer_id)
+    for earlier in await _given_elsewhere_notes(s, survivor):
+        seen = earlier.payload.get(GIVEN_ELSEWHERE) or {}
+        if seen.get("kind") == kind and seen.get("value") == value and seen.get("owner_id") == owner_id:
+            return None
+    noun = "Phone" if kind in {k.value for k in PHONE_KINDS} else "Email"
+    where = f" {source}" if source else ""
+    note = Interaction(
+        customer_id=survivor, kind="identity", channel=channel[:16], agent_id=agent_id, conversation_id=conversation_id,
+        summary=f"{noun} {value} given{where}: on file for another customer (#{owner_id}), a possible match"[:500],
+        payload={GIVEN_ELSEWHERE: {"kind": kind, "value": value, "owner_id": owner_id}},
+    )
+    s.add(note)
+    await s.flush()
+    return note
+
+
+async def _given_elsewhere_notes(s: AsyncSession, customer_id: int, limit: int = 200) -> list[Interaction]:
+    rows = (await s.exec(
+        select(Interaction).where(Interaction.customer_id == customer_id, Interaction.kind == "identity")
+        .order_by(col(Interaction.id).desc()).limit(limit)
+    )).all()
+    return [r for r in rows if isinstance(r.payload, dict) and isinstance(r.payload.get(GIVEN_ELSEWHERE), dict)]
+
+
+@dataclass(frozen=True)
+class PossibleMatch:
+    """Another customer record that may be the same person, and why: the addresses both have."""
+
+    id: int
+    display_name: str
+    orders: int
+    via: tuple[tuple[str, str], ...]  # (kind, value)
+
+
+async def possible_matches(s: AsyncSession, customer_id: int, limit: int = 5) -> list[PossibleMatch]:
+    """Other (not merged-away) customers who may be this one: an address this customer gave that is on file for
+    them (:func:`note_given_elsewhere`), or a phone number both have on different channels (an SMS number here,
+    the same number as WhatsApp there). Never by name. Most orders first, at most ``limit``.
+    Raises :class:`CustomerNotFound`.
+    """
+    me = await survivor_id(s, customer_id)
+    via: dict[int, list[tuple[str, str]]] = {}
+
+    async def add(owner: int, kind: str, value: str) -> None:
+        try:
+            other = await survivor_id(s, owner)
+        except CustomerNotFound:
+            return
+        if other != me and (kind, value) not in via.setdefault(other, []):
+            via[other].append((kind, value))
+
+    for note in await _given_elsewhere_notes(s, me):
+        given = note.payload[GIVEN_ELSEWHERE]
+        # still theirs? (a merge or a move since may have changed it)
+        kinds = [k.value for k in PHONE_KINDS] if given.get("kind") in {k.value for k in PHONE_KINDS} else [given.get("kind")]
+        holders = (await s.exec(
+            select(ContactPoint.customer_id).where(col(ContactPoint.kind).in_(kinds), ContactPoint.value == given.get("value"))
+        )).all()
+        for holder in holders:
+            await add(int(holder), str(given.get("kind")), str(given.get("value")))
+    phone_kinds = [k.value for k in PHONE_KINDS]
+    mine = (await s.exec(
+        select(ContactPoint.value).where(ContactPoint.customer_id == me, col(ContactPoint.kind).in_(phone_kinds))
+    )).all()
+    if mine:
+        others = (await s.exec(
+            select(ContactPoint.customer_id, ContactPoint.kind, ContactPoint.value).where(
+                col(ContactPoint.kind).in_(phone_kinds), col(ContactPoint.value).in_(list(set(mine))), ContactPoint.customer_id != me)
+        )).all()
+        for owner, kind, value in others:
+            await add(int(owner), str(kind), str(value))
+    via = {k: v for k, v in via.items() if v}
+    if not via:
+        return []
+    people = (await s.exec(select(Customer).where(col(Customer.id).in_(list(via)), col(Customer.merged_into_id).is_(None)))).all()
+    counts = {int(r[0]): int(r[1]) for r in (await s.execute(
+        sa_select(col(Order.customer_id), func.count()).where(col(Order.customer_id).in_(list(via))).group_by(col(Order.customer_id))
+    )).all()}
+    found = [
+        PossibleMatch(int(p.id), p.display_name or "", counts.get(int(p.id), 0), tuple(via[int(p.id)]))  # type: ignore[arg-type]
+        for p in people
+    ]
+    found.sort(key=lambda m: (-m.orders, m.id))
+    return found[:limit]

@@ -278,6 +278,7 @@ function setFilter(patch) {
 
 function onItemKeydown(ev) {
   if (!["ArrowDown", "ArrowUp", "Home", "End"].includes(ev.key)) return;
+  if (ev.altKey || ev.ctrlKey || ev.metaKey) return; // Alt+↓/↑ are the shortcuts' (open the next/previous one)
   const buttons = [...$("conversations").querySelectorAll(".conv-item:not([hidden]) .conv-open")];
   const i = buttons.indexOf(ev.currentTarget);
   if (i < 0 || !buttons.length) return;

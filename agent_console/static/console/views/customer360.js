@@ -13,6 +13,7 @@ import { activeConv } from "../model/conversations.js";
 import { loadValue, valueSection } from "./customer-value.js";
 import { lookupError, showOrder } from "./order-lookup.js";
 import { orderCard } from "./orders.js";
+import { possibleMatchSection } from "./possible-match.js";
 import { setTab } from "./right-panel.js";
 import { toast } from "./toasts.js";
 
@@ -191,7 +192,10 @@ function render360(data) {
   );
 
   const value = valueSection(); // issue 18: value, attrition, next best offer (views/customer-value.js)
-  $("customer-360").replaceChildren(head, contact, orderList, value, timeline);
+  // issue 20: another record this customer may be (views/possible-match.js); a merge redraws the 360
+  const shown = record.id;
+  const match = possibleMatchSection(shown, { isCurrent: () => key(customer.get().id) === key(shown) || key(customer.get().customer?.id) === key(shown), onMerged: () => key(customer.get().customer?.id) === key(shown) && fetch360(customer.get().id) });
+  $("customer-360").replaceChildren(head, match, contact, orderList, value, timeline);
   loadValue(value, c.id, { channel: activeConv()?.channel });
   customer.set({ id: customer.get().id, customer: record }, { type: "loaded" });
 }
