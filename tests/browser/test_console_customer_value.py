@@ -107,22 +107,22 @@ def test_the_customer_panel_shows_value_and_a_next_best_offer(hub: str, browser:
         expect(panel.get_by_test_id("value-scores")).to_contain_text(f"R {scores['r']} · F {scores['f']} · M {scores['m']}")
         expect(panel.get_by_test_id("value-attrition")).to_contain_text("High attrition risk")
         expect(panel.get_by_test_id("value-attrition")).to_contain_text(re.compile(r"last order \d+ days ago"))
-        offers = panel.get_by_test_id("offer")
+        offers = panel.get_by_test_id("nbo")
         expect(offers.first).to_be_visible()
         assert 1 <= offers.count() <= 3
         first = offers.first
-        expect(first.get_by_test_id("offer-title")).to_have_text(f"{product['name']} at half price")
-        expect(first.get_by_test_id("offer-why")).to_contain_text("rule 'Welcome back gift': segment at risk, attrition risk high")
-        expect(first.get_by_test_id("offer-script")).to_contain_text("half price today")
+        expect(first.get_by_test_id("nbo-title")).to_have_text(f"{product['name']} at half price")
+        expect(first.get_by_test_id("nbo-why")).to_contain_text("rule 'Welcome back gift': segment at risk, attrition risk high")
+        expect(first.get_by_test_id("nbo-script")).to_contain_text("half price today")
         # the demo shop's win-back rule comes next
-        expect(offers.nth(1).get_by_test_id("offer-title")).to_have_text("10 % off the next order, this week")
+        expect(offers.nth(1).get_by_test_id("nbo-title")).to_have_text("10 % off the next order, this week")
         agent.screenshot(path=str(ARTIFACTS / "console-customer-value.png"))
         panel.scroll_into_view_if_needed()
         panel.screenshot(path=str(ARTIFACTS / "console-customer-value-panel.png"))
 
-        first.get_by_test_id("offer-accepted").click()
-        expect(first.get_by_test_id("offer-status")).to_have_text("Accepted")
-        first.get_by_test_id("offer-add-to-order").click()
+        first.get_by_test_id("nbo-accepted").click()
+        expect(first.get_by_test_id("nbo-status")).to_have_text("Accepted")
+        first.get_by_test_id("nbo-add-to-order").click()
         expect(agent.get_by_test_id("new-order-product").first).to_have_value(product["sku"])
         agent.screenshot(path=str(ARTIFACTS / "console-customer-value-order.png"))
 

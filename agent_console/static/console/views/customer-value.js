@@ -74,7 +74,7 @@ function render(data, customerId) {
   }
   const offers = data.offers || [];
   if (!offers.length) {
-    nodes.push(h("p", { class: "muted small", "data-testid": "offer-none", text: "No offer for this customer now." }));
+    nodes.push(h("p", { class: "muted small", "data-testid": "nbo-none", text: "No offer for this customer now." }));
     return nodes;
   }
   nodes.push(h("ol", { class: "cv-offers" }, offers.map((o) => offerItem(o, customerId))));
@@ -82,25 +82,25 @@ function render(data, customerId) {
 }
 
 function offerItem(o, customerId) {
-  const status = h("span", { class: "small muted", "data-testid": "offer-status" });
+  const status = h("span", { class: "small muted", "data-testid": "nbo-status" });
   const buttons = ["offered", "accepted", "declined"].map((outcome) =>
     h("button", {
       type: "button",
       class: "btn btn-ghost btn-sm",
-      "data-testid": `offer-${outcome}`,
+      "data-testid": `nbo-${outcome}`,
       text: label(outcome),
       onclick: () => mark(o, customerId, outcome, { status, buttons, addBtn }),
     }),
   );
   const addBtn = o.sku
-    ? h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "offer-add-to-order", hidden: true, text: "Add to order", onclick: () => addToOrder(o.sku) })
+    ? h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "nbo-add-to-order", hidden: true, text: "Add to order", onclick: () => addToOrder(o.sku) })
     : null;
   return h(
     "li",
-    { class: "cv-offer", "data-testid": "offer", "data-source": o.source, "data-sku": o.sku || "" },
-    h("div", { class: "cv-offer-title" }, h("strong", { "data-testid": "offer-title", text: o.title }), h("span", { class: "chip", text: o.source === "rule" ? "rule" : "association" })),
-    h("div", { class: "small muted", "data-testid": "offer-why", text: o.why }),
-    o.script ? h("blockquote", { class: "small cv-script", "data-testid": "offer-script", text: `“${o.script}”` }) : null,
+    { class: "cv-offer", "data-testid": "nbo", "data-source": o.source, "data-sku": o.sku || "" },
+    h("div", { class: "cv-offer-title" }, h("strong", { "data-testid": "nbo-title", text: o.title }), h("span", { class: "chip", text: o.source === "rule" ? "rule" : "association" })),
+    h("div", { class: "small muted", "data-testid": "nbo-why", text: o.why }),
+    o.script ? h("blockquote", { class: "small cv-script", "data-testid": "nbo-script", text: `“${o.script}”` }) : null,
     h("div", { class: "cv-offer-actions" }, buttons, addBtn, status),
   );
 }
