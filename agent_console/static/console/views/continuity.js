@@ -43,12 +43,22 @@ export function explainGone(before, hello) {
   save();
 }
 
+let savedIds = "";
+
 export function wire() {
   subscribe("conversations", (_, change) => {
     if (change.type === "message" || change.type === "status" || change.type === "outbox" || change.type === "read") return;
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(save, 200);
+    // a conversation added or gone is saved at once (the console may be closed the next moment); a rename waits
+    const ids = openNow().map((c) => c.id).join(",");
+    if (ids !== savedIds) {
+      savedIds = ids;
+      save();
+    } else {
+      saveTimer = setTimeout(save, 200);
+    }
   });
+  window.addEventListener("pagehide", save);
   subscribe("session", (s, change) => {
     if (change.type === "signed_out") ready = false;
     if (change.type === "signed_out" && !s.message) {
