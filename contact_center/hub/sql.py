@@ -385,14 +385,7 @@ class SqlConversations:
             msg = await conv_repo.message_at(s, conversation_id, seq)
             if msg is None:
                 return None
-            if report.provider_id and not msg.provider_id:
-                msg.provider_id = report.provider_id[:100]
-            status = delivery_status(report.status)
-            if status is not None and moves_forward(msg.delivery_status, status):
-                msg.delivery_status = status.value
-                if report.error_code or report.error_message:
-                    msg.delivery_error_code = (report.error_code or "")[:20] or None
-                    msg.delivery_error = (report.error_message or "")[:300] or None
+            _apply_report(msg, report)
             s.add(msg)
             early = await receipts_repo.statuses_for(s, msg.provider_id) if msg.provider_id else []
             return msg.provider_id, list(early)
@@ -411,10 +404,7 @@ class SqlConversations:
             msg = await conv_repo.message_by_provider_id(s, provider_id)
             if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
                 return None
-            msg.delivery_status = new.value
-            if error_code or error_message:
-                msg.delivery_error_code = (error_code or "")[:20] or None
-                msg.delivery_error = (error_message or "")[:300] or None
+            _move_delivery(msg, new, error_code, error_message)
             s.add(msg)
             return msg.conversation_id, msg.seq
 
@@ -610,6 +600,24 @@ def _append_message_sqlite(conn: sqlite3.Connection, conversation_id: int, msg: 
     return stored, True
 
 
+def _move_delivery(msg: Message, new: Any, error_code: str | None, error_message: str | None) -> None:
+    """A message's delivery status moving forward to ``new``, with the provider's error (cut to the columns)."""
+    msg.delivery_status = new.value
+    if error_code or error_message:
+        msg.delivery_error_code = (error_code or "")[:20] or None
+        msg.delivery_error = (error_message or "")[:300] or None
+
+
+def _apply_report(msg: Message, report: DeliveryReport) -> None:
+    """What an adapter's report says of a message it took: its provider id (if it had none), and its delivery
+    status where that moves forward. The same on both paths of ``record_sent`` (ORM and SQLite's log)."""
+    if report.provider_id and not msg.provider_id:
+        msg.provider_id = report.provider_id[:100]
+    status = delivery_status(report.status)
+    if status is not None and moves_forward(msg.delivery_status, status):
+        _move_delivery(msg, status, report.error_code, report.error_message)
+
+
 def _set_delivery(conn: sqlite3.Connection, msg: Message) -> None:
     conn.execute("UPDATE messages SET provider_id = ?, delivery_status = ?, delivery_error_code = ?, delivery_error = ? WHERE id = ?",
                  (msg.provider_id, msg.delivery_status, msg.delivery_error_code, msg.delivery_error, msg.id))
@@ -621,14 +629,7 @@ def _record_sent_sqlite(conn: sqlite3.Connection, conversation_id: int, seq: int
     msg = _one(conn, Message, "conversation_id = ? AND seq = ? LIMIT 1", (conversation_id, seq))
     if msg is None:
         return None
-    if report.provider_id and not msg.provider_id:
-        msg.provider_id = report.provider_id[:100]
-    status = delivery_status(report.status)
-    if status is not None and moves_forward(msg.delivery_status, status):
-        msg.delivery_status = status.value
-        if report.error_code or report.error_message:
-            msg.delivery_error_code = (report.error_code or "")[:20] or None
-            msg.delivery_error = (report.error_message or "")[:300] or None
+    _apply_report(msg, report)
     _set_delivery(conn, msg)
     early: list[tuple[str, str | None, str | None]] = []
     if msg.provider_id:  # as receipts_repo.statuses_for: the status callbacks that came before the id was known
@@ -646,10 +647,7 @@ def _update_delivery_sqlite(conn: sqlite3.Connection, provider_id: str, new: Any
     msg = _one(conn, Message, "provider_id = ? LIMIT 1", (provider_id,))
     if msg is None or msg.sender_kind == "customer" or not moves_forward(msg.delivery_status, new):
         return None
-    msg.delivery_status = new.value
-    if error_code or error_message:
-        msg.delivery_error_code = (error_code or "")[:20] or None
-        msg.delivery_error = (error_message or "")[:300] or None
+    _move_delivery(msg, new, error_code, error_message)
     _set_delivery(conn, msg)
     return msg.conversation_id, msg.seq
 
