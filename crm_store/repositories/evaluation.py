@@ -10,6 +10,7 @@ cases having to know about it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -261,7 +262,8 @@ async def refresh_queue(db: Database, now: datetime, *, force: bool = False, sho
         return QueueRefresh(False, int(count), fp, time.perf_counter() - t0)
     async with db.transaction() as s:
         facts = await open_order_facts(s, now)
-        entries = fq.rank_queue(facts, settings.queue, now) if facts else []
+        # ELECTRE II is pure CPU work: in a worker thread, so the hub's event loop keeps serving meanwhile
+        entries = await asyncio.to_thread(fq.rank_queue, facts, settings.queue, now) if facts else []
         await s.execute(delete(ft))
         rows = [
             {"order_id": e.order_id, "position": e.position, "level": e.level, "batch": e.batch,

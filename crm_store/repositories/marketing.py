@@ -9,6 +9,7 @@ refunded).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -59,6 +60,26 @@ async def _order_history(db: Database) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(np.int64)
 
 
+def _score_customers(cust: np.ndarray, when: np.ndarray, amount: np.ndarray, now: datetime,
+                     window_days: float) -> tuple[rfm.CustomerValues, list[dict[str, Any]]]:
+    """RFM scores and the ``customer_values`` rows (pure; run in a worker thread)."""
+    age = (now.timestamp() - when) / 86400.0
+    values = rfm.compute(rfm.CustomerOrders.build(cust, age, amount), window_days=window_days)
+    rows = []
+    for i in range(values.customer.size):
+        r, f, m = int(values.r[i]), int(values.f[i]), int(values.m[i])
+        rows.append({
+            "customer_id": int(values.customer[i]), "recency_days": round(float(values.recency_days[i]), 3),
+            "frequency": int(values.frequency[i]), "monetary_minor": int(values.monetary[i]), "r": r, "f": f, "m": m,
+            "segment": values.segment[i], "value_score": rfm.value_score(r, f, m),
+            "orders_total": int(values.orders_total[i]), "usual_gap_days": round(float(values.usual_gap_days[i]), 2),
+            "own_gap": bool(values.own_gap[i]), "attrition": values.attrition[i],
+            "attrition_score": round(float(values.attrition_score[i]), 4), "reason": values.reason(i)[:300],
+            "computed_at": now,
+        })
+    return values, rows
+
+
 @dataclass(frozen=True)
 class ValueRun:
     customers: int
@@ -80,23 +101,11 @@ async def recompute_customer_values(db: Database, now: datetime, *, progress: Pr
     timings["read"] = time.perf_counter() - t0
     say(f"read {len(cust):,} orders in {timings['read']:.1f} s")
     t1 = time.perf_counter()
-    age = (now.timestamp() - when) / 86400.0
-    values = rfm.compute(rfm.CustomerOrders.build(cust, age, amount), window_days=settings.rfm_window_days)
+    # The scoring and the rows are pure CPU work: in a worker thread, so the hub's event loop keeps serving.
+    values, rows = await asyncio.to_thread(_score_customers, cust, when, amount, now, settings.rfm_window_days)
     timings["score"] = time.perf_counter() - t1
     say(f"scored {values.customer.size:,} customers in {timings['score']:.2f} s")
     t2 = time.perf_counter()
-    rows = []
-    for i in range(values.customer.size):
-        r, f, m = int(values.r[i]), int(values.f[i]), int(values.m[i])
-        rows.append({
-            "customer_id": int(values.customer[i]), "recency_days": round(float(values.recency_days[i]), 3),
-            "frequency": int(values.frequency[i]), "monetary_minor": int(values.monetary[i]), "r": r, "f": f, "m": m,
-            "segment": values.segment[i], "value_score": rfm.value_score(r, f, m),
-            "orders_total": int(values.orders_total[i]), "usual_gap_days": round(float(values.usual_gap_days[i]), 2),
-            "own_gap": bool(values.own_gap[i]), "attrition": values.attrition[i],
-            "attrition_score": round(float(values.attrition_score[i]), 4), "reason": values.reason(i)[:300],
-            "computed_at": now,
-        })
     cv, c = CustomerValue.__table__, Customer.__table__  # type: ignore[attr-defined]
     changed = 0
     async with db.transaction() as s:
@@ -134,6 +143,13 @@ async def recompute_customer_values(db: Database, now: datetime, *, progress: Pr
     return ValueRun(len(rows), int((values.r > 0).sum()), segments, changed, timings)
 
 
+def _mine(order_ids: np.ndarray, product_ids: np.ndarray, min_support: float, min_confidence: float,
+          min_lift: float) -> tuple[assoc.Itemsets, list[assoc.Rule]]:
+    """Frequent itemsets and their rules (pure; run in a worker thread)."""
+    items = assoc.frequent_itemsets(order_ids, product_ids, min_support=min_support, max_len=3)
+    return items, assoc.rules(items, min_confidence=min_confidence, min_lift=min_lift)
+
+
 @dataclass(frozen=True)
 class AssociationRun:
     baskets: int
@@ -167,8 +183,8 @@ async def recompute_associations(db: Database, now: datetime, *, progress: Progr
     timings["read"] = time.perf_counter() - t0
     say(f"read {order_ids.size:,} order lines in {timings['read']:.1f} s")
     t1 = time.perf_counter()
-    items = assoc.frequent_itemsets(order_ids, product_ids, min_support=settings.min_support, max_len=3)
-    found_rules = assoc.rules(items, min_confidence=settings.min_confidence, min_lift=settings.min_lift)
+    items, found_rules = await asyncio.to_thread(_mine, order_ids, product_ids, settings.min_support,
+                                                 settings.min_confidence, settings.min_lift)
     timings["mine"] = time.perf_counter() - t1
     pairs = [r for r in found_rules if len(r.antecedent) == 1]
     say(f"{items.baskets:,} baskets: {len(items.counts):,} frequent itemsets, {len(found_rules):,} rules "
@@ -350,8 +366,9 @@ async def customer_value_view(s: Reader, customer_id: int, now: datetime, *, cha
             select(pa.c.antecedent_id, pa.c.consequent_id, pa.c.count, pa.c.support, pa.c.confidence, pa.c.lift)
             .where(pa.c.antecedent_id.in_(sorted(bought_ids)))
         )).all()
-        pair_rules = [assoc.Rule((int(r.antecedent_id),), int(r.consequent_id), r.count, r.support, r.confidence, r.lift)
-                      for r in pair_rows]
+        # by position: a Row's ``.count`` is tuple.count, not the column
+        pair_rules = [assoc.Rule((int(a),), int(c), int(n), float(sup), float(conf), float(lift))
+                      for a, c, n, sup, conf, lift in pair_rows]
         candidates = {r.consequent for r in pair_rules}
         stock_rows = (await s.execute(select(p.c.id, p.c.sku, p.c.name, p.c.stock, p.c.active).where(p.c.id.in_(sorted(candidates))))).all() if candidates else []
         in_stock = {int(r.id): bool(r.active and r.stock > 0) for r in stock_rows}
