@@ -55,7 +55,7 @@ def _eligible(skills: dict[str, int], required: frozenset[str]) -> bool:
 
 async def queues_view(hub: Any, agent_id: int) -> dict[str, Any]:
     """What ``/console/queues.json`` answers (also used by tests without HTTP)."""
-    from contact_center.usecases.offers import status_reasons
+    from contact_center.usecases.offers import status_reason
     from contact_center.usecases.router import waiting_contacts
 
     presences = await hub.store.all_presence()
@@ -85,7 +85,7 @@ async def queues_view(hub: Any, agent_id: int) -> dict[str, Any]:
             "estimated_wait_seconds": None if eta == float("inf") else int(round(eta)),
             "mine": me is not None and _eligible(me.skills, rule.skills_required),
         })
-    reason = status_reasons(hub).get(agent_id) if me is not None and me.status == AgentStatus.AWAY.value else None
+    reason = await status_reason(hub, agent_id) if me is not None and me.status == AgentStatus.AWAY.value else None
     return {
         "me": {
             "status": me.status if me else "offline",

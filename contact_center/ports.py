@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,25 @@ class StateStore(Protocol):
 
     async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
         """When each of these customers was last seen connected (customers without a record left out)."""
+        ...
+
+    # --- why an agent is away: offers let time out in a row, and the reason the hub set a state ------------
+
+    async def offer_missed(self, agent_id: int) -> int:
+        """One more offer the agent let time out: how many in a row now (shared, so a streak counts
+        whichever hub process saw each offer expire)."""
+        ...
+
+    async def reset_missed(self, agent_id: int) -> None:
+        """The agent answered an offer or chose a state: the count in a row starts again."""
+        ...
+
+    async def set_status_reason(self, agent_id: int, reason: Mapping[str, Any] | None) -> None:
+        """Why the hub (not the agent) set the agent's state (``{reason, missed, since}``); None: no reason."""
+        ...
+
+    async def status_reasons(self) -> dict[int, dict[str, Any]]:
+        """Agent id -> the reason the hub set their state, for every agent with one."""
         ...
 
     async def clear(self) -> None:

@@ -187,7 +187,7 @@ class SnapshotBuilder:
         return compose_snapshot(
             now=now, day_start=day_start, records=records, states=states, queues=queues, agents=agents,
             presences=presences, open_conversations=open_convs, overdue_orders=overdue,
-            agent_reasons=getattr(self.hub, "status_reasons", None),  # the hub context's reasons (usecases/offers.py)
+            agent_reasons=await self.hub.store.status_reasons(),  # why the hub set a state (usecases/offers.py)
         )
 
 

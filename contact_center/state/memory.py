@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Collection
+import json
+from typing import Any, Collection, Mapping
 
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 from contact_center.state.base import (
@@ -41,6 +42,8 @@ class MemoryStateStore:
         self._assigned: dict[int, int] = {}
         self._watchers: dict[int, set[str]] = {}
         self._customers_seen: dict[int, float] = {}
+        self._missed: dict[int, int] = {}
+        self._reasons: dict[int, dict[str, Any]] = {}
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -252,10 +255,28 @@ class MemoryStateStore:
     async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
         return {int(c): self._customers_seen[int(c)] for c in customer_ids if int(c) in self._customers_seen}
 
+    async def offer_missed(self, agent_id: int) -> int:
+        n = self._missed[int(agent_id)] = self._missed.get(int(agent_id), 0) + 1
+        return n
+
+    async def reset_missed(self, agent_id: int) -> None:
+        self._missed.pop(int(agent_id), None)
+
+    async def set_status_reason(self, agent_id: int, reason: Mapping[str, Any] | None) -> None:
+        if reason is None:
+            self._reasons.pop(int(agent_id), None)
+        else:
+            self._reasons[int(agent_id)] = json.loads(json.dumps(dict(reason)))  # what Redis would give back
+
+    async def status_reasons(self) -> dict[int, dict[str, Any]]:
+        return {a: dict(r) for a, r in self._reasons.items()}
+
     async def clear(self) -> None:
         async with self._lock:
             self._watchers.clear()
             self._customers_seen.clear()
+            self._missed.clear()
+            self._reasons.clear()
             self._presence.clear()
             self._entries.clear()
             self._waiting.clear()

@@ -30,7 +30,8 @@ was closed and queued elsewhere in between), returns ``__retry__`` and the call 
 
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable, Sequence
+import json
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import redis.asyncio as aioredis
 
@@ -384,6 +385,8 @@ class RedisStateStore:
         self._watch = prefix + "watchers"  # a set of "<conversation id>|<watcher>"
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
+        self._missed = prefix + "missed"  # agent id -> offers let time out in a row
+        self._reason = prefix + "status_reason"  # agent id -> JSON: why the hub set the agent's state
         self._seen_prefix = prefix + "customer_seen:"  # one string per customer: last seen connected (expires)
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
         self._readers = {name: redis.register_script(body) for name, body in _READERS.items()}
@@ -618,6 +621,22 @@ class RedisStateStore:
             return {}
         raws = await self.redis.mget([f"{self._seen_prefix}{c}" for c in ids])
         return {c: float(_text(r)) for c, r in zip(ids, raws) if r is not None}
+
+    async def offer_missed(self, agent_id: int) -> int:
+        return int(await self.redis.hincrby(self._missed, str(int(agent_id)), 1))
+
+    async def reset_missed(self, agent_id: int) -> None:
+        await self.redis.hdel(self._missed, str(int(agent_id)))
+
+    async def set_status_reason(self, agent_id: int, reason: Mapping[str, Any] | None) -> None:
+        if reason is None:
+            await self.redis.hdel(self._reason, str(int(agent_id)))
+        else:
+            await self.redis.hset(self._reason, str(int(agent_id)), json.dumps(dict(reason), separators=(",", ":")))
+
+    async def status_reasons(self) -> dict[int, dict[str, Any]]:
+        found = await self.redis.hgetall(self._reason)
+        return {int(_text(a)): json.loads(_text(r)) for a, r in found.items()}
 
     async def clear(self) -> None:
         batch: list[Any] = []

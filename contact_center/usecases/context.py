@@ -78,10 +78,6 @@ class Hub:
         # the customers whose widget is connected to this process (the /customer namespace sets it), and
         # since when the shared state's "last seen" records can be trusted (start, or a rebuild after a loss)
         self.connected_customers: Callable[[], Iterable[int]] = lambda: ()
-        # offers each agent let time out in a row, and why the hub (not the agent) set an agent's state:
-        # kept by this process (a known limit with several processes: docs/subsystems/hub.md)
-        self.missed_streaks: dict[int, int] = {}
-        self.status_reasons: dict[int, dict[str, Any]] = {}
         self.presence_known_since = clock()
         # the ordering bot: new conversations go to it first while it is ready (docs/subsystems/bot.md)
         self.bot: Any = None

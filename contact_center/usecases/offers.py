@@ -33,7 +33,7 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
         presence = await _ensure_presence(hub, agent.id, row)
     conversations = await agent_conversations(hub, agent.id)
     offers = [await offer_json(hub, o.conversation_id, o.expires_at, o.queue, o.channel) for o in await hub.store.offers_of(agent.id)]
-    reason = status_reasons(hub).get(agent.id) if presence.status == AgentStatus.AWAY.value else None
+    reason = await status_reason(hub, agent.id) if presence.status == AgentStatus.AWAY.value else None
     return {
         "agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name, "role": agent.role},
         "status": presence.status,
@@ -47,47 +47,40 @@ async def agent_online(hub: Hub, agent: Any) -> dict[str, Any]:
 
 # --- missed offers: two in a row and the agent is set Away (domain/presence.py) ----------------------------
 #
-# The count of offers missed in a row and the reason the hub set an agent Away live on this Hub (this process).
-# With several hub processes the offer may expire on one process and be accepted on another: the count is then
-# per process (a shared-state counter would need a StateStore method; see docs/subsystems/console.md).
+# The count of offers missed in a row and the reason the hub set an agent Away are in the shared state: with
+# several hub processes, each offer may expire on a different one, and the agent's console may be on a third.
 
 
-def missed_streaks(hub: Hub) -> dict[int, int]:
-    """Agent id -> offers they let time out in a row (on this process)."""
-    return hub.missed_streaks
+async def status_reason(hub: Hub, agent_id: int) -> dict[str, Any] | None:
+    """Why the hub (not the agent) set the agent's state: ``{reason, missed, since}``, or None."""
+    return (await hub.store.status_reasons()).get(agent_id)
 
 
-def status_reasons(hub: Hub) -> dict[int, dict[str, Any]]:
-    """Agent id -> why the hub (not the agent) set their state: ``{reason, missed, since}``, while it lasts."""
-    return hub.status_reasons
-
-
-def offer_answered(hub: Hub, agent_id: int) -> None:
+async def offer_answered(hub: Hub, agent_id: int) -> None:
     """The agent accepted or declined an offer: they are at their desk, the missed streak starts again."""
-    missed_streaks(hub).pop(agent_id, None)
+    await hub.store.reset_missed(agent_id)
 
 
-def state_chosen(hub: Hub, agent_id: int) -> None:
+async def state_chosen(hub: Hub, agent_id: int) -> None:
     """The agent (or a supervisor) chose a state: the hub's reason for the last one no longer holds."""
-    status_reasons(hub).pop(agent_id, None)
-    missed_streaks(hub).pop(agent_id, None)
+    await hub.store.set_status_reason(agent_id, None)
+    await hub.store.reset_missed(agent_id)
 
 
 async def offer_missed(hub: Hub, agent_id: int, conversation_id: int) -> bool:
     """An offer to the agent timed out. After :data:`presence_rules.MISSED_OFFERS_AWAY` in a row the agent is
     set Away (reason ``missed_offers``), their consoles are told (``status`` with the reason) and so are the
     supervisors (an alert in the snapshot). Returns whether the agent was set Away."""
-    streaks = missed_streaks(hub)
-    streak = streaks[agent_id] = presence_rules.missed_streak(streaks.get(agent_id, 0))
+    streak = await hub.store.offer_missed(agent_id)
     async with hub.presence_lock(agent_id):
         presence = await hub.store.get_presence(agent_id)
         if not presence_rules.away_for_missed(streak, presence.status if presence else None):
             return False
         now = hub.clock()
         await hub.store.set_status(agent_id, AgentStatus.AWAY.value, now)
-    streaks.pop(agent_id, None)
+    await hub.store.reset_missed(agent_id)
     reason = {"reason": presence_rules.REASON_MISSED_OFFERS, "missed": streak, "since": now}
-    status_reasons(hub)[agent_id] = reason
+    await hub.store.set_status_reason(agent_id, reason)
     await hub.log_state(agent_id, AgentStatus.AWAY.value)
     await hub.tell_agent(agent_id, "status", {"status": AgentStatus.AWAY.value, **reason})
     log.warning("agent set away: missed offers in a row",
@@ -139,7 +132,7 @@ async def set_status(hub: Hub, agent: Any, status: Any) -> str:
         status = presence_rules.check_choosable(status)
     except presence_rules.NotChoosable as exc:
         raise HubError("bad_request", str(exc)) from None
-    state_chosen(hub, agent.id)
+    await state_chosen(hub, agent.id)
     async with hub.presence_lock(agent.id):
         updated = await hub.store.set_status(agent.id, status, hub.clock())
         if updated is None:
@@ -159,7 +152,7 @@ async def accept(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
     cid = conv_id(conversation_id)
     if not await hub.store.accept(cid, agent.id):
         raise HubError("conflict", "this offer is no longer yours (it timed out or was taken)")
-    offer_answered(hub, agent.id)
+    await offer_answered(hub, agent.id)
     conv = await hub.repo.conversation(cid)
     if conv is None:
         raise HubError("not_found", "conversation not found")
@@ -191,7 +184,7 @@ async def decline(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
     cid = conv_id(conversation_id)
     if await hub.store.decline(cid, agent.id, hub.clock()) is None:
         raise HubError("conflict", "there is no offer of this conversation to you")
-    offer_answered(hub, agent.id)
+    await offer_answered(hub, agent.id)
     hub.kick()
     return {"conversation_id": cid, "skip_seconds": hub.decline_skip}
 

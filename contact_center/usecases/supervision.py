@@ -37,7 +37,7 @@ async def set_agent_status(hub: Hub, actor: Any, agent_id: Any, status: Any) -> 
         raise HubError("bad_request", str(exc)) from None
     if await hub.store.set_status(agent_id, status, hub.clock()) is None:
         raise HubError("not_found", "that agent is not logged in")
-    offers.state_chosen(hub, agent_id)
+    await offers.state_chosen(hub, agent_id)
     await hub.log_state(agent_id, status)
     await hub.tell_agent(agent_id, "status", {"status": status, "by": actor.display_name})
     if status == AgentStatus.AVAILABLE.value:

@@ -1002,3 +1002,24 @@ async def test_watchers_are_counted_per_conversation(store: StateStore) -> None:
     assert await store.watched() == {9}
     await store.clear()
     assert await store.watched() == set()
+
+
+async def test_missed_offers_and_status_reasons_are_shared_state(store: StateStore) -> None:
+    """Offers let time out in a row, and why the hub set a state (issue 20): kept per agent in the store, so
+    a streak counts whichever hub process saw each offer expire."""
+    assert await store.status_reasons() == {}
+    assert await store.offer_missed(1) == 1
+    assert await store.offer_missed(1) == 2
+    assert await store.offer_missed(2) == 1
+    await store.reset_missed(1)
+    await store.reset_missed(99)  # unknown agents are ignored
+    assert await store.offer_missed(1) == 1
+    await store.set_status_reason(1, {"reason": "missed_offers", "missed": 2, "since": 1700000000.25})
+    await store.set_status_reason(3, {"reason": "missed_offers", "missed": 3, "since": 5.0})
+    assert await store.status_reasons() == {1: {"reason": "missed_offers", "missed": 2, "since": 1700000000.25},
+                                            3: {"reason": "missed_offers", "missed": 3, "since": 5.0}}
+    await store.set_status_reason(3, None)
+    await store.set_status_reason(4, None)
+    assert list(await store.status_reasons()) == [1]
+    await store.clear()
+    assert await store.status_reasons() == {} and await store.offer_missed(1) == 1

@@ -891,7 +891,8 @@ async def test_two_missed_offers_in_a_row_set_the_agent_away_with_the_reason_and
     clock.now += hub.offer_timeout + 1
     await router.route_once(hub)  # missed once (and offered again: the skip is off)
     assert (await hub.store.get_presence(ALICE.id)).status == "available"  # type: ignore[union-attr]
-    assert offers.missed_streaks(hub) == {ALICE.id: 1}
+    assert await hub.store.offer_missed(ALICE.id) == 2 and not await hub.store.reset_missed(ALICE.id)  # it was 1
+    await hub.store.offer_missed(ALICE.id)  # (back to one in a row)
     assert [o.conversation_id for o in await hub.store.offers_of(ALICE.id)] == [first]
     clock.now += hub.offer_timeout + 1
     await router.route_once(hub)  # missed twice in a row: Away
@@ -905,14 +906,34 @@ async def test_two_missed_offers_in_a_row_set_the_agent_away_with_the_reason_and
     hello = await offers.agent_online(hub, ALICE)
     assert hello["status"] == "away" and hello["status_reason"]["reason"] == "missed_offers"
     # the supervisors' snapshot: the agent row's reason and an alert
-    reason = _reason_of(offers.status_reasons(hub), ALICE.id, "away")
+    reason = _reason_of(await hub.store.status_reasons(), ALICE.id, "away")
     alerts = build_alerts([], {}, [], 0, agents=[{"id": ALICE.id, "display_name": "Alice", "reason": reason}])
     assert [a["kind"] for a in alerts] == ["agent_away"]
     assert alerts[0]["message"] == "Alice was set Away after missing 2 offers in a row"
-    assert _reason_of(offers.status_reasons(hub), ALICE.id, "available") is None
+    assert _reason_of(await hub.store.status_reasons(), ALICE.id, "available") is None
     # choosing a state again clears the reason
     await offers.set_status(hub, ALICE, "available")
-    assert offers.status_reasons(hub) == {} and (await offers.agent_online(hub, ALICE))["status_reason"] is None
+    assert await hub.store.status_reasons() == {} and (await offers.agent_online(hub, ALICE))["status_reason"] is None
+
+
+async def test_two_missed_offers_seen_by_two_hub_processes_still_set_the_agent_away() -> None:
+    """Each process's routing loop expires offers: the first missed offer expires on one process, the second
+    on another; the streak is in the shared state, so the agent is Away and both processes know why."""
+    hub, repo, notify, clock = await _chat_hub()
+    other = Hub(repo, hub.store, notify, channels=hub.channels, wrap_up_seconds=0, clock=clock, node="node-b")
+    other.abandon_grace, other.decline_skip = hub.abandon_grace, 0.0
+    hub.decline_skip = 0.0
+    await rebuild.load_queues(other)
+    await _online(hub, ALICE)
+    await _offered_chat(hub, "visitor-33")
+    assert await router.route_once(hub) == 1
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(other)  # missed once, on the other process (and offered again there)
+    assert (await hub.store.get_presence(ALICE.id)).status == "available"  # type: ignore[union-attr]
+    clock.now += hub.offer_timeout + 1
+    await router.route_once(hub)  # missed twice in a row, on this one
+    assert (await hub.store.get_presence(ALICE.id)).status == "away"  # type: ignore[union-attr]
+    assert (await offers.agent_online(other, ALICE))["status_reason"]["missed"] == 2
 
 
 async def test_an_answered_offer_resets_the_missed_streak_and_a_chosen_away_is_not_overridden() -> None:
@@ -924,17 +945,19 @@ async def test_an_answered_offer_resets_the_missed_streak_and_a_chosen_away_is_n
     clock.now += hub.offer_timeout + 1
     await router.route_once(hub)  # missed once, offered again
     await offers.decline(hub, ALICE, cid)  # answered: the streak starts again
-    assert offers.missed_streaks(hub) == {}
+    assert await hub.store.offer_missed(ALICE.id) == 1
+    await hub.store.reset_missed(ALICE.id)
     await router.route_once(hub)
     clock.now += hub.offer_timeout + 1
     await router.route_once(hub)  # missed once more: still one in a row
     assert (await hub.store.get_presence(ALICE.id)).status == "available"  # type: ignore[union-attr]
     await offers.accept(hub, ALICE, cid)
-    assert offers.missed_streaks(hub) == {}
+    assert await hub.store.offer_missed(ALICE.id) == 1
+    await hub.store.reset_missed(ALICE.id)
     # an agent who chose Away is never moved by the rule (nor told a reason)
     assert not await offers.offer_missed(hub, BOB.id, 999)
     assert not await offers.offer_missed(hub, BOB.id, 999)
-    assert offers.status_reasons(hub) == {}
+    assert await hub.store.status_reasons() == {}
 
 
 # --- transfers: the sender is not offered the conversation back while someone else serves the queue ---------
