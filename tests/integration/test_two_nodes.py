@@ -2,101 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
-from tests.conftest import PG_ADMIN_URL, _in_thread, _pg_admin
+from tests.cluster import hub_cluster
 from tests.sio_helpers import Inbox, sio_client
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "agent-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"hub on {port} died: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"hub on {port} did not come up")
+async def _seed(db: Database) -> None:
+    async with db.transaction() as s:
+        await agents_repo.create_agent(s, "alice", PASSWORD, display_name="Alice", capacity={"chat": 3})
+        await agents_repo.create_queue(s, "sales", channels=["chat"])
 
 
 @pytest.fixture
 async def two_hubs() -> AsyncIterator[tuple[str, str]]:
     """Two `contact-center serve` processes sharing one PostgreSQL database and one Redis prefix."""
-    name = f"cc_2n_{uuid.uuid4().hex[:8]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    from crm_store.migrate import upgrade
-
-    await asyncio.to_thread(upgrade, url)
-    db = Database(url)
-    async with db.transaction() as s:
-        await agents_repo.create_agent(s, "alice", PASSWORD, display_name="Alice", capacity={"chat": 3})
-        await agents_repo.create_queue(s, "sales", channels=["chat"])
-    await db.dispose()
-    prefix = f"cctest:{{{uuid.uuid4().hex[:8]}}}:"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": prefix,
-        "SESSION_SECRET": "shared-secret-" + uuid.uuid4().hex,
-        "SERVICE_TOKEN": "two-nodes",
-        "DEMO_DATA": "false",
-        "AUTO_MIGRATE": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    ports = [_free_port(), _free_port()]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "contact_center.cli", "serve", "--port", str(p)],
-            env={**env, "NODE_NAME": f"node-{i}"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        for i, p in enumerate(ports)
-    ]
-    try:
-        for p, proc in zip(ports, procs):
-            await asyncio.to_thread(_wait_healthy, p, proc)
-        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        r = aioredis.from_url(REDIS_URL)
-        keys = [k async for k in r.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async for cluster in hub_cluster(2, _seed):
+        yield cluster.base(0), cluster.base(1)
 
 
 async def test_customer_on_one_node_agent_on_the_other(two_hubs: tuple[str, str]) -> None:
