@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, Collection
+from typing import Any, AsyncIterator, Callable, Collection
 
 from aiohttp import web
 
@@ -25,7 +25,7 @@ from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
-from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
+from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, REDIS_PING_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
 from contact_center.ports import StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
 from contact_center.login_throttle import throttle_context
@@ -84,6 +84,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             connection_pool=aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
         )
         store: StateStore = RedisStateStore(redis_client, prefix=settings.redis_prefix)
+        app[REDIS_PING_KEY] = redis_client.ping
     else:
         from contact_center.state.memory import MemoryStateStore
 
@@ -135,11 +136,27 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: 200 when the hub can reach its database, 503 when not; and whether the bot is ready."""
+    """GET /healthz: whether the hub can reach its database and (with ``REDIS_URL``) Redis; and the bot.
+
+    503 when the database is unreachable (nothing can be stored). Without Redis the hub still serves what it
+    can (messages are stored and delivered on this node; routing resumes and the shared state is rebuilt from
+    SQL when Redis is back): 200 with ``status: degraded`` and ``redis: false``, so a load balancer keeps it.
+    """
     ok = await request.app[DB_KEY].ping()
+    body: dict[str, Any] = {"database": ok}
+    ping = request.app.get(REDIS_PING_KEY)
+    redis_ok = True
+    if ping is not None:
+        try:
+            async with asyncio.timeout(1.0):
+                await ping()
+        except Exception:  # noqa: BLE001 - unreachable, refused, timed out: all "no"
+            redis_ok = False
+        body["redis"] = redis_ok
     hub = request.app.get(HUB_KEY)
-    bot = "off" if hub is None or hub.bot is None else ("ready" if hub.bot_ready else "not ready")
-    return web.json_response({"status": "ok" if ok else "degraded", "database": ok, "bot": bot}, status=200 if ok else 503)
+    body["bot"] = "off" if hub is None or hub.bot is None else ("ready" if hub.bot_ready else "not ready")
+    body["status"] = "ok" if ok and redis_ok else "degraded"
+    return web.json_response(body, status=200 if ok else 503)
 
 
 def _session_gate(app: web.Application, settings: Settings) -> SessionGate:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -15,6 +15,8 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 DB_KEY = web.AppKey("db", Database)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 CLOCK_KEY = web.AppKey("clock", Callable[[], datetime])
+# Redis's PING, when the hub shares state through Redis (GET /healthz says whether it answers)
+REDIS_PING_KEY = web.AppKey("redis_ping", Callable[[], Awaitable[object]])
 
 from contact_center.sessions import SessionGate  # noqa: E402
 

@@ -69,6 +69,12 @@ class Offer:
     channel: str
 
 
+class StateUnavailable(RuntimeError):
+    """The shared state cannot be reached (Redis down or unreachable). Nothing is lost: SQL is the truth, and
+    the hub rebuilds the shared state from it when it is back. Callers that can do without it (a widget's
+    availability line, a heartbeat) carry on; others answer ``unavailable``."""
+
+
 @runtime_checkable
 class StateStore(Protocol):
     """Routing state shared by the hub processes: presence, queues, offers and assignments.
@@ -225,6 +231,18 @@ class StateStore(Protocol):
 
     async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
         """When each of these customers was last seen connected (customers without a record left out)."""
+        ...
+
+    # --- whether the store still holds what the hub put there -------------------------------------------
+
+    async def seal(self, node: str) -> None:
+        """Mark the store as rebuilt from SQL by hub process ``node`` (a marker that goes with everything else
+        if the backend loses its data: a Redis restarted empty, a failover to a replica that lagged)."""
+        ...
+
+    async def sealed(self, node: str) -> bool:
+        """Whether ``node``'s marker is there: False means the shared state was lost since its last :meth:`seal`
+        (each process checks its own: it restores its own agents' presence and tells its own clients)."""
         ...
 
     # --- why an agent is away: offers let time out in a row, and the reason the hub set a state ------------
@@ -730,8 +748,8 @@ class Notice:
     ``skip``: a customer connection that already has it (the one that sent it).
     """
 
-    audience: str  # "customer" | "agent" | "watchers"
-    target: int  # a conversation id (customer, watchers) or an agent id
+    audience: str  # "customer" | "agent" | "watchers" | "all_agents" | "all_customers"
+    target: int  # a conversation id (customer, watchers) or an agent id (0 for everyone)
     event: str
     data: dict[str, Any]
     skip: str | None = None

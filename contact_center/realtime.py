@@ -22,6 +22,7 @@ from contact_center import sio_websocket
 from contact_center.channels import WEB_CHAT
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.identity import IdentityError, IdentityVerifier
+from contact_center.ports import StateUnavailable
 from contact_center.rate_limits import RateLimiter, limiter_for, new_conversation_limit
 from contact_center.sessions import SessionGate
 from contact_center.settings import webchat_rate_limit
@@ -40,6 +41,10 @@ async def _acked(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         return {"ok": True, **(await fn())}
     except HubError as exc:
         return exc.as_ack()
+    except StateUnavailable:  # Redis is down: nothing half-done is lost (SQL first); the client may try again
+        log.warning("socket handler: the shared state is unavailable")
+        return {"ok": False, "error": {"code": "unavailable", "retry_after": 2.0,
+                                       "message": "the service is degraded right now: try again in a moment"}}
     except Exception:  # noqa: BLE001 - a client must get an answer, the bug gets logged
         log.exception("socket handler failed")
         return {"ok": False, "error": {"code": "internal", "message": "something went wrong on our side"}}

@@ -9,7 +9,7 @@ Room names live here and nowhere in the use cases:
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from contact_center.ports import Notice
 
@@ -31,10 +31,16 @@ def room_monitor(conversation_id: int) -> str:
     return f"monitor:{conversation_id}"
 
 
-_WHERE = {
+def _everyone(_target: int) -> None:
+    return None  # no room: the whole namespace
+
+
+_WHERE: dict[str, tuple[str, Callable[[int], str | None]]] = {
     "customer": (CUSTOMER_NS, room_conv),
     "agent": (AGENT_NS, room_agent),
     "watchers": (SUPERVISOR_NS, room_monitor),
+    "all_agents": (AGENT_NS, _everyone),
+    "all_customers": (CUSTOMER_NS, _everyone),
 }
 
 

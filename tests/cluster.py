@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +39,7 @@ def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 60.0, 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"hub on {port} died: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"hub on {port} died (its log is in the test's output)")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                 return
@@ -66,6 +68,7 @@ class HubCluster:
         self.prefix = f"cctest:{{{uuid.uuid4().hex[:8]}}}:"
         self.ports = [free_port() for _ in range(n)]
         self.procs: list[subprocess.Popen[str] | None] = [None] * n
+        self.log_dir = tempfile.mkdtemp(prefix="cc-nodes-")
         self.env = {
             **os.environ,
             "DATABASE_URL": self.url,
@@ -94,13 +97,31 @@ class HubCluster:
             finally:
                 await db.dispose()
 
+    def log_path(self, i: int) -> str:
+        return os.path.join(self.log_dir, f"node-{i}.log")
+
+    def log(self, i: int, tail: int = 8000) -> str:
+        """The end of node ``i``'s log (stderr, every start appended), without python-socketio's repeated
+        "Cannot publish to redis" lines (a Redis outage writes thousands)."""
+        try:
+            with open(self.log_path(i), errors="replace") as f:
+                lines = [ln for ln in f if "Cannot publish to redis" not in ln]
+        except OSError:
+            return ""
+        return "".join(lines)[-tail:]
+
     async def start(self, i: int, *, accept_degraded: bool = False) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "contact_center.cli", "serve", "--port", str(self.ports[i])],
-            env={**self.env, "NODE_NAME": f"node-{i}"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
+        with open(self.log_path(i), "a") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "contact_center.cli", "serve", "--port", str(self.ports[i])],
+                env={**self.env, "NODE_NAME": f"node-{i}"}, stdout=subprocess.DEVNULL, stderr=log, text=True,
+            )
         self.procs[i] = proc
-        await asyncio.to_thread(wait_healthy, self.ports[i], proc, accept_degraded=accept_degraded)
+        try:
+            await asyncio.to_thread(wait_healthy, self.ports[i], proc, accept_degraded=accept_degraded)
+        except AssertionError:
+            print(f"--- node-{i} log ---\n{self.log(i)}")
+            raise
 
     async def start_all(self) -> None:
         for i in range(self.n):
@@ -135,9 +156,11 @@ class HubCluster:
             if keys:
                 await r.delete(*keys)
             await r.aclose()
-        except OSError:  # a test's own Redis may be gone already
+        except Exception:  # noqa: BLE001 - a test's own Redis may be gone already
             pass
         await _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        if not os.environ.get("KEEP_NODE_LOGS"):
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 async def hub_cluster(n: int, seed: Callable[[Database], Awaitable[None]], **kw: Any) -> AsyncIterator[HubCluster]:
@@ -147,5 +170,9 @@ async def hub_cluster(n: int, seed: Callable[[Database], Awaitable[None]], **kw:
     try:
         await cluster.start_all()
         yield cluster
+    except BaseException:
+        for i in range(n):  # what the nodes said, for the failure's report
+            print(f"--- node-{i} log ---\n{cluster.log(i)}")
+        raise
     finally:
         await cluster.drop()

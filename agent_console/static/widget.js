@@ -577,6 +577,18 @@
       state.connectedOnce = true;
     });
 
+    // the hub lost its shared state for a while (Redis) and has it back: what another hub process sent
+    // meanwhile may not have reached us live, so catch up as after a reconnect
+    socket.on("resync", function () {
+      if (state.conversationId == null) return;
+      var conversationAtResume = state.conversationId;
+      socket.timeout(10000).emit("resume", { last_seq: state.lastSeq }, function (err, ack) {
+        if (err || !ack || !ack.ok || !Array.isArray(ack.messages)) return;
+        if (String(conversationAtResume) !== String(state.conversationId)) return;
+        ack.messages.forEach(function (m) { addMessage(m); });
+      });
+    });
+
     socket.on("disconnect", function (reason) {
       resetFlush();
       setTyping(false);
@@ -785,8 +797,8 @@
         return;
       }
       var error = (ack && ack.error) || {};
-      if (error.code === "rate_limited") {
-        // over the hub's rate: not stored; this one and those after it wait, still pending
+      if (error.code === "rate_limited" || error.code === "unavailable") {
+        // over the hub's rate (not stored), or the hub degraded for a moment: this one and those after it wait, still pending
         var wait = Number(error.retry_after);
         if (!isFinite(wait) || wait <= 0) wait = 1;
         flushLater(Math.min(wait, 60) * 1000 + 50);

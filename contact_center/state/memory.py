@@ -43,6 +43,7 @@ class MemoryStateStore:
         self._watchers: dict[int, set[str]] = {}
         self._customers_seen: dict[int, float] = {}
         self._missed: dict[int, int] = {}
+        self._sealed: set[str] = set()
         self._reasons: dict[int, dict[str, Any]] = {}
 
     # --- presence ------------------------------------------------------------------------------
@@ -255,6 +256,12 @@ class MemoryStateStore:
     async def customers_last_seen(self, customer_ids: Collection[int]) -> dict[int, float]:
         return {int(c): self._customers_seen[int(c)] for c in customer_ids if int(c) in self._customers_seen}
 
+    async def seal(self, node: str) -> None:
+        self._sealed.add(node)
+
+    async def sealed(self, node: str) -> bool:
+        return node in self._sealed
+
     async def offer_missed(self, agent_id: int) -> int:
         n = self._missed[int(agent_id)] = self._missed.get(int(agent_id), 0) + 1
         return n
@@ -277,6 +284,7 @@ class MemoryStateStore:
             self._customers_seen.clear()
             self._missed.clear()
             self._reasons.clear()
+            self._sealed.clear()
             self._presence.clear()
             self._entries.clear()
             self._waiting.clear()

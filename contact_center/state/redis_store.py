@@ -30,12 +30,15 @@ was closed and queued elsewhere in between), returns ``__retry__`` and the call 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 
-from contact_center.ports import AgentPresence, Offer, QueueEntry
+from contact_center.ports import AgentPresence, Offer, QueueEntry, StateUnavailable
 from contact_center.state.base import (
     CUSTOMER_SEEN_TTL,
     dumps,
@@ -367,6 +370,27 @@ class StateConflict(RuntimeError):
     """The records of one conversation kept changing under an operation (should never happen)."""
 
 
+def _port_errors(cls: type) -> type:
+    """Every public coroutine of ``cls`` raises :class:`StateUnavailable` when Redis cannot be reached (the
+    callers speak the port's language, not redis-py's)."""
+
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                raise StateUnavailable(f"the shared state (Redis) cannot be reached: {exc}") from exc
+
+        return call
+
+    for name, fn in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(fn):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_port_errors
 class RedisStateStore:
     """:class:`~contact_center.ports.StateStore` in Redis, for several hub processes.
 
@@ -385,6 +409,7 @@ class RedisStateStore:
         self._watch = prefix + "watchers"  # a set of "<conversation id>|<watcher>"
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
+        self._seal = prefix + "sealed"  # hash: node -> 1 after its rebuild from SQL; gone if Redis lost its data
         self._missed = prefix + "missed"  # agent id -> offers let time out in a row
         self._reason = prefix + "status_reason"  # agent id -> JSON: why the hub set the agent's state
         self._seen_prefix = prefix + "customer_seen:"  # one string per customer: last seen connected (expires)
@@ -621,6 +646,12 @@ class RedisStateStore:
             return {}
         raws = await self.redis.mget([f"{self._seen_prefix}{c}" for c in ids])
         return {c: float(_text(r)) for c, r in zip(ids, raws) if r is not None}
+
+    async def seal(self, node: str) -> None:
+        await self.redis.hset(self._seal, str(node), "1")
+
+    async def sealed(self, node: str) -> bool:
+        return bool(await self.redis.hexists(self._seal, str(node)))
 
     async def offer_missed(self, agent_id: int) -> int:
         return int(await self.redis.hincrby(self._missed, str(int(agent_id)), 1))

@@ -10,7 +10,7 @@ from typing import Any, Protocol, Sequence
 
 from contact_center.domain.conversations import ANSWERED_BY_BOT, Move, bot_is_sure, sources, target
 from contact_center.ports import NewMessage, TimelineNote, Transition
-from contact_center.usecases import outbound
+from contact_center.usecases import outbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError
 from contact_center.usecases.views import message_json
@@ -115,8 +115,7 @@ async def _answer_if_sure(hub: Hub, conv: Any, customer: Any, text: str) -> None
     if not answered:
         current = await hub.repo.conversation(conv.id)
         if current is not None and current.status == "queued":
-            await hub.store.enqueue(hub.entry(current, customer))
-            hub.kick()
+            await router.enqueue(hub, hub.entry(current, customer))
 
 
 async def _answer_alone(hub: Hub, conv: Any, text: str, parsed: dict[str, Any]) -> bool:
@@ -234,8 +233,7 @@ async def hand_over(hub: Hub, conversation_id: int, reason: str, context: dict[s
     )
     if moved is None:
         return False
-    await hub.store.enqueue(hub.entry(moved.conversation, moved.customer))
-    hub.kick()
+    await router.enqueue(hub, hub.entry(moved.conversation, moved.customer))
     return True
 
 

@@ -244,6 +244,11 @@ class Hub:
         """An event for all of one agent's console tabs."""
         await self.tell(Notice("agent", agent_id, event, data))
 
+    async def tell_everyone(self, event: str, data: dict[str, Any]) -> None:
+        """An event for every console and every widget (``resync`` after the shared state came back)."""
+        await self.tell(Notice("all_agents", 0, event, data))
+        await self.tell(Notice("all_customers", 0, event, data))
+
     async def log_state(self, agent_id: int, state: str) -> None:
         """Record an agent's state change in SQL (time in state, occupancy); never fails the caller."""
         try:

@@ -266,8 +266,7 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
                 and bot_turns.can_parse(hub)):
             bot_turns.start_if_sure(hub, conv, customer, inbound.bot_text or inbound.text)  # it queues what it won't answer
         else:
-            await hub.store.enqueue(hub.entry(conv, customer))
-            hub.kick()
+            await router.enqueue(hub, hub.entry(conv, customer))
     return conv, payload, stored.created
 
 

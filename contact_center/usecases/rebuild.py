@@ -48,7 +48,8 @@ async def rebuild_state(hub: Hub) -> int:
        recorded for them (``agent_state_log``; ``away`` if none), their capacity and skills;
     2. the assignments of the conversations SQL says an agent is handling, with one unit of load each,
        so nobody is offered past their capacity;
-    3. the conversations SQL says are waiting, back into their queues.
+    3. the conversations SQL says are waiting, back into their queues;
+    4. this process's marker in the store (``seal``), by which the routing loop sees a later loss.
     """
     await _restore_presences(hub)
     await _restore_assignments(hub)
@@ -56,6 +57,7 @@ async def rebuild_state(hub: Hub) -> int:
     for conv, customer in await hub.repo.conversations_with_customers("queued"):
         if await hub.store.enqueue(hub.entry(conv, customer)):
             restored += 1
+    await hub.store.seal(hub.node)
     if restored:
         # the shared state was lost (or this process just started): its customers' "last seen" records may
         # be gone too, so absence is counted from now (connected customers are seen again within seconds)

@@ -17,7 +17,7 @@ from contact_center.domain.routing import (
     queue_position,
     queue_positions,
 )
-from contact_center.ports import AgentPresence, QueueEntry
+from contact_center.ports import AgentPresence, QueueEntry, StateUnavailable
 from contact_center.usecases.context import Hub
 from contact_center.usecases.views import queue_update
 
@@ -61,11 +61,30 @@ async def queue_info(hub: Hub, conversation_id: int) -> dict[str, Any] | None:
     return queue_update(conversation_id, pos, serving_agents(presences), hub.concurrency(channel))
 
 
-async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any]:
+async def enqueue(hub: Hub, entry: QueueEntry) -> bool:
+    """Put a conversation that SQL has just queued into the shared queue, and route. While the shared state is
+    unavailable (Redis down) the conversation stays queued in SQL, which is the truth: the routing loop's
+    rebuild puts it back in the shared queue when Redis is back. Returns whether it is in the shared queue."""
+    try:
+        await hub.store.enqueue(entry)
+    except StateUnavailable:
+        log.warning("the shared state is unavailable: the conversation waits in SQL until it is rebuilt",
+                    extra={"conversation_id": entry.conversation_id})
+        return False
+    hub.kick()
+    return True
+
+
+async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any] | None:
     """What the customer's widget says before and while they wait (the ``session`` event's ``availability``):
     how many agents with the queue's skills take contacts now (available or busy), and the estimated wait of a
-    contact joining the queue now (None while nobody serves: the widget then says no one is available)."""
-    presences = await hub.store.all_presence()
+    contact joining the queue now (None while nobody serves: the widget then says no one is available).
+    None while the shared state cannot be reached (the widget then shows a neutral line)."""
+    try:
+        presences = await hub.store.all_presence()
+        entries = await hub.store.waiting()
+    except StateUnavailable:
+        return None
     rule = hub.rules.get(queue)
     required = rule.skills_required if rule is not None else frozenset()
     serving = [
@@ -73,7 +92,7 @@ async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any]:
         if p.status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value)
         and all(int(p.skills.get(s, 0) or 0) >= 1 for s in required)
     ]
-    waiting = [e for e in await hub.store.waiting() if e.queue == queue]
+    waiting = [e for e in entries if e.queue == queue]
     update = queue_update(0, len(waiting) + 1, len(serving), hub.concurrency(channel))
     return {"agents_available": len(serving), "estimated_wait_seconds": update["estimated_wait_seconds"]}
 
@@ -141,6 +160,7 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
     from contact_center.usecases.transfer_close import customers_connected, give_up_absent
 
     last_reconcile = last_seen = last_sweep = hub.clock()
+    state_lost = False
     while True:
         heartbeat = min(5.0, hub.abandon_grace / 3)  # well inside the grace: a connected customer is never "gone"
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
@@ -153,6 +173,14 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
         hub.kick_event.clear()
         try:
             now = hub.clock()
+            if not state_lost and not await hub.store.sealed(hub.node):  # lost between two passes (restarted empty)
+                log.warning("the shared state was lost (its marker is gone)")
+                state_lost = True
+            if state_lost:  # Redis is back (or this raises again): rebuild from SQL before routing anything
+                await rebuild_state(hub)
+                state_lost, last_reconcile = False, now
+                log.warning("the shared state is back: rebuilt from SQL; consoles and widgets catch up")
+                await hub.tell_everyone("resync", {})  # what they missed from other processes meanwhile
             if now - last_seen >= heartbeat:
                 last_seen = now
                 await customers_connected(hub)
@@ -164,5 +192,9 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
                 await give_up_absent(hub)
             await route_once(hub)
             hub.watched = await hub.store.watched()
+        except StateUnavailable:
+            if not state_lost:
+                log.warning("the shared state is unavailable: routing waits; messages are still stored in SQL")
+            state_lost = True
         except Exception:  # noqa: BLE001 - the loop must survive a bad pass; it is logged
             log.exception("routing pass failed")

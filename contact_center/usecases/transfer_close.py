@@ -14,8 +14,8 @@ from contact_center.domain.conversations import (
     sources,
     target,
 )
-from contact_center.ports import NewMessage, QueueEntry, TimelineNote, Transition
-from contact_center.usecases import offers, outbound
+from contact_center.ports import NewMessage, QueueEntry, StateUnavailable, TimelineNote, Transition
+from contact_center.usecases import offers, outbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError, agent_id as check_agent_id
 from contact_center.usecases.views import message_json
@@ -108,11 +108,14 @@ async def transfer(
     )
     if moved is None:
         raise HubError("conflict", "this conversation is closed")
-    await hub.store.release(conv.id, hub.clock())
     entry = hub.entry(moved.conversation, moved.customer)
-    skip_sender = holder is not None and to_agent is None and await _others_serve(hub, new_queue, holder)
+    try:
+        await hub.store.release(conv.id, hub.clock())
+        skip_sender = holder is not None and to_agent is None and await _others_serve(hub, new_queue, holder)
+    except StateUnavailable:  # SQL has it queued: the rebuild puts it in the shared queue when Redis is back
+        skip_sender = False
     now = hub.clock()
-    await hub.store.enqueue(QueueEntry(
+    await router.enqueue(hub, QueueEntry(
         entry.conversation_id, new_queue, entry.channel, entry.priority, entry.enqueued_at,
         frozenset({holder}) if skip_sender and holder is not None else frozenset(), to_agent,
         # the router skips the agents in declined_by while now - declined_at < decline_skip: this keeps the

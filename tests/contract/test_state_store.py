@@ -1023,3 +1023,11 @@ async def test_missed_offers_and_status_reasons_are_shared_state(store: StateSto
     assert list(await store.status_reasons()) == [1]
     await store.clear()
     assert await store.status_reasons() == {} and await store.offer_missed(1) == 1
+
+
+async def test_the_seal_of_each_node_goes_when_the_store_loses_its_data(store: StateStore) -> None:
+    assert not await store.sealed("node-a")
+    await store.seal("node-a")
+    assert await store.sealed("node-a") and not await store.sealed("node-b")
+    await store.clear()  # what a Redis restarted empty looks like
+    assert not await store.sealed("node-a")

@@ -3,6 +3,11 @@
 * ``kill -9`` of the node that the agents and half the customers are on, during a burst of numbered customer
   and agent messages: every acknowledged message is in SQL exactly once, the clients reconnect to the other
   node and catch up by ``resume``, and each conversation goes on with the same agent.
+* Redis (a server of the test's own) killed during live chats and started again empty: both nodes say
+  ``degraded`` on ``/healthz`` and keep serving (messages acknowledged at the first attempt, stored once, and
+  delivered live on the agent's own node; a new chat is stored and queued in SQL); when Redis is back each
+  node rebuilds the shared state from SQL, tells its consoles and widgets to ``resync`` (they resume), and the
+  new chat is offered; nothing is offered twice.
 
 The clients here do what the widget and the console do (``agent_console/static/widget.js``,
 ``console/core/socket.js``): a message is sent until it is acknowledged, with the same ``client_msg_id``
@@ -15,6 +20,10 @@ Printed (``-s``): the reconnect times (kill -> the new connection's ``session``/
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -26,7 +35,7 @@ from sqlalchemy import text
 
 from crm_store.db import Database
 from crm_store.repositories import agents as agents_repo
-from tests.cluster import HubCluster, hub_cluster
+from tests.cluster import HubCluster, free_port, hub_cluster
 from tests.sio_helpers import Inbox, sio_client
 
 PASSWORD = "agent-password"
@@ -77,7 +86,7 @@ class Side:
 
     async def connect(self, cluster: HubCluster) -> None:
         self.inbox = Inbox()
-        events = ("session", "message", "agent_joined", "queue") if self.kind == "customer" else ("hello", "offer", "message")
+        events = ("session", "message", "agent_joined", "queue", "resync") if self.kind == "customer" else ("hello", "offer", "message", "resync")
         sio = sio_client(self.inbox, self.namespace, events)
         sio.on("disconnect", self._lost, namespace=self.namespace)
         base = cluster.base(self.node)
@@ -113,7 +122,7 @@ class Side:
                 await asyncio.sleep(0.05)
                 continue
             error = ack.get("error") or {}
-            if not ack.get("ok") and error.get("code") == "rate_limited":  # the widget waits as it is told
+            if not ack.get("ok") and error.get("code") in ("rate_limited", "unavailable"):  # the widget waits as told
                 await asyncio.sleep(float(error.get("retry_after") or 0.5))
                 continue
             assert ack.get("ok"), ack
@@ -240,3 +249,150 @@ async def test_kill_9_of_a_node_during_a_burst_loses_no_acknowledged_message(clu
           f"min {times[0]:.2f}, max {times[-1]:.2f} (target p99 < 2 s); "
           f"{len(acked)} acknowledged messages, {len(rows)} rows with a client_msg_id")
     assert times[-1] < 10.0  # the figure to watch is printed; this only catches a hang
+
+
+# --- Redis stopped during live chats, and started again (empty) ---------------------------------------------
+
+
+class OwnRedis:
+    """A redis-server of this test's own (the shared one serves other tests): stopped and started at will."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[OwnRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    r = OwnRedis()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.kill()
+
+
+async def _health(base: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as resp:
+            return resp.status, await resp.json()
+
+
+async def _until(check: Any, what: str, timeout: float = 40.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = await check()
+        if got:
+            return got
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_redis_stopped_during_live_chats_loses_no_message_and_offers_nothing_twice(own_redis: OwnRedis) -> None:
+    async for cluster in hub_cluster(2, _seed, redis_url=own_redis.url, env={"OFFER_TIMEOUT_SECONDS": "30"}):
+        alice = Side("agent", "alice", node=1, cookie=await _login(cluster.base(1), "alice"))
+        await alice.connect(cluster)
+        assert (await alice.call("set_status", {"status": "available"}))["ok"]
+        far, near = Side("customer", "far", node=0), Side("customer", "near", node=1)
+        conv: dict[str, int] = {}
+        for c in (far, near):
+            await c.connect(cluster)
+            ack = await c.call("message", {"client_msg_id": f"{c.name}-0", "text": f"hello from {c.name}"})
+            assert ack["ok"], ack
+            conv[c.name] = ack["message"]["conversation_id"]
+            offer = await alice.inbox.wait("offer", lambda o, cid=conv[c.name]: o["conversation_id"] == cid, timeout=15)
+            assert (await alice.call("accept", {"conversation_id": offer["conversation_id"]}))["ok"]
+
+        own_redis.kill()
+        for i in (0, 1):  # each node says it is degraded (and still serves)
+            status, body = await _until(lambda i=i: _degraded(cluster.base(i)), f"node {i} reports Redis lost")
+            assert status == 200 and body["redis"] is False and body["database"] is True
+
+        # during the outage: every message is stored and acknowledged; the agent on the customer's own node
+        # gets it live
+        during: dict[str, int] = {}
+        for c in (far, near):
+            for i in range(1, 4):
+                mid = f"{c.name}-{i}"
+                ack = await c.call("message", {"client_msg_id": mid, "text": f"{c.name} during {i}"})
+                assert ack["ok"], ack  # at the first attempt: nothing here needs the shared state
+                during[mid] = ack["message"]["seq"]
+        for c in (far, near):
+            mid = f"alice-{c.name}-1"
+            ack = await alice.call("reply", {"conversation_id": conv[c.name], "client_msg_id": mid, "text": f"to {c.name} during the outage"})
+            assert ack["ok"], ack
+            during[mid] = ack["message"]["seq"]
+        await alice.inbox.wait("message", lambda m: m.get("text") == "near during 3", timeout=10)
+        # a new customer arrives while Redis is down: stored, and queued in SQL
+        late = Side("customer", "late", node=0)
+        await late.connect(cluster)
+        ack = await late.call("message", {"client_msg_id": "late-0", "text": "anyone there?"})
+        assert ack["ok"], ack  # stored and queued in SQL; the shared queue gets it when Redis is back
+        conv["late"] = ack["message"]["conversation_id"]
+
+        own_redis.start()  # empty: every shared record is gone
+        back = time.monotonic()
+        for i in (0, 1):
+            await _until(lambda i=i: _healthy(cluster.base(i)), f"node {i} healthy again")
+        offer = await alice.inbox.wait("offer", lambda o: o["conversation_id"] == conv["late"], timeout=40)
+        offered_after = time.monotonic() - back
+        assert (await alice.call("accept", {"conversation_id": offer["conversation_id"]}))["ok"]
+        # the consoles and widgets are told to catch up (resync), and do, by resume
+        await alice.inbox.wait("resync", timeout=10)
+        await far.inbox.wait("resync", timeout=10)
+        got = await alice.call("resume", {"conversation_id": conv["far"], "last_seq": 0})
+        assert {m["text"] for m in got["messages"]} >= {"far during 1", "far during 2", "far during 3"}
+        await asyncio.sleep(3)  # a few routing passes more: nothing is offered twice
+        offered = [o["conversation_id"] for o in alice.inbox.all("offer")]
+        assert sorted(offered) == sorted([conv["far"], conv["near"], conv["late"]]), offered
+        got = await far.call("resume", {"last_seq": 0})
+        assert "to far during the outage" in {m["text"] for m in got["messages"]}
+
+        db = Database(cluster.url)
+        try:
+            async with db.session() as s:
+                rows = dict((await s.execute(text(
+                    "SELECT client_msg_id, COUNT(*) FROM messages WHERE client_msg_id IS NOT NULL GROUP BY client_msg_id"))).all())
+                owners = dict((await s.execute(text("SELECT id, assigned_agent_id FROM conversations"))).all())
+        finally:
+            await db.dispose()
+        assert all(rows.get(mid) == 1 for mid in during), {mid: rows.get(mid) for mid in during}
+        print(f"\nchaos Redis: {len(during)} messages acknowledged during the outage, each stored once; the chat that "
+              f"came during the outage offered {offered_after:.1f} s after Redis was back; offers {len(offered)} for 3 chats")
+        assert len({owners[c] for c in conv.values()}) == 1 and None not in {owners[c] for c in conv.values()}
+
+
+async def _degraded(base: str) -> tuple[int, dict[str, Any]] | None:
+    status, body = await _health(base)
+    return (status, body) if body.get("redis") is False else None
+
+
+async def _healthy(base: str) -> bool:
+    status, body = await _health(base)
+    return status == 200 and body.get("status") == "ok"

@@ -340,6 +340,10 @@ function reset() {
 export function wire() {
   socket.on("message", onMessage);
   socket.on("message_status", applyDeliveryStatus);
+  // the hub's shared state (Redis) was lost and is back: messages from other hub processes may have missed us
+  socket.on("resync", () => {
+    for (const conv of allConvs()) if (!conv.closed) resume(conv);
+  });
   socket.on("conversation_closed", (p) => {
     const conv = p && getConv(p.conversation_id);
     if (!conv) return;
