@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import date
+from typing import Any, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -38,6 +40,15 @@ class CustomerRef:
 
     id: int
     display_name: str
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    """An order as a greeting speaks of it: its number, status and promised date."""
+
+    id: int
+    status: str
+    promised_date: date | None
 
 
 class PointReads:
@@ -87,6 +98,41 @@ class PointReads:
         if merged_into is not None:
             return await self._follow_merge(int(customer_id))
         return CustomerRef(int(customer_id), name or "")
+
+    async def latest_order_in(self, customer_id: int, statuses: Sequence[str]) -> OrderRef | None:
+        """The customer's newest order in one of ``statuses`` (a phone greeting's "your order 10234 ships
+        tomorrow"), in one indexed read: no ORM, no session.
+
+        :param customer_id: the customer (as stored: a merged-away customer's orders moved with the merge).
+        :param statuses: the order statuses that count (1 to 10 of them).
+        """
+        wanted = tuple(str(x) for x in statuses)[:10]
+        if not wanted:
+            return None
+        tail = "ORDER BY created_at DESC, id DESC LIMIT 1"
+        row: tuple[Any, ...] | None = None
+        inline_done = False
+        if self._sqlite_path is not None:
+            marks = ", ".join("?" for _ in wanted)
+            sql = f"SELECT id, status, promised_date FROM orders WHERE customer_id = ? AND status IN ({marks}) {tail}"
+            try:
+                row = self._inline_conn().execute(sql, (int(customer_id), *wanted)).fetchone()
+                inline_done = True
+            except sqlite3.OperationalError:  # busy or locked: the pooled path
+                self.fallbacks += 1
+        if not inline_done:
+            names = {f"s{i}": v for i, v in enumerate(wanted)}
+            marks = ", ".join(f":{n}" for n in names)
+            sql = f"SELECT id, status, promised_date FROM orders WHERE customer_id = :customer AND status IN ({marks}) {tail}"
+            async with self.db.reader() as conn:
+                found = (await conn.execute(text(sql), {"customer": int(customer_id), **names})).first()
+            row = None if found is None else tuple(found)
+        if row is None:
+            return None
+        promised = row[2]
+        if isinstance(promised, str):
+            promised = date.fromisoformat(promised[:10])
+        return OrderRef(int(row[0]), str(row[1]), promised if isinstance(promised, date) else None)
 
     async def _follow_merge(self, customer_id: int) -> CustomerRef:
         """The customer a merged-away customer now lives on."""

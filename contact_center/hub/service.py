@@ -96,6 +96,12 @@ class HubService(Hub):
             public_base_url=public_base_url,
         )
 
+    @property
+    def reads(self) -> PointReads:
+        """Cheap indexed reads for hot paths (a returning customer, a caller's latest open order)."""
+        reads: PointReads = self.repo.reads  # type: ignore[attr-defined]
+        return reads
+
     # the background tasks (the composition root cancels them at shutdown; tests wait for them)
     @property
     def _bot_tasks(self) -> set[asyncio.Task[None]]:

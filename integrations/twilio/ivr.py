@@ -595,7 +595,8 @@ def say_all(texts: Iterable[str], limit: int = SAY_LIMIT) -> list[str]:
 
 # --- the sentences of a call -----------------------------------------------------------------------------
 
-_OPEN_ORDER_STATUSES = ("placed", "confirmed", "picking", "shipped")
+OPEN_ORDER_STATUSES = ("placed", "confirmed", "picking", "shipped")
+_OPEN_ORDER_STATUSES = OPEN_ORDER_STATUSES
 
 
 def is_open_order(status: str) -> bool:

@@ -909,13 +909,19 @@ class _Webhooks:
         """Their latest open order's status, in words ("your order 10234 should arrive tomorrow")."""
         if not isinstance(customer_id, int):
             return None
+        reads = getattr(self.hub(), "reads", None)  # the hub's point reads: one indexed read, no ORM
+        if reads is not None:
+            order = await reads.latest_order_in(customer_id, ivr.OPEN_ORDER_STATUSES)
+            if order is None:
+                return None
+            return ivr.order_status_phrase(order.id, order.status, order.promised_date, self.today())
         from crm_store.repositories.orders import orders_of_customer
 
         async with self.db().reader() as conn:  # a bare pooled connection: no ORM session for a read view
             orders = await orders_of_customer(conn, customer_id, limit=10)
-        for order in orders:
-            if ivr.is_open_order(str(order.status)):
-                return ivr.order_status_phrase(int(order.id or 0), str(order.status), _as_date(order.promised_date), self.today())
+        for found in orders:
+            if ivr.is_open_order(str(found.status)):
+                return ivr.order_status_phrase(int(found.id or 0), str(found.status), _as_date(found.promised_date), self.today())
         return None
 
     async def _own_order(self, customer_id: Any, order_id: str) -> Any | None:

@@ -77,3 +77,33 @@ async def test_sqlite_busy_falls_back_to_the_pooled_read(tmp_path) -> None:  # t
     finally:
         reads.close()
         await db.dispose()
+
+
+async def test_the_latest_open_order_of_a_caller_in_one_read(db: Database) -> None:
+    """The phone greeting's order (integrations/twilio/voice.py): the newest order in an open status, with its
+    promised date as a date on both databases; other customers' orders and closed ones are not it."""
+    from datetime import date, datetime, timedelta, timezone
+
+    from crm_store.models import Order
+    from crm_store.point_reads import OrderRef
+
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    async with db.transaction() as s:
+        ada = (await cust_repo.resolve_identity(s, "phone", "+15005550100", display_name="Ada")).customer
+        bob = (await cust_repo.resolve_identity(s, "phone", "+15005550101", display_name="Bob")).customer
+        s.add(Order(id=501, customer_id=ada.id, status="confirmed", promised_date=date(2026, 12, 9), created_at=t0))
+        s.add(Order(id=502, customer_id=ada.id, status="shipped", promised_date=date(2026, 12, 8), created_at=t0 + timedelta(days=1)))
+        s.add(Order(id=503, customer_id=ada.id, status="delivered", created_at=t0 + timedelta(days=2)))  # newest, closed
+        s.add(Order(id=504, customer_id=bob.id, status="placed", created_at=t0 + timedelta(days=3)))
+    reads = PointReads(db)
+    try:
+        open_ = ("placed", "confirmed", "picking", "shipped")
+        assert await reads.latest_order_in(ada.id, open_) == OrderRef(502, "shipped", date(2026, 12, 8))
+        assert await reads.latest_order_in(ada.id, ("confirmed",)) == OrderRef(501, "confirmed", date(2026, 12, 9))
+        assert await reads.latest_order_in(bob.id, open_) == OrderRef(504, "placed", None)
+        assert await reads.latest_order_in(ada.id, ("cancelled",)) is None
+        assert await reads.latest_order_in(ada.id, ()) is None
+        assert await reads.latest_order_in(ada.id, ("x' OR '1'='1",)) is None  # statuses are data
+        assert reads.fallbacks == 0
+    finally:
+        reads.close()
