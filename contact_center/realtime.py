@@ -170,9 +170,7 @@ class CustomerNamespace(socketio.AsyncNamespace):
             log.info("widget identity refused", extra={"code": exc.code})
             raise socketio.exceptions.ConnectionRefusedError(*exc.as_connect_error()) from None
         # the same session as an anonymous visitor's (one builder, so a field added there is here too), plus who it is
-        from contact_center.usecases.inbound import _session_payload
-
-        data = await _session_payload(self.hub, customer, max(0, last_seq), self.hub.live_channel(self.CHANNEL))
+        data = await self.hub.session_of(customer, max(0, last_seq), channel=self.CHANNEL)
         return {**data, "verified": True, "display_name": customer.display_name or "", "email": ident.email}
 
     async def _customer_row(self, customer_id: int) -> Any:

@@ -126,6 +126,10 @@ class HubService(Hub):
     async def customer_session(self, visitor_id: str, name: str = "", email: str = "", last_seq: int = 0, *, channel: str | None = None) -> dict[str, Any]:
         return await inbound.customer_session(self, visitor_id, name, email, last_seq, channel=channel)
 
+    async def session_of(self, customer: Any, last_seq: int = 0, *, channel: str | None = None) -> dict[str, Any]:
+        """The ``session`` of a customer already identified (a signed widget identity names them)."""
+        return await inbound.session_payload(self, customer, last_seq, self.live_channel(channel))
+
     async def identify_visitor(self, visitor_id: str, name: str = "", email: str = "", *, channel: str | None = None) -> Any:
         return await inbound.identify_visitor(self, visitor_id, name, email, channel=channel)
 

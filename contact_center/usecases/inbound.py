@@ -68,7 +68,7 @@ async def customer_session(
                 "availability": await router.availability(hub, spec.default_queue, spec.name)}
     if email or (name and not customer.display_name):
         customer = await identify_visitor(hub, visitor_id, name, email, channel=spec.name)  # what they just told us
-    return await _session_payload(hub, customer, last_seq, spec)
+    return await session_payload(hub, customer, last_seq, spec)
 
 
 async def identify_visitor(hub: Hub, visitor_id: str, name: str = "", email: str = "", *, channel: str | None = None) -> CustomerRow:
@@ -80,7 +80,7 @@ async def identify_visitor(hub: Hub, visitor_id: str, name: str = "", email: str
     return await hub.repo.identify_visitor(spec.contact_kind, visitor_id, name, email)
 
 
-async def _session_payload(hub: Hub, customer: Any, last_seq: int, spec: ChannelSpec) -> dict[str, Any]:
+async def session_payload(hub: Hub, customer: Any, last_seq: int, spec: ChannelSpec) -> dict[str, Any]:
     """The ``session`` event: the customer, their open conversation on the channel and what they missed."""
     assert customer.id is not None
     conv = await hub.repo.open_conversation(customer.id, spec.name)
