@@ -398,21 +398,16 @@ async def customer_value_view(s: Reader, customer_id: int, now: datetime, *, cha
     }
 
 
-async def customer_alerts(s: Reader, customer_id: int, today: date, margin_days: int = 1) -> list[dict[str, Any]]:
-    """The customer's open orders that are overdue or at risk of missing the promised date."""
-    o = Order.__table__  # type: ignore[attr-defined]
-    open_rows = (await s.execute(
-        select(o.c.id, o.c.status, o.c.promised_date).where(
-            o.c.customer_id == customer_id, o.c.status.in_(("placed", "confirmed", "picking")), o.c.promised_date.is_not(None))
-    )).all()
-    out = []
-    for r in open_rows:
-        days = (r.promised_date - today).days
-        if days < 0:
-            out.append({"kind": "overdue", "order_id": r.id, "text": f"Order #{r.id} is {-days} day(s) past its promised date ({r.status})"})
-        elif days <= margin_days:
-            out.append({"kind": "at_risk", "order_id": r.id, "text": f"Order #{r.id} is not shipped yet and is due {r.promised_date.isoformat()}"})
-    return out
+async def customer_alerts(s: Reader, customer_id: int, today: date, lead_days: int | None = None) -> list[dict[str, Any]]:
+    """The customer's open orders that are overdue or at risk of missing the promised date (the same rule as
+    the supervisor's alerts, ``crm_store.domain.alerts``, with the shop's shipping lead time), evaluated live."""
+    from crm_store.repositories import alerts as alerts_repo
+
+    lead = lead_days if lead_days is not None else await alerts_repo.ship_lead_days(s)
+    found = await alerts_repo.current(s, today, lead, customer_id=customer_id)
+    order = {"overdue": 0, "at_risk": 1}
+    return [{"kind": a.kind, "order_id": a.order_id, "severity": a.severity, "text": a.message}
+            for a in sorted(found.values(), key=lambda a: (order.get(a.kind, 2), a.order_id or 0))]
 
 
 async def offer_stats(s: Reader) -> list[dict[str, Any]]:
