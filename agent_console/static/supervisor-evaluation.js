@@ -82,7 +82,7 @@ const money = (minor, currency) => {
 const human = (s) => String(s ?? "").replace(/_/g, " ");
 const fmtValue = (v) => (v === null || v === undefined ? "–" : Number.isInteger(v) ? String(v) : Number(v).toFixed(1));
 
-const ev = { me: null, queue: null, moving: new Set(), seenAlerts: new Set(), settings: null, rules: [], editing: null };
+const ev = { me: null, queue: null, moving: new Set(), moveErrors: new Map(), seenAlerts: new Set(), settings: null, rules: [], editing: null };
 const isAdmin = () => ev.me && ev.me.role === "admin";
 
 // ------------------------------------------------------------------ layout
@@ -165,7 +165,7 @@ function buildLayout(root) {
       "offer-rules",
       "Offer rules",
       "the next best offer's business rules",
-      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Offer rules" }, h("table", { class: "table", "data-testid": "or-table" }, h("thead", {}, h("tr", {}, ["Priority", "Name", "Conditions", "Offer", "Valid", "Active", ""].map((t) => h("th", { scope: "col", text: t })))), h("tbody", { id: "or-rows" }))),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Offer rules" }, h("table", { class: "table ev-rule-table", "data-testid": "or-table" }, h("thead", {}, h("tr", {}, ["Priority", "Name", "Conditions", "Offer", "Valid", "Active", ""].map((t) => h("th", { scope: "col", text: t })))), h("tbody", { id: "or-rows" }))),
       h("div", { id: "or-editor" }),
     ),
   );
@@ -214,7 +214,26 @@ function renderQueue(data) {
   $("fq-summary").textContent = `${data.total ?? orders.length} open order(s)` + (data.reranked ? " · re-ranked just now" : "");
   $("fq-empty").hidden = orders.length > 0;
   $("fq-method").textContent = data.method ? `Method: ${data.method}. Thresholds: concordance ${(data.thresholds?.concordance || []).join("–")}, discordance ${(data.thresholds?.discordance || []).join("–")}.` : "";
-  $("fq-rows").replaceChildren(...orders.map((o) => queueRow(o, criteria)));
+  // Rows are kept by order and rebuilt only when their data changed, so a re-read (after a move, or when the
+  // hub re-ranked) leaves unchanged rows, their focus and a refused move's reason in place.
+  const body = $("fq-rows");
+  const critSig = criteria.map((c) => c.key).join(",");
+  const old = new Map(Array.from(body.children).map((el) => [el.dataset.orderId, el]));
+  const keep = new Set();
+  orders.forEach((o, i) => {
+    const { ranked_at: _r, ...rest } = o;
+    const sig = `${critSig}|${JSON.stringify(rest)}`;
+    let el = old.get(String(o.order_id));
+    if (!el || el.dataset.sig !== sig) {
+      const fresh = queueRow(o, criteria);
+      fresh.dataset.sig = sig;
+      if (el) el.replaceWith(fresh);
+      el = fresh;
+    }
+    keep.add(el);
+    if (body.children[i] !== el) body.insertBefore(el, body.children[i] || null);
+  });
+  for (const el of Array.from(body.children)) if (!keep.has(el)) el.remove();
 }
 
 function queueRow(o, criteria) {
@@ -225,8 +244,10 @@ function queueRow(o, criteria) {
   if ((o.incomparable_with || []).length) why.append(h("p", { class: "small", "data-testid": "fq-incomparable", text: `Incomparable with ${o.incomparable_with.map((x) => `#${x}`).join(", ")}` }));
   if (o.tie_break) why.append(h("p", { class: "small muted", "data-testid": "fq-tie-break", text: "Place within its level from the tie-break (promised date, then order id)." }));
   if ((o.notes || []).length) why.append(h("details", { class: "small" }, h("summary", { text: "Details" }), h("ul", {}, o.notes.map((n) => h("li", { text: n })))));
-  const msg = h("p", { class: "form-error small", role: "alert", hidden: true, "data-testid": "fq-move-error" });
-  const buttons = MOVES.map((m) =>
+  const said = ev.moveErrors.get(o.order_id);
+  const msg = h("p", { class: "form-error small", role: "alert", hidden: !said, "data-testid": "fq-move-error", text: said || "" });
+  // Picked and Shipped always (a refused move shows the order rules' reason); Confirm only for a placed order.
+  const buttons = MOVES.filter((m) => m.status !== "confirmed" || o.status === "placed").map((m) =>
     h("button", {
       type: "button",
       class: "btn btn-ghost btn-sm",
@@ -250,8 +271,8 @@ function queueRow(o, criteria) {
       const clipped = raw !== undefined && raw !== null && v !== raw;
       return h("td", { class: "num", title: clipped ? `raw ${fmtValue(raw)} (clipped to the scale)` : null, text: fmtValue(v) + (clipped ? "*" : "") });
     }),
-    h("td", {}, why),
-    h("td", {}, h("div", { class: "ev-moves" }, buttons), msg),
+    h("td", { class: "ev-why-cell" }, why),
+    h("td", { class: "ev-moves-cell" }, h("div", { class: "ev-moves" }, buttons), msg),
   );
 }
 
@@ -260,14 +281,20 @@ async function moveOrder(orderId, status, button, msg) {
   ev.moving.add(orderId);
   button.disabled = true;
   msg.hidden = true;
+  ev.moveErrors.delete(orderId);
   const r = await api(`/api/orders/${encodeURIComponent(orderId)}/status`, { method: "POST", body: { status, note: "from the fulfilment queue" } });
   ev.moving.delete(orderId);
   button.disabled = false;
   if (!r.ok) {
-    msg.hidden = false;
-    msg.textContent = `Not moved: ${errorText(r)}`;
+    const text = `Not moved: ${errorText(r)}`;
+    ev.moveErrors.set(orderId, text);
+    for (const el of document.querySelectorAll(`[data-testid="fq-row"][data-order-id="${orderId}"] [data-testid="fq-move-error"]`)) {
+      el.hidden = false;
+      el.textContent = text;
+    }
     return;
   }
+  ev.moveErrors.delete(orderId);
   await loadQueue();
   await loadAlerts();
 }
@@ -353,11 +380,11 @@ function numInput(id, value, step = "any") {
   return h("input", { id, type: "number", step, value: String(value ?? ""), class: "ev-num" });
 }
 
-function renderSettings(st) {
+function renderSettings(st, said = "") {
   const form = $("es-form");
   const crit = h(
     "table",
-    { class: "table ev-criteria", "data-testid": "es-criteria" },
+    { class: "table ev-criteria ev-settings-table", "data-testid": "es-criteria" },
     h("thead", {}, h("tr", {}, ["On", "Criterion", "Weight", "Direction", "Scale min", "Scale max"].map((t) => h("th", { scope: "col", text: t })))),
     h(
       "tbody",
@@ -377,7 +404,7 @@ function renderSettings(st) {
     ),
   );
   const general = h("p", { class: "form-error small", role: "alert", "data-testid": "es-error" });
-  const done = h("p", { class: "small ev-ok", role: "status", "data-testid": "es-saved" });
+  const done = h("p", { class: "small ev-ok", role: "status", "data-testid": "es-saved", text: said });
   form.replaceChildren(
     h("div", { class: "ev-field", "data-field": "criteria" }, crit, h("span", { class: "form-error small ev-field-error", role: "alert", "data-testid": "error-criteria" })),
     h(
@@ -422,8 +449,7 @@ function renderSettings(st) {
       return;
     }
     ev.settings = r.data.settings;
-    renderSettings(ev.settings);
-    $("es-saved").textContent = "Saved; the queue was re-ranked.";
+    renderSettings(ev.settings, "Saved; the queue was re-ranked.");
     await loadQueue();
   };
 }
