@@ -306,7 +306,9 @@ async def run_jobs_once(app: web.Application) -> None:
     """One pass of the timer: values and associations when stale, then the queue if anything changed."""
     db, now = app[DB_KEY], app[CLOCK_KEY]()
     async with db.session() as s:
-        last = (await s.execute(select(func.max(CustomerValue.__table__.c.computed_at)))).scalar()  # type: ignore[attr-defined]
+        # min: a customer re-scored after an order (marketing.update_customer_value) is newer than the last full
+        # run; the oldest row is when everyone was last scored together
+        last = (await s.execute(select(func.min(CustomerValue.__table__.c.computed_at)))).scalar()  # type: ignore[attr-defined]
         any_order = (await s.execute(select(Order.__table__.c.id).limit(1))).first()  # type: ignore[attr-defined]
     if any_order is not None and (last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > VALUES_MAX_AGE):
         await marketing.recompute_customer_values(db, now)

@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.db import Database
@@ -141,6 +141,79 @@ async def recompute_customer_values(db: Database, now: datetime, *, progress: Pr
     for seg in values.segment:
         segments[seg] = segments.get(seg, 0) + 1
     return ValueRun(len(rows), int((values.r > 0).sum()), segments, changed, timings)
+
+
+@dataclass(frozen=True)
+class OneUpdate:
+    customer_id: int
+    segment: str
+    tier: str | None  # the routing tier now (None: the customer row is gone)
+    scores: tuple[int, int, int]
+
+
+async def update_customer_value(s: AsyncSession, customer_id: int, now: datetime, *, shop: str = SHOP) -> OneUpdate:
+    """Re-score one customer after an order of theirs was placed, delivered, cancelled or returned: their
+    orders, and one aggregate over the stored values of the others (how many are worse on R, F and M), not
+    the whole recompute. Writes their ``customer_values`` row and routing tier. In the caller's transaction.
+
+    The others are as last scored (the nightly run, or their own last update); the nightly run puts
+    everyone back on one footing.
+    """
+    o, cv, c = Order.__table__, CustomerValue.__table__, Customer.__table__  # type: ignore[attr-defined]
+    settings = await load_settings(s, shop)
+    rows = (await s.execute(
+        select(o.c.created_at, o.c.total_minor).where(o.c.customer_id == customer_id, o.c.status.in_(COUNTED))
+    )).all()
+    tiers = settings.segment_tiers
+    if not rows:
+        await s.execute(delete(cv).where(cv.c.customer_id == customer_id))
+        tier = tiers.get("new", "standard")
+        await s.execute(update(c).where(c.c.id == customer_id, c.c.tier != tier).values(tier=tier))
+        return OneUpdate(customer_id, "new", tier, (0, 0, 0))
+    ages = []
+    for r in rows:
+        at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc)
+        ages.append((now - at).total_seconds() / 86400.0)
+    recency, freq, money, total, oldest = rfm.measure_one(ages, [int(r.total_minor) for r in rows],
+                                                          window_days=settings.rfm_window_days)
+    active = cv.c.r > 0
+    rec = round(recency, 3)
+    agg = (await s.execute(
+        select(
+            func.coalesce(func.sum(case((active, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(active, cv.c.recency_days > rec), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(active, cv.c.frequency < freq), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(active, cv.c.monetary_minor < money), 1), else_=0)), 0),
+            func.max(case((cv.c.own_gap.is_(False), cv.c.usual_gap_days), else_=None)),
+        ).where(cv.c.customer_id != customer_id)
+    )).one()
+    shop_gap = float(agg[4]) if agg[4] is not None else rfm.DEFAULT_SHOP_GAP_DAYS
+    v = rfm.score_one(recency, freq, money, total, oldest, rfm.Population(int(agg[0]), int(agg[1]), int(agg[2]), int(agg[3]), shop_gap))
+    values = {
+        "recency_days": rec, "frequency": v.frequency, "monetary_minor": v.monetary, "r": v.r, "f": v.f, "m": v.m,
+        "segment": v.segment, "value_score": rfm.value_score(v.r, v.f, v.m), "orders_total": v.orders_total,
+        "usual_gap_days": round(v.usual_gap_days, 2), "own_gap": v.own_gap, "attrition": v.attrition,
+        "attrition_score": round(v.attrition_score, 4), "reason": v.reason[:300], "computed_at": now,
+    }
+    res = await s.execute(update(cv).where(cv.c.customer_id == customer_id).values(**values))
+    if not res.rowcount:  # type: ignore[attr-defined]
+        await s.execute(insert(cv).values(customer_id=customer_id, **values))
+    tier = tiers.get(v.segment, "standard")
+    await s.execute(update(c).where(c.c.id == customer_id, c.c.tier != tier).values(tier=tier))
+    return OneUpdate(customer_id, v.segment, tier, (v.r, v.f, v.m))
+
+
+async def update_customer_value_after(db: Database, customer_id: int, now: datetime | None = None) -> OneUpdate | None:
+    """:func:`update_customer_value` in its own transaction, after an order use case committed; a failure is
+    logged and leaves the order alone (the nightly run scores the customer anyway)."""
+    import logging
+
+    try:
+        async with db.transaction() as s:
+            return await update_customer_value(s, customer_id, now or utcnow())
+    except Exception:  # noqa: BLE001 - the order is placed; its customer's score can wait for the night
+        logging.getLogger(__name__).exception("could not update the customer's value", extra={"customer_id": customer_id})
+        return None
 
 
 def _mine(order_ids: np.ndarray, product_ids: np.ndarray, min_support: float, min_confidence: float,
