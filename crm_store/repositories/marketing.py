@@ -483,9 +483,16 @@ async def customer_alerts(s: Reader, customer_id: int, today: date, lead_days: i
             for a in sorted(found.values(), key=lambda a: (order.get(a.kind, 2), a.order_id or 0))]
 
 
+ATTRIBUTION_DAYS = 14
+"""An order counts as an accepted offer's result when the customer places it within this many days after
+accepting, and it holds the offered product (any order, for an offer without a product)."""
+
+
 async def offer_stats(s: Reader) -> list[dict[str, Any]]:
-    """Offers shown, offered, accepted and declined per rule (or association) and per agent."""
+    """Offers shown, offered, accepted and declined per rule (or association) and per agent, and the orders
+    the accepted ones led to (:data:`ATTRIBUTION_DAYS`; each order once per rule and agent)."""
     e, rt = OfferEvent.__table__, OfferRuleRow.__table__  # type: ignore[attr-defined]
+    o, lt = Order.__table__, OrderLine.__table__  # type: ignore[attr-defined]
     rows = (await s.execute(
         select(e.c.source, e.c.rule_id, rt.c.name, e.c.actor, e.c.outcome, func.count())
         .select_from(e.outerjoin(rt, rt.c.id == e.c.rule_id))
@@ -495,8 +502,44 @@ async def offer_stats(s: Reader) -> list[dict[str, Any]]:
     for source, rule_id, name, actor, outcome, n in rows:
         k = (source, rule_id, name, actor)
         item = out.setdefault(k, {"source": source, "rule_id": rule_id, "rule": name, "actor": actor,
-                                  **{x: 0 for x in OUTCOMES}})
+                                  **{x: 0 for x in OUTCOMES}, "orders": 0, "orders_value_minor": 0, "currency": None})
         item[outcome] = int(n)
+    accepted = (await s.execute(
+        select(e.c.source, e.c.rule_id, rt.c.name, e.c.actor, e.c.customer_id, e.c.sku, e.c.created_at)
+        .select_from(e.outerjoin(rt, rt.c.id == e.c.rule_id)).where(e.c.outcome == "accepted")
+    )).all()
+    if accepted:
+        def utc(t: datetime) -> datetime:
+            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+        since = min(utc(a.created_at) for a in accepted)
+        customers = sorted({int(a.customer_id) for a in accepted})
+        orders = (await s.execute(
+            select(o.c.id, o.c.customer_id, o.c.created_at, o.c.total_minor, o.c.currency)
+            .where(o.c.customer_id.in_(customers), o.c.created_at >= since, o.c.status.in_(COUNTED))
+        )).all()
+        skus: dict[int, set[str]] = {}
+        if orders:
+            for oid, sku in (await s.execute(select(lt.c.order_id, lt.c.sku).where(lt.c.order_id.in_([r.id for r in orders])))).all():
+                skus.setdefault(int(oid), set()).add(sku)
+        by_customer: dict[int, list[Any]] = {}
+        for r in orders:
+            by_customer.setdefault(int(r.customer_id), []).append(r)
+        window = ATTRIBUTION_DAYS * 86400.0
+        seen: dict[tuple[Any, ...], set[int]] = {}
+        for a in accepted:
+            k = (a.source, a.rule_id, a.name, a.actor)
+            at = utc(a.created_at)
+            for r in by_customer.get(int(a.customer_id), []):
+                delta = (utc(r.created_at) - at).total_seconds()
+                if 0 <= delta <= window and (a.sku is None or a.sku in skus.get(int(r.id), set())):
+                    if int(r.id) in seen.setdefault(k, set()):
+                        continue
+                    seen[k].add(int(r.id))
+                    item = out[k]
+                    item["orders"] += 1
+                    item["orders_value_minor"] += int(r.total_minor)
+                    item["currency"] = item["currency"] or r.currency
     return sorted(out.values(), key=lambda d: (d["source"], d["rule"] or "", d["actor"]))
 
 

@@ -67,3 +67,30 @@ async def test_placing_and_delivering_rescore_the_customer(db: Database) -> None
     await transition_order(db, placed.view.order.id, OrderStatus.CANCELLED, actor="test")
     again = await _value(db, cid)
     assert again is not None and again.frequency == after.frequency - 1 and again.r < 5
+
+
+async def test_an_accepted_offer_counts_the_order_it_led_to(db: Database) -> None:
+    await seed_demo(db, customers=60, today=NOW.date())
+    async with db.session() as s:
+        products = [p for p in (await s.execute(select(Product).order_by(Product.id))).scalars()  # type: ignore[arg-type]
+                    if p.active and p.stock > 5 and not p.options][:2]
+        cid = (await s.execute(select(Customer.id).order_by(Customer.id).limit(1))).scalar_one()  # type: ignore[arg-type]
+    offered, other = products
+    async with db.transaction() as s:
+        await marketing.record_offer_event(s, cid, "accepted", source="association", sku=offered.sku, title="t",
+                                           rule_id=None, actor="agent:alice")
+        await marketing.record_offer_event(s, cid, "declined", source="association", sku=other.sku, title="t",
+                                           rule_id=None, actor="agent:bob")
+    req = OrderRequest(lines=(LineRequest(sku=offered.sku, quantity=1),), delivery_address="1 Main St, Springfield",
+                       email="offer.result@example.com")
+    placed = await place_order(db, req, today=NOW.date(), customer_id=cid, actor="test")
+    # an order without the offered product is not the offer's result
+    await place_order(db, OrderRequest(lines=(LineRequest(sku=other.sku, quantity=1),), delivery_address="1 Main St, Springfield",
+                                       email="offer.result@example.com"), today=NOW.date(), customer_id=cid, actor="test")
+    async with db.session() as s:
+        stats = await marketing.offer_stats(s)
+    alice = next(x for x in stats if x["actor"] == "agent:alice")
+    bob = next(x for x in stats if x["actor"] == "agent:bob")
+    assert alice["accepted"] == 1 and alice["orders"] == 1
+    assert alice["orders_value_minor"] == placed.view.order.total_minor and alice["currency"] == placed.view.order.currency
+    assert bob["declined"] == 1 and bob["orders"] == 0

@@ -123,7 +123,8 @@ async def test_a_declined_product_is_not_suggested_again(db: Database) -> None:
         stats = await marketing.offer_stats(s)
     assert offer["sku"] not in {o["sku"] for o in again["offers"]}
     assert stats == [{"source": "association", "rule_id": None, "rule": None, "actor": "test",
-                      "shown": 0, "offered": 0, "accepted": 0, "declined": 1}]
+                      "shown": 0, "offered": 0, "accepted": 0, "declined": 1,
+                      "orders": 0, "orders_value_minor": 0, "currency": None}]
 
 
 @pytest.fixture
