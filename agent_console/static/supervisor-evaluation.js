@@ -5,7 +5,8 @@
 //    queue is read again after every move.
 //  * Order and stock alerts: orders at risk of missing the promised date, overdue orders, low stock against
 //    the product's reorder point. Raised once by the hub and kept (GET /api/evaluation/alerts); new ones
-//    arrive live with the dashboard's snapshot (supervisor.js dispatches "supervisor:snapshot").
+//    arrive live: the dashboard's snapshot (supervisor.js dispatches "supervisor:snapshot") carries a stamp that
+//    changes when an alert is raised or cleared, and the list is read again then.
 //  * Offers: shown / offered / accepted / declined and the orders they led to, per rule and per agent
 //    (GET /api/offers/stats).
 //  * Evaluation settings (weights, thresholds, criteria on/off: PUT /api/evaluation/settings) and offer rules
@@ -597,8 +598,9 @@ document.addEventListener("supervisor:snapshot", (e) => {
   const snap = e.detail || {};
   const stamp = snap.order_alerts_stamp;
   if (stamp !== undefined && stamp !== lastAlertStamp) {
+    const first = lastAlertStamp === null;
     lastAlertStamp = stamp;
-    if (Array.isArray(snap.order_alerts)) renderAlerts(snap.order_alerts);
+    if (!first) loadAlerts(); // an alert was raised or cleared: read the list again
   }
   const qstamp = snap.fulfilment_stamp;
   if (qstamp !== undefined && qstamp !== ev.queueStamp) {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -121,15 +121,18 @@ async def stamp(s: Reader) -> str:
     return f"{r[0]}:{r[3]}:{r[1]}:{r[2]}:{open_n}"
 
 
-async def supervisor_extras(s: Reader, limit: int = 50) -> dict[str, Any]:
-    """What the supervisor's snapshot carries for issue 18: the open alerts, a stamp that changes when they
-    change, and the fulfilment ranking's stamp (the page reads the queue again when it changes)."""
+async def supervisor_extras(s: Reader) -> dict[str, Any]:
+    """What the supervisor's snapshot carries for issue 18 (small: it is pushed every two seconds): how many
+    alerts are open and critical, a stamp that changes whenever one is raised or cleared (the page then reads
+    ``GET /api/evaluation/alerts``), and the fulfilment ranking's stamp (the page reads the queue again)."""
     from crm_store.models import FulfilmentRank
 
-    ft = FulfilmentRank.__table__  # type: ignore[attr-defined]
+    t, ft = EvaluationAlert.__table__, FulfilmentRank.__table__  # type: ignore[attr-defined]
     ranked = (await s.execute(select(func.max(ft.c.ranked_at), func.count(), func.max(ft.c.fingerprint)))).one()
+    counts = (await s.execute(select(func.count(), func.coalesce(func.sum(case((t.c.severity == "critical", 1), else_=0)), 0))
+                              .where(t.c.cleared_at.is_(None)))).one()
     return {
-        "order_alerts": await open_alerts(s, limit=limit),
+        "order_alerts_open": int(counts[0]), "order_alerts_critical": int(counts[1]),
         "order_alerts_stamp": await stamp(s),
         "fulfilment_stamp": f"{ranked[0].isoformat() if ranked[0] else ''}:{ranked[1]}:{ranked[2] or ''}",
     }

@@ -4,7 +4,8 @@ The shop admin (``admin``, who is also staff for the queue) opens ``/supervisor#
 open orders ranked with ELECTRE II, with criteria values and "ranks above ... because". A confirmed order is
 marked Picked (its row says picking after the queue is read again), then Shipped (it leaves the queue); a
 placed order cannot be marked Shipped and the row shows the order rules' reason. The alerts list shows the
-demo shop's order and stock alerts. The settings form refuses thresholds out of order with the reason under
+demo shop's order and stock alerts; a longer shipping lead time saved in the settings form makes the hub
+raise more at-risk alerts, which arrive on the page live (no reload). The settings form refuses thresholds out of order with the reason under
 the field; the rule form refuses an unknown segment with the reason under it, then adds a valid rule.
 Screenshots: ``test-artifacts/supervisor-fulfilment.png`` and ``supervisor-evaluation-forms.png``.
 """
@@ -101,10 +102,13 @@ def test_fulfilment_queue_moves_alerts_and_forms(hub: str) -> None:
             page.locator("#es-c-low").fill("0.6")
             page.locator("#es-c-high").fill("0.75")
             page.get_by_test_id("es-criterion-total").locator('[data-k="weight"]').fill("3")
+            at_risk_before = page.locator('[data-testid="oa-item"][data-kind="at_risk"]').count()
+            page.locator("#es-lead").fill("9")  # a longer shipping lead time: more orders at risk
             page.get_by_test_id("es-save").click()
             expect(page.get_by_test_id("es-saved")).to_contain_text("Saved")
             status, settings = _api(hub, "/api/evaluation/settings")
             assert next(c for c in settings["settings"]["criteria"] if c["key"] == "total")["weight"] == 3
+            assert settings["settings"]["ship_lead_days"] == 9
 
             # rules: an unknown segment is refused with the reason under the field; a valid rule is added
             form = page.get_by_test_id("or-form")
@@ -121,6 +125,10 @@ def test_fulfilment_queue_moves_alerts_and_forms(hub: str) -> None:
             form.get_by_test_id("or-dmax").fill("")
             form.get_by_test_id("or-save").click()
             expect(page.locator('[data-testid="or-row"]', has_text="Browser test rule")).to_have_count(1)
+            # the hub's timer raises the new at-risk alerts (once) and the snapshot's stamp brings them here live
+            fresh = page.locator('[data-testid="oa-item"][data-kind="at_risk"][data-fresh="1"]')
+            expect(fresh.first).to_be_visible(timeout=40_000)
+            assert page.locator('[data-testid="oa-item"][data-kind="at_risk"]').count() > at_risk_before
             page.locator("#evaluation-settings").scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "supervisor-evaluation-forms.png"), full_page=False)
             assert not errors, errors
