@@ -132,7 +132,7 @@ function buildLayout(root) {
       "order-alerts",
       "Order and stock alerts",
       "raised once, kept until resolved",
-      h("ul", { class: "ev-alerts", id: "oa-list", "data-testid": "oa-list", "aria-live": "polite" }),
+      h("ul", { class: "ev-alerts", id: "oa-list", "data-testid": "oa-list", "aria-live": "polite", tabindex: "0", "aria-label": "Open order and stock alerts" }),
       h("p", { class: "muted small pad", id: "oa-empty", text: "No order or stock alert." }),
     ),
     sectionShell(
@@ -377,8 +377,8 @@ async function loadSettings() {
   renderSettings(ev.settings);
 }
 
-function numInput(id, value, step = "any") {
-  return h("input", { id, type: "number", step, value: String(value ?? ""), class: "ev-num" });
+function numInput(id, value, step = "any", label = null) {
+  return h("input", { id, type: "number", step, value: String(value ?? ""), class: "ev-num", "aria-label": label });
 }
 
 function renderSettings(st, said = "") {
@@ -411,8 +411,8 @@ function renderSettings(st, said = "") {
     h(
       "div",
       { class: "ev-grid" },
-      fieldBox("concordance", "Concordance low / high", h("span", { class: "ev-pair" }, numInput("es-c-low", st.concordance[0]), numInput("es-c-high", st.concordance[1])), "0–1, low < high"),
-      fieldBox("discordance", "Discordance low / high", h("span", { class: "ev-pair" }, numInput("es-d-low", st.discordance[0]), numInput("es-d-high", st.discordance[1])), "0–1, low < high"),
+      fieldBox("concordance", "Concordance low / high", h("span", { class: "ev-pair" }, numInput("es-c-low", st.concordance[0], "any", "Concordance low"), numInput("es-c-high", st.concordance[1], "any", "Concordance high")), "0–1, low < high"),
+      fieldBox("discordance", "Discordance low / high", h("span", { class: "ev-pair" }, numInput("es-d-low", st.discordance[0], "any", "Discordance low"), numInput("es-d-high", st.discordance[1], "any", "Discordance high")), "0–1, low < high"),
       fieldBox("ship_lead_days", "Shipping lead time (days)", numInput("es-lead", st.ship_lead_days ?? 2, "1"), "an order not shipped this many days before its promised date is at risk"),
       fieldBox("rfm_window_days", "RFM window (days)", numInput("es-window", st.rfm_window_days, "1"), "7–3650"),
       fieldBox("batch_size", "Batch size", numInput("es-batch", st.batch_size, "1"), "orders ranked together at most"),
