@@ -80,6 +80,7 @@ const money = (minor, currency) => {
     return `${((minor || 0) / 100).toFixed(2)} ${currency || ""}`;
   }
 };
+const csv = (s) => String(s || "").split(",").map((x) => x.trim()).filter(Boolean);
 const human = (s) => String(s ?? "").replace(/_/g, " ");
 const fmtValue = (v) => (v === null || v === undefined ? "–" : Number.isInteger(v) ? String(v) : Number(v).toFixed(1));
 
@@ -212,7 +213,8 @@ function renderQueue(data) {
     ),
   );
   const orders = data.orders || [];
-  $("fq-summary").textContent = `${data.total ?? orders.length} open order(s)` + (data.reranked ? " · re-ranked just now" : "");
+  const total = data.total ?? orders.length;
+  $("fq-summary").textContent = `${total} open order(s)` + (total > orders.length ? `, the first ${orders.length} shown` : "") + (data.reranked ? " · re-ranked just now" : "");
   $("fq-empty").hidden = orders.length > 0;
   $("fq-method").textContent = data.method ? `Method: ${data.method}. Thresholds: concordance ${(data.thresholds?.concordance || []).join("–")}, discordance ${(data.thresholds?.discordance || []).join("–")}.` : "";
   // Rows are kept by order and rebuilt only when their data changed, so a re-read (after a move, or when the
@@ -416,6 +418,19 @@ function renderSettings(st, said = "") {
       fieldBox("ship_lead_days", "Shipping lead time (days)", numInput("es-lead", st.ship_lead_days ?? 2, "1"), "an order not shipped this many days before its promised date is at risk"),
       fieldBox("rfm_window_days", "RFM window (days)", numInput("es-window", st.rfm_window_days, "1"), "7–3650"),
       fieldBox("batch_size", "Batch size", numInput("es-batch", st.batch_size, "1"), "orders ranked together at most"),
+      fieldBox("preferred_channels", "Preferred channels", h("input", { id: "es-channels", value: (st.preferred_channels || []).join(", ") }), "for the channel criterion, e.g. phone, chat"),
+      fieldBox(
+        "associations",
+        "Associations: min support / confidence / lift",
+        h(
+          "span",
+          { class: "ev-pair" },
+          numInput("es-a-sup", st.associations?.min_support, "any", "Minimum support"),
+          numInput("es-a-conf", st.associations?.min_confidence, "any", "Minimum confidence"),
+          numInput("es-a-lift", st.associations?.min_lift, "any", "Minimum lift"),
+        ),
+        "used at the next recomputation",
+      ),
     ),
     h("div", { class: "ev-actions" }, h("button", { type: "submit", class: "btn btn-primary btn-sm", "data-testid": "es-save", text: "Save settings" }), h("span", { class: "muted small", text: `Version ${st.version}${st.updated_by ? `, by ${st.updated_by}` : ""}` })),
     general,
@@ -442,6 +457,8 @@ function renderSettings(st, said = "") {
       ship_lead_days: num("es-lead"),
       rfm_window_days: num("es-window"),
       batch_size: num("es-batch"),
+      preferred_channels: csv($("es-channels").value),
+      associations: { min_support: num("es-a-sup"), min_confidence: num("es-a-conf"), min_lift: num("es-a-lift") },
     };
     const r = await api("/api/evaluation/settings", { method: "PUT", body });
     if (!r.ok) {
@@ -515,8 +532,6 @@ async function deleteRule(rule) {
   if (ev.editing && ev.editing.id === rule.id) ev.editing = null;
   await loadRules();
 }
-
-const csv = (s) => String(s || "").split(",").map((x) => x.trim()).filter(Boolean);
 
 function editRule(rule) {
   ev.editing = rule;
