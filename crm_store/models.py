@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any, Optional
 
+from sqlalchemy import false as sa_false
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -430,6 +431,7 @@ class EvaluationSettings(SQLModel, table=True):
     min_confidence: float = Field(default=0.05)
     min_lift: float = Field(default=1.2)
     ship_lead_days: int = Field(default=2, sa_column_kwargs={"server_default": "2"})  # at risk: not shipped this long before the promised date
+    bot_cross_sell: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})  # the bot offers the top association after an order
     version: int = Field(default=1)
     updated_by: str = Field(default="system", max_length=120)
     updated_at: datetime = _created()

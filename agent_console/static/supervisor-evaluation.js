@@ -418,6 +418,7 @@ function renderSettings(st, said = "") {
       fieldBox("ship_lead_days", "Shipping lead time (days)", numInput("es-lead", st.ship_lead_days ?? 2, "1"), "an order not shipped this many days before its promised date is at risk"),
       fieldBox("rfm_window_days", "RFM window (days)", numInput("es-window", st.rfm_window_days, "1"), "7–3650"),
       fieldBox("batch_size", "Batch size", numInput("es-batch", st.batch_size, "1"), "orders ranked together at most"),
+      fieldBox("bot_cross_sell", "Bot cross-sell", h("label", { class: "ev-check" }, h("input", { id: "es-cross", type: "checkbox", checked: st.bot_cross_sell, "data-testid": "es-cross" }), " after an order on chat, the bot offers the top association once"), null),
       fieldBox("preferred_channels", "Preferred channels", h("input", { id: "es-channels", value: (st.preferred_channels || []).join(", ") }), "for the channel criterion, e.g. phone, chat"),
       fieldBox(
         "associations",
@@ -458,6 +459,7 @@ function renderSettings(st, said = "") {
       rfm_window_days: num("es-window"),
       batch_size: num("es-batch"),
       preferred_channels: csv($("es-channels").value),
+      bot_cross_sell: $("es-cross").checked,
       associations: { min_support: num("es-a-sup"), min_confidence: num("es-a-conf"), min_lift: num("es-a-lift") },
     };
     const r = await api("/api/evaluation/settings", { method: "PUT", body });

@@ -3,7 +3,8 @@
 ``evaluation_alerts``: order alerts (at risk of missing the promised date, overdue) and stock alerts (at or
 below the product's reorder point, ``products.low_stock_threshold``), one row per condition, raised once and
 cleared when the condition ends. ``evaluation_settings.ship_lead_days``: an open order not shipped this many
-days before its promised date is at risk.
+days before its promised date is at risk; ``evaluation_settings.bot_cross_sell``: the bot may offer the top
+association once after an order is confirmed on chat.
 
 Revision ID: 0012
 Revises: 0009 (re-chained after 0010 and 0011 at the merge)
@@ -42,10 +43,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_evaluation_alerts_customer_id'), ['customer_id'], unique=False)
     with op.batch_alter_table('evaluation_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('ship_lead_days', sa.Integer(), server_default='2', nullable=False))
+        batch_op.add_column(sa.Column('bot_cross_sell', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('evaluation_settings', schema=None) as batch_op:
+        batch_op.drop_column('bot_cross_sell')
         batch_op.drop_column('ship_lead_days')
     with op.batch_alter_table('evaluation_alerts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evaluation_alerts_customer_id'))
