@@ -26,7 +26,7 @@ from crm_store.domain.alerts import DEFAULT_SHIP_LEAD_DAYS
 from crm_store.domain import offers as offers_domain
 from crm_store.domain import rfm
 from crm_store.models import (
-    Customer, CustomerValue, OfferEvent, OfferRuleRow, Order, OrderLine, Product, ProductAssociation, utcnow,
+    Customer, CustomerValue, EvaluationSettings, OfferEvent, OfferRuleRow, Order, OrderLine, Product, ProductAssociation, utcnow,
 )
 from crm_store.repositories import pg
 from crm_store.repositories.evaluation import SHOP, load_settings
@@ -162,11 +162,14 @@ async def update_customer_value(s: AsyncSession, customer_id: int, now: datetime
     everyone back on one footing.
     """
     o, cv, c = Order.__table__, CustomerValue.__table__, Customer.__table__  # type: ignore[attr-defined]
-    settings = await load_settings(s, shop)
+    et = EvaluationSettings.__table__  # type: ignore[attr-defined]
+    # the two settings it needs, not load_settings (which reads the criteria too)
+    srow = (await s.execute(select(et.c.rfm_window_days, et.c.segment_tiers).where(et.c.shop == shop))).first()
+    window = int(srow.rfm_window_days) if srow is not None else rfm.DEFAULT_WINDOW_DAYS
+    tiers = {**rfm.DEFAULT_SEGMENT_TIERS, **((srow.segment_tiers or {}) if srow is not None else {})}
     rows = (await s.execute(
         select(o.c.created_at, o.c.total_minor).where(o.c.customer_id == customer_id, o.c.status.in_(COUNTED))
     )).all()
-    tiers = settings.segment_tiers
     if not rows:
         await s.execute(delete(cv).where(cv.c.customer_id == customer_id))
         tier = tiers.get("new", "standard")
@@ -176,8 +179,7 @@ async def update_customer_value(s: AsyncSession, customer_id: int, now: datetime
     for r in rows:
         at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc)
         ages.append((now - at).total_seconds() / 86400.0)
-    recency, freq, money, total, oldest = rfm.measure_one(ages, [int(r.total_minor) for r in rows],
-                                                          window_days=settings.rfm_window_days)
+    recency, freq, money, total, oldest = rfm.measure_one(ages, [int(r.total_minor) for r in rows], window_days=window)
     active = cv.c.r > 0
     rec = round(recency, 3)
     agg = (await s.execute(
