@@ -54,6 +54,7 @@ from contact_center.keys import HUB_KEY, SESSIONS_KEY
 from contact_center.sessions import SessionGate
 from contact_center.tasks import stop_tasks
 from contact_center.web import STATIC, current_agent
+from crm_store.repositories import alerts as alerts_repo
 from crm_store.repositories import stats as stats_repo
 from crm_store.repositories import supervision as supervision_repo
 
@@ -184,11 +185,16 @@ class SnapshotBuilder:
         presences = await self.hub.store.all_presence()
         local_today = (now.astimezone(self.tz) if self.tz is not None else now.astimezone()).date()
         overdue = await self._overdue_count(local_today)
-        return compose_snapshot(
+        snap = compose_snapshot(
             now=now, day_start=day_start, records=records, states=states, queues=queues, agents=agents,
             presences=presences, open_conversations=open_convs, overdue_orders=overdue,
             agent_reasons=await self.hub.store.status_reasons(),  # why the hub set a state (usecases/offers.py)
         )
+        # Issue 18: order and stock alerts (raised once by the evaluation timer) and the fulfilment queue's
+        # stamp, for supervisor-evaluation.js (docs/subsystems/order-evaluation.md, "Alerts").
+        async with self.hub.db.session() as s:
+            snap.update(await alerts_repo.supervisor_extras(s))
+        return snap
 
 
 # -- Socket.IO ------------------------------------------------------------------------------------------

@@ -607,6 +607,34 @@ def _people(rng: random.Random, count: int, cutoff: datetime) -> list[_Person]:
     return people
 
 
+# Planted co-purchases: a basket holding the first product also gets the second with this probability, so the
+# association rules of the demo shop make sense (docs/subsystems/order-evaluation.md prints the top ten).
+CO_PURCHASES: tuple[tuple[str, str, float], ...] = (
+    ("SNK-TRAIL", "SCK-WOOL", 0.5),  # trail sneakers and merino socks
+    ("SNK-RUNNER", "SCK-SPORT", 0.45),  # runners and sport socks
+    ("BPK-HIKING", "BTL-STEEL", 0.5),  # a hiking pack and an insulated bottle
+    ("BPK-HIKING", "JKT-RAIN", 0.3),  # ... and a rain jacket
+    ("JNS-SELVEDGE", "JKT-DENIM", 0.4),  # raw denim, head to toe
+    ("HOD-KIDS", "BTL-KIDS", 0.45),  # back to school
+    ("NTB-PLANNER", "NTB-A5", 0.4),  # a planner and a notebook
+    ("CAP-BEANIE", "SCK-WOOL", 0.3),  # winter
+    ("MUG-ESPRESSO", "MUG-LATTE", 0.3),  # a coffee corner
+    ("PHC-LEATHER", "TOT-CANVAS", 0.25),  # small leather goods and a tote
+)
+
+
+def _plant(plant: random.Random, chosen: list[ProductInfo], by_sku: dict[str, ProductInfo]) -> list[ProductInfo]:
+    """The basket with its planted companions added (drawn from their own generator: the rest of the demo
+    data, drawn from the main one, is the same as without them)."""
+    out = list(chosen)
+    skus = {p.sku for p in out}
+    for first, second, chance in CO_PURCHASES:
+        if first in skus and second not in skus and second in by_sku and plant.random() < chance:
+            out.append(by_sku[second])
+            skus.add(second)
+    return out
+
+
 def _drafts(
     rng: random.Random, people: list[_Person], infos: list[ProductInfo], cutoff: datetime
 ) -> list[_Draft]:
@@ -616,6 +644,8 @@ def _drafts(
     notes = ("", "", "", "", "", "", "Leave the parcel with the neighbour if I'm out",
              "It's a gift, no invoice in the box please", "Please ring the bell twice", "Deliver to the side door")
     drafts: list[_Draft] = []
+    plant = random.Random(repr(rng.getstate()[1][:8]))  # from the seed, without drawing from rng
+    by_sku = {p.sku: p for p in infos}
     for person in people:
         phone = next((v for k, v, *_ in person.points if k == "phone"), None)
         email = next((v for k, v, *_ in person.points if k == "email"), None)
@@ -628,6 +658,9 @@ def _drafts(
                 ValidLine(product=p, quantity=rng.choice((1, 1, 1, 1, 1, 2, 2, 3)),
                           options={k: rng.choice(list(v)) for k, v in p.options.items()})
                 for p in chosen
+            ) + tuple(
+                ValidLine(product=p, quantity=1, options={k: plant.choice(list(v)) for k, v in p.options.items()})
+                for p in _plant(plant, chosen, by_sku)[len(chosen):]
             )
             order = ValidOrder(lines=valid, delivery_address=person.address, phone=phone, email=email,
                                notes=rng.choice(notes))

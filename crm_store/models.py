@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any, Optional
 
+from sqlalchemy import false as sa_false
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -429,6 +430,8 @@ class EvaluationSettings(SQLModel, table=True):
     min_support: float = Field(default=0.002)
     min_confidence: float = Field(default=0.05)
     min_lift: float = Field(default=1.2)
+    ship_lead_days: int = Field(default=2, sa_column_kwargs={"server_default": "2"})  # at risk: not shipped this long before the promised date
+    bot_cross_sell: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})  # the bot offers the top association after an order
     version: int = Field(default=1)
     updated_by: str = Field(default="system", max_length=120)
     updated_at: datetime = _created()
@@ -547,3 +550,26 @@ class OfferEvent(SQLModel, table=True):
     outcome: str = Field(max_length=12)  # shown / offered / accepted / declined
     actor: str = Field(default="", max_length=120)
     created_at: datetime = _created()
+
+
+class EvaluationAlert(SQLModel, table=True):
+    """An order or stock alert, raised once (one row per ``key``) and cleared when its condition ends.
+
+    ``key`` names the condition (``at_risk:order:12``, ``overdue:order:12``, ``low_stock:product:3``); a
+    condition that ends sets ``cleared_at``, and one that comes back re-opens the row (``times_raised`` + 1).
+    """
+
+    __tablename__ = "evaluation_alerts"
+    __table_args__ = (Index("ix_evaluation_alerts_open", "cleared_at", "raised_at"),)
+
+    id: Optional[int] = _id()
+    key: str = Field(max_length=80, unique=True)
+    kind: str = Field(max_length=16)  # at_risk / overdue / low_stock
+    severity: str = Field(default="warning", max_length=12)  # warning / critical
+    order_id: Optional[int] = Field(default=None)
+    product_id: Optional[int] = Field(default=None)
+    customer_id: Optional[int] = Field(default=None, index=True)
+    message: str = Field(default="", max_length=300)
+    times_raised: int = Field(default=1)
+    raised_at: datetime = _created()
+    cleared_at: Optional[datetime] = _when()

@@ -29,6 +29,7 @@ from crm_store.domain.validation import (
 )
 from crm_store.models import Order, OrderEvent, OrderLine
 from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import marketing
 from crm_store.repositories import orders as orders_repo
 from crm_store.repositories import products as products_repo
 from crm_store.repositories.interactions import record_interaction
@@ -127,7 +128,10 @@ async def place_order(
                 raise
             return PlacedOrder(await orders_repo.get_order(s, earlier.id), replayed=True)
     async with db.session() as s:
-        return PlacedOrder(await orders_repo.get_order(s, new_id), replayed=False)
+        view = await orders_repo.get_order(s, new_id)
+    # the customer's RFM value and routing tier, re-scored for this customer alone (issue 18)
+    await marketing.update_customer_value_after(db, view.order.customer_id)
+    return PlacedOrder(view, replayed=False)
 
 
 async def _place(
@@ -274,6 +278,10 @@ async def link_given_contacts(
     return outcomes
 
 
+VALUE_MOVES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.RETURNED, OrderStatus.REFUNDED})
+"""Moves after which the customer's RFM value is re-scored (placing an order re-scores too)."""
+
+
 async def transition_order(
     db: Database,
     order_id: int,
@@ -310,7 +318,10 @@ async def transition_order(
             agent_id=agent_id,
         )
     async with db.session() as s:
-        return await orders_repo.get_order(s, order_id)
+        after = await orders_repo.get_order(s, order_id)
+    if target in VALUE_MOVES:  # the customer's RFM value counts this order differently now (issue 18)
+        await marketing.update_customer_value_after(db, view.order.customer_id)
+    return after
 
 
 async def cancel_order(db: Database, order_id: int, *, actor: str, reason: str = "", **kw: Any) -> orders_repo.OrderView:

@@ -149,6 +149,7 @@ function render(snap) {
   renderConversations(snap);
   renderChartKeys(snap);
   renderChart();
+  document.dispatchEvent(new CustomEvent("supervisor:snapshot", { detail: snap })); // supervisor-evaluation.js
 }
 
 function renderAlerts(alerts) {

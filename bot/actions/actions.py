@@ -19,6 +19,7 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from .cross_sell import maybe_cross_sell
 from .hub import HubClient, HubRejected, HubUnavailable
 from .shop import (
     CANCELLABLE,
@@ -668,6 +669,13 @@ class ActionPlaceOrder(HubAction):
             json_message={"order_placed": {"order_id": order_id, "total_minor": order["total_minor"],
                                            "currency": order["currency"], "replayed": replayed}},
         )
+        # issue 18: after the first order of the conversation, the top association once (where the shop allows it)
+        offer = None if replayed else await maybe_cross_sell(
+            hub, customer_id=order.get("customer_id"), ordered_skus=[product.sku], product_name=product.name,
+            channel=channel, conversation_id=conversation, first_order=not placed,
+        )
+        if offer is not None:
+            dispatcher.utter_message(text=offer["text"], json_message={"cross_sell": {"sku": offer["sku"], "title": offer["title"]}})
         events: List[EventType] = [SlotSet(s, None) for s in DRAFT_RESET]
         events += [SlotSet("failed_attempts", 0), SlotSet("last_order_id", str(order_id)),
                    SlotSet("order_id", str(order_id)), SlotSet("orders_placed", float(placed) + (0 if replayed else 1))]

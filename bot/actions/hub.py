@@ -168,6 +168,19 @@ class HubClient:
             return []
         return list(body.get("orders") or [])
 
+    async def evaluation_settings(self) -> dict[str, Any]:
+        """GET /api/evaluation/settings: the shop's settings (``bot_cross_sell`` among them)."""
+        body = await self._ok("GET", "/api/evaluation/settings")
+        return dict(body.get("settings") or {})
+
+    async def customer_value(self, customer_id: int, channel: str = "chat") -> dict[str, Any]:
+        """GET /api/customers/{id}/value: the customer's value and next best offers (never a declined product)."""
+        return dict(await self._ok("GET", f"/api/customers/{int(customer_id)}/value", params={"channel": channel}))
+
+    async def record_offer(self, customer_id: int, event: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/customers/{id}/offers: an offer made (``{outcome, source, sku, title, conversation_id}``)."""
+        return dict(await self._ok("POST", f"/api/customers/{int(customer_id)}/offers", json=event))
+
     async def cancel(self, order_id: int, reason: str) -> dict[str, Any]:
         """POST /api/orders/{id}/cancel; HubRejected(409) when the order rules do not allow it any more."""
         body = await self._ok("POST", f"/api/orders/{int(order_id)}/cancel", json={"reason": reason})

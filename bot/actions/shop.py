@@ -610,3 +610,25 @@ def fallback_streak(events: Sequence[Mapping[str, Any]]) -> int:
 FREE_SHIPPING_FROM_MINOR = 5000
 SHIPPING_FEE_MINOR = 495
 TRANSIT_BUSINESS_DAYS = 2
+
+
+# --- cross-selling after an order (issue 18) -------------------------------------------------------------
+
+
+def cross_sell_offer(value_view: Mapping[str, Any], ordered_skus: Iterable[str]) -> dict[str, Any] | None:
+    """The association suggestion to offer after an order: the hub's best one (``GET /api/customers/{id}/value``
+    lists them best first, never a product the customer declined or one out of stock) that is not in the
+    order just placed. Rules' offers (discounts, scripts for agents) are not the bot's to make."""
+    just = {str(s).upper() for s in ordered_skus}
+    for offer in value_view.get("offers") or ():
+        if offer.get("source") == "association" and offer.get("sku") and str(offer["sku"]).upper() not in just:
+            return dict(offer)
+    return None
+
+
+def cross_sell_text(offer: Mapping[str, Any], product_name: str) -> str:
+    """What the bot says: why, and how to take it up (the order form starts again from the product's name)."""
+    title = str(offer.get("title") or "")
+    name = title[len("Suggest "):] if title.startswith("Suggest ") else title
+    return (f"By the way, customers who buy the {product_name} often add the {name}. "
+            f"If you'd like one too, just say \u201cI'd like the {name}\u201d.")

@@ -23,6 +23,7 @@ from crm_store.domain.electre import ElectreInputError
 from crm_store.domain.offers import RuleInvalid
 from crm_store.domain.validation import FieldError, ValidationFailed
 from crm_store.models import CustomerValue, Order
+from crm_store.repositories import alerts as alerts_repo
 from crm_store.repositories import evaluation as eval_repo
 from crm_store.repositories import marketing
 
@@ -125,6 +126,36 @@ async def refresh_fulfilment_queue(request: web.Request) -> web.Response:
     _require(request, _STAFF)
     r = await eval_repo.refresh_queue(request.app[DB_KEY], request.app[CLOCK_KEY](), force=True)
     return web.json_response({"orders": r.orders, "seconds": round(r.seconds, 4)})
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+ALERT_SCAN_SECONDS = 15.0
+_last_scan: dict[int, float] = {}
+
+
+async def scan_alerts(app: web.Application, *, max_age: float = 0.0) -> alerts_repo.ScanResult | None:
+    """Scan the order and stock conditions (raise each once, clear the ended) unless one ran ``max_age`` s ago."""
+    import time
+
+    key = id(app)
+    if max_age and time.monotonic() - _last_scan.get(key, -1e9) < max_age:
+        return None
+    _last_scan[key] = time.monotonic()
+    now = app[CLOCK_KEY]()
+    return await alerts_repo.scan(app[DB_KEY], now.date(), now)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """Open order and stock alerts (``?all=true``: the cleared ones too), after a scan if none ran lately."""
+    _require(request, _STAFF)
+    await scan_alerts(request.app, max_age=2.0)
+    limit = query_int(request, "limit", 200, 1, 1000)
+    include = request.query.get("all", "").lower() in ("1", "true", "yes")
+    async with request.app[DB_KEY].session() as s:
+        found = await alerts_repo.open_alerts(s, limit=limit, include_cleared=include)
+        lead = await alerts_repo.ship_lead_days(s)
+    return web.json_response({"alerts": found, "ship_lead_days": lead})
 
 
 # --- customer value and offers --------------------------------------------------------------------------
@@ -275,7 +306,9 @@ async def run_jobs_once(app: web.Application) -> None:
     """One pass of the timer: values and associations when stale, then the queue if anything changed."""
     db, now = app[DB_KEY], app[CLOCK_KEY]()
     async with db.session() as s:
-        last = (await s.execute(select(func.max(CustomerValue.__table__.c.computed_at)))).scalar()  # type: ignore[attr-defined]
+        # min: a customer re-scored after an order (marketing.update_customer_value) is newer than the last full
+        # run; the oldest row is when everyone was last scored together
+        last = (await s.execute(select(func.min(CustomerValue.__table__.c.computed_at)))).scalar()  # type: ignore[attr-defined]
         any_order = (await s.execute(select(Order.__table__.c.id).limit(1))).first()  # type: ignore[attr-defined]
     if any_order is not None and (last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > VALUES_MAX_AGE):
         await marketing.recompute_customer_values(db, now)
@@ -284,6 +317,7 @@ async def run_jobs_once(app: web.Application) -> None:
             async with db.transaction() as s:
                 await marketing.seed_demo_rules(s)
     await eval_repo.refresh_queue(db, now)
+    await scan_alerts(app)
 
 
 async def evaluation_jobs(app: web.Application) -> AsyncIterator[None]:
@@ -291,14 +325,19 @@ async def evaluation_jobs(app: web.Application) -> AsyncIterator[None]:
 
     async def loop() -> None:
         await asyncio.sleep(2.0)
+        ticks = 0
         while True:
             try:
-                await run_jobs_once(app)
+                if ticks % max(1, round(QUEUE_REFRESH_SECONDS / ALERT_SCAN_SECONDS)) == 0:
+                    await run_jobs_once(app)  # the queue, values and associations (and a scan) every minute
+                else:
+                    await scan_alerts(app)  # the alerts every ALERT_SCAN_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed pass is logged and retried on the next tick
                 log.exception("evaluation jobs: a pass failed")
-            await asyncio.sleep(QUEUE_REFRESH_SECONDS)
+            ticks += 1
+            await asyncio.sleep(ALERT_SCAN_SECONDS)
 
     task = asyncio.create_task(loop(), name="evaluation-jobs")
     yield
@@ -330,6 +369,8 @@ def evaluation_routes() -> tuple[Any, ...]:
         Route("POST", "/api/customers/{customer_id}/offers", record_offer, "Mark an offer shown, offered, accepted or declined", "customers", (cust,),
               body={"type": "object", "required": ["outcome"], "properties": {"outcome": {"type": "string"}, "source": {"type": "string"}, "sku": {"type": "string"}, "title": {"type": "string"}, "rule_id": {"type": "integer"}, "conversation_id": {"type": "integer"}}},
               responses={201: "recorded", 422: "invalid"}),
+        Route("GET", "/api/evaluation/alerts", list_alerts, "Open order and stock alerts (at risk, overdue, low stock against the reorder point), raised once", "evaluation",
+              (Param("limit", type="integer"), Param("all", description="true: the cleared alerts too")), responses=staff),
         Route("GET", "/api/offers/stats", offer_stats, "Offers shown, offered, accepted and declined per rule and agent", "evaluation", responses=staff),
         Route("GET", "/api/offer-rules", list_rules, "The next best offer's business rules", "evaluation"),
         Route("POST", "/api/offer-rules", create_rule, "Add a business rule (validated; a broken rule is refused with the reasons)", "evaluation",

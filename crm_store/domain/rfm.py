@@ -226,3 +226,67 @@ def value_score(r: int, f: int, m: int) -> float:
     if r == 0:
         return 0.0
     return max(0.0, min(100.0, (2 * f + 2 * m + r - 5) / 20 * 100))
+
+
+@dataclass(frozen=True)
+class Population:
+    """The shop's active customers as last scored, seen from one customer: how many of the *others* are
+    strictly worse on each measure (``n`` = the others who are active)."""
+
+    n: int
+    r_below: int  # others whose recency is longer (worse)
+    f_below: int  # others with fewer orders in the window
+    m_below: int  # others who spent less in the window
+    shop_gap_days: float
+
+
+@dataclass(frozen=True)
+class OneValue:
+    """One customer's RFM and attrition, scored against the stored population (:func:`score_one`)."""
+
+    recency_days: float
+    frequency: int
+    monetary: int
+    r: int
+    f: int
+    m: int
+    segment: str
+    orders_total: int
+    usual_gap_days: float
+    own_gap: bool
+    attrition_score: float
+    attrition: str
+    reason: str
+
+
+def measure_one(age_days: Sequence[float], amount: Sequence[int], *, window_days: float = DEFAULT_WINDOW_DAYS
+                ) -> tuple[float, int, int, int, float]:
+    """(recency, frequency, monetary, orders ever, oldest age) of one customer's counted orders (not empty)."""
+    if not age_days or len(age_days) != len(amount):
+        raise ValueError("age_days and amount must be non-empty and of one length")
+    ages = [max(0.0, float(a)) for a in age_days]
+    inside = [i for i, a in enumerate(ages) if a <= window_days]
+    return min(ages), len(inside), int(sum(int(amount[i]) for i in inside)), len(ages), max(ages)
+
+
+def score_one(recency: float, frequency: int, monetary: int, orders_total: int, oldest: float,
+              population: Population) -> OneValue:
+    """Score one customer against the others as last scored: the same ``1 + floor(5 * below / n)`` as
+    :func:`quintile_scores`, with ``n`` = the others + this customer. When the others' measures are those of
+    the same instant, this equals the full computation's scores for this customer (tested)."""
+    if frequency > 0:
+        n = population.n + 1
+        r = 1 + (5 * population.r_below) // n
+        f = 1 + (5 * population.f_below) // n
+        m = 1 + (5 * population.m_below) // n
+    else:
+        r = f = m = 0
+    own = orders_total >= MIN_ORDERS_FOR_OWN_GAP and (oldest - recency) > 0
+    usual = max((oldest - recency) / (orders_total - 1), 1.0) if own else max(population.shop_gap_days, 1.0)
+    ratio = recency / usual
+    return OneValue(
+        recency_days=recency, frequency=frequency, monetary=monetary, r=r, f=f, m=m, segment=segment_of(r, f, m),
+        orders_total=orders_total, usual_gap_days=usual, own_gap=own,
+        attrition_score=float(min(1.0, max(0.0, (ratio - 1.0) / 3.0))), attrition=attrition_level(ratio),
+        reason=attrition_reason(recency, usual, own),
+    )

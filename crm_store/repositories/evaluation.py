@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_store.db import Database
 from crm_store.domain import fulfilment as fq
+from crm_store.domain.alerts import DEFAULT_SHIP_LEAD_DAYS
 from crm_store.domain.associations import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_LIFT, DEFAULT_MIN_SUPPORT
 from crm_store.domain.electre import ElectreInputError
 from crm_store.domain.orders import OPEN_STATUSES
@@ -46,6 +47,8 @@ class ShopSettings:
     version: int
     updated_at: datetime | None
     updated_by: str
+    ship_lead_days: int = DEFAULT_SHIP_LEAD_DAYS  # an open order not shipped this long before its promised date is at risk
+    bot_cross_sell: bool = False  # the bot offers the top association once after an order confirmed on chat
 
     def to_json(self) -> dict[str, Any]:
         specs = {c.key: c for c in fq.CRITERIA}
@@ -60,7 +63,7 @@ class ShopSettings:
             "rfm_window_days": self.rfm_window_days, "segment_tiers": self.segment_tiers,
             "associations": {"min_support": self.min_support, "min_confidence": self.min_confidence,
                              "min_lift": self.min_lift},
-            "version": self.version,
+            "ship_lead_days": self.ship_lead_days, "bot_cross_sell": self.bot_cross_sell, "version": self.version,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None, "updated_by": self.updated_by,
         }
 
@@ -91,7 +94,7 @@ async def load_settings(s: Reader, shop: str = SHOP) -> ShopSettings:
         fq.QueueSettings(criteria, (row.concordance_low, row.concordance_high), (row.discordance_low, row.discordance_high),
                          tuple(row.preferred_channels or ()), row.batch_size),
         row.rfm_window_days, tiers, row.min_support, row.min_confidence, row.min_lift, row.version, row.updated_at,
-        row.updated_by,
+        row.updated_by, int(row.ship_lead_days), bool(row.bot_cross_sell),
     )
 
 
@@ -107,7 +110,7 @@ def merge_settings(current: ShopSettings, body: Mapping[str, Any]) -> ShopSettin
     :raises ElectreInputError: naming the field at fault.
     """
     known = {"criteria", "concordance", "discordance", "batch_size", "preferred_channels", "rfm_window_days",
-             "segment_tiers", "associations"}
+             "segment_tiers", "associations", "ship_lead_days", "bot_cross_sell"}
     for k in body:
         if k not in known:
             raise ElectreInputError(f"unknown setting (known: {', '.join(sorted(known))})", k)
@@ -164,8 +167,14 @@ def merge_settings(current: ShopSettings, body: Mapping[str, Any]) -> ShopSettin
     for name, v, lo, hi in (("min_support", sup, 1e-6, 1.0), ("min_confidence", conf, 0.0, 1.0), ("min_lift", lift, 0.0, 100.0)):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
             raise ElectreInputError(f"{name} must be a number from {lo:g} to {hi:g}", "associations")
+    lead = body.get("ship_lead_days", current.ship_lead_days)
+    if not isinstance(lead, int) or isinstance(lead, bool) or not 0 <= lead <= 60:
+        raise ElectreInputError("must be a whole number of days from 0 to 60", "ship_lead_days")
+    cross = body.get("bot_cross_sell", current.bot_cross_sell)
+    if not isinstance(cross, bool):
+        raise ElectreInputError("must be true or false", "bot_cross_sell")
     return ShopSettings(queue, window, tiers, float(sup), float(conf), float(lift), current.version,
-                        current.updated_at, current.updated_by)
+                        current.updated_at, current.updated_by, lead, cross)
 
 
 async def save_settings(s: AsyncSession, new: ShopSettings, *, actor: str, shop: str = SHOP) -> ShopSettings:
@@ -177,7 +186,8 @@ async def save_settings(s: AsyncSession, new: ShopSettings, *, actor: str, shop:
         discordance_low=q.discordance[0], discordance_high=q.discordance[1], batch_size=q.batch_size,
         preferred_channels=list(q.preferred_channels), rfm_window_days=new.rfm_window_days,
         segment_tiers=new.segment_tiers, min_support=new.min_support, min_confidence=new.min_confidence,
-        min_lift=new.min_lift, updated_by=actor[:120], updated_at=utcnow(),
+        min_lift=new.min_lift, ship_lead_days=new.ship_lead_days, bot_cross_sell=new.bot_cross_sell,
+        updated_by=actor[:120], updated_at=utcnow(),
     )
     res = await s.execute(update(t).where(t.c.shop == shop).values(version=t.c.version + 1, **values))
     if res.rowcount == 0:  # type: ignore[attr-defined]

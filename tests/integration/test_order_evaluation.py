@@ -123,7 +123,8 @@ async def test_a_declined_product_is_not_suggested_again(db: Database) -> None:
         stats = await marketing.offer_stats(s)
     assert offer["sku"] not in {o["sku"] for o in again["offers"]}
     assert stats == [{"source": "association", "rule_id": None, "rule": None, "actor": "test",
-                      "shown": 0, "offered": 0, "accepted": 0, "declined": 1}]
+                      "shown": 0, "offered": 0, "accepted": 0, "declined": 1,
+                      "orders": 0, "orders_value_minor": 0, "currency": None}]
 
 
 @pytest.fixture
@@ -189,3 +190,26 @@ async def test_api(client: TestClient) -> None:
     assert len(top) <= 3
     spec = await (await client.get("/api/openapi.json")).json()
     assert "/api/fulfilment/queue" in spec["paths"]
+
+
+async def test_the_one_statement_panel_equals_the_separate_statements(db: Database) -> None:
+    """The next best offer's lookup reads everything in one statement; it gives the same panel as one portable
+    statement per part, for every kind of customer (scored or not, with offers, declines, open orders)."""
+    await seed_demo(db, customers=150, today=NOW.date())
+    await marketing.recompute_customer_values(db, NOW)
+    await marketing.recompute_associations(db, NOW)
+    async with db.transaction() as s:
+        await marketing.seed_demo_rules(s)
+        await marketing.save_rule(s, {"name": "Dated", "offer": "x", "valid_from": "2026-01-01", "valid_until": "2027-01-01",
+                                      "conditions": {"channels": ["chat"], "days_since_last_order_min": 1}}, actor="t")
+        ids = [r[0] for r in (await s.execute(select(Customer.id).order_by(Customer.id))).all()]  # type: ignore[call-overload]
+        first = await marketing.customer_value_view(s, ids[0], NOW, channel="chat")
+        for o in first["offers"]:
+            if o["sku"]:
+                await marketing.record_offer_event(s, ids[0], "declined", source=o["source"], sku=o["sku"], title="",
+                                                   rule_id=o["rule_id"], actor="t")
+    async with db.reader() as conn:
+        for cid in ids[:60] + [10**9]:
+            one = await marketing.customer_value_view(conn, cid, NOW, channel="chat")
+            many = await marketing.customer_value_view(conn, cid, NOW, channel="chat", separately=True)
+            assert one == many, cid
