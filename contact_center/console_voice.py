@@ -15,6 +15,11 @@ the console which one, by the settings it runs with:
   the most Twilio's Voice SDK is given here; at least 300). The console asks again before it expires.
 * neither: ``{"mode": "none", "reason"}``: the console says calls cannot be taken on this browser. Some but not
   all of the four Twilio settings is a mistake: the reason names what is missing (and the log says it once).
+* whatever the hub has, an agent who takes calls on **their own phone** (``agents.phone_number``, set with
+  ``PUT /console/voice/phone`` ``{"phone_number": "+1 555 010 0199"}``, cleared with ``null``):
+  ``{"mode": "phone", "identity", "number"}``. The voice adapter rings that number for their leg of a call (and of
+  a consultation or supervision); they answer it there. The number is checked with ``phonenumbers`` in the hub's
+  ``DEFAULT_PHONE_REGION`` and kept in E.164; a bad one is a 422 that says why.
 
 An agent session is required (401 without one). The answer is never cached (``Cache-Control: no-store``).
 """
@@ -30,8 +35,10 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from contact_center.api.errors import error_response
-from contact_center.keys import SETTINGS_KEY
+from contact_center.api.errors import error_response, read_json
+from contact_center.keys import DB_KEY, SETTINGS_KEY
+from crm_store.domain.identity import InvalidAddress, normalize_phone
+from crm_store.models import Agent
 
 log = logging.getLogger("contact_center.console_voice")
 
@@ -109,6 +116,11 @@ def add_console_voice_routes(app: web.Application, *, agent_of: Callable[[web.Re
     """Mount the route; ``agent_of(request)`` awaits the request's agent session or None (``web.current_agent``)."""
     warned: set[str] = set()
 
+    async def own_number(request: web.Request, agent_id: int) -> str:
+        async with request.app[DB_KEY].session() as s:
+            agent = await s.get(Agent, agent_id)
+        return str(agent.phone_number or "") if agent is not None else ""
+
     async def voice_token(request: web.Request) -> web.Response:
         session = await agent_of(request)
         if session is None:
@@ -116,6 +128,9 @@ def add_console_voice_routes(app: web.Application, *, agent_of: Callable[[web.Re
         settings = request.app[SETTINGS_KEY]
         identity = identity_of(session.agent_id)
         headers = {"Cache-Control": "no-store"}
+        number = await own_number(request, session.agent_id)
+        if number:
+            return web.json_response({"mode": "phone", "identity": identity, "number": number}, headers=headers)
         if settings.twilio_standin:
             return web.json_response({"mode": "standin", "identity": identity, "base": STANDIN_BASE}, headers=headers)
         voice, reason = voice_settings(settings.extra)
@@ -129,4 +144,31 @@ def add_console_voice_routes(app: web.Application, *, agent_of: Callable[[web.Re
         return web.json_response({"mode": "twilio", "token": token, "identity": identity, "expires_at": expires_at,
                                   "ttl": voice.ttl}, headers=headers)
 
+    async def set_phone(request: web.Request) -> web.Response:
+        """``PUT /console/voice/phone``: the agent takes calls on their own number (``null``: the softphone again)."""
+        session = await agent_of(request)
+        if session is None:
+            return error_response(401, "unauthorized", "log in first")
+        body = await read_json(request)
+        if not isinstance(body, dict) or "phone_number" not in body:
+            return error_response(400, "bad_request", "send {\"phone_number\": \"+1 555 010 0199\"} or {\"phone_number\": null}")
+        raw = body["phone_number"]
+        number: str | None = None
+        if raw is not None and raw != "":
+            if not isinstance(raw, str):
+                return error_response(422, "invalid", "phone_number must be text or null")
+            try:
+                number = normalize_phone(raw, request.app[SETTINGS_KEY].default_phone_region)
+            except InvalidAddress as exc:
+                return error_response(422, "invalid", f"phone_number: {exc.reason}")
+        async with request.app[DB_KEY].transaction() as s:
+            agent = await s.get(Agent, session.agent_id)
+            if agent is None:
+                return error_response(404, "not_found", "no such agent")
+            agent.phone_number = number
+            s.add(agent)
+        log.info("agent's call device changed", extra={"agent_id": session.agent_id, "own_phone": number is not None})
+        return web.json_response({"phone_number": number}, headers={"Cache-Control": "no-store"})
+
     app.router.add_get("/console/voice/token", voice_token)
+    app.router.add_put("/console/voice/phone", set_phone)

@@ -401,6 +401,8 @@ class CallAction:
     :param mode: ``supervise``'s ``listen`` / ``whisper`` / ``barge``.
     :param record: ``connect_agent`` of a call whose queue records calls: the caller hears the consent notice
         and the bridge is recorded. ``pause_recording`` / ``resume_recording``: ``leg`` is the recording's id.
+    :param agent_phone: the E.164 number ``agent_id`` takes calls on instead of the console's softphone ("" : the
+        softphone); ``target_phone`` the same for an ``agent:<id>`` target (a consultation's colleague).
     """
 
     kind: str
@@ -413,6 +415,8 @@ class CallAction:
     mode: str | None = None
     leg: str | None = None
     record: bool = False
+    agent_phone: str = ""
+    target_phone: str = ""
 
 
 class CallControl(Protocol):

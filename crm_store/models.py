@@ -119,6 +119,8 @@ class Agent(SQLModel, table=True):
     skills: dict[str, int] = _json(dict)  # skill -> level 1..5
     capacity: dict[str, int] = _json(dict)  # channel -> max concurrent contacts
     active: bool = Field(default=True)
+    # calls ring this E.164 number instead of the console's softphone (None: the softphone)
+    phone_number: Optional[str] = Field(default=None, max_length=20)
     created_at: datetime = _created()
 
 

@@ -43,11 +43,27 @@ async def act(
     adapter = _control(hub, conv.channel)
     if adapter is None or conv.id is None or not conv.thread_key:
         return DeliveryReport("failed", error_code="no_call", error_message="this conversation has no live call")
+    target_agent = _agent_of_target(target_)
     return await adapter.act(CallAction(
         kind=kind, conversation_id=conv.id, thread_key=conv.thread_key, agent_id=agent_id,
         customer_address=conv.customer_address, our_address=conv.our_address, target=target_, mode=mode, leg=leg,
-        record=record,
+        record=record, agent_phone=await own_phone(hub, agent_id),
+        target_phone=await own_phone(hub, target_agent) if target_agent is not None else "",
     ))
+
+
+async def own_phone(hub: Hub, agent_id: int | None) -> str:
+    """The number the agent takes calls on instead of the console's softphone ("" : the softphone)."""
+    if agent_id is None:
+        return ""
+    row = await hub.repo.agent(agent_id)
+    return str(getattr(row, "phone_number", None) or "") if row is not None else ""
+
+
+def _agent_of_target(target_: str | None) -> int | None:
+    if target_ and target_.startswith("agent:") and target_[6:].isdigit() and len(target_) <= 18:
+        return int(target_[6:])
+    return None
 
 
 async def connect_agent(hub: Hub, conv: ConversationRow, agent_id: int) -> None:

@@ -434,7 +434,8 @@ class VoiceAdapter:
             return _failed(kept.code or "agent_leg", f"Your leg of the call could not be kept: {kept.words}")
         identity = agent_identity(target)
         leg = await self.client.add_participant(
-            room, from_=self._caller_id(action), to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            room, from_=self._caller_id(action), to=agent_destination(identity, action.target_phone), label=identity,
+            timeout=self.settings.agent_ring_seconds,
             status_callback=self.url(STATUS_PATH, leg="consult", call=call_sid), end_conference_on_exit=False,
         )
         if not leg.ok:
@@ -554,7 +555,7 @@ class VoiceAdapter:
         if not changed.gone:
             return changed.report()
         leg = await self.client.add_participant(
-            live.sid, from_=self._caller_id(action), to=f"client:{agent_identity(action.agent_id)}", label=label,
+            live.sid, from_=self._caller_id(action), to=agent_destination(agent_identity(action.agent_id), action.agent_phone), label=label,
             timeout=self.settings.agent_ring_seconds, status_callback=self.url(STATUS_PATH, leg="supervisor", call=action.thread_key),
             end_conference_on_exit=False, muted=muted, coaching=coaching or None, call_sid_to_coach=coach,
         )
@@ -615,7 +616,8 @@ class VoiceAdapter:
         # the conference's own settings ride on the agent's leg too: whichever participant joins first makes the
         # conference (the caller may still be hearing the consent notice), and only the first one's count on Twilio
         leg = await self.client.add_participant(
-            room, from_=caller_id, to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity,
+            timeout=self.settings.agent_ring_seconds,
             status_callback=self.url(STATUS_PATH, leg="agent", call=call_sid), end_conference_on_exit=True,
             conference_status_callback=self.url(CONFERENCE_PATH, call=call_sid),
             conference_record=RECORD_FROM_START if action.record else None,
@@ -653,6 +655,12 @@ def room_name(conversation_id: int) -> str:
 def agent_identity(agent_id: int) -> str:
     """The agent's Voice client identity (``^[A-Za-z0-9_]{1,121}$``) and participant label."""
     return f"agent_{int(agent_id)}"
+
+
+def agent_destination(identity: str, own_phone: str = "") -> str:
+    """Where an agent's (or supervisor's) leg rings: their own phone number when they take calls on it (E.164,
+    ``agents.phone_number``), else the console's softphone, ``client:<identity>``."""
+    return own_phone if own_phone.startswith("+") else f"client:{identity}"
 
 
 def supervisor_label(agent_id: int) -> str:

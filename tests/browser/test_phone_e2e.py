@@ -396,3 +396,50 @@ def test_alice_consults_bob_then_transfers_the_call_to_him(hub: tuple[str, Path]
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+def test_an_agent_sets_their_own_phone_for_calls_and_goes_back_to_the_browser(hub: tuple[str, Path], browser: Any) -> None:
+    """Issue 14: "an agent may instead take calls on their own phone number". In the top bar, Change: a bad number
+    is refused with the hub's reason under the field; a good one is kept in E.164 and the softphone line says calls
+    ring that phone (the hub's softphone answer is "phone"); "Use this browser" gives the stand-in's softphone back.
+    (The dial to the agent's number is tests/integration/test_twilio_voice.py::test_an_agent_who_takes_calls_on_their_own_phone_is_rung_there.)"""
+    base, db = hub
+    expect = sync_api.expect
+    expect.set_options(timeout=TIMEOUT)
+    dialogs: list[str] = []
+    errors: list[str] = []
+    ctx = browser.new_context()
+    agent = ctx.new_page()
+    agent.set_viewport_size({"width": 1360, "height": 900})
+    watch(agent, dialogs, errors)
+    try:
+        _login(agent, base, "dana")
+        softphone = agent.get_by_test_id("softphone-status")
+        expect(softphone).to_have_attribute("data-mode", "standin")
+        softphone.get_by_test_id("own-phone-toggle").click()
+        number = agent.get_by_test_id("own-phone-number")
+        expect(number).to_be_focused()
+        number.fill("12")
+        agent.get_by_test_id("own-phone-save").click()
+        problem = agent.get_by_test_id("own-phone-problem")
+        expect(problem).to_contain_text("phone_number: ")
+        expect(problem).to_be_visible()
+        expect(agent.get_by_test_id("own-phone-number")).to_have_value("12")  # what was typed stays to be corrected
+        agent.screenshot(path=str(ARTIFACTS / "phone-e2e-own-phone-form.png"))
+        agent.get_by_test_id("own-phone-number").fill("+1 500 555 0144")
+        agent.get_by_test_id("own-phone-save").click()
+        expect(softphone).to_have_attribute("data-mode", "phone")
+        expect(softphone.get_by_test_id("softphone-words")).to_have_text("Calls: your phone +15005550144")
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            assert con.execute("SELECT phone_number FROM agents WHERE username = 'dana'").fetchone() == ("+15005550144",)
+        agent.screenshot(path=str(ARTIFACTS / "phone-e2e-own-phone.png"))
+        agent.reload()  # kept: the hub says "phone" again
+        expect(agent.get_by_test_id("softphone-status")).to_have_attribute("data-mode", "phone")
+        agent.get_by_test_id("softphone-status").get_by_test_id("own-phone-toggle").click()
+        agent.get_by_test_id("own-phone-clear").click()
+        expect(agent.get_by_test_id("softphone-status")).to_have_attribute("data-mode", "standin")
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            assert con.execute("SELECT phone_number FROM agents WHERE username = 'dana'").fetchone() == (None,)
+        assert errors == [] and dialogs == []
+    finally:
+        ctx.close()

@@ -166,6 +166,31 @@ async def test_an_agent_session_is_required(start: Start) -> None:
     assert "token" not in body
 
 
+async def test_an_agent_may_take_calls_on_their_own_phone(start: Start) -> None:
+    """Issue 14: the agent sets their own number (checked, kept in E.164) and the softphone's answer says "phone";
+    a bad number is a 422 that says why; null gives the softphone back; a session is required."""
+    base, ann = await start(twilio_standin=True)
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[base])
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        r = await http.put(f"{base}/console/voice/phone", json={"phone_number": "+1 500 555 0123"})
+        assert r.status == 401  # not logged in
+        assert (await http.post(f"{base}/auth/login", json={"username": "ann", "password": PASSWORD})).status == 200
+        headers = {"Origin": base}  # a browser's same-origin PUT
+        for bad, why in (({"phone_number": "12"}, "phone_number: "), ({"phone_number": 5}, "must be text"),
+                         ({"number": "+15005550123"}, "phone_number")):
+            r = await http.put(f"{base}/console/voice/phone", json=bad, headers=headers)
+            body = await r.json()
+            assert r.status in (400, 422) and why in body["message"], body
+        r = await http.put(f"{base}/console/voice/phone", json={"phone_number": "+1 500 555 0123"}, headers=headers)
+        assert r.status == 200 and await r.json() == {"phone_number": "+15005550123"}
+        r = await http.get(f"{base}/console/voice/token")
+        assert await r.json() == {"mode": "phone", "identity": f"agent_{ann}", "number": "+15005550123"}
+        r = await http.put(f"{base}/console/voice/phone", json={"phone_number": None}, headers=headers)
+        assert r.status == 200 and await r.json() == {"phone_number": None}
+        r = await http.get(f"{base}/console/voice/token")
+        assert (await r.json())["mode"] == "standin"
+
+
 def test_identities_are_what_twilio_accepts() -> None:
     voice, _ = voice_settings(VOICE, {})
     assert voice is not None

@@ -963,3 +963,62 @@ async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_ser
         assert [(e.code, e.detail, e.url) for e in engine.errors] == []  # no TwiML Twilio would refuse, no webhook that failed
     finally:
         await client.close()
+
+
+async def test_an_agent_who_takes_calls_on_their_own_phone_is_rung_there(db: Database, aiohttp_server: Any) -> None:
+    """Issue 14: "an agent may instead take calls on their own phone number". With ``agents.phone_number`` set, the
+    adapter rings that number for the agent's leg (not ``client:agent_<id>``); the agent answers it there and the
+    caller is bridged in the conference, as with the softphone."""
+    from integrations.standins.twilio import STANDIN_KEY, create_twilio_standin
+
+    own = "+15005550123"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with db.transaction() as s:
+        created = await agents_repo.create_agent(s, "olga", "pw-olga-1", display_name="Olga", capacity={"phone": 1})
+        created.phone_number = own
+        s.add(created)
+        await agents_repo.create_queue(s, "support", channels=["phone"])
+    assert created.id is not None
+    agent = AgentRef(created.id, "olga", "Olga", "agent")
+    config = TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN, public_base_url=base,
+                          numbers=parse_numbers(f"{SHOP}=support"), api_base_url=base + "/standin/twilio")
+    client = VoiceRestClient(config, backoff=0.01)
+    adapter = VoiceAdapter(config, client)
+    channels = ChannelRegistry()
+    channels.register(VOICE, adapter)
+    emits = Emits()
+    hub = HubService(db, MemoryStateStore(), emits, channels=channels, wrap_up_seconds=0)
+    await hub.load_queues()
+    standin_app = create_twilio_standin(account_sid=ACCOUNT_SID, auth_token=TOKEN, webhook_base_url=base, numbers=[SHOP],
+                                        dev_page=False, api_base_url=base + "/standin/twilio", time_scale=0.05)
+    app = web.Application()
+    add_voice_routes(app, config, lambda: hub, adapter, receipts=MemoryWebhookReceipts(), today=lambda: TODAY)
+    app.add_subapp("/standin/twilio", standin_app)
+    await aiohttp_server(app, port=port)
+    engine = standin_app[STANDIN_KEY].voice
+    engine.phones[own] = "answer"  # Olga picks up her phone
+    try:
+        call = engine.incoming_call(CALLER, SHOP)
+        await engine.wait_for(lambda: call.listening)
+        assert engine.send_digits(call.sid, "0")
+        await engine.wait_for(lambda: ivr.TO_AGENT in _said(call))
+        async with db.session() as s:
+            row = (await s.exec(select(Conversation).where(Conversation.thread_key == call.sid))).one()
+        await hub.agent_online(agent)
+        await hub.set_status(agent, "available")
+        assert await hub.route_once() == 1
+        await hub.accept(agent, row.id)
+        await engine.wait_for(lambda: call.participant is not None and call.participant.conference.started)
+        legs = [c for c in engine.calls.values() if c.to == own]
+        assert len(legs) == 1 and legs[0].from_ == SHOP and legs[0].direction == "outbound-api"
+        assert engine.client_legs(f"agent_{agent.id}") == []  # nothing rang in a browser
+        for _ in range(200):
+            if {"agent_in_progress", "bridged"} <= {d["status"] for d in emits.of("call_status")}:
+                break
+            await asyncio.sleep(0.02)
+        assert {"agent_in_progress", "bridged"} <= {d["status"] for d in emits.of("call_status")}
+        engine.hang_up(call.sid)
+        assert [(e.code, e.detail, e.url) for e in engine.errors] == []
+    finally:
+        await client.close()

@@ -4,6 +4,8 @@
 //   "twilio"   Twilio's Voice JavaScript SDK (softphone/twilio.js, loaded on first use: its own chunk),
 //              registered with an access token the hub mints, asked for again before it expires;
 //   "standin"  the local Twilio stand-in's agent leg, no audio (softphone/standin.js), through its dev API;
+//   "phone"    the agent takes calls on their own phone number (set in the top bar; PUT /console/voice/phone):
+//              the hub rings that number for their leg, they answer it there; nothing rings in the browser;
 //   "none"     no softphone: calls cannot be taken on this browser (the reason says why).
 //
 //   const device = await createDevice(config, { fetchConfig });  // config: the hub's answer
@@ -37,12 +39,27 @@ export function noDevice(config) {
   return dev;
 }
 
+/** The agent's own phone: the hub rings their number; the call card follows the hub's statuses of that leg. */
+export function ownPhoneDevice(config) {
+  const number = typeof config?.number === "string" ? config.number : "";
+  const dev = baseDevice("phone", config?.identity, `Your phone ${number}`);
+  dev.number = number;
+  dev.emit({ state: "ready", message: "calls ring this number: answer them there" });
+  Object.assign(dev, {
+    answer: async () => ({ ok: true, message: "Answer on your phone." }),
+    hangup: async () => ({ ok: true, message: "" }), // the hub ends the call; the phone's own leg follows
+    mute: async () => ({ ok: false, message: "Mute on your phone." }),
+  });
+  return dev;
+}
+
 /** The device for the hub's answer. `fetchConfig()` asks the hub again (a fresh Twilio token). */
 export async function createDevice(config, deps = {}) {
   if (config?.mode === "twilio" && typeof config.token === "string" && config.token) {
     const { createTwilioDevice } = await import("./twilio.js"); // Twilio's SDK: its own chunk, only here
     return createTwilioDevice(config, deps);
   }
+  if (config?.mode === "phone") return ownPhoneDevice(config);
   if (config?.mode === "standin") return createStandinDevice(config, deps);
   return noDevice(config);
 }

@@ -1,7 +1,7 @@
 // The console's softphone: started once the agent is signed in and the hub has a channel with calls
 // (a `hello.channels` entry with `call_actions`), stopped on sign-out. It asks the hub which softphone
 // to use (GET /console/voice/token) and holds that device (softphone/device.js).
-// Owner of the `softphone` slice: {mode: null|"twilio"|"standin"|"none", label, identity, state, callSid,
+// Owner of the `softphone` slice: {mode: null|"twilio"|"standin"|"phone"|"none", label, identity, state, callSid,
 // from, muted, message, since, tokenExpiresAt}. The call model (model/calls.js) answers, hangs up and mutes
 // through the commands below; views only read the slice.
 
@@ -79,6 +79,15 @@ function stop() {
   device = null;
   dev?.stop();
   softphone.set(INITIAL, { type: "reset" });
+}
+
+/** The agent's own number for calls (null: the softphone again); the softphone starts again with the hub's new answer. */
+export async function setOwnNumber(number) {
+  const r = await api("/console/voice/phone", { method: "PUT", body: { phone_number: number || null } });
+  if (!r.ok) return { ok: false, message: errorText(r, "The number could not be saved") };
+  stop();
+  sync();
+  return { ok: true, number: r.data?.phone_number || null };
 }
 
 const NONE = { ok: false, message: "The softphone is not ready." };
