@@ -194,6 +194,8 @@ class Conversation(SQLModel, table=True):
     closed_at: Optional[datetime] = _when()
     queued_at: Optional[datetime] = _when()  # when it first entered an agent queue
     abandoned_at: Optional[datetime] = _when()  # when the customer left before being answered
+    # the place it takes in its queue when not its creation (a callback keeps the place of the call it replaces)
+    queue_since: Optional[datetime] = _when()
 
 
 class Message(SQLModel, table=True):

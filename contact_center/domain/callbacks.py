@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Final
 
+import phonenumbers  # type: ignore[import-untyped,unused-ignore]
+
 REQUESTED: Final = "requested"
 SCHEDULED: Final = "scheduled"
 WAITING: Final = "waiting"
@@ -206,3 +208,50 @@ def clean_topic(raw: object, limit: int = 300) -> str:
         raise CallbackRefused("bad_topic", "topic must be text")
     text = "".join(ch if ch.isprintable() else " " for ch in raw)
     return " ".join(text.split())[:limit]
+
+
+@dataclass(frozen=True)
+class CallbackLimits:
+    """The abuse limits of the public form (each refusal has its own code and words).
+
+    :param max_open_per_customer: open callbacks (not completed, failed or cancelled) one customer may have.
+    :param per_number_per_hour: requests for one phone number in an hour.
+    :param per_visitor_per_hour: requests from one widget visitor (or, without one, one IP address) in an hour.
+    :param countries: the regions (ISO 3166 alpha-2) whose numbers we call; empty: the shop's own region only.
+    """
+
+    max_open_per_customer: int = 2
+    per_number_per_hour: int = 3
+    per_visitor_per_hour: int = 5
+    countries: frozenset[str] = frozenset()
+
+
+# number types we never dial: premium-rate and shared-cost lines cost the shop (and are a classic fraud)
+_REFUSED_TYPES: Final = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate numbers are not called back",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost numbers are not called back",
+    phonenumbers.PhoneNumberType.UAN: "this kind of number cannot be called back",
+}
+
+
+def check_number(raw: object, region: str, countries: frozenset[str] = frozenset()) -> str:
+    """The customer's number in E.164, checked with ``phonenumbers`` in the shop's ``region`` (a national number is
+    read as one of the shop's country): valid, of an allowed country, not premium-rate. :class:`CallbackRefused`."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise CallbackRefused("bad_number", "a phone number is required")
+    if len(raw) > 40:
+        raise CallbackRefused("bad_number", "this is not a phone number")
+    try:
+        parsed = phonenumbers.parse(raw.strip(), region.upper())
+    except phonenumbers.NumberParseException:
+        raise CallbackRefused("bad_number", "this is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise CallbackRefused("bad_number", "this phone number is not valid: check the country code and digits")
+    allowed = countries or frozenset({region.upper()})
+    country = phonenumbers.region_code_for_number(parsed)
+    if country not in allowed:
+        raise CallbackRefused("country", f"we only call back numbers in {', '.join(sorted(allowed))}")
+    refused = _REFUSED_TYPES.get(phonenumbers.number_type(parsed))
+    if refused is not None:
+        raise CallbackRefused("premium", refused)
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))

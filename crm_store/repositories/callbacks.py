@@ -60,9 +60,9 @@ async def create(db: Database, row: Callback, *, max_open: int) -> Callback:
     customer, so that two requests at once cannot both pass the limit."""
     async with db.transaction() as s:
         if _dialect(db) == "postgresql":
-            await s.exec(select(func.pg_advisory_xact_lock(15_000_000_000 + int(row.customer_id))))  # type: ignore[call-overload]
-        open_count = (await s.exec(select(func.count()).select_from(Callback).where(  # type: ignore[call-overload]
-            Callback.customer_id == row.customer_id, col(Callback.state).in_(OPEN)))).one()
+            await s.exec(select(func.pg_advisory_xact_lock(15_000_000_000 + int(row.customer_id))))
+        open_count = (await s.exec(select(func.count()).select_from(Callback).where(
+            col(Callback.customer_id) == row.customer_id, col(Callback.state).in_(OPEN)))).one()
         if open_count >= max_open:
             raise TooManyOpen(open_count)
         s.add(row)
@@ -80,19 +80,19 @@ async def open_for_conversation(db: Database, conversation_id: int) -> Callback 
     """The open callback whose contact (or the call it came from) is this conversation."""
     async with db.session() as s:
         return (await s.exec(select(Callback).where(
-            or_(Callback.conversation_id == conversation_id, Callback.origin_conversation_id == conversation_id),
+            or_(col(Callback.conversation_id) == conversation_id, col(Callback.origin_conversation_id) == conversation_id),
             col(Callback.state).in_(OPEN)).order_by(col(Callback.id).desc()).limit(1))).first()
 
 
 async def recent(db: Database, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
     """How many callbacks were asked for from ``number`` (or by ``visitor``) since ``since``."""
     async with db.session() as s:
-        q = select(func.count()).select_from(Callback).where(Callback.created_at >= since)
+        q = select(func.count()).select_from(Callback).where(col(Callback.created_at) >= since)
         if number is not None:
-            q = q.where(Callback.number == number)
+            q = q.where(col(Callback.number) == number)
         if visitor is not None:
-            q = q.where(Callback.visitor == visitor)
-        return int((await s.exec(q)).one())  # type: ignore[call-overload]
+            q = q.where(col(Callback.visitor) == visitor)
+        return int((await s.exec(q)).one())
 
 
 async def claim_due(db: Database, now: datetime, owner: str, *, lease_seconds: float = 60.0, limit: int = 20) -> list[Claimed]:
@@ -103,7 +103,7 @@ async def claim_due(db: Database, now: datetime, owner: str, *, lease_seconds: f
     (``lease_owner``) until :func:`attach_conversation`."""
     due = or_(
         and_(col(Callback.state).in_((SCHEDULED, REQUESTED)), col(Callback.due_at) <= now),
-        and_(Callback.state == WAITING, col(Callback.conversation_id).is_(None), col(Callback.lease_until) < now),
+        and_(col(Callback.state) == WAITING, col(Callback.conversation_id).is_(None), col(Callback.lease_until) < now),
     )
     async with db.transaction() as s:
         q = select(Callback.id).where(due).order_by(col(Callback.due_at), col(Callback.id)).limit(limit)
@@ -112,7 +112,7 @@ async def claim_due(db: Database, now: datetime, owner: str, *, lease_seconds: f
         ids = list((await s.exec(q)).all())
         claimed: list[int] = []
         for cid in ids:
-            result = await s.exec(update(Callback).where(col(Callback.id) == cid, due).values(  # type: ignore[call-overload]
+            result = await s.exec(update(Callback).where(col(Callback.id) == cid, due).values(
                 state=WAITING, lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds), updated_at=now,
                 enqueued_at=func.coalesce(Callback.enqueued_at, Callback.due_at),
             ))
@@ -127,8 +127,8 @@ async def claim_due(db: Database, now: datetime, owner: str, *, lease_seconds: f
 async def attach_conversation(db: Database, callback_id: int, owner: str, conversation_id: int, now: datetime) -> bool:
     """The claimed callback's contact is in the queue: remember it and give the lease up (only its holder may)."""
     async with db.transaction() as s:
-        result = await s.exec(update(Callback).where(  # type: ignore[call-overload]
-            col(Callback.id) == callback_id, Callback.state == WAITING, Callback.lease_owner == owner,
+        result = await s.exec(update(Callback).where(
+            col(Callback.id) == callback_id, col(Callback.state) == WAITING, col(Callback.lease_owner) == owner,
         ).values(conversation_id=conversation_id, lease_owner=None, lease_until=None, updated_at=now))
         return bool(result.rowcount == 1)
 
@@ -138,8 +138,8 @@ async def start_attempt(db: Database, callback_id: int, *, agent_id: int | None,
     """Claim the next attempt: ``waiting -> dialling`` and its attempt row, in one transaction. None when another
     process (or a repeat) already did: the caller must not dial."""
     async with db.transaction() as s:
-        result = await s.exec(update(Callback).where(  # type: ignore[call-overload]
-            col(Callback.id) == callback_id, Callback.state == WAITING,
+        result = await s.exec(update(Callback).where(
+            col(Callback.id) == callback_id, col(Callback.state) == WAITING,
         ).values(state=DIALLING, attempts=Callback.attempts + 1, updated_at=now))
         if result.rowcount != 1:
             return None
@@ -160,25 +160,25 @@ async def start_attempt(db: Database, callback_id: int, *, agent_id: int | None,
 async def attempt_dialled(db: Database, callback_id: int, n: int, call_sid: str) -> None:
     """Remember the CallSid of attempt ``n`` (its status callbacks find it by it)."""
     async with db.transaction() as s:
-        await s.exec(update(CallbackAttempt).where(  # type: ignore[call-overload]
-            col(CallbackAttempt.callback_id) == callback_id, CallbackAttempt.n == n, col(CallbackAttempt.call_sid).is_(None),
+        await s.exec(update(CallbackAttempt).where(
+            col(CallbackAttempt.callback_id) == callback_id, col(CallbackAttempt.n) == n, col(CallbackAttempt.call_sid).is_(None),
         ).values(call_sid=call_sid[:40]))
 
 
 async def attempt_by_call(db: Database, call_sid: str) -> CallbackAttempt | None:
     async with db.session() as s:
-        return (await s.exec(select(CallbackAttempt).where(CallbackAttempt.call_sid == call_sid))).first()
+        return (await s.exec(select(CallbackAttempt).where(col(CallbackAttempt.call_sid) == call_sid))).first()
 
 
 async def attempt(db: Database, callback_id: int, n: int) -> CallbackAttempt | None:
     async with db.session() as s:
         return (await s.exec(select(CallbackAttempt).where(
-            CallbackAttempt.callback_id == callback_id, CallbackAttempt.n == n))).first()
+            col(CallbackAttempt.callback_id) == callback_id, col(CallbackAttempt.n) == n))).first()
 
 
 async def attempts(db: Database, callback_id: int) -> Sequence[CallbackAttempt]:
     async with db.session() as s:
-        return (await s.exec(select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id)
+        return (await s.exec(select(CallbackAttempt).where(col(CallbackAttempt.callback_id) == callback_id)
                              .order_by(col(CallbackAttempt.n)))).all()
 
 
@@ -188,8 +188,8 @@ async def finish_attempt(db: Database, callback_id: int, n: int, outcome: str, n
     with ``due_at``, or ``failed``). Once only, and only from ``dialling`` of that very attempt: a repeated or late
     status changes nothing (False)."""
     async with db.transaction() as s:
-        done = await s.exec(update(CallbackAttempt).where(  # type: ignore[call-overload]
-            col(CallbackAttempt.callback_id) == callback_id, CallbackAttempt.n == n, col(CallbackAttempt.outcome).is_(None),
+        done = await s.exec(update(CallbackAttempt).where(
+            col(CallbackAttempt.callback_id) == callback_id, col(CallbackAttempt.n) == n, col(CallbackAttempt.outcome).is_(None),
         ).values(outcome=outcome[:16], ended_at=None if state == CONNECTED else now))
         if done.rowcount != 1:
             return False
@@ -200,8 +200,8 @@ async def finish_attempt(db: Database, callback_id: int, n: int, outcome: str, n
             values.update(due_at=due_at or now, conversation_id=None)
         else:
             values["closed_at"] = now
-        moved = await s.exec(update(Callback).where(  # type: ignore[call-overload]
-            col(Callback.id) == callback_id, Callback.state == DIALLING, Callback.attempts == n).values(**values))
+        moved = await s.exec(update(Callback).where(
+            col(Callback.id) == callback_id, col(Callback.state) == DIALLING, col(Callback.attempts) == n).values(**values))
         if moved.rowcount != 1:
             raise _Rollback()
         return True
@@ -223,10 +223,10 @@ async def finish_attempt_safe(db: Database, callback_id: int, n: int, outcome: s
 async def complete(db: Database, callback_id: int, now: datetime) -> bool:
     """The connected call ended: ``connected -> completed`` (once)."""
     async with db.transaction() as s:
-        result = await s.exec(update(Callback).where(  # type: ignore[call-overload]
-            col(Callback.id) == callback_id, Callback.state == CONNECTED).values(state=COMPLETED, closed_at=now, updated_at=now))
+        result = await s.exec(update(Callback).where(
+            col(Callback.id) == callback_id, col(Callback.state) == CONNECTED).values(state=COMPLETED, closed_at=now, updated_at=now))
         if result.rowcount == 1:
-            await s.exec(update(CallbackAttempt).where(  # type: ignore[call-overload]
+            await s.exec(update(CallbackAttempt).where(
                 col(CallbackAttempt.callback_id) == callback_id, col(CallbackAttempt.ended_at).is_(None)).values(ended_at=now))
         return bool(result.rowcount == 1)
 
@@ -234,7 +234,7 @@ async def complete(db: Database, callback_id: int, now: datetime) -> bool:
 async def back_to_waiting(db: Database, callback_id: int, conversation_id: int, now: datetime) -> bool:
     """The contact went back to the queue before any attempt was dialled (``waiting`` stays; conversation kept)."""
     async with db.transaction() as s:
-        result = await s.exec(update(Callback).where(  # type: ignore[call-overload]
+        result = await s.exec(update(Callback).where(
             col(Callback.id) == callback_id, col(Callback.state).in_((WAITING,))).values(conversation_id=conversation_id, updated_at=now))
         return bool(result.rowcount == 1)
 
@@ -245,8 +245,8 @@ async def cancel(db: Database, callback_id: int, now: datetime, *, token_hash: s
     async with db.transaction() as s:
         q = update(Callback).where(col(Callback.id) == callback_id, col(Callback.state).in_(tuple(states)))
         if token_hash is not None:
-            q = q.where(Callback.cancel_token_hash == token_hash)
-        result = await s.exec(q.values(state=CANCELLED, closed_at=now, updated_at=now, lease_owner=None))  # type: ignore[call-overload]
+            q = q.where(col(Callback.cancel_token_hash) == token_hash)
+        result = await s.exec(q.values(state=CANCELLED, closed_at=now, updated_at=now, lease_owner=None))
         if result.rowcount != 1:
             return None
         return await s.get(Callback, callback_id)
@@ -258,4 +258,4 @@ async def counts(db: Database, since: datetime | None = None) -> dict[str, int]:
         q = select(Callback.state, func.count()).group_by(Callback.state)
         if since is not None:
             q = q.where(or_(col(Callback.state).in_(OPEN), col(Callback.updated_at) >= since))
-        return {str(state): int(n) for state, n in (await s.exec(q)).all()}  # type: ignore[call-overload]
+        return {str(state): int(n) for state, n in (await s.exec(q)).all()}

@@ -2,7 +2,8 @@
 
 ``callbacks``: a customer to call back (now or at a chosen time), durable until completed, failed or cancelled,
 with the lease of the hub process that moves it into the queue. ``callback_attempts``: each dialled call, unique
-per (callback, n) so that one attempt is dialled once.
+per (callback, n) so that one attempt is dialled once. ``conversations.queue_since``: the place a conversation
+takes in its queue when not its creation (a callback keeps the place of the call it replaces: virtual hold).
 
 Revision ID: 0010
 Revises: 0009
@@ -21,6 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('queue_since', crm_store.models.UTCDateTime(timezone=True), nullable=True))
+
     op.create_table('callbacks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -90,3 +94,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_callbacks_conversation')
 
     op.drop_table('callbacks')
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.drop_column('queue_since')
