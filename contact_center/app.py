@@ -21,7 +21,7 @@ from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
-from contact_center.callback_wiring import CALLBACK_CONFIG_KEY, add_callback_api, run_callbacks
+from contact_center.callback_wiring import CALLBACK_CONFIG_KEY, run_callbacks
 from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
@@ -213,5 +213,4 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.router.add_get("/api/openapi.json", openapi_handler)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    add_callback_api(app)  # the public "call me back" form (docs/subsystems/callback.md)
     return app

@@ -159,10 +159,27 @@ async def callback_slots(request: web.Request) -> web.Response:
                               "always_open": config.hours is None})
 
 
-def add_callback_api(app: web.Application) -> None:
-    app.router.add_post("/api/callbacks", create_callback)
-    app.router.add_get("/api/callbacks/slots", callback_slots)
-    app.router.add_delete("/api/callbacks/{id}", cancel_callback)
+def callback_routes() -> tuple[Any, ...]:
+    """The public form's routes in routes.py's :class:`Route` form (imported here to avoid an import cycle); public
+    (``auth=False``: ``contact_center/api/auth.py`` lets exactly these through without a token)."""
+    from contact_center.api.routes import Param, Route
+
+    refused = {400: "refused, with the reason (bad_number, country, premium, past, too_far, closed, bad_time, bad_topic)",
+               409: "too many open callbacks for this customer (too_many_open)",
+               429: "too many requests for this number or from this address (number_rate, visitor_rate)",
+               503: "callbacks are not available on this hub (no phone)"}
+    return (
+        Route("POST", "/api/callbacks", create_callback, "Ask to be called back, now or at a slot (the widget's form)", "callbacks",
+              body={"type": "object", "required": ["number"], "properties": {
+                  "number": {"type": "string"}, "when": {"type": "string", "description": "now, or an ISO 8601 time with its offset"},
+                  "topic": {"type": "string"}, "queue": {"type": "string"}}},
+              responses={201: "the callback, its cancel token and link, and for 'now' its place and estimated wait", **refused}, auth=False),
+        Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
+              responses={200: "OK", 503: "callbacks are not available on this hub (no phone)"}, auth=False),
+        Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",
+              (Param("id", "path", "integer", "callback id", True), Param("token", description="the cancel token (or in the JSON body)")),
+              responses={200: "cancelled", 404: "nothing to cancel with this token (done, being dialled, cancelled)"}, auth=False),
+    )
 
 
 async def run_callbacks(hub: Any, interval: float = 1.0) -> None:
