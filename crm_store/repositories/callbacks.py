@@ -259,3 +259,12 @@ async def counts(db: Database, since: datetime | None = None) -> dict[str, int]:
         if since is not None:
             q = q.where(or_(col(Callback.state).in_(OPEN), col(Callback.updated_at) >= since))
         return {str(state): int(n) for state, n in (await s.exec(q)).all()}
+
+
+async def connect_delays(db: Database, since: datetime) -> list[float]:
+    """Seconds from the requested moment (the chosen slot, else the request) to the connected call, for callbacks
+    connected since ``since``: the callbacks' service level."""
+    async with db.session() as s:
+        rows = (await s.exec(select(Callback.requested_for, Callback.created_at, Callback.connected_at).where(
+            col(Callback.connected_at).is_not(None), col(Callback.connected_at) >= since))).all()
+    return [max(0.0, (connected - (wanted or created)).total_seconds()) for wanted, created, connected in rows if connected]

@@ -121,6 +121,12 @@ async def test_a_now_callback_from_the_form_ends_in_a_bridged_call(db: Database,
     events = await until(lambda: _events_once(db, "callback_completed"), "the completion on the timeline")
     assert events.count("callback_requested") == 1 and "callback_dialling" in events
     assert [(e.code, e.url) for e in phones.engine.errors] == []
+    # the supervisor's snapshot counts it, with its service level
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/supervisor/snapshot", headers={"Authorization": "Bearer t"}) as resp:
+            figures = (await resp.json())["callbacks"]
+    assert figures["completed"] == 1 and figures["waiting"] == 0 and figures["connected_today"] == 1
+    assert figures["median_seconds_to_connect"] is not None and figures["median_seconds_to_connect"] < WAIT
     # cancelling a finished callback is refused; a wrong token too
     status, body = await _post(phones, f"/api/callbacks/{cb['id']}?token=nope", None, method="DELETE")
     assert status == 404
