@@ -137,24 +137,20 @@ async def start_attempt(db: Database, callback_id: int, *, agent_id: int | None,
                         claimed_by: str, now: datetime) -> CallbackAttempt | None:
     """Claim the next attempt: ``waiting -> dialling`` and its attempt row, in one transaction. None when another
     process (or a repeat) already did: the caller must not dial."""
-    async with db.transaction() as s:
-        result = await s.exec(update(Callback).where(
-            col(Callback.id) == callback_id, col(Callback.state) == WAITING,
-        ).values(state=DIALLING, attempts=Callback.attempts + 1, updated_at=now))
-        if result.rowcount != 1:
-            return None
-        cb = await s.get(Callback, callback_id)
-        assert cb is not None
-        await s.refresh(cb)
-        attempt = CallbackAttempt(callback_id=callback_id, n=cb.attempts, agent_id=agent_id, conversation_id=conversation_id,
-                                  claimed_by=claimed_by[:80], started_at=now)
-        try:
-            async with s.begin_nested():
-                s.add(attempt)
-                await s.flush()
-        except IntegrityError:
-            return None
-        return attempt
+    try:
+        async with db.transaction() as s:
+            n = (await s.exec(update(Callback).where(
+                col(Callback.id) == callback_id, col(Callback.state) == WAITING,
+            ).values(state=DIALLING, attempts=Callback.attempts + 1, updated_at=now).returning(Callback.attempts))).scalar()
+            if n is None:
+                return None
+            attempt = CallbackAttempt(callback_id=callback_id, n=int(n), agent_id=agent_id, conversation_id=conversation_id,
+                                      claimed_by=claimed_by[:80], started_at=now)
+            s.add(attempt)
+            await s.flush()
+            return attempt
+    except IntegrityError:  # attempt n exists already: the whole move is rolled back, nothing half-written
+        return None
 
 
 async def attempt_dialled(db: Database, callback_id: int, n: int, call_sid: str) -> None:
