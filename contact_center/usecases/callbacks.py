@@ -282,7 +282,7 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
         return DeliveryReport("failed", error_code="no_callback", error_message="this callback is no longer open")
     attempt = await store.start_attempt(cb.id, agent_id=agent_id, conversation_id=conv.id, claimed_by=hub.node, now=now_utc(hub))
     if attempt is None:
-        return DeliveryReport("failed", error_code="claimed", error_message="this callback is already being dialled")
+        return DeliveryReport("failed", error_code="claimed", error_message="this callback is no longer waiting (already dialled, or cancelled)")
     adapter = hub.channels.adapter(CHANNEL)
     report: DeliveryReport
     if adapter is None or not hasattr(adapter, "act"):

@@ -363,6 +363,8 @@ class _CallbackWebhooks:
                 await hub.callback_leg_news(callback_id, n, status, {"call_sid": sid})
                 if status in ("busy", "no-answer", "failed", "canceled"):
                     await self._quietly(self.dialler.end_customer_call(thread, callback_id, n))
+            elif status in ("in-progress", "answered") and not answered_by and self.dialler.settings.machine_detection:
+                pass  # who answered is the answer webhook's to say (AnsweredBy): a machine must not count as reached
             else:
                 outcome = await hub.callback_attempt_news(callback_id, n, status, answered_by or None, {"call_sid": sid})
                 if outcome is not None and outcome not in ("connected",):
