@@ -154,7 +154,7 @@ async def callback_slots(request: web.Request) -> web.Response:
     hub = _hub(request)
     config: CallbackConfig = request.app[CALLBACK_CONFIG_KEY]
     now = now_utc(hub)
-    found = rules.slots(now, config.hours, horizon_days=config.horizon_days) if config.hours is not None else []
+    found = rules.slots(now, config.hours, horizon_days=config.horizon_days)
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
                               "always_open": config.hours is None})
 

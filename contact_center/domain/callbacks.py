@@ -182,9 +182,10 @@ def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizo
         raise CallbackRefused("closed", "we are closed at that time: choose a time within our opening hours")
 
 
-def slots(now: datetime, hours: OpeningHours, *, step_minutes: int = 30, horizon_days: int = DEFAULT_HORIZON_DAYS,
+def slots(now: datetime, hours: OpeningHours | None, *, step_minutes: int = 30, horizon_days: int = DEFAULT_HORIZON_DAYS,
           limit: int = 200) -> list[datetime]:
-    """The bookable start times from ``now`` on (every ``step_minutes`` within the hours), at most ``limit``."""
+    """The bookable start times from ``now`` on (every ``step_minutes`` within the hours; None: always open), at most
+    ``limit``."""
     step = timedelta(minutes=step_minutes)
     first = now.replace(second=0, microsecond=0)
     first += timedelta(minutes=(-first.minute) % step_minutes)
@@ -194,7 +195,7 @@ def slots(now: datetime, hours: OpeningHours, *, step_minutes: int = 30, horizon
     t = first
     end = now + timedelta(days=horizon_days)
     while t <= end and len(out) < limit:
-        if hours.is_open(t):
+        if hours is None or hours.is_open(t):
             out.append(t)
         t += step
     return out
