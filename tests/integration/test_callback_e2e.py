@@ -276,3 +276,53 @@ async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, p
     status, _ = await _post(phones, f"/api/callbacks/{first['callback']['id']}", {"token": first["cancel_token"]}, method="DELETE")
     assert status == 200
     assert (await _callback(db, first["callback"]["id"])).state == "cancelled"
+
+
+@pytest.fixture
+async def two_nodes(db: Database) -> AsyncIterator[CallbackPhones]:
+    if db.dialect != "postgresql":
+        pytest.skip("two hub processes share PostgreSQL and Redis")
+    p = CallbackPhones(db, redis=True)
+    await p.start_standin()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_two_hub_processes_queue_a_callback_once_and_dial_it_once(db: Database, two_nodes: CallbackPhones) -> None:
+    from contact_center.usecases import callbacks as usecase
+    from crm_store.models import Conversation
+
+    phones = two_nodes
+    alice = await _alice(db)
+    first = hub_of(await phones.start_hub())
+    second = hub_of(await phones.start_hub(port=_other_port()))
+    phones.engine.phones[CUSTOMER] = "answer"
+    # booked a second ahead: both hubs' loops find it due at the same moment
+    when = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": when})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    row = await until(lambda: _queued(db, cb_id), "the callback queued")
+    await asyncio.sleep(1.0)  # more rounds of both loops: nothing more happens
+    async with db.session() as s:
+        convs = (await s.exec(select(Conversation).where(Conversation.channel == "callback"))).all()
+    assert [c.thread_key for c in convs] == [f"cb-{cb_id}-1"]
+    conv = await first.repo.conversation(row.conversation_id)
+    # both processes are asked to dial it at once (as if both had been told of the accept): one dials
+    reports = await asyncio.gather(usecase.connect(first, conv, alice.id), usecase.connect(second, conv, alice.id))
+    assert sorted(r.status for r in reports) == ["failed", "sent"], reports
+    assert [r.error_code for r in reports if r.status == "failed"] == ["claimed"]
+    await until(lambda: len(_customer_calls(phones)) >= 1, "the customer dialled")
+    await asyncio.sleep(0.5)
+    assert len(_customer_calls(phones)) == 1  # one call to the customer, never two
+    async with db.session() as s:
+        attempts = (await s.exec(select(CallbackAttempt).where(CallbackAttempt.callback_id == cb_id))).all()
+    assert [(a.n, a.call_sid is not None) for a in attempts] == [(1, True)]
+
+
+def _other_port() -> int:
+    from tests.integration.test_phone_nodes import _free_port
+
+    return _free_port()
