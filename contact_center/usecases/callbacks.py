@@ -280,6 +280,14 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
     cb = await store.open_for_conversation(conv.id)
     if cb is None:
         return DeliveryReport("failed", error_code="no_callback", error_message="this callback is no longer open")
+    if cb.state == rules.CONNECTED and conv.thread_key:  # transferred while talking: the next agent joins the customer
+        ids = parse_thread(conv.thread_key)
+        adapter = hub.channels.adapter(CHANNEL)
+        if ids is None or adapter is None:
+            return DeliveryReport("failed", error_code="no_call", error_message="this callback has no call")
+        return await adapter.act(CallAction(  # type: ignore[attr-defined, no-any-return]
+            kind="connect_agent", conversation_id=conv.id, thread_key=conv.thread_key, agent_id=agent_id,
+            customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id, leg="customer"))
     attempt = await store.start_attempt(cb.id, agent_id=agent_id, conversation_id=conv.id, claimed_by=hub.node, now=now_utc(hub))
     if attempt is None:
         return DeliveryReport("failed", error_code="claimed", error_message="this callback is no longer waiting (already dialled, or cancelled)")

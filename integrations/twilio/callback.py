@@ -54,6 +54,7 @@ _ANSWERED_BY = frozenset({"human", "unknown", "machine_start", "machine_end_beep
                           "machine_end_other", "fax"})
 _MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 CONNECTING_TEXT = "Hello, this is the call back you asked for. Connecting you to an agent now."
+HOLD_TEXT = "Please hold: we are passing you to a colleague."
 
 
 class CallsPerSecond:
@@ -189,11 +190,21 @@ class CallbackDialler:
             return DeliveryReport("failed", error_code="no_call", error_message="This conversation is no callback.")
         callback_id, n = ids
         room = room_name(action.conversation_id)
-        if action.kind == "connect_agent":
+        if action.kind == "connect_agent" and not action.leg:
             return await self._connect(action, callback_id, n, room)
         attempt = self._attempts.get(key) or _Attempt(room)
         if attempt.customer_sid is None and self.lookup is not None:
             attempt.customer_sid = await self.lookup(callback_id, n)
+        if action.kind == "connect_agent":  # the customer is on the line already (a transfer): bridge, no new dial
+            return await self._rebridge(action, attempt, key, room)
+        if action.kind == "requeue":  # the agent's leg is gone: the customer holds (music) until the next agent
+            if attempt.customer_sid is None:
+                return DeliveryReport("failed", error_code="no_call", error_message="The customer's call is not known.")
+            held = await self.client.update_call(attempt.customer_sid, twiml=self.hold_twiml())
+            if held.ok and attempt.agent_leg:  # the agent who passed the customer on leaves the room
+                await self.client.update_call(attempt.agent_leg, status="completed")
+            attempt.agent_leg = None
+            return held.report()
         if action.kind == "hang_up":
             if attempt.customer_sid is None:
                 return DeliveryReport("failed", error_code="no_call", error_message="The customer's call is not known.")
@@ -236,6 +247,37 @@ class CallbackDialler:
         self._remember(action.thread_key, _Attempt(room, leg.sid, customer.sid))
         return DeliveryReport("sent", provider_id=customer.sid)
 
+    async def _rebridge(self, action: CallAction, attempt: _Attempt, key: str, room: str) -> DeliveryReport:
+        """A connected callback's next agent (after a transfer): the customer back into the room, the agent rung in."""
+        if action.agent_id is None or attempt.customer_sid is None:
+            return DeliveryReport("failed", error_code="no_call", error_message="The customer's call is not known.")
+        moved = await self.client.update_call(attempt.customer_sid, twiml=self.conference_twiml(room, greet=False))
+        if not moved.ok:
+            return moved.report()
+        ids = parse_thread(key)
+        assert ids is not None
+        caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
+        identity = agent_identity(action.agent_id)
+        leg = await self.client.add_participant(
+            room, from_=caller_id, to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent"), end_conference_on_exit=True,
+        )
+        if not leg.ok:
+            await self.client.update_call(attempt.customer_sid, twiml=self.hold_twiml())
+            return DeliveryReport("failed", error_code=leg.code or "agent_leg", error_message=f"Your phone could not be rung: {leg.words}")
+        attempt.agent_leg = leg.sid
+        self._remember(key, attempt)
+        return DeliveryReport("sent", provider_id=leg.sid)
+
+    def hold_twiml(self) -> str:
+        response = VoiceResponse()
+        response.say(HOLD_TEXT, voice=self.voice.settings.voice, language=self.voice.settings.language)
+        if self.voice.music_url:
+            response.play(self.voice.music_url, loop=0)
+        else:
+            response.pause(length=600)
+        return str(response)
+
     async def end_agent_leg(self, key: str) -> None:
         """The customer was not reached: the agent's phone leaves the room (it ends with it)."""
         attempt = self._attempts.get(key)
@@ -249,11 +291,12 @@ class CallbackDialler:
         if sid:
             await self.client.update_call(sid, status="canceled")
 
-    def conference_twiml(self, room: str) -> str:
+    def conference_twiml(self, room: str, *, greet: bool = True) -> str:
         response = VoiceResponse()
-        response.say(CONNECTING_TEXT, voice=self.voice.settings.voice, language=self.voice.settings.language)
+        if greet:
+            response.say(CONNECTING_TEXT, voice=self.voice.settings.voice, language=self.voice.settings.language)
         dial = response.dial()
-        dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=True, beep=False,
+        dial.conference(room, start_conference_on_enter=False, end_conference_on_exit=True, beep=False,
                         participant_label=CUSTOMER_LABEL, wait_url=self.voice.music_url or None,
                         wait_method="GET" if self.voice.music_url else None)
         return str(response)

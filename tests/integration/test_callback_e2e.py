@@ -326,3 +326,34 @@ def _other_port() -> int:
     from tests.integration.test_phone_nodes import _free_port
 
     return _free_port()
+
+
+async def test_a_connected_callback_transferred_keeps_the_customer_on_the_line(db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    async with db.transaction() as s:
+        row = await agents_repo.create_agent(s, "bob", "pw-bob-1", display_name="Bob", capacity={"phone": 1})
+    bob = AgentRef(row.id, row.username, row.display_name, row.role)  # type: ignore[arg-type]
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected")
+    # alice passes the customer to the queue; bob takes it: the customer holds, then joins bob, never dialled again
+    await hub.agent_online(bob)
+    await hub.set_status(bob, "available")
+    await hub.transfer(alice, cid, queue="support")
+    await until(lambda: customer.participant is None and not customer.over, "the customer on hold out of the room")
+    await until(lambda: offered(hub, bob, cid), "the callback offered to bob")
+    await hub.accept(bob, cid)
+    legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "ringing"], "bob's leg")
+    phones.engine.answer(legs[0]["call_sid"])
+    await until(lambda: customer.participant is not None and f"client:agent_{bob.id}" in
+                {p.call.to for p in customer.participant.conference.participants.values()}, "the customer with bob")
+    room = customer.participant.conference
+    assert f"client:agent_{alice.id}" not in {p.call.to for p in room.participants.values()}
+    assert len(_customer_calls(phones)) == 1 and not customer.over
+    assert (await _callback(db, cb_id)).attempts == 1
