@@ -13,6 +13,7 @@ Routes (public: the widget and the shop page call them; abuse limits in the use 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from datetime import time as dtime
 from typing import Any, Callable, Mapping
@@ -74,6 +75,7 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
                                     integer("CALLBACK_PER_VISITOR_HOUR", 5, 1, 1000), countries or frozenset({region.upper()})),
         hours=hours, queue=env.get("CALLBACK_QUEUE", "support").strip() or "support", caller_id=caller_id,
         notify_channel=notify_channel,
+        confirm_text=env.get("CALLBACK_CONFIRM_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
     )
 
 
@@ -95,6 +97,7 @@ def wire_callback(app: web.Application, env: Mapping[str, str], region: str, cha
     dialler = CallbackDialler(config, voice, DiallerSettings.from_env(env), lookup=lookup)
     channels.register(CALLBACK, dialler)
     add_callback_routes(app, config, hub, dialler, receipts=receipts)
+    add_cancel_page(app)
 
 
 # --- the public form's routes ----------------------------------------------------------------------------------
@@ -128,7 +131,6 @@ async def create_callback(request: web.Request) -> web.Response:
     except HubError as exc:
         return _refusal(exc)
     cb = out["callback"]
-    out["cancel_url"] = f"{hub.public_base_url}/api/callbacks/{cb['id']}?token={out['cancel_token']}"
     return web.json_response(out, status=201)
 
 
@@ -157,6 +159,46 @@ async def callback_slots(request: web.Request) -> web.Response:
     found = rules.slots(now, config.hours, horizon_days=config.horizon_days)
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
                               "always_open": config.hours is None})
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Your callback</title></head><body style="font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem">
+<h1 style="font-size:1.3rem">Your callback</h1>{body}</body></html>"""
+
+
+def _page(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=_PAGE.format(body=body), status=status, content_type="text/html")
+
+
+async def cancel_page(request: web.Request) -> web.Response:
+    """``GET /callbacks/{id}/cancel?token=``: the link of the confirmation text; one button (POST) cancels."""
+    raw_id, token = request.match_info.get("id", ""), request.query.get("token", "")
+    if not raw_id.isdigit() or not token or len(token) > 100:
+        return _page("<p>This link is not complete.</p>", 400)
+    return _page(f'<form method="post" action="/callbacks/{int(raw_id)}/cancel">'
+                 f'<input type="hidden" name="token" value="{html.escape(token, quote=True)}">'
+                 '<p>Do you want to cancel the call back you asked for?</p>'
+                 '<button type="submit" data-testid="cancel-callback">Cancel my callback</button></form>')
+
+
+async def cancel_from_page(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    raw_id = request.match_info.get("id", "")
+    form = await request.post()
+    token = form.get("token")
+    if not raw_id.isdigit() or len(raw_id) > 18 or not isinstance(token, str):
+        return _page("<p>This link is not complete.</p>", 400)
+    try:
+        await hub.cancel_callback(int(raw_id), token)
+    except HubError as exc:
+        return _page(f"<p>{html.escape(str(exc))}</p>", _STATUS.get(exc.code, 400))
+    return _page("<p>Your callback is cancelled. You can still chat with us or call us.</p>")
+
+
+def add_cancel_page(app: web.Application) -> None:
+    """The confirmation text's link (outside /api/: a page for a phone's browser)."""
+    app.router.add_get("/callbacks/{id}/cancel", cancel_page)
+    app.router.add_post("/callbacks/{id}/cancel", cancel_from_page)
 
 
 def callback_routes() -> tuple[Any, ...]:

@@ -42,6 +42,7 @@ class CallbackError(HubError):
         self.reason = reason
 
 
+CONFIRM_TEXT = "We will call you back {when} on this number. To cancel: {link}"
 NOT_REACHED_TEXT = ("We tried to call you back {attempts} time(s) but could not reach you. "
                     "Reply to this message, chat with us or call us when it suits you.")
 
@@ -59,6 +60,7 @@ class CallbackConfig:
     queue: str = "support"
     caller_id: str = ""  # our published number, the caller ID the customer sees
     notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
+    confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
 
 
 def now_utc(hub: Hub) -> datetime:
@@ -96,6 +98,11 @@ def parse_thread(key: str) -> tuple[int, int] | None:
         return None
     a, _, b = key[len(THREAD_PREFIX):].partition("-")
     return (int(a), int(b)) if a.isdigit() and b.isdigit() else None
+
+
+def cancel_link(hub: Hub, callback_id: int, token: str) -> str:
+    """The customer's cancel page (``GET /callbacks/<id>/cancel?token=``: a page with one button)."""
+    return f"{hub.public_base_url}/callbacks/{int(callback_id)}/cancel?token={token}"
 
 
 def callback_json(cb: Any) -> dict[str, Any]:
@@ -157,7 +164,10 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
         hub.kind(CHANNEL), CHANNEL, f"Callback requested ({when_words}){': ' + clean if clean else ''}",
         {"event": "callback_requested", "callback_id": cb.id, "source": source, "number": e164, "when": when_words},
     ))
-    out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token}
+    out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}
+    if config.confirm_text and source == rules.SOURCE_WEB:
+        when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
+        await _text(hub, cb, CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"]), "callback_confirmation_text")
     if slot is None:
         await tick(hub)
         fresh = await store.get(cb.id)
@@ -359,23 +369,28 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
 
 async def _tell_not_reached(hub: Hub, cb: Any, attempts: int) -> None:
     """After the last attempt: a text to the number, where the hub has SMS (logged when not)."""
+    await _text(hub, cb, NOT_REACHED_TEXT.format(attempts=attempts), "callback_not_reached_text")
+
+
+async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
+    """A text to the callback's number on the notify channel (SMS), its fate on the timeline; never raises."""
     channel = _config(hub).notify_channel
     spec = hub.channels.get(channel) if channel else None
     adapter = hub.channels.adapter(channel) if spec is not None else None
-    text = NOT_REACHED_TEXT.format(attempts=attempts)
     if adapter is None:
-        log.info("callback failed and no SMS channel to tell the customer", extra={"callback_id": cb.id})
+        log.info("no channel to text the callback's customer", extra={"callback_id": cb.id, "event": event})
         return
     try:
         report = await adapter.deliver(OutboundMessage(
             conversation_id=cb.conversation_id or 0, seq=0, channel=channel, to_address=cb.number,
             from_address=_config(hub).caller_id, text=text, sender_kind="system"))
     except Exception:  # noqa: BLE001 - the text is a courtesy; the timeline keeps the failure
-        log.exception("the 'could not reach you' text failed", extra={"callback_id": cb.id})
+        log.exception("the callback's text failed", extra={"callback_id": cb.id, "event": event})
         return
+    shown = text.split(" To cancel: ")[0]  # the timeline never shows the cancel token
     await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
-        hub.kind(channel), channel, f"Text sent: {text}" if report.status != "failed" else f"Text not sent: {report.error_message}",
-        {"event": "callback_not_reached_text", "callback_id": cb.id, "status": report.status}))
+        hub.kind(channel), channel, f"Text sent: {shown}" if report.status != "failed" else f"Text not sent: {report.error_message}",
+        {"event": event, "callback_id": cb.id, "status": report.status}))
 
 
 async def leg_news(hub: Hub, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:

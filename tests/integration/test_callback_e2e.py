@@ -276,6 +276,23 @@ async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, p
     status, _ = await _post(phones, f"/api/callbacks/{first['callback']['id']}", {"token": first["cancel_token"]}, method="DELETE")
     assert status == 200
     assert (await _callback(db, first["callback"]["id"])).state == "cancelled"
+    # the confirmation text's link: a page with one button, then cancelled
+    second = made[1][1]
+    assert second["cancel_url"].startswith(phones.base + f"/callbacks/{second['callback']['id']}/cancel?token=")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(second["cancel_url"]) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and 'data-testid="cancel-callback"' in page
+        async with http.post(phones.base + f"/callbacks/{second['callback']['id']}/cancel", data={"token": second["cancel_token"]},
+                             headers={"Origin": phones.base}) as resp:
+            assert resp.status == 200 and "cancelled" in await resp.text()
+        async with http.post(phones.base + f"/callbacks/{second['callback']['id']}/cancel", data={"token": "wrong"},
+                             headers={"Origin": phones.base}) as resp:
+            assert resp.status == 404
+    assert (await _callback(db, second["callback"]["id"])).state == "cancelled"
+    # each web request was confirmed by a text (its cancel token never on the timeline)
+    confirmations = [e for e in await _events(db) if e.get("event") == "callback_confirmation_text"]
+    assert len(confirmations) == 2
 
 
 @pytest.fixture
