@@ -134,6 +134,39 @@ async def create_callback(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
+async def agent_callback(request: web.Request) -> web.Response:
+    """``POST /api/customers/{customer_id}/callbacks`` (an agent's session or the service token): "call this customer
+    back tomorrow at 10". The number and slot are checked like the form's; no request rates, no confirmation text."""
+    from contact_center.api.auth import PRINCIPAL_KEY
+    from contact_center.api.errors import path_int
+    from contact_center.api.scope import require_customer
+
+    hub = _hub(request)
+    customer_id = path_int(request, "customer_id")
+    await require_customer(request, customer_id)
+    from crm_store.models import Customer
+
+    async with hub.db.session() as s:
+        known = await s.get(Customer, customer_id)
+    if known is None:
+        return web.json_response({"error": "not_found", "message": "no such customer"}, status=404)
+    try:
+        body = await request.json()
+    except Exception:  # noqa: BLE001
+        body = None
+    if not isinstance(body, dict):
+        return web.json_response({"error": "bad_request", "message": "send a JSON object", "reason": "bad_json"}, status=400)
+    principal = request.get(PRINCIPAL_KEY)
+    queue = body.get("queue")
+    try:
+        out = await hub.request_callback(number=body.get("number"), when=body.get("when", "now"), topic=body.get("topic"),
+                                         queue=queue if isinstance(queue, str) else None, source=rules.SOURCE_AGENT,
+                                         customer_id=customer_id, actor=getattr(principal, "actor", ""))
+    except HubError as exc:
+        return _refusal(exc)
+    return web.json_response(out, status=201)
+
+
 async def cancel_callback(request: web.Request) -> web.Response:
     hub = _hub(request)
     raw_id = request.match_info.get("id", "")
@@ -216,6 +249,11 @@ def callback_routes() -> tuple[Any, ...]:
                   "number": {"type": "string"}, "when": {"type": "string", "description": "now, or an ISO 8601 time with its offset"},
                   "topic": {"type": "string"}, "queue": {"type": "string"}}},
               responses={201: "the callback, its cancel token and link, and for 'now' its place and estimated wait", **refused}, auth=False),
+        Route("POST", "/api/customers/{customer_id}/callbacks", agent_callback, "Book a callback for a customer (an agent: 'call them back tomorrow at 10')", "callbacks",
+              (Param("customer_id", "path", "integer", "customer id", True),),
+              body={"type": "object", "required": ["number"], "properties": {
+                  "number": {"type": "string"}, "when": {"type": "string"}, "topic": {"type": "string"}, "queue": {"type": "string"}}},
+              responses={201: "the callback (and its cancel token)", 403: "an agent's session outside its scope (docs/security.md)", **refused}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
               responses={200: "OK", 503: "callbacks are not available on this hub (no phone)"}, auth=False),
         Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",

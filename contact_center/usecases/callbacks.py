@@ -119,9 +119,13 @@ def callback_json(cb: Any) -> dict[str, Any]:
 # --- the customer's request -----------------------------------------------------------------------------------
 
 async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: Any = None, queue: str | None = None,
-                           visitor: str = "", source: str = rules.SOURCE_WEB) -> dict[str, Any]:
+                           visitor: str = "", source: str = rules.SOURCE_WEB, customer_id: int | None = None,
+                           actor: str = "") -> dict[str, Any]:
     """The form's request: checked (number, slot, limits), written, and for "now" put in the queue at once.
-    Returns the callback, its cancel token (shown once) and, for "now", its place and estimated wait."""
+    Returns the callback, its cancel token (shown once) and, for "now", its place and estimated wait.
+
+    ``source="agent"`` (an agent books "call this customer back tomorrow at 10" for ``customer_id``): the same checks
+    of the number and the slot, but no request rates and no confirmation text (the agent tells the customer)."""
     config, store, now = _config(hub), _store(hub), now_utc(hub)
     try:
         e164 = rules.check_number(number, hub.default_region, config.limits.countries)
@@ -139,11 +143,13 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     except rules.CallbackRefused as exc:
         raise CallbackError("bad_request", exc.words, exc.code) from None
     hour_ago = now - timedelta(hours=1)
-    if await store.recent(number=e164, since=hour_ago) >= config.limits.per_number_per_hour:
+    by_agent = source == rules.SOURCE_AGENT
+    if not by_agent and await store.recent(number=e164, since=hour_ago) >= config.limits.per_number_per_hour:
         raise CallbackError("rate_limited", "too many callback requests for this number: try again later", "number_rate")
-    if visitor and await store.recent(visitor=visitor[:80], since=hour_ago) >= config.limits.per_visitor_per_hour:
+    if not by_agent and visitor and await store.recent(visitor=visitor[:80], since=hour_ago) >= config.limits.per_visitor_per_hour:
         raise CallbackError("rate_limited", "too many callback requests from you: try again later", "visitor_rate")
-    customer_id, _ = await hub.repo.resolve_customer("phone", e164, display_name="", region=hub.default_region, verified=False)
+    if customer_id is None:
+        customer_id, _ = await hub.repo.resolve_customer("phone", e164, display_name="", region=hub.default_region, verified=False)
     token = secrets.token_urlsafe(24)
     queue_name = queue if queue in hub.rules else config.queue
     row = store.new_row(
@@ -160,8 +166,9 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
         raise CallbackError("conflict", f"you already have {config.limits.max_open_per_customer} callbacks booked: "
                             "cancel one or wait for our call", "too_many_open") from None
     when_words = f"at {slot.isoformat()}" if slot else "now"
+    who = f" by {actor[:80]}" if by_agent and actor else ""
     await hub.repo.record(customer_id, None, TimelineNote(
-        hub.kind(CHANNEL), CHANNEL, f"Callback requested ({when_words}){': ' + clean if clean else ''}",
+        hub.kind(CHANNEL), CHANNEL, f"Callback requested{who} ({when_words}){': ' + clean if clean else ''}",
         {"event": "callback_requested", "callback_id": cb.id, "source": source, "number": e164, "when": when_words},
     ))
     out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}

@@ -374,3 +374,25 @@ async def test_a_connected_callback_transferred_keeps_the_customer_on_the_line(d
     assert f"client:agent_{alice.id}" not in {p.call.to for p in room.participants.values()}
     assert len(_customer_calls(phones)) == 1 and not customer.over
     assert (await _callback(db, cb_id)).attempts == 1
+
+
+async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    await phones.start_hub()
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    customer_id = (await _callback(db, body["callback"]["id"])).customer_id
+    when = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", json={"number": CUSTOMER, "when": when, "topic": "the refund"}) as resp:
+            assert resp.status == 401  # agents and services only
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": when, "topic": "the refund"}) as resp:
+            booked = await resp.json()
+            assert resp.status == 201, booked
+        async with http.post(phones.base + "/api/customers/999999/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": when}) as resp:
+            assert resp.status == 404
+    row = await _callback(db, booked["callback"]["id"])
+    assert (row.source, row.state, row.customer_id, row.topic) == ("agent", "scheduled", customer_id, "the refund")
+    notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "agent"]
+    assert len(notes) == 1
