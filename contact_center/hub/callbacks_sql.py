@@ -60,5 +60,8 @@ class SqlCallbacks:
     async def cancel(self, callback_id: int, now: datetime, *, token_hash: str | None = None) -> Any | None:
         return await repo.cancel(self.db, callback_id, now, token_hash=token_hash)
 
+    async def stale_dialling(self, before: datetime) -> list[tuple[int, int]]:
+        return await repo.stale_dialling(self.db, before)
+
     async def counts(self, since: datetime | None = None) -> dict[str, int]:
         return await repo.counts(self.db, since)

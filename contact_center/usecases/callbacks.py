@@ -56,6 +56,7 @@ class CallbackConfig:
     hours: rules.OpeningHours | None = field(default_factory=rules.OpeningHours)
     horizon_days: int = rules.DEFAULT_HORIZON_DAYS
     lease_seconds: float = 60.0
+    stale_dialling_seconds: float = 600.0  # an attempt with no news this long is failed (and retried): never stuck
     claim_batch: int = 20
     queue: str = "support"
     caller_id: str = ""  # our published number, the caller ID the customer sees
@@ -259,6 +260,9 @@ async def tick(hub: Hub) -> int:
     if not enabled(hub):
         return 0
     store, config = _store(hub), _config(hub)
+    for callback_id, n in await store.stale_dialling(now_utc(hub) - timedelta(seconds=config.stale_dialling_seconds)):
+        log.warning("a callback attempt had no news: counted as failed", extra={"callback_id": callback_id, "attempt": n})
+        await attempt_news(hub, callback_id, n, "failed", None, {"reason": "no news of the call"})
     moved = 0
     while True:
         claimed = await store.claim_due(now_utc(hub), hub.node, lease_seconds=config.lease_seconds, limit=config.claim_batch)

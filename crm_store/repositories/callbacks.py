@@ -264,3 +264,12 @@ async def connect_delays(db: Database, since: datetime) -> list[float]:
         rows = (await s.exec(select(Callback.requested_for, Callback.created_at, Callback.connected_at).where(
             col(Callback.connected_at).is_not(None), col(Callback.connected_at) >= since))).all()
     return [max(0.0, (connected - (wanted or created)).total_seconds()) for wanted, created, connected in rows if connected]
+
+
+async def stale_dialling(db: Database, before: datetime, limit: int = 50) -> list[tuple[int, int]]:
+    """``(callback id, attempt n)`` of callbacks still ``dialling`` since before ``before``: an attempt whose news never
+    came (the process died between the claim and the dial, or every status callback was lost)."""
+    async with db.session() as s:
+        rows = (await s.exec(select(Callback.id, Callback.attempts).where(
+            col(Callback.state) == DIALLING, col(Callback.updated_at) < before).order_by(col(Callback.updated_at)).limit(limit))).all()
+    return [(int(i), int(n)) for i, n in rows if i is not None]

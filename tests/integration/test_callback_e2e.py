@@ -396,3 +396,23 @@ async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: Call
     assert (row.source, row.state, row.customer_id, row.topic) == ("agent", "scheduled", customer_id, "the refund")
     notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "agent"]
     assert len(notes) == 1
+
+
+async def test_an_attempt_with_no_news_is_failed_and_retried_not_stuck(db: Database, phones: CallbackPhones) -> None:
+    from crm_store.repositories import callbacks as repo
+
+    await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id = body["callback"]["id"]
+    await until(lambda: _queued(db, cb_id), "queued")
+    # a process claimed attempt 1 and died before dialling (no CallSid, no status callback will ever come)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert await repo.start_attempt(db, cb_id, agent_id=None, conversation_id=None, claimed_by="dead", now=long_ago) is not None
+    async with db.transaction() as s:
+        row = await s.get(Callback, cb_id)
+        row.updated_at = long_ago
+        s.add(row)
+    await until(lambda: _state(db, cb_id, "scheduled"), "the stuck attempt failed and the callback rescheduled")
+    row = await _callback(db, cb_id)
+    assert row.attempts == 1 and row.last_outcome == "failed"
