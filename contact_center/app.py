@@ -21,6 +21,7 @@ from contact_center.api.errors import error_middleware
 from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
+from contact_center.callback_wiring import CALLBACK_CONFIG_KEY, run_callbacks
 from contact_center.channels import WEB_CHAT, ChannelRegistry
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
@@ -109,6 +110,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         bot_client = RasaClient(settings.rasa_url, settings.rasa_token, timeout=settings.bot_timeout_seconds)
         hub.bot = bot_client
         bot_watch = asyncio.get_running_loop().create_task(hub.watch_bot())
+    hub.callback_config = app.get(CALLBACK_CONFIG_KEY)  # web callback, when the phone is wired
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()
@@ -119,6 +121,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
     router = asyncio.get_running_loop().create_task(hub.run_router())
     sweeper = asyncio.get_running_loop().create_task(sweep_ended_sessions(sio, app[SESSIONS_KEY]))
+    callback_loop = (asyncio.get_running_loop().create_task(run_callbacks(hub, settings.callback_interval_seconds))
+                     if hub.callback_config is not None else None)
     if settings.gc_freeze:
         # Everything built at start (modules, ORM mappings, the app) is long-lived: keep it out of the
         # cyclic collector's full passes, which otherwise re-scan it while messages flow; and collect the
@@ -126,7 +130,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
     yield
-    await stop_tasks([router, sweeper, bot_watch, *hub._bot_tasks])
+    await stop_tasks([router, sweeper, bot_watch, callback_loop, *hub._bot_tasks])
     if bot_client is not None:
         await bot_client.close()
     await messages.close()

@@ -41,7 +41,14 @@ VOICE = ChannelSpec(
     self_service_first=True, connects_agent=True,
     call_actions=("hold", "unhold", "mute", "unmute", "hang_up", "transfer", "consult", "complete_transfer", "cancel_consult"),
 )
-KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL, VOICE)
+# Web callback (docs/subsystems/callback.md): one conversation per attempt (thread ``cb-<callback>-<attempt>``), routed
+# like a call (the routing core's weight 1); when an agent accepts, the adapter rings the agent and dials the customer
+CALLBACK = ChannelSpec(
+    name="callback", label="Web callback", contact_kind="phone", interaction_kind="call",
+    policy=ConversationPolicy.PER_CALL, concurrency=1.0, max_text=2000, buttons_as_text=True, noun="callback",
+    connects_agent=True, call_actions=("hold", "unhold", "mute", "unmute", "hang_up"),
+)
+KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL, VOICE, CALLBACK)
 
 
 class ChannelRegistry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, runtime_checkable
 
 
@@ -328,6 +329,8 @@ class InboundEvent:
     subject: str | None = None  # what a new conversation is titled (an email's subject); else its first text
     opening: bool = False  # a contact that starts without a customer's message (a ringing call): ``text`` is
     # stored as a system note of it; no bot turn, no queue (the channel's self-service runs first)
+    priority: int = 0  # a new conversation's own priority in its queue (a callback due at its chosen time: ahead)
+    queue_since: datetime | None = None  # a new conversation's place in its queue, when not now (virtual hold)
 
 
 @dataclass(frozen=True)
@@ -680,6 +683,8 @@ class InboundPlanRequest:
     attachments: list[dict[str, object]] | None
     opened_note: Callable[[str], TimelineNote]  # the timeline entry of a new conversation, given its status
     sender_kind: str = "customer"  # "system" for a contact's opening note (a ringing call)
+    priority: int = 0  # a new conversation's priority (InboundEvent.priority)
+    queue_since: datetime | None = None  # InboundEvent.queue_since
 
 
 @dataclass(frozen=True)
@@ -765,3 +770,28 @@ class Notifier(Protocol):
     async def send(self, notices: Sequence[Notice]) -> None:
         """Deliver these notices in order (across hub processes as one publish)."""
         ...
+
+
+class CallbackStore(Protocol):
+    """Web callbacks in SQL (``contact_center/hub/callbacks_sql.py`` on ``crm_store/repositories/callbacks.py``).
+
+    Every move is atomic between hub processes: of two that claim the same callback or the same attempt, one wins
+    (the other gets nothing back). Rows are the repository's (``Callback``, ``CallbackAttempt``)."""
+
+    async def create(self, row: Any, *, max_open: int) -> Any: ...  # raises TooManyOpen
+    async def get(self, callback_id: int) -> Any | None: ...
+    async def open_for_conversation(self, conversation_id: int) -> Any | None: ...
+    async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int: ...
+    async def claim_due(self, now: datetime, owner: str, *, lease_seconds: float, limit: int) -> list[Any]: ...
+    async def attach_conversation(self, callback_id: int, owner: str, conversation_id: int, now: datetime) -> bool: ...
+    async def start_attempt(self, callback_id: int, *, agent_id: int | None, conversation_id: int | None, claimed_by: str,
+                            now: datetime) -> Any | None: ...
+    async def attempt_dialled(self, callback_id: int, n: int, call_sid: str) -> None: ...
+    async def attempt(self, callback_id: int, n: int) -> Any | None: ...
+    async def finish_attempt(self, callback_id: int, n: int, outcome: str, now: datetime, *, state: str,
+                             due_at: datetime | None = None) -> bool: ...
+    async def complete(self, callback_id: int, now: datetime) -> bool: ...
+    async def cancel(self, callback_id: int, now: datetime, *, token_hash: str | None = None) -> Any | None: ...
+    async def counts(self, since: datetime | None = None) -> dict[str, int]: ...
+    async def stale_dialling(self, before: datetime) -> list[tuple[int, int]]: ...
+    def new_row(self, **fields: Any) -> Any: ...

@@ -61,6 +61,7 @@ class Settings:
     abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
     decline_skip_seconds: float = 20.0  # an agent who declined (or missed) an offer is skipped this long
     wrap_up_seconds: float = 10.0
+    callback_interval_seconds: float = 1.0  # how often each hub moves due callbacks into their queues
     rasa_url: str = ""  # the ordering bot (Rasa's REST channel); empty: every chat goes to agents
     rasa_token: str = ""
     bot_timeout_seconds: float = 5.0  # a bot turn slower than this hands the chat to a person
@@ -106,6 +107,7 @@ class Settings:
             decline_skip_seconds=float(env.get("DECLINE_SKIP_SECONDS", 20.0)),
             gc_freeze=env.get("GC_FREEZE", "true").strip().lower() not in ("0", "false", "no", "off"),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
+            callback_interval_seconds=float(env.get("CALLBACK_INTERVAL_SECONDS", 1.0)),
             rasa_url=env.get("RASA_URL", "").strip(),
             rasa_token=env.get("RASA_TOKEN", "").strip(),
             bot_timeout_seconds=float(env.get("BOT_TIMEOUT_SECONDS", 5.0)),
@@ -123,7 +125,7 @@ class Settings:
             login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES") or cls.login_address_max_failures),
             login_address_lockout_failures=int(env.get("LOGIN_ADDRESS_LOCKOUT_FAILURES") or cls.login_address_lockout_failures),
             login_lockout_seconds=int(env.get("LOGIN_LOCKOUT_SECONDS") or cls.login_lockout_seconds),
-            extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "VOICE_", "EMAIL_", "SMTP_", "IMAP_")) or k in ("MEDIA_MAX_BYTES",)},
+            extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "VOICE_", "EMAIL_", "SMTP_", "IMAP_", "CALLBACK_")) or k in ("MEDIA_MAX_BYTES",)},
         )
 
     def with_generated_secrets(self) -> "Settings":

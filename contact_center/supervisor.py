@@ -55,6 +55,7 @@ from contact_center.sessions import SessionGate
 from contact_center.tasks import stop_tasks
 from contact_center.web import STATIC, current_agent
 from crm_store.repositories import alerts as alerts_repo
+from crm_store.repositories import callbacks as callbacks_repo
 from crm_store.repositories import stats as stats_repo
 from crm_store.repositories import supervision as supervision_repo
 
@@ -194,7 +195,25 @@ class SnapshotBuilder:
         # stamp, for supervisor-evaluation.js (docs/subsystems/order-evaluation.md, "Alerts").
         async with self.hub.db.session() as s:
             snap.update(await alerts_repo.supervisor_extras(s))
+        snap["callbacks"] = await self._callbacks(day_start)
         return snap
+
+    async def _callbacks(self, day_start: datetime) -> dict[str, Any]:
+        """Web callback's figures (docs/subsystems/callback.md): open ones by state, today's completed, failed and
+        cancelled, and the service level (seconds from the requested moment to a connected call)."""
+        try:
+            by_state = await callbacks_repo.counts(self.hub.db, day_start)
+            delays = sorted(await callbacks_repo.connect_delays(self.hub.db, day_start))
+        except Exception:  # noqa: BLE001 - the rest of the snapshot still shows
+            log.warning("callback figures not read", exc_info=True)
+            return {}
+        return {
+            "waiting": by_state.get("requested", 0) + by_state.get("waiting", 0), "scheduled": by_state.get("scheduled", 0),
+            "attempting": by_state.get("dialling", 0) + by_state.get("connected", 0), "completed": by_state.get("completed", 0),
+            "failed": by_state.get("failed", 0), "cancelled": by_state.get("cancelled", 0), "connected_today": len(delays),
+            "median_seconds_to_connect": delays[len(delays) // 2] if delays else None,
+            "max_seconds_to_connect": delays[-1] if delays else None,
+        }
 
 
 # -- Socket.IO ------------------------------------------------------------------------------------------

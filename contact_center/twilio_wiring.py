@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from contact_center.callback_wiring import wire_callback
 from contact_center.channels import SMS, VOICE, WHATSAPP, ChannelRegistry
 from contact_center.hub.inbound_port import HubInbound
 from contact_center.hub.service import HubService
@@ -92,6 +93,11 @@ def wire_twilio(
         voice = VoiceAdapter(config, voice_client, voice_settings)
         channels.register(replace(VOICE, bot_first=VOICE.name in settings.bot_channels), voice)
         add_voice_routes(app, config, hub, voice, receipts=_LazyReceipts(), db=db)
+        try:  # web callback: dialled with the phone's client and numbers (docs/subsystems/callback.md)
+            wire_callback(app, twilio_env(settings), settings.default_phone_region, channels, config, voice, hub,
+                          _LazyReceipts(), db)
+        except ValueError as exc:
+            raise TwilioConfigError(str(exc)) from None
 
     async def _close(_: web.Application) -> None:
         await client.close()

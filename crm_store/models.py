@@ -197,6 +197,8 @@ class Conversation(SQLModel, table=True):
     closed_at: Optional[datetime] = _when()
     queued_at: Optional[datetime] = _when()  # when it first entered an agent queue
     abandoned_at: Optional[datetime] = _when()  # when the customer left before being answered
+    # the place it takes in its queue when not its creation (a callback keeps the place of the call it replaces)
+    queue_since: Optional[datetime] = _when()
 
 
 class Message(SQLModel, table=True):
@@ -575,3 +577,70 @@ class EvaluationAlert(SQLModel, table=True):
     times_raised: int = Field(default=1)
     raised_at: datetime = _created()
     cleared_at: Optional[datetime] = _when()
+
+
+# --- web callback (issue 15; docs/subsystems/callback.md) -----------------------------------------------------------
+
+
+class Callback(SQLModel, table=True):
+    """A customer to be called back: durable from the request until completed, failed or cancelled.
+
+    ``state`` follows ``contact_center/domain/callbacks.py``; ``due_at`` is when it (next) enters the queue;
+    ``lease_owner``/``lease_until`` mark the hub process that moved it into the queue (a process that dies halfway
+    leaves a lease that runs out, and another one finishes the move); ``conversation_id`` is the contact routed to
+    agents for the current attempt. ``cancel_token_hash`` is the SHA-256 of the customer's cancel token.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index("ix_callbacks_state_due", "state", "due_at"),
+        Index("ix_callbacks_customer_state", "customer_id", "state"),
+        Index("ix_callbacks_number_created", "number", "created_at"),
+        Index("ix_callbacks_conversation", "conversation_id"),
+    )
+
+    id: Optional[int] = _id()
+    customer_id: int = Field(foreign_key="customers.id")
+    number: str = Field(max_length=20)  # E.164
+    topic: str = Field(default="", max_length=300)
+    queue: str = Field(default="", max_length=80)
+    source: str = Field(default="web", max_length=16)  # web / wait_offer / fallback / agent
+    state: str = Field(default="requested", max_length=16)
+    requested_for: Optional[datetime] = _when()  # the chosen slot (None: "now")
+    due_at: datetime = _created()
+    enqueued_at: Optional[datetime] = _when()  # the place it keeps in the queue (virtual hold: the call's)
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=3)
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")
+    origin_conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")  # the call it came from
+    lease_owner: Optional[str] = Field(default=None, max_length=80)
+    lease_until: Optional[datetime] = _when()
+    last_outcome: Optional[str] = Field(default=None, max_length=16)
+    visitor: str = Field(default="", max_length=80)  # the widget's visitor id or the client's IP (abuse limits)
+    cancel_token_hash: str = Field(default="", max_length=64)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    connected_at: Optional[datetime] = _when()
+    closed_at: Optional[datetime] = _when()
+
+
+class CallbackAttempt(SQLModel, table=True):
+    """One attempt to reach the customer of a callback: a dialled call. ``(callback_id, n)`` is unique: one attempt
+    is dialled once, whichever hub process claims it."""
+
+    __tablename__ = "callback_attempts"
+    __table_args__ = (
+        UniqueConstraint("callback_id", "n", name="uq_callback_attempts_n"),
+        Index("ix_callback_attempts_call_sid", "call_sid"),
+    )
+
+    id: Optional[int] = _id()
+    callback_id: int = Field(foreign_key="callbacks.id")
+    n: int
+    agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")
+    call_sid: Optional[str] = Field(default=None, max_length=40)
+    outcome: Optional[str] = Field(default=None, max_length=16)  # connected / busy / no-answer / failed / machine / canceled
+    claimed_by: str = Field(default="", max_length=80)
+    started_at: datetime = _created()
+    ended_at: Optional[datetime] = _when()

@@ -187,6 +187,13 @@ function renderKpis(snap) {
   setText($("kpi-agents"), t.agents_logged_in ?? 0);
   setText($("kpi-overdue"), snap.overdue_orders ?? 0);
   $("kpi-overdue").dataset.level = snap.overdue_orders > 0 ? "warn" : "";
+  // web callback (docs/subsystems/callback.md): waiting · scheduled · being attempted; today's outcomes and service level
+  const cb = snap.callbacks || {};
+  setText($("kpi-callbacks"), `${cb.waiting ?? 0} · ${cb.scheduled ?? 0} · ${cb.attempting ?? 0}`);
+  const median = cb.median_seconds_to_connect;
+  setText($("kpi-callbacks-sub"), `${cb.completed ?? 0} completed, ${cb.failed ?? 0} failed` +
+    (median === null || median === undefined ? "" : `, reached in ${dur(median)} (median)`));
+  $("kpi-callbacks").dataset.level = cb.failed > 0 ? "warn" : "";
 }
 
 const QUEUE_FIELDS = ["name", "waiting", "longest", "service_level", "target", "asa", "abandonment", "aht", "handled", "offered", "agents", "needed"];

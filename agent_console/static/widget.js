@@ -1000,11 +1000,179 @@
     }));
   }
 
+
+  // ---------------------------------------------------------------- call me back (issue 15: docs/subsystems/callback.md)
+  //
+  // Self-contained: its own bar, form, styles and storage key; it talks to the hub's public POST/DELETE
+  // /api/callbacks and GET /api/callbacks/slots. Everything the customer or the hub wrote is set with textContent.
+
+  var KEY_CALLBACK = "cc_callback"; // {id, token, number, when}: the booked callback, to show and cancel it after a reload
+  var PHONE_TYPING_RE = /^\+?[0-9 ().-]{0,24}$/;
+  var PHONE_DONE_RE = /^\+?[0-9 ().-]*[0-9][0-9 ().-]*$/;
+  var CALLBACK_CSS = [
+    ".ccw .ccw-cb-bar{display:flex;justify-content:flex-end;padding:4px 16px;border-bottom:1px solid #e5e7eb;background:#f8fafc;}",
+    ".ccw .ccw-cb-toggle{font:inherit;font-size:12.5px;border:0;background:none;color:#1d4ed8;cursor:pointer;padding:2px 0;}",
+    ".ccw .ccw-cb{padding:12px 16px;display:flex;flex-direction:column;gap:8px;border-bottom:1px solid #e5e7eb;font-size:13px;}",
+    ".ccw .ccw-cb[hidden]{display:none;}",
+    ".ccw .ccw-cb label{display:flex;flex-direction:column;gap:3px;color:#374151;}",
+    ".ccw .ccw-cb input,.ccw .ccw-cb select{font:inherit;padding:6px 8px;border:1px solid #cbd5e1;border-radius:6px;}",
+    ".ccw .ccw-cb input[aria-invalid=true]{border-color:#b91c1c;}",
+    ".ccw .ccw-cb-hint{color:#5f6774;font-size:12px;min-height:1em;}",
+    ".ccw .ccw-cb-hint.bad{color:#b91c1c;}",
+    ".ccw .ccw-cb-actions{display:flex;gap:8px;}",
+    ".ccw .ccw-cb-actions button{font:inherit;padding:6px 12px;border-radius:6px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer;}",
+    ".ccw .ccw-cb-actions button.ccw-cb-cancel{background:#fff;color:#1d4ed8;}",
+    ".ccw .ccw-cb-done{color:#14532d;}",
+  ].join("\n");
+  var cb = {};
+
+  function buildCallback() {
+    var style = el("style", null, { "data-cc-widget": "" });
+    style.textContent = CALLBACK_CSS;
+    document.head.appendChild(style);
+    var bar = el("div", "ccw-cb-bar");
+    var toggle = text(el("button", "ccw-cb-toggle", { type: "button", "aria-expanded": "false", "data-testid": "cc-callback-button" }), "Call me back");
+    bar.appendChild(toggle);
+    var box = el("div", "ccw-cb", { "data-testid": "cc-callback", role: "region", "aria-label": "Call me back" });
+    box.hidden = true;
+    var form = el("form", "ccw-cb-form");
+    var phoneLabel = text(el("label"), "Your phone number");
+    var phone = el("input", null, { type: "tel", autocomplete: "tel", maxlength: "24", required: "", "data-testid": "cc-callback-phone" });
+    phoneLabel.appendChild(phone);
+    var whenLabel = text(el("label"), "When");
+    var when = el("select", null, { "data-testid": "cc-callback-when" });
+    when.appendChild(text(el("option", null, { value: "now" }), "As soon as possible"));
+    whenLabel.appendChild(when);
+    var topicLabel = text(el("label"), "What about? (optional)");
+    var topic = el("input", null, { type: "text", maxlength: "300", "data-testid": "cc-callback-topic" });
+    topicLabel.appendChild(topic);
+    var hint = el("div", "ccw-cb-hint", { role: "status", "aria-live": "polite", "data-testid": "cc-callback-hint" });
+    var actions = el("div", "ccw-cb-actions");
+    var submit = text(el("button", null, { type: "submit", "data-testid": "cc-callback-submit" }), "Call me");
+    actions.appendChild(submit);
+    form.appendChild(phoneLabel);
+    form.appendChild(whenLabel);
+    form.appendChild(topicLabel);
+    form.appendChild(actions);
+    var done = el("div", "ccw-cb-done", { "data-testid": "cc-callback-done", "aria-live": "polite" });
+    done.hidden = true;
+    var cancel = text(el("button", "ccw-cb-cancel", { type: "button", "data-testid": "cc-callback-cancel" }), "Cancel the callback");
+    var doneActions = el("div", "ccw-cb-actions");
+    doneActions.appendChild(cancel);
+    box.appendChild(form);
+    box.appendChild(done);
+    box.appendChild(doneActions);
+    box.appendChild(hint);
+    ui.panel.insertBefore(box, ui.msgs);
+    ui.panel.insertBefore(bar, box);
+    cb = { bar: bar, toggle: toggle, box: box, form: form, phone: phone, when: when, topic: topic, hint: hint, submit: submit,
+      done: done, cancel: cancel, doneActions: doneActions, slotsLoaded: false };
+
+    toggle.addEventListener("click", function () { showCallback(box.hidden); });
+    phone.addEventListener("input", function () { checkPhone(false); });
+    form.addEventListener("submit", function (ev) { ev.preventDefault(); sendCallback(); });
+    cancel.addEventListener("click", cancelCallback);
+    renderBooked(load(KEY_CALLBACK, null));
+  }
+
+  function showCallback(open) {
+    cb.box.hidden = !open;
+    cb.toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    text(cb.toggle, open ? "Back to chat" : "Call me back");
+    ui.msgs.hidden = open;
+    if (open && !cb.slotsLoaded) loadSlots();
+  }
+
+  function checkPhone(final) {
+    var value = cb.phone.value.trim();
+    var ok = final ? PHONE_DONE_RE.test(value) && value.replace(/[^0-9]/g, "").length >= 7 : PHONE_TYPING_RE.test(value);
+    cb.phone.setAttribute("aria-invalid", ok ? "false" : "true");
+    setHint(ok ? "" : "Digits only, with the country code if you are abroad (e.g. +1 415 555 0142).", !ok);
+    return ok;
+  }
+
+  function setHint(words, bad) {
+    text(cb.hint, words);
+    cb.hint.className = "ccw-cb-hint" + (bad ? " bad" : "");
+  }
+
+  function loadSlots() {
+    fetch(HUB + "/api/callbacks/slots", { credentials: "omit" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
+      if (!body || !Array.isArray(body.slots)) return;
+      cb.slotsLoaded = true;
+      body.slots.slice(0, 150).forEach(function (iso) {
+        var d = new Date(iso);
+        if (isNaN(d.getTime())) return;
+        // shown in the customer's own time zone; sent back as the hub's UTC time
+        cb.when.appendChild(text(el("option", null, { value: String(iso) }), d.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })));
+      });
+    }).catch(function () { /* "now" still works */ });
+  }
+
+  function sendCallback() {
+    if (!checkPhone(true)) return;
+    cb.submit.disabled = true;
+    setHint("Sending\u2026", false);
+    var body = { number: cb.phone.value.trim(), when: cb.when.value || "now" };
+    if (cb.topic.value.trim()) body.topic = cb.topic.value.trim();
+    fetch(HUB + "/api/callbacks", { method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }, function () { return { ok: false, body: null }; }); })
+      .then(function (res) {
+        cb.submit.disabled = false;
+        if (!res.ok || !res.body || !res.body.callback) {
+          setHint((res.body && res.body.message) || "Your request could not be sent: please try again.", true);
+          return;
+        }
+        var c = res.body.callback;
+        var booked = { id: c.id, token: res.body.cancel_token, number: c.number, when: c.requested_for || "now", queue: res.body.queue || null };
+        save(KEY_CALLBACK, booked);
+        setHint("", false);
+        renderBooked(booked);
+      }, function () {
+        cb.submit.disabled = false;
+        setHint("Not connected: please try again in a moment.", true);
+      });
+  }
+
+  function renderBooked(booked) {
+    var has = !!(booked && booked.id && booked.token);
+    cb.form.hidden = has;
+    cb.done.hidden = !has;
+    cb.doneActions.hidden = !has;
+    if (!has) return;
+    var line = "We will call you " + (booked.when === "now" ? "as soon as an agent is free" : "at " + new Date(booked.when).toLocaleString()) + " on " + booked.number + ".";
+    var q = booked.queue;
+    if (q && q.position) {
+      line += " You are number " + q.position + " in the queue";
+      if (q.estimated_wait_seconds) line += ", about " + Math.max(1, Math.round(q.estimated_wait_seconds / 60)) + " min";
+      line += ".";
+    }
+    text(cb.done, line);
+  }
+
+  function cancelCallback() {
+    var booked = load(KEY_CALLBACK, null);
+    if (!booked || !booked.id) { renderBooked(null); return; }
+    cb.cancel.disabled = true;
+    fetch(HUB + "/api/callbacks/" + encodeURIComponent(booked.id), { method: "DELETE", credentials: "omit", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: booked.token }) })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }, function () { return { ok: r.ok, body: null }; }); })
+      .then(function (res) {
+        cb.cancel.disabled = false;
+        save(KEY_CALLBACK, null);
+        renderBooked(null);
+        setHint(res.ok ? "Your callback is cancelled." : (res.body && res.body.message) || "It could not be cancelled (it may be under way).", !res.ok);
+      }, function () {
+        cb.cancel.disabled = false;
+        setHint("Not connected: please try again in a moment.", true);
+      });
+  }
+
   // ---------------------------------------------------------------- start
 
   function start() {
     build();
     buildAccount();
+    buildCallback(); // the "call me back" form (issue 15)
     state.messages.slice().sort(function (a, b) { return a.seq - b.seq; }).forEach(function (m) { addMessage(m, { fromCache: true }); });
     state.outbox.forEach(addPending);
     updateProfileVisibility();

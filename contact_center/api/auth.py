@@ -38,6 +38,14 @@ def _token_ok(presented: str, tokens: tuple[str, ...]) -> bool:
     return ok
 
 
+def _public_callback(request: web.Request) -> bool:
+    """The customer's "call me back" form (docs/subsystems/callback.md): asking, listing slots, cancelling with the
+    token; its own limits (rate per number and per IP, open callbacks per customer) guard it."""
+    path = request.path
+    return ((request.method == "POST" and path == "/api/callbacks") or (request.method == "GET" and path == "/api/callbacks/slots")
+            or (request.method == "DELETE" and path.startswith("/api/callbacks/") and path.count("/") == 3))
+
+
 def service_token_middleware(
     tokens: tuple[str, ...], sessions: SessionGate | None = None, protected_prefix: str = "/api/"
 ) -> web.middleware:  # type: ignore[valid-type]
@@ -46,7 +54,7 @@ def service_token_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(protected_prefix) or request.path in open_paths:
+        if not request.path.startswith(protected_prefix) or request.path in open_paths or _public_callback(request):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")

@@ -527,3 +527,8 @@ ROUTES: tuple[Route, ...] = (
 from contact_center.api.evaluation_queue import evaluation_routes  # noqa: E402
 
 ROUTES = ROUTES + evaluation_routes()
+
+# Issue 15's public "call me back" form: contact_center/callback_wiring.py
+from contact_center.callback_wiring import callback_routes  # noqa: E402
+
+ROUTES = ROUTES + callback_routes()

@@ -78,3 +78,12 @@ def away_for_missed(streak: int, status: str | None, limit: int = MISSED_OFFERS_
     """Whether ``streak`` missed offers in a row sets the agent Away: only one taking contacts (available or
     busy: an agent who chose Away, or is in wrap-up, is not moved), and only at ``limit`` or more (0: never)."""
     return limit > 0 and streak >= limit and status in (AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value)
+
+
+def capacity_of(configured: dict[str, int] | None) -> dict[str, int]:
+    """An agent's per-channel capacity as configured; a web callback is a phone call (docs/subsystems/callback.md),
+    so an agent without a ``callback`` entry takes as many callbacks as calls."""
+    capacity = dict(configured or {})
+    if "callback" not in capacity and "phone" in capacity:
+        capacity["callback"] = capacity["phone"]
+    return capacity

@@ -22,6 +22,7 @@ from contact_center.ports import InboundEvent, InboundResult, StateStore
 from contact_center.sio_notifier import Emitter, SocketIONotifier, room_agent, room_conv, room_monitor
 from contact_center.usecases import (
     bot_turns,
+    callbacks,
     calls,
     inbound,
     offers,
@@ -38,6 +39,7 @@ from contact_center.usecases.errors import MAX_TEXT, HubError, clean_text, clien
 from contact_center.usecases.router import serving_agents, waiting_contacts
 from contact_center.usecases.views import DEFAULT_AHT_SECONDS, message_json, queue_update
 from contact_center.domain.conversations import DISPOSITIONS
+from contact_center.hub.callbacks_sql import SqlCallbacks
 from contact_center.hub.sql import SqlConversations
 from crm_store.db import Database
 from crm_store.message_log import MessageLog
@@ -95,6 +97,7 @@ class HubService(Hub):
             clock=clock, offer_timeout=offer_timeout, wrap_up_seconds=wrap_up_seconds, default_region=default_region,
             public_base_url=public_base_url,
         )
+        self.callbacks = SqlCallbacks(db)
 
     @property
     def reads(self) -> PointReads:
@@ -277,6 +280,26 @@ class HubService(Hub):
 
     async def callback_requested(self, channel: str, thread_key: str, source: str, number: str) -> None:
         await calls.callback_requested(self, channel, thread_key, source, number)
+
+    # --- web callback (docs/subsystems/callback.md) ------------------------------------------------
+    async def request_callback(self, **fields: Any) -> dict[str, Any]:
+        return await callbacks.request_callback(self, **fields)
+
+    async def cancel_callback(self, callback_id: Any, token: Any) -> dict[str, Any]:
+        return await callbacks.cancel_callback(self, callback_id, token)
+
+    async def callback_tick(self) -> int:
+        return await callbacks.tick(self)
+
+    async def callback_attempt_news(self, callback_id: int, n: int, status: str, answered_by: str | None,
+                                    detail: dict[str, Any] | None = None) -> str | None:
+        return await callbacks.attempt_news(self, callback_id, n, status, answered_by, detail)
+
+    async def callback_leg_news(self, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:
+        await callbacks.leg_news(self, callback_id, n, status, detail)
+
+    async def callback_counts(self) -> dict[str, int]:
+        return await callbacks.counts(self)
 
     # --- routing -------------------------------------------------------------------------------
     async def route_once(self) -> int:

@@ -294,6 +294,7 @@ class SqlConversations:
                     s, req.customer_id, req.channel, subject=req.subject, queue_id=req.queue_id, thread_key=key,
                     customer_address=req.customer_address, our_address=req.our_address,
                 )
+                conv.priority, conv.queue_since = req.priority, req.queue_since
                 conv.status = plan.status or "queued"
                 if conv.status == "queued":
                     conv.queued_at = utcnow()  # with the bot, queued_at is set when it hands over
@@ -717,7 +718,8 @@ def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> 
             key = successor_key(before.thread_key or req.thread_key or "", before.id)
         conv = Conversation(
             customer_id=req.customer_id, channel=req.channel, subject=req.subject[:300], queue_id=req.queue_id, thread_key=key,
-            customer_address=req.customer_address[:254], our_address=req.our_address[:254],
+            customer_address=req.customer_address[:254], our_address=req.our_address[:254], priority=req.priority,
+            queue_since=req.queue_since,
         )
         conv.status = plan.status or "queued"
         if conv.status == "queued":

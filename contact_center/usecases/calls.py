@@ -69,7 +69,10 @@ def _agent_of_target(target_: str | None) -> int | None:
 async def connect_agent(hub: Hub, conv: ConversationRow, agent_id: int) -> None:
     """The agent accepted a call: the adapter bridges them to the caller; a failure is told to the agent."""
     try:
-        report = await act(hub, conv, "connect_agent", agent_id, record=await records_calls(hub, conv))
+        from contact_center.usecases import callbacks  # a callback: the hub dials the customer (agent first)
+
+        called_back = await callbacks.connect(hub, conv, agent_id)
+        report = called_back or await act(hub, conv, "connect_agent", agent_id, record=await records_calls(hub, conv))
     except Exception as exc:  # noqa: BLE001 - logged and told: the agent must not wait for a call that never comes
         log.exception("connecting the agent failed", extra={"conversation_id": conv.id})
         report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
@@ -554,8 +557,8 @@ _RECORDING = {"pause_recording": pause_recording, "resume_recording": resume_rec
 
 
 async def callback_requested(hub: Hub, channel: str, thread_key: str, source: str, number: str) -> None:
-    """The caller asked to be called back: a timeline entry on the customer (the request itself is the message
-    the adapter stored in the conversation, which waits in the queue)."""
+    """The caller asked to be called back: a timeline entry on the customer, and a real callback (issue 15) that
+    keeps the call's place in the queue while the call's own conversation leaves it (``callbacks.from_call``)."""
     conv = await _by_thread(hub, channel, thread_key)
     if conv is None or conv.id is None:
         return
@@ -564,3 +567,7 @@ async def callback_requested(hub: Hub, channel: str, thread_key: str, source: st
         hub.kind(conv.channel), conv.channel, f"Callback requested ({words}): call {number or 'the customer'} back",
         {"event": "callback_requested", "source": source[:30], "number": number[:40]},
     ))
+    from contact_center.usecases import callbacks
+
+    if callbacks.enabled(hub):
+        await callbacks.from_call(hub, channel, thread_key, source, number)

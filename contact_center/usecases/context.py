@@ -82,6 +82,9 @@ class Hub:
         # the ordering bot: new conversations go to it first while it is ready (docs/subsystems/bot.md)
         self.bot: Any = None
         self.bot_ready = False
+        # web callback (docs/subsystems/callback.md): the SQL store and the settings (None: no callbacks)
+        self.callbacks: Any = None
+        self.callback_config: Any = None
         # queues, from SQL (rebuild.load_queues)
         self.rules: dict[str, QueueRule] = {}
         self.queue_ids: dict[str, int] = {}
@@ -217,7 +220,8 @@ class Hub:
             queue=self.queue_name(conv),
             channel=conv.channel,
             priority=TIER_PRIORITY.get(customer.tier, 0) + conv.priority,
-            enqueued_at=conv.created_at.timestamp(),  # type: ignore[attr-defined]
+            # its place: its creation, or the place it keeps (a callback: the call it replaces, virtual hold)
+            enqueued_at=(getattr(conv, "queue_since", None) or conv.created_at).timestamp(),  # type: ignore[attr-defined]
             declined_by=frozenset(),
             pinned_agent=None,
         )

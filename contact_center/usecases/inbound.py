@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from contact_center.domain.channels import ChannelSpec, ConversationPolicy, pick_choice
@@ -47,6 +48,8 @@ class Inbound:
     wake: bool = True
     subject: str | None = None
     opening: bool = False
+    priority: int = 0
+    queue_since: datetime | None = None
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -195,7 +198,8 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
     inbound = Inbound(
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
-        attachments=attachments, wake=event.wake, subject=event.subject, opening=event.opening,
+        attachments=attachments, wake=event.wake, subject=event.subject, opening=event.opening, priority=event.priority,
+        queue_since=event.queue_since,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -294,7 +298,8 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
         decide=decide, queue_id=hub.queue_ids.get(queue), subject=(inbound.subject or inbound.text)[:120],
         customer_address=inbound.customer_address, our_address=inbound.our_address, text=inbound.text,
         client_id=inbound.client_id, provider_id=inbound.provider_id, attachments=inbound.attachments or None,
-        opened_note=opened, sender_kind="system" if inbound.opening else "customer",
+        opened_note=opened, sender_kind="system" if inbound.opening else "customer", priority=inbound.priority,
+        queue_since=inbound.queue_since,
     ))
 
 

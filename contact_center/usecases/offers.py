@@ -95,7 +95,7 @@ async def _ensure_presence(hub: Hub, agent_id: int, row: Any) -> AgentPresence:
         now = hub.clock()
         presence = AgentPresence(
             agent_id=agent_id, status=AgentStatus.AWAY.value, since=now, node=hub.node,
-            load={}, capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
+            load={}, capacity=presence_rules.capacity_of(row.capacity), skills=dict(row.skills or {}), idle_since=now,
         )
         await hub.store.set_presence(presence)
         await hub.log_state(agent_id, presence.status)

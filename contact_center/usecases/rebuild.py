@@ -81,7 +81,7 @@ async def _restore_presences(hub: Hub) -> None:
         status = presence_rules.restored_status(recorded)
         await hub.store.set_presence(AgentPresence(
             agent_id=row.id, status=status, since=now, node=hub.node, load={},
-            capacity=dict(row.capacity or {}), skills=dict(row.skills or {}), idle_since=now,
+            capacity=presence_rules.capacity_of(row.capacity), skills=dict(row.skills or {}), idle_since=now,
         ))
         if status != (recorded or "away"):
             await hub.log_state(row.id, status)

@@ -71,7 +71,7 @@ VOICE_PATH = "/webhooks/twilio/voice"
 VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
 VOICE_FALLBACK_PATH = "/webhooks/twilio/voice/fallback"
 KEYS = "0123456789*#"
-PHONE_BEHAVIOURS = ("manual", "answer", "busy", "no-answer", "failed")
+PHONE_BEHAVIOURS = ("manual", "answer", "busy", "no-answer", "failed", "machine")  # machine: a voicemail answers
 _TWIML_TYPES = ("text/xml", "application/xml", "text/html")
 _QUEUE_WAIT = QUEUE_WAIT_VERBS - {"Gather"}
 
@@ -224,6 +224,8 @@ class Call:
         self.timeout = 60
         self.time_limit = 14400
         self.source: Source | None = None  # what runs once an outbound leg is answered
+        self.machine_detection: str | None = None  # Calls create's MachineDetection (Enable / DetectMessageEnd)
+        self.answered_by: str | None = None  # what answering machine detection found (human, machine_start...)
         self.call_token: str | None = None
         self.sequence = 0
         self.transcript: list[TranscriptEntry] = []
@@ -404,6 +406,9 @@ class VoiceEngine:
         self.requests: list[VoiceRequest] = []
         self.recordings: dict[str, dict[str, Any]] = {}
         self.phones: dict[str, str] = {}  # a number's behaviour when called (default: ``manual``, the dev phone)
+        self.calls_per_second: float | None = None  # Calls create over this rate is refused 429/20429 (None: no limit)
+        self.call_creates: deque[float] = deque()
+        self.cps_refused = 0
         self.numbers: dict[str, dict[str, str]] = {}  # per shop number: voice_url, voice_method, fallback_url, status_callback
         self.max_documents = 500  # the stand-in's own guard against a TwiML loop that never waits (not Twilio's)
         self.version = 0
@@ -564,6 +569,8 @@ class VoiceEngine:
             return False
 
     def _call_form(self, call: Call, extra: dict[str, str] | None = None, *, first: bool = False) -> dict[str, str]:
+        if call.answered_by:  # Twilio adds AnsweredBy to the answered call's webhook when detection ran
+            extra = {**(extra or {}), "AnsweredBy": call.answered_by}
         return vw.call_form(account_sid=call.account_sid, call_sid=call.sid, from_=call.from_, to=call.to,
                             status=call.status, direction=call.direction, parent_call_sid=call.parent_call_sid,
                             call_token=call.call_token if first else None, extra=extra)
@@ -620,6 +627,8 @@ class VoiceEngine:
             return
         status = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}.get(event, call.status)
         extra = vw.progress_fields(sequence=call.sequence, now=_now(), duration=call.duration if event == "completed" else None)
+        if call.answered_by and event in ("answered", "completed"):
+            extra["AnsweredBy"] = call.answered_by
         call.sequence += 1
         form = vw.call_form(account_sid=call.account_sid, call_sid=call.sid, from_=call.from_, to=call.to,
                             status=status, direction=call.direction, parent_call_sid=call.parent_call_sid, extra=extra)
@@ -1194,7 +1203,7 @@ class VoiceEngine:
         call.pickup = asyncio.get_running_loop().create_future()
         behaviour = "manual" if vw.is_client(call.to) else self.phones.get(call.to, "manual")
         try:
-            if behaviour == "answer":
+            if behaviour in ("answer", "machine"):
                 await self._wait(self.ring_seconds)
                 return "answered"
             if behaviour in ("busy", "failed"):
@@ -1379,9 +1388,12 @@ class VoiceEngine:
 
     def create_call(self, *, from_: str, to: str, source: Source, status_callback: str | None, status_method: str,
                     events: Iterable[str], timeout: int, fallback: str | None = None, fallback_method: str = "POST",
-                    time_limit: int = 14400) -> Call:
-        """Calls.create: an ``outbound-api`` leg that rings ``to`` and runs ``source`` once answered."""
+                    time_limit: int = 14400, machine_detection: str | None = None) -> Call:
+        """Calls.create: an ``outbound-api`` leg that rings ``to`` and runs ``source`` once answered. With
+        ``machine_detection`` the answer carries ``AnsweredBy``: ``machine_start`` for a phone whose behaviour is
+        ``machine`` (``machine_end_beep`` with ``DetectMessageEnd``), else ``human``."""
         call = self._new_call(from_=from_, to=to, direction="outbound-api", status="queued")
+        call.machine_detection = machine_detection
         call.status_callback, call.status_callback_method = status_callback, status_method
         call.status_events = frozenset(events)
         call.timeout, call.time_limit, call.source = timeout, time_limit, source
@@ -1407,6 +1419,9 @@ class VoiceEngine:
         if result != "answered":
             self._end(call, result)
             return
+        if call.machine_detection:
+            machine = self.phones.get(call.to) == "machine"
+            call.answered_by = ("machine_end_beep" if call.machine_detection == "DetectMessageEnd" else "machine_start") if machine else "human"
         self._answer(call)
         if participant is None:
             await self._program(call, call.source)

@@ -19,6 +19,7 @@ and ``.../hangup``.
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
@@ -156,6 +157,10 @@ class VoiceApi:
         if _text(form, "ApplicationSid"):
             raise _Refused(20001, detail="ApplicationSid: TwiML Apps are not imitated by the Twilio stand-in")
         url = None if twiml else _url(form, "Url", required=True)
+        detection = _text(form, "MachineDetection")
+        if detection and detection not in ("Enable", "DetectMessageEnd"):
+            raise _Refused(20001, detail=f"MachineDetection must be Enable or DetectMessageEnd, not {detection[:40]}")
+        self._within_cps()
         source = Source(url, _method(form, "Method", "POST"), twiml or None, kind="voice")
         call = self.engine.create_call(
             from_=from_, to=to, source=source, status_callback=_url(form, "StatusCallback"),
@@ -163,8 +168,24 @@ class VoiceApi:
             events=_events(form, "StatusCallbackEvent", vw.CALL_EVENTS, "completed"),
             timeout=_int(form, "Timeout", 60, 1, 600), fallback=_url(form, "FallbackUrl"),
             fallback_method=_method(form, "FallbackMethod", "POST"), time_limit=_int(form, "TimeLimit", 14400, 1, 86400),
+            machine_detection=detection or None,
         )
         return web.json_response(vw.call_resource(call), status=201)
+
+    def _within_cps(self) -> None:
+        """The account's calls-per-second limit (``engine.calls_per_second``; None: none): over it, Twilio's 429
+        with code 20429, and nothing dialled."""
+        rate = self.engine.calls_per_second
+        if rate is None:
+            return
+        now = time.monotonic()
+        window = self.engine.call_creates
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= max(1, int(rate)):
+            self.engine.cps_refused += 1
+            raise _Refused(20429)
+        window.append(now)
 
     async def list_calls(self, request: web.Request) -> web.StreamResponse:
         query = request.query

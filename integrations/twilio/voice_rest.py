@@ -136,7 +136,7 @@ class VoiceRestClient:
             self._twilio.api.base_url = self.config.api_base_url
         return self._twilio
 
-    async def _call(self, what: str, make: Callable[[Client], Awaitable[Any]]) -> VoiceResult:
+    async def _call(self, what: str, make: Callable[[Client], Awaitable[Any]], tries: int | None = None) -> VoiceResult:
         """One request with retries; the created resource's ``call_sid``/``sid`` in the result."""
         attempt = 1
         while True:
@@ -152,7 +152,7 @@ class VoiceRestClient:
             else:
                 sid = getattr(answer, "call_sid", None) or getattr(answer, "sid", None)
                 return VoiceResult(True, sid=sid if isinstance(sid, str) else None)
-            if not retry or attempt >= self.tries:
+            if not retry or attempt >= (tries or self.tries):
                 if not result.ok:  # a call that is already over is news, not trouble (hanging up a caller who hung up)
                     log.log(logging.INFO if result.gone else logging.WARNING, "twilio voice request failed",
                             extra={"what": what, "code": result.code, "status": result.http_status})
@@ -165,6 +165,22 @@ class VoiceRestClient:
         return await self._call("update_call", lambda c: c.calls(call_sid).update_async(
             twiml=_opt(twiml), url=_opt(url), method="POST" if url else values.unset, status=_opt(status),
         ))
+
+    async def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str | None = None,
+        status_callback_event: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
+        machine_detection: str | None = "Enable", timeout: int = 30, tries: int | None = None,
+    ) -> VoiceResult:
+        """Calls create: dial ``to`` from ``from_`` (our published number); once answered Twilio asks ``url`` for TwiML
+        (with ``AnsweredBy`` when ``machine_detection`` is on: ``human``, ``machine_start``, ``fax``, ``unknown``).
+        ``tries``: at most this many attempts here (the callback dialler passes 1 and backs off itself on 429:
+        a refused create dialled nothing, but its calls-per-second bucket must know)."""
+        return await self._call("create_call", lambda c: c.calls.create_async(
+            to=to, from_=from_, url=url, method="POST", status_callback=_opt(status_callback),
+            status_callback_event=list(status_callback_event) if status_callback else values.unset,
+            status_callback_method="POST" if status_callback else values.unset,
+            machine_detection=_opt(machine_detection), timeout=timeout,
+        ), tries=max(1, tries) if tries is not None else None)
 
     async def add_participant(
         self,

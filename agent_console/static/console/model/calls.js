@@ -72,6 +72,18 @@ const STATUS = {
   caller_left: "ended",
   bridge_ended: "ended",
   failed: "failed",
+  // web callback (docs/subsystems/callback.md): the hub dials the customer once the agent accepted
+  customer_initiated: "ringing",
+  customer_ringing: "ringing",
+  customer_answered: "connected",
+};
+// a web callback's customer not reached: the attempt is over (the hub tries again later, or the callback failed)
+const NOT_REACHED = {
+  customer_busy: "The customer's line was busy.",
+  customer_no_answer: "The customer did not answer.",
+  customer_failed: "The customer could not be called.",
+  customer_machine: "An answering machine took the call: the customer was not reached.",
+  customer_canceled: "The call to the customer was cancelled.",
 };
 // the agent's own leg gone while the call is not over: said in words (the caller may still be waiting)
 const LEG_LOST = {
@@ -263,6 +275,12 @@ function apply(call, p) {
   }
   // an agent leg's news that is not about our own leg (a warm transfer's first agent, a colleague)
   if (status.startsWith("agent_") && typeof detail.call_sid === "string" && call.legSid && detail.call_sid !== call.legSid) return;
+  if (status in NOT_REACHED) {
+    call.state = "failed";
+    call.reason = NOT_REACHED[status] + (detail.next === "failed" ? " That was the last attempt." : detail.next === "scheduled" ? " We will try again later." : "");
+    call.heldAt = null;
+    return;
+  }
   if (status in LEG_LOST) {
     call.state = "failed";
     call.reason = LEG_LOST[status];

@@ -14,5 +14,6 @@ export function registerPanes() {
   registerPane("whatsapp", messagingPane, { notice: replyWindowNotice }); // any channel with a reply window gets it too
   registerPane("email", emailPane); // the thread, folded quotes, the sandboxed HTML, CC, the first-response clock
   registerPane("phone", callPane); // the call card: state, timer, mute, hold, transfer, hang up, notes, wrap-up; the bot part above
+  registerPane("callback", callPane); // a web callback is a call the hub dials (docs/subsystems/callback.md)
   registerPane("*", messagingPane); // a channel without a pane of its own: its messages and a composer
 }

@@ -1,0 +1,258 @@
+"""Web callback, the pure rules (docs/subsystems/callback.md): a callback's states and legal moves, the retry
+policy, what a dialled call's outcome means, and which slots a customer may choose.
+
+A callback is a durable contact: it lives in SQL from the moment it is asked for until it is completed, failed or
+cancelled, and every attempt to reach the customer is a row of its own.
+
+States::
+
+    scheduled --(falls due)--> waiting --(an agent accepts: attempt n claimed)--> dialling --(answered)--> connected
+        ^                        |                                                   |                       |
+        |                        |                                                   | busy / no-answer /    | the call ends
+        +-----(retry due later)--+---------------------------------------------------+ failed / machine       v
+                                                                                     |                   completed
+                                        (the last attempt)  -----------------------> failed
+    any open state --(the customer or an agent cancels)--> cancelled
+
+``requested`` is a "now" callback the moment it is written (it enters the queue at once: ``waiting``). No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Final
+
+import phonenumbers  # type: ignore[import-untyped,unused-ignore]
+
+REQUESTED: Final = "requested"
+SCHEDULED: Final = "scheduled"
+WAITING: Final = "waiting"
+DIALLING: Final = "dialling"
+CONNECTED: Final = "connected"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+
+STATES: Final = (REQUESTED, SCHEDULED, WAITING, DIALLING, CONNECTED, COMPLETED, FAILED, CANCELLED)
+OPEN_STATES: Final = frozenset({REQUESTED, SCHEDULED, WAITING, DIALLING, CONNECTED})
+FINAL_STATES: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+
+# the legal moves (from -> to): anything else is refused, so a late or repeated event never moves a callback back
+MOVES: Final[dict[str, frozenset[str]]] = {
+    REQUESTED: frozenset({WAITING, SCHEDULED, CANCELLED}),
+    SCHEDULED: frozenset({WAITING, CANCELLED}),
+    WAITING: frozenset({DIALLING, SCHEDULED, CANCELLED}),
+    DIALLING: frozenset({CONNECTED, SCHEDULED, FAILED, CANCELLED}),
+    CONNECTED: frozenset({COMPLETED}),
+    COMPLETED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+# sources of a callback
+SOURCE_WEB: Final = "web"  # the widget's or the shop page's form
+SOURCE_WAIT_OFFER: Final = "wait_offer"  # "press 1" in the phone queue's wait loop
+SOURCE_FALLBACK: Final = "fallback"  # the phone number's fallback URL (the hub could not answer)
+SOURCE_AGENT: Final = "agent"
+SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT)
+
+# the outcome of one attempt (a dialled call)
+CONNECTED_OUTCOME: Final = "connected"
+BUSY: Final = "busy"
+NO_ANSWER: Final = "no-answer"
+CALL_FAILED: Final = "failed"
+MACHINE: Final = "machine"
+CANCELED: Final = "canceled"  # we cancelled the ringing call ourselves (the agent's leg went)
+RETRYABLE: Final = frozenset({BUSY, NO_ANSWER, CALL_FAILED, MACHINE})
+ATTEMPT_OUTCOMES: Final = frozenset({CONNECTED_OUTCOME, *RETRYABLE, CANCELED})
+
+# Twilio's AnsweredBy values (MachineDetection=Enable / DetectMessageEnd) that mean "not reached"
+MACHINE_ANSWERS: Final = frozenset({
+    "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax",
+})
+
+DEFAULT_MAX_ATTEMPTS: Final = 3
+DEFAULT_RETRY_SECONDS: Final = 300
+DEFAULT_HORIZON_DAYS: Final = 14
+SCHEDULED_PRIORITY: Final = 5
+"""How much a callback that falls due at its chosen time is ahead of new contacts in its queue (a conversation's
+``priority``; customer tiers add 0 to 2): the customer chose the time, we promised it."""
+
+
+class CallbackRefused(ValueError):
+    """A request the rules refuse; ``code`` is a short machine word, the message is for the customer."""
+
+    def __init__(self, code: str, words: str) -> None:
+        super().__init__(words)
+        self.code = code
+        self.words = words
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how far apart a callback is tried.
+
+    :param max_attempts: attempts at most (the first one included).
+    :param spacing_seconds: at least this long between the end of one attempt and the next.
+    """
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    spacing_seconds: float = DEFAULT_RETRY_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_attempts <= 10:
+            raise ValueError("max_attempts must be from 1 to 10")
+        if not 0 <= self.spacing_seconds <= 7 * 24 * 3600:
+            raise ValueError("spacing_seconds must be from 0 to a week")
+
+
+def can_move(current: str, new: str) -> bool:
+    """Whether ``current -> new`` is a legal move."""
+    return new in MOVES.get(current, frozenset())
+
+
+def states_before(new: str) -> frozenset[str]:
+    """The states from which ``new`` may be reached (for a conditional update: ``WHERE state IN ...``)."""
+    return frozenset(s for s, targets in MOVES.items() if new in targets)
+
+
+def attempt_outcome(call_status: str, answered_by: str | None = None) -> str | None:
+    """What a dialled call's final news means for the attempt: ``connected``, a retryable failure, ``canceled``;
+    None while it is not final (queued, ringing) or not understood.
+
+    ``answered_by`` is Twilio's ``AnsweredBy`` (answering machine detection): a machine or fax is not the customer.
+    """
+    status = (call_status or "").strip().lower()
+    if status in ("in-progress", "answered", "completed"):
+        if (answered_by or "").strip().lower() in MACHINE_ANSWERS:
+            return MACHINE
+        return CONNECTED_OUTCOME if status != "completed" else None
+    return {"busy": BUSY, "no-answer": NO_ANSWER, "failed": CALL_FAILED, "canceled": CANCELED}.get(status)
+
+
+@dataclass(frozen=True)
+class AfterAttempt:
+    """What a finished attempt does to its callback: its next ``state`` and, when tried again, when (``due_at``)."""
+
+    state: str
+    due_at: datetime | None = None
+    tell_customer: bool = False  # the last attempt failed: a text or email says we could not reach them
+
+
+def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: datetime) -> AfterAttempt:
+    """The callback after its ``attempts_made``-th attempt ended with ``outcome`` at ``now``."""
+    if outcome == CONNECTED_OUTCOME:
+        return AfterAttempt(CONNECTED)
+    if outcome == CANCELED:  # we stopped it ourselves (the agent's phone went): the callback waits for the next agent
+        return AfterAttempt(SCHEDULED, now)
+    if outcome not in RETRYABLE:
+        raise ValueError(f"unknown attempt outcome {outcome!r}")
+    if attempts_made >= policy.max_attempts:
+        return AfterAttempt(FAILED, tell_customer=True)
+    return AfterAttempt(SCHEDULED, now + timedelta(seconds=policy.spacing_seconds))
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """A queue's opening hours in the shop's local time: ``days`` (0 = Monday) from ``opens`` to ``closes``.
+    ``utc_offset_minutes`` is the shop's offset (a fixed offset: enough for a slot picker; the customer sees slots in
+    their own zone in the browser)."""
+
+    days: frozenset[int] = frozenset(range(0, 5))
+    opens: time = time(9, 0)
+    closes: time = time(17, 0)
+    utc_offset_minutes: int = 0
+
+    def is_open(self, when: datetime) -> bool:
+        """Whether ``when`` (timezone-aware) lies within the hours."""
+        local = when + timedelta(minutes=self.utc_offset_minutes)
+        return local.weekday() in self.days and self.opens <= local.time().replace(tzinfo=None) < self.closes
+
+
+def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:
+    """Refuse a chosen time that is past, too far ahead or outside the queue's hours (:class:`CallbackRefused`)."""
+    if when.tzinfo is None:
+        raise CallbackRefused("bad_time", "the time must carry its time zone (ISO 8601 with an offset)")
+    if when < now - timedelta(minutes=1):
+        raise CallbackRefused("past", "this time has already passed: choose a later one or 'now'")
+    if when > now + timedelta(days=horizon_days):
+        raise CallbackRefused("too_far", f"a callback can be booked at most {horizon_days} days ahead")
+    if hours is not None and not hours.is_open(when):
+        raise CallbackRefused("closed", "we are closed at that time: choose a time within our opening hours")
+
+
+def slots(now: datetime, hours: OpeningHours | None, *, step_minutes: int = 30, horizon_days: int = DEFAULT_HORIZON_DAYS,
+          limit: int = 200) -> list[datetime]:
+    """The bookable start times from ``now`` on (every ``step_minutes`` within the hours; None: always open), at most
+    ``limit``."""
+    step = timedelta(minutes=step_minutes)
+    first = now.replace(second=0, microsecond=0)
+    first += timedelta(minutes=(-first.minute) % step_minutes)
+    if first < now:
+        first += step
+    out: list[datetime] = []
+    t = first
+    end = now + timedelta(days=horizon_days)
+    while t <= end and len(out) < limit:
+        if hours is None or hours.is_open(t):
+            out.append(t)
+        t += step
+    return out
+
+
+def clean_topic(raw: object, limit: int = 300) -> str:
+    """The customer's topic as plain text: control characters out, spaces collapsed, at most ``limit`` characters."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise CallbackRefused("bad_topic", "topic must be text")
+    text = "".join(ch if ch.isprintable() else " " for ch in raw)
+    return " ".join(text.split())[:limit]
+
+
+@dataclass(frozen=True)
+class CallbackLimits:
+    """The abuse limits of the public form (each refusal has its own code and words).
+
+    :param max_open_per_customer: open callbacks (not completed, failed or cancelled) one customer may have.
+    :param per_number_per_hour: requests for one phone number in an hour.
+    :param per_visitor_per_hour: requests from one widget visitor (or, without one, one IP address) in an hour.
+    :param countries: the regions (ISO 3166 alpha-2) whose numbers we call; empty: the shop's own region only.
+    """
+
+    max_open_per_customer: int = 2
+    per_number_per_hour: int = 3
+    per_visitor_per_hour: int = 5
+    countries: frozenset[str] = frozenset()
+
+
+# number types we never dial: premium-rate and shared-cost lines cost the shop (and are a classic fraud)
+_REFUSED_TYPES: Final = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate numbers are not called back",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost numbers are not called back",
+    phonenumbers.PhoneNumberType.UAN: "this kind of number cannot be called back",
+}
+
+
+def check_number(raw: object, region: str, countries: frozenset[str] = frozenset()) -> str:
+    """The customer's number in E.164, checked with ``phonenumbers`` in the shop's ``region`` (a national number is
+    read as one of the shop's country): valid, of an allowed country, not premium-rate. :class:`CallbackRefused`."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise CallbackRefused("bad_number", "a phone number is required")
+    if len(raw) > 40:
+        raise CallbackRefused("bad_number", "this is not a phone number")
+    try:
+        parsed = phonenumbers.parse(raw.strip(), region.upper())
+    except phonenumbers.NumberParseException:
+        raise CallbackRefused("bad_number", "this is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise CallbackRefused("bad_number", "this phone number is not valid: check the country code and digits")
+    allowed = countries or frozenset({region.upper()})
+    country = phonenumbers.region_code_for_number(parsed)
+    if country not in allowed:
+        raise CallbackRefused("country", f"we only call back numbers in {', '.join(sorted(allowed))}")
+    refused = _REFUSED_TYPES.get(phonenumbers.number_type(parsed))
+    if refused is not None:
+        raise CallbackRefused("premium", refused)
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))

@@ -1,0 +1,428 @@
+"""Web callback (docs/subsystems/callback.md): a customer asks to be called back, now or at a chosen time; the
+callback waits in SQL, enters its queue when due, is offered to an agent like a call, and once the agent accepts the
+hub dials the customer and bridges them. Busy, no answer, a failed call or an answering machine: tried again later,
+up to the policy's attempts; after the last, the customer is told we could not reach them.
+
+The rules are in :mod:`contact_center.domain.callbacks`; SQL is reached through ``hub.callbacks`` (a
+:class:`~contact_center.ports.CallbackStore`), the dialling through the ``callback`` channel's adapter (a
+``CallControl``). Every move is a conditional update in SQL, so two hub processes never queue the same callback
+twice nor dial the same attempt twice; a callback that fell due while every process was down is claimed by the
+first :func:`tick` after they come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from contact_center.domain import callbacks as rules
+from contact_center.domain.conversations import Move, sources, target
+from contact_center.ports import CallAction, ConversationRow, DeliveryReport, InboundEvent, OutboundMessage, TimelineNote, Transition
+from contact_center.usecases import calls, inbound, router
+from contact_center.usecases.context import Hub
+from contact_center.usecases.errors import HubError
+
+log = logging.getLogger("contact_center.callbacks")
+
+CHANNEL = "callback"
+THREAD_PREFIX = "cb-"
+
+
+class CallbackError(HubError):
+    """A refused request, with the rule's short ``reason`` (``bad_number``, ``country``, ``premium``, ``past``,
+    ``closed``, ``number_rate``, ``visitor_rate``, ``too_many_open``...) beside the words."""
+
+    def __init__(self, code: str, message: str, reason: str) -> None:
+        super().__init__(code, message)
+        self.reason = reason
+
+
+CONFIRM_TEXT = "We will call you back {when} on this number. To cancel: {link}"
+NOT_REACHED_TEXT = ("We tried to call you back {attempts} time(s) but could not reach you. "
+                    "Reply to this message, chat with us or call us when it suits you.")
+
+
+@dataclass
+class CallbackConfig:
+    """The settings of web callback (``CALLBACK_*``; docs/subsystems/callback.md)."""
+
+    policy: rules.RetryPolicy = field(default_factory=rules.RetryPolicy)
+    limits: rules.CallbackLimits = field(default_factory=rules.CallbackLimits)
+    hours: rules.OpeningHours | None = field(default_factory=rules.OpeningHours)
+    horizon_days: int = rules.DEFAULT_HORIZON_DAYS
+    lease_seconds: float = 60.0
+    stale_dialling_seconds: float = 600.0  # an attempt with no news this long is failed (and retried): never stuck
+    claim_batch: int = 20
+    queue: str = "support"
+    caller_id: str = ""  # our published number, the caller ID the customer sees
+    notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
+    confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
+
+
+def now_utc(hub: Hub) -> datetime:
+    return datetime.fromtimestamp(hub.clock(), timezone.utc)
+
+
+def _store(hub: Hub) -> Any:
+    store = getattr(hub, "callbacks", None)
+    if store is None:
+        raise HubError("unavailable", "callbacks are not set up on this hub")
+    return store
+
+
+def enabled(hub: Hub) -> bool:
+    """Whether this hub calls back: a callback store and the ``callback`` channel (the phone wired its dialler)."""
+    return getattr(hub, "callbacks", None) is not None and hub.channels.get(CHANNEL) is not None
+
+
+def _config(hub: Hub) -> CallbackConfig:
+    config = getattr(hub, "callback_config", None)
+    return config if isinstance(config, CallbackConfig) else CallbackConfig()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def thread_key(callback_id: int, n: int) -> str:
+    """The callback channel's conversation of attempt ``n`` (one conversation per attempt: each is one contact)."""
+    return f"{THREAD_PREFIX}{int(callback_id)}-{int(n)}"
+
+
+def parse_thread(key: str) -> tuple[int, int] | None:
+    if not key.startswith(THREAD_PREFIX):
+        return None
+    a, _, b = key[len(THREAD_PREFIX):].partition("-")
+    return (int(a), int(b)) if a.isdigit() and b.isdigit() else None
+
+
+def cancel_link(hub: Hub, callback_id: int, token: str) -> str:
+    """The customer's cancel page (``GET /callbacks/<id>/cancel?token=``: a page with one button)."""
+    return f"{hub.public_base_url}/callbacks/{int(callback_id)}/cancel?token={token}"
+
+
+def callback_json(cb: Any) -> dict[str, Any]:
+    """What the customer and the console see of a callback (never the token's hash)."""
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+    return {
+        "id": cb.id, "state": cb.state, "number": cb.number, "topic": cb.topic, "queue": cb.queue, "source": cb.source,
+        "requested_for": iso(cb.requested_for), "due_at": iso(cb.due_at), "attempts": cb.attempts,
+        "max_attempts": cb.max_attempts, "last_outcome": cb.last_outcome, "conversation_id": cb.conversation_id,
+    }
+
+
+# --- the customer's request -----------------------------------------------------------------------------------
+
+async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: Any = None, queue: str | None = None,
+                           visitor: str = "", source: str = rules.SOURCE_WEB, customer_id: int | None = None,
+                           actor: str = "") -> dict[str, Any]:
+    """The form's request: checked (number, slot, limits), written, and for "now" put in the queue at once.
+    Returns the callback, its cancel token (shown once) and, for "now", its place and estimated wait.
+
+    ``source="agent"`` (an agent books "call this customer back tomorrow at 10" for ``customer_id``): the same checks
+    of the number and the slot, but no request rates and no confirmation text (the agent tells the customer)."""
+    config, store, now = _config(hub), _store(hub), now_utc(hub)
+    try:
+        e164 = rules.check_number(number, hub.default_region, config.limits.countries)
+        clean = rules.clean_topic(topic)
+        slot: datetime | None = None
+        if when not in (None, "", "now"):
+            if not isinstance(when, str):
+                raise rules.CallbackRefused("bad_time", "when must be 'now' or an ISO 8601 time")
+            try:
+                slot = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            except ValueError:
+                raise rules.CallbackRefused("bad_time", "when must be 'now' or an ISO 8601 time") from None
+            rules.check_slot(slot, now, config.hours, config.horizon_days)
+            slot = slot.astimezone(timezone.utc)
+    except rules.CallbackRefused as exc:
+        raise CallbackError("bad_request", exc.words, exc.code) from None
+    hour_ago = now - timedelta(hours=1)
+    by_agent = source == rules.SOURCE_AGENT
+    if not by_agent and await store.recent(number=e164, since=hour_ago) >= config.limits.per_number_per_hour:
+        raise CallbackError("rate_limited", "too many callback requests for this number: try again later", "number_rate")
+    if not by_agent and visitor and await store.recent(visitor=visitor[:80], since=hour_ago) >= config.limits.per_visitor_per_hour:
+        raise CallbackError("rate_limited", "too many callback requests from you: try again later", "visitor_rate")
+    if customer_id is None:
+        customer_id, _ = await hub.repo.resolve_customer("phone", e164, display_name="", region=hub.default_region, verified=False)
+    token = secrets.token_urlsafe(24)
+    queue_name = queue if queue in hub.rules else config.queue
+    row = store.new_row(
+        customer_id=customer_id, number=e164, topic=clean, queue=queue_name, source=source,
+        state=rules.SCHEDULED if slot else rules.REQUESTED, requested_for=slot, due_at=slot or now,
+        enqueued_at=None if slot else now, max_attempts=config.policy.max_attempts, visitor=visitor[:80],
+        cancel_token_hash=token_hash(token), created_at=now, updated_at=now,
+    )
+    try:
+        cb = await store.create(row, max_open=config.limits.max_open_per_customer)
+    except Exception as exc:  # noqa: BLE001 - the store's TooManyOpen (the use case names no SQL type)
+        if type(exc).__name__ != "TooManyOpen":
+            raise
+        raise CallbackError("conflict", f"you already have {config.limits.max_open_per_customer} callbacks booked: "
+                            "cancel one or wait for our call", "too_many_open") from None
+    when_words = f"at {slot.isoformat()}" if slot else "now"
+    who = f" by {actor[:80]}" if by_agent and actor else ""
+    await hub.repo.record(customer_id, None, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, f"Callback requested{who} ({when_words}){': ' + clean if clean else ''}",
+        {"event": "callback_requested", "callback_id": cb.id, "source": source, "number": e164, "when": when_words},
+    ))
+    out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}
+    if config.confirm_text and source == rules.SOURCE_WEB:
+        when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
+        await _text(hub, cb, CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"]), "callback_confirmation_text")
+    if slot is None:
+        await tick(hub)
+        fresh = await store.get(cb.id)
+        for _ in range(40):  # another round (this process's loop, or another hub) may be moving it: its place soon
+            if fresh is None or fresh.conversation_id is not None or fresh.state != rules.WAITING:
+                break
+            await asyncio.sleep(0.05)
+            fresh = await store.get(cb.id)
+        if fresh is not None:
+            out["callback"] = callback_json(fresh)
+            if fresh.conversation_id is not None:
+                out["queue"] = await router.queue_info(hub, fresh.conversation_id)
+    return out
+
+
+async def cancel_callback(hub: Hub, callback_id: Any, token: Any) -> dict[str, Any]:
+    """The customer cancels with the token they were given: only while it is not being dialled."""
+    if not isinstance(callback_id, int) or not isinstance(token, str) or not token or len(token) > 100:
+        raise HubError("bad_request", "a callback id and its cancel token are needed")
+    store = _store(hub)
+    cb = await store.cancel(callback_id, now_utc(hub), token_hash=token_hash(token))
+    if cb is None:
+        raise HubError("not_found", "no callback to cancel with this token (it may be done, being dialled, or cancelled)")
+    await _withdraw(hub, cb.conversation_id, "cancelled")
+    await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, "Callback cancelled by the customer", {"event": "callback_cancelled", "callback_id": cb.id}))
+    return {"callback": callback_json(cb)}
+
+
+async def _withdraw(hub: Hub, conversation_id: int | None, disposition: str) -> None:
+    """A waiting contact that will not be dialled leaves its queue (closed, not counted as abandoned)."""
+    if conversation_id is None:
+        return
+    t = Transition(sources(Move.CLOSE), target(Move.CLOSE), close=True, disposition=disposition)
+    moved = await hub.repo.move(conversation_id, t)
+    if moved is None:
+        return
+    hub.last_queue_info.pop(conversation_id, None)
+    offered_to = await hub.store.release(conversation_id, hub.clock())
+    if offered_to is not None:
+        await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conversation_id, "reason": "callback_" + disposition})
+    hub.kick()
+
+
+async def from_call(hub: Hub, channel: str, call_thread: str, source: str, number: str) -> dict[str, Any] | None:
+    """A caller asked to be called back (the phone queue's "press 1", the fallback URL): a real callback that keeps
+    the call's place in the queue (virtual hold), and the call's own conversation leaves the queue."""
+    conv = await hub.repo.thread(channel, call_thread)
+    if conv is None or conv.id is None or not enabled(hub):
+        return None
+    store, config, now = _store(hub), _config(hub), now_utc(hub)
+    existing = await store.open_for_conversation(conv.id)
+    if existing is not None:
+        return callback_json(existing)
+    try:
+        e164 = rules.check_number(number, hub.default_region, config.limits.countries)
+    except rules.CallbackRefused as exc:
+        log.warning("a caller's callback request has no number we can call", extra={"reason": exc.code})
+        return None
+    since = getattr(conv, "queue_since", None) or getattr(conv, "created_at", None) or now
+    row = store.new_row(
+        customer_id=conv.customer_id, number=e164, topic="", queue=hub.queue_name(conv), source=source,
+        state=rules.REQUESTED, due_at=now, enqueued_at=since, max_attempts=config.policy.max_attempts,
+        origin_conversation_id=conv.id, visitor=f"call:{call_thread}"[:80], created_at=now, updated_at=now,
+    )
+    try:
+        cb = await store.create(row, max_open=max(config.limits.max_open_per_customer, 1) + 1)
+    except Exception as exc:  # noqa: BLE001
+        if type(exc).__name__ != "TooManyOpen":
+            raise
+        log.warning("a caller asked for a callback but already has the most open ones", extra={"conversation_id": conv.id})
+        return None
+    await _withdraw(hub, conv.id, "callback")
+    await tick(hub)
+    return callback_json(cb)
+
+
+# --- the queue ------------------------------------------------------------------------------------------------
+
+async def tick(hub: Hub) -> int:
+    """Move every callback that is due into its queue (one conversation per attempt). Returns how many."""
+    if not enabled(hub):
+        return 0
+    store, config = _store(hub), _config(hub)
+    for callback_id, n in await store.stale_dialling(now_utc(hub) - timedelta(seconds=config.stale_dialling_seconds)):
+        log.warning("a callback attempt had no news: counted as failed", extra={"callback_id": callback_id, "attempt": n})
+        await attempt_news(hub, callback_id, n, "failed", None, {"reason": "no news of the call"})
+    moved = 0
+    while True:
+        claimed = await store.claim_due(now_utc(hub), hub.node, lease_seconds=config.lease_seconds, limit=config.claim_batch)
+        for c in claimed:
+            try:
+                await _enter_queue(hub, c.callback, c.attempt_n)
+                moved += 1
+            except Exception:  # noqa: BLE001 - its lease runs out and the next tick (here or elsewhere) tries again
+                log.exception("a due callback could not enter its queue", extra={"callback_id": c.callback.id})
+        if len(claimed) < config.claim_batch:
+            return moved
+
+
+async def _enter_queue(hub: Hub, cb: Any, n: int) -> None:
+    config = _config(hub)
+    ahead = cb.requested_for is not None or n > 1  # booked for a time, or a retry: the customer already waited
+    topic = f": {cb.topic}" if cb.topic else ""
+    words = "Callback" + (f" (attempt {n} of {cb.max_attempts})" if n > 1 else "") + topic
+    result = await inbound.receive_inbound(hub, InboundEvent(
+        channel=CHANNEL, customer_address=cb.number, our_address=config.caller_id, text=words,
+        thread_key=thread_key(cb.id, n), provider_id=f"{thread_key(cb.id, n)}:start", queue=cb.queue,
+        metadata={"callback": {"id": cb.id, "attempt": n, "number": cb.number, "topic": cb.topic}},
+        priority=rules.SCHEDULED_PRIORITY if ahead else 0, queue_since=cb.enqueued_at if n == 1 else None,
+    ))
+    await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub))
+
+
+# --- the agent accepted: dial -----------------------------------------------------------------------------------
+
+async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryReport | None:
+    """The agent accepted a callback's contact: claim its attempt (once, across processes) and have the callback
+    channel's adapter ring the agent and dial the customer. None: this conversation is no callback."""
+    if conv.channel != CHANNEL or conv.id is None:
+        return None
+    store = _store(hub)
+    cb = await store.open_for_conversation(conv.id)
+    if cb is None:
+        return DeliveryReport("failed", error_code="no_callback", error_message="this callback is no longer open")
+    if cb.state == rules.CONNECTED and conv.thread_key:  # transferred while talking: the next agent joins the customer
+        ids = parse_thread(conv.thread_key)
+        adapter = hub.channels.adapter(CHANNEL)
+        if ids is None or adapter is None:
+            return DeliveryReport("failed", error_code="no_call", error_message="this callback has no call")
+        return await adapter.act(CallAction(  # type: ignore[attr-defined, no-any-return]
+            kind="connect_agent", conversation_id=conv.id, thread_key=conv.thread_key, agent_id=agent_id,
+            customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id, leg="customer"))
+    attempt = await store.start_attempt(cb.id, agent_id=agent_id, conversation_id=conv.id, claimed_by=hub.node, now=now_utc(hub))
+    if attempt is None:
+        return DeliveryReport("failed", error_code="claimed", error_message="this callback is no longer waiting (already dialled, or cancelled)")
+    adapter = hub.channels.adapter(CHANNEL)
+    report: DeliveryReport
+    if adapter is None or not hasattr(adapter, "act"):
+        report = DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
+    else:
+        try:
+            report = await adapter.act(CallAction(
+                kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
+                customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
+            ))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("dialling a callback failed", extra={"callback_id": cb.id})
+            report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, f"Callback attempt {attempt.n}: calling {cb.number}",
+        {"event": "callback_dialling", "callback_id": cb.id, "attempt": attempt.n, "agent_id": agent_id},
+        agent_id=agent_id))
+    if report.status != "failed" and report.provider_id:
+        await store.attempt_dialled(cb.id, attempt.n, report.provider_id)
+    elif report.status == "failed":
+        await attempt_news(hub, cb.id, attempt.n, "failed", None, {"error": report.error_message or ""})
+    return report
+
+
+async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, answered_by: str | None,
+                       detail: dict[str, Any] | None = None) -> str | None:
+    """The provider's news of attempt ``n``'s call to the customer (already verified and deduplicated by the adapter).
+    Returns the attempt's outcome when this news decided it (once: a repeat or a late one changes nothing)."""
+    store, config, now = _store(hub), _config(hub), now_utc(hub)
+    cb = await store.get(callback_id)
+    if cb is None:
+        return None
+    attempt = await store.attempt(callback_id, n)
+    conv = await hub.repo.conversation(attempt.conversation_id) if attempt is not None and attempt.conversation_id else None
+    outcome = rules.attempt_outcome(call_status, answered_by)
+    if outcome is None:
+        if call_status == "completed" and await store.complete(callback_id, now):  # the connected call ended
+            if conv is not None and conv.thread_key:
+                await calls.contact_ended(hub, conv.channel, conv.thread_key, "completed")
+            await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
+                hub.kind(CHANNEL), CHANNEL, "Callback completed", {"event": "callback_completed", "callback_id": cb.id, "attempt": n}))
+        elif conv is not None and conv.thread_key and call_status in ("ringing", "initiated"):
+            await calls.call_status(hub, conv.channel, conv.thread_key, f"customer_{call_status}", dict(detail or {}))
+        return None
+    after = rules.after_attempt(config.policy, n, outcome, now)
+    if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
+        return None
+    if after.state == rules.CONNECTED:
+        words = f"Callback attempt {n}: {cb.number} answered"
+    elif after.state == rules.FAILED:
+        words = f"Callback attempt {n}: {outcome}. Not reached after {n} attempts: the callback failed"
+    else:
+        words = f"Callback attempt {n}: {outcome}. Next try from {after.due_at.isoformat() if after.due_at else 'now'}"
+    await hub.repo.record(cb.customer_id, conv.id if conv is not None else cb.conversation_id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, words, {"event": "callback_attempt", "callback_id": cb.id, "attempt": n, "outcome": outcome,
+                                 "next": after.state, "due_at": after.due_at.isoformat() if after.due_at else None}))
+    if conv is not None and conv.thread_key:
+        await calls.call_status(hub, conv.channel, conv.thread_key, "customer_answered" if outcome == rules.CONNECTED_OUTCOME
+                              else f"customer_{outcome.replace('-', '_')}", {"attempt": n, "outcome": outcome, "next": after.state})
+        if after.state != rules.CONNECTED:
+            await calls.contact_ended(hub, conv.channel, conv.thread_key, outcome)
+    if after.tell_customer:
+        await _tell_not_reached(hub, cb, n)
+    return outcome
+
+
+async def _tell_not_reached(hub: Hub, cb: Any, attempts: int) -> None:
+    """After the last attempt: a text to the number, where the hub has SMS (logged when not)."""
+    await _text(hub, cb, NOT_REACHED_TEXT.format(attempts=attempts), "callback_not_reached_text")
+
+
+async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
+    """A text to the callback's number on the notify channel (SMS), its fate on the timeline; never raises."""
+    channel = _config(hub).notify_channel
+    spec = hub.channels.get(channel) if channel else None
+    adapter = hub.channels.adapter(channel) if spec is not None else None
+    if adapter is None:
+        log.info("no channel to text the callback's customer", extra={"callback_id": cb.id, "event": event})
+        return
+    try:
+        report = await adapter.deliver(OutboundMessage(
+            conversation_id=cb.conversation_id or 0, seq=0, channel=channel, to_address=cb.number,
+            from_address=_config(hub).caller_id, text=text, sender_kind="system"))
+    except Exception:  # noqa: BLE001 - the text is a courtesy; the timeline keeps the failure
+        log.exception("the callback's text failed", extra={"callback_id": cb.id, "event": event})
+        return
+    shown = text.split(" To cancel: ")[0]  # the timeline never shows the cancel token
+    await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
+        hub.kind(channel), channel, f"Text sent: {shown}" if report.status != "failed" else f"Text not sent: {report.error_message}",
+        {"event": event, "callback_id": cb.id, "status": report.status}))
+
+
+async def leg_news(hub: Hub, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:
+    """The agent's leg of attempt ``n`` (its status callback): for the agent's call card."""
+    attempt = await _store(hub).attempt(callback_id, n)
+    if attempt is None or attempt.conversation_id is None:
+        return
+    conv = await hub.repo.conversation(attempt.conversation_id)
+    if conv is not None and conv.thread_key:
+        await calls.call_status(hub, conv.channel, conv.thread_key, f"agent_{status.replace('-', '_')}", dict(detail or {}))
+
+
+async def counts(hub: Hub) -> dict[str, int]:
+    """The supervisor's figures: waiting, scheduled, being attempted, completed and failed (today's final ones)."""
+    now = now_utc(hub)
+    by_state = await _store(hub).counts(now.replace(hour=0, minute=0, second=0, microsecond=0))
+    return {
+        "waiting": by_state.get(rules.WAITING, 0) + by_state.get(rules.REQUESTED, 0),
+        "scheduled": by_state.get(rules.SCHEDULED, 0),
+        "attempting": by_state.get(rules.DIALLING, 0) + by_state.get(rules.CONNECTED, 0),
+        "completed": by_state.get(rules.COMPLETED, 0),
+        "failed": by_state.get(rules.FAILED, 0),
+        "cancelled": by_state.get(rules.CANCELLED, 0),
+    }

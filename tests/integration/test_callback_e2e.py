@@ -1,0 +1,418 @@
+"""Web callback end to end: whole hub applications (``create_app``) and the local Twilio stand-in as its own server.
+
+* a "now" callback from ``POST /api/callbacks``, offered to an agent, who accepts: the hub rings the agent's leg and
+  dials the customer (Calls create with MachineDetection): a person answers and both are in one conference;
+* a busy customer: the attempt is on the timeline, retried after the (test's short) spacing, then reached;
+* an answering machine counts as not reached; after the last attempt the callback fails;
+* a scheduled callback that falls due while the hub is down enters the queue when it comes back;
+* "press 1" in the phone queue makes a callback that keeps the caller's place ahead of a later caller;
+* the webhooks: unsigned 403, malformed 400, repeats and late statuses change nothing; the public form's refusals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+from sqlmodel import col, select
+
+from contact_center.hub.service import AgentRef
+from contact_center.settings import Settings
+from crm_store.db import Database
+from crm_store.models import Callback, CallbackAttempt, Interaction
+from crm_store.repositories import agents as agents_repo
+from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, signed_post, until
+
+CUSTOMER = "+14155550142"
+
+
+class CallbackPhones(Phones):
+    retry_seconds = 1
+    max_attempts = 3
+
+    def settings(self, public: str) -> Settings:
+        base = super().settings(public)
+        extra = {**base.extra, "CALLBACK_HOURS": "always", "CALLBACK_RETRY_SECONDS": str(self.retry_seconds),
+                 "CALLBACK_MAX_ATTEMPTS": str(self.max_attempts), "CALLBACK_CPS": "5", "CALLBACK_PER_NUMBER_HOUR": "20",
+                 "VOICE_CALLBACK_OFFER_AFTER": "0"}
+        return Settings(**{**base.__dict__, "extra": extra, "callback_interval_seconds": 0.2})
+
+
+@pytest.fixture
+async def phones(db: Database) -> AsyncIterator[CallbackPhones]:
+    p = CallbackPhones(db, redis=False)
+    await p.start_standin()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def _alice(db: Database) -> AgentRef:
+    async with db.transaction() as s:
+        row = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"phone": 1})
+        await agents_repo.create_queue(s, "support", channels=["phone", "callback"])
+    return AgentRef(row.id, row.username, row.display_name, row.role)  # type: ignore[arg-type]
+
+
+async def _post(phones: Phones, path: str, body: Any, method: str = "POST") -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, phones.base + path, json=body) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def _callback(db: Database, callback_id: int) -> Callback:
+    async with db.session() as s:
+        row = await s.get(Callback, callback_id)
+        assert row is not None
+        return row
+
+
+async def _events(db: Database) -> list[dict[str, Any]]:
+    async with db.session() as s:
+        rows = (await s.exec(select(Interaction).order_by(col(Interaction.id)))).all()
+    return [dict(r.payload or {}) for r in rows]
+
+
+async def _events_once(db: Database, event: str, times: int = 1) -> list[str] | None:
+    events = [str(e.get("event")) for e in await _events(db)]
+    return events if events.count(event) >= times else None
+
+
+def _customer_calls(phones: Phones) -> list[Any]:
+    return [c for c in phones.engine.calls.values() if c.to == CUSTOMER]
+
+
+async def _accept_and_answer_leg(phones: Phones, hub: Any, alice: AgentRef, cid: int) -> None:
+    await until(lambda: offered(hub, alice, cid), f"the callback's contact {cid} offered to alice")
+    accepted = await hub.accept(alice, cid)
+    assert accepted["channel"] == "callback"
+    legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{alice.id}") if leg["status"] == "ringing"],
+                       "alice's leg to ring")
+    phones.engine.answer(legs[0]["call_sid"])
+
+
+async def test_a_now_callback_from_the_form_ends_in_a_bridged_call(db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": "(415) 555-0142", "when": "now", "topic": "My order 42"})
+    assert status == 201, body
+    cb = body["callback"]
+    assert cb["number"] == CUSTOMER and cb["state"] == "waiting" and body["queue"]["position"] == 1 and body["cancel_token"]
+    cid = cb["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    assert customer.from_ == SHOP and customer.machine_detection == "Enable"
+    await until(lambda: customer.participant is not None and customer.participant.conference.started, "the bridge")
+    room = customer.participant.conference
+    assert room.friendly_name == f"conv-{cid}"
+    assert {p.call.to for p in room.participants.values()} == {CUSTOMER, f"client:agent_{alice.id}"}
+    await until(lambda: _state(db, cb["id"], "connected"), "the callback connected")
+    phones.engine.hang_up(customer.sid)
+    await until(lambda: _state(db, cb["id"], "completed"), "the callback completed")
+    row = await _callback(db, cb["id"])
+    assert row.attempts == 1 and row.last_outcome == "connected"
+    events = await until(lambda: _events_once(db, "callback_completed"), "the completion on the timeline")
+    assert events.count("callback_requested") == 1 and "callback_dialling" in events
+    assert [(e.code, e.url) for e in phones.engine.errors] == []
+    # the supervisor's snapshot counts it, with its service level
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/supervisor/snapshot", headers={"Authorization": "Bearer t"}) as resp:
+            figures = (await resp.json())["callbacks"]
+    assert figures["completed"] == 1 and figures["waiting"] == 0 and figures["connected_today"] == 1
+    assert figures["median_seconds_to_connect"] is not None and figures["median_seconds_to_connect"] < WAIT
+    # cancelling a finished callback is refused; a wrong token too
+    status, body = await _post(phones, f"/api/callbacks/{cb['id']}?token=nope", None, method="DELETE")
+    assert status == 404
+
+
+async def _state(db: Database, callback_id: int, state: str) -> bool:
+    return (await _callback(db, callback_id)).state == state
+
+
+async def test_a_busy_customer_is_retried_then_reached(db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "busy"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201, body
+    cb_id, first = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, first)
+    await until(lambda: _state(db, cb_id, "scheduled"), "the busy attempt rescheduled")
+    row = await _callback(db, cb_id)
+    assert row.attempts == 1 and row.last_outcome == "busy"
+    await hub.close(alice, first, "no_answer")  # alice wraps the failed attempt up
+    phones.engine.phones[CUSTOMER] = "answer"
+    # after the spacing the hub queues attempt 2 as a new contact: offered, accepted, reached
+    second = await until(lambda: _conversation_of(db, cb_id, first), "attempt 2 queued", timeout=WAIT)
+    await _accept_and_answer_leg(phones, hub, alice, second)
+    await until(lambda: _state(db, cb_id, "connected"), "the customer reached on attempt 2")
+    async with db.session() as s:
+        attempts = (await s.exec(select(CallbackAttempt).where(CallbackAttempt.callback_id == cb_id).order_by(col(CallbackAttempt.n)))).all()
+    assert [(a.n, a.outcome) for a in attempts] == [(1, "busy"), (2, "connected")]
+    await until(lambda: _events_once(db, "callback_attempt", 2), "both attempts on the timeline")
+    outcomes = [e.get("outcome") for e in await _events(db) if e.get("event") == "callback_attempt"]
+    assert outcomes == ["busy", "connected"]
+    # a repeated busy for attempt 1 (Twilio retrying its callback) changes nothing
+    sid = attempts[0].call_sid
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "CallStatus": "busy", "SequenceNumber": "9", "From": SHOP, "To": CUSTOMER}
+    assert (await signed_post(phones, f"/webhooks/twilio/callback/status?cb={cb_id}&n=1&leg=customer", form))[0] == 200
+    assert (await _callback(db, cb_id)).state == "connected"
+
+
+async def _queued(db: Database, cb_id: int) -> Callback | None:
+    row = await _callback(db, cb_id)
+    return row if row.state == "waiting" and row.conversation_id is not None else None
+
+
+async def _conversation_of(db: Database, cb_id: int, not_this: int) -> int | None:
+    row = await _callback(db, cb_id)
+    return row.conversation_id if row.state == "waiting" and row.conversation_id not in (None, not_this) else None
+
+
+async def test_a_machine_is_not_reached_and_the_last_attempt_fails(db: Database, phones: CallbackPhones) -> None:
+    phones.max_attempts = 1
+    alice = await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "machine"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    await until(lambda: _state(db, cb_id, "failed"), "the callback failed")
+    row = await _callback(db, cb_id)
+    assert row.last_outcome == "machine" and row.attempts == 1
+    customer = _customer_calls(phones)[0]
+    await until(lambda: customer.over, "the machine hung up on")
+    assert customer.answered_by == "machine_start"
+    # after the last attempt the customer gets a text (the hub has SMS on the same number)
+    texts = await until(lambda: _texts(db), "the 'could not reach you' text on the timeline")
+    assert texts == ["sent"] or texts == ["queued"] or texts == ["accepted"], texts
+
+
+async def _texts(db: Database) -> list[str] | None:
+    found = [str(e.get("status")) for e in await _events(db) if e.get("event") == "callback_not_reached_text"]
+    return found or None
+
+
+async def test_a_scheduled_callback_due_while_the_hub_was_down_runs_when_it_comes_back(db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    first = await phones.start_hub()
+    when = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": when, "topic": "later"})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    assert body["callback"]["state"] == "scheduled" and "queue" not in body
+    await phones.stop_hub(first)
+    await asyncio.sleep(2.5)  # it falls due while no hub runs
+    assert (await _callback(db, cb_id)).state == "scheduled"
+    hub = hub_of(await phones.start_hub())
+    row = await until(lambda: _queued(db, cb_id), "the callback queued by the restarted hub")
+    conv = await hub.repo.conversation(row.conversation_id)
+    assert conv.channel == "callback" and conv.priority > 0  # a booked time: ahead of new contacts
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await until(lambda: offered(hub, alice, row.conversation_id), "the scheduled callback offered")
+
+
+async def test_press_1_in_the_phone_queue_keeps_the_callers_place(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.play_seconds = 400.0
+    first_call, first_conv = await phones.queued_call()
+    second = phones.engine.incoming_call("+14155550177", SHOP)
+    await phones.engine.wait_for(lambda: second.listening, timeout=WAIT)
+    assert phones.engine.send_digits(second.sid, "0")
+    second_conv = await until(lambda: phones._queued(second.sid), "the second caller queued")
+    form = {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": first_call.sid, "CallStatus": "in-progress",
+            "Direction": "inbound", "From": "+14155550100", "To": SHOP, "Digits": "1"}
+    status, twiml = await signed_post(phones, "/webhooks/twilio/voice/wait?n=3&t0=1&cb=1", form)
+    assert status == 200 and "call you back" in twiml
+    async with db.session() as s:
+        cb_id = (await s.exec(select(Callback.id).where(Callback.origin_conversation_id == first_conv))).one()
+    cb = await until(lambda: _queued(db, cb_id), "the callback in the queue")  # this tick or the hub's loop moves it
+    assert cb.source == "wait_offer" and cb.state == "waiting" and cb.conversation_id is not None
+    waiting = [e.conversation_id for e in await hub.store.waiting("support")]
+    assert waiting == [cb.conversation_id, second_conv.id]  # the callback kept the first caller's place
+    old = await hub.repo.conversation(first_conv)
+    assert old.status == "closed" and old.disposition == "callback"
+
+
+async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    await phones.start_hub()
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "0" * 32, "CallStatus": "busy", "From": SHOP, "To": CUSTOMER}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + "/webhooks/twilio/callback/status?cb=1&n=1&leg=customer", data=form) as resp:
+            assert resp.status == 403  # unsigned
+    assert (await signed_post(phones, "/webhooks/twilio/callback/status?cb=x&n=1&leg=customer", form))[0] == 400
+    assert (await signed_post(phones, "/webhooks/twilio/callback/status?cb=1&n=1&leg=customer", {**form, "CallStatus": "sideways"}))[0] == 400
+    assert (await signed_post(phones, "/webhooks/twilio/callback/status?cb=1&n=1&leg=customer", {**form, "CallSid": "nope"}))[0] == 400
+    assert (await signed_post(phones, "/webhooks/twilio/callback/answer?cb=1&n=1&conv=1", {**form, "AnsweredBy": "robot"}))[0] == 400
+    # a status for a callback that does not exist is taken and changes nothing
+    assert (await signed_post(phones, "/webhooks/twilio/callback/status?cb=999&n=1&leg=customer", form))[0] == 200
+    for body, reason in [({"number": "12"}, "bad_number"), ({"number": "+19005550123"}, "premium"),
+                         ({"number": "+447911123456"}, "country"), ({"number": CUSTOMER, "when": "2020-01-01T10:00:00+00:00"}, "past"),
+                         ({"number": CUSTOMER, "when": "tomorrow"}, "bad_time"), ({"number": CUSTOMER, "topic": 5}, "bad_topic")]:
+        status, answer = await _post(phones, "/api/callbacks", body)
+        assert (status, answer.get("reason")) == (400, reason), (body, answer)
+    status, answer = await _post(phones, "/api/callbacks", "not an object")
+    assert status == 400
+    # at most N open per customer (2 by default), each request checked
+    made = [await _post(phones, "/api/callbacks", {"number": "+14155550199", "when": (datetime.now(timezone.utc) + timedelta(hours=i + 1)).isoformat()})
+            for i in range(3)]
+    assert [m[0] for m in made] == [201, 201, 409] and made[2][1]["reason"] == "too_many_open"
+    # cancelling with the token frees a place
+    first = made[0][1]
+    status, _ = await _post(phones, f"/api/callbacks/{first['callback']['id']}", {"token": first["cancel_token"]}, method="DELETE")
+    assert status == 200
+    assert (await _callback(db, first["callback"]["id"])).state == "cancelled"
+    # the confirmation text's link: a page with one button, then cancelled
+    second = made[1][1]
+    assert second["cancel_url"].startswith(phones.base + f"/callbacks/{second['callback']['id']}/cancel?token=")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(second["cancel_url"]) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and 'data-testid="cancel-callback"' in page
+        async with http.post(phones.base + f"/callbacks/{second['callback']['id']}/cancel", data={"token": second["cancel_token"]},
+                             headers={"Origin": phones.base}) as resp:
+            assert resp.status == 200 and "cancelled" in await resp.text()
+        async with http.post(phones.base + f"/callbacks/{second['callback']['id']}/cancel", data={"token": "wrong"},
+                             headers={"Origin": phones.base}) as resp:
+            assert resp.status == 404
+    assert (await _callback(db, second["callback"]["id"])).state == "cancelled"
+    # each web request was confirmed by a text (its cancel token never on the timeline)
+    confirmations = [e for e in await _events(db) if e.get("event") == "callback_confirmation_text"]
+    assert len(confirmations) == 2
+
+
+@pytest.fixture
+async def two_nodes(db: Database) -> AsyncIterator[CallbackPhones]:
+    if db.dialect != "postgresql":
+        pytest.skip("two hub processes share PostgreSQL and Redis")
+    p = CallbackPhones(db, redis=True)
+    await p.start_standin()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_two_hub_processes_queue_a_callback_once_and_dial_it_once(db: Database, two_nodes: CallbackPhones) -> None:
+    from contact_center.usecases import callbacks as usecase
+    from crm_store.models import Conversation
+
+    phones = two_nodes
+    alice = await _alice(db)
+    first = hub_of(await phones.start_hub())
+    second = hub_of(await phones.start_hub(port=_other_port()))
+    phones.engine.phones[CUSTOMER] = "answer"
+    # booked a second ahead: both hubs' loops find it due at the same moment
+    when = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": when})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    row = await until(lambda: _queued(db, cb_id), "the callback queued")
+    await asyncio.sleep(1.0)  # more rounds of both loops: nothing more happens
+    async with db.session() as s:
+        convs = (await s.exec(select(Conversation).where(Conversation.channel == "callback"))).all()
+    assert [c.thread_key for c in convs] == [f"cb-{cb_id}-1"]
+    conv = await first.repo.conversation(row.conversation_id)
+    # both processes are asked to dial it at once (as if both had been told of the accept): one dials
+    reports = await asyncio.gather(usecase.connect(first, conv, alice.id), usecase.connect(second, conv, alice.id))
+    assert sorted(r.status for r in reports) == ["failed", "sent"], reports
+    assert [r.error_code for r in reports if r.status == "failed"] == ["claimed"]
+    await until(lambda: len(_customer_calls(phones)) >= 1, "the customer dialled")
+    await asyncio.sleep(0.5)
+    assert len(_customer_calls(phones)) == 1  # one call to the customer, never two
+    async with db.session() as s:
+        attempts = (await s.exec(select(CallbackAttempt).where(CallbackAttempt.callback_id == cb_id))).all()
+    assert [(a.n, a.call_sid is not None) for a in attempts] == [(1, True)]
+
+
+def _other_port() -> int:
+    from tests.integration.test_phone_nodes import _free_port
+
+    return _free_port()
+
+
+async def test_a_connected_callback_transferred_keeps_the_customer_on_the_line(db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    async with db.transaction() as s:
+        row = await agents_repo.create_agent(s, "bob", "pw-bob-1", display_name="Bob", capacity={"phone": 1})
+    bob = AgentRef(row.id, row.username, row.display_name, row.role)  # type: ignore[arg-type]
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected")
+    # alice passes the customer to the queue; bob takes it: the customer holds, then joins bob, never dialled again
+    await hub.agent_online(bob)
+    await hub.set_status(bob, "available")
+    await hub.transfer(alice, cid, queue="support")
+    await until(lambda: customer.participant is None and not customer.over, "the customer on hold out of the room")
+    await until(lambda: offered(hub, bob, cid), "the callback offered to bob")
+    await hub.accept(bob, cid)
+    legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "ringing"], "bob's leg")
+    phones.engine.answer(legs[0]["call_sid"])
+    await until(lambda: customer.participant is not None and f"client:agent_{bob.id}" in
+                {p.call.to for p in customer.participant.conference.participants.values()}, "the customer with bob")
+    room = customer.participant.conference
+    assert f"client:agent_{alice.id}" not in {p.call.to for p in room.participants.values()}
+    assert len(_customer_calls(phones)) == 1 and not customer.over
+    assert (await _callback(db, cb_id)).attempts == 1
+
+
+async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    await phones.start_hub()
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    customer_id = (await _callback(db, body["callback"]["id"])).customer_id
+    when = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", json={"number": CUSTOMER, "when": when, "topic": "the refund"}) as resp:
+            assert resp.status == 401  # agents and services only
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": when, "topic": "the refund"}) as resp:
+            booked = await resp.json()
+            assert resp.status == 201, booked
+        async with http.post(phones.base + "/api/customers/999999/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": when}) as resp:
+            assert resp.status == 404
+    row = await _callback(db, booked["callback"]["id"])
+    assert (row.source, row.state, row.customer_id, row.topic) == ("agent", "scheduled", customer_id, "the refund")
+    notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "agent"]
+    assert len(notes) == 1
+
+
+async def test_an_attempt_with_no_news_is_failed_and_retried_not_stuck(db: Database, phones: CallbackPhones) -> None:
+    from crm_store.repositories import callbacks as repo
+
+    await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id = body["callback"]["id"]
+    await until(lambda: _queued(db, cb_id), "queued")
+    # a process claimed attempt 1 and died before dialling (no CallSid, no status callback will ever come)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert await repo.start_attempt(db, cb_id, agent_id=None, conversation_id=None, claimed_by="dead", now=long_ago) is not None
+    async with db.transaction() as s:
+        row = await s.get(Callback, cb_id)
+        row.updated_at = long_ago
+        s.add(row)
+    await until(lambda: _state(db, cb_id, "scheduled"), "the stuck attempt failed and the callback rescheduled")
+    row = await _callback(db, cb_id)
+    assert row.attempts == 1 and row.last_outcome == "failed"

@@ -1,0 +1,70 @@
+"""The pure rules of web callback: states and moves, outcomes, retries, slots."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+
+from contact_center.domain import callbacks as cb
+from crm_store.repositories import callbacks as repo
+
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)  # a Monday
+
+
+def test_the_repository_speaks_the_domains_states() -> None:
+    assert (repo.REQUESTED, repo.SCHEDULED, repo.WAITING, repo.DIALLING, repo.CONNECTED, repo.COMPLETED, repo.FAILED,
+            repo.CANCELLED) == cb.STATES
+    assert set(repo.OPEN) == cb.OPEN_STATES
+
+
+def test_moves_only_go_forward() -> None:
+    assert cb.can_move(cb.SCHEDULED, cb.WAITING) and cb.can_move(cb.WAITING, cb.DIALLING)
+    assert cb.can_move(cb.DIALLING, cb.SCHEDULED)  # a retry
+    for final in cb.FINAL_STATES:
+        assert not any(cb.can_move(final, s) for s in cb.STATES)
+    assert not cb.can_move(cb.CONNECTED, cb.DIALLING)
+    assert cb.states_before(cb.DIALLING) == {cb.WAITING}
+
+
+@pytest.mark.parametrize(("status", "answered_by", "outcome"), [
+    ("in-progress", "human", cb.CONNECTED_OUTCOME), ("in-progress", None, cb.CONNECTED_OUTCOME),
+    ("in-progress", "machine_start", cb.MACHINE), ("completed", "fax", cb.MACHINE), ("busy", None, cb.BUSY),
+    ("no-answer", None, cb.NO_ANSWER), ("failed", None, cb.CALL_FAILED), ("canceled", None, cb.CANCELED),
+    ("ringing", None, None), ("completed", "human", None), ("nonsense", None, None),
+])
+def test_attempt_outcome(status: str, answered_by: str | None, outcome: str | None) -> None:
+    assert cb.attempt_outcome(status, answered_by) == outcome
+
+
+def test_retries_up_to_the_policy_then_fail_and_tell_the_customer() -> None:
+    policy = cb.RetryPolicy(max_attempts=3, spacing_seconds=300)
+    first = cb.after_attempt(policy, 1, cb.BUSY, NOW)
+    assert first.state == cb.SCHEDULED and first.due_at == NOW + timedelta(minutes=5) and not first.tell_customer
+    assert cb.after_attempt(policy, 2, cb.MACHINE, NOW).state == cb.SCHEDULED
+    last = cb.after_attempt(policy, 3, cb.NO_ANSWER, NOW)
+    assert last.state == cb.FAILED and last.tell_customer
+    assert cb.after_attempt(policy, 3, cb.CONNECTED_OUTCOME, NOW).state == cb.CONNECTED
+    with pytest.raises(ValueError):
+        cb.RetryPolicy(max_attempts=0)
+
+
+def test_slots_lie_within_hours_and_horizon() -> None:
+    hours = cb.OpeningHours(days=frozenset(range(5)), opens=time(9), closes=time(17))
+    cb.check_slot(NOW + timedelta(hours=2), NOW, hours)
+    for when, code in [(NOW - timedelta(hours=1), "past"), (NOW + timedelta(days=15), "too_far"),
+                       (NOW + timedelta(hours=12), "closed"), (NOW + timedelta(days=5), "closed")]:  # 22:00; Saturday
+        with pytest.raises(cb.CallbackRefused) as refused:
+            cb.check_slot(when, NOW, hours)
+        assert refused.value.code == code
+    with pytest.raises(cb.CallbackRefused):
+        cb.check_slot(NOW.replace(tzinfo=None), NOW, hours)
+    slots = cb.slots(NOW, hours)
+    assert slots[0] == NOW and all(hours.is_open(s) for s in slots) and slots[-1] <= NOW + timedelta(days=14)
+
+
+def test_topic_is_plain_text() -> None:
+    assert cb.clean_topic("  my\x00 order\n 42 ") == "my order 42"
+    assert cb.clean_topic(None) == ""
+    with pytest.raises(cb.CallbackRefused):
+        cb.clean_topic(5)
