@@ -20,9 +20,30 @@ const options = {
   logLevel: "warning",
 };
 
+// Co-browsing (docs/subsystems/cobrowse.md): two classic scripts of their own, not the console's modules.
+// cobrowse-recorder.js is loaded by the widget (static/widget.js) only after the customer consents;
+// cobrowse-replay.js runs in the console's sandboxed replay frame (an opaque origin, where a module script
+// would need CORS). Both are IIFEs with rrweb bundled in.
+const cobrowse = {
+  entryPoints: {
+    "cobrowse-recorder": "static/console/cobrowse/recorder.js",
+    "cobrowse-replay": "static/console/cobrowse/replay-frame.js",
+  },
+  outdir: "static/console/dist",
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: options.target,
+  minify: true,
+  sourcemap: "linked",
+  legalComments: "eof",
+  logLevel: "warning",
+};
+
 if (process.argv.includes("--watch")) {
   const ctx = await esbuild.context({ ...options, logLevel: "info" });
-  await ctx.watch();
+  const ctx2 = await esbuild.context({ ...cobrowse, logLevel: "info" });
+  await Promise.all([ctx.watch(), ctx2.watch()]);
 } else {
-  await esbuild.build(options);
+  await Promise.all([esbuild.build(options), esbuild.build(cobrowse)]);
 }

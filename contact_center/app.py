@@ -22,6 +22,7 @@ from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
 from contact_center.channels import WEB_CHAT, ChannelRegistry
+from contact_center.cobrowse import add_routes as add_cobrowse_routes, install as install_cobrowse
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
@@ -111,11 +112,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()
-    sio.register_namespace(CustomerNamespace(
+    customer_ns = CustomerNamespace(
         hub, message_burst=settings.webchat_message_burst, messages_per_second=settings.webchat_messages_per_second,
         identity=app[IDENTITY_KEY],
-    ))
-    sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
+    )
+    agent_ns = AgentNamespace(hub, app[SESSIONS_KEY], time.time)
+    cobrowse = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
+    sio.register_namespace(customer_ns)
+    sio.register_namespace(agent_ns)
     router = asyncio.get_running_loop().create_task(hub.run_router())
     sweeper = asyncio.get_running_loop().create_task(sweep_ended_sessions(sio, app[SESSIONS_KEY]))
     if settings.gc_freeze:
@@ -125,6 +129,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
     yield
+    await cobrowse.stop()
     await stop_tasks([router, sweeper, bot_watch, *hub._bot_tasks])
     if bot_client is not None:
         await bot_client.close()
@@ -204,6 +209,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     channels = app[CHANNELS_KEY] = build_channels(settings)
     wire_twilio(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
     wire_email(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
+    add_cobrowse_routes(app)  # the console's sandboxed co-browsing view
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)
