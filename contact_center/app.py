@@ -22,7 +22,7 @@ from contact_center.api.openapi import openapi_handler
 from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
 from contact_center.channels import WEB_CHAT, ChannelRegistry
-from contact_center.cobrowse import add_routes as add_cobrowse_routes, install as install_cobrowse
+from contact_center.cobrowse import COBROWSE_KEY, add_routes as add_cobrowse_routes, install as install_cobrowse
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
@@ -117,7 +117,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         identity=app[IDENTITY_KEY],
     )
     agent_ns = AgentNamespace(hub, app[SESSIONS_KEY], time.time)
-    cobrowse = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
+    cobrowse = app[COBROWSE_KEY] = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
     sio.register_namespace(customer_ns)
     sio.register_namespace(agent_ns)
     router = asyncio.get_running_loop().create_task(hub.run_router())

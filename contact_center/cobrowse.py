@@ -35,6 +35,8 @@ from contact_center.domain.cobrowse import (
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.realtime import TokenBucket
 
+from aiohttp import web
+
 log = logging.getLogger("contact_center.cobrowse")
 
 ASSIGNMENT_RECHECK_SECONDS = 5.0  # while live, how often the relay checks the agent still holds the chat
@@ -89,7 +91,7 @@ class CobrowseRelay:
             consent_deadline=now + self.consent_seconds,
         )
         self.sessions[conv.id] = session
-        self._timer(session.id, self.consent_seconds, self._no_answer(session.id, conv.id))
+        self._timer(session.id, self.consent_seconds, lambda: self._no_answer(session.id, conv.id))
         await self._record(session, "requested", f"Co-browsing requested by {session.agent_name}")
         await self.sio.emit("cobrowse_request", session.public(), to=room_conv(conv.id), namespace="/customer")
         return {"session": session.public()}
@@ -192,7 +194,7 @@ class CobrowseRelay:
         session = self.sessions.get(int(conv_id))
         if sids or session is None or session.state is not CobrowseState.LIVE:
             return
-        self._timer(session.id, self.grace_seconds, self._left(session.id, int(conv_id)))
+        self._timer(session.id, self.grace_seconds, lambda: self._left(session.id, int(conv_id)))
 
     # ------------------------------------------------------------------ ending
     async def end(self, session: CobrowseSession, reason: EndReason) -> None:
@@ -270,13 +272,13 @@ class CobrowseRelay:
             bucket = self._buckets[(sid, kind)] = TokenBucket(burst, rate, now)
         return bucket.take(now)
 
-    def _timer(self, session_id: str, seconds: float, coro: Awaitable[None]) -> None:
+    def _timer(self, session_id: str, seconds: float, then: Callable[[], Awaitable[None]]) -> None:
         self._cancel_timer(session_id)
 
         async def later() -> None:
             await asyncio.sleep(seconds)
             self._timers.pop(session_id, None)
-            await coro
+            await then()
 
         self._timers[session_id] = asyncio.get_running_loop().create_task(later())
 
@@ -313,6 +315,9 @@ class CobrowseRelay:
         for task in list(self._timers.values()):
             task.cancel()
         self._timers.clear()
+
+
+COBROWSE_KEY = web.AppKey("cobrowse", CobrowseRelay)  # the app's relay (tests shorten its timers)
 
 
 def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_ns: Any,
@@ -437,7 +442,7 @@ html,body{margin:0;height:100%;overflow:hidden;background:#f1f5f9;font:13px syst
 """
 
 
-def frame_csp(origin: str) -> str:
+def frame_csp() -> str:
     """The replay frame's policy: our replay script only (no inline script, no eval), no connections, the customer
     page's images, fonts and inline styles (rrweb rebuilds stylesheets as ``<style>``). The customer's page itself
     is rebuilt in an inner iframe that rrweb sandboxes ``allow-same-origin`` only, so nothing in it ever runs, and it
@@ -448,15 +453,12 @@ def frame_csp(origin: str) -> str:
     )
 
 
-async def replay_frame(request: Any) -> Any:
+async def replay_frame(request: web.Request) -> web.Response:
     """GET /console/cobrowse-frame: the page the console frames for the live view."""
-    from aiohttp import web
-
-    origin = f"{request.scheme}://{request.host}"
     return web.Response(text=FRAME_HTML, content_type="text/html", headers={
-        "Content-Security-Policy": frame_csp(origin), "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+        "Content-Security-Policy": frame_csp(), "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
     })
 
 
-def add_routes(app: Any) -> None:
+def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/cobrowse-frame", replay_frame)
