@@ -47,6 +47,7 @@ SIGNATURE = """() => {
       const inMask = masked || c.hasAttribute('contenteditable');
       let own = [...c.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').replace(/\\s+/g, ' ').trim();
       if (inMask) own = mask(own);
+      if (tag === 'textarea') own = '';  // its text is its value (rrweb rebuilds a textarea's value as its text)
       let value = null;
       if ((tag === 'input' || tag === 'textarea') && !blocked) value = mask(String(c.value || ''));
       out.push([tag, c.id || '', blocked ? 'BLOCKED' : own, value]);
@@ -283,6 +284,12 @@ def test_live_view_matches_and_secrets_never_leave(hub: str, hub_dir: Path, brow
         }""")
         _wait_same(shop, agent)
         agent.screenshot(path=str(ARTIFACTS / "cobrowse-agent.png"))
+
+        # --- a late-joining view (the console reloads): it asks for a full snapshot and shows the same page
+        agent.reload()
+        expect(agent.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+        expect(agent.get_by_test_id("cobrowse-view")).to_have_attribute("data-state", "live")
+        _wait_same(shop, agent)
 
         # --- the pointer: the agent clicks on the view, the customer sees a highlight
         overlay = agent.frame_locator("[data-testid=cobrowse-frame]").locator("#overlay")
