@@ -150,6 +150,8 @@ def _chat(shop: Any, agent: Any, hub: str, name: str) -> int:
     offer.get_by_test_id("offer-accept").click()
     expect(agent.get_by_test_id("offer")).to_have_count(0)
     expect(shop.get_by_test_id("cc-agent-name")).to_contain_text("Alice")
+    agent.get_by_test_id("conversation-item").filter(has_text=name).click()  # alice may have an older chat open
+    expect(agent.locator("#chat-title")).to_have_text(name)
     return cid
 
 
@@ -188,7 +190,7 @@ def _wait_same(shop: Any, agent: Any, timeout: float = 10.0) -> list[Any]:
                 got = None
             if got == want:
                 return want  # type: ignore[no-any-return]
-        time.sleep(0.1)
+        agent.wait_for_timeout(100)
     diff = [(i, a, b) for i, (a, b) in enumerate(zip(want or [], got or [])) if a != b][:10]
     pytest.fail(f"the replayed page differs from the customer's: {len(want or [])} vs {len(got or [])} elements; first differences: {diff}")
 
@@ -212,7 +214,7 @@ def test_refused_consent_records_and_sends_nothing(hub: str, browser: Any) -> No
         expect(agent.get_by_test_id("cobrowse-view")).to_be_hidden()
         expect(shop.get_by_test_id("cc-cobrowse-consent")).to_be_hidden()
         shop.evaluate("() => { for (let i = 0; i < 20; i++) document.body.append(document.createElement('p')); }")
-        time.sleep(1.0)
+        shop.wait_for_timeout(1000)  # (not time.sleep: Playwright reports frames only while it runs)
         assert frames.count("cobrowse_events", "sent") == 0
         assert shop.evaluate("() => typeof window.ccCobrowseRecorder") == "undefined"  # never loaded
         assert shop.locator("[data-testid=cc-cobrowse-banner]").count() == 0
@@ -288,6 +290,7 @@ def test_live_view_matches_and_secrets_never_leave(hub: str, hub_dir: Path, brow
         # --- a late-joining view (the console reloads): it asks for a full snapshot and shows the same page
         agent.reload()
         expect(agent.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+        agent.get_by_test_id("conversation-item").filter(has_text="Vera Viewer").click()
         expect(agent.get_by_test_id("cobrowse-view")).to_have_attribute("data-state", "live")
         _wait_same(shop, agent)
 
@@ -312,7 +315,8 @@ def test_live_view_matches_and_secrets_never_leave(hub: str, hub_dir: Path, brow
         expect(agent.get_by_test_id("cobrowse-view")).to_be_hidden(timeout=2_000)
         sent = shop_frames.count("cobrowse_events", "sent")
         shop.evaluate("() => { for (let i = 0; i < 20; i++) document.body.append(document.createElement('p')); }")
-        time.sleep(1.2)
+        shop.wait_for_timeout(1200)
+        agent.wait_for_timeout(100)
         assert shop_frames.count("cobrowse_events", "sent") == sent  # nothing recorded after the end
         assert sent > 0 and agent_frames.count("cobrowse_events", "received") > 0
 

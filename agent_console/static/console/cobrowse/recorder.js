@@ -121,7 +121,7 @@ export function start({ send }) {
     if (stopped || !queue.length) return;
     const batch = queue;
     queue = [];
-    const data = JSON.stringify(batch);
+    const data = JSON.stringify({ t: Date.now(), e: batch }); // t: when sent, on the customer's clock
     const parts = Math.max(1, Math.ceil(data.length / PIECE));
     const n = seq++;
     for (let part = 0; part < parts; part++) {

@@ -3,7 +3,8 @@
 // customer's page in an inner iframe sandboxed `allow-same-origin` only (no scripts: the customer's HTML never
 // runs; rrweb also turns <script> into <noscript>). The console posts the
 // page events here ({type: "events", events}); a Meta event starts a new replayer (a full snapshot
-// follows), so the view's memory is bounded by the time between checkouts.
+// follows), so the view's memory is bounded by the time between checkouts (a Replayer keeps every event it
+// was given).
 // The agent's pointer over the view goes back to the console as {type: "pointer", x, y, highlight}.
 
 import { Replayer } from "rrweb";
@@ -53,7 +54,7 @@ function teardown() {
   host.replaceChildren();
 }
 
-function rebuild(meta) {
+function rebuild(meta, sentAt) {
   teardown();
   size = { width: meta.data?.width || 1024, height: meta.data?.height || 768 };
   replayer = new Replayer([], {
@@ -71,16 +72,19 @@ function rebuild(meta) {
       fit();
     }
   });
-  // the replay's clock starts at the customer's first event: their clock's skew against ours adds no lag
-  replayer.startLive(meta.timestamp);
+  // The replay's clock comes from the customer's first batch (the one with this Meta): "now" on their clock is when
+  // they sent it, so an event is due that long (its timestamp - the batch's send time) after the view started on
+  // ours. Only their clock is ever compared with itself: skew between the machines adds no lag, and the time the
+  // full snapshot took to serialise is not added to every later event. A late event is applied at once.
+  replayer.startLive(Math.max(meta.timestamp, sentAt || 0));
   replayer.addEvent(meta);
   status.textContent = "";
   fit();
 }
 
-function add(event) {
+function add(event, sentAt) {
   if (!event || typeof event !== "object" || typeof event.type !== "number" || typeof event.timestamp !== "number") return;
-  if (event.type === 4) return rebuild(event); // Meta: a checkout (a full snapshot follows)
+  if (event.type === 4) return rebuild(event, sentAt); // Meta: a checkout (a full snapshot follows)
   if (!replayer) return; // waiting for a full snapshot
   replayer.addEvent(event);
 }
@@ -92,7 +96,7 @@ window.addEventListener("message", (ev) => {
   if (msg.type === "events" && Array.isArray(msg.events)) {
     for (const e of msg.events) {
       try {
-        add(e);
+        add(e, Number(msg.sentAt) || 0);
       } catch (err) {
         console.warn("co-browse replay:", err);
       }

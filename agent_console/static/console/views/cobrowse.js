@@ -17,8 +17,9 @@ const sessions = new Map(); // conversation id -> {session_id, state}
 let shownFor = null; // the conversation whose view the frame holds
 let frameReady = false;
 let backlog = []; // events for the frame before it said ready (from the last Meta on)
+let backlogSentAt = 0;
 let pieces = new Map(); // seq -> {parts, got, data[]}
-const stats = { batches: 0, lastAppliedAt: 0 };
+const stats = { batches: 0, lastAppliedAt: 0, transit: [] }; // transit: ms from the customer's send to here (last 200)
 
 function frame() {
   return $("cobrowse-frame");
@@ -108,21 +109,26 @@ function onEvents(p) {
   if (entry.got < entry.parts) return;
   pieces.delete(p.seq);
   for (const old of pieces.keys()) if (old < p.seq - 50) pieces.delete(old); // a batch that never completed
-  let events;
+  let batch;
   try {
-    events = JSON.parse(entry.data.join(""));
+    batch = JSON.parse(entry.data.join("")); // {t: sent at (the customer's clock), e: [rrweb events]}
   } catch {
     return;
   }
+  const events = batch?.e;
   if (!Array.isArray(events)) return;
+  const sentAt = Number(batch.t) || 0;
+  if (sentAt) stats.transit.push(Date.now() - sentAt);
+  if (stats.transit.length > 200) stats.transit.shift();
   stats.batches += 1;
   if (!frameReady) {
     const meta = events.findIndex((e) => e && e.type === 4);
     if (meta >= 0) backlog = events.slice(meta);
     else backlog.push(...events);
+    backlogSentAt = sentAt;
     return;
   }
-  toFrame({ type: "events", events, at: performance.now() });
+  toFrame({ type: "events", events, sentAt, at: performance.now() });
 }
 
 function onFrameMessage(ev) {
@@ -131,7 +137,7 @@ function onFrameMessage(ev) {
   if (!msg || typeof msg !== "object") return;
   if (msg.type === "ready") {
     frameReady = true;
-    if (backlog.length) toFrame({ type: "events", events: backlog });
+    if (backlog.length) toFrame({ type: "events", events: backlog, sentAt: backlogSentAt });
     backlog = [];
   } else if (msg.type === "applied") {
     stats.lastAppliedAt = performance.now();
@@ -146,9 +152,7 @@ function onFrameMessage(ev) {
 
 function onState(s) {
   if (!s || typeof s.conversation_id !== "number") return;
-  const before = sessions.get(s.conversation_id);
-  sessions.set(s.conversation_id, s);
-  if (before?.state !== s.state && s.conversation_id === shownFor) shownFor = null; // redraw (and ask for a snapshot)
+  sessions.set(s.conversation_id, s); // pending -> live: the recorder's first full snapshot is on its way
   render();
 }
 
