@@ -43,7 +43,8 @@ SIGNATURE = """() => {
       const tag = c.tagName.toLowerCase();
       if (['script', 'noscript', 'style', 'link', 'meta', 'template'].includes(tag)) continue;
       if (c.hasAttribute('data-cc-widget') || /(^|\\s)ccw/.test(c.getAttribute('class') || '')) continue;
-      const blocked = c.matches(BLOCK);
+      const src = tag === 'iframe' ? c.getAttribute('src') : null;  // another origin's frame: blocked too
+      const blocked = c.matches(BLOCK) || (!!src && !src.startsWith('/') && !src.startsWith(location.origin + '/'));
       const inMask = masked || c.hasAttribute('contenteditable');
       let own = [...c.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').replace(/\\s+/g, ' ').trim();
       if (inMask) own = mask(own);
@@ -269,7 +270,16 @@ def test_live_view_matches_and_secrets_never_leave(hub: str, hub_dir: Path, brow
         shop.keyboard.type(SECRET, delay=5)
         shop.get_by_test_id("cc-input").press_sequentially(SECRET, delay=5)  # typed in the chat box, not sent
         shop.evaluate("(s) => { const p = document.createElement('p'); p.setAttribute('data-private', ''); p.textContent = s; document.getElementById('checkout').append(p); }", SECRET)
+        # a frame of another origin added while recording (a payment form): blocked, its address never sent
+        shop.evaluate("""(s) => {
+          const f = document.createElement('iframe');
+          f.src = 'https://payments.example/form?customer=' + s;
+          f.setAttribute('data-testid', 'payment-frame');
+          document.getElementById('checkout').append(f);
+        }""", SECRET)
         after_typing = _wait_same(shop, agent)
+        replayed = _replay_frame(agent)
+        assert replayed.evaluate("() => [...document.querySelectorAll('iframe')].every((f) => f.classList.contains('cc-blocked') && !f.getAttribute('src'))")
         assert any(row[3] and row[3].startswith("****") for row in after_typing)  # masked values arrived
 
         # --- 100 scripted changes

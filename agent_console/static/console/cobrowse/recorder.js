@@ -18,7 +18,13 @@ import { record } from "rrweb";
 const PIECE = 16000; // characters of JSON per relayed piece (escaped quotes may double it: still < 64 KiB)
 const FLUSH_MS = 40;
 
+// Frames of another origin (a payment provider's form) cannot be recorded, and their address may say too much:
+// any iframe whose src is not a path of this site is blocked, also when it is added later.
+const OWN = typeof location === "object" ? location.origin.replace(/["\\]/g, "") : "";
+
 export const BLOCK_SELECTOR = [
+  `iframe[src]:not([src^="/"]):not([src^="${OWN}/"])`,
+  'iframe[src^="//"]',
   "[data-private]",
   "[data-cc-widget]",
   "input[type=password]",

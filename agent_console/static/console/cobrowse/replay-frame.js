@@ -20,7 +20,7 @@ const RULES = [
   // blocked elements (card, password, one-time-code fields, data-private, the chat widget): an empty box
   ".cc-blocked,.rr-block{background:repeating-linear-gradient(45deg,#e5e7eb 0 8px,#f3f4f6 8px 16px)!important;outline:1px dashed #9ca3af!important;}",
   // cross-origin iframes: a labelled blank
-  "iframe.cc-cobrowse-xorigin{background:#f3f4f6 url(\"data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='260' height='40'><text x='10' y='25' font-family='sans-serif' font-size='14' fill='%236b7280'>Embedded page (not shown)</text></svg>\") no-repeat center!important;}",
+  "iframe.cc-blocked,iframe.cc-cobrowse-xorigin{background:#f3f4f6 url(\"data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='260' height='40'><text x='10' y='25' font-family='sans-serif' font-size='14' fill='%236b7280'>Embedded page (not shown)</text></svg>\") no-repeat center!important;}",
 ];
 
 function post(msg) {
