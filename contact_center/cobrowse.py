@@ -136,10 +136,12 @@ class CobrowseRelay:
         session = self.sessions.get(int(conv_id)) if conv_id is not None else None
         if session is None or session.customer_id != session_data.get("customer_id"):
             return {"session": None}
+        if session.state is CobrowseState.LIVE:
+            self._recording(session.conversation_id, sid)  # a new page of the customer: it records
         return {"session": session.public()}
 
-    async def customer_consent(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
-        """``cobrowse_consent {session_id, accept}``."""
+    async def customer_consent(self, session_data: dict[str, Any], data: Any, sid: str | None = None) -> dict[str, Any]:
+        """``cobrowse_consent {session_id, accept}`` (``sid``: the answering socket, which records from now on)."""
         p = _payload(data)
         session = self._customer_session(session_data, p.get("session_id"))
         if not isinstance(p.get("accept"), bool):
@@ -150,6 +152,8 @@ class CobrowseRelay:
         live = session.accept(self.clock())
         self.sessions[live.conversation_id] = live
         self._cancel_timer(live.id)
+        if sid is not None:
+            self._recording(live.conversation_id, sid)  # if this page goes and none comes back, the customer left
         await self._record(live, "consent_given", "The customer accepted co-browsing")
         await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
         return {"session": live.public()}
@@ -361,7 +365,7 @@ def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_
 
     async def on_customer_consent(sid: str, data: Any = None) -> dict[str, Any]:
         async def run() -> dict[str, Any]:
-            return await relay.customer_consent(await customer_data(sid), data)
+            return await relay.customer_consent(await customer_data(sid), data, sid)
         return await _acked(run)
 
     async def on_customer_events(sid: str, data: Any = None) -> dict[str, Any]:

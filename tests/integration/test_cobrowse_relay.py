@@ -180,3 +180,27 @@ async def test_no_answer_declines_and_closing_the_chat_ends_it(hub: str, db: Dat
     assert reasons == ["conversation_ended", "no_answer"]
     for s_ in (alice, cust):
         await s_.disconnect()
+
+
+async def test_a_customer_whose_pages_are_gone_has_left(hub: str, db: Database) -> None:  # noqa: F811
+    relay = _APPS[-1][COBROWSE_KEY]
+    relay.grace_seconds = 0.3
+    alice, a_in = await _agent(hub, "alice")
+    assert (await alice.call("set_status", {"status": "available"}, namespace="/agent"))["ok"]
+    cust, c_in, cid = await _chat(hub, alice, a_in, "visitor_cobrowse_04")
+    sid = (await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent"))["session"]["session_id"]
+    assert (await cust.call("cobrowse_consent", {"session_id": sid, "accept": True}, namespace="/customer"))["ok"]
+
+    # a navigation: the page goes, the next one comes back in time and goes on (no new consent)
+    await cust.disconnect()
+    cust, c_in = await _customer(hub, "visitor_cobrowse_04")
+    status = await cust.call("cobrowse_status", {}, namespace="/customer")
+    assert status["session"]["state"] == "live" and status["session"]["session_id"] == sid
+    await asyncio.sleep(0.5)
+    assert not a_in.all("cobrowse_ended")
+
+    # the customer leaves the site: no page records within the grace period
+    await cust.disconnect()
+    ended = await a_in.wait("cobrowse_ended", timeout=5)
+    assert ended["end_reason"] == "customer_left"
+    await alice.disconnect()

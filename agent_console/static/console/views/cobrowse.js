@@ -19,6 +19,8 @@ let frameReady = false;
 let backlog = []; // events for the frame before it said ready (from the last Meta on)
 let backlogSentAt = 0;
 let pieces = new Map(); // seq -> {parts, got, data[]}
+let buffered = 0; // characters held in incomplete batches
+const MAX_BUFFERED = 8 * 1024 * 1024;
 const stats = { batches: 0, lastAppliedAt: 0, transit: [] }; // transit: ms from the customer's send to here (last 200)
 
 function frame() {
@@ -61,6 +63,7 @@ function render() {
 
 function resetFrame(text) {
   pieces = new Map();
+  buffered = 0;
   backlog = [];
   toFrame({ type: "reset", text });
 }
@@ -97,6 +100,15 @@ function onEvents(p) {
   if (!p || p.conversation_id !== shownFor) return; // another conversation's view is not open: it re-syncs at a checkout
   const s = sessions.get(p.conversation_id);
   if (!s || s.session_id !== p.session_id) return;
+  if (typeof p.data !== "string" || !(p.parts >= 1) || !(p.part >= 0 && p.part < p.parts)) return;
+  buffered += p.data.length;
+  if (buffered > MAX_BUFFERED) {
+    // batches that never complete (a lost piece, or a page sending too much): start again from a full snapshot
+    pieces = new Map();
+    buffered = 0;
+    checkout(p.conversation_id);
+    return;
+  }
   let entry = pieces.get(p.seq);
   if (!entry) {
     entry = { parts: p.parts, got: 0, data: new Array(p.parts) };
@@ -108,7 +120,11 @@ function onEvents(p) {
   }
   if (entry.got < entry.parts) return;
   pieces.delete(p.seq);
-  for (const old of pieces.keys()) if (old < p.seq - 50) pieces.delete(old); // a batch that never completed
+  buffered = 0;
+  for (const [old, e] of pieces) {
+    if (old < p.seq - 50) pieces.delete(old); // a batch that never completed
+    else buffered += e.data.reduce((n, d) => n + (d ? d.length : 0), 0);
+  }
   let batch;
   try {
     batch = JSON.parse(entry.data.join("")); // {t: sent at (the customer's clock), e: [rrweb events]}
