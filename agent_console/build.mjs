@@ -4,6 +4,7 @@
 // Code splitting: what a module loads with import() (Twilio's Voice SDK, only when the hub says the
 // softphone is Twilio's) becomes a chunk of its own under dist/chunks/, fetched on first use.
 import * as esbuild from "esbuild";
+import { copyFile } from "node:fs/promises";
 
 const options = {
   entryPoints: { console: "static/console/main.js" },
@@ -28,6 +29,7 @@ const cobrowse = {
   entryPoints: {
     "cobrowse-recorder": "static/console/cobrowse/recorder.js",
     "cobrowse-replay": "static/console/cobrowse/replay-frame.js",
+    "cobrowse-pdf": "static/console/cobrowse/pdf-viewer.js", // the widget's viewer of pushed PDFs (PDF.js)
   },
   outdir: "static/console/dist",
   bundle: true,
@@ -47,3 +49,5 @@ if (process.argv.includes("--watch")) {
 } else {
   await Promise.all([esbuild.build(options), esbuild.build(cobrowse)]);
 }
+// PDF.js's worker, as the package ships it (an ES module worker loaded by dist/cobrowse-pdf.js)
+await copyFile("node_modules/pdfjs-dist/build/pdf.worker.min.mjs", "static/console/dist/pdf.worker.min.mjs");

@@ -191,6 +191,12 @@
     ".ccw-cobrowse-banner{all:initial;position:fixed;left:50%;top:0;transform:translateX(-50%);z-index:2147483002;background:#b91c1c;color:#fff;font:600 13px system-ui,sans-serif;padding:6px 8px 6px 14px;border-radius:0 0 10px 10px;display:flex;gap:10px;align-items:center;box-shadow:0 4px 14px rgba(0,0,0,.25);}",
     ".ccw-cobrowse-banner button{all:initial;cursor:pointer;background:#fff;color:#b91c1c;font:600 12px system-ui,sans-serif;padding:4px 10px;border-radius:6px;}",
     ".ccw-cobrowse-pointer{all:initial;position:fixed;z-index:2147483003;width:18px;height:18px;margin:-9px 0 0 -9px;border-radius:50%;background:rgba(220,38,38,.45);border:2px solid #dc2626;pointer-events:none;transition:left .08s linear,top .08s linear;}",
+    ".ccw .ccw-doc{align-self:stretch;border:1px solid #e5e7eb;background:#fff;border-radius:10px;padding:10px;display:flex;flex-direction:column;gap:8px;}",
+    ".ccw .ccw-doc-head{display:flex;gap:8px;align-items:center;font-size:13px;}",
+    ".ccw .ccw-doc-name{flex:1;min-width:0;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;}",
+    ".ccw .ccw-doc-head button{border:1px solid #2563eb;color:#2563eb;border-radius:8px;padding:3px 8px;font-size:12px;}",
+    ".ccw .ccw-doc-view{max-height:320px;overflow:auto;display:flex;flex-direction:column;gap:6px;align-items:center;background:#f1f5f9;border-radius:6px;}",
+    ".ccw .ccw-doc-view img,.ccw .ccw-doc-view canvas{max-width:100%;height:auto;display:block;}",
     ".ccw-cobrowse-highlight{all:initial;position:fixed;z-index:2147483002;border:3px solid #dc2626;border-radius:6px;box-shadow:0 0 0 4px rgba(220,38,38,.25);pointer-events:none;}",
   ].join("\n");
 
@@ -669,6 +675,8 @@
     socket.on("cobrowse_ended", function (p) { cobrowseEnded(p); });
     socket.on("cobrowse_checkout", function (p) { if (cob.recorder && p && p.session_id === cob.sessionId) cob.recorder.checkout(); });
     socket.on("cobrowse_pointer", function (p) { if (p && p.session_id === cob.sessionId) cobrowsePointer(p); });
+
+    socket.on("document", function (p) { showDocument(p); });
 
     socket.on("closed", function (p) {
       if (p && p.conversation_id != null && state.conversationId != null && String(p.conversation_id) !== String(state.conversationId)) return;
@@ -1171,6 +1179,77 @@
         else startRecording(s);
       } else if (s.state === "pending") cobrowseAsk(s);
     });
+  }
+
+  // ---------------------------------------------------------------- pushed documents (docs/subsystems/cobrowse.md)
+  // The agent pushed a file of the shop's library: shown inline (images natively, PDFs with PDF.js loaded only
+  // then), with a download button. The link works for 15 minutes and only with this widget's visitor id.
+
+  var docs = {};
+  function docEvent(pushId, event) {
+    if (state.socket) state.socket.timeout(10000).emit("document_event", { push_id: pushId, event: event }, function () {});
+  }
+  function fetchDoc(p, download) {
+    return fetch(HUB + p.url + (download ? "&download=1" : ""), { headers: { "X-CC-Visitor": state.visitorId }, credentials: "omit" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status === 410 ? "The link has expired" : "The document could not be opened"); return r.arrayBuffer(); });
+  }
+  function loadPdfViewer() {
+    if (window.ccPdfViewer) return Promise.resolve(window.ccPdfViewer);
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = HUB + "/static/console/dist/cobrowse-pdf.js";
+      s.async = true;
+      s.onload = function () { window.ccPdfViewer ? resolve(window.ccPdfViewer) : reject(new Error("PDF viewer missing")); };
+      s.onerror = function () { reject(new Error("could not load the PDF viewer")); };
+      document.head.appendChild(s);
+    });
+  }
+  function showDocument(p) {
+    if (!p || typeof p.push_id !== "string" || typeof p.url !== "string" || p.url.indexOf("/documents/push/") !== 0 || docs[p.push_id]) return;
+    docs[p.push_id] = true;
+    docEvent(p.push_id, "delivered");
+    var card = el("div", "ccw-doc", { "data-testid": "cc-document", "data-push-id": p.push_id });
+    var head = el("div", "ccw-doc-head");
+    head.appendChild(text(el("span", "ccw-doc-name"), (p.agent_name ? p.agent_name + " shared: " : "") + (p.name || "document")));
+    var download = text(el("button", null, { type: "button", "data-testid": "cc-document-download" }), "Download");
+    head.appendChild(download);
+    var view = el("div", "ccw-doc-view", { "data-testid": "cc-document-view" });
+    var status = text(el("div", "ccw-doc-status", { "data-testid": "cc-document-status" }), "Opening\u2026");
+    card.appendChild(head);
+    card.appendChild(status);
+    card.appendChild(view);
+    ui.msgs.appendChild(card);
+    setOpen(true);
+    scrollDown(true);
+    download.addEventListener("click", function () {
+      fetchDoc(p, true).then(function (buf) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(new Blob([buf], { type: "application/octet-stream" }));
+        a.download = p.name || "document";
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+      }, function (err) { text(status, err.message); });
+    });
+    fetchDoc(p, false).then(function (buf) {
+      if (p.content_type === "application/pdf") {
+        return loadPdfViewer().then(function (viewer) {
+          return viewer.render(new Uint8Array(buf), view, { workerSrc: HUB + "/static/console/dist/pdf.worker.min.mjs", width: 300 });
+        }).then(function (r) { text(status, r.pages + (r.pages === 1 ? " page" : " pages")); });
+      }
+      if (/^image\/(png|jpeg|webp)$/.test(p.content_type)) {
+        var img = el("img", null, { alt: p.name || "document", "data-testid": "cc-document-image" });
+        return new Promise(function (resolve, reject) {
+          img.onload = resolve;
+          img.onerror = function () { reject(new Error("The image could not be shown")); };
+          img.src = URL.createObjectURL(new Blob([buf], { type: p.content_type }));
+          view.appendChild(img);
+        }).then(function () { text(status, ""); });
+      }
+      throw new Error("This kind of document cannot be shown");
+    }).then(function () {
+      card.setAttribute("data-opened", "true");
+      docEvent(p.push_id, "opened"); // first render
+    }, function (err) { text(status, err.message || "The document could not be opened"); });
   }
 
   // ---------------------------------------------------------------- start

@@ -358,3 +358,94 @@ def test_live_view_matches_and_secrets_never_leave(hub: str, hub_dir: Path, brow
     finally:
         agent_ctx.close()
         customer_ctx.close()
+
+
+def _pdf(text: str) -> bytes:
+    """A small valid one-page PDF that says ``text``."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_pushed_pdf_opens_in_the_customers_page(hub: str, browser: Any) -> None:
+    import hashlib
+
+    expect = sync_api.expect
+    expect.set_options(timeout=20_000)
+    pdf = _pdf("Price sheet 2027")
+    sup_ctx, agent_ctx, customer_ctx = browser.new_context(), browser.new_context(), browser.new_context()
+    try:
+        # --- the library: a supervisor uploads; the type is read from the bytes; an agent may not upload
+        sup = sup_ctx.request
+        assert sup.post(f"{hub}/auth/login", data={"username": "sam", "password": "demo-password"}).ok
+        r = sup.post(f"{hub}/console/documents", multipart={"file": {"name": "price-sheet.pdf", "mimeType": "application/pdf", "buffer": pdf}})
+        assert r.status == 201, r.text()
+        doc = r.json()
+        assert doc["content_type"] == "application/pdf" and doc["sha256"] == hashlib.sha256(pdf).hexdigest()
+        r = sup.post(f"{hub}/console/documents", multipart={"file": {"name": "evil.pdf", "mimeType": "application/pdf", "buffer": b"<html><script>alert(1)</script>"}})
+        assert r.status == 415
+        agent, shop = agent_ctx.new_page(), customer_ctx.new_page()
+        errors: list[str] = []
+        watch(agent, [], errors)
+        watch(shop, [], errors)
+        _login(agent, hub)
+        r = agent_ctx.request.post(f"{hub}/console/documents", multipart={"file": {"name": "a.pdf", "mimeType": "application/pdf", "buffer": pdf}})
+        assert r.status == 403
+
+        links: list[str] = []
+        shop.on("request", lambda req: links.append(req.url) if "/documents/push/" in req.url else None)
+
+        # --- alice pushes it into her chat; it opens in the customer's page (PDF.js), `opened` lands on the timeline
+        _chat(shop, agent, hub, "Paula Pusher")
+        expect(agent.get_by_test_id("doc-push")).to_be_visible()
+        agent.get_by_test_id("doc-select").select_option(str(doc["id"]))
+        agent.get_by_test_id("doc-push").click()
+        card = shop.get_by_test_id("cc-document")
+        expect(card).to_contain_text("price-sheet.pdf")
+        expect(card).to_have_attribute("data-opened", "true")
+        expect(card.get_by_test_id("cc-doc-page")).to_have_count(1)
+        version = shop.evaluate("() => window.ccPdfViewer.version")
+        assert tuple(int(x) for x in version.split(".")) >= (4, 2, 67), version
+        with shop.expect_download() as dl:
+            card.get_by_test_id("cc-document-download").click()
+        assert Path(dl.value.path()).read_bytes() == pdf
+
+        customer_id = _customer_id(hub, "Paula Pusher")
+        deadline = time.monotonic() + 10
+        events: dict[str, Any] = {}
+        while time.monotonic() < deadline and not {"pushed", "delivered", "opened", "downloaded"} <= set(events):
+            status, page = _http(f"{hub}/api/customers/{customer_id}/timeline?kind=document_push")
+            events = {i["payload"]["event"]: i for i in page["items"]}
+            shop.wait_for_timeout(200)
+        assert {"pushed", "delivered", "opened", "downloaded"} <= set(events), events
+        assert events["pushed"]["payload"]["sha256"] == doc["sha256"] and events["pushed"]["agent_id"] is not None
+
+        # --- the link opens nothing without this customer's visitor id
+        assert links, "the widget fetched no document"
+        other = browser.new_context()
+        try:
+            assert other.request.get(links[0]).status == 403  # no visitor id
+            assert other.request.get(links[0], headers={"X-CC-Visitor": "someone_else_0001"}).status == 403
+            assert other.request.get(links[0].split("&sig=")[0] + "&sig=" + "0" * 64).status == 404  # a forged link
+        finally:
+            other.close()
+        assert not errors, errors
+    finally:
+        for ctx in (sup_ctx, agent_ctx, customer_ctx):
+            ctx.close()
