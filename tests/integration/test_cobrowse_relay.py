@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import socketio
 
 from contact_center.cobrowse import COBROWSE_KEY
@@ -204,3 +205,60 @@ async def test_a_customer_whose_pages_are_gone_has_left(hub: str, db: Database) 
     ended = await a_in.wait("cobrowse_ended", timeout=5)
     assert ended["end_reason"] == "customer_left"
     await alice.disconnect()
+
+
+async def test_only_the_holding_agent_pushes_and_only_its_customer_reports(hub: str, db: Database) -> None:  # noqa: F811
+    from contact_center.documents import DOCUMENTS_KEY
+    from contact_center.media_routes import MEDIA_KEY
+    from crm_store.repositories import documents as documents_repo
+
+    app = _APPS[-1]
+    stored = await app[MEDIA_KEY].put(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "image/png", "chart.png")
+    async with db.transaction() as s:
+        doc = await documents_repo.add_document(s, "chart.png", "image/png", stored.size, stored.key, None)
+    alice, a_in = await _agent(hub, "alice")
+    assert (await alice.call("set_status", {"status": "available"}, namespace="/agent"))["ok"]
+    bob, _ = await _agent(hub, "bob")
+    inbox = Inbox()
+    cust = sio_client(inbox, "/customer", CUSTOMER_EVENTS + ("document",))
+    await cust.connect(hub, namespaces=["/customer"], auth={"visitor_id": "visitor_docpush_01", "name": "Dora"}, transports=["websocket"])
+    await inbox.wait("session")
+    ack = await cust.call("message", {"client_msg_id": "m1", "text": "send me the chart"}, namespace="/customer")
+    cid = int(ack["message"]["conversation_id"])
+    await a_in.wait("offer", lambda d: d["conversation_id"] == cid)
+    assert (await alice.call("accept", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    other, _ = await _customer(hub, "visitor_docpush_02")
+
+    ack = await bob.call("document_push", {"conversation_id": cid, "document_id": doc.id}, namespace="/agent")
+    assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
+    for bad, code in (({"conversation_id": cid, "document_id": "1"}, "bad_request"), ({"conversation_id": cid, "document_id": 99999}, "not_found")):
+        ack = await alice.call("document_push", bad, namespace="/agent")
+        assert ack["ok"] is False and ack["error"]["code"] == code, ack
+    ack = await alice.call("document_push", {"conversation_id": cid, "document_id": doc.id}, namespace="/agent")
+    assert ack["ok"] and "url" not in ack["push"], ack
+    got = await inbox.wait("document")
+    assert got["name"] == "chart.png" and got["url"].startswith(f"/documents/push/{got['push_id']}?exp=")
+
+    ack = await other.call("document_event", {"push_id": got["push_id"], "event": "opened"}, namespace="/customer")
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    ack = await cust.call("document_event", {"push_id": got["push_id"], "event": "downloaded"}, namespace="/customer")
+    assert ack["ok"] is False and ack["error"]["code"] == "bad_request"  # downloads are counted by the hub itself
+    for _ in range(2):
+        assert (await cust.call("document_event", {"push_id": got["push_id"], "event": "opened"}, namespace="/customer"))["ok"]
+
+    async with aiohttp.ClientSession() as http:
+        url = f"{hub}{got['url']}"
+        assert (await http.get(url)).status == 403
+        assert (await http.get(url, headers={"X-CC-Visitor": "visitor_docpush_02"})).status == 403
+        r = await http.get(url, headers={"X-CC-Visitor": "visitor_docpush_01"})
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png" and "sandbox" in r.headers["Content-Security-Policy"]
+        app[DOCUMENTS_KEY].clock = lambda: 10**12  # 15 minutes later, and more
+        assert (await http.get(url, headers={"X-CC-Visitor": "visitor_docpush_01"})).status == 410
+
+    customer_id = await _customer_of(db, cid)
+    async with db.session() as s:
+        page = await interactions_repo.timeline(s, customer_id, kinds=["document_push"])
+    assert sorted(r.payload["event"] for r in page.items) == ["opened", "pushed"]  # the first `opened` only
+    assert all(r.payload["sha256"] == stored.key for r in page.items)
+    for s_ in (alice, bob, cust, other):
+        await s_.disconnect()
