@@ -23,6 +23,8 @@ from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
 from contact_center.callback_wiring import CALLBACK_CONFIG_KEY, run_callbacks
 from contact_center.channels import WEB_CHAT, ChannelRegistry
+from contact_center.cobrowse import COBROWSE_KEY, _acked as cobrowse_acked, add_routes as add_cobrowse_routes, install as install_cobrowse
+from contact_center.documents import DOCUMENTS_KEY, DocumentPushes, add_routes as add_document_routes, install as install_documents
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
@@ -114,11 +116,16 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     app[HUB_KEY] = hub
     await hub.load_queues()
     await hub.rebuild_state()
-    sio.register_namespace(CustomerNamespace(
+    customer_ns = CustomerNamespace(
         hub, message_burst=settings.webchat_message_burst, messages_per_second=settings.webchat_messages_per_second,
         identity=app[IDENTITY_KEY],
-    ))
-    sio.register_namespace(AgentNamespace(hub, app[SESSIONS_KEY], time.time))
+    )
+    agent_ns = AgentNamespace(hub, app[SESSIONS_KEY], time.time)
+    cobrowse = app[COBROWSE_KEY] = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
+    pushes = app[DOCUMENTS_KEY] = DocumentPushes(hub, settings.session_secret)  # document push (issue 17)
+    install_documents(pushes, customer_ns, agent_ns, cobrowse_acked)
+    sio.register_namespace(customer_ns)
+    sio.register_namespace(agent_ns)
     router = asyncio.get_running_loop().create_task(hub.run_router())
     sweeper = asyncio.get_running_loop().create_task(sweep_ended_sessions(sio, app[SESSIONS_KEY]))
     callback_loop = (asyncio.get_running_loop().create_task(run_callbacks(hub, settings.callback_interval_seconds))
@@ -130,6 +137,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
     yield
+    await cobrowse.stop()
     await stop_tasks([router, sweeper, bot_watch, callback_loop, *hub._bot_tasks])
     if bot_client is not None:
         await bot_client.close()
@@ -225,6 +233,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     channels = app[CHANNELS_KEY] = build_channels(settings)
     wire_twilio(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
     wire_email(app, settings, channels, db=lambda: app[DB_KEY], hub=lambda: app[HUB_KEY], media=app[MEDIA_KEY])
+    add_cobrowse_routes(app)  # the console's sandboxed co-browsing view
+    add_document_routes(app, lambda: app[DOCUMENTS_KEY], current_agent)  # the document library and pushed links
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 from datetime import time as dtime
 from typing import Any, Callable, Mapping
@@ -30,7 +31,9 @@ from contact_center.usecases.errors import HubError
 log = logging.getLogger("contact_center.callbacks")
 
 CALLBACK_CONFIG_KEY = web.AppKey("callback_config", CallbackConfig)
-_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409, "rate_limited": 429, "unavailable": 503}
+# "unavailable": callbacks are not set up on this hub (no phone channel): nothing to ask for here, a 404 with
+# the reason (a 5xx would say the hub failed; it did not)
+_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409, "rate_limited": 429, "unavailable": 404}
 
 
 def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", notify_channel: str = "") -> CallbackConfig:
@@ -112,7 +115,8 @@ def _refusal(exc: HubError) -> web.Response:
 def _hub(request: web.Request) -> Any:
     hub = request.app.get(HUB_KEY)
     if hub is None or hub.callbacks is None or request.app.get(CALLBACK_CONFIG_KEY) is None:
-        raise web.HTTPServiceUnavailable(text="callbacks are not available on this hub")
+        raise web.HTTPNotFound(text=json.dumps({"error": "not_found", "message": "callbacks are not available on this hub (it has no phone channel)"}),
+                               content_type="application/json")
     return hub
 
 
@@ -242,7 +246,7 @@ def callback_routes() -> tuple[Any, ...]:
     refused = {400: "refused, with the reason (bad_number, country, premium, past, too_far, closed, bad_time, bad_topic)",
                409: "too many open callbacks for this customer (too_many_open)",
                429: "too many requests for this number or from this address (number_rate, visitor_rate)",
-               503: "callbacks are not available on this hub (no phone)"}
+               404: "callbacks are not available on this hub (it has no phone channel)"}
     return (
         Route("POST", "/api/callbacks", create_callback, "Ask to be called back, now or at a slot (the widget's form)", "callbacks",
               body={"type": "object", "required": ["number"], "properties": {
@@ -255,10 +259,10 @@ def callback_routes() -> tuple[Any, ...]:
                   "number": {"type": "string"}, "when": {"type": "string"}, "topic": {"type": "string"}, "queue": {"type": "string"}}},
               responses={201: "the callback (and its cancel token)", 403: "an agent's session outside its scope (docs/security.md)", **refused}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
-              responses={200: "OK", 503: "callbacks are not available on this hub (no phone)"}, auth=False),
+              responses={200: "OK", 404: "callbacks are not available on this hub (it has no phone channel)"}, auth=False),
         Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",
               (Param("id", "path", "integer", "callback id", True), Param("token", description="the cancel token (or in the JSON body)")),
-              responses={200: "cancelled", 404: "nothing to cancel with this token (done, being dialled, cancelled)"}, auth=False),
+              responses={200: "cancelled", 404: "nothing to cancel with this token (done, being dialled, cancelled), or no callbacks on this hub"}, auth=False),
     )
 
 

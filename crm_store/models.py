@@ -644,3 +644,21 @@ class CallbackAttempt(SQLModel, table=True):
     claimed_by: str = Field(default="", max_length=80)
     started_at: datetime = _created()
     ended_at: Optional[datetime] = _when()
+
+
+class Document(SQLModel, table=True):
+    """A file of the document library (issue 17): what agents push onto a customer's page.
+
+    The bytes live in the media store under ``media_key`` (the SHA-256 of the bytes, also the file's hash on the
+    timeline); only PDF, PNG, JPEG and WebP, up to 10 MB, the type read from the bytes."""
+
+    __tablename__ = "documents"
+
+    id: Optional[int] = _id()
+    name: str = Field(max_length=200)
+    content_type: str = Field(max_length=40)
+    size: int
+    media_key: str = Field(max_length=64)
+    uploaded_by: Optional[int] = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _created()
+    active: bool = Field(default=True)

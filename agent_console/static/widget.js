@@ -180,6 +180,24 @@
     ".ccw .ccw-status[data-state=online][data-agents=none] .ccw-dot{background:#fbbf24;}",
     ".ccw .ccw-status[data-state=online][data-agents=unknown] .ccw-dot{background:#cbd5e1;}",
     ".ccw .ccw-bubble a{color:inherit;text-decoration:underline;}",
+    // co-browsing: the consent prompt (in the panel), the banner while the agent views, the agent's pointer
+    ".ccw .ccw-consent{margin:10px 14px;padding:12px;border:1px solid #bfdbfe;background:#eff6ff;border-radius:10px;font-size:13px;color:#1e3a8a;}",
+    ".ccw .ccw-consent[hidden]{display:none;}",
+    ".ccw .ccw-consent p{margin:0 0 8px;}",
+    ".ccw .ccw-consent-actions{display:flex;gap:8px;}",
+    ".ccw .ccw-consent-actions button{border-radius:8px;padding:6px 12px;font-weight:600;}",
+    ".ccw .ccw-allow{background:#2563eb;color:#fff;}",
+    ".ccw .ccw-deny{background:#fff;color:#1e3a8a;border:1px solid #93c5fd;}",
+    ".ccw-cobrowse-banner{all:initial;position:fixed;left:50%;top:0;transform:translateX(-50%);z-index:2147483002;background:#b91c1c;color:#fff;font:600 13px system-ui,sans-serif;padding:6px 8px 6px 14px;border-radius:0 0 10px 10px;display:flex;gap:10px;align-items:center;box-shadow:0 4px 14px rgba(0,0,0,.25);}",
+    ".ccw-cobrowse-banner button{all:initial;cursor:pointer;background:#fff;color:#b91c1c;font:600 12px system-ui,sans-serif;padding:4px 10px;border-radius:6px;}",
+    ".ccw-cobrowse-pointer{all:initial;position:fixed;z-index:2147483003;width:18px;height:18px;margin:-9px 0 0 -9px;border-radius:50%;background:rgba(220,38,38,.45);border:2px solid #dc2626;pointer-events:none;transition:left .08s linear,top .08s linear;}",
+    ".ccw .ccw-doc{align-self:stretch;border:1px solid #e5e7eb;background:#fff;border-radius:10px;padding:10px;display:flex;flex-direction:column;gap:8px;}",
+    ".ccw .ccw-doc-head{display:flex;gap:8px;align-items:center;font-size:13px;}",
+    ".ccw .ccw-doc-name{flex:1;min-width:0;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;}",
+    ".ccw .ccw-doc-head button{border:1px solid #2563eb;color:#2563eb;border-radius:8px;padding:3px 8px;font-size:12px;}",
+    ".ccw .ccw-doc-view{max-height:320px;overflow:auto;display:flex;flex-direction:column;gap:6px;align-items:center;background:#f1f5f9;border-radius:6px;}",
+    ".ccw .ccw-doc-view img,.ccw .ccw-doc-view canvas{max-width:100%;height:auto;display:block;}",
+    ".ccw-cobrowse-highlight{all:initial;position:fixed;z-index:2147483002;border:3px solid #dc2626;border-radius:6px;box-shadow:0 0 0 4px rgba(220,38,38,.25);pointer-events:none;}",
   ].join("\n");
 
   // ---------------------------------------------------------------- build the UI
@@ -250,6 +268,9 @@
 
     panel.appendChild(head);
     panel.appendChild(queue);
+    var consent = el("div", "ccw-consent", { role: "alertdialog", "aria-live": "assertive", "data-testid": "cc-cobrowse-consent" });
+    consent.hidden = true;
+    panel.appendChild(consent);
     panel.appendChild(msgs);
     panel.appendChild(typing);
     panel.appendChild(profile);
@@ -261,7 +282,7 @@
 
     ui = { root: root, launcher: launcher, badge: badge, panel: panel, agent: agent, status: status, statusText: statusText,
       queue: queue, msgs: msgs, empty: empty, typing: typing, profile: profile, name: name, email: email,
-      input: input, send: send, compose: compose, error: error };
+      input: input, send: send, compose: compose, error: error, consent: consent };
 
     launcher.addEventListener("click", function () { setOpen(!state.open); });
     close.addEventListener("click", function () { setOpen(false); });
@@ -635,6 +656,7 @@
       if (s.status === "queued" && !s.agent_name && lastQueue && String(lastQueue.conversation_id) === String(conversationId)) setQueue(lastQueue);
       else setQueue(null);
       flushOutbox();
+      if (conversationId != null) cobrowseResume(socket);
     });
 
     socket.on("message", function (m) {
@@ -660,6 +682,13 @@
     socket.on("typing", function (p) {
       setTyping(!!(p && p.typing), p && p.agent_name);
     });
+
+    socket.on("cobrowse_request", function (p) { cobrowseAsk(p); });
+    socket.on("cobrowse_ended", function (p) { cobrowseEnded(p); });
+    socket.on("cobrowse_checkout", function (p) { if (cob.recorder && p && p.session_id === cob.sessionId) cob.recorder.checkout(); });
+    socket.on("cobrowse_pointer", function (p) { if (p && p.session_id === cob.sessionId) cobrowsePointer(p); });
+
+    socket.on("document", function (p) { showDocument(p); });
 
     socket.on("closed", function (p) {
       if (p && p.conversation_id != null && state.conversationId != null && String(p.conversation_id) !== String(state.conversationId)) return;
@@ -1165,6 +1194,241 @@
         cb.cancel.disabled = false;
         setHint("Not connected: please try again in a moment.", true);
       });
+  }
+
+  // ---------------------------------------------------------------- co-browsing (docs/subsystems/cobrowse.md)
+  // Nothing is recorded or sent before the customer accepts. The recorder (rrweb, with the privacy options) is
+  // a separate script loaded only then; the hub relays what it records to the agent who holds this chat.
+
+  var cob = { sessionId: null, recorder: null, banner: null, pointer: null, highlight: null, promptTimer: null, loading: null };
+
+  function loadRecorder() {
+    if (window.ccCobrowseRecorder) return Promise.resolve(window.ccCobrowseRecorder);
+    if (cob.loading) return cob.loading;
+    cob.loading = new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = HUB + "/static/console/dist/cobrowse-recorder.js";
+      s.async = true;
+      s.onload = function () { window.ccCobrowseRecorder ? resolve(window.ccCobrowseRecorder) : reject(new Error("recorder missing")); };
+      s.onerror = function () { cob.loading = null; reject(new Error("could not load the co-browsing recorder")); };
+      document.head.appendChild(s);
+    });
+    return cob.loading;
+  }
+
+  function cobrowseAsk(p) {
+    if (!p || !p.session_id || p.state !== "pending") return;
+    if (cob.recorder && cob.sessionId === p.session_id) return;
+    cob.sessionId = p.session_id;
+    var box = ui.consent;
+    box.replaceChildren();
+    var who = p.agent_name || "The agent";
+    box.appendChild(text(el("p", null, { "data-testid": "cc-cobrowse-question" }), who + " would like to see this page with you, to help. They will see this tab only, never what you type: fields stay hidden. You can stop at any time."));
+    var actions = el("div", "ccw-consent-actions");
+    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": "cc-cobrowse-allow" }), "Allow");
+    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": "cc-cobrowse-deny" }), "No thanks");
+    actions.appendChild(allow);
+    actions.appendChild(deny);
+    box.appendChild(actions);
+    box.hidden = false;
+    setOpen(true);
+    allow.focus();
+    var sessionId = p.session_id;
+    allow.addEventListener("click", function () { answer(sessionId, true); });
+    deny.addEventListener("click", function () { answer(sessionId, false); });
+    clearTimeout(cob.promptTimer);
+    var left = (Number(p.consent_deadline) || 0) * 1000 - Date.now();
+    cob.promptTimer = setTimeout(hidePrompt, Math.max(1000, Math.min(60000, left || 60000)));
+  }
+
+  function hidePrompt() {
+    clearTimeout(cob.promptTimer);
+    ui.consent.hidden = true;
+    ui.consent.replaceChildren();
+  }
+
+  function answer(sessionId, accept) {
+    hidePrompt();
+    var socket = state.socket;
+    if (!socket) return;
+    socket.timeout(10000).emit("cobrowse_consent", { session_id: sessionId, accept: accept }, function (err, ack) {
+      if (err || !ack || !ack.ok) {
+        if (accept) showError((ack && ack.error && ack.error.message) || "Co-browsing could not start");
+        return;
+      }
+      if (accept && ack.session && ack.session.state === "live") startRecording(ack.session);
+      if (!accept) cob.sessionId = null;
+    });
+  }
+
+  function startRecording(session) {
+    if (cob.recorder && cob.sessionId === session.session_id) return;
+    cob.sessionId = session.session_id;
+    showBanner(session.agent_name);
+    loadRecorder().then(function (rec) {
+      if (cob.sessionId !== session.session_id || cob.recorder) return; // ended while loading
+      cob.recorder = rec.start({
+        send: function (piece) {
+          var socket = state.socket;
+          if (!socket || !socket.connected || cob.sessionId !== session.session_id) return false;
+          piece.session_id = session.session_id;
+          socket.timeout(15000).emit("cobrowse_events", piece, function (err, ack) {
+            if (!err && ack && !ack.ok && ack.error && ack.error.code === "not_found") stopRecording();
+          });
+          return true;
+        },
+      });
+    }, function (err) {
+      showError(err.message);
+      endCobrowse();
+    });
+  }
+
+  function stopRecording() {
+    if (cob.recorder) { try { cob.recorder.stop(); } catch (e) { /* already stopped */ } }
+    cob.recorder = null;
+    cob.sessionId = null;
+    hidePrompt();
+    if (cob.banner) { cob.banner.remove(); cob.banner = null; }
+    if (cob.pointer) { cob.pointer.remove(); cob.pointer = null; }
+    if (cob.highlight) { cob.highlight.remove(); cob.highlight = null; }
+  }
+
+  function endCobrowse() {
+    var sessionId = cob.sessionId;
+    stopRecording(); // at once: nothing more is recorded
+    if (sessionId && state.socket) state.socket.timeout(10000).emit("cobrowse_end", { session_id: sessionId }, function () {});
+  }
+
+  function cobrowseEnded(p) {
+    if (!p || (cob.sessionId && p.session_id !== cob.sessionId)) return;
+    var wasLive = !!cob.recorder;
+    stopRecording();
+    if (wasLive) addDivider("Co-browsing has ended");
+  }
+
+  function showBanner(agentName) {
+    if (cob.banner) return;
+    var bar = el("div", "ccw-cobrowse-banner", { role: "status", "data-cc-widget": "", "data-testid": "cc-cobrowse-banner" });
+    bar.appendChild(text(el("span"), (agentName || "The agent") + " is viewing this page"));
+    var stop = text(el("button", null, { type: "button", "data-testid": "cc-cobrowse-end" }), "End");
+    stop.addEventListener("click", endCobrowse);
+    bar.appendChild(stop);
+    document.body.appendChild(bar);
+    cob.banner = bar;
+  }
+
+  function cobrowsePointer(p) {
+    if (!cob.recorder) return;
+    if (p.hide) { if (cob.pointer) cob.pointer.style.display = "none"; return; }
+    if (!cob.pointer) {
+      cob.pointer = el("div", "ccw-cobrowse-pointer", { "data-cc-widget": "", "aria-hidden": "true", "data-testid": "cc-cobrowse-pointer" });
+      document.body.appendChild(cob.pointer);
+    }
+    cob.pointer.style.display = "block";
+    cob.pointer.style.left = p.x + "px";
+    cob.pointer.style.top = p.y + "px";
+    if (p.highlight) {
+      var target = document.elementFromPoint(p.x, p.y);
+      if (!target || target.closest("[data-cc-widget]")) return;
+      var r = target.getBoundingClientRect();
+      if (!cob.highlight) {
+        cob.highlight = el("div", "ccw-cobrowse-highlight", { "data-cc-widget": "", "aria-hidden": "true", "data-testid": "cc-cobrowse-highlight" });
+        document.body.appendChild(cob.highlight);
+      }
+      var hl = cob.highlight;
+      hl.style.display = "block";
+      hl.style.left = (r.left - 4) + "px";
+      hl.style.top = (r.top - 4) + "px";
+      hl.style.width = (r.width + 8) + "px";
+      hl.style.height = (r.height + 8) + "px";
+      clearTimeout(cob.highlightTimer);
+      cob.highlightTimer = setTimeout(function () { if (cob.highlight) cob.highlight.style.display = "none"; }, 3000);
+    }
+  }
+
+  /** On every (re)connect: a live session goes on (a new page of the same chat), a pending one asks again. */
+  function cobrowseResume(socket) {
+    socket.timeout(10000).emit("cobrowse_status", {}, function (err, ack) {
+      if (err || !ack || !ack.ok) return;
+      var s = ack.session;
+      if (!s) { if (cob.recorder || cob.sessionId) stopRecording(); return; }
+      if (s.state === "live") {
+        if (cob.recorder && cob.sessionId === s.session_id) cob.recorder.checkout(); // the agent missed events
+        else startRecording(s);
+      } else if (s.state === "pending") cobrowseAsk(s);
+    });
+  }
+
+  // ---------------------------------------------------------------- pushed documents (docs/subsystems/cobrowse.md)
+  // The agent pushed a file of the shop's library: shown inline (images natively, PDFs with PDF.js loaded only
+  // then), with a download button. The link works for 15 minutes and only with this widget's visitor id.
+
+  var docs = {};
+  function docEvent(pushId, event) {
+    if (state.socket) state.socket.timeout(10000).emit("document_event", { push_id: pushId, event: event }, function () {});
+  }
+  function fetchDoc(p, download) {
+    return fetch(HUB + p.url + (download ? "&download=1" : ""), { headers: { "X-CC-Visitor": state.visitorId }, credentials: "omit" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status === 410 ? "The link has expired" : "The document could not be opened"); return r.arrayBuffer(); });
+  }
+  function loadPdfViewer() {
+    if (window.ccPdfViewer) return Promise.resolve(window.ccPdfViewer);
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = HUB + "/static/console/dist/cobrowse-pdf.js";
+      s.async = true;
+      s.onload = function () { window.ccPdfViewer ? resolve(window.ccPdfViewer) : reject(new Error("PDF viewer missing")); };
+      s.onerror = function () { reject(new Error("could not load the PDF viewer")); };
+      document.head.appendChild(s);
+    });
+  }
+  function showDocument(p) {
+    if (!p || typeof p.push_id !== "string" || typeof p.url !== "string" || p.url.indexOf("/documents/push/") !== 0 || docs[p.push_id]) return;
+    docs[p.push_id] = true;
+    docEvent(p.push_id, "delivered");
+    var card = el("div", "ccw-doc", { "data-testid": "cc-document", "data-push-id": p.push_id });
+    var head = el("div", "ccw-doc-head");
+    head.appendChild(text(el("span", "ccw-doc-name"), (p.agent_name ? p.agent_name + " shared: " : "") + (p.name || "document")));
+    var download = text(el("button", null, { type: "button", "data-testid": "cc-document-download" }), "Download");
+    head.appendChild(download);
+    var view = el("div", "ccw-doc-view", { "data-testid": "cc-document-view" });
+    var status = text(el("div", "ccw-doc-status", { "data-testid": "cc-document-status" }), "Opening\u2026");
+    card.appendChild(head);
+    card.appendChild(status);
+    card.appendChild(view);
+    ui.msgs.appendChild(card);
+    setOpen(true);
+    scrollDown(true);
+    download.addEventListener("click", function () {
+      fetchDoc(p, true).then(function (buf) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(new Blob([buf], { type: "application/octet-stream" }));
+        a.download = p.name || "document";
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+      }, function (err) { text(status, err.message); });
+    });
+    fetchDoc(p, false).then(function (buf) {
+      if (p.content_type === "application/pdf") {
+        return loadPdfViewer().then(function (viewer) {
+          return viewer.render(new Uint8Array(buf), view, { workerSrc: HUB + "/static/console/dist/pdf.worker.min.mjs", width: 300 });
+        }).then(function (r) { text(status, r.pages + (r.pages === 1 ? " page" : " pages")); });
+      }
+      if (/^image\/(png|jpeg|webp)$/.test(p.content_type)) {
+        var img = el("img", null, { alt: p.name || "document", "data-testid": "cc-document-image" });
+        return new Promise(function (resolve, reject) {
+          img.onload = resolve;
+          img.onerror = function () { reject(new Error("The image could not be shown")); };
+          img.src = URL.createObjectURL(new Blob([buf], { type: p.content_type }));
+          view.appendChild(img);
+        }).then(function () { text(status, ""); });
+      }
+      throw new Error("This kind of document cannot be shown");
+    }).then(function () {
+      card.setAttribute("data-opened", "true");
+      docEvent(p.push_id, "opened"); // first render
+    }, function (err) { text(status, err.message || "The document could not be opened"); });
   }
 
   // ---------------------------------------------------------------- start

@@ -29,6 +29,8 @@ import * as stateLine from "./views/state-line.js";
 import * as continuity from "./views/continuity.js";
 import * as shortcuts from "./views/shortcuts.js";
 import * as panels from "./views/panels.js";
+import * as cobrowse from "./views/cobrowse.js";
+import * as documents from "./views/documents.js";
 
 /** hello: who we are, our status, the channels, then offers before conversations (an offer of a
  *  conversation already ours is ignored), then open the first conversation after a reload. */
@@ -77,6 +79,8 @@ function wire() {
   continuity.wire();
   shortcuts.wire();
   panels.wire();
+  cobrowse.wire();
+  documents.wire();
   socket.on("hello", onHello);
 }
 

@@ -7,7 +7,7 @@ days before its promised date is at risk; ``evaluation_settings.bot_cross_sell``
 association once after an order is confirmed on chat.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07 04:30:00
 """
 from alembic import op
@@ -17,7 +17,7 @@ import crm_store.models
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

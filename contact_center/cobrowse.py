@@ -1,0 +1,468 @@
+"""Co-browsing over Socket.IO: the consent request, the relay of the customer's page events, the end.
+
+The handlers join the existing namespaces (``/customer``, ``/agent``) as ``cobrowse_*`` events
+(:func:`install`), so a co-browsing session rides the chat's own authenticated connections:
+
+- only the agent who holds a web chat may ask (``cobrowse_start``); the customer's widget shows a consent
+  prompt and nothing is recorded before they accept (``cobrowse_consent``); 60 s without an answer is a no;
+- page events (``cobrowse_events``) are relayed only while the session is live, only from a socket of that
+  conversation's customer, only to the room of the agent who asked; the hub never parses, logs or stores
+  them (they are JSON text cut in pieces of at most ``MAX_CHUNK_CHARS``);
+- either side ends it (``cobrowse_end``); a closed or transferred conversation ends it; a customer whose
+  pages are all gone for ``RECONNECT_GRACE_SECONDS`` has left;
+- every step goes on the customer's timeline (interaction kind ``cobrowse``): who, when, the answer, who
+  ended it and why. No page content is kept.
+
+Protocol: ``docs/subsystems/cobrowse.md``. Sessions live in this hub process (one node, or sticky sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any, Awaitable, Callable
+
+import socketio
+
+from contact_center.channels import WEB_CHAT
+from contact_center.domain.cobrowse import (
+    CONSENT_SECONDS, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
+    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, EndReason, event_piece, pointer,
+    valid_session_id,
+)
+from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
+from contact_center.realtime import TokenBucket
+
+from aiohttp import web
+
+log = logging.getLogger("contact_center.cobrowse")
+
+ASSIGNMENT_RECHECK_SECONDS = 5.0  # while live, how often the relay checks the agent still holds the chat
+
+
+def _ack_error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+async def _acked(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    try:
+        return {"ok": True, **(await fn())}
+    except (CobrowseError, HubError) as exc:
+        return _ack_error(exc.code, exc.message if isinstance(exc, CobrowseError) else str(exc))
+    except Exception:  # noqa: BLE001 - the client gets an answer, the bug gets logged
+        log.exception("co-browsing handler failed")
+        return _ack_error("internal", "something went wrong on our side")
+
+
+def _payload(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise CobrowseError("bad_request", "payload must be an object")
+    return data
+
+
+class CobrowseRelay:
+    """The co-browsing sessions of this hub process and the ``cobrowse_*`` handlers of both namespaces."""
+
+    def __init__(self, sio: socketio.AsyncServer, hub: HubService, clock: Callable[[], float] = time.time,
+                 consent_seconds: float = CONSENT_SECONDS, grace_seconds: float = RECONNECT_GRACE_SECONDS) -> None:
+        self.sio, self.hub, self.clock = sio, hub, clock
+        self.consent_seconds, self.grace_seconds = consent_seconds, grace_seconds
+        self.sessions: dict[int, CobrowseSession] = {}  # conversation id -> its current (not ended) session
+        self._timers: dict[str, asyncio.Task[None]] = {}  # session id -> its consent or reconnect timer
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._checked: dict[str, float] = {}  # session id -> when the assignment was last checked
+        self._customer_sids: dict[int, set[str]] = {}  # conversation id -> recording sockets on this node
+
+    # ------------------------------------------------------------------ the agent's side
+    async def agent_start(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_start {conversation_id}``: ask the customer. Ack ``{session}``."""
+        conv = await self._held(agent, _payload(data).get("conversation_id"))
+        current = self.sessions.get(conv.id)
+        if current is not None:
+            return {"session": current.public()}  # already asked or live: the same session
+        if conv.channel != WEB_CHAT.name:
+            raise CobrowseError("bad_request", "co-browsing needs a web chat (on a call: not yet)")
+        now = self.clock()
+        session = CobrowseSession(
+            id=secrets.token_urlsafe(18), conversation_id=conv.id, customer_id=conv.customer_id, agent_id=agent.id,
+            agent_name=agent.display_name or agent.username, state=CobrowseState.PENDING, requested_at=now,
+            consent_deadline=now + self.consent_seconds,
+        )
+        self.sessions[conv.id] = session
+        self._timer(session.id, self.consent_seconds, lambda: self._no_answer(session.id, conv.id))
+        await self._record(session, "requested", f"Co-browsing requested by {session.agent_name}")
+        await self.sio.emit("cobrowse_request", session.public(), to=room_conv(conv.id), namespace="/customer")
+        return {"session": session.public()}
+
+    async def agent_end(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_end {conversation_id}``."""
+        conv = await self._held(agent, _payload(data).get("conversation_id"))
+        session = self.sessions.get(conv.id)
+        if session is None:
+            raise CobrowseError("not_found", "no co-browsing session on this conversation")
+        await self.end(session, EndReason.AGENT_ENDED)
+        return {}
+
+    async def agent_status(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_status {conversation_id}``: the session now (a reloaded console); asks for a full snapshot."""
+        conv = await self._held(agent, _payload(data).get("conversation_id"))
+        session = self.sessions.get(conv.id)
+        return {"session": session.public() if session else None}
+
+    async def agent_checkout(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_checkout {conversation_id}``: the recorder sends a new full snapshot (a late-joining view)."""
+        session = await self._live_of_agent(agent, data)
+        await self.sio.emit("cobrowse_checkout", {"session_id": session.id}, to=room_conv(session.conversation_id), namespace="/customer")
+        return {}
+
+    async def agent_pointer(self, sid: str, agent: AgentRef, data: Any) -> None:
+        """``cobrowse_pointer {conversation_id, x, y, highlight?, hide?}``: no ack; over the rate: dropped."""
+        if self._wait(sid, "pointer", POINTER_BURST, POINTERS_PER_SECOND) > 0:
+            return
+        try:
+            session = await self._live_of_agent(agent, data)
+            point = pointer(_payload(data))
+        except (CobrowseError, HubError):
+            return
+        await self.sio.emit("cobrowse_pointer", {"session_id": session.id, **point},
+                            to=room_conv(session.conversation_id), namespace="/customer")
+
+    # ------------------------------------------------------------------ the customer's side
+    async def customer_status(self, sid: str, session_data: dict[str, Any]) -> dict[str, Any]:
+        """``cobrowse_status {}``: the session of this socket's conversation (a new page resumes a live one)."""
+        conv_id = session_data.get("room")
+        session = self.sessions.get(int(conv_id)) if conv_id is not None else None
+        if session is None or session.customer_id != session_data.get("customer_id"):
+            return {"session": None}
+        if session.state is CobrowseState.LIVE:
+            self._recording(session.conversation_id, sid)  # a new page of the customer: it records
+        return {"session": session.public()}
+
+    async def customer_consent(self, session_data: dict[str, Any], data: Any, sid: str | None = None) -> dict[str, Any]:
+        """``cobrowse_consent {session_id, accept}`` (``sid``: the answering socket, which records from now on)."""
+        p = _payload(data)
+        session = self._customer_session(session_data, p.get("session_id"))
+        if not isinstance(p.get("accept"), bool):
+            raise CobrowseError("bad_request", "accept must be true or false")
+        if not p["accept"]:
+            await self.end(session, EndReason.DECLINED)
+            return {"session": None}
+        live = session.accept(self.clock())
+        self.sessions[live.conversation_id] = live
+        self._cancel_timer(live.id)
+        if sid is not None:
+            self._recording(live.conversation_id, sid)  # if this page goes and none comes back, the customer left
+        await self._record(live, "consent_given", "The customer accepted co-browsing")
+        await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
+        return {"session": live.public()}
+
+    async def customer_events(self, sid: str, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_events {session_id, seq, part?, parts?, data}``: relayed to the agent as they are."""
+        wait = self._wait(sid, "events", EVENT_BURST, EVENTS_PER_SECOND)
+        if wait > 0:
+            return {"ok": False, "error": {"code": "rate_limited", "message": "too many co-browsing events", "retry_after": round(wait + 0.05, 1)}}
+
+        async def run() -> dict[str, Any]:
+            p = _payload(data)
+            session = self._customer_session(session_data, p.get("session_id"))
+            if session.state is not CobrowseState.LIVE:
+                raise CobrowseError("conflict", "the customer has not accepted co-browsing")
+            piece = event_piece(p)
+            self._recording(session.conversation_id, sid)
+            if not await self._still_held(session):
+                raise CobrowseError("conflict", "the co-browsing session has ended")
+            await self.sio.emit("cobrowse_events", {"conversation_id": session.conversation_id, "session_id": session.id, **piece.relayed()},
+                                to=room_agent(session.agent_id), namespace="/agent")
+            return {}
+
+        return await _acked(run)
+
+    async def customer_end(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_end {session_id}``."""
+        session = self._customer_session(session_data, _payload(data).get("session_id"))
+        await self.end(session, EndReason.CUSTOMER_ENDED)
+        return {}
+
+    async def customer_gone(self, sid: str, session_data: dict[str, Any]) -> None:
+        """A customer socket closed: when no page of theirs records any more, wait for a new page, then end."""
+        self._buckets.pop((sid, "events"), None)
+        conv_id = session_data.get("room")
+        if conv_id is None:
+            return
+        sids = self._customer_sids.get(int(conv_id))
+        if sids is None or sid not in sids:
+            return
+        sids.discard(sid)
+        session = self.sessions.get(int(conv_id))
+        if sids or session is None or session.state is not CobrowseState.LIVE:
+            return
+        self._timer(session.id, self.grace_seconds, lambda: self._left(session.id, int(conv_id)))
+
+    # ------------------------------------------------------------------ ending
+    async def end(self, session: CobrowseSession, reason: EndReason) -> None:
+        """End a session (once): both sides are told, the timeline says who and why."""
+        current = self.sessions.get(session.conversation_id)
+        if current is None or current.id != session.id:
+            return
+        ended = current.end(self.clock(), reason)
+        del self.sessions[session.conversation_id]
+        self._cancel_timer(session.id)
+        self._checked.pop(session.id, None)
+        self._customer_sids.pop(session.conversation_id, None)
+        body = ended.public()
+        await self.sio.emit("cobrowse_ended", body, to=room_conv(session.conversation_id), namespace="/customer")
+        await self.sio.emit("cobrowse_ended", body, to=room_agent(session.agent_id), namespace="/agent")
+        what = "consent_refused" if reason in (EndReason.DECLINED, EndReason.NO_ANSWER) else "ended"
+        seconds = None if current.started_at is None else round(ended.ended_at - current.started_at, 1)  # type: ignore[operator]
+        summary = ("Co-browsing declined: " if what == "consent_refused" else "Co-browsing ended: ") + REASON_TEXT[reason]
+        await self._record(ended, what, summary, reason=reason.value, duration_seconds=seconds)
+
+    async def conversation_over(self, conversation_id: int) -> None:
+        """The conversation was closed or transferred: its session (if any) ends."""
+        session = self.sessions.get(conversation_id)
+        if session is not None:
+            await self.end(session, EndReason.CONVERSATION_ENDED)
+
+    # ------------------------------------------------------------------ helpers
+    async def _held(self, agent: AgentRef, raw_conversation_id: Any) -> Any:
+        """The open conversation this agent holds (supervisors too only if it is theirs: nobody else watches)."""
+        conv = await self.hub.assigned(agent, raw_conversation_id)
+        if conv.assigned_agent_id != agent.id:
+            raise CobrowseError("forbidden", "this conversation is not assigned to you")
+        return conv
+
+    async def _live_of_agent(self, agent: AgentRef, data: Any) -> CobrowseSession:
+        conv = await self._held(agent, _payload(data).get("conversation_id"))
+        session = self.sessions.get(conv.id)
+        if session is None or session.state is not CobrowseState.LIVE:
+            raise CobrowseError("conflict", "no live co-browsing session on this conversation")
+        return session
+
+    def _customer_session(self, session_data: dict[str, Any], raw_id: Any) -> CobrowseSession:
+        """The session this customer socket may act on: its own conversation's, by its id."""
+        sid = valid_session_id(raw_id)
+        conv_id = session_data.get("room")
+        session = self.sessions.get(int(conv_id)) if conv_id is not None else None
+        if session is None or session.id != sid or session.customer_id != session_data.get("customer_id"):
+            raise CobrowseError("not_found", "no such co-browsing session")
+        return session
+
+    async def _still_held(self, session: CobrowseSession) -> bool:
+        """While live, at most every few seconds: is the chat still open and the agent's? If not, it ends."""
+        now = self.clock()
+        if now - self._checked.get(session.id, 0.0) < ASSIGNMENT_RECHECK_SECONDS:
+            return True
+        self._checked[session.id] = now
+        conv = await self.hub.repo.conversation(session.conversation_id)
+        if conv is not None and conv.status != "closed" and conv.assigned_agent_id == session.agent_id:
+            return True
+        await self.end(session, EndReason.CONVERSATION_ENDED)
+        return False
+
+    def _recording(self, conversation_id: int, sid: str) -> None:
+        sids = self._customer_sids.setdefault(conversation_id, set())
+        if sid not in sids:
+            sids.add(sid)
+            session = self.sessions.get(conversation_id)
+            if session is not None:
+                self._cancel_timer(session.id)  # a new page came back within the grace period
+
+    def _wait(self, sid: str, kind: str, burst: int, rate: float) -> float:
+        now = self.clock()
+        bucket = self._buckets.get((sid, kind))
+        if bucket is None:
+            bucket = self._buckets[(sid, kind)] = TokenBucket(burst, rate, now)
+        return bucket.take(now)
+
+    def _timer(self, session_id: str, seconds: float, then: Callable[[], Awaitable[None]]) -> None:
+        self._cancel_timer(session_id)
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            self._timers.pop(session_id, None)
+            await then()
+
+        self._timers[session_id] = asyncio.get_running_loop().create_task(later())
+
+    def _cancel_timer(self, session_id: str) -> None:
+        task = self._timers.pop(session_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _no_answer(self, session_id: str, conversation_id: int) -> None:
+        session = self.sessions.get(conversation_id)
+        if session is not None and session.id == session_id and session.state is CobrowseState.PENDING:
+            await self.end(session, EndReason.NO_ANSWER)
+
+    async def _left(self, session_id: str, conversation_id: int) -> None:
+        session = self.sessions.get(conversation_id)
+        if session is not None and session.id == session_id and not self._customer_sids.get(conversation_id):
+            await self.end(session, EndReason.CUSTOMER_LEFT)
+
+    async def _record(self, session: CobrowseSession, event: str, summary: str, **extra: Any) -> None:
+        """One line on the customer's timeline (who, when, what; never page content)."""
+        from crm_store.domain.interactions import InteractionKind
+        from crm_store.repositories.interactions import record_interaction
+
+        payload = {"session_id": session.id, "event": event, "agent_name": session.agent_name,
+                   **{k: v for k, v in extra.items() if v is not None}}
+        try:
+            async with self.hub.db.transaction() as s:
+                await record_interaction(s, session.customer_id, InteractionKind.COBROWSE, "web", summary, payload,
+                                         agent_id=session.agent_id, conversation_id=session.conversation_id)
+        except Exception:  # noqa: BLE001 - the session goes on; the missing line is logged
+            log.exception("could not record a co-browsing event on the timeline")
+
+    async def stop(self) -> None:
+        for task in list(self._timers.values()):
+            task.cancel()
+        self._timers.clear()
+
+
+COBROWSE_KEY = web.AppKey("cobrowse", CobrowseRelay)  # the app's relay (tests shorten its timers)
+
+
+def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_ns: Any,
+            relay: CobrowseRelay | None = None) -> CobrowseRelay:
+    """Add the ``cobrowse_*`` events to the ``/customer`` and ``/agent`` namespaces (python-socketio dispatches
+    ``on_<event>`` by name); a customer socket's close is passed on to the relay."""
+    relay = relay or CobrowseRelay(sio, hub)
+
+    async def agent_of(sid: str) -> AgentRef:
+        agent: AgentRef = (await agent_ns.get_session(sid))["agent"]
+        return agent
+
+    def agent_handler(method: Callable[[AgentRef, Any], Awaitable[dict[str, Any]]]) -> Callable[[str, Any], Awaitable[dict[str, Any]]]:
+        async def handle(sid: str, data: Any = None) -> dict[str, Any]:
+            async def run() -> dict[str, Any]:
+                return await method(await agent_of(sid), data)
+            return await _acked(run)
+        return handle
+
+    agent_ns.on_cobrowse_start = agent_handler(relay.agent_start)
+    agent_ns.on_cobrowse_end = agent_handler(relay.agent_end)
+    agent_ns.on_cobrowse_status = agent_handler(relay.agent_status)
+    agent_ns.on_cobrowse_checkout = agent_handler(relay.agent_checkout)
+
+    async def on_agent_pointer(sid: str, data: Any = None) -> None:
+        try:
+            await relay.agent_pointer(sid, await agent_of(sid), data)
+        except Exception:  # noqa: BLE001 - a pointer is best effort
+            log.exception("co-browsing pointer failed")
+
+    agent_ns.on_cobrowse_pointer = on_agent_pointer
+
+    async def customer_data(sid: str) -> dict[str, Any]:
+        data: dict[str, Any] = await customer_ns.get_session(sid)
+        return data
+
+    async def on_customer_status(sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return await relay.customer_status(sid, await customer_data(sid))
+        return await _acked(run)
+
+    async def on_customer_consent(sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return await relay.customer_consent(await customer_data(sid), data, sid)
+        return await _acked(run)
+
+    async def on_customer_events(sid: str, data: Any = None) -> dict[str, Any]:
+        return await relay.customer_events(sid, await customer_data(sid), data)
+
+    async def on_customer_end(sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return await relay.customer_end(await customer_data(sid), data)
+        return await _acked(run)
+
+    customer_ns.on_cobrowse_status = on_customer_status
+    customer_ns.on_cobrowse_consent = on_customer_consent
+    customer_ns.on_cobrowse_events = on_customer_events
+    customer_ns.on_cobrowse_end = on_customer_end
+
+    original_disconnect = customer_ns.on_disconnect
+
+    async def on_disconnect(sid: str, *args: Any) -> None:
+        try:
+            data = await customer_data(sid)
+        except KeyError:
+            data = None
+        await original_disconnect(sid, *args)
+        if data is not None:
+            try:
+                await relay.customer_gone(sid, data)
+            except Exception:  # noqa: BLE001
+                log.exception("co-browsing: could not handle a closed customer socket")
+
+    customer_ns.on_disconnect = on_disconnect
+
+    # the agent closes, transfers or hands the chat back: its session ends at once
+    for name in ("on_close", "on_transfer", "on_handback"):
+        original = getattr(agent_ns, name, None)
+        if original is not None:
+            setattr(agent_ns, name, _ending_after(original, relay))
+    return relay
+
+
+def _ending_after(original: Callable[[str, Any], Awaitable[dict[str, Any]]], relay: CobrowseRelay) -> Callable[[str, Any], Awaitable[dict[str, Any]]]:
+    async def handle(sid: str, data: Any = None) -> dict[str, Any]:
+        ack = await original(sid, data)
+        if isinstance(ack, dict) and ack.get("ok") and isinstance(data, dict):
+            cid = data.get("conversation_id")
+            if isinstance(cid, int) and not isinstance(cid, bool):
+                try:
+                    await relay.conversation_over(cid)
+                except Exception:  # noqa: BLE001
+                    log.exception("co-browsing: could not end the session of a closed conversation")
+        return ack
+    return handle
+
+
+# ---------------------------------------------------------------------- the replay frame (HTTP)
+FRAME_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Co-browsing view</title>
+<style>
+html,body{margin:0;height:100%;overflow:hidden;background:#f1f5f9;font:13px system-ui,sans-serif;color:#475569}
+#status{padding:12px}#status:empty{display:none}
+#stage{position:relative}
+#replay{position:absolute;left:0;top:0;overflow:hidden;background:#fff}
+#overlay{position:absolute;left:0;top:0;z-index:10;cursor:crosshair}
+.replayer-wrapper{position:relative}
+.replayer-wrapper>iframe{border:0;pointer-events:none;display:block}
+.replayer-mouse{position:absolute;width:14px;height:14px;margin:-7px 0 0 -7px;border-radius:50%;background:rgba(37,99,235,.55);border:2px solid #fff;z-index:5;transition:left .05s linear,top .05s linear}
+.replayer-mouse-tail{display:none}
+</style>
+</head>
+<body>
+<div id="status">Waiting for the customer's page&hellip;</div>
+<div id="stage"><div id="replay"></div><div id="overlay"></div></div>
+<script src="/static/console/dist/cobrowse-replay.js"></script>
+</body>
+</html>
+"""
+
+
+def frame_csp() -> str:
+    """The replay frame's policy: our replay script only (no inline script, no eval), no connections, the customer
+    page's images, fonts and inline styles (rrweb rebuilds stylesheets as ``<style>``). The customer's page itself
+    is rebuilt in an inner iframe that rrweb sandboxes ``allow-same-origin`` only, so nothing in it ever runs, and it
+    inherits this policy. Framed by the console only."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src * data: blob:; "
+        "font-src * data:; connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    )
+
+
+async def replay_frame(request: web.Request) -> web.Response:
+    """GET /console/cobrowse-frame: the page the console frames for the live view."""
+    return web.Response(text=FRAME_HTML, content_type="text/html", headers={
+        "Content-Security-Policy": frame_csp(), "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/console/cobrowse-frame", replay_frame)
