@@ -308,7 +308,8 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
             return DeliveryReport("failed", error_code="no_call", error_message="this callback has no call")
         return await adapter.act(CallAction(  # type: ignore[attr-defined, no-any-return]
             kind="connect_agent", conversation_id=conv.id, thread_key=conv.thread_key, agent_id=agent_id,
-            customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id, leg="customer"))
+            customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id, leg="customer",
+            agent_phone=await calls.own_phone(hub, agent_id)))
     attempt = await store.start_attempt(cb.id, agent_id=agent_id, conversation_id=conv.id, claimed_by=hub.node, now=now_utc(hub))
     if attempt is None:
         return DeliveryReport("failed", error_code="claimed", error_message="this callback is no longer waiting (already dialled, or cancelled)")
@@ -321,6 +322,7 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
             report = await adapter.act(CallAction(
                 kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
                 customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
+                agent_phone=await calls.own_phone(hub, agent_id),  # an agent who takes calls on their own phone
             ))
         except Exception as exc:  # noqa: BLE001
             log.exception("dialling a callback failed", extra={"callback_id": cb.id})

@@ -34,7 +34,7 @@ from integrations.twilio.config import TwilioConfig
 from integrations.twilio.messaging import BadWebhook, read_form
 from integrations.twilio.ports import WebhookReceipts
 from integrations.twilio.voice import (
-    CUSTOMER_LABEL, MAX_FORM_BYTES, VoiceAdapter, _field, agent_identity, room_name,
+    CUSTOMER_LABEL, MAX_FORM_BYTES, VoiceAdapter, _field, agent_destination, agent_identity, room_name,
 )
 from integrations.twilio.signature import SIGNATURE_HEADER, is_valid_signature
 from integrations.twilio.voice_rest import VoiceResult
@@ -230,7 +230,7 @@ class CallbackDialler:
         caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
-            room, from_=caller_id, to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
             status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="agent"), end_conference_on_exit=True,
         )
         if not leg.ok:
@@ -259,7 +259,7 @@ class CallbackDialler:
         caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
-            room, from_=caller_id, to=f"client:{identity}", label=identity, timeout=self.settings.agent_ring_seconds,
+            room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
             status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent"), end_conference_on_exit=True,
         )
         if not leg.ok:

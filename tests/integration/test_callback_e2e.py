@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from contact_center.hub.service import AgentRef
 from contact_center.settings import Settings
 from crm_store.db import Database
-from crm_store.models import Callback, CallbackAttempt, Interaction
+from crm_store.models import Agent, Callback, CallbackAttempt, Interaction
 from crm_store.repositories import agents as agents_repo
 from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, signed_post, until
 
@@ -416,3 +416,31 @@ async def test_an_attempt_with_no_news_is_failed_and_retried_not_stuck(db: Datab
     await until(lambda: _state(db, cb_id, "scheduled"), "the stuck attempt failed and the callback rescheduled")
     row = await _callback(db, cb_id)
     assert row.attempts == 1 and row.last_outcome == "failed"
+
+
+async def test_an_agent_on_their_own_phone_is_rung_there_for_a_callback(db: Database, phones: CallbackPhones) -> None:
+    """Issue 14's own number with issue 15's agent-first dial: the agent's leg rings their number, not a softphone."""
+    alice = await _alice(db)
+    own = "+15005550177"
+    async with db.transaction() as s:
+        row = await s.get(Agent, alice.id)
+        assert row is not None
+        row.phone_number = own
+        s.add(row)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    phones.engine.phones[own] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": "(415) 555-0142", "when": "now"})
+    assert status == 201, body
+    cid = body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await until(lambda: offered(hub, alice, cid), f"the callback's contact {cid} offered to alice")
+    await hub.accept(alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: customer.participant is not None and customer.participant.conference.started, "the bridge")
+    assert {p.call.to for p in customer.participant.conference.participants.values()} == {CUSTOMER, own}
+    assert phones.engine.client_legs(f"agent_{alice.id}") == []
+    await until(lambda: _state(db, body["callback"]["id"], "connected"), "the callback connected")
+    phones.engine.hang_up(customer.sid)
+    assert [(e.code, e.url) for e in phones.engine.errors] == []
