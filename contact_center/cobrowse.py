@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import re
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import socketio
 
@@ -33,6 +34,7 @@ from contact_center.domain.cobrowse import (
     valid_session_id,
 )
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
+from contact_center.keys import SETTINGS_KEY
 from contact_center.realtime import TokenBucket
 
 from aiohttp import web
@@ -446,21 +448,37 @@ html,body{margin:0;height:100%;overflow:hidden;background:#f1f5f9;font:13px syst
 """
 
 
-def frame_csp() -> str:
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def asset_origins(allowed_origins: Sequence[str], extra: Mapping[str, str]) -> tuple[str, ...]:
+    """Where the replayed page may load images and fonts from: the shops that embed the widget
+    (``ALLOWED_ORIGINS``) and ``COBROWSE_ASSET_ORIGINS`` (a shop's CDN; comma- or space-separated
+    ``https://host[:port]``). Anything else is not fetched by the agent's browser: a customer who edits their
+    page cannot make it call a URL of theirs (a tracking pixel would learn the agent's address)."""
+    raw = [*allowed_origins, *re.split(r"[\s,]+", extra.get("COBROWSE_ASSET_ORIGINS", ""))]
+    return tuple(dict.fromkeys(o.rstrip("/") for o in raw if o and _ORIGIN.fullmatch(o.rstrip("/"))))
+
+
+def frame_csp(origins: Sequence[str] = ()) -> str:
     """The replay frame's policy: our replay script only (no inline script, no eval), no connections, the customer
-    page's images, fonts and inline styles (rrweb rebuilds stylesheets as ``<style>``). The customer's page itself
-    is rebuilt in an inner iframe that rrweb sandboxes ``allow-same-origin`` only, so nothing in it ever runs, and it
-    inherits this policy. Framed by the console only."""
+    page's images and fonts from this hub and the shop's own origins (:func:`asset_origins`), and inline styles
+    (rrweb rebuilds stylesheets as ``<style>``). The customer's page itself is rebuilt in an inner iframe that rrweb
+    sandboxes ``allow-same-origin`` only, so nothing in it ever runs, and it inherits this policy. Framed by the
+    console only."""
+    sources = " ".join(("'self'", *origins, "data:", "blob:"))
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src * data: blob:; "
-        "font-src * data:; connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+        f"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src {sources}; "
+        f"font-src {sources}; connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
     )
 
 
 async def replay_frame(request: web.Request) -> web.Response:
     """GET /console/cobrowse-frame: the page the console frames for the live view."""
+    settings = request.app[SETTINGS_KEY]
+    origins = asset_origins(settings.allowed_origins, settings.extra)
     return web.Response(text=FRAME_HTML, content_type="text/html", headers={
-        "Content-Security-Policy": frame_csp(), "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+        "Content-Security-Policy": frame_csp(origins), "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
     })
 
 

@@ -125,7 +125,7 @@ class Settings:
             login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES") or cls.login_address_max_failures),
             login_address_lockout_failures=int(env.get("LOGIN_ADDRESS_LOCKOUT_FAILURES") or cls.login_address_lockout_failures),
             login_lockout_seconds=int(env.get("LOGIN_LOCKOUT_SECONDS") or cls.login_lockout_seconds),
-            extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "VOICE_", "EMAIL_", "SMTP_", "IMAP_", "CALLBACK_")) or k in ("MEDIA_MAX_BYTES",)},
+            extra={k: v for k, v in env.items() if k.startswith(("TWILIO_", "VOICE_", "EMAIL_", "SMTP_", "IMAP_", "CALLBACK_", "COBROWSE_")) or k in ("MEDIA_MAX_BYTES",)},
         )
 
     def with_generated_secrets(self) -> "Settings":

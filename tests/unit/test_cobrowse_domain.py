@@ -69,3 +69,18 @@ def test_pointer() -> None:
     for bad in ({"x": "1", "y": 1}, {"x": 1}, {"x": True, "y": 1}, {"x": 1, "y": 10**9}):
         with pytest.raises(CobrowseError):
             pointer(bad)
+
+
+def test_the_replay_frame_loads_assets_only_from_this_hub_and_the_shops_origins() -> None:
+    """A customer who edits their page must not make the agent's browser fetch a URL of theirs: the replay frame's
+    img-src and font-src are this hub, the widget's shops (ALLOWED_ORIGINS) and COBROWSE_ASSET_ORIGINS only."""
+    from contact_center.cobrowse import asset_origins, frame_csp
+
+    origins = asset_origins(("https://shop.example", "javascript:alert(1)", "*"),
+                            {"COBROWSE_ASSET_ORIGINS": "https://cdn.shop.example:8443, https://img.shop.example/"})
+    assert origins == ("https://shop.example", "https://cdn.shop.example:8443", "https://img.shop.example")
+    policy = dict(part.strip().split(" ", 1) for part in frame_csp(origins).split(";"))
+    assert policy["img-src"] == "'self' https://shop.example https://cdn.shop.example:8443 https://img.shop.example data: blob:"
+    assert policy["font-src"] == policy["img-src"]
+    assert policy["script-src"] == "'self'" and policy["connect-src"] == "'none'" and policy["default-src"] == "'none'"
+    assert "*" not in frame_csp(asset_origins((), {})).replace("'self'", "")
