@@ -23,14 +23,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from contact_center.api.errors import error_response
 from contact_center.channels import WEB_CHAT
 from contact_center.domain.cobrowse import CobrowseError
-from contact_center.domain.media import sniff
 from contact_center.hub.service import AgentRef, HubError, HubService, room_conv
-from contact_center.media_routes import MEDIA_KEY, content_disposition
+from contact_center.media_routes import MEDIA_KEY, content_disposition, read_uploaded_file
 
 log = logging.getLogger("contact_center.documents")
 
@@ -170,24 +169,14 @@ def add_routes(app: web.Application, pushes: Callable[[], DocumentPushes], agent
             return error_response(401, "unauthorized", "log in first")
         if agent.role not in LIBRARY_ROLES:
             return error_response(403, "forbidden", "only admins and supervisors manage the document library")
-        if not request.content_type.startswith("multipart/"):
-            return error_response(400, "bad_request", "send the file as multipart/form-data, field 'file'")
-        reader = await request.multipart()
-        part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "file":
-            part = await reader.next()
-        if not isinstance(part, BodyPartReader):
-            return error_response(400, "bad_request", "no 'file' field")
-        data = bytearray()
-        while chunk := await part.read_chunk(64 * 1024):
-            data += chunk
-            if len(data) > MAX_BYTES:
-                return error_response(413, "too_large", f"a document may be at most {MAX_BYTES // (1024 * 1024)} MB")
-        kind = sniff(bytes(data))
+        got = await read_uploaded_file(request, MAX_BYTES, f"a document may be at most {MAX_BYTES // (1024 * 1024)} MB")
+        if isinstance(got, web.Response):
+            return got
+        data, name, kind = got
         if kind not in DOCUMENT_TYPES:
             return error_response(415, "unsupported_media", "only PDF, PNG, JPEG and WebP files can be in the library")
-        name = "".join(ch for ch in (part.filename or "") if ch.isprintable() and ch not in '"\\/;')[:200] or "document"
-        stored = await request.app[MEDIA_KEY].put(bytes(data), kind, name)
+        name = name or "document"
+        stored = await request.app[MEDIA_KEY].put(data, kind, name)
         async with request.app[DB_KEY].transaction() as s:
             doc = await documents_repo.add_document(s, name, kind, stored.size, stored.key, agent.agent_id)
         return web.json_response({"id": doc.id, "name": doc.name, "content_type": doc.content_type, "size": doc.size,

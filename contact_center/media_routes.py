@@ -54,6 +54,27 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:150], safe='')}"
 
 
+async def read_uploaded_file(request: web.Request, max_bytes: int, too_large: str) -> tuple[bytes, str, str | None] | web.Response:
+    """The ``file`` field of a multipart upload: ``(bytes, cleaned file name, sniffed type)``, or the error answer
+    (400 not multipart / no field, 413 with ``too_large`` once more than ``max_bytes`` came in). The name keeps
+    printable characters only, without quotes, slashes or semicolons (it goes into Content-Disposition)."""
+    if not request.content_type.startswith("multipart/"):
+        return error_response(400, "bad_request", "send the file as multipart/form-data, field 'file'")
+    reader = await request.multipart()
+    part = await reader.next()
+    while part is not None and getattr(part, "name", None) != "file":
+        part = await reader.next()
+    if not isinstance(part, BodyPartReader):
+        return error_response(400, "bad_request", "no 'file' field")
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:
+            return error_response(413, "too_large", too_large)
+    name = "".join(ch for ch in (part.filename or "") if ch.isprintable() and ch not in '"\\/;')[:200]
+    return bytes(data), name, sniff(bytes(data))
+
+
 def add_media_routes(
     app: web.Application, *, secret: str, max_bytes: int, agent_of: Callable[[web.Request], object]
 ) -> None:
@@ -62,24 +83,13 @@ def add_media_routes(
     async def upload(request: web.Request) -> web.Response:
         if await agent_of(request) is None:  # type: ignore[misc]
             return error_response(401, "unauthorized", "log in first")
-        if not request.content_type.startswith("multipart/"):
-            return error_response(400, "bad_request", "send the file as multipart/form-data, field 'file'")
-        reader = await request.multipart()
-        part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "file":
-            part = await reader.next()
-        if not isinstance(part, BodyPartReader):
-            return error_response(400, "bad_request", "no 'file' field")
-        data = bytearray()
-        while chunk := await part.read_chunk(64 * 1024):
-            data += chunk
-            if len(data) > max_bytes:
-                return error_response(413, "too_large", f"the file is larger than {max_bytes} bytes")
-        kind = sniff(bytes(data))
+        got = await read_uploaded_file(request, max_bytes, f"the file is larger than {max_bytes} bytes")
+        if isinstance(got, web.Response):
+            return got
+        data, name, kind = got
         if kind is None or kind not in AGENT_UPLOAD_TYPES:
             return error_response(415, "unsupported_media", "only JPEG, PNG, GIF, WebP images and PDF files can be sent")
-        name = "".join(ch for ch in (part.filename or "") if ch.isprintable() and ch not in '"\\/;')[:200]
-        stored = await request.app[MEDIA_KEY].put(bytes(data), kind, name)
+        stored = await request.app[MEDIA_KEY].put(data, kind, name)
         return web.json_response({"key": stored.key, "url": f"/media/{stored.key}", "content_type": stored.content_type,
                                   "size": stored.size, "name": stored.name}, status=201)
 
