@@ -14,6 +14,8 @@
 // Self-contained (its own module, loaded by supervisor.html): supervisor.js only announces snapshots.
 // Every piece of customer, product or rule data goes into the page as text, never as HTML.
 
+import { api } from "./console/core/http.js"; // the console's JSON call to the hub: {ok, status, data}
+
 const $ = (id) => document.getElementById(id);
 
 function h(tag, props = {}, ...children) {
@@ -32,27 +34,6 @@ function h(tag, props = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch {
-    return { ok: false, status: 0, data: null };
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  return { ok: res.ok, status: res.status, data };
 }
 
 function errorText(r, fallback = "Something went wrong.") {
