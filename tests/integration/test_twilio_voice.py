@@ -882,18 +882,22 @@ def _said(call: Any) -> list[str]:
     return [e.text for e in call.transcript if e.kind == "say"]
 
 
-async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_server: Any) -> None:
-    """The stand-in rings the hub, runs its TwiML verb by verb (refusing what Twilio would refuse), takes the
-    caller's keys and words, and serves the REST calls that bridge the agent's client leg into the conference."""
+@dataclass
+class StandinCall:
+    """A HubService with the voice adapter, its webhooks and the Twilio stand-in mounted on one test server."""
+
+    hub: HubService
+    engine: Any
+    emits: Emits
+    adapter: VoiceAdapter
+    client: VoiceRestClient
+
+
+async def _standin_hub(db: Database, aiohttp_server: Any) -> StandinCall:
     from integrations.standins.twilio import STANDIN_KEY, create_twilio_standin
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    async with db.transaction() as s:
-        created = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"phone": 1})
-        await agents_repo.create_queue(s, "support", channels=["phone"])
-    assert created.id is not None
-    agent = AgentRef(created.id, "alice", "Alice", "agent")
     config = TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN, public_base_url=base,
                           numbers=parse_numbers(f"{SHOP}=support"), api_base_url=base + "/standin/twilio")
     client = VoiceRestClient(config, backoff=0.01)
@@ -902,7 +906,6 @@ async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_ser
     channels.register(VOICE, adapter)
     emits = Emits()
     hub = HubService(db, MemoryStateStore(), emits, channels=channels, wrap_up_seconds=0)
-    hub.bot, hub.bot_ready = ShopBot(), True
     await hub.load_queues()
     standin_app = create_twilio_standin(account_sid=ACCOUNT_SID, auth_token=TOKEN, webhook_base_url=base, numbers=[SHOP],
                                         dev_page=False, api_base_url=base + "/standin/twilio", time_scale=0.05)
@@ -910,7 +913,20 @@ async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_ser
     add_voice_routes(app, config, lambda: hub, adapter, receipts=MemoryWebhookReceipts(), today=lambda: TODAY)
     app.add_subapp("/standin/twilio", standin_app)
     await aiohttp_server(app, port=port)
-    engine = standin_app[STANDIN_KEY].voice
+    return StandinCall(hub, standin_app[STANDIN_KEY].voice, emits, adapter, client)
+
+
+async def test_a_whole_call_through_the_twilio_standin(db: Database, aiohttp_server: Any) -> None:
+    """The stand-in rings the hub, runs its TwiML verb by verb (refusing what Twilio would refuse), takes the
+    caller's keys and words, and serves the REST calls that bridge the agent's client leg into the conference."""
+    async with db.transaction() as s:
+        created = await agents_repo.create_agent(s, "alice", "pw-alice-1", display_name="Alice", capacity={"phone": 1})
+        await agents_repo.create_queue(s, "support", channels=["phone"])
+    assert created.id is not None
+    agent = AgentRef(created.id, "alice", "Alice", "agent")
+    rig = await _standin_hub(db, aiohttp_server)
+    hub, engine, emits, adapter, client = rig.hub, rig.engine, rig.emits, rig.adapter, rig.client
+    hub.bot, hub.bot_ready = ShopBot(), True
     try:
         call = engine.incoming_call(CALLER, SHOP)
         await engine.wait_for(lambda: call.listening)
@@ -969,11 +985,7 @@ async def test_an_agent_who_takes_calls_on_their_own_phone_is_rung_there(db: Dat
     """Issue 14: "an agent may instead take calls on their own phone number". With ``agents.phone_number`` set, the
     adapter rings that number for the agent's leg (not ``client:agent_<id>``); the agent answers it there and the
     caller is bridged in the conference, as with the softphone."""
-    from integrations.standins.twilio import STANDIN_KEY, create_twilio_standin
-
     own = "+15005550123"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     async with db.transaction() as s:
         created = await agents_repo.create_agent(s, "olga", "pw-olga-1", display_name="Olga", capacity={"phone": 1})
         created.phone_number = own
@@ -981,22 +993,8 @@ async def test_an_agent_who_takes_calls_on_their_own_phone_is_rung_there(db: Dat
         await agents_repo.create_queue(s, "support", channels=["phone"])
     assert created.id is not None
     agent = AgentRef(created.id, "olga", "Olga", "agent")
-    config = TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN, public_base_url=base,
-                          numbers=parse_numbers(f"{SHOP}=support"), api_base_url=base + "/standin/twilio")
-    client = VoiceRestClient(config, backoff=0.01)
-    adapter = VoiceAdapter(config, client)
-    channels = ChannelRegistry()
-    channels.register(VOICE, adapter)
-    emits = Emits()
-    hub = HubService(db, MemoryStateStore(), emits, channels=channels, wrap_up_seconds=0)
-    await hub.load_queues()
-    standin_app = create_twilio_standin(account_sid=ACCOUNT_SID, auth_token=TOKEN, webhook_base_url=base, numbers=[SHOP],
-                                        dev_page=False, api_base_url=base + "/standin/twilio", time_scale=0.05)
-    app = web.Application()
-    add_voice_routes(app, config, lambda: hub, adapter, receipts=MemoryWebhookReceipts(), today=lambda: TODAY)
-    app.add_subapp("/standin/twilio", standin_app)
-    await aiohttp_server(app, port=port)
-    engine = standin_app[STANDIN_KEY].voice
+    rig = await _standin_hub(db, aiohttp_server)
+    hub, engine, emits, client = rig.hub, rig.engine, rig.emits, rig.client
     engine.phones[own] = "answer"  # Olga picks up her phone
     try:
         call = engine.incoming_call(CALLER, SHOP)
