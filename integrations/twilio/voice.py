@@ -1467,7 +1467,12 @@ def add_voice_routes(
     app.router.add_get(HOLD_MUSIC_PATH, hooks.hold_music)
 
     async def _close(_: web.Application) -> None:
-        for task in list(hooks._pending.values()) + list(hooks._background):
+        # the turns still running and the background work (delivery marks, fallback records) end with the app,
+        # awaited: a task cancelled but left running would still be inside the database when it is closed
+        tasks = [*hooks._pending.values(), *hooks._background]
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     app.on_cleanup.append(_close)
