@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import logging
-import socket
 import sys
 import tempfile
 import time
@@ -49,16 +48,11 @@ from integrations.standins.twilio import STANDIN_KEY, create_twilio_standin  # n
 from integrations.twilio.callback import CallsPerSecond  # noqa: E402
 from integrations.twilio.config import TwilioConfig  # noqa: E402
 from integrations.twilio.voice_rest import VoiceRestClient  # noqa: E402
+from sms_webhook import free_port  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ACCOUNT = "AC" + "0" * 31 + "1"
 TOKEN = "bench-token"
 SHOP = "+15005550006"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def number(i: int) -> str:
@@ -129,7 +123,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="cb-bench-")
     db = Database(f"sqlite+aiosqlite:///{tmp}/bench.db")
     await db.create_all()
-    port = _port()
+    port = free_port()
     app = create_twilio_standin(account_sid=ACCOUNT, auth_token=TOKEN, webhook_base_url="http://127.0.0.1:9", numbers=[SHOP],
                                 dev_page=False, api_base_url=f"http://127.0.0.1:{port}", time_scale=0.01)
     server = TestServer(app, host="127.0.0.1", port=port)
