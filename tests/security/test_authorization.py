@@ -249,6 +249,8 @@ async def test_an_agent_cannot_touch_another_agents_conversation_over_the_socket
         ("close", {"conversation_id": ben_conv, "disposition": "resolved"}),
         ("transfer", {"conversation_id": ben_conv, "queue": "support"}),
         ("call_action", {"conversation_id": ben_conv, "action": "hold"}),
+        ("cobrowse_start", {"conversation_id": ben_conv}),
+        ("document_push", {"conversation_id": ben_conv, "document_id": 1}),
     ]
     for event, payload in scoped:
         ack = await alice.call(event, payload, namespace="/agent", timeout=10)
