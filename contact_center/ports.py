@@ -197,6 +197,21 @@ class StateStore(Protocol):
         """
         ...
 
+    # --- holds: an agent reserved without a conversation of their own (a consulted colleague) -----
+
+    async def hold_agent(self, agent_id: int, hold: str, channel: str) -> bool:
+        """Reserve the whole agent for ``hold`` (a consultation ringing their phone), atomically: only when
+        they take contacts (``available`` or ``busy``), take ``channel`` (capacity above 0) and hold nothing
+        now. One unit of load on the pseudo-channel ``hold``, which routing weighs as a whole agent (an
+        unknown channel takes all of them), so the router offers them nothing until :meth:`release_hold`.
+        False, and nothing changes, when the agent is unknown or not free. Gone with the agent's load
+        (``requeue_agent``)."""
+        ...
+
+    async def release_hold(self, agent_id: int, hold: str, now: float) -> bool:
+        """Free the agent's ``hold`` (``idle_since=now`` if they are then free); False if they hold none."""
+        ...
+
     # --- agent loss ----------------------------------------------------------------------------
 
     async def requeue_agent(self, agent_id: int, now: float) -> list[QueueEntry]:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 
 AVAILABLE = "available"
+BUSY = "busy"
 OFFLINE = "offline"
 
 # Weight of one priority step in the Redis waiting score: larger than any enqueued_at in epoch
@@ -119,6 +120,12 @@ def reserve(p: AgentPresence, channel: str) -> AgentPresence:
 def has_room(p: AgentPresence | None, channel: str) -> bool:
     """Whether an offer with ``check_capacity`` may reserve a unit of ``channel`` for this agent."""
     return p is not None and p.load.get(channel, 0) < p.capacity.get(channel, 0)
+
+
+def can_hold(p: AgentPresence | None, channel: str) -> bool:
+    """Whether ``hold_agent`` may reserve the whole agent: they take contacts, take ``channel`` and hold nothing."""
+    return (p is not None and p.status in (AVAILABLE, BUSY) and is_free(p.load)
+            and p.capacity.get(channel, 0) >= 1)
 
 
 def unreserve(p: AgentPresence, channel: str, now: float | None) -> AgentPresence:

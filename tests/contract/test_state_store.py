@@ -469,6 +469,32 @@ async def test_release_frees_load_and_sets_idle_since(store: StateStore) -> None
     assert await store.assignments_of(1) == []
 
 
+async def test_a_hold_reserves_a_free_agent_whole_until_released(store: StateStore) -> None:
+    """A consulted colleague is held while their phone rings: only a free agent, once, and freed again."""
+    await store.set_presence(agent(1, capacity={"chat": 3, "voice": 1}, idle=1.0))
+    await store.set_presence(agent(2, capacity={"chat": 3, "voice": 1}, load={"chat": 1}))
+    await store.set_presence(agent(3, status="away"))
+    await store.set_presence(agent(4, capacity={"chat": 3}))
+    assert await store.hold_agent(1, "consult", "voice")
+    assert await load_of(store, 1) == {"consult": 1}
+    assert not await store.hold_agent(1, "consult", "voice")  # held already: not free
+    assert not await store.hold_agent(2, "consult", "voice")  # on a chat
+    assert not await store.hold_agent(3, "consult", "voice")  # away
+    assert not await store.hold_agent(4, "consult", "voice")  # takes no calls
+    assert not await store.hold_agent(99, "consult", "voice")  # unknown
+    await store.enqueue(entry(5, channel="chat"))
+    assert await store.offer(5, 1, 100.0, check_capacity=True) is not None  # the store counts per channel only:
+    assert await store.release(5, 10.0) == 1  # the router's weights keep a held agent out (tests/unit)
+    assert await store.release_hold(1, "consult", 20.0)
+    p = await store.get_presence(1)
+    assert p is not None and p.load == {} and p.idle_since == 20.0
+    assert not await store.release_hold(1, "consult", 30.0)  # twice: nothing
+    assert await store.hold_agent(1, "consult", "voice")
+    await store.requeue_agent(1, 40.0)  # the agent is gone: the hold with their load
+    assert await load_of(store, 1) == {}
+    assert not await store.release_hold(1, "consult", 50.0)
+
+
 async def test_restored_assignments_count_against_capacity_and_release_like_any(store: StateStore) -> None:
     """After the shared state is lost, SQL's assignments come back: the agent is not offered past capacity."""
     await store.set_presence(agent(1, capacity={"chat": 2}, idle=1.0))
