@@ -65,6 +65,7 @@ def normalize_entry(e: QueueEntry) -> QueueEntry:
         declined_by=frozenset(int(a) for a in e.declined_by),
         pinned_agent=None if e.pinned_agent is None else int(e.pinned_agent),
         declined_at=float(e.declined_at),
+        pin_strict=bool(e.pin_strict),
     )
 
 
@@ -238,6 +239,7 @@ def entry_record(e: QueueEntry) -> dict[str, Any]:
         "declined_by": [str(a) for a in sorted(e.declined_by)],
         "pinned_agent": None if e.pinned_agent is None else str(e.pinned_agent),
         "declined_at": fnum(e.declined_at),
+        "pin_strict": bool(e.pin_strict),
         "score": fnum(queue_score(e.priority, e.enqueued_at)),
     }
 
@@ -258,6 +260,7 @@ def entry_from_json(raw: str | bytes) -> QueueEntry:
         declined_by=frozenset(int(a) for a in declined_by),
         pinned_agent=None if pinned is None else int(pinned),
         declined_at=float(d.get("declined_at") or 0.0),
+        pin_strict=bool(d.get("pin_strict")),
     )
 
 

@@ -219,6 +219,13 @@ async def test_entry_fields_round_trip(store: StateStore) -> None:
     e = entry(42, queue="sales vip", channel="voice", priority=3, at=12.25, declined=frozenset({4, 5}), pinned=8)
     assert await store.enqueue(e)
     assert await store.waiting("sales vip") == [e]
+    strict = replace(entry(43, queue="sales vip", pinned=8), pin_strict=True)  # click-to-call's pin: kept through a decline
+    assert await store.enqueue(strict)
+    await store.set_presence(agent(8))
+    assert await store.offer(43, 8, 100.0) is not None
+    back = await store.decline(43, 8, 5.0)
+    assert back is not None and back.pin_strict and back.pinned_agent == 8
+    assert [w.pin_strict for w in await store.waiting("sales vip")] == [False, True]
 
 
 async def test_remove_from_queue(store: StateStore) -> None:

@@ -1057,3 +1057,16 @@ async def test_hello_offers_the_bot_on_a_channel_only_while_the_bot_runs() -> No
     hub.bot_ready = True
     hello = await offers.agent_online(hub, ALICE)
     assert {c["name"]: c["bot"] for c in hello["channels"]}["sms"] is True
+
+
+def test_a_strict_pin_never_falls_back_to_the_queue_a_transfers_does() -> None:
+    """router.waiting_contacts: a transfer's pin falls back when its agent is offline or declined; a click-to-call's
+    (strict, from SQL) never does: the contact is that agent's only."""
+    from contact_center.ports import AgentPresence, QueueEntry
+
+    here = [AgentPresence(BOB.id, "available", 0.0, "n")]
+    loose = QueueEntry(1, "support", "callback", 0, 0.0, pinned_agent=ALICE.id)
+    strict = QueueEntry(2, "support", "callback", 0, 0.0, pinned_agent=ALICE.id, pin_strict=True)
+    declined = QueueEntry(3, "support", "callback", 0, 0.0, frozenset({ALICE.id}), ALICE.id, pin_strict=True)
+    got = {c.conversation_id: c.pinned_agent for c in router.waiting_contacts([loose, strict, declined], here)}
+    assert got == {1: None, 2: ALICE.id, 3: ALICE.id}
