@@ -172,7 +172,7 @@ def refuse_agent_call(status: str | None, takes_calls: bool, free: bool) -> tupl
     """Whether an agent may place a call now (click-to-call): ``(reason, words)`` when not, else None.
 
     ``status`` is the agent's presence (None: not connected), ``takes_calls`` whether they have call capacity,
-    ``free`` whether a call fits beside what they hold now (a call takes the whole agent)."""
+    ``free`` whether a call fits beside what they hold now with other customers (a call takes the whole agent)."""
     if status is None or status == "offline":
         return "agent_offline", "you are offline: open the console and set yourself Available to place a call"
     if not takes_calls:
@@ -180,7 +180,7 @@ def refuse_agent_call(status: str | None, takes_calls: bool, free: bool) -> tupl
     if status not in TAKING_CALLS:
         return "agent_unavailable", f"you are {status.replace('_', ' ')}: set yourself Available to place a call"
     if not free:
-        return "agent_busy", "you are on another contact: a call takes all of you, finish or close it first"
+        return "agent_busy", "you are on another contact (with another customer): a call takes all of you, finish or close it first"
     return None
 
 

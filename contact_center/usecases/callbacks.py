@@ -210,7 +210,8 @@ async def call_customer(hub: Hub, agent: Any, customer_id: int, number: Any) -> 
     offer with the capacity check, then the ordinary accept): the accept rings the agent's leg (softphone or their own
     phone) and dials the customer, bridged in a conference, exactly as for an accepted callback. Refused in words when
     the agent cannot take a call now (offline, away, on another contact, no phone capacity) or the number is refused
-    by the callback rules (not a number, a country not allowed, premium-rate)."""
+    by the callback rules (not a number, a country not allowed, premium-rate). What the agent holds with this same
+    customer (the chat in which they asked to be called) does not count against them: the call is its next step."""
     from contact_center.domain.routing import AgentSnapshot, AgentStatus, can_take
     from contact_center.usecases import offers  # (offers -> calls -> this module)
 
@@ -222,10 +223,21 @@ async def call_customer(hub: Hub, agent: Any, customer_id: int, number: Any) -> 
     except rules.CallbackRefused as exc:
         raise CallbackError("bad_request", exc.words, exc.code) from None
     presence = await hub.store.get_presence(agent.id)
-    free = False
+    free, discounted = False, False
     if presence is not None and presence.status in rules.TAKING_CALLS:
+        # what they hold with this customer does not count (chatting with them, the agent calls them instead; a
+        # callback call with them that is over, left for its wrap-up), but a call that may be live does
+        load = dict(presence.load)
+        for conv, _ in await hub.repo.assigned_to(agent.id) if load else ():
+            if conv.customer_id != customer_id or load.get(conv.channel, 0) <= 0 or conv.id is None:
+                continue
+            spec = hub.channels.get(conv.channel)
+            if spec is not None and spec.connects_agent and (conv.channel != CHANNEL or await store.open_for_conversation(conv.id) is not None):
+                continue
+            load[conv.channel] -= 1
+            discounted = True
         free = can_take(AgentSnapshot(agent.id, AgentStatus(presence.status), presence.skills, presence.capacity,
-                                      presence.load, presence.idle_since), CHANNEL)
+                                      load, presence.idle_since), CHANNEL)
     refused = rules.refuse_agent_call(presence.status if presence is not None else None,
                                       presence is not None and presence.capacity.get(CHANNEL, 0) > 0, free)
     if refused is not None:
@@ -250,8 +262,9 @@ async def call_customer(hub: Hub, agent: Any, customer_id: int, number: Any) -> 
         await _give_up(hub, cb.id, None, "the call could not be queued")
         raise CallbackError("unavailable", "the call could not be placed now: try again in a moment", "not_queued")
     # the router may have offered it to them first (it is pinned to them): then this offer is refused and the accept
-    # takes the router's; either way the claim is the store's, atomic across hub processes
-    await hub.store.offer(cid, agent.id, hub.clock() + hub.offer_timeout, check_capacity=True)
+    # takes the router's; either way the claim is the store's, atomic across hub processes (re-checking the capacity
+    # unless a call with this same customer was discounted above: the store counts per channel only)
+    await hub.store.offer(cid, agent.id, hub.clock() + hub.offer_timeout, check_capacity=not discounted)
     try:
         conversation = await offers.accept(hub, agent, cid)
     except HubError:
