@@ -185,13 +185,13 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     return out
 
 
-async def _into_queue_now(hub: Hub, callback_id: int) -> Any | None:
+async def _into_queue_now(hub: Hub, callback_id: int, rounds: int = 40) -> Any | None:
     """A "now" callback just written: moved into its queue (this process's tick, or another hub's loop that claimed
-    it first: then its conversation soon). The callback as it is then."""
+    it first: then its conversation soon; polled ``rounds`` times 50 ms). The callback as it is then."""
     store = _store(hub)
     await tick(hub)
     fresh = await store.get(callback_id)
-    for _ in range(40):  # another round (this process's loop, or another hub) may be moving it: its place soon
+    for _ in range(rounds):  # another round (this process's loop, or another hub) may be moving it: its place soon
         if fresh is None or fresh.conversation_id is not None or fresh.state != rules.WAITING:
             break
         await asyncio.sleep(0.05)
@@ -256,7 +256,7 @@ async def call_customer(hub: Hub, agent: Any, customer_id: int, number: Any) -> 
     await hub.repo.record(customer_id, None, TimelineNote(
         hub.kind(CHANNEL), CHANNEL, f"{agent.display_name} called the customer ({e164})",
         {"event": "click_to_call", "callback_id": cb.id, "number": e164, "agent_id": agent.id}, agent_id=agent.id))
-    fresh = await _into_queue_now(hub, cb.id)
+    fresh = await _into_queue_now(hub, cb.id, rounds=100)  # the agent waits for it: a busy hub gets 5 s, not 2
     cid = fresh.conversation_id if fresh is not None else None
     if cid is None:
         await _give_up(hub, cb.id, None, "the call could not be queued")

@@ -194,3 +194,34 @@ async def test_a_pinned_call_waits_for_its_agent_only_also_after_a_rebuild(db: D
 
 async def _waiting(hub: Any, cid: int) -> Any:
     return next((e for e in await hub.store.waiting() if e.conversation_id == cid), None)
+
+
+async def test_an_agent_on_their_own_phone_places_the_call_there(db: Database, phones: CallbackPhones) -> None:
+    """The same CallAction machinery: an agent who takes calls on their own number is rung there, not in the browser."""
+    from crm_store.models import Agent
+
+    alice, _, customer_id, _ = await _setup(db)
+    own = "+15005550177"
+    async with db.transaction() as s:
+        row = await s.get(Agent, alice.id)
+        assert row is not None
+        row.phone_number = own
+        s.add(row)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    phones.engine.phones[own] = "answer"
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    http = await _login(phones.base, "alice")
+    try:
+        status, body = await _call(http, phones.base, customer_id)
+        assert status == 201, body
+    finally:
+        await http.close()
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: customer.participant is not None and customer.participant.conference.started, "the bridge")
+    assert {p.call.to for p in customer.participant.conference.participants.values()} == {CUSTOMER, own}
+    assert phones.engine.client_legs(f"agent_{alice.id}") == []
+    await until(lambda: _state(db, body["callback"]["id"], "connected"), "connected")
+    phones.engine.hang_up(customer.sid)
+    await until(lambda: _state(db, body["callback"]["id"], "completed"), "completed")
