@@ -20,6 +20,7 @@ from datetime import time as dtime
 from typing import Any, Callable, Mapping
 
 from aiohttp import web
+from sqlmodel import col, select
 
 from contact_center.channels import CALLBACK, ChannelRegistry
 from contact_center.domain import callbacks as rules
@@ -171,6 +172,67 @@ async def agent_callback(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
+async def call_customer(request: web.Request) -> web.Response:
+    """``POST /api/customers/{customer_id}/calls`` ``{"number"?}`` (an agent's session): click-to-call. The hub calls
+    the customer now for this agent (``usecases.callbacks.call_customer``); ``number`` must be one of the customer's
+    phone numbers (default: their first one, verified first)."""
+    from contact_center.api.auth import PRINCIPAL_KEY
+    from contact_center.api.errors import path_int
+    from contact_center.api.scope import require_customer
+    from contact_center.hub.service import AgentRef
+    from crm_store.models import Agent, ContactPoint, Customer
+
+    hub = _hub(request)
+    customer_id = path_int(request, "customer_id")
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None or principal.agent_id is None:
+        return web.json_response({"error": "forbidden", "message": "only an agent places a call (from their console)",
+                                  "reason": "not_an_agent"}, status=403)
+    await require_customer(request, customer_id)
+    body: Any = {}
+    if request.can_read_body:
+        try:
+            body = await request.json()
+        except Exception:  # noqa: BLE001
+            body = None
+    if not isinstance(body, dict):
+        return web.json_response({"error": "bad_request", "message": "send a JSON object", "reason": "bad_json"}, status=400)
+    async with hub.db.session() as s:
+        known = await s.get(Customer, customer_id)
+        agent = await s.get(Agent, principal.agent_id)
+        points = (await s.exec(select(ContactPoint).where(ContactPoint.customer_id == customer_id, ContactPoint.kind == "phone")
+                               .order_by(col(ContactPoint.verified).desc(), col(ContactPoint.id)))).all() if known else []
+    if known is None:
+        return web.json_response({"error": "not_found", "message": "no such customer"}, status=404)
+    if agent is None or not agent.active or agent.id is None:
+        return web.json_response({"error": "forbidden", "message": "this agent account is not active", "reason": "not_an_agent"}, status=403)
+    numbers = [p.value for p in points]
+    number = body.get("number")
+    if number is None:
+        if not numbers:
+            return web.json_response({"error": "bad_request", "message": "this customer has no phone number on file",
+                                      "reason": "no_number"}, status=400)
+        number = numbers[0]
+    elif not isinstance(number, str) or len(number) > 40:
+        return web.json_response({"error": "bad_request", "message": "number must be one of the customer's phone numbers",
+                                  "reason": "bad_number"}, status=400)
+    else:
+        try:
+            e164 = rules.check_number(number, hub.default_region, frozenset())
+        except rules.CallbackRefused:
+            e164 = ""
+        if e164 not in numbers:
+            return web.json_response({"error": "bad_request", "message": "that is not one of this customer's phone numbers",
+                                      "reason": "not_customers_number"}, status=400)
+        number = e164
+    me = AgentRef(agent.id, agent.username, agent.display_name, agent.role)
+    try:
+        out = await hub.call_customer(me, customer_id, number)
+    except HubError as exc:
+        return _refusal(exc)
+    return web.json_response(out, status=201)
+
+
 async def cancel_callback(request: web.Request) -> web.Response:
     hub = _hub(request)
     raw_id = request.match_info.get("id", "")
@@ -258,6 +320,14 @@ def callback_routes() -> tuple[Any, ...]:
               body={"type": "object", "required": ["number"], "properties": {
                   "number": {"type": "string"}, "when": {"type": "string"}, "topic": {"type": "string"}, "queue": {"type": "string"}}},
               responses={201: "the callback (and its cancel token)", 403: "an agent's session outside its scope (docs/security.md)", **refused}),
+        Route("POST", "/api/customers/{customer_id}/calls", call_customer, "Click-to-call: the hub calls the customer now for the agent", "callbacks",
+              (Param("customer_id", "path", "integer", "customer id", True),),
+              body={"type": "object", "properties": {"number": {"type": "string", "description": "one of the customer's phone numbers (default: their first)"}}},
+              responses={201: "the call is placed: the callback (pinned to the agent) and the conversation now assigned to them",
+                         400: "refused, with the reason (no_number, not_customers_number, bad_number, country, premium)",
+                         403: "not an agent's session, or a customer outside the agent's scope",
+                         404: "no such customer, or no phone on this hub",
+                         409: "the agent cannot take a call now (agent_offline, agent_unavailable, agent_busy, no_phone_capacity), or too_many_open"}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
               responses={200: "OK", 404: "callbacks are not available on this hub (it has no phone channel)"}, auth=False),
         Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",

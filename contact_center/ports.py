@@ -43,6 +43,9 @@ class QueueEntry:
     :param pinned_agent: an agent the router should prefer (e.g. the customer's last agent).
     :param declined_at: when the last of them declined (or let the offer expire): the router skips them
         for a while after it (``Hub.decline_skip``), then they may be offered it again.
+    :param pin_strict: the pin never falls back to the queue (a transfer's does when its agent declines or is
+        offline): the contact is that agent's only (click-to-call, pinned in SQL); declined or let time out by
+        them, it is withdrawn.
     """
 
     conversation_id: int
@@ -53,6 +56,7 @@ class QueueEntry:
     declined_by: frozenset[int] = frozenset()
     pinned_agent: int | None = None
     declined_at: float = 0.0
+    pin_strict: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.declined_by, frozenset):
@@ -197,6 +201,21 @@ class StateStore(Protocol):
         """
         ...
 
+    # --- holds: an agent reserved without a conversation of their own (a consulted colleague) -----
+
+    async def hold_agent(self, agent_id: int, hold: str, channel: str) -> bool:
+        """Reserve the whole agent for ``hold`` (a consultation ringing their phone), atomically: only when
+        they take contacts (``available`` or ``busy``), take ``channel`` (capacity above 0) and hold nothing
+        now. One unit of load on the pseudo-channel ``hold``, which routing weighs as a whole agent (an
+        unknown channel takes all of them), so the router offers them nothing until :meth:`release_hold`.
+        False, and nothing changes, when the agent is unknown or not free. Gone with the agent's load
+        (``requeue_agent``)."""
+        ...
+
+    async def release_hold(self, agent_id: int, hold: str, now: float) -> bool:
+        """Free the agent's ``hold`` (``idle_since=now`` if they are then free); False if they hold none."""
+        ...
+
     # --- agent loss ----------------------------------------------------------------------------
 
     async def requeue_agent(self, agent_id: int, now: float) -> list[QueueEntry]:
@@ -331,6 +350,7 @@ class InboundEvent:
     # stored as a system note of it; no bot turn, no queue (the channel's self-service runs first)
     priority: int = 0  # a new conversation's own priority in its queue (a callback due at its chosen time: ahead)
     queue_since: datetime | None = None  # a new conversation's place in its queue, when not now (virtual hold)
+    pinned_agent: int | None = None  # a new conversation only this agent may be offered until answered (click-to-call)
 
 
 @dataclass(frozen=True)
@@ -685,6 +705,7 @@ class InboundPlanRequest:
     sender_kind: str = "customer"  # "system" for a contact's opening note (a ringing call)
     priority: int = 0  # a new conversation's priority (InboundEvent.priority)
     queue_since: datetime | None = None  # InboundEvent.queue_since
+    pinned_agent: int | None = None  # InboundEvent.pinned_agent
 
 
 @dataclass(frozen=True)

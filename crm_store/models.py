@@ -199,6 +199,8 @@ class Conversation(SQLModel, table=True):
     abandoned_at: Optional[datetime] = _when()  # when the customer left before being answered
     # the place it takes in its queue when not its creation (a callback keeps the place of the call it replaces)
     queue_since: Optional[datetime] = _when()
+    # the only agent it may be offered to until first answered (an agent's click-to-call: the call is theirs)
+    pinned_agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")
 
 
 class Message(SQLModel, table=True):
@@ -604,7 +606,7 @@ class Callback(SQLModel, table=True):
     number: str = Field(max_length=20)  # E.164
     topic: str = Field(default="", max_length=300)
     queue: str = Field(default="", max_length=80)
-    source: str = Field(default="web", max_length=16)  # web / wait_offer / fallback / agent
+    source: str = Field(default="web", max_length=16)  # web / wait_offer / fallback / agent / agent_call
     state: str = Field(default="requested", max_length=16)
     requested_for: Optional[datetime] = _when()  # the chosen slot (None: "now")
     due_at: datetime = _created()
@@ -613,6 +615,7 @@ class Callback(SQLModel, table=True):
     max_attempts: int = Field(default=3)
     conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")
     origin_conversation_id: Optional[int] = Field(default=None, foreign_key="conversations.id")  # the call it came from
+    pinned_agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")  # click-to-call: that agent's call only
     lease_owner: Optional[str] = Field(default=None, max_length=80)
     lease_until: Optional[datetime] = _when()
     last_outcome: Optional[str] = Field(default=None, max_length=16)

@@ -54,8 +54,9 @@ MOVES: Final[dict[str, frozenset[str]]] = {
 SOURCE_WEB: Final = "web"  # the widget's or the shop page's form
 SOURCE_WAIT_OFFER: Final = "wait_offer"  # "press 1" in the phone queue's wait loop
 SOURCE_FALLBACK: Final = "fallback"  # the phone number's fallback URL (the hub could not answer)
-SOURCE_AGENT: Final = "agent"
-SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT)
+SOURCE_AGENT: Final = "agent"  # an agent booked it for the customer ("call them back tomorrow at 10")
+SOURCE_AGENT_CALL: Final = "agent_call"  # click-to-call: the agent calls the customer now, on the agent's own line
+SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT, SOURCE_AGENT_CALL)
 
 # the outcome of one attempt (a dialled call)
 CONNECTED_OUTCOME: Final = "connected"
@@ -151,6 +152,36 @@ def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: da
     if attempts_made >= policy.max_attempts:
         return AfterAttempt(FAILED, tell_customer=True)
     return AfterAttempt(SCHEDULED, now + timedelta(seconds=policy.spacing_seconds))
+
+
+def after_agent_call(outcome: str) -> AfterAttempt:
+    """A click-to-call after its one attempt: answered, connected; anything else (busy, no answer, a machine, the
+    agent's own leg gone) ends it, failed, with no retry and no text (the agent saw it and calls again if they wish;
+    the customer never asked)."""
+    if outcome == CONNECTED_OUTCOME:
+        return AfterAttempt(CONNECTED)
+    if outcome not in ATTEMPT_OUTCOMES:
+        raise ValueError(f"unknown attempt outcome {outcome!r}")
+    return AfterAttempt(FAILED)
+
+
+TAKING_CALLS: Final = frozenset({"available", "busy"})
+
+
+def refuse_agent_call(status: str | None, takes_calls: bool, free: bool) -> tuple[str, str] | None:
+    """Whether an agent may place a call now (click-to-call): ``(reason, words)`` when not, else None.
+
+    ``status`` is the agent's presence (None: not connected), ``takes_calls`` whether they have call capacity,
+    ``free`` whether a call fits beside what they hold now with other customers (a call takes the whole agent)."""
+    if status is None or status == "offline":
+        return "agent_offline", "you are offline: open the console and set yourself Available to place a call"
+    if not takes_calls:
+        return "no_phone_capacity", "you do not take calls (no phone capacity on your account)"
+    if status not in TAKING_CALLS:
+        return "agent_unavailable", f"you are {status.replace('_', ' ')}: set yourself Available to place a call"
+    if not free:
+        return "agent_busy", "you are on another contact (with another customer): a call takes all of you, finish or close it first"
+    return None
 
 
 @dataclass(frozen=True)

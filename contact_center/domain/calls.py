@@ -14,6 +14,8 @@ from typing import Any, Iterable, Mapping
 CONSULT_TYPE = "consult"  # the attachment's "type"
 RINGING, TALKING, COMPLETED, CANCELLED, FAILED = "ringing", "talking", "completed", "cancelled", "failed"
 OPEN_STATES = frozenset({RINGING, TALKING})
+CONSULT_HOLD = "consult"  # the shared state's hold on a consulted colleague (StateStore.hold_agent): while the
+# consultation is open (ringing or talking) the router offers them nothing; released when it ends either way
 STATES = frozenset({RINGING, TALKING, COMPLETED, CANCELLED, FAILED})
 
 SUPERVISE_MODES = ("listen", "whisper", "barge")

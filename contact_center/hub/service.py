@@ -285,6 +285,9 @@ class HubService(Hub):
     async def request_callback(self, **fields: Any) -> dict[str, Any]:
         return await callbacks.request_callback(self, **fields)
 
+    async def call_customer(self, agent: AgentRef, customer_id: int, number: Any) -> dict[str, Any]:
+        return await callbacks.call_customer(self, agent, customer_id, number)
+
     async def cancel_callback(self, callback_id: Any, token: Any) -> dict[str, Any]:
         return await callbacks.cancel_callback(self, callback_id, token)
 

@@ -294,7 +294,7 @@ class SqlConversations:
                     s, req.customer_id, req.channel, subject=req.subject, queue_id=req.queue_id, thread_key=key,
                     customer_address=req.customer_address, our_address=req.our_address,
                 )
-                conv.priority, conv.queue_since = req.priority, req.queue_since
+                conv.priority, conv.queue_since, conv.pinned_agent_id = req.priority, req.queue_since, req.pinned_agent
                 conv.status = plan.status or "queued"
                 if conv.status == "queued":
                     conv.queued_at = utcnow()  # with the bot, queued_at is set when it hands over
@@ -719,7 +719,7 @@ def _store_inbound_sqlite(conn: sqlite3.Connection, req: InboundPlanRequest) -> 
         conv = Conversation(
             customer_id=req.customer_id, channel=req.channel, subject=req.subject[:300], queue_id=req.queue_id, thread_key=key,
             customer_address=req.customer_address[:254], our_address=req.our_address[:254], priority=req.priority,
-            queue_since=req.queue_since,
+            queue_since=req.queue_since, pinned_agent_id=req.pinned_agent,
         )
         conv.status = plan.status or "queued"
         if conv.status == "queued":

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 
 AVAILABLE = "available"
+BUSY = "busy"
 OFFLINE = "offline"
 
 # Weight of one priority step in the Redis waiting score: larger than any enqueued_at in epoch
@@ -64,6 +65,7 @@ def normalize_entry(e: QueueEntry) -> QueueEntry:
         declined_by=frozenset(int(a) for a in e.declined_by),
         pinned_agent=None if e.pinned_agent is None else int(e.pinned_agent),
         declined_at=float(e.declined_at),
+        pin_strict=bool(e.pin_strict),
     )
 
 
@@ -119,6 +121,12 @@ def reserve(p: AgentPresence, channel: str) -> AgentPresence:
 def has_room(p: AgentPresence | None, channel: str) -> bool:
     """Whether an offer with ``check_capacity`` may reserve a unit of ``channel`` for this agent."""
     return p is not None and p.load.get(channel, 0) < p.capacity.get(channel, 0)
+
+
+def can_hold(p: AgentPresence | None, channel: str) -> bool:
+    """Whether ``hold_agent`` may reserve the whole agent: they take contacts, take ``channel`` and hold nothing."""
+    return (p is not None and p.status in (AVAILABLE, BUSY) and is_free(p.load)
+            and p.capacity.get(channel, 0) >= 1)
 
 
 def unreserve(p: AgentPresence, channel: str, now: float | None) -> AgentPresence:
@@ -231,6 +239,7 @@ def entry_record(e: QueueEntry) -> dict[str, Any]:
         "declined_by": [str(a) for a in sorted(e.declined_by)],
         "pinned_agent": None if e.pinned_agent is None else str(e.pinned_agent),
         "declined_at": fnum(e.declined_at),
+        "pin_strict": bool(e.pin_strict),
         "score": fnum(queue_score(e.priority, e.enqueued_at)),
     }
 
@@ -251,6 +260,7 @@ def entry_from_json(raw: str | bytes) -> QueueEntry:
         declined_by=frozenset(int(a) for a in declined_by),
         pinned_agent=None if pinned is None else int(pinned),
         declined_at=float(d.get("declined_at") or 0.0),
+        pin_strict=bool(d.get("pin_strict")),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Collection, Mapping
 from contact_center.ports import AgentPresence, Offer, QueueEntry
 from contact_center.state.base import (
     CUSTOMER_SEEN_TTL,
+    can_hold,
     copy_presence,
     declined,
     gone_offline,
@@ -212,6 +213,26 @@ class MemoryStateStore:
         async with self._lock:
             aid = int(agent_id)
             return sorted(c for c, a in self._assigned.items() if a == aid)
+
+    # --- holds ---------------------------------------------------------------------------------
+
+    async def hold_agent(self, agent_id: int, hold: str, channel: str) -> bool:
+        async with self._lock:
+            aid = int(agent_id)
+            p = self._presence.get(aid)
+            if p is None or not can_hold(p, str(channel)):
+                return False
+            self._presence[aid] = reserve(p, str(hold))
+            return True
+
+    async def release_hold(self, agent_id: int, hold: str, now: float) -> bool:
+        async with self._lock:
+            aid = int(agent_id)
+            p = self._presence.get(aid)
+            if p is None or p.load.get(str(hold), 0) <= 0:
+                return False
+            self._presence[aid] = unreserve(p, str(hold), float(now))
+            return True
 
     # --- agent loss ----------------------------------------------------------------------------
 

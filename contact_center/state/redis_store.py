@@ -306,6 +306,23 @@ if p then
 end
 return out
 """,
+    # A = hold, channel -> 1 held, 0 not free (base.can_hold, then base.reserve)
+    "hold_agent": r"""
+local p = get_presence(AGENT)
+if not p then return 0 end
+if p.status ~= 'available' and p.status ~= 'busy' then return 0 end
+if not is_free(p.load) then return 0 end
+if (tonumber(p.capacity[A[2]]) or 0) < 1 then return 0 end
+reserve(AGENT, p, A[1])
+return 1
+""",
+    # A = hold, now -> 1 released, 0 none held (base.unreserve with now)
+    "release_hold": r"""
+local p = get_presence(AGENT)
+if not p or (tonumber(p.load[A[1]]) or 0) <= 0 then return 0 end
+unreserve(AGENT, A[1], A[2])
+return 1
+""",
     # A = status, now -> presence JSON | nil
     "set_status": r"""
 local p = get_presence(AGENT)
@@ -597,6 +614,14 @@ class RedisStateStore:
     async def assignments_of(self, agent_id: int) -> list[int]:
         raws = await self.redis.smembers(self._agent_assign_key(int(agent_id)))
         return sorted(int(_text(r)) for r in raws)
+
+    # --- holds ---------------------------------------------------------------------------------
+
+    async def hold_agent(self, agent_id: int, hold: str, channel: str) -> bool:
+        return bool(await self._run("hold_agent", agent=int(agent_id), args=[str(hold), str(channel)]))
+
+    async def release_hold(self, agent_id: int, hold: str, now: float) -> bool:
+        return bool(await self._run("release_hold", agent=int(agent_id), args=[str(hold), fnum(now)]))
 
     # --- agent loss ----------------------------------------------------------------------------
 

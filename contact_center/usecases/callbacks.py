@@ -177,18 +177,120 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
         when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
         await _text(hub, cb, CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"]), "callback_confirmation_text")
     if slot is None:
-        await tick(hub)
-        fresh = await store.get(cb.id)
-        for _ in range(40):  # another round (this process's loop, or another hub) may be moving it: its place soon
-            if fresh is None or fresh.conversation_id is not None or fresh.state != rules.WAITING:
-                break
-            await asyncio.sleep(0.05)
-            fresh = await store.get(cb.id)
+        fresh = await _into_queue_now(hub, cb.id)
         if fresh is not None:
             out["callback"] = callback_json(fresh)
             if fresh.conversation_id is not None:
                 out["queue"] = await router.queue_info(hub, fresh.conversation_id)
     return out
+
+
+async def _into_queue_now(hub: Hub, callback_id: int, rounds: int = 40) -> Any | None:
+    """A "now" callback just written: moved into its queue (this process's tick, or another hub's loop that claimed
+    it first: then its conversation soon; polled ``rounds`` times 50 ms). The callback as it is then."""
+    store = _store(hub)
+    await tick(hub)
+    fresh = await store.get(callback_id)
+    for _ in range(rounds):  # another round (this process's loop, or another hub) may be moving it: its place soon
+        if fresh is None or fresh.conversation_id is not None or fresh.state != rules.WAITING:
+            break
+        await asyncio.sleep(0.05)
+        fresh = await store.get(callback_id)
+    return fresh
+
+
+# --- click-to-call: an agent calls the customer now -------------------------------------------------------------
+
+async def call_customer(hub: Hub, agent: Any, customer_id: int, number: Any) -> dict[str, Any]:
+    """Click-to-call (the console's "Call" on a customer's record): the hub calls ``number`` for ``agent`` now.
+
+    It is a "now" callback **pinned** to the agent (``callbacks.pinned_agent_id``, then the attempt's conversation's
+    ``pinned_agent_id``: SQL, so a rebuild of the shared state keeps it and no other agent is ever offered it), with
+    one attempt and no text. Once it is in the queue, the agent's own request claims it (the shared state's atomic
+    offer with the capacity check, then the ordinary accept): the accept rings the agent's leg (softphone or their own
+    phone) and dials the customer, bridged in a conference, exactly as for an accepted callback. Refused in words when
+    the agent cannot take a call now (offline, away, on another contact, no phone capacity) or the number is refused
+    by the callback rules (not a number, a country not allowed, premium-rate). What the agent holds with this same
+    customer (the chat in which they asked to be called) does not count against them: the call is its next step."""
+    from contact_center.domain.routing import AgentSnapshot, AgentStatus, can_take
+    from contact_center.usecases import offers  # (offers -> calls -> this module)
+
+    if not enabled(hub):
+        raise CallbackError("unavailable", "this hub has no phone line to call from", "no_phone")
+    config, store, now = _config(hub), _store(hub), now_utc(hub)
+    try:
+        e164 = rules.check_number(number, hub.default_region, config.limits.countries)
+    except rules.CallbackRefused as exc:
+        raise CallbackError("bad_request", exc.words, exc.code) from None
+    presence = await hub.store.get_presence(agent.id)
+    free, discounted = False, False
+    if presence is not None and presence.status in rules.TAKING_CALLS:
+        # what they hold with this customer does not count (chatting with them, the agent calls them instead; a
+        # callback call with them that is over, left for its wrap-up), but a call that may be live does
+        load = dict(presence.load)
+        for conv, _ in await hub.repo.assigned_to(agent.id) if load else ():
+            if conv.customer_id != customer_id or load.get(conv.channel, 0) <= 0 or conv.id is None:
+                continue
+            spec = hub.channels.get(conv.channel)
+            if spec is not None and spec.connects_agent and (conv.channel != CHANNEL or await store.open_for_conversation(conv.id) is not None):
+                continue
+            load[conv.channel] -= 1
+            discounted = True
+        free = can_take(AgentSnapshot(agent.id, AgentStatus(presence.status), presence.skills, presence.capacity,
+                                      load, presence.idle_since), CHANNEL)
+    refused = rules.refuse_agent_call(presence.status if presence is not None else None,
+                                      presence is not None and presence.capacity.get(CHANNEL, 0) > 0, free)
+    if refused is not None:
+        raise CallbackError("conflict", refused[1], refused[0])
+    row = store.new_row(
+        customer_id=customer_id, number=e164, topic="", queue=config.queue, source=rules.SOURCE_AGENT_CALL,
+        state=rules.REQUESTED, due_at=now, enqueued_at=now, max_attempts=1, pinned_agent_id=agent.id,
+        visitor=f"agent:{agent.id}", cancel_token_hash=token_hash(secrets.token_urlsafe(24)), created_at=now, updated_at=now,
+    )
+    try:
+        cb = await store.create(row, max_open=config.limits.max_open_per_customer + 1)
+    except Exception as exc:  # noqa: BLE001 - the store's TooManyOpen
+        if type(exc).__name__ != "TooManyOpen":
+            raise
+        raise CallbackError("conflict", "this customer already has callbacks under way: see their timeline", "too_many_open") from None
+    await hub.repo.record(customer_id, None, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, f"{agent.display_name} called the customer ({e164})",
+        {"event": "click_to_call", "callback_id": cb.id, "number": e164, "agent_id": agent.id}, agent_id=agent.id))
+    fresh = await _into_queue_now(hub, cb.id, rounds=100)  # the agent waits for it: a busy hub gets 5 s, not 2
+    cid = fresh.conversation_id if fresh is not None else None
+    if cid is None:
+        await _give_up(hub, cb.id, None, "the call could not be queued")
+        raise CallbackError("unavailable", "the call could not be placed now: try again in a moment", "not_queued")
+    # the router may have offered it to them first (it is pinned to them): then this offer is refused and the accept
+    # takes the router's; either way the claim is the store's, atomic across hub processes (re-checking the capacity
+    # unless a call with this same customer was discounted above: the store counts per channel only)
+    await hub.store.offer(cid, agent.id, hub.clock() + hub.offer_timeout, check_capacity=not discounted)
+    try:
+        conversation = await offers.accept(hub, agent, cid)
+    except HubError:
+        await _give_up(hub, cb.id, cid, "the agent could not take it")
+        raise CallbackError("conflict", "you cannot take a call now (another contact reached you first): try again",
+                            "agent_busy") from None
+    return {"callback": callback_json(await store.get(cb.id) or fresh), "conversation": conversation}
+
+
+async def withdraw_pinned(hub: Hub, conversation_id: int) -> None:
+    """A click-to-call's contact its agent declined or let time out (it was offered to them, not claimed by their
+    own request: a process died in between): cancelled, nobody else may take it."""
+    cb = await _store(hub).open_for_conversation(conversation_id)
+    if cb is not None:
+        await _give_up(hub, cb.id, conversation_id, "the agent declined it")
+    else:
+        await _withdraw(hub, conversation_id, "cancelled")
+
+
+async def _give_up(hub: Hub, callback_id: int, conversation_id: int | None, why: str) -> None:
+    """A click-to-call its agent did not get: cancelled, its contact out of the queue (nobody else may take it)."""
+    cb = await _store(hub).cancel(callback_id, now_utc(hub))
+    await _withdraw(hub, conversation_id, "cancelled")
+    if cb is not None:
+        await hub.repo.record(cb.customer_id, conversation_id, TimelineNote(
+            hub.kind(CHANNEL), CHANNEL, f"Call not placed: {why}", {"event": "click_to_call_cancelled", "callback_id": callback_id}))
 
 
 async def cancel_callback(hub: Hub, callback_id: Any, token: Any) -> dict[str, Any]:
@@ -281,11 +383,14 @@ async def _enter_queue(hub: Hub, cb: Any, n: int) -> None:
     ahead = cb.requested_for is not None or n > 1  # booked for a time, or a retry: the customer already waited
     topic = f": {cb.topic}" if cb.topic else ""
     words = "Callback" + (f" (attempt {n} of {cb.max_attempts})" if n > 1 else "") + topic
+    if cb.source == rules.SOURCE_AGENT_CALL:
+        words = "Outbound call (click-to-call)"
     result = await inbound.receive_inbound(hub, InboundEvent(
         channel=CHANNEL, customer_address=cb.number, our_address=config.caller_id, text=words,
         thread_key=thread_key(cb.id, n), provider_id=f"{thread_key(cb.id, n)}:start", queue=cb.queue,
         metadata={"callback": {"id": cb.id, "attempt": n, "number": cb.number, "topic": cb.topic}},
         priority=rules.SCHEDULED_PRIORITY if ahead else 0, queue_since=cb.enqueued_at if n == 1 else None,
+        pinned_agent=getattr(cb, "pinned_agent_id", None),
     ))
     await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub))
 
@@ -328,7 +433,8 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
             log.exception("dialling a callback failed", extra={"callback_id": cb.id})
             report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
     await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
-        hub.kind(CHANNEL), CHANNEL, f"Callback attempt {attempt.n}: calling {cb.number}",
+        hub.kind(CHANNEL), CHANNEL, f"Calling {cb.number}" if cb.source == rules.SOURCE_AGENT_CALL
+        else f"Callback attempt {attempt.n}: calling {cb.number}",
         {"event": "callback_dialling", "callback_id": cb.id, "attempt": attempt.n, "agent_id": agent_id},
         agent_id=agent_id))
     if report.status != "failed" and report.provider_id:
@@ -354,14 +460,17 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
             if conv is not None and conv.thread_key:
                 await calls.contact_ended(hub, conv.channel, conv.thread_key, "completed")
             await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
-                hub.kind(CHANNEL), CHANNEL, "Callback completed", {"event": "callback_completed", "callback_id": cb.id, "attempt": n}))
+                hub.kind(CHANNEL), CHANNEL, "Call completed" if cb.source == rules.SOURCE_AGENT_CALL else "Callback completed", {"event": "callback_completed", "callback_id": cb.id, "attempt": n}))
         elif conv is not None and conv.thread_key and call_status in ("ringing", "initiated"):
             await calls.call_status(hub, conv.channel, conv.thread_key, f"customer_{call_status}", dict(detail or {}))
         return None
-    after = rules.after_attempt(config.policy, n, outcome, now)
+    agent_call = cb.source == rules.SOURCE_AGENT_CALL  # click-to-call: one attempt, no text
+    after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(config.policy, n, outcome, now)
     if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
         return None
-    if after.state == rules.CONNECTED:
+    if agent_call:
+        words = f"Call to {cb.number}: " + ("answered" if after.state == rules.CONNECTED else f"{outcome}, not reached")
+    elif after.state == rules.CONNECTED:
         words = f"Callback attempt {n}: {cb.number} answered"
     elif after.state == rules.FAILED:
         words = f"Callback attempt {n}: {outcome}. Not reached after {n} attempts: the callback failed"

@@ -167,6 +167,7 @@ async def contact_ended(hub: Hub, channel: str, thread_key: str, reason: str) ->
         if c is not None and c.open:  # the conference ended with the caller: the colleague's leg with it
             await _record_consult(hub, conv, c.moved(call_rules.CANCELLED), "The caller hung up during the consultation.",
                                   f"The consultation with {c.target_name} ended: the caller hung up", None)
+            await _release_colleague(hub, c.target_agent)
             await hub.tell_agent(c.target_agent, "consult_ended", {"conversation_id": conv.id, "reason": "caller_left"})
         await hub.tell(Notice("agent", conv.assigned_agent_id or 0, "call_status",
                               {"conversation_id": conv.id, "status": "ended", "detail": {"reason": reason}}))
@@ -301,6 +302,16 @@ async def _consult_target(hub: Hub, agent: Any, conv: ConversationRow, target_: 
     return picked, (row.display_name if row is not None else f"agent {picked}")
 
 
+async def _release_colleague(hub: Hub, agent_id: int) -> None:
+    """The consultation is over (cancelled, failed, completed, the call ended): the colleague's hold goes, and
+    the router may offer them contacts again."""
+    try:
+        if await hub.store.release_hold(agent_id, call_rules.CONSULT_HOLD, hub.clock()):
+            hub.kick()
+    except Exception:  # noqa: BLE001 - logged; a rebuild of the shared state drops it too (presence from SQL)
+        log.exception("releasing a consulted colleague failed", extra={"agent_id": agent_id})
+
+
 async def consult(hub: Hub, agent: Any, conv: ConversationRow, target_: Any) -> dict[str, Any]:
     """The agent on the call consults a colleague: the caller is held (music) and the colleague's phone rings
     into the call; the colleague is told (``consult_request``)."""
@@ -310,8 +321,16 @@ async def consult(hub: Hub, agent: Any, conv: ConversationRow, target_: Any) -> 
     if refused is not None:
         raise HubError(*refused)
     target_id, target_name = await _consult_target(hub, agent, conv, target_)
-    report = await act(hub, conv, "consult", agent.id, f"agent:{target_id}")
+    # reserved before their phone rings (atomic: of two consultations, or a consultation and an offer, one wins)
+    if not await hub.store.hold_agent(target_id, call_rules.CONSULT_HOLD, conv.channel):
+        raise HubError("conflict", f"{target_name} cannot take a call now (away, offline or on another call)")
+    try:
+        report = await act(hub, conv, "consult", agent.id, f"agent:{target_id}")
+    except Exception:
+        await _release_colleague(hub, target_id)
+        raise
     if report.status == "failed":
+        await _release_colleague(hub, target_id)
         raise HubError("conflict", report.error_message or "the colleague could not be called")
     c = Consultation(agent.id, target_id, target_name, call_rules.RINGING, report.provider_id)
     await _record_consult(
@@ -357,6 +376,7 @@ async def complete_consult(hub: Hub, agent: Any, conv: ConversationRow, target_:
         raise HubError("conflict", "this call is closed or no longer yours")
     await hub.store.release(conv.id, hub.clock())
     await hub.store.restore_assignment(hub.entry(moved.conversation, moved.customer), c.target_agent)
+    await _release_colleague(hub, c.target_agent)  # after: the call's own unit of load holds them now
     payload = {**conversation_json(hub, moved.conversation, moved.customer, await outbound.point_of(hub, moved.conversation)),
                "messages": await history(hub, conv.id, 0, for_customer=False), "leg": c.leg,
                "from_agent_name": agent.display_name}
@@ -376,6 +396,7 @@ async def _end_consult(hub: Hub, conv: ConversationRow, c: Consultation, state: 
     if report.status == "failed":
         log.warning("the consultation could not be undone on the call", extra={"conversation_id": conv.id, "reason": report.error_message})
     await _record_consult(hub, conv, c.moved(state), text, summary, actor_id)
+    await _release_colleague(hub, c.target_agent)
     await hub.tell_agent(c.target_agent, "consult_ended", {"conversation_id": conv.id, "reason": state})
     await hub.tell_agent(c.by_agent, "call_status", {"conversation_id": conv.id, "status": f"consult_{state}",
                                                      "detail": {"agent_name": c.target_name}})
@@ -400,7 +421,12 @@ async def consult_leg(hub: Hub, channel: str, thread_key: str, leg: str, status:
     """The provider's word on the consulted colleague's leg: answered (they talk), or gone (no answer, busy,
     hung up: the consultation ends and the caller is taken off hold)."""
     conv = await _by_thread(hub, channel, thread_key)
-    if conv is None or conv.id is None or conv.status == "closed":
+    if conv is None or conv.id is None:
+        return
+    if conv.status == "closed":  # closed with the consultation open: its colleague's leg ends it; they are free
+        c = await current_consult(hub, conv)
+        if c is not None and c.open and c.leg == leg and status in ("completed", "busy", "failed", "no-answer", "canceled"):
+            await _release_colleague(hub, c.target_agent)
         return
     c = await current_consult(hub, conv)
     if c is not None and c.state == call_rules.COMPLETED and c.leg == leg and c.target_agent == conv.assigned_agent_id:

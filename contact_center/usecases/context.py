@@ -215,6 +215,7 @@ class Hub:
     def entry(self, conv: ConversationRow, customer: CustomerRow) -> QueueEntry:
         """The queue entry of a waiting conversation."""
         assert conv.id is not None
+        pinned = getattr(conv, "pinned_agent_id", None) if getattr(conv, "assigned_at", None) is None else None
         return QueueEntry(
             conversation_id=conv.id,
             queue=self.queue_name(conv),
@@ -223,7 +224,9 @@ class Hub:
             # its place: its creation, or the place it keeps (a callback: the call it replaces, virtual hold)
             enqueued_at=(getattr(conv, "queue_since", None) or conv.created_at).timestamp(),  # type: ignore[attr-defined]
             declined_by=frozenset(),
-            pinned_agent=None,
+            # the agent it waits for (click-to-call), kept in SQL so a rebuild keeps it: until first answered
+            pinned_agent=pinned,
+            pin_strict=pinned is not None,
         )
 
     def remember_open(self, customer_id: int, channel: str, conversation_id: int, name: str, our_address: str = "") -> None:

@@ -50,6 +50,7 @@ class Inbound:
     opening: bool = False
     priority: int = 0
     queue_since: datetime | None = None
+    pinned_agent: int | None = None
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -199,7 +200,7 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
         attachments=attachments, wake=event.wake, subject=event.subject, opening=event.opening, priority=event.priority,
-        queue_since=event.queue_since,
+        queue_since=event.queue_since, pinned_agent=event.pinned_agent,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -299,7 +300,7 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
         customer_address=inbound.customer_address, our_address=inbound.our_address, text=inbound.text,
         client_id=inbound.client_id, provider_id=inbound.provider_id, attachments=inbound.attachments or None,
         opened_note=opened, sender_kind="system" if inbound.opening else "customer", priority=inbound.priority,
-        queue_since=inbound.queue_since,
+        queue_since=inbound.queue_since, pinned_agent=inbound.pinned_agent,
     ))
 
 

@@ -182,11 +182,22 @@ async def decline(hub: Hub, agent: Any, conversation_id: Any) -> dict[str, Any]:
     """Decline an offer: the conversation goes back to the queue, keeping its place, and is not offered to
     this agent again for ``hub.decline_skip`` seconds (then it may be, if nobody else took it)."""
     cid = conv_id(conversation_id)
-    if await hub.store.decline(cid, agent.id, hub.clock()) is None:
+    back = await hub.store.decline(cid, agent.id, hub.clock())
+    if back is None:
         raise HubError("conflict", "there is no offer of this conversation to you")
     await offer_answered(hub, agent.id)
+    if back.pin_strict:  # their own call (click-to-call): nobody else may take it, so it is withdrawn
+        await pin_refused(hub, cid)
     hub.kick()
     return {"conversation_id": cid, "skip_seconds": hub.decline_skip}
+
+
+async def pin_refused(hub: Hub, conversation_id: int) -> None:
+    """The one agent a contact was pinned to (strictly: click-to-call) declined it or let it time out: it leaves the
+    queue (its callback cancelled), since nobody else may take it."""
+    from contact_center.usecases import callbacks  # (callbacks -> calls -> this module)
+
+    await callbacks.withdraw_pinned(hub, conversation_id)
 
 
 async def agent_gone(hub: Hub, agent_id: int) -> int:

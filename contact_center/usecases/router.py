@@ -31,7 +31,8 @@ def waiting_contacts(
 
     The agents who declined a contact (or let its offer expire) are skipped for ``decline_skip`` seconds
     after the last decline, then may be offered it again (with ``now`` None: skipped for good). A transfer
-    to a named agent falls back to its queue when that agent declined it or is not online.
+    to a named agent falls back to its queue when that agent declined it or is not online; a strict pin
+    (click-to-call: that agent's call only) never does.
     """
     reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
     out = []
@@ -40,7 +41,7 @@ def waiting_contacts(
         out.append(WaitingContact(
             conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
             priority=e.priority, declined_by=declined,
-            pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
+            pinned_agent=e.pinned_agent if e.pin_strict or (e.pinned_agent in reachable and e.pinned_agent not in e.declined_by) else None,
         ))
     return out
 
@@ -99,16 +100,18 @@ async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any] | N
 
 async def route_once(hub: Hub) -> int:
     """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
-    from contact_center.usecases.offers import offer_json, offer_missed
+    from contact_center.usecases.offers import offer_json, offer_missed, pin_refused
 
     async with hub.route_lock:
         now = hub.clock()
         for offer in await hub.store.expired_offers(now):
-            if await hub.store.expire(offer.conversation_id, now) is not None:
+            if (back := await hub.store.expire(offer.conversation_id, now)) is not None:
                 await hub.tell_agent(offer.agent_id, "offer_revoked", {
                     "conversation_id": offer.conversation_id, "reason": "expired", "skip_seconds": hub.decline_skip,
                 })
                 await offer_missed(hub, offer.agent_id, offer.conversation_id)  # two in a row: Away
+                if back.pin_strict:  # their own call (click-to-call), left to time out: withdrawn
+                    await pin_refused(hub, back.conversation_id)
         waiting = await hub.store.waiting()
         if not waiting:
             return 0

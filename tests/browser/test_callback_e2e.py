@@ -4,7 +4,8 @@ A shop visitor opens the widget, asks "Call me back" now with a topic: the widge
 queue. alice (Available) gets the offer as a web callback with the topic, accepts: the stand-in's softphone answers
 her leg in ``conv-<id>``, the hub dials the customer's number (the stand-in rings it; answered through ``/dev/phone``'s
 API), both are in the conference and the call card shows Connected; the customer hangs up and the callback is
-completed. Then a second request is cancelled from the widget. Screenshots ``test-artifacts/callback-e2e-*.png``.
+completed. alice then calls the customer back herself with "Call" on their record (click-to-call: refused in words
+while the ended call is still hers, placed once she wrapped it up). Then a second request is cancelled from the widget. Screenshots ``test-artifacts/callback-e2e-*.png``.
 """
 
 from __future__ import annotations
@@ -111,6 +112,25 @@ def test_a_visitor_asks_to_be_called_back_and_alice_calls(hub: str) -> None:
         assert http(f"{hub}/dev/phone/api/calls/{sid}/hangup", {})[0] == 200
         expect(card).to_have_attribute("data-state", "ended")
         shop.screenshot(path=str(ARTIFACTS / "callback-e2e-widget-after.png"))
+
+        # click-to-call from the customer's record (the ended callback still open: it is this customer's, so it does
+        # not count against her): refused in words while she is away, placed once she is available
+        call = agent.get_by_test_id("customer-call")
+        expect(call).to_be_visible()
+        agent.get_by_test_id("status-select").select_option("away")
+        call.click()
+        expect(agent.locator("#toasts .toast.error").last).to_contain_text("set yourself Available")
+        agent.get_by_test_id("status-select").select_option("available")
+        call.click()
+        expect(agent.locator("#toasts .toast").last).to_contain_text(f"Calling {CUSTOMER}")
+        again = _wait_for(agent, lambda: _customer_call(hub), "the customer's phone to ring for alice's call")
+        assert again != sid
+        assert http(f"{hub}/dev/phone/api/calls/{again}/answer", {})[0] == 200
+        card = agent.get_by_test_id("call-pane").get_by_test_id("call-card")
+        expect(card).to_have_attribute("data-state", "connected")
+        agent.screenshot(path=str(ARTIFACTS / "callback-e2e-click-to-call.png"))
+        assert http(f"{hub}/dev/phone/api/calls/{again}/hangup", {})[0] == 200
+        expect(card).to_have_attribute("data-state", "ended")
 
         # a second visitor books a slot and cancels it from the widget
         other = browser.new_context().new_page()  # another visitor: their own storage

@@ -219,6 +219,13 @@ async def test_entry_fields_round_trip(store: StateStore) -> None:
     e = entry(42, queue="sales vip", channel="voice", priority=3, at=12.25, declined=frozenset({4, 5}), pinned=8)
     assert await store.enqueue(e)
     assert await store.waiting("sales vip") == [e]
+    strict = replace(entry(43, queue="sales vip", pinned=8), pin_strict=True)  # click-to-call's pin: kept through a decline
+    assert await store.enqueue(strict)
+    await store.set_presence(agent(8))
+    assert await store.offer(43, 8, 100.0) is not None
+    back = await store.decline(43, 8, 5.0)
+    assert back is not None and back.pin_strict and back.pinned_agent == 8
+    assert [w.pin_strict for w in await store.waiting("sales vip")] == [False, True]
 
 
 async def test_remove_from_queue(store: StateStore) -> None:
@@ -467,6 +474,32 @@ async def test_release_frees_load_and_sets_idle_since(store: StateStore) -> None
     assert await store.release(2, 80.0) is None
     assert await store.assignment_of(2) is None
     assert await store.assignments_of(1) == []
+
+
+async def test_a_hold_reserves_a_free_agent_whole_until_released(store: StateStore) -> None:
+    """A consulted colleague is held while their phone rings: only a free agent, once, and freed again."""
+    await store.set_presence(agent(1, capacity={"chat": 3, "voice": 1}, idle=1.0))
+    await store.set_presence(agent(2, capacity={"chat": 3, "voice": 1}, load={"chat": 1}))
+    await store.set_presence(agent(3, status="away"))
+    await store.set_presence(agent(4, capacity={"chat": 3}))
+    assert await store.hold_agent(1, "consult", "voice")
+    assert await load_of(store, 1) == {"consult": 1}
+    assert not await store.hold_agent(1, "consult", "voice")  # held already: not free
+    assert not await store.hold_agent(2, "consult", "voice")  # on a chat
+    assert not await store.hold_agent(3, "consult", "voice")  # away
+    assert not await store.hold_agent(4, "consult", "voice")  # takes no calls
+    assert not await store.hold_agent(99, "consult", "voice")  # unknown
+    await store.enqueue(entry(5, channel="chat"))
+    assert await store.offer(5, 1, 100.0, check_capacity=True) is not None  # the store counts per channel only:
+    assert await store.release(5, 10.0) == 1  # the router's weights keep a held agent out (tests/unit)
+    assert await store.release_hold(1, "consult", 20.0)
+    p = await store.get_presence(1)
+    assert p is not None and p.load == {} and p.idle_since == 20.0
+    assert not await store.release_hold(1, "consult", 30.0)  # twice: nothing
+    assert await store.hold_agent(1, "consult", "voice")
+    await store.requeue_agent(1, 40.0)  # the agent is gone: the hold with their load
+    assert await load_of(store, 1) == {}
+    assert not await store.release_hold(1, "consult", 50.0)
 
 
 async def test_restored_assignments_count_against_capacity_and_release_like_any(store: StateStore) -> None:

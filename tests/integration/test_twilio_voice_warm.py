@@ -182,6 +182,18 @@ async def bridged(db: Database, aiohttp_server: Any) -> AsyncIterator[Bridged]:
         await asyncio.wait_for(server.close(), timeout=10)
 
 
+async def second_caller(b: Bridged) -> int:
+    """Another caller, pressing 0: their call waits in the queue (nobody is offered it yet). Its conversation id."""
+    call = b.engine.incoming_call("+14155550177", SHOP)
+    await asyncio.wait_for(b.engine.wait_for(lambda: call.listening, timeout=WAIT), WAIT + 1)
+    assert b.engine.send_digits(call.sid, "0")
+    await until(lambda: ivr.TO_AGENT in [e.text for e in call.transcript if e.kind == "say"], "the second caller queued")
+    async with b.db.session() as s:
+        conv = (await s.exec(select(Conversation).where(Conversation.thread_key == call.sid))).one()
+    assert conv.id is not None
+    return conv.id
+
+
 def statuses(b: Bridged, agent: AgentRef) -> list[str]:
     return [d["status"] for d in b.emits.to_agent(agent.id, "call_status")]
 
@@ -230,8 +242,12 @@ async def test_consult_then_complete_moves_the_call_to_the_colleague(bridged: Br
 async def test_consult_then_cancel_gives_the_caller_back(bridged: Bridged) -> None:
     b = bridged
     await b.hub.call_action(b.alice, b.conversation_id, "consult", f"agent:{b.bob.id}")
+    # bob is reserved while his phone rings and while he talks: a caller waiting meanwhile is not offered to him
+    waiting = await second_caller(b)
+    assert await b.hub.route_once() == 0 and await b.hub.store.offers_of(b.bob.id) == []
     await b.answer(b.bob)
     await until(lambda: "consult_answered" in statuses(b, b.alice), "bob answered")
+    assert await b.hub.route_once() == 0
     with pytest.raises(HubError) as twice:  # one consultation at a time
         await b.hub.call_action(b.alice, b.conversation_id, "consult", f"agent:{b.bob.id}")
     assert twice.value.code == "conflict"
@@ -249,6 +265,9 @@ async def test_consult_then_cancel_gives_the_caller_back(bridged: Bridged) -> No
     assert alice_leg.end_conference_on_exit is True
     with pytest.raises(HubError):  # nothing left to complete
         await b.hub.call_action(b.alice, b.conversation_id, "complete_transfer")
+    # free again: the waiting caller is offered to him
+    assert await b.hub.route_once() == 1
+    assert [o.conversation_id for o in await b.hub.store.offers_of(b.bob.id)] == [waiting]
 
 
 async def test_a_colleague_who_does_not_answer_ends_the_consultation(bridged: Bridged) -> None:
@@ -261,6 +280,8 @@ async def test_a_colleague_who_does_not_answer_ends_the_consultation(bridged: Br
     assert b.hears(b.call.sid) == {f"agent_{b.alice.id}"}
     assert (await b.conversation()).assigned_agent_id == b.alice.id
     assert any(t.startswith("Consultation with Bob failed") for t in await b.timeline())
+    presence = await b.hub.store.get_presence(b.bob.id)
+    assert presence is not None and presence.load == {}  # his hold went with the consultation
     # and a new consultation may start (to a queue: its next free agent, here bob again)
     await b.hub.set_status(b.bob, "available")
     result = await b.hub.call_action(b.alice, b.conversation_id, "consult", "queue:support")

@@ -68,3 +68,33 @@ def test_topic_is_plain_text() -> None:
     assert cb.clean_topic(None) == ""
     with pytest.raises(cb.CallbackRefused):
         cb.clean_topic(5)
+
+
+# --- click-to-call ----------------------------------------------------------------------------------------------
+
+def test_a_click_to_call_has_one_attempt_and_never_texts() -> None:
+    assert cb.after_agent_call(cb.CONNECTED_OUTCOME) == cb.AfterAttempt(cb.CONNECTED)
+    for outcome in (cb.BUSY, cb.NO_ANSWER, cb.CALL_FAILED, cb.MACHINE, cb.CANCELED):
+        after = cb.after_agent_call(outcome)
+        assert (after.state, after.due_at, after.tell_customer) == (cb.FAILED, None, False), outcome
+    with pytest.raises(ValueError):
+        cb.after_agent_call("exploded")
+    assert cb.SOURCE_AGENT_CALL in cb.SOURCES and len(cb.SOURCE_AGENT_CALL) <= 16  # callbacks.source is 16 wide
+
+
+@pytest.mark.parametrize(("status", "takes_calls", "free", "reason"), [
+    (None, True, False, "agent_offline"),
+    ("offline", True, False, "agent_offline"),
+    ("available", False, False, "no_phone_capacity"),
+    ("away", True, False, "agent_unavailable"),
+    ("wrap_up", True, False, "agent_unavailable"),
+    ("available", True, False, "agent_busy"),
+    ("busy", True, False, "agent_busy"),
+    ("available", True, True, None),
+    ("busy", True, True, None),  # "busy" is available with contacts open: free for a call when they fit
+])
+def test_who_may_place_a_call(status: str | None, takes_calls: bool, free: bool, reason: str | None) -> None:
+    refused = cb.refuse_agent_call(status, takes_calls, free)
+    assert (refused[0] if refused else None) == reason
+    if refused:
+        assert refused[1] and "_" not in refused[1].split(":")[0]  # words for the agent, not codes

@@ -823,6 +823,42 @@ async def test_a_consultation_cancelled_or_unanswered_gives_the_caller_back_to_t
         await calls.call_action(hub, ALICE, cid, "complete_transfer")
 
 
+async def test_a_consulted_colleague_is_reserved_while_ringing_and_talking_and_free_after() -> None:
+    """While bob's phone rings (and while he talks) for alice's consultation the router offers him nothing; once it
+    is cancelled, fails or completes, he is free again (or holds exactly the transferred call)."""
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    waiting = await inbound.receive_inbound(hub, _sms("hi", "SM1"))  # a contact waiting for anyone free
+    await hub.store.remove_from_queue(waiting.conversation_id)  # (parked while the consultation starts)
+    await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    assert (await hub.store.get_presence(BOB.id)).load == {"consult": 1}  # type: ignore[union-attr]
+    await router.enqueue(hub, hub.entry(repo.convs[waiting.conversation_id], repo.customers[repo.convs[waiting.conversation_id].customer_id]))
+    assert await router.route_once(hub) == 0  # ringing: not offered
+    await calls.consult_leg(hub, "phone", "CA7", "CAleg2", "in-progress")
+    assert await router.route_once(hub) == 0  # talking: not offered
+    assert not await hub.store.hold_agent(BOB.id, "consult", "phone")  # nor held twice (another consultation)
+    await calls.call_action(hub, ALICE, cid, "cancel_consult")
+    assert (await hub.store.get_presence(BOB.id)).load == {}  # type: ignore[union-attr]
+    assert await router.route_once(hub) == 1  # free again: the waiting contact is offered to him
+    assert (await hub.store.offers_of(BOB.id))[0].conversation_id == waiting.conversation_id
+    await offers.decline(hub, BOB, waiting.conversation_id)
+    await hub.store.remove_from_queue(waiting.conversation_id)
+    # a consultation that fails (no answer) frees him too
+    await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    leg = (await calls.current_consult(hub, repo.convs[cid])).leg  # type: ignore[union-attr]
+    assert (await hub.store.get_presence(BOB.id)).load == {"consult": 1}  # type: ignore[union-attr]
+    await calls.consult_leg(hub, "phone", "CA7", str(leg), "busy")
+    assert (await hub.store.get_presence(BOB.id)).load == {}  # type: ignore[union-attr]
+    # completed: the hold becomes the call itself
+    await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    leg = (await calls.current_consult(hub, repo.convs[cid])).leg  # type: ignore[union-attr]
+    await calls.consult_leg(hub, "phone", "CA7", str(leg), "in-progress")
+    await calls.call_action(hub, ALICE, cid, "complete_transfer")
+    assert (await hub.store.get_presence(BOB.id)).load == {"phone": 1}  # type: ignore[union-attr]
+    assert (await hub.store.get_presence(ALICE.id)).load == {}  # type: ignore[union-attr]
+
+
 async def test_consult_refusals_are_decided_by_the_core() -> None:
     from contact_center.usecases import calls
 
@@ -1021,3 +1057,16 @@ async def test_hello_offers_the_bot_on_a_channel_only_while_the_bot_runs() -> No
     hub.bot_ready = True
     hello = await offers.agent_online(hub, ALICE)
     assert {c["name"]: c["bot"] for c in hello["channels"]}["sms"] is True
+
+
+def test_a_strict_pin_never_falls_back_to_the_queue_a_transfers_does() -> None:
+    """router.waiting_contacts: a transfer's pin falls back when its agent is offline or declined; a click-to-call's
+    (strict, from SQL) never does: the contact is that agent's only."""
+    from contact_center.ports import AgentPresence, QueueEntry
+
+    here = [AgentPresence(BOB.id, "available", 0.0, "n")]
+    loose = QueueEntry(1, "support", "callback", 0, 0.0, pinned_agent=ALICE.id)
+    strict = QueueEntry(2, "support", "callback", 0, 0.0, pinned_agent=ALICE.id, pin_strict=True)
+    declined = QueueEntry(3, "support", "callback", 0, 0.0, frozenset({ALICE.id}), ALICE.id, pin_strict=True)
+    got = {c.conversation_id: c.pinned_agent for c in router.waiting_contacts([loose, strict, declined], here)}
+    assert got == {1: None, 2: ALICE.id, 3: ALICE.id}

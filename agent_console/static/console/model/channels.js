@@ -59,6 +59,11 @@ export function channelInfo(name, labelHint = null) {
   };
 }
 
+/** Whether the hub has this channel now (its hello's list): the console offers what it can do, e.g. a call. */
+export function hubHas(name) {
+  return !!fromHub(name);
+}
+
 /** Channel names for the list's filter: the hub's, or the defaults. */
 export function knownChannelNames() {
   const list = channels.get();

@@ -9,10 +9,12 @@ import { $, h, key } from "../core/dom.js";
 import { dateFmt, dateTimeFmt, fmt, humanize, initials, when } from "../core/format.js";
 import { api, errorText } from "../core/http.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
+import { hubHas } from "../model/channels.js";
 import { activeConv } from "../model/conversations.js";
 import { loadValue, valueSection } from "./customer-value.js";
 import { lookupError, showOrder } from "./order-lookup.js";
 import { orderCard } from "./orders.js";
+import { openAssigned } from "./offers.js";
 import { possibleMatchSection } from "./possible-match.js";
 import { setTab } from "./right-panel.js";
 import { toast } from "./toasts.js";
@@ -109,6 +111,26 @@ function addContactForm(customerId) {
   return form;
 }
 
+/**
+ * Click-to-call: "Call" on a customer with a phone number, when the hub has a phone line (its `callback` channel). The
+ * hub calls the customer for this agent (POST /api/customers/{id}/calls): the call is theirs at once, their phone
+ * rings, then the customer's; the call card opens. A refusal (offline, away, on another contact...) says why.
+ */
+function callButton(record) {
+  const phone = record.points.find((p) => p && p.kind === "phone" && p.value)?.value;
+  if (!phone || !hubHas("callback") || record.id === null || record.id === undefined) return null;
+  const button = h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "customer-call", title: `Call ${phone} now: your phone rings first`, text: "Call" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const r = await api(`/api/customers/${encodeURIComponent(record.id)}/calls`, { method: "POST", body: { number: phone } });
+    button.disabled = false;
+    if (!r.ok || !r.data?.conversation) return toast(errorText(r, "Could not place the call"), "error");
+    openAssigned(r.data.conversation, { customer: { id: record.id, display_name: record.name }, customer_address: phone, channel: "callback" }, { focus: true });
+    toast(`Calling ${phone}: answer your phone first`);
+  });
+  return button;
+}
+
 function render360(data) {
   const c = data.customer || {};
   const points = data.contact_points || [];
@@ -120,6 +142,7 @@ function render360(data) {
   const record = { id: c.id ?? customer.get().id, name, points };
 
   const newOrder = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-testid": "new-order-open", text: "New order" });
+  const call = callButton(record);
   const head = h(
     "div",
     { class: "c360-head" },
@@ -130,6 +153,7 @@ function render360(data) {
       h("div", { class: "c360-name", "data-testid": "customer-name", text: name }),
       h("div", { class: "muted small", text: [c.tier ? `${humanize(c.tier)} tier` : null, c.created_at ? `since ${fmt(c.created_at, dateFmt)}` : null].filter(Boolean).join(" · ") }),
     ),
+    call,
     newOrder,
   );
 

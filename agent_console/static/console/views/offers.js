@@ -157,27 +157,35 @@ function acceptOffer(entry, ...buttons) {
       return;
     }
     removeOffer(offer.conversation_id);
-    const data = ack.conversation || { id: offer.conversation_id };
-    const conv = upsertConv({
-      customer_address: offer.customer_address,
-      channel_label: offer.channel_label,
-      ...data,
-      id: data.id ?? offer.conversation_id,
-      customer: offer.customer,
-      customer_id: data.customer_id ?? offer.customer?.id,
-      channel: data.channel ?? offer.channel,
-      queue: data.queue ?? offer.queue,
-    });
-    reopen(conv);
-    for (const m of data.messages || []) addMessage(conv, m);
-    // focus stays where the agent is: the accepted conversation opens only when none was open; otherwise it is
-    // added to the list, highlighted as new, and the agent goes to it when they choose
-    if (activeId() === null || !getConv(activeId()) || getConv(activeId()).closed) selectConv(conv.id);
-    else {
-      markFresh(conv);
-      toast(`${offerName(offer)} was added to your conversations`);
-    }
+    openAssigned(ack.conversation || { id: offer.conversation_id }, offer);
   });
+}
+
+/**
+ * A conversation now assigned to this agent (an accepted offer's ack, or a call they placed from a customer's record:
+ * `POST /api/customers/{id}/calls`'s `conversation`), with what the offer knew (`hint`: customer, address, channel...).
+ * Focus stays where the agent is: it opens only when none was open; otherwise it is added to the list, highlighted as
+ * new, and the agent goes to it when they choose. `focus`: open it whatever is open (the agent asked for it).
+ */
+export function openAssigned(data, hint, { focus = false } = {}) {
+  const conv = upsertConv({
+    customer_address: hint.customer_address,
+    channel_label: hint.channel_label,
+    ...data,
+    id: data.id ?? hint.conversation_id,
+    customer: hint.customer,
+    customer_id: data.customer_id ?? hint.customer?.id,
+    channel: data.channel ?? hint.channel,
+    queue: data.queue ?? hint.queue,
+  });
+  reopen(conv);
+  for (const m of data.messages || []) addMessage(conv, m);
+  if (focus || activeId() === null || !getConv(activeId()) || getConv(activeId()).closed) selectConv(conv.id);
+  else {
+    markFresh(conv);
+    toast(`${offerName(hint)} was added to your conversations`);
+  }
+  return conv;
 }
 
 function declineOffer(entry, ...buttons) {
