@@ -9,7 +9,8 @@
   (exact, normalised) or order number (``#123`` or ``123``): at most 10, each with its id, name, what
   matched and how many orders it has; never a merged-away record, no contact points. Scoped as the API is
   (docs/security.md, "scoped reads"): supervisors and admins search the whole repository (``scope: "all"``);
-  an agent only among the customers of conversations assigned or offered to them (``scope: "mine"``), whose
+  an agent only among the customers of conversations assigned to them (open or closed) or offered to them now
+  (``scope: "mine"``), whose
   360 they may open; any order is still found by number, phone or email in the Orders tab. The query itself is
   not logged (it may be an address); the search is.
 
@@ -99,8 +100,10 @@ async def queues_view(hub: Any, agent_id: int) -> dict[str, Any]:
 
 
 async def agent_customer_ids(hub: Any, agent_id: int) -> set[int]:
-    """The customers of the conversations assigned or offered to an agent: what an agent's session may read."""
-    ids = {int(cu.id) for _c, cu in await hub.repo.assigned_to(agent_id) if cu is not None and cu.id is not None}
+    """The customers of the conversations assigned to an agent (open or closed: after wrap-up an agent finds the
+    customer again, to call them back) or offered to them now: what an agent's session may read (as
+    ``api.scope.agent_serves``)."""
+    ids = set(await hub.repo.customers_served_by(agent_id))
     for offer in await hub.store.offers_of(agent_id):
         conv = await hub.repo.conversation(offer.conversation_id)
         if conv is not None and conv.customer_id is not None:

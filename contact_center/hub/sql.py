@@ -131,6 +131,13 @@ class SqlConversations:
             ).all()
         return [(c, cu) for c, cu in rows]
 
+    async def customers_served_by(self, agent_id: int) -> set[int]:
+        async with self.db.session() as s:
+            rows = (await s.exec(
+                select(Conversation.customer_id).where(Conversation.assigned_agent_id == agent_id).distinct()
+            )).all()
+        return {int(r) for r in rows if r is not None}
+
     async def agent(self, agent_id: int) -> Agent | None:
         fast = self._read(lambda conn: (_one(conn, Agent, "id = ?", (agent_id,)),))
         if fast is not None:

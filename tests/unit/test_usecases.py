@@ -1046,6 +1046,8 @@ async def test_an_agents_customer_scope_is_their_conversations_and_offers() -> N
     await offers.accept(hub, ALICE, first)
     assert await agent_customer_ids(hub, ALICE.id) == offered  # assigned: in scope
     assert await agent_customer_ids(hub, BOB.id) == set()
+    await transfer_close.close(hub, ALICE, first, "resolved")
+    assert await agent_customer_ids(hub, ALICE.id) == offered  # closed: still theirs to find again (as the API's scope)
 
 
 async def test_hello_offers_the_bot_on_a_channel_only_while_the_bot_runs() -> None:

@@ -163,6 +163,9 @@ class MemoryConversations:
         return [(replace(c), self.customers[c.customer_id]) for c in self.convs.values()
                 if c.assigned_agent_id == agent_id and c.status == "assigned"]
 
+    async def customers_served_by(self, agent_id: int) -> set[int]:
+        return {c.customer_id for c in self.convs.values() if c.assigned_agent_id == agent_id}
+
     async def agent(self, agent_id: int) -> AgentRow | None:
         return self.agent_rows.get(agent_id)
 
