@@ -103,6 +103,10 @@ def test_a_visitor_asks_to_be_called_back_and_alice_calls(hub: str) -> None:
         assert http(f"{hub}/dev/phone/api/calls/{sid}/answer", {})[0] == 200
         card = agent.get_by_test_id("call-pane").get_by_test_id("call-card")
         expect(card).to_have_attribute("data-state", "connected")
+        # a call owes no written reply: the request's line ("Callback: ...") does not make it "Needs reply"
+        expect(agent.get_by_test_id("call-pane").get_by_test_id("call-transcript-head")).to_have_text(
+            "Before you: the callback request and its attempts")
+        expect(agent.locator("#conversations [data-testid=needs-reply]")).to_have_count(0)
         legs = _wait_for(agent, lambda: [leg for leg in http(f"{hub}/standin/twilio/dev/clients/agent_1")[1] or []
                                          if leg["status"] == "in-progress"] or [leg for leg in _all_agent_legs(hub) if leg["status"] == "in-progress"],
                          "alice's leg in the room")

@@ -47,6 +47,7 @@ function button(testid, text, props = {}) {
 
 function build(host) {
   const e = {};
+  e.transcriptHead = h("div", { class: "call-transcript-head small muted", "data-testid": "call-transcript-head" });
   e.transcript = h("div", { class: "transcript call-transcript", "data-testid": "call-transcript", "aria-live": "polite" });
   e.caller = h("h3", { class: "call-caller", "data-testid": "call-caller" });
   e.callerSub = h("div", { class: "call-caller-sub muted small" });
@@ -112,7 +113,7 @@ function build(host) {
   root = h(
     "section",
     { class: "pane-call", "data-pane": "call", "data-testid": "call-pane", "aria-label": "Call", hidden: true },
-    h("div", { class: "call-transcript-head small muted", text: "Before you: the caller with the phone menu and the bot" }),
+    e.transcriptHead,
     e.transcript,
     e.card,
   );
@@ -393,6 +394,9 @@ export const callPane = {
     els.notes.value = d.notes;
     els.noteError.hidden = true;
     fillDispositions(conv);
+    els.transcriptHead.textContent = conv.channel === "callback"
+      ? "Before you: the callback request and its attempts"
+      : "Before you: the caller with the phone menu and the bot";
     renderTranscript(conv);
     renderCard(conv);
     clearInterval(ticker);

@@ -12,6 +12,7 @@ import { epochMs, fold, humanize, when } from "../core/format.js";
 import { api } from "../core/http.js";
 import { showCustomer } from "./customer360.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
+import { isCallConv } from "../model/calls.js";
 import { channelInfo, knownChannelNames } from "../model/channels.js";
 import { channelIcon } from "../channels/icons.js";
 import { activeId, allConvs, convName, isNote, lastActivity, lastMessage, selectConv, senderOf } from "../model/conversations.js";
@@ -69,6 +70,9 @@ function needsReply(conv) {
 /** Since when the customer has waited for an answer (ms: their first message after the last agent or bot
  *  reply), or 0 when they have not (the agent spoke last, or nothing loaded yet). */
 export function waitingSince(conv) {
+  // never on a call (a phone call, a web callback, a click-to-call): the customer's lines there are the phone
+  // menu's or the callback request's, and the agent answers by voice
+  if (isCallConv(conv)) return 0;
   const shown = [...conv.messages.values()].filter((m) => !isNote(conv, m) && senderOf(m) !== "system").sort((a, b) => a.seq - b.seq);
   let since = 0;
   for (const m of shown) {
