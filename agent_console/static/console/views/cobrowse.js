@@ -28,7 +28,33 @@ function frame() {
 }
 
 function isChat(conv) {
-  return !!conv && !conv.closed && (conv.channel === "chat" || conv.channel === "web");
+  return !!conv && !conv.closed && (conv.channel === "chat" || conv.channel === "web" || isCall(conv));
+}
+
+/** On a call the customer joins with a six-digit code the agent reads out (typed into the widget on our site). */
+function isCall(conv) {
+  return !!conv && (conv.channel === "phone" || conv.channel === "callback");
+}
+
+/** "123 456": easier to read out. */
+function spaced(code) {
+  return typeof code === "string" && code.length === 6 ? `${code.slice(0, 3)} ${code.slice(3)}` : "";
+}
+
+function showStatus(s) {
+  const el = $("cobrowse-status");
+  if (s.state === "pending" && s.via_code) {
+    const code = document.createElement("strong");
+    code.className = "cobrowse-code";
+    code.dataset.testid = "cobrowse-code";
+    code.textContent = spaced(s.code);
+    el.replaceChildren(
+      document.createTextNode("Read this code to the caller: "), code,
+      document.createTextNode(". They type it into the chat window on our site (\u201cHave a code from our agent?\u201d). It works once, for 10 minutes."),
+    );
+    return;
+  }
+  el.textContent = s.state === "pending" ? "Waiting for the customer to accept (60 s)…" : "Live: you see the customer's page. Click on it to highlight a spot for them.";
 }
 
 function toFrame(msg) {
@@ -43,7 +69,7 @@ function render() {
   button.hidden = !isChat(conv);
   const s = conv ? sessions.get(conv.id) : null;
   button.disabled = !!s;
-  button.textContent = s?.state === "pending" ? "Co-browse: asking…" : "Co-browse";
+  button.textContent = s?.state === "pending" ? (s.via_code ? "Co-browse: code given…" : "Co-browse: asking…") : "Co-browse";
   const visible = !!s && isChat(conv);
   view.hidden = !visible;
   if (!visible) {
@@ -52,11 +78,10 @@ function render() {
     return;
   }
   view.dataset.state = s.state;
-  $("cobrowse-status").textContent =
-    s.state === "pending" ? "Waiting for the customer to accept (60 s)…" : "Live: you see the customer's page. Click on it to highlight a spot for them.";
+  showStatus(s);
   if (shownFor !== conv.id) {
     shownFor = conv.id;
-    resetFrame(s.state === "pending" ? "Waiting for the customer to accept…" : "Loading the customer's page…");
+    resetFrame(s.state === "pending" ? (s.via_code ? "Waiting for the caller to type the code…" : "Waiting for the customer to accept…") : "Loading the customer's page…");
     if (s.state === "live") checkout(conv.id);
   }
 }
@@ -80,7 +105,7 @@ function start() {
       toast(`Co-browse: ${ack?.error?.message || "no answer from the hub"}`, "error");
       return;
     }
-    sessions.set(conv.id, ack.session);
+    sessions.set(conv.id, { ...ack.session, code: ack.code });
     render();
   });
 }
@@ -178,7 +203,8 @@ function onEnded(s) {
   sessions.delete(s.conversation_id);
   if (had) {
     const why = { declined: "the customer declined", no_answer: "the customer did not answer", customer_ended: "the customer ended it",
-      agent_ended: "you ended it", customer_left: "the customer left the page", conversation_ended: "the conversation ended" }[s.end_reason] || "ended";
+      agent_ended: "you ended it", customer_left: "the customer left the page", conversation_ended: "the conversation ended",
+      code_expired: "the code was not typed in within 10 minutes" }[s.end_reason] || "ended";
     toast(`Co-browsing ended: ${why}`, s.end_reason === "agent_ended" ? "info" : "warn");
   }
   render();
@@ -190,7 +216,7 @@ function syncActive() {
   if (isChat(conv)) {
     socket.request("cobrowse_status", { conversation_id: conv.id }, 10000, (err, ack) => {
       if (err || !ack?.ok) return;
-      if (ack.session) sessions.set(conv.id, ack.session);
+      if (ack.session) sessions.set(conv.id, { ...ack.session, code: ack.code });
       else sessions.delete(conv.id);
       render();
     });
