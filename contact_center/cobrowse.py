@@ -29,9 +29,9 @@ import socketio
 
 from contact_center.channels import CALLBACK, VOICE, WEB_CHAT
 from contact_center.domain.cobrowse import (
-    CODE_SECONDS, CONSENT_SECONDS, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
-    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, CodeAttempts, EndReason, JoinCode,
-    event_piece, format_code, normalise_code, pointer, valid_session_id,
+    CODE_SECONDS, CONSENT_SECONDS, CONTROL_BURST, CONTROL_PER_SECOND, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
+    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, CodeAttempts, ControlState, EndReason,
+    JoinCode, control_action, event_piece, format_code, normalise_code, pointer, valid_session_id,
 )
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.keys import SETTINGS_KEY
@@ -41,6 +41,7 @@ from aiohttp import web
 
 log = logging.getLogger("contact_center.cobrowse")
 
+CONTROL_REFUSALS = frozenset({"blocked", "masked", "not_found", "not_fillable", "not_granted", "failed"})
 CALL_CHANNELS = frozenset({VOICE.name, CALLBACK.name})  # co-browsing on these joins with a code read out
 ASSIGNMENT_RECHECK_SECONDS = 5.0  # while live, how often the relay checks the agent still holds the chat
 
@@ -175,6 +176,86 @@ class CobrowseRelay:
             return
         await self.sio.emit("cobrowse_pointer", {"session_id": session.id, **point},
                             to=self._room(session), namespace="/customer")
+
+    # ------------------------------------------------------------------ guided control (the second consent)
+    async def agent_control_request(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_request {conversation_id}``: ask the customer for control (a second prompt)."""
+        session = await self._live_of_agent(agent, data)
+        asked = session.ask_control()
+        if asked is session:
+            return {"session": session.public()}  # already granted
+        self.sessions[asked.conversation_id] = asked
+        await self.sio.emit("cobrowse_control_request", asked.for_customer(), to=self._room(asked), namespace="/customer")
+        return {"session": asked.public()}
+
+    async def agent_control_release(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_release {conversation_id}``: the agent gives control back (or withdraws the request)."""
+        session = await self._live_of_agent(agent, data)
+        await self._control_off(session, "agent")
+        return {}
+
+    async def agent_control_action(self, sid: str, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_action {conversation_id, action, target?, value?, x?, y?, id?}``: refused (``forbidden``)
+        unless the customer granted control; relayed to the customer's page, which refuses masked and blocked
+        elements itself (its answer: ``cobrowse_control_result`` to the agent)."""
+        wait = self._wait(sid, "control", CONTROL_BURST, CONTROL_PER_SECOND)
+        if wait > 0:
+            raise CobrowseError("rate_limited", "too many control actions")
+        session = await self._live_of_agent(agent, data)
+        if session.control is not ControlState.GRANTED:
+            raise CobrowseError("forbidden", "the customer has not given you control")
+        action = control_action(_payload(data))
+        if not await self._still_held(session):
+            raise CobrowseError("conflict", "the co-browsing session has ended")
+        await self.sio.emit("cobrowse_control_action", {"session_id": session.id, **action}, to=self._room(session), namespace="/customer")
+        return {}
+
+    async def customer_control(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control {session_id, grant}``: the customer's answer to the control prompt."""
+        p = _payload(data)
+        session = self._customer_session(session_data, p.get("session_id"))
+        if not isinstance(p.get("grant"), bool):
+            raise CobrowseError("bad_request", "grant must be true or false")
+        answered = session.answer_control(p["grant"])
+        self.sessions[answered.conversation_id] = answered
+        if p["grant"]:
+            await self._record(answered, "control_granted", f"The customer gave {answered.agent_name} control of the page")
+        else:
+            await self._record(answered, "control_refused", "The customer refused control of the page")
+        await self.sio.emit("cobrowse_state", answered.public(), to=room_agent(answered.agent_id), namespace="/agent")
+        await self.sio.emit("cobrowse_control_state", {"session_id": answered.id, "control": answered.control.value},
+                            to=self._room(answered), namespace="/customer")
+        return {"session": answered.for_customer()}
+
+    async def customer_control_revoke(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control_revoke {session_id}``: the customer takes control back (the banner's button)."""
+        session = self._customer_session(session_data, _payload(data).get("session_id"))
+        await self._control_off(session, "customer")
+        return {}
+
+    async def customer_control_result(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control_result {session_id, id, ok, reason}``: what the page did with an action (to the agent)."""
+        p = _payload(data)
+        session = self._customer_session(session_data, p.get("session_id"))
+        reason = p.get("reason")
+        body = {"conversation_id": session.conversation_id, "session_id": session.id, "ok": p.get("ok") is True,
+                "id": p.get("id") if isinstance(p.get("id"), int) and not isinstance(p.get("id"), bool) else None,
+                "reason": reason if isinstance(reason, str) and reason in CONTROL_REFUSALS else None}
+        await self.sio.emit("cobrowse_control_result", body, to=room_agent(session.agent_id), namespace="/agent")
+        return {}
+
+    async def _control_off(self, session: CobrowseSession, by: str) -> None:
+        if session.control is ControlState.OFF:
+            return
+        was = session.control
+        off = session.revoke_control()
+        self.sessions[off.conversation_id] = off
+        if was is ControlState.GRANTED:
+            who = "the customer" if by == "customer" else off.agent_name
+            await self._record(off, "control_revoked", f"Control of the page taken back ({who})", by=by)
+        await self.sio.emit("cobrowse_state", off.public(), to=room_agent(off.agent_id), namespace="/agent")
+        await self.sio.emit("cobrowse_control_state", {"session_id": off.id, "control": off.control.value},
+                            to=self._room(off), namespace="/customer")
 
     # ------------------------------------------------------------------ the customer's side
     async def customer_status(self, sid: str, session_data: dict[str, Any]) -> dict[str, Any]:
@@ -446,6 +527,15 @@ def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_
     agent_ns.on_cobrowse_end = agent_handler(relay.agent_end)
     agent_ns.on_cobrowse_status = agent_handler(relay.agent_status)
     agent_ns.on_cobrowse_checkout = agent_handler(relay.agent_checkout)
+    agent_ns.on_cobrowse_control_request = agent_handler(relay.agent_control_request)
+    agent_ns.on_cobrowse_control_release = agent_handler(relay.agent_control_release)
+
+    async def on_agent_control_action(sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return await relay.agent_control_action(sid, await agent_of(sid), data)
+        return await _acked(run)
+
+    agent_ns.on_cobrowse_control_action = on_agent_control_action
 
     async def on_agent_pointer(sid: str, data: Any = None) -> None:
         try:
@@ -487,6 +577,17 @@ def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_
         return await relay.customer_join(sid, await customer_data(sid), data, address)
 
     customer_ns.on_cobrowse_join = on_customer_join
+
+    def customer_handler(method: Callable[[dict[str, Any], Any], Awaitable[dict[str, Any]]]) -> Callable[[str, Any], Awaitable[dict[str, Any]]]:
+        async def handle(sid: str, data: Any = None) -> dict[str, Any]:
+            async def run() -> dict[str, Any]:
+                return await method(await customer_data(sid), data)
+            return await _acked(run)
+        return handle
+
+    customer_ns.on_cobrowse_control = customer_handler(relay.customer_control)
+    customer_ns.on_cobrowse_control_revoke = customer_handler(relay.customer_control_revoke)
+    customer_ns.on_cobrowse_control_result = customer_handler(relay.customer_control_result)
     customer_ns.on_cobrowse_status = on_customer_status
     customer_ns.on_cobrowse_consent = on_customer_consent
     customer_ns.on_cobrowse_events = on_customer_events

@@ -36,7 +36,6 @@ CONTROL_BURST = 20  # control actions at once, then ...
 CONTROL_PER_SECOND = 10.0  # ... this many a second
 CONTROL_ACTIONS = frozenset({"scroll", "click", "fill"})
 MAX_FILL_CHARS = 500
-MAX_TARGET_CHARS = 40
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -286,4 +285,33 @@ def pointer(payload: dict[str, Any]) -> dict[str, Any]:
         out[key] = round(float(value), 1)
     out["highlight"] = payload.get("highlight") is True
     out["hide"] = payload.get("hide") is True
+    return out
+
+
+# ---------------------------------------------------------------------- guided control
+def control_action(payload: dict[str, Any]) -> dict[str, Any]:
+    """Check the agent's action on the customer's page (only with control granted):
+    ``{action: "scroll", x, y}`` (the page's scroll position), ``{action: "click", target}``,
+    ``{action: "fill", target, value}``. ``target`` is the element's id in the recording (rrweb's mirror: the
+    customer's browser finds it, and refuses a masked or blocked element); ``id`` (optional) comes back in the
+    customer's ``cobrowse_control_result``."""
+    action = payload.get("action")
+    if action not in CONTROL_ACTIONS:
+        raise CobrowseError("bad_request", "action must be scroll, click or fill")
+    out: dict[str, Any] = {"action": action}
+    if "id" in payload:
+        out["id"] = _whole(payload.get("id"), "id", 0, 2**31)
+    if action == "scroll":
+        for key in ("x", "y"):
+            value = payload.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1_000_000:
+                raise CobrowseError("bad_request", f"{key} must be a number of pixels")
+            out[key] = round(float(value))
+        return out
+    out["target"] = _whole(payload.get("target"), "target", 1, 2**31)
+    if action == "fill":
+        value = payload.get("value")
+        if not isinstance(value, str) or len(value) > MAX_FILL_CHARS:
+            raise CobrowseError("bad_request", f"value must be text of at most {MAX_FILL_CHARS} characters")
+        out["value"] = value
     return out

@@ -170,3 +170,68 @@ async def test_a_web_chat_conversation_has_no_code_and_email_cannot_co_browse(hu
     ack = await alice.call("cobrowse_start", {"conversation_id": email_id}, namespace="/agent")
     assert ack["ok"] is False and ack["error"]["code"] == "bad_request"
     await alice.disconnect()
+
+
+async def test_guided_control_needs_its_own_consent_and_the_hub_refuses_without_it(hub: str, db: Database) -> None:  # noqa: F811
+    alice, a_in = await _agent(hub, "alice")
+    bob, _ = await _agent(hub, "bob")
+    cid, caller_id = await _call_of(db, "alice", "+12125550149")
+    inbox = Inbox()
+    caller = sio_client(inbox, "/customer", CUSTOMER_EVENTS + ("cobrowse_control_request", "cobrowse_control_action", "cobrowse_control_state"))
+    await caller.connect(hub, namespaces=["/customer"], auth={"visitor_id": "visitor_control_01"}, transports=["websocket"])
+    await inbox.wait("session")
+    click = {"conversation_id": cid, "action": "click", "target": 12, "id": 1}
+
+    # before the session is live: nothing to control
+    code = (await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent"))["code"]
+    assert (await alice.call("cobrowse_control_request", {"conversation_id": cid}, namespace="/agent"))["error"]["code"] == "conflict"
+    session_id = (await caller.call("cobrowse_join", {"code": code}, namespace="/customer"))["session"]["session_id"]
+    await a_in.wait("cobrowse_state", lambda d: d["state"] == "live")
+
+    # live, but control not granted: the hub refuses every action (and the customer gets none)
+    ack = await alice.call("cobrowse_control_action", click, namespace="/agent")
+    assert ack["ok"] is False and ack["error"]["code"] == "forbidden", ack
+    assert (await bob.call("cobrowse_control_request", {"conversation_id": cid}, namespace="/agent"))["error"]["code"] == "forbidden"
+    # the customer cannot grant what was not asked
+    assert (await caller.call("cobrowse_control", {"session_id": session_id, "grant": True}, namespace="/customer"))["error"]["code"] == "conflict"
+
+    ack = await alice.call("cobrowse_control_request", {"conversation_id": cid}, namespace="/agent")
+    assert ack["ok"] and ack["session"]["control"] == "requested"
+    asked = await inbox.wait("cobrowse_control_request")
+    assert asked["session_id"] == session_id and "conversation_id" not in asked
+    assert (await alice.call("cobrowse_control_action", click, namespace="/agent"))["error"]["code"] == "forbidden"  # asked is not granted
+    # a refusal: still no control
+    assert (await caller.call("cobrowse_control", {"session_id": session_id, "grant": False}, namespace="/customer"))["ok"]
+    assert (await alice.call("cobrowse_control_action", click, namespace="/agent"))["error"]["code"] == "forbidden"
+
+    # asked again and granted: actions are checked and relayed
+    await alice.call("cobrowse_control_request", {"conversation_id": cid}, namespace="/agent")
+    ack = await caller.call("cobrowse_control", {"session_id": session_id, "grant": True}, namespace="/customer")
+    assert ack["ok"] and ack["session"]["control"] == "granted"
+    await a_in.wait("cobrowse_state", lambda d: d.get("control") == "granted")
+    for bad in ({"action": "type", "target": 1}, {"action": "click"}, {"action": "fill", "target": 3, "value": "x" * 501},
+                {"action": "scroll", "x": -5, "y": 0}, {"action": "click", "target": True}):
+        ack = await alice.call("cobrowse_control_action", {"conversation_id": cid, **bad}, namespace="/agent")
+        assert ack["ok"] is False and ack["error"]["code"] == "bad_request", (bad, ack)
+    assert (await alice.call("cobrowse_control_action", click, namespace="/agent")) == {"ok": True}
+    got = await inbox.wait("cobrowse_control_action")
+    assert got == {"session_id": session_id, "action": "click", "target": 12, "id": 1}
+    fill = {"conversation_id": cid, "action": "fill", "target": 14, "value": "Main Street 1"}
+    assert (await alice.call("cobrowse_control_action", fill, namespace="/agent"))["ok"]
+    assert (await inbox.wait("cobrowse_control_action", lambda d: d["action"] == "fill"))["value"] == "Main Street 1"
+    assert (await bob.call("cobrowse_control_action", {**click, "conversation_id": cid}, namespace="/agent"))["error"]["code"] == "forbidden"
+    # the page's answer goes back to the agent (the reason only from a fixed list)
+    assert (await caller.call("cobrowse_control_result", {"session_id": session_id, "id": 1, "ok": False, "reason": "blocked"}, namespace="/customer"))["ok"]
+
+    # the customer takes it back: actions are refused again
+    assert (await caller.call("cobrowse_control_revoke", {"session_id": session_id}, namespace="/customer"))["ok"]
+    assert (await inbox.wait("cobrowse_control_state", lambda d: d["control"] == "off"))["session_id"] == session_id
+    assert (await alice.call("cobrowse_control_action", click, namespace="/agent"))["error"]["code"] == "forbidden"
+
+    async with db.session() as s:
+        page = await interactions_repo.timeline(s, caller_id, kinds=["cobrowse"])
+    events = sorted(r.payload["event"] for r in page.items)
+    assert events == ["consent_given", "control_granted", "control_refused", "control_revoked", "requested"], events
+    assert all("Main Street" not in json.dumps(r.payload) for r in page.items)
+    for s_ in (alice, bob, caller):
+        await s_.disconnect()

@@ -169,3 +169,17 @@ def test_control_is_a_second_consent_on_a_live_session() -> None:
     granted = asked.answer_control(True)
     assert granted.control is ControlState.GRANTED and granted.ask_control() is granted
     assert granted.revoke_control().control is ControlState.OFF
+
+
+def test_control_actions_are_checked_before_they_are_relayed() -> None:
+    from contact_center.domain.cobrowse import control_action
+
+    assert control_action({"action": "click", "target": 5, "id": 2}) == {"action": "click", "target": 5, "id": 2}
+    assert control_action({"action": "fill", "target": 5, "value": "Main St"}) == {"action": "fill", "target": 5, "value": "Main St"}
+    assert control_action({"action": "scroll", "x": 0, "y": 480.4}) == {"action": "scroll", "x": 0, "y": 480}
+    for bad in ({"action": "eval", "target": 1}, {"action": "click", "target": 0}, {"action": "click", "target": "#buy"},
+                {"action": "fill", "target": 1}, {"action": "fill", "target": 1, "value": "x" * 501},
+                {"action": "scroll", "x": 1}, {"action": "click", "target": 1, "id": -1}):
+        with pytest.raises(CobrowseError) as exc:
+            control_action(bad)
+        assert exc.value.code == "bad_request", bad
