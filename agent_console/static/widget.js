@@ -687,6 +687,9 @@
     socket.on("cobrowse_ended", function (p) { cobrowseEnded(p); });
     socket.on("cobrowse_checkout", function (p) { if (cob.recorder && p && p.session_id === cob.sessionId) cob.recorder.checkout(); });
     socket.on("cobrowse_pointer", function (p) { if (p && p.session_id === cob.sessionId) cobrowsePointer(p); });
+    socket.on("cobrowse_control_request", function (p) { controlAsk(p); });
+    socket.on("cobrowse_control_state", function (p) { if (p && p.session_id === cob.sessionId) setControl(p.control === "granted"); });
+    socket.on("cobrowse_control_action", function (p) { controlAct(p); });
 
     socket.on("document", function (p) { showDocument(p); });
 
@@ -1200,7 +1203,7 @@
   // Nothing is recorded or sent before the customer accepts. The recorder (rrweb, with the privacy options) is
   // a separate script loaded only then; the hub relays what it records to the agent who holds this chat.
 
-  var cob = { sessionId: null, recorder: null, banner: null, pointer: null, highlight: null, promptTimer: null, loading: null };
+  var cob = { sessionId: null, recorder: null, control: false, bannerText: null, revoke: null, agentName: null, banner: null, pointer: null, highlight: null, promptTimer: null, loading: null };
 
   function loadRecorder() {
     if (window.ccCobrowseRecorder) return Promise.resolve(window.ccCobrowseRecorder);
@@ -1265,6 +1268,7 @@
     if (cob.recorder && cob.sessionId === session.session_id) return;
     cob.sessionId = session.session_id;
     showBanner(session.agent_name);
+    setControl(session.control === "granted"); // a new page of a session with control given
     loadRecorder().then(function (rec) {
       if (cob.sessionId !== session.session_id || cob.recorder) return; // ended while loading
       cob.recorder = rec.start({
@@ -1286,6 +1290,7 @@
 
   function stopRecording() {
     save(KEY_COB_LINK, null);
+    cob.control = false;
     if (cob.recorder) { try { cob.recorder.stop(); } catch (e) { /* already stopped */ } }
     cob.recorder = null;
     cob.sessionId = null;
@@ -1311,12 +1316,64 @@
   function showBanner(agentName) {
     if (cob.banner) return;
     var bar = el("div", "ccw-cobrowse-banner", { role: "status", "data-cc-widget": "", "data-testid": "cc-cobrowse-banner" });
-    bar.appendChild(text(el("span"), (agentName || "The agent") + " is viewing this page"));
+    cob.agentName = agentName || "The agent";
+    cob.bannerText = text(el("span", null, { "data-testid": "cc-cobrowse-banner-text" }), cob.agentName + " is viewing this page");
+    bar.appendChild(cob.bannerText);
+    cob.revoke = text(el("button", null, { type: "button", "data-testid": "cc-control-revoke" }), "Take back control");
+    cob.revoke.style.display = "none"; // the banner's buttons are "all: initial": the hidden attribute would not hide it
+    cob.revoke.addEventListener("click", revokeControl);
+    bar.appendChild(cob.revoke);
     var stop = text(el("button", null, { type: "button", "data-testid": "cc-cobrowse-end" }), "End");
     stop.addEventListener("click", endCobrowse);
     bar.appendChild(stop);
     document.body.appendChild(bar);
     cob.banner = bar;
+  }
+
+  // Guided control: a second, separate consent. With it the agent may scroll, click and fill on this page; the
+  // recorder refuses masked and blocked elements whatever arrives, and the customer takes control back at any time.
+  function controlAsk(p) {
+    if (!p || !cob.recorder || p.session_id !== cob.sessionId || cob.control) return;
+    var box = ui.consent;
+    box.replaceChildren();
+    box.appendChild(text(el("p", null, { "data-testid": "cc-control-question" }), cob.agentName + " asks to guide you on this page: to scroll, click and fill in ordinary fields for you. Never card, password or code fields. You can take control back at any time."));
+    var actions = el("div", "ccw-consent-actions");
+    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": "cc-control-allow" }), "Allow control");
+    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": "cc-control-deny" }), "No thanks");
+    actions.appendChild(allow);
+    actions.appendChild(deny);
+    box.appendChild(actions);
+    box.hidden = false;
+    setOpen(true);
+    allow.focus();
+    var sessionId = p.session_id;
+    function answerControl(grant) {
+      hidePrompt();
+      if (!state.socket) return;
+      state.socket.timeout(10000).emit("cobrowse_control", { session_id: sessionId, grant: grant }, function (err, ack) {
+        if (!err && ack && ack.ok && ack.session) setControl(ack.session.control === "granted");
+      });
+    }
+    allow.addEventListener("click", function () { answerControl(true); });
+    deny.addEventListener("click", function () { answerControl(false); });
+  }
+
+  function setControl(on) {
+    cob.control = !!on && !!cob.sessionId;
+    if (cob.bannerText) text(cob.bannerText, cob.agentName + (cob.control ? " is guiding you on this page" : " is viewing this page"));
+    if (cob.revoke) cob.revoke.style.display = cob.control ? "" : "none";
+  }
+
+  function revokeControl() {
+    var sessionId = cob.sessionId;
+    setControl(false); // at once: nothing more is applied
+    if (sessionId && state.socket) state.socket.timeout(10000).emit("cobrowse_control_revoke", { session_id: sessionId }, function () {});
+  }
+
+  function controlAct(p) {
+    if (!p || !cob.recorder || p.session_id !== cob.sessionId) return;
+    var result = cob.control ? cob.recorder.control(p) : { ok: false, reason: "not_granted" };
+    if (state.socket) state.socket.timeout(10000).emit("cobrowse_control_result", { session_id: p.session_id, id: p.id, ok: !!result.ok, reason: result.reason || null }, function () {});
   }
 
   function cobrowsePointer(p) {

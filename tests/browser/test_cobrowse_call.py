@@ -1,7 +1,10 @@
 """Co-browsing on a call, in headless Chromium: alice answers a phone call in the console, clicks Co-browse and
 reads out the six-digit code; the caller, on the demo shop, types it into the widget ("Have a code from our
 agent?"): the banner shows with End, alice sees the caller's page live. A wrong code is refused in words; the used
-code opens nothing a second time. Screenshots: ``test-artifacts/cobrowse-call-*.png``.
+code opens nothing a second time. Then guided control, the second consent: alice asks, the caller allows; a click on
+a category button in alice's view presses it on the caller's page; the card-number field (blocked) can be neither
+clicked nor filled (the caller's page refuses, alice reads why), an ordinary field is filled; the caller takes
+control back from the banner and alice's next click is refused by the hub. Screenshots: ``test-artifacts/cobrowse-call-*.png``.
 
 The hub is the phone test's (``tests/browser/test_console_call.py``: ``serve_hub`` with ``/test/phone/call``)."""
 
@@ -121,6 +124,8 @@ def test_the_caller_types_the_code_and_the_agent_sees_their_page(hub: str, brows
         expect(other.get_by_test_id("cc-code-hint")).to_have_text("That code is not valid: ask the agent for a new one.")
         other.context.close()
 
+        _guided_control(agent, shop)
+
         # the caller ends it from the banner: the recorder stops, the agent's view goes
         shop.get_by_test_id("cc-cobrowse-end").click()
         expect(banner).to_have_count(0)
@@ -133,4 +138,78 @@ def test_the_caller_types_the_code_and_the_agent_sees_their_page(hub: str, brows
         sctx.close()
 
 
+def _point(shop: Any, frame: Any, selector: str) -> tuple[float, float]:
+    """Where an element of the caller's page is in alice's view (the console page's coordinates): its place in the
+    caller's viewport, scaled as the view is (a blocked element has no attributes left in the view to find it by)."""
+    r = shop.locator(selector).first.evaluate("el => { const r = el.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
+    box = frame.frame_element().bounding_box()
+    scale = box["width"] / shop.evaluate("() => document.documentElement.clientWidth")
+    return box["x"] + (r[0] + r[2] / 2) * scale, box["y"] + (r[1] + r[3] / 2) * scale
+
+
+def _guided_control(agent: Any, shop: Any) -> None:
+    expect = sync_api.expect
+    result = agent.get_by_test_id("cobrowse-control-result")
+    agent.get_by_test_id("cobrowse-control").click()
+    expect(agent.get_by_test_id("cobrowse-control")).to_have_text("Asking for control…")
+    expect(shop.get_by_test_id("cc-control-question")).to_contain_text("asks to guide you on this page")
+    shop.screenshot(path=str(ARTIFACTS / "cobrowse-call-control-ask.png"))
+    shop.get_by_test_id("cc-control-allow").click()
+    expect(shop.get_by_test_id("cc-cobrowse-banner-text")).to_contain_text("is guiding you on this page")
+    expect(shop.get_by_test_id("cc-control-revoke")).to_be_visible()
+    expect(agent.get_by_test_id("cobrowse-control")).to_have_text("Release control")
+    expect(agent.get_by_test_id("cobrowse-fill")).to_be_visible()
+
+    # a normal button: the category filter is pressed on the caller's page
+    frame = _replay_frame(agent)
+    category = shop.locator("#filters button[data-category]").first
+    name = category.get_attribute("data-category")
+    assert category.get_attribute("aria-pressed") == "false"
+    agent.mouse.click(*_point(shop, frame, f'#filters button[data-category="{name}"]'))
+    expect(category).to_have_attribute("aria-pressed", "true")
+    expect(result).to_have_text("Done on the customer's page.")
+
+    # the checkout: the caller scrolls there; the card field is blocked on their side
+    shop.get_by_test_id("checkout-card").scroll_into_view_if_needed()
+    card_box = None
+    want = shop.evaluate("() => scrollY")
+    for _ in range(80):  # the view follows the caller's scroll (smoothly): wait until it is there
+        frame = _replay_frame(agent)
+        try:
+            at = frame.evaluate("() => scrollY") if frame else -1
+            card_box = frame.locator('[data-testid="checkout-gift"]').bounding_box() if at == want else None
+        except Exception:  # noqa: BLE001 - being rebuilt
+            card_box = None
+        if card_box:
+            break
+        agent.wait_for_timeout(100)
+    agent.wait_for_timeout(300)
+    assert card_box, "the checkout did not come into the agent's view"
+    agent.mouse.click(*_point(shop, frame, '[name="card"]'))
+    expect(result).to_contain_text("Refused: a private field")
+    agent.get_by_test_id("cobrowse-fill-input").fill("4111111111111111")
+    agent.get_by_test_id("cobrowse-fill-submit").click()
+    expect(result).to_contain_text("Refused: a private field")
+    assert shop.get_by_test_id("checkout-card").input_value() == ""
+    # the one-time code and data-private fields neither
+    for selector, testid in (('[name="otp"]', "checkout-otp"), ('[name="loyalty"]', "checkout-loyalty")):
+        agent.mouse.click(*_point(shop, frame, selector))
+        expect(result).to_contain_text("Refused: a private field")
+        agent.get_by_test_id("cobrowse-fill-submit").click()
+        expect(result).to_contain_text("Refused: a private field")
+        assert shop.get_by_test_id(testid).input_value() == ""
+    # an ordinary field is filled
+    agent.mouse.click(*_point(shop, frame, '[name="gift"]'))
+    expect(result).to_have_text("Done on the customer's page.")
+    agent.get_by_test_id("cobrowse-fill-input").fill("Happy birthday")
+    agent.get_by_test_id("cobrowse-fill-submit").click()
+    expect(shop.get_by_test_id("checkout-gift")).to_have_value("Happy birthday")
+    expect(result).to_have_text("Done on the customer's page.")
+    agent.screenshot(path=str(ARTIFACTS / "cobrowse-call-control.png"))
+
+    # the caller takes control back: the hub refuses the agent's next action
+    shop.get_by_test_id("cc-control-revoke").click()
+    expect(shop.get_by_test_id("cc-cobrowse-banner-text")).to_contain_text("is viewing this page")
+    expect(agent.get_by_test_id("cobrowse-control")).to_have_text("Ask for control")
+    expect(agent.get_by_test_id("cobrowse-fill")).to_be_hidden()
 

@@ -73,17 +73,93 @@ function render() {
   const visible = !!s && isChat(conv);
   view.hidden = !visible;
   if (!visible) {
+    toFrame({ type: "control", on: false });
     if (shownFor !== null) resetFrame("");
     shownFor = null;
     return;
   }
   view.dataset.state = s.state;
   showStatus(s);
+  renderControl(s);
   if (shownFor !== conv.id) {
     shownFor = conv.id;
     resetFrame(s.state === "pending" ? (s.via_code ? "Waiting for the caller to type the code…" : "Waiting for the customer to accept…") : "Loading the customer's page…");
     if (s.state === "live") checkout(conv.id);
   }
+}
+
+// Guided control (the customer's second consent): ask, release; with it, clicks on the view act on the customer's
+// page (the frame names the element by its id in the recording), the wheel scrolls it, and the fill box types into
+// the chosen field. The hub refuses actions without the customer's grant; their browser refuses private fields.
+let control = { target: null, label: "", nextId: 1, sentAt: 0 };
+
+function renderControl(s) {
+  const button = $("cobrowse-control");
+  const live = s.state === "live";
+  button.hidden = !live;
+  button.disabled = s.control === "requested";
+  button.textContent = s.control === "granted" ? "Release control" : s.control === "requested" ? "Asking for control…" : "Ask for control";
+  const granted = live && s.control === "granted";
+  $("cobrowse-fill").hidden = !granted;
+  if (!granted) control.target = null;
+  $("cobrowse-target").textContent = control.target ? `Chosen: ${control.label}` : "Click a field on the page to choose it.";
+  toFrame({ type: "control", on: granted });
+  if (granted) $("cobrowse-status").textContent = "You have control: click, scroll and fill on the customer's page (never their private fields).";
+}
+
+function toggleControl() {
+  const conv = activeConv();
+  const s = conv ? sessions.get(conv.id) : null;
+  if (!s || s.state !== "live") return;
+  const event = s.control === "granted" ? "cobrowse_control_release" : "cobrowse_control_request";
+  control.releasing = event === "cobrowse_control_release";
+  socket.request(event, { conversation_id: conv.id }, 10000, (err, ack) => {
+    if (err || !ack?.ok) {
+      toast(`Co-browse: ${ack?.error?.message || "no answer from the hub"}`, "error");
+      return;
+    }
+    if (ack.session) sessions.set(conv.id, ack.session);
+    render();
+  });
+}
+
+function act(action) {
+  if (shownFor === null) return;
+  const id = control.nextId++;
+  showResult(true, "…"); // the customer's page answers (cobrowse_control_result)
+  socket.request("cobrowse_control_action", { conversation_id: shownFor, id, ...action }, 10000, (err, ack) => {
+    if (err || !ack?.ok) showResult(false, ack?.error?.message || "no answer from the hub");
+  });
+}
+
+const REFUSED = {
+  blocked: "a private field (card, password, code or marked private): the customer's page refused",
+  masked: "a private text area: the customer's page refused",
+  not_fillable: "this is not a field you can fill",
+  not_found: "that element is no longer on the page",
+  not_granted: "the customer has not given you control",
+  failed: "the customer's page could not do it",
+};
+
+function showResult(ok, text) {
+  const el = $("cobrowse-control-result");
+  el.dataset.ok = String(ok);
+  el.textContent = text;
+}
+
+function onControlResult(p) {
+  if (!p || p.conversation_id !== shownFor) return;
+  if (p.ok) showResult(true, "Done on the customer's page.");
+  else showResult(false, `Refused: ${REFUSED[p.reason] || REFUSED.failed}.`);
+}
+
+function fill(ev) {
+  ev.preventDefault();
+  if (!control.target) {
+    showResult(false, "Click a field on the page first.");
+    return;
+  }
+  act({ action: "fill", target: control.target, value: $("cobrowse-fill-input").value });
 }
 
 function resetFrame(text) {
@@ -182,6 +258,16 @@ function onFrameMessage(ev) {
     backlog = [];
   } else if (msg.type === "applied") {
     stats.lastAppliedAt = performance.now();
+  } else if (msg.type === "control-click" && shownFor !== null && sessions.get(shownFor)?.control === "granted") {
+    const target = Number(msg.target);
+    if (!Number.isInteger(target) || target < 1) return;
+    control.target = target;
+    control.label = typeof msg.label === "string" ? msg.label.slice(0, 60) : "element";
+    $("cobrowse-target").textContent = `Chosen: ${control.label}`;
+    act({ action: "click", target });
+  } else if (msg.type === "control-scroll" && shownFor !== null && sessions.get(shownFor)?.control === "granted") {
+    const x = Number(msg.x), y = Number(msg.y);
+    if (Number.isFinite(x) && Number.isFinite(y) && x >= 0 && y >= 0) act({ action: "scroll", x, y });
   } else if (msg.type === "pointer" && shownFor !== null && sessions.get(shownFor)?.state === "live") {
     const x = Number(msg.x), y = Number(msg.y);
     if (!Number.isFinite(x) || !Number.isFinite(y)) return;
@@ -193,7 +279,12 @@ function onFrameMessage(ev) {
 
 function onState(s) {
   if (!s || typeof s.conversation_id !== "number") return;
+  const before = sessions.get(s.conversation_id);
   sessions.set(s.conversation_id, s); // pending -> live: the recorder's first full snapshot is on its way
+  if (before?.control === "granted" && s.control === "off" && control.releasing) control.releasing = false;
+  else if (before?.control === "granted" && s.control === "off") toast("The customer took back control of their page", "info");
+  else if (before?.control === "requested" && s.control === "off") toast("The customer did not give you control", "info");
+  else if (before?.control === "requested" && s.control === "granted") toast("The customer gave you control of their page", "info");
   render();
 }
 
@@ -227,6 +318,9 @@ function syncActive() {
 export function wire() {
   $("cobrowse-open").addEventListener("click", start);
   $("cobrowse-end").addEventListener("click", end);
+  $("cobrowse-control").addEventListener("click", toggleControl);
+  $("cobrowse-fill").addEventListener("submit", fill);
+  socket.on("cobrowse_control_result", onControlResult);
   window.addEventListener("message", onFrameMessage);
   // the frame may have said "ready" before this listener existed: ask again (and whenever it loads)
   frame().addEventListener("load", () => toFrame({ type: "ping" }));
