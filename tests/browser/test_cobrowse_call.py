@@ -169,6 +169,16 @@ def _guided_control(agent: Any, shop: Any) -> None:
     expect(category).to_have_attribute("aria-pressed", "true")
     expect(result).to_have_text("Done on the customer's page.")
 
+    # the wheel over the view scrolls the caller's page
+    box = agent.get_by_test_id("cobrowse-frame").bounding_box()
+    agent.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+    agent.mouse.wheel(0, 300)
+    for _ in range(50):
+        if shop.evaluate("() => scrollY") > 0:
+            break
+        agent.wait_for_timeout(100)
+    assert shop.evaluate("() => scrollY") > 0, "the agent's wheel did not scroll the caller's page"
+
     # the checkout: the caller scrolls there; the card field is blocked on their side
     shop.get_by_test_id("checkout-card").scroll_into_view_if_needed()
     card_box = None
