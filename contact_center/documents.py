@@ -6,7 +6,8 @@ customer's page, or sent as a link by SMS, WhatsApp or email when the customer i
 - ``POST /console/documents/own`` (any agent): a file of the agent's own, same types and size, kept for
   ``OWN_SECONDS`` for that agent only (``{upload_id}``); ``DELETE /console/documents/{id}`` (admins and supervisors)
   takes a document out of the library (links already pushed still open until they expire).
-- ``/agent`` ``document_push {conversation_id, document_id | upload_id}``: only the agent who holds the conversation.
+- ``/agent`` ``document_push {conversation_id, document_id | upload_id | order_id}`` (``order_id``: an order of that
+  customer, rendered as a PDF summary, ``contact_center.domain.order_pdf``): only the agent who holds the conversation.
   On web chat the widget gets ``document {push_id, name, content_type, size, url, expires_at}``. On SMS, WhatsApp
   and email the link goes out as the agent's reply (the hub's outbound path); on a call, as a text to the caller's
   number (the SMS channel). Such a link opens without the widget's visitor id (possession of the message is the
@@ -116,7 +117,10 @@ class DocumentPushes:
             raise CobrowseError("forbidden", "this conversation is not assigned to you")
         via = self._via(conv)
         now = self.clock()
-        if p.get("upload_id") is not None:
+        if p.get("order_id") is not None:
+            document_id, source = 0, "order_summary"
+            name, kind, size, key = await self._order_pdf(conv, p.get("order_id"))
+        elif p.get("upload_id") is not None:
             own = self.own.get(p["upload_id"]) if isinstance(p.get("upload_id"), str) else None
             if own is None or own.agent_id != agent.id or own.uploaded_at < now - OWN_SECONDS:
                 raise CobrowseError("not_found", "no such file: upload it again")
@@ -149,6 +153,37 @@ class DocumentPushes:
             self.pushes[push.id] = push
             await self._record(push, "pushed", f"{push.agent_name} sent the document {push.name!r} as a link by {via}")
         return {"push": {**{k: v for k, v in body.items() if k != "url"}, "via": via}}
+
+    async def _order_pdf(self, conv: Any, raw: Any) -> tuple[str, str, int, str]:
+        """An order of this conversation's customer, rendered as a PDF summary and kept in the media store."""
+        from contact_center.domain.order_pdf import OrderSummary, SummaryLine, render
+        from crm_store.repositories import customers as customers_repo
+        from crm_store.repositories import orders as orders_repo
+
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+            raise CobrowseError("bad_request", "order_id must be a whole number")
+        async with self.hub.db.session() as s:
+            try:
+                view = await orders_repo.get_order(s, raw, with_events=False)
+            except orders_repo.OrderNotFound:
+                view = None
+            owner = await customers_repo.survivor_id(s, int(view.order.customer_id)) if view is not None else None
+        if view is None or owner != conv.customer_id:
+            raise CobrowseError("not_found", "no such order of this customer")  # another customer's order: the same answer
+        o = view.order
+        summary = OrderSummary(
+            order_id=int(o.id), shop_name="", status=str(o.status), created=str(o.created_at)[:10], currency=str(o.currency),
+            lines=[SummaryLine(str(line.name), int(line.quantity), int(line.unit_price_minor), int(line.line_total_minor),
+                               {str(k): str(v) for k, v in dict(line.options or {}).items()}) for line in view.lines],
+            subtotal_minor=int(o.subtotal_minor), shipping_minor=int(o.shipping_minor), total_minor=int(o.total_minor),
+            delivery_address=str(o.delivery_address or ""), promised=str(o.promised_date or "")[:10],
+        )
+        pdf = render(summary)
+        name = f"order-{o.id}.pdf"
+        if self.hub.media is None:
+            raise CobrowseError("conflict", "no media store to keep the summary in")
+        stored = await self.hub.media.put(pdf, "application/pdf", name)
+        return name, "application/pdf", int(stored.size), str(stored.key)
 
     def _via(self, conv: Any) -> str:
         """How a push reaches this conversation's customer: the widget, or a link on a channel."""

@@ -466,6 +466,22 @@ def test_a_pushed_pdf_opens_in_the_customers_page(hub: str, browser: Any) -> Non
         agent.get_by_test_id("doc-own-file").set_input_files({"name": "x.png", "mimeType": "image/png", "buffer": b"<script>alert(1)</script>"})
         expect(agent.locator("#toasts .toast.error").filter(has_text="only PDF, PNG, JPEG and WebP")).to_have_count(1)
 
+        # --- an order of hers, rendered by the hub as a PDF summary, pushed from the same list
+        status, products = _http(f"{hub}/api/products")
+        product = next(p for p in products["products"] if not p.get("options"))
+        status, placed = _http(f"{hub}/api/orders", {"customer_id": customer_id, "lines": [{"sku": product["sku"], "quantity": 2}],
+                                                      "delivery_address": "Main Street 1, Berlin", "phone": "+12125550181"})
+        assert status == 201, placed
+        order_id = placed["order"]["id"]
+        agent.get_by_test_id("doc-select").focus()
+        expect(agent.locator(f'#doc-select option[value="order:{order_id}"]')).to_have_count(1)
+        agent.get_by_test_id("doc-select").select_option(f"order:{order_id}")
+        agent.get_by_test_id("doc-push").click()
+        summary = shop.get_by_test_id("cc-document").filter(has_text=f"order-{order_id}.pdf")
+        expect(summary).to_have_attribute("data-opened", "true")
+        expect(summary.get_by_test_id("cc-doc-page")).to_have_count(1)
+        summary.get_by_test_id("cc-doc-page").screenshot(path=str(ARTIFACTS / "cobrowse-order-summary.png"))
+
         # --- the link opens nothing without this customer's visitor id
         assert links, "the widget fetched no document"
         other = browser.new_context()

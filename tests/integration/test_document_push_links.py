@@ -207,3 +207,46 @@ async def test_removing_a_document_stops_new_pushes_and_keeps_pushed_links_until
     assert ack["ok"] is False and ack["error"]["code"] == "not_found"
     await alice.disconnect()
     await cust.disconnect()
+
+
+async def test_an_order_of_the_customer_is_pushed_as_a_pdf_summary(hub: str, db: Database) -> None:  # noqa: F811
+    from datetime import date
+
+    from crm_store.domain.validation import LineRequest, OrderRequest
+    from crm_store.services import place_order
+    from tests.factories import add_product
+
+    await add_product(db, "MUG-1", name="Blue (big) mug", price_minor=1250, stock=20)
+    alice, a_in = await _agent(hub, "alice")
+    assert (await alice.call("set_status", {"status": "available"}, namespace="/agent"))["ok"]
+    inbox = Inbox()
+    cust = sio_client(inbox, "/customer", CUSTOMER_EVENTS + ("document",))
+    await cust.connect(hub, namespaces=["/customer"], auth={"visitor_id": "visitor_order_pdf_01"}, transports=["websocket"])
+    await inbox.wait("session")
+    cid = int((await cust.call("message", {"client_msg_id": "m1", "text": "my order?"}, namespace="/customer"))["message"]["conversation_id"])
+    await a_in.wait("offer", lambda d: d["conversation_id"] == cid)
+    assert (await alice.call("accept", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    customer_id = await _customer_of(db, cid)
+    request = OrderRequest(lines=[LineRequest("MUG-1", 3)], delivery_address="Main Street 1\nBerlin", phone="+12125550170")
+    mine = await place_order(db, request, today=date(2026, 12, 7), customer_id=customer_id)
+    async with db.transaction() as s:
+        other_customer = (await customers_repo.resolve_identity(s, "email", "other@example.com")).customer.id
+    theirs = await place_order(db, OrderRequest(lines=[LineRequest("MUG-1", 1)], delivery_address="Elsewhere 2", email="other@example.com"),
+                               today=date(2026, 12, 7), customer_id=int(other_customer))
+
+    for bad, code in (({"order_id": int(theirs.view.order.id)}, "not_found"), ({"order_id": 10**9}, "not_found"), ({"order_id": "1"}, "bad_request")):
+        ack = await alice.call("document_push", {"conversation_id": cid, **bad}, namespace="/agent")
+        assert ack["ok"] is False and ack["error"]["code"] == code, (bad, ack)
+    ack = await alice.call("document_push", {"conversation_id": cid, "order_id": int(mine.view.order.id)}, namespace="/agent")
+    assert ack["ok"] and ack["push"]["name"] == f"order-{int(mine.view.order.id)}.pdf" and ack["push"]["content_type"] == "application/pdf", ack
+    got = await inbox.wait("document")
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(f"{hub}{got['url']}", headers={"X-CC-Visitor": "visitor_order_pdf_01"})
+        body = await r.read()
+    assert r.status == 200 and body.startswith(b"%PDF-1.4")
+    assert b"3 x Blue \\(big\\) mug" in body and b"12.50 EUR each = 37.50 EUR" in body and b"Main Street 1" in body
+    rows = await _timeline(db, customer_id)
+    pushed = [r for r in rows if r.payload["event"] == "pushed"]
+    assert pushed and pushed[0].payload["source"] == "order_summary"
+    await alice.disconnect()
+    await cust.disconnect()

@@ -2,9 +2,11 @@
 // /console/documents) and "Push document", or "Push my file…" (a file of the agent's own: POST
 // /console/documents/own, then pushed the same way). On web chat the file shows on the customer's page; on SMS,
 // WhatsApp and email it goes as a 15-minute link in a reply, and on a call as a text to the caller's number.
-// Supervisors and admins can take the chosen document out of the library ("Remove").
+// Supervisors and admins can take the chosen document out of the library ("Remove"). The customer's own orders are
+// in the same list ("Order #12 summary (PDF)"): the hub renders the order as a PDF and pushes it the same way.
 
 import { $, h } from "../core/dom.js";
+import { api } from "../core/http.js";
 import * as socket from "../core/socket.js";
 import { subscribe } from "../core/store.js";
 import { activeConv } from "../model/conversations.js";
@@ -12,6 +14,7 @@ import { isSupervisor } from "../session.js";
 import { toast } from "./toasts.js";
 
 let library = null; // [{id, name, content_type, size, sha256}] once loaded
+let orders = { customerId: null, list: [] }; // the active conversation's customer's orders (newest first)
 const CHANNELS = new Set(["chat", "web", "sms", "whatsapp", "email", "phone", "callback"]);
 const ACCEPT = "application/pdf,image/png,image/jpeg,image/webp,.pdf,.png,.jpg,.jpeg,.webp";
 
@@ -31,18 +34,37 @@ async function load() {
   } catch {
     return;
   }
+  fill();
+}
+
+function fill() {
   const select = $("doc-select");
-  select.replaceChildren(...library.map((d) => h("option", { value: String(d.id), text: d.name })));
+  const docs = (library || []).map((d) => h("option", { value: String(d.id), text: d.name }));
+  const mine = orders.list.slice(0, 20).map((o) => h("option", { value: `order:${o.id}`, text: `Order #${o.id} summary (PDF)` }));
+  select.replaceChildren(
+    ...(docs.length ? [h("optgroup", { label: "Library" }, docs)] : []),
+    ...(mine.length ? [h("optgroup", { label: "This customer's orders" }, mine)] : []),
+  );
   render();
+}
+
+async function loadOrders(conv) {
+  const id = conv?.customerId;
+  if (id == null || orders.customerId === id) return;
+  orders = { customerId: id, list: [] };
+  const r = await api(`/api/customers/${encodeURIComponent(id)}`);
+  if (orders.customerId !== id || !r.ok) return;
+  orders.list = (r.data?.orders || []).filter((o) => Number.isInteger(o.id));
+  fill();
 }
 
 function render() {
   const conv = activeConv();
   const can = canPush(conv);
-  const some = can && !!library && library.length > 0;
+  const some = can && ((!!library && library.length > 0) || (orders.customerId === conv.customerId && orders.list.length > 0));
   $("doc-select").hidden = !some;
   $("doc-push").hidden = !some;
-  $("doc-remove").hidden = !some || !isSupervisor();
+  $("doc-remove").hidden = !some || !isSupervisor() || String($("doc-select").value).startsWith("order:");
   $("doc-own").hidden = !can;
   if (can) {
     const how = onWeb(conv) ? "on the customer's page" : conv.channel === "phone" || conv.channel === "callback" ? "as a text with a link to the caller's number" : "as a link in a reply";
@@ -58,8 +80,14 @@ function pushed(err, ack) {
 
 function push() {
   const conv = activeConv();
-  const id = Number($("doc-select").value);
-  if (!canPush(conv) || !id) return;
+  const value = String($("doc-select").value);
+  if (!canPush(conv) || !value) return;
+  if (value.startsWith("order:")) {
+    socket.request("document_push", { conversation_id: conv.id, order_id: Number(value.slice(6)) }, 10000, pushed);
+    return;
+  }
+  const id = Number(value);
+  if (!id) return;
   socket.request("document_push", { conversation_id: conv.id, document_id: id }, 10000, pushed);
 }
 
@@ -110,9 +138,16 @@ export function wire() {
   $("doc-own").addEventListener("click", () => $("doc-own-file").click());
   $("doc-own-file").setAttribute("accept", ACCEPT);
   $("doc-own-file").addEventListener("change", pushOwn);
-  $("doc-select").addEventListener("focus", load);
+  $("doc-select").addEventListener("focus", () => {
+    load();
+    orders.customerId = null; // an order placed since: in the list
+    loadOrders(activeConv());
+  });
+  $("doc-select").addEventListener("change", render);
   subscribe("active", () => {
-    if (library === null && canPush(activeConv())) load();
+    const conv = activeConv();
+    if (library === null && canPush(conv)) load();
+    if (canPush(conv)) loadOrders(conv);
     render();
   });
 }
