@@ -237,6 +237,8 @@ class CobrowseRelay:
         """``cobrowse_control_result {session_id, id, ok, reason}``: what the page did with an action (to the agent)."""
         p = _payload(data)
         session = self._customer_session(session_data, p.get("session_id"))
+        if self._wait(session.id, "result", CONTROL_BURST, CONTROL_PER_SECOND) > 0:
+            raise CobrowseError("rate_limited", "too many control results")  # never more than the agent's actions
         reason = p.get("reason")
         body = {"conversation_id": session.conversation_id, "session_id": session.id, "ok": p.get("ok") is True,
                 "id": p.get("id") if isinstance(p.get("id"), int) and not isinstance(p.get("id"), bool) else None,

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from contact_center.app import CHANNELS_KEY
-from contact_center.channels import SMS
+from contact_center.channels import EMAIL, SMS
 from contact_center.documents import DOCUMENTS_KEY
 from contact_center.media_routes import MEDIA_KEY
 from contact_center.ports import DeliveryReport, OutboundMessage
@@ -37,7 +37,7 @@ class RecordingSms:
 
     async def deliver(self, message: OutboundMessage) -> DeliveryReport:
         self.sent.append(message)
-        return DeliveryReport("sent", provider_id=f"SM{len(self.sent):032d}")
+        return DeliveryReport("sent", provider_id=f"{id(self)}-{len(self.sent)}")
 
 
 async def _upload(base: str, cookie: str, path: str, data: bytes, name: str) -> tuple[int, Any]:
@@ -162,6 +162,18 @@ async def test_the_push_goes_as_a_link_by_sms_and_as_a_text_on_a_call(hub: str, 
         app[DOCUMENTS_KEY].clock = lambda: 10**12
         assert (await http.get(url)).status == 410
         app[DOCUMENTS_KEY].clock = __import__("time").time
+
+    # on email the link is the agent's reply in the thread (stored in the conversation, sent by the email adapter)
+    mail = RecordingSms()
+    app[CHANNELS_KEY].register(EMAIL, mail)
+    email_id, _ = await _conversation(db, "alice", "email", "email", "erin@example.com", thread="thread-erin")
+    ack = await alice.call("document_push", {"conversation_id": email_id, "document_id": doc.id}, namespace="/agent")
+    assert ack["ok"] and ack["push"]["via"] == "email", ack
+    async with db.session() as s:
+        sent = await conversations_repo.messages_after(s, email_id, 0)
+    assert any(m.sender_kind == "agent" and LINK.search(m.body) for m in sent), [m.body for m in sent]
+    mailed = await _wait(lambda: [m for m in mail.sent if m.to_address == "erin@example.com"])
+    assert LINK.search(mailed[0].text)
 
     rows = await _timeline(db, sms_customer)
     assert sorted(r.payload["event"] for r in rows) == ["opened", "pushed"]
