@@ -122,7 +122,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     )
     agent_ns = AgentNamespace(hub, app[SESSIONS_KEY], time.time)
     cobrowse = app[COBROWSE_KEY] = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
-    pushes = app[DOCUMENTS_KEY] = DocumentPushes(hub, settings.session_secret)  # document push (issue 17)
+    pushes = app[DOCUMENTS_KEY] = DocumentPushes(hub, settings.session_secret, base_url=settings.public_base_url, channels=app[CHANNELS_KEY])  # document push (issue 17)
     install_documents(pushes, customer_ns, agent_ns, cobrowse_acked)
     sio.register_namespace(customer_ns)
     sio.register_namespace(agent_ns)

@@ -27,11 +27,11 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import socketio
 
-from contact_center.channels import WEB_CHAT
+from contact_center.channels import CALLBACK, VOICE, WEB_CHAT
 from contact_center.domain.cobrowse import (
-    CONSENT_SECONDS, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
-    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, EndReason, event_piece, pointer,
-    valid_session_id,
+    CODE_SECONDS, CONSENT_SECONDS, CONTROL_BURST, CONTROL_PER_SECOND, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
+    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, CodeAttempts, ControlState, EndReason,
+    JoinCode, control_action, event_piece, format_code, normalise_code, pointer, valid_session_id,
 )
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.keys import SETTINGS_KEY
@@ -41,6 +41,8 @@ from aiohttp import web
 
 log = logging.getLogger("contact_center.cobrowse")
 
+CONTROL_REFUSALS = frozenset({"blocked", "masked", "not_found", "not_fillable", "not_granted", "failed"})
+CALL_CHANNELS = frozenset({VOICE.name, CALLBACK.name})  # co-browsing on these joins with a code read out
 ASSIGNMENT_RECHECK_SECONDS = 5.0  # while live, how often the relay checks the agent still holds the chat
 
 
@@ -68,9 +70,13 @@ class CobrowseRelay:
     """The co-browsing sessions of this hub process and the ``cobrowse_*`` handlers of both namespaces."""
 
     def __init__(self, sio: socketio.AsyncServer, hub: HubService, clock: Callable[[], float] = time.time,
-                 consent_seconds: float = CONSENT_SECONDS, grace_seconds: float = RECONNECT_GRACE_SECONDS) -> None:
+                 consent_seconds: float = CONSENT_SECONDS, grace_seconds: float = RECONNECT_GRACE_SECONDS,
+                 code_seconds: float = CODE_SECONDS) -> None:
         self.sio, self.hub, self.clock = sio, hub, clock
-        self.consent_seconds, self.grace_seconds = consent_seconds, grace_seconds
+        self.consent_seconds, self.grace_seconds, self.code_seconds = consent_seconds, grace_seconds, code_seconds
+        self.codes: dict[str, JoinCode] = {}  # a call's code (six digits) -> the session it opens, once
+        self.attempts = CodeAttempts.empty()  # wrong codes per socket and per client address
+        self._linked: dict[str, int] = {}  # a visitor id that joined with a code -> the call's conversation id
         self.sessions: dict[int, CobrowseSession] = {}  # conversation id -> its current (not ended) session
         self._timers: dict[str, asyncio.Task[None]] = {}  # session id -> its consent or reconnect timer
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
@@ -83,9 +89,11 @@ class CobrowseRelay:
         conv = await self._held(agent, _payload(data).get("conversation_id"))
         current = self.sessions.get(conv.id)
         if current is not None:
-            return {"session": current.public()}  # already asked or live: the same session
+            return self._agent_view(current)  # already asked or live: the same session (and code)
+        if conv.channel in CALL_CHANNELS:
+            return await self._start_on_call(agent, conv)
         if conv.channel != WEB_CHAT.name:
-            raise CobrowseError("bad_request", "co-browsing needs a web chat (on a call: not yet)")
+            raise CobrowseError("bad_request", "co-browsing needs a web chat or a call")
         now = self.clock()
         session = CobrowseSession(
             id=secrets.token_urlsafe(18), conversation_id=conv.id, customer_id=conv.customer_id, agent_id=agent.id,
@@ -97,6 +105,44 @@ class CobrowseRelay:
         await self._record(session, "requested", f"Co-browsing requested by {session.agent_name}")
         await self.sio.emit("cobrowse_request", session.public(), to=room_conv(conv.id), namespace="/customer")
         return {"session": session.public()}
+
+    async def _start_on_call(self, agent: AgentRef, conv: Any) -> dict[str, Any]:
+        """On a call: a six-digit code for the agent to read out; the caller types it into the widget on our site
+        (that is their consent). Nobody is asked before: the caller's browser is not known until then."""
+        now = self.clock()
+        self._forget_codes(now)
+        code = format_code(secrets.randbelow(10**6))
+        while code in self.codes:
+            code = format_code(secrets.randbelow(10**6))
+        session = CobrowseSession(
+            id=secrets.token_urlsafe(18), conversation_id=conv.id, customer_id=conv.customer_id, agent_id=agent.id,
+            agent_name=agent.display_name or agent.username, state=CobrowseState.PENDING, requested_at=now,
+            consent_deadline=now + self.code_seconds, via_code=True,
+        )
+        self.sessions[conv.id] = session
+        self.codes[code] = JoinCode(code, session.id, conv.id, now, lifetime=self.code_seconds)
+        self._timer(session.id, self.code_seconds, lambda: self._no_answer(session.id, conv.id))
+        await self._record(session, "requested", f"Co-browsing on the call: {session.agent_name} read out a code", via="code")
+        return self._agent_view(session)
+
+    def _agent_view(self, session: CobrowseSession) -> dict[str, Any]:
+        """The agent's ack: the session, and while a call's session waits, its code (to read out again)."""
+        out: dict[str, Any] = {"session": session.public()}
+        if session.via_code and session.state is CobrowseState.PENDING:
+            for code in self.codes.values():
+                if code.session_id == session.id and code.usable(self.clock()):
+                    out["code"], out["code_expires_at"] = code.code, code.expires_at
+        return out
+
+    def _forget_codes(self, now: float) -> None:
+        for key in [k for k, c in self.codes.items() if not c.usable(now)]:
+            del self.codes[key]
+        self.attempts.prune(now)
+
+    def _room(self, session: CobrowseSession) -> str:
+        """The customer's side of a session: the chat's room, or (a call's) a room of the session alone, which only
+        the browser that typed the code joins: it never hears anything of the call's conversation."""
+        return f"cobrowse:{session.id}" if session.via_code else room_conv(session.conversation_id)
 
     async def agent_end(self, agent: AgentRef, data: Any) -> dict[str, Any]:
         """``cobrowse_end {conversation_id}``."""
@@ -111,12 +157,12 @@ class CobrowseRelay:
         """``cobrowse_status {conversation_id}``: the session now (a reloaded console); asks for a full snapshot."""
         conv = await self._held(agent, _payload(data).get("conversation_id"))
         session = self.sessions.get(conv.id)
-        return {"session": session.public() if session else None}
+        return self._agent_view(session) if session else {"session": None}
 
     async def agent_checkout(self, agent: AgentRef, data: Any) -> dict[str, Any]:
         """``cobrowse_checkout {conversation_id}``: the recorder sends a new full snapshot (a late-joining view)."""
         session = await self._live_of_agent(agent, data)
-        await self.sio.emit("cobrowse_checkout", {"session_id": session.id}, to=room_conv(session.conversation_id), namespace="/customer")
+        await self.sio.emit("cobrowse_checkout", {"session_id": session.id}, to=self._room(session), namespace="/customer")
         return {}
 
     async def agent_pointer(self, sid: str, agent: AgentRef, data: Any) -> None:
@@ -129,7 +175,89 @@ class CobrowseRelay:
         except (CobrowseError, HubError):
             return
         await self.sio.emit("cobrowse_pointer", {"session_id": session.id, **point},
-                            to=room_conv(session.conversation_id), namespace="/customer")
+                            to=self._room(session), namespace="/customer")
+
+    # ------------------------------------------------------------------ guided control (the second consent)
+    async def agent_control_request(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_request {conversation_id}``: ask the customer for control (a second prompt)."""
+        session = await self._live_of_agent(agent, data)
+        asked = session.ask_control()
+        if asked is session:
+            return {"session": session.public()}  # already granted
+        self.sessions[asked.conversation_id] = asked
+        await self.sio.emit("cobrowse_control_request", asked.for_customer(), to=self._room(asked), namespace="/customer")
+        return {"session": asked.public()}
+
+    async def agent_control_release(self, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_release {conversation_id}``: the agent gives control back (or withdraws the request)."""
+        session = await self._live_of_agent(agent, data)
+        await self._control_off(session, "agent")
+        return {}
+
+    async def agent_control_action(self, sid: str, agent: AgentRef, data: Any) -> dict[str, Any]:
+        """``cobrowse_control_action {conversation_id, action, target?, value?, x?, y?, id?}``: refused (``forbidden``)
+        unless the customer granted control; relayed to the customer's page, which refuses masked and blocked
+        elements itself (its answer: ``cobrowse_control_result`` to the agent)."""
+        wait = self._wait(sid, "control", CONTROL_BURST, CONTROL_PER_SECOND)
+        if wait > 0:
+            raise CobrowseError("rate_limited", "too many control actions")
+        session = await self._live_of_agent(agent, data)
+        if session.control is not ControlState.GRANTED:
+            raise CobrowseError("forbidden", "the customer has not given you control")
+        action = control_action(_payload(data))
+        if not await self._still_held(session):
+            raise CobrowseError("conflict", "the co-browsing session has ended")
+        await self.sio.emit("cobrowse_control_action", {"session_id": session.id, **action}, to=self._room(session), namespace="/customer")
+        return {}
+
+    async def customer_control(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control {session_id, grant}``: the customer's answer to the control prompt."""
+        p = _payload(data)
+        session = self._customer_session(session_data, p.get("session_id"))
+        if not isinstance(p.get("grant"), bool):
+            raise CobrowseError("bad_request", "grant must be true or false")
+        answered = session.answer_control(p["grant"])
+        self.sessions[answered.conversation_id] = answered
+        if p["grant"]:
+            await self._record(answered, "control_granted", f"The customer gave {answered.agent_name} control of the page")
+        else:
+            await self._record(answered, "control_refused", "The customer refused control of the page")
+        await self.sio.emit("cobrowse_state", answered.public(), to=room_agent(answered.agent_id), namespace="/agent")
+        await self.sio.emit("cobrowse_control_state", {"session_id": answered.id, "control": answered.control.value},
+                            to=self._room(answered), namespace="/customer")
+        return {"session": answered.for_customer()}
+
+    async def customer_control_revoke(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control_revoke {session_id}``: the customer takes control back (the banner's button)."""
+        session = self._customer_session(session_data, _payload(data).get("session_id"))
+        await self._control_off(session, "customer")
+        return {}
+
+    async def customer_control_result(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
+        """``cobrowse_control_result {session_id, id, ok, reason}``: what the page did with an action (to the agent)."""
+        p = _payload(data)
+        session = self._customer_session(session_data, p.get("session_id"))
+        if self._wait(session.id, "result", CONTROL_BURST, CONTROL_PER_SECOND) > 0:
+            raise CobrowseError("rate_limited", "too many control results")  # never more than the agent's actions
+        reason = p.get("reason")
+        body = {"conversation_id": session.conversation_id, "session_id": session.id, "ok": p.get("ok") is True,
+                "id": p.get("id") if isinstance(p.get("id"), int) and not isinstance(p.get("id"), bool) else None,
+                "reason": reason if isinstance(reason, str) and reason in CONTROL_REFUSALS else None}
+        await self.sio.emit("cobrowse_control_result", body, to=room_agent(session.agent_id), namespace="/agent")
+        return {}
+
+    async def _control_off(self, session: CobrowseSession, by: str) -> None:
+        if session.control is ControlState.OFF:
+            return
+        was = session.control
+        off = session.revoke_control()
+        self.sessions[off.conversation_id] = off
+        if was is ControlState.GRANTED:
+            who = "the customer" if by == "customer" else off.agent_name
+            await self._record(off, "control_revoked", f"Control of the page taken back ({who})", by=by)
+        await self.sio.emit("cobrowse_state", off.public(), to=room_agent(off.agent_id), namespace="/agent")
+        await self.sio.emit("cobrowse_control_state", {"session_id": off.id, "control": off.control.value},
+                            to=self._room(off), namespace="/customer")
 
     # ------------------------------------------------------------------ the customer's side
     async def customer_status(self, sid: str, session_data: dict[str, Any]) -> dict[str, Any]:
@@ -137,10 +265,59 @@ class CobrowseRelay:
         conv_id = session_data.get("room")
         session = self.sessions.get(int(conv_id)) if conv_id is not None else None
         if session is None or session.customer_id != session_data.get("customer_id"):
-            return {"session": None}
+            session = self._linked_session(session_data)
+            if session is None:
+                return {"session": None}
+            await self.sio.enter_room(sid, self._room(session), namespace="/customer")
         if session.state is CobrowseState.LIVE:
             self._recording(session.conversation_id, sid)  # a new page of the customer: it records
-        return {"session": session.public()}
+        return {"session": session.for_customer()}
+
+    async def customer_join(self, sid: str, session_data: dict[str, Any], data: Any, address: str) -> dict[str, Any]:
+        """``cobrowse_join {code}``: the caller typed the code the agent read out. Wrong codes are counted per socket
+        and per address (``rate_limited`` with ``retry_after`` after 5); a code works once, for 10 minutes. The ack
+        holds the session only: nothing of the call's conversation."""
+        now = self.clock()
+        keys = (f"sid:{sid}", f"addr:{address}")
+        wait = self.attempts.wait(keys, now)
+        if wait > 0:
+            return {"ok": False, "error": {"code": "rate_limited", "message": "too many wrong codes: try again later",
+                                           "retry_after": round(wait + 0.5)}}
+
+        async def run() -> dict[str, Any]:
+            digits = normalise_code(_payload(data).get("code"))
+            visitor = session_data.get("visitor")
+            if not isinstance(visitor, str) or not visitor:
+                raise CobrowseError("bad_request", "no visitor on this connection")
+            self._forget_codes(now)
+            code = self.codes.get(digits)
+            session = self.sessions.get(code.conversation_id) if code is not None else None
+            if code is None or session is None or session.id != code.session_id or session.state is not CobrowseState.PENDING:
+                self.attempts.failed(keys, now)
+                raise CobrowseError("not_found", "that code is not valid: ask the agent for a new one")
+            code.redeem(now)
+            del self.codes[digits]  # single use
+            self.attempts.forget(keys[0])
+            live = session.join(now, visitor)
+            self.sessions[live.conversation_id] = live
+            self._linked[visitor] = live.conversation_id
+            self._cancel_timer(live.id)
+            await self.sio.enter_room(sid, self._room(live), namespace="/customer")
+            self._recording(live.conversation_id, sid)
+            await self._record(live, "consent_given", "The caller typed the code: co-browsing accepted", via="code")
+            await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
+            return {"session": live.for_customer()}
+
+        return await _acked(run)
+
+    def _linked_session(self, session_data: dict[str, Any]) -> CobrowseSession | None:
+        """The call's session this browser joined with a code (any of its pages: the same visitor id)."""
+        visitor = session_data.get("visitor")
+        conv_id = self._linked.get(visitor) if isinstance(visitor, str) else None
+        session = self.sessions.get(conv_id) if conv_id is not None else None
+        if session is None or session.linked_visitor != visitor:
+            return None
+        return session
 
     async def customer_consent(self, session_data: dict[str, Any], data: Any, sid: str | None = None) -> dict[str, Any]:
         """``cobrowse_consent {session_id, accept}`` (``sid``: the answering socket, which records from now on)."""
@@ -158,7 +335,7 @@ class CobrowseRelay:
             self._recording(live.conversation_id, sid)  # if this page goes and none comes back, the customer left
         await self._record(live, "consent_given", "The customer accepted co-browsing")
         await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
-        return {"session": live.public()}
+        return {"session": live.for_customer()}
 
     async def customer_events(self, sid: str, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         """``cobrowse_events {session_id, seq, part?, parts?, data}``: relayed to the agent as they are."""
@@ -190,12 +367,10 @@ class CobrowseRelay:
     async def customer_gone(self, sid: str, session_data: dict[str, Any]) -> None:
         """A customer socket closed: when no page of theirs records any more, wait for a new page, then end."""
         self._buckets.pop((sid, "events"), None)
-        conv_id = session_data.get("room")
+        conv_id = next((c for c, sids in self._customer_sids.items() if sid in sids), None)
         if conv_id is None:
             return
-        sids = self._customer_sids.get(int(conv_id))
-        if sids is None or sid not in sids:
-            return
+        sids = self._customer_sids[conv_id]
         sids.discard(sid)
         session = self.sessions.get(int(conv_id))
         if sids or session is None or session.state is not CobrowseState.LIVE:
@@ -213,10 +388,15 @@ class CobrowseRelay:
         self._cancel_timer(session.id)
         self._checked.pop(session.id, None)
         self._customer_sids.pop(session.conversation_id, None)
-        body = ended.public()
-        await self.sio.emit("cobrowse_ended", body, to=room_conv(session.conversation_id), namespace="/customer")
-        await self.sio.emit("cobrowse_ended", body, to=room_agent(session.agent_id), namespace="/agent")
-        what = "consent_refused" if reason in (EndReason.DECLINED, EndReason.NO_ANSWER) else "ended"
+        for code in [k for k, c in self.codes.items() if c.session_id == session.id]:
+            del self.codes[code]
+        if current.linked_visitor is not None and self._linked.get(current.linked_visitor) == session.conversation_id:
+            del self._linked[current.linked_visitor]
+        await self.sio.emit("cobrowse_ended", ended.for_customer(), to=self._room(current), namespace="/customer")
+        await self.sio.emit("cobrowse_ended", ended.public(), to=room_agent(session.agent_id), namespace="/agent")
+        if current.via_code:
+            await self.sio.close_room(self._room(current), namespace="/customer")
+        what = "consent_refused" if reason in (EndReason.DECLINED, EndReason.NO_ANSWER, EndReason.CODE_EXPIRED) else "ended"
         seconds = None if current.started_at is None else round(ended.ended_at - current.started_at, 1)  # type: ignore[operator]
         summary = ("Co-browsing declined: " if what == "consent_refused" else "Co-browsing ended: ") + REASON_TEXT[reason]
         await self._record(ended, what, summary, reason=reason.value, duration_seconds=seconds)
@@ -248,7 +428,9 @@ class CobrowseRelay:
         conv_id = session_data.get("room")
         session = self.sessions.get(int(conv_id)) if conv_id is not None else None
         if session is None or session.id != sid or session.customer_id != session_data.get("customer_id"):
-            raise CobrowseError("not_found", "no such co-browsing session")
+            session = self._linked_session(session_data)
+            if session is None or session.id != sid:
+                raise CobrowseError("not_found", "no such co-browsing session")
         return session
 
     async def _still_held(self, session: CobrowseSession) -> bool:
@@ -296,7 +478,7 @@ class CobrowseRelay:
     async def _no_answer(self, session_id: str, conversation_id: int) -> None:
         session = self.sessions.get(conversation_id)
         if session is not None and session.id == session_id and session.state is CobrowseState.PENDING:
-            await self.end(session, EndReason.NO_ANSWER)
+            await self.end(session, EndReason.CODE_EXPIRED if session.via_code else EndReason.NO_ANSWER)
 
     async def _left(self, session_id: str, conversation_id: int) -> None:
         session = self.sessions.get(conversation_id)
@@ -347,6 +529,15 @@ def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_
     agent_ns.on_cobrowse_end = agent_handler(relay.agent_end)
     agent_ns.on_cobrowse_status = agent_handler(relay.agent_status)
     agent_ns.on_cobrowse_checkout = agent_handler(relay.agent_checkout)
+    agent_ns.on_cobrowse_control_request = agent_handler(relay.agent_control_request)
+    agent_ns.on_cobrowse_control_release = agent_handler(relay.agent_control_release)
+
+    async def on_agent_control_action(sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return await relay.agent_control_action(sid, await agent_of(sid), data)
+        return await _acked(run)
+
+    agent_ns.on_cobrowse_control_action = on_agent_control_action
 
     async def on_agent_pointer(sid: str, data: Any = None) -> None:
         try:
@@ -378,6 +569,27 @@ def install(sio: socketio.AsyncServer, hub: HubService, customer_ns: Any, agent_
             return await relay.customer_end(await customer_data(sid), data)
         return await _acked(run)
 
+    async def on_customer_join(sid: str, data: Any = None) -> dict[str, Any]:
+        from contact_center.realtime import _address_of
+
+        try:
+            address = _address_of(relay.sio.get_environ(sid, namespace="/customer") or {})
+        except Exception:  # noqa: BLE001 - no handshake to read: one shared key
+            address = "unknown"
+        return await relay.customer_join(sid, await customer_data(sid), data, address)
+
+    customer_ns.on_cobrowse_join = on_customer_join
+
+    def customer_handler(method: Callable[[dict[str, Any], Any], Awaitable[dict[str, Any]]]) -> Callable[[str, Any], Awaitable[dict[str, Any]]]:
+        async def handle(sid: str, data: Any = None) -> dict[str, Any]:
+            async def run() -> dict[str, Any]:
+                return await method(await customer_data(sid), data)
+            return await _acked(run)
+        return handle
+
+    customer_ns.on_cobrowse_control = customer_handler(relay.customer_control)
+    customer_ns.on_cobrowse_control_revoke = customer_handler(relay.customer_control_revoke)
+    customer_ns.on_cobrowse_control_result = customer_handler(relay.customer_control_result)
     customer_ns.on_cobrowse_status = on_customer_status
     customer_ns.on_cobrowse_consent = on_customer_consent
     customer_ns.on_cobrowse_events = on_customer_events

@@ -656,7 +656,7 @@
       if (s.status === "queued" && !s.agent_name && lastQueue && String(lastQueue.conversation_id) === String(conversationId)) setQueue(lastQueue);
       else setQueue(null);
       flushOutbox();
-      if (conversationId != null) cobrowseResume(socket);
+      if (conversationId != null || load(KEY_COB_LINK, null)) cobrowseResume(socket);
     });
 
     socket.on("message", function (m) {
@@ -687,6 +687,9 @@
     socket.on("cobrowse_ended", function (p) { cobrowseEnded(p); });
     socket.on("cobrowse_checkout", function (p) { if (cob.recorder && p && p.session_id === cob.sessionId) cob.recorder.checkout(); });
     socket.on("cobrowse_pointer", function (p) { if (p && p.session_id === cob.sessionId) cobrowsePointer(p); });
+    socket.on("cobrowse_control_request", function (p) { controlAsk(p); });
+    socket.on("cobrowse_control_state", function (p) { if (p && p.session_id === cob.sessionId) setControl(p.control === "granted"); });
+    socket.on("cobrowse_control_action", function (p) { controlAct(p); });
 
     socket.on("document", function (p) { showDocument(p); });
 
@@ -1200,7 +1203,7 @@
   // Nothing is recorded or sent before the customer accepts. The recorder (rrweb, with the privacy options) is
   // a separate script loaded only then; the hub relays what it records to the agent who holds this chat.
 
-  var cob = { sessionId: null, recorder: null, banner: null, pointer: null, highlight: null, promptTimer: null, loading: null };
+  var cob = { sessionId: null, recorder: null, control: false, bannerText: null, revoke: null, agentName: null, banner: null, pointer: null, highlight: null, promptTimer: null, loading: null };
 
   function loadRecorder() {
     if (window.ccCobrowseRecorder) return Promise.resolve(window.ccCobrowseRecorder);
@@ -1265,6 +1268,7 @@
     if (cob.recorder && cob.sessionId === session.session_id) return;
     cob.sessionId = session.session_id;
     showBanner(session.agent_name);
+    setControl(session.control === "granted"); // a new page of a session with control given
     loadRecorder().then(function (rec) {
       if (cob.sessionId !== session.session_id || cob.recorder) return; // ended while loading
       cob.recorder = rec.start({
@@ -1285,6 +1289,8 @@
   }
 
   function stopRecording() {
+    save(KEY_COB_LINK, null);
+    cob.control = false;
     if (cob.recorder) { try { cob.recorder.stop(); } catch (e) { /* already stopped */ } }
     cob.recorder = null;
     cob.sessionId = null;
@@ -1310,12 +1316,64 @@
   function showBanner(agentName) {
     if (cob.banner) return;
     var bar = el("div", "ccw-cobrowse-banner", { role: "status", "data-cc-widget": "", "data-testid": "cc-cobrowse-banner" });
-    bar.appendChild(text(el("span"), (agentName || "The agent") + " is viewing this page"));
+    cob.agentName = agentName || "The agent";
+    cob.bannerText = text(el("span", null, { "data-testid": "cc-cobrowse-banner-text" }), cob.agentName + " is viewing this page");
+    bar.appendChild(cob.bannerText);
+    cob.revoke = text(el("button", null, { type: "button", "data-testid": "cc-control-revoke" }), "Take back control");
+    cob.revoke.style.display = "none"; // the banner's buttons are "all: initial": the hidden attribute would not hide it
+    cob.revoke.addEventListener("click", revokeControl);
+    bar.appendChild(cob.revoke);
     var stop = text(el("button", null, { type: "button", "data-testid": "cc-cobrowse-end" }), "End");
     stop.addEventListener("click", endCobrowse);
     bar.appendChild(stop);
     document.body.appendChild(bar);
     cob.banner = bar;
+  }
+
+  // Guided control: a second, separate consent. With it the agent may scroll, click and fill on this page; the
+  // recorder refuses masked and blocked elements whatever arrives, and the customer takes control back at any time.
+  function controlAsk(p) {
+    if (!p || !cob.recorder || p.session_id !== cob.sessionId || cob.control) return;
+    var box = ui.consent;
+    box.replaceChildren();
+    box.appendChild(text(el("p", null, { "data-testid": "cc-control-question" }), cob.agentName + " asks to guide you on this page: to scroll, click and fill in ordinary fields for you. Never card, password or code fields. You can take control back at any time."));
+    var actions = el("div", "ccw-consent-actions");
+    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": "cc-control-allow" }), "Allow control");
+    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": "cc-control-deny" }), "No thanks");
+    actions.appendChild(allow);
+    actions.appendChild(deny);
+    box.appendChild(actions);
+    box.hidden = false;
+    setOpen(true);
+    allow.focus();
+    var sessionId = p.session_id;
+    function answerControl(grant) {
+      hidePrompt();
+      if (!state.socket) return;
+      state.socket.timeout(10000).emit("cobrowse_control", { session_id: sessionId, grant: grant }, function (err, ack) {
+        if (!err && ack && ack.ok && ack.session) setControl(ack.session.control === "granted");
+      });
+    }
+    allow.addEventListener("click", function () { answerControl(true); });
+    deny.addEventListener("click", function () { answerControl(false); });
+  }
+
+  function setControl(on) {
+    cob.control = !!on && !!cob.sessionId;
+    if (cob.bannerText) text(cob.bannerText, cob.agentName + (cob.control ? " is guiding you on this page" : " is viewing this page"));
+    if (cob.revoke) cob.revoke.style.display = cob.control ? "" : "none";
+  }
+
+  function revokeControl() {
+    var sessionId = cob.sessionId;
+    setControl(false); // at once: nothing more is applied
+    if (sessionId && state.socket) state.socket.timeout(10000).emit("cobrowse_control_revoke", { session_id: sessionId }, function () {});
+  }
+
+  function controlAct(p) {
+    if (!p || !cob.recorder || p.session_id !== cob.sessionId) return;
+    var result = cob.control ? cob.recorder.control(p) : { ok: false, reason: "not_granted" };
+    if (state.socket) state.socket.timeout(10000).emit("cobrowse_control_result", { session_id: p.session_id, id: p.id, ok: !!result.ok, reason: result.reason || null }, function () {});
   }
 
   function cobrowsePointer(p) {
@@ -1345,6 +1403,82 @@
       clearTimeout(cob.highlightTimer);
       cob.highlightTimer = setTimeout(function () { if (cob.highlight) cob.highlight.style.display = "none"; }, 3000);
     }
+  }
+
+  // On a call: the agent reads out a six-digit code; typing it here is the caller's consent and links this browser
+  // to the call's co-browsing session (only that: nothing of the call's conversation comes here).
+  var KEY_COB_LINK = "cc_cobrowse_link"; // this browser joined a call's session with a code: the next page resumes it
+  var CODE_CSS = [
+    ".ccw .ccw-code-bar{display:flex;justify-content:center;padding:0 16px 8px;}",
+    ".ccw .ccw-code-toggle{font:inherit;font-size:12px;border:0;background:none;color:#1d4ed8;cursor:pointer;padding:2px 0;text-decoration:underline;}",
+    ".ccw .ccw-code{display:flex;gap:8px;padding:0 14px 10px;align-items:center;flex-wrap:wrap;}",
+    ".ccw .ccw-code[hidden]{display:none;}",
+    ".ccw .ccw-code input{font:600 15px ui-monospace,monospace;letter-spacing:.15em;width:9em;padding:6px 8px;border:1px solid #cbd5e1;border-radius:6px;}",
+    ".ccw .ccw-code button{font:inherit;font-size:13px;padding:6px 12px;border-radius:6px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer;}",
+    ".ccw .ccw-code button:disabled{opacity:.6;cursor:default;}",
+    ".ccw .ccw-code-hint{flex-basis:100%;font-size:12px;color:#5f6774;min-height:1em;}",
+    ".ccw .ccw-code-hint.bad{color:#b91c1c;}",
+  ].join("\n");
+  var codeUi = null;
+
+  function buildCodeEntry() {
+    var style = el("style", null, { "data-cc-widget": "" });
+    style.textContent = CODE_CSS;
+    document.head.appendChild(style);
+    var bar = el("div", "ccw-code-bar");
+    var toggle = text(el("button", "ccw-code-toggle", { type: "button", "aria-expanded": "false", "data-testid": "cc-code-toggle" }), "Have a code from our agent?");
+    bar.appendChild(toggle);
+    var form = el("form", "ccw-code", { "data-testid": "cc-code-form", "aria-label": "Code from our agent" });
+    form.hidden = true;
+    var input = el("input", null, { type: "text", inputmode: "numeric", autocomplete: "off", maxlength: "7", placeholder: "123 456",
+      "aria-label": "The six-digit code the agent read out", "data-testid": "cc-code-input" });
+    var submit = text(el("button", null, { type: "submit", "data-testid": "cc-code-submit" }), "Show my page");
+    var hint = text(el("div", "ccw-code-hint", { role: "status", "aria-live": "polite", "data-testid": "cc-code-hint" }),
+      "The agent will see this tab (never what you type) until you press End.");
+    form.appendChild(input);
+    form.appendChild(submit);
+    form.appendChild(hint);
+    ui.panel.appendChild(bar);
+    ui.panel.appendChild(form);
+    codeUi = { bar: bar, toggle: toggle, form: form, input: input, submit: submit, hint: hint };
+    toggle.addEventListener("click", function () {
+      form.hidden = !form.hidden;
+      toggle.setAttribute("aria-expanded", form.hidden ? "false" : "true");
+      if (!form.hidden) input.focus();
+    });
+    form.addEventListener("submit", function (ev) { ev.preventDefault(); joinWithCode(); });
+  }
+
+  function codeHint(msg, bad) {
+    text(codeUi.hint, msg);
+    codeUi.hint.className = "ccw-code-hint" + (bad ? " bad" : "");
+  }
+
+  function joinWithCode() {
+    var raw = codeUi.input.value.trim();
+    if (!/^[0-9]{3}[ -]?[0-9]{3}$/.test(raw)) { codeHint("Type the six digits the agent read out to you.", true); return; }
+    codeUi.submit.disabled = true;
+    codeHint("Checking the code\u2026", false);
+    connect().then(function (socket) {
+      socket.timeout(10000).emit("cobrowse_join", { code: raw }, function (err, ack) {
+        codeUi.submit.disabled = false;
+        if (err || !ack) { codeHint("No answer: please try again.", true); return; }
+        if (!ack.ok) {
+          var e = ack.error || {};
+          if (e.code === "rate_limited") codeHint("Too many wrong codes: please try again in " + Math.ceil((Number(e.retry_after) || 60) / 60) + " min.", true);
+          else codeHint(e.code === "not_found" ? "That code is not valid: ask the agent for a new one." : "That is not a code: six digits, please.", true);
+          return;
+        }
+        codeUi.input.value = "";
+        codeUi.form.hidden = true;
+        codeUi.toggle.setAttribute("aria-expanded", "false");
+        codeHint("The agent will see this tab (never what you type) until you press End.", false);
+        if (ack.session && ack.session.state === "live") {
+          startRecording(ack.session);
+          save(KEY_COB_LINK, true);
+        }
+      });
+    }, function () { codeUi.submit.disabled = false; codeHint("Not connected: please try again in a moment.", true); });
   }
 
   /** On every (re)connect: a live session goes on (a new page of the same chat), a pending one asks again. */
@@ -1437,11 +1571,12 @@
     build();
     buildAccount();
     buildCallback(); // the "call me back" form (issue 15)
+    buildCodeEntry(); // "Have a code from our agent?": co-browsing on a call (issue 17)
     state.messages.slice().sort(function (a, b) { return a.seq - b.seq; }).forEach(function (m) { addMessage(m, { fromCache: true }); });
     state.outbox.forEach(addPending);
     updateProfileVisibility();
     // returning visitors (history or unsent messages) connect at once; new ones when they open the chat
-    if (state.messages.length || state.outbox.length || state.conversationId != null) connect();
+    if (state.messages.length || state.outbox.length || state.conversationId != null || load(KEY_COB_LINK, null)) connect();
     if (load(KEY_OPEN, null) === true) setOpen(true); // it was open before the reload
   }
 

@@ -1,6 +1,7 @@
 """Co-browsing sessions: the lifecycle and the relay's limits, without I/O.
 
-A session belongs to one conversation (web chat), one agent (who holds the conversation) and that
+A session belongs to one conversation (a web chat, or a phone call: then the caller's browser joins with a
+six-digit code the agent reads out, see :class:`JoinCode`), one agent (who holds the conversation) and that
 conversation's customer. It is ``pending`` until the customer answers (``CONSENT_SECONDS`` without an
 answer counts as declined), ``live`` while the customer's page is recorded and relayed, ``ended`` after.
 Nothing is recorded before ``live``; the hub relays page events only while ``live``, only from the
@@ -23,6 +24,19 @@ EVENTS_PER_SECOND = 80.0  # ... this many a second
 POINTER_BURST = 60
 POINTERS_PER_SECOND = 30.0
 
+# on a call: the code the agent reads out and the caller types into the widget
+CODE_DIGITS = 6
+CODE_SECONDS = 600.0  # a code lasts 10 minutes (and is used once)
+CODE_MAX_FAILURES = 5  # wrong codes from one socket or one address within CODE_FAILURE_WINDOW ...
+CODE_FAILURE_WINDOW = 600.0
+CODE_LOCKOUT_SECONDS = 300.0  # ... then every try is refused this long (``rate_limited``)
+
+# guided control: the agent acts on the customer's page after a second consent
+CONTROL_BURST = 20  # control actions at once, then ...
+CONTROL_PER_SECOND = 10.0  # ... this many a second
+CONTROL_ACTIONS = frozenset({"scroll", "click", "fill"})
+MAX_FILL_CHARS = 500
+
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -41,6 +55,7 @@ class EndReason(StrEnum):
     AGENT_ENDED = "agent_ended"
     CUSTOMER_LEFT = "customer_left"  # no page of the customer came back within RECONNECT_GRACE_SECONDS
     CONVERSATION_ENDED = "conversation_ended"  # closed or transferred: the agent no longer holds it
+    CODE_EXPIRED = "code_expired"  # on a call: nobody typed the code within CODE_SECONDS
 
 
 REASON_TEXT: dict[EndReason, str] = {
@@ -50,7 +65,16 @@ REASON_TEXT: dict[EndReason, str] = {
     EndReason.AGENT_ENDED: "ended by the agent",
     EndReason.CUSTOMER_LEFT: "the customer left the page",
     EndReason.CONVERSATION_ENDED: "the conversation was closed or transferred",
+    EndReason.CODE_EXPIRED: "the code was not typed in within 10 minutes",
 }
+
+
+class ControlState(StrEnum):
+    """Guided control, the second consent: off until the agent asks, then the customer answers."""
+
+    OFF = "off"
+    REQUESTED = "requested"
+    GRANTED = "granted"
 
 
 class CobrowseError(Exception):
@@ -74,6 +98,9 @@ class CobrowseSession:
     started_at: float | None = None
     ended_at: float | None = None
     end_reason: EndReason | None = None
+    via_code: bool = False  # a call's session: the caller's browser joined with the code read out
+    linked_visitor: str | None = None  # the browser (visitor id) that joined with the code
+    control: ControlState = ControlState.OFF
 
     def accept(self, now: float) -> CobrowseSession:
         if self.state is not CobrowseState.PENDING:
@@ -87,6 +114,27 @@ class CobrowseSession:
             raise CobrowseError("conflict", "this co-browsing session has already ended")
         return replace(self, state=CobrowseState.ENDED, ended_at=now, end_reason=reason)
 
+    def join(self, now: float, visitor: str) -> CobrowseSession:
+        """The caller typed the code (their consent): live, linked to that browser."""
+        if not self.via_code:
+            raise CobrowseError("bad_request", "this session is not joined with a code")
+        return replace(self.accept(now), linked_visitor=visitor)
+
+    def ask_control(self) -> CobrowseSession:
+        if self.state is not CobrowseState.LIVE:
+            raise CobrowseError("conflict", "guided control needs a live co-browsing session")
+        if self.control is ControlState.GRANTED:
+            return self
+        return replace(self, control=ControlState.REQUESTED)
+
+    def answer_control(self, grant: bool) -> CobrowseSession:
+        if self.state is not CobrowseState.LIVE or self.control is not ControlState.REQUESTED:
+            raise CobrowseError("conflict", "guided control was not asked for")
+        return replace(self, control=ControlState.GRANTED if grant else ControlState.OFF)
+
+    def revoke_control(self) -> CobrowseSession:
+        return replace(self, control=ControlState.OFF)
+
     def public(self) -> dict[str, Any]:
         """What either side may know of the session."""
         return {
@@ -94,7 +142,99 @@ class CobrowseSession:
             "agent_name": self.agent_name, "consent_deadline": self.consent_deadline,
             "started_at": self.started_at,
             "end_reason": self.end_reason.value if self.end_reason else None,
+            "via_code": self.via_code, "control": self.control.value,
         }
+
+    def for_customer(self) -> dict[str, Any]:
+        """What the customer's widget gets: for a call's session, nothing of the call's conversation."""
+        out = self.public()
+        if self.via_code:
+            del out["conversation_id"]
+        return out
+
+
+# ---------------------------------------------------------------------- the code of a call's session
+_CODE_INPUT = re.compile(r"[0-9 \-]{6,12}")
+
+
+def format_code(n: int) -> str:
+    """A code is six digits, leading zeros kept (``n`` from 0 to 999,999: a uniform random number)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 10**CODE_DIGITS:
+        raise ValueError("a code is a number from 0 to 999999")
+    return f"{n:0{CODE_DIGITS}d}"
+
+
+def normalise_code(raw: Any) -> str:
+    """What the caller typed, as six digits (spaces and dashes allowed: "123 456", "123-456")."""
+    if not isinstance(raw, str) or not _CODE_INPUT.fullmatch(raw.strip()):
+        raise CobrowseError("bad_request", "the code is six digits")
+    digits = raw.replace(" ", "").replace("-", "").strip()
+    if len(digits) != CODE_DIGITS:
+        raise CobrowseError("bad_request", "the code is six digits")
+    return digits
+
+
+@dataclass(frozen=True)
+class JoinCode:
+    """A code read out on a call: it opens one session, once, for ``CODE_SECONDS``."""
+
+    code: str
+    session_id: str
+    conversation_id: int
+    issued_at: float
+    used: bool = False
+    lifetime: float = CODE_SECONDS
+
+    @property
+    def expires_at(self) -> float:
+        return self.issued_at + self.lifetime
+
+    def usable(self, now: float) -> bool:
+        return not self.used and now <= self.expires_at
+
+    def redeem(self, now: float) -> JoinCode:
+        """Use it (once): a used or expired code is as unknown as a wrong one (no oracle)."""
+        if not self.usable(now):
+            raise CobrowseError("not_found", "that code is not valid: ask the agent for a new one")
+        return replace(self, used=True)
+
+
+@dataclass
+class CodeAttempts:
+    """Wrong codes per key (a socket, a client address): ``CODE_MAX_FAILURES`` within ``CODE_FAILURE_WINDOW``
+    and that key is refused for ``CODE_LOCKOUT_SECONDS``. A right code does not clear an address's count (a
+    guesser who hits once keeps their record); it clears the socket's."""
+
+    failures: dict[str, list[float]]
+    locked_until: dict[str, float]
+
+    @classmethod
+    def empty(cls) -> CodeAttempts:
+        return cls({}, {})
+
+    def wait(self, keys: tuple[str, ...], now: float) -> float:
+        """Seconds until these keys may try again (0: now)."""
+        return max([0.0, *(self.locked_until.get(k, 0.0) - now for k in keys)])
+
+    def failed(self, keys: tuple[str, ...], now: float) -> None:
+        for key in keys:
+            recent = [t for t in self.failures.get(key, []) if now - t < CODE_FAILURE_WINDOW]
+            recent.append(now)
+            if len(recent) >= CODE_MAX_FAILURES:
+                self.locked_until[key] = now + CODE_LOCKOUT_SECONDS
+                recent = []
+            self.failures[key] = recent
+
+    def forget(self, key: str) -> None:
+        self.failures.pop(key, None)
+        self.locked_until.pop(key, None)
+
+    def prune(self, now: float) -> None:
+        """Drop what no longer counts (bounded memory)."""
+        for key in [k for k, until in self.locked_until.items() if until <= now]:
+            del self.locked_until[key]
+        for key in [k for k, ts in self.failures.items() if not ts or now - ts[-1] >= CODE_FAILURE_WINDOW]:
+            del self.failures[key]
 
 
 def valid_session_id(raw: Any) -> str:
@@ -145,4 +285,33 @@ def pointer(payload: dict[str, Any]) -> dict[str, Any]:
         out[key] = round(float(value), 1)
     out["highlight"] = payload.get("highlight") is True
     out["hide"] = payload.get("hide") is True
+    return out
+
+
+# ---------------------------------------------------------------------- guided control
+def control_action(payload: dict[str, Any]) -> dict[str, Any]:
+    """Check the agent's action on the customer's page (only with control granted):
+    ``{action: "scroll", x, y}`` (the page's scroll position), ``{action: "click", target}``,
+    ``{action: "fill", target, value}``. ``target`` is the element's id in the recording (rrweb's mirror: the
+    customer's browser finds it, and refuses a masked or blocked element); ``id`` (optional) comes back in the
+    customer's ``cobrowse_control_result``."""
+    action = payload.get("action")
+    if action not in CONTROL_ACTIONS:
+        raise CobrowseError("bad_request", "action must be scroll, click or fill")
+    out: dict[str, Any] = {"action": action}
+    if "id" in payload:
+        out["id"] = _whole(payload.get("id"), "id", 0, 2**31)
+    if action == "scroll":
+        for key in ("x", "y"):
+            value = payload.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1_000_000:
+                raise CobrowseError("bad_request", f"{key} must be a number of pixels")
+            out[key] = round(float(value))
+        return out
+    out["target"] = _whole(payload.get("target"), "target", 1, 2**31)
+    if action == "fill":
+        value = payload.get("value")
+        if not isinstance(value, str) or len(value) > MAX_FILL_CHARS:
+            raise CobrowseError("bad_request", f"value must be text of at most {MAX_FILL_CHARS} characters")
+        out["value"] = value
     return out

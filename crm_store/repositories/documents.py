@@ -24,3 +24,14 @@ async def list_documents(s: AsyncSession, limit: int = 200) -> Sequence[Document
 async def get_document(s: AsyncSession, document_id: int) -> Document | None:
     doc = await s.get(Document, document_id)
     return doc if doc is not None and doc.active else None
+
+
+async def remove_document(s: AsyncSession, document_id: int) -> Document | None:
+    """Take a document out of the library (no longer listed or pushed; the row stays for the timeline's sake)."""
+    doc = await s.get(Document, document_id)
+    if doc is None or not doc.active:
+        return None
+    doc.active = False
+    s.add(doc)
+    await s.flush()
+    return doc

@@ -383,6 +383,18 @@ def _pdf(text: str) -> bytes:
     return bytes(out)
 
 
+def _png() -> bytes:
+    """A real 2x2 PNG (the browser must be able to show it)."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def test_a_pushed_pdf_opens_in_the_customers_page(hub: str, browser: Any) -> None:
     import hashlib
 
@@ -435,6 +447,40 @@ def test_a_pushed_pdf_opens_in_the_customers_page(hub: str, browser: Any) -> Non
             shop.wait_for_timeout(200)
         assert {"pushed", "delivered", "opened", "downloaded"} <= set(events), events
         assert events["pushed"]["payload"]["sha256"] == doc["sha256"] and events["pushed"]["agent_id"] is not None
+
+        # --- a file of alice's own ("Push my file…"): uploaded, sniffed, shown like a library document
+        png = _png()
+        agent.get_by_test_id("doc-own-file").set_input_files({"name": "my-photo.png", "mimeType": "image/png", "buffer": png})
+        own = shop.get_by_test_id("cc-document").filter(has_text="my-photo.png")
+        expect(own).to_have_attribute("data-opened", "true")
+        expect(own.get_by_test_id("cc-document-image")).to_be_visible()
+        agent.screenshot(path=str(ARTIFACTS / "cobrowse-own-file.png"))
+        deadline = time.monotonic() + 10
+        mine: list[Any] = []
+        while time.monotonic() < deadline and not mine:
+            status, page = _http(f"{hub}/api/customers/{customer_id}/timeline?kind=document_push")
+            mine = [i for i in page["items"] if i["payload"].get("source") == "agent_file" and i["payload"]["event"] == "pushed"]
+            shop.wait_for_timeout(200)
+        assert mine and mine[0]["payload"]["sha256"] == hashlib.sha256(png).hexdigest(), mine
+        # a script named .png is refused by its bytes
+        agent.get_by_test_id("doc-own-file").set_input_files({"name": "x.png", "mimeType": "image/png", "buffer": b"<script>alert(1)</script>"})
+        expect(agent.locator("#toasts .toast.error").filter(has_text="only PDF, PNG, JPEG and WebP")).to_have_count(1)
+
+        # --- an order of hers, rendered by the hub as a PDF summary, pushed from the same list
+        status, products = _http(f"{hub}/api/products")
+        product = next(p for p in products["products"] if not p.get("options"))
+        status, placed = _http(f"{hub}/api/orders", {"customer_id": customer_id, "lines": [{"sku": product["sku"], "quantity": 2}],
+                                                      "delivery_address": "Main Street 1, Berlin", "phone": "+12125550181"})
+        assert status == 201, placed
+        order_id = placed["order"]["id"]
+        agent.get_by_test_id("doc-select").focus()
+        expect(agent.locator(f'#doc-select option[value="order:{order_id}"]')).to_have_count(1)
+        agent.get_by_test_id("doc-select").select_option(f"order:{order_id}")
+        agent.get_by_test_id("doc-push").click()
+        summary = shop.get_by_test_id("cc-document").filter(has_text=f"order-{order_id}.pdf")
+        expect(summary).to_have_attribute("data-opened", "true")
+        expect(summary.get_by_test_id("cc-doc-page")).to_have_count(1)
+        summary.get_by_test_id("cc-doc-page").screenshot(path=str(ARTIFACTS / "cobrowse-order-summary.png"))
 
         # --- the link opens nothing without this customer's visitor id
         assert links, "the widget fetched no document"

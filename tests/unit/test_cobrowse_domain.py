@@ -84,3 +84,102 @@ def test_the_replay_frame_loads_assets_only_from_this_hub_and_the_shops_origins(
     assert policy["font-src"] == policy["img-src"]
     assert policy["script-src"] == "'self'" and policy["connect-src"] == "'none'" and policy["default-src"] == "'none'"
     assert "*" not in frame_csp(asset_origins((), {})).replace("'self'", "")
+
+
+# ---------------------------------------------------------------------- a call's code
+from contact_center.domain.cobrowse import (  # noqa: E402
+    CODE_LOCKOUT_SECONDS, CODE_MAX_FAILURES, CODE_SECONDS, CodeAttempts, ControlState, JoinCode, format_code,
+    normalise_code,
+)
+
+
+def test_a_code_is_six_digits_with_its_leading_zeros() -> None:
+    assert format_code(0) == "000000" and format_code(42) == "000042" and format_code(999_999) == "999999"
+    for bad in (-1, 1_000_000, True):
+        with pytest.raises(ValueError):
+            format_code(bad)
+
+
+def test_what_the_caller_types_is_read_as_six_digits() -> None:
+    assert normalise_code("123456") == "123456"
+    assert normalise_code(" 123 456 ") == "123456" and normalise_code("123-456") == "123456"
+    for bad in ("12345", "1234567", "12345a", "", None, 123456, "１２３４５６", "123 45"):
+        with pytest.raises(CobrowseError) as exc:
+            normalise_code(bad)
+        assert exc.value.code == "bad_request", bad
+
+
+def test_a_code_works_once_and_for_ten_minutes() -> None:
+    code = JoinCode("012345", "s" * 24, 7, issued_at=1000.0)
+    assert code.expires_at == 1000.0 + CODE_SECONDS == 1600.0
+    used = code.redeem(1599.0)
+    assert used.used and not used.usable(1599.0)
+    with pytest.raises(CobrowseError) as exc:
+        used.redeem(1599.5)
+    assert exc.value.code == "not_found"  # used: as unknown as a wrong code
+    with pytest.raises(CobrowseError) as exc:
+        code.redeem(1600.5)
+    assert exc.value.code == "not_found"  # expired: the same
+
+
+def test_five_wrong_codes_lock_the_socket_and_the_address_for_a_while() -> None:
+    attempts = CodeAttempts.empty()
+    keys = ("sid:a", "addr:1.2.3.4")
+    for i in range(CODE_MAX_FAILURES - 1):
+        assert attempts.wait(keys, 100.0 + i) == 0
+        attempts.failed(keys, 100.0 + i)
+    assert attempts.wait(keys, 104.0) == 0
+    attempts.failed(keys, 104.0)  # the fifth
+    assert attempts.wait(keys, 104.0) == CODE_LOCKOUT_SECONDS
+    # another socket from the same address is refused too; another address from another socket is not
+    assert attempts.wait(("sid:b", "addr:1.2.3.4"), 150.0) > 0
+    assert attempts.wait(("sid:c", "addr:5.6.7.8"), 150.0) == 0
+    assert attempts.wait(keys, 104.0 + CODE_LOCKOUT_SECONDS) == 0
+    attempts.prune(104.0 + CODE_LOCKOUT_SECONDS)
+    assert attempts.locked_until == {}
+
+
+def test_wrong_codes_spread_over_more_than_the_window_do_not_lock() -> None:
+    attempts = CodeAttempts.empty()
+    for i in range(CODE_MAX_FAILURES * 2):
+        attempts.failed(("addr:x",), i * 200.0)  # one every 200 s: never 5 within 10 minutes
+        assert attempts.wait(("addr:x",), i * 200.0) == 0
+
+
+def test_a_call_session_joins_with_the_code_and_shows_the_customer_nothing_of_the_call() -> None:
+    pending = CobrowseSession(id="s" * 24, conversation_id=7, customer_id=3, agent_id=2, agent_name="Alice",
+                              state=CobrowseState.PENDING, requested_at=0.0, consent_deadline=CODE_SECONDS, via_code=True)
+    live = pending.join(10.0, "visitor_abc")
+    assert live.state is CobrowseState.LIVE and live.linked_visitor == "visitor_abc"
+    assert "conversation_id" not in live.for_customer() and live.public()["conversation_id"] == 7
+    assert _session().accept(101.0).for_customer()["conversation_id"] == 7  # a chat's widget knows its chat
+    with pytest.raises(CobrowseError):
+        _session().join(101.0, "v")  # a chat's session is not joined with a code
+
+
+def test_control_is_a_second_consent_on_a_live_session() -> None:
+    with pytest.raises(CobrowseError):
+        _session().ask_control()  # not live
+    live = _session().accept(101.0)
+    with pytest.raises(CobrowseError):
+        live.answer_control(True)  # not asked
+    asked = live.ask_control()
+    assert asked.control is ControlState.REQUESTED
+    assert asked.answer_control(False).control is ControlState.OFF
+    granted = asked.answer_control(True)
+    assert granted.control is ControlState.GRANTED and granted.ask_control() is granted
+    assert granted.revoke_control().control is ControlState.OFF
+
+
+def test_control_actions_are_checked_before_they_are_relayed() -> None:
+    from contact_center.domain.cobrowse import control_action
+
+    assert control_action({"action": "click", "target": 5, "id": 2}) == {"action": "click", "target": 5, "id": 2}
+    assert control_action({"action": "fill", "target": 5, "value": "Main St"}) == {"action": "fill", "target": 5, "value": "Main St"}
+    assert control_action({"action": "scroll", "x": 0, "y": 480.4}) == {"action": "scroll", "x": 0, "y": 480}
+    for bad in ({"action": "eval", "target": 1}, {"action": "click", "target": 0}, {"action": "click", "target": "#buy"},
+                {"action": "fill", "target": 1}, {"action": "fill", "target": 1, "value": "x" * 501},
+                {"action": "scroll", "x": 1}, {"action": "click", "target": 1, "id": -1}):
+        with pytest.raises(CobrowseError) as exc:
+            control_action(bad)
+        assert exc.value.code == "bad_request", bad

@@ -111,6 +111,55 @@ function markCrossOriginFrames(root) {
   }
 }
 
+// Guided control (the customer's second consent): the agent's action names an element by its id in this recording
+// (rrweb's mirror; the agent's view has the same ids). Refused here, whatever the hub let through: an element that
+// is blocked (card, password, one-time-code fields, data-private, the chat widget, other sites' frames) or inside
+// one, or whose text is masked (contenteditable, data-mask); fill only into an ordinary text field.
+const FILLABLE_INPUT = /^(text|search|email|tel|url|number|)$/;
+
+function refused(reason) {
+  return { ok: false, reason };
+}
+
+/** Apply one control action ({action: "scroll", x, y} | {action: "click", target} | {action: "fill", target, value}). */
+export function applyControl(action) {
+  if (!action || typeof action !== "object") return refused("failed");
+  if (action.action === "scroll") {
+    const x = Number(action.x), y = Number(action.y);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return refused("failed");
+    window.scrollTo(x, y);
+    return { ok: true };
+  }
+  const node = record.mirror.getNode(Number(action.target));
+  if (!node || node.nodeType !== 1 || !node.isConnected || node.ownerDocument !== document) return refused("not_found");
+  if (node.closest(BLOCK_SELECTOR)) return refused("blocked");
+  if (node.closest(MASK_TEXT_SELECTOR)) return refused("masked");
+  // a label acts on its field: a label of a blocked field is as private as the field
+  const label = node.closest("label");
+  if (label && label.control && (label.control.closest(BLOCK_SELECTOR) || label.control.closest(MASK_TEXT_SELECTOR))) return refused("blocked");
+  if (action.action === "click") {
+    if (node.matches('input[type=file],input[type=password],input[type=hidden]')) return refused("blocked");
+    if (typeof node.click === "function") node.click();
+    else node.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true, view: window }));
+    return { ok: true };
+  }
+  if (action.action === "fill") {
+    const tag = node.tagName;
+    const input = tag === "INPUT" && FILLABLE_INPUT.test((node.getAttribute("type") || "").toLowerCase());
+    if (!(input || tag === "TEXTAREA") || node.disabled || node.readOnly) return refused("not_fillable");
+    if (typeof action.value !== "string" || action.value.length > 500) return refused("failed");
+    node.focus();
+    const proto = tag === "INPUT" ? HTMLInputElement.prototype : HTMLTextAreaElement.prototype;
+    const setter = Object.getOwnPropertyDescriptor(proto, "value")?.set;
+    if (setter) setter.call(node, action.value);
+    else node.value = action.value;
+    node.dispatchEvent(new Event("input", { bubbles: true }));
+    node.dispatchEvent(new Event("change", { bubbles: true }));
+    return { ok: true };
+  }
+  return refused("failed");
+}
+
 /**
  * Start recording. `send(payload)` relays one piece ({seq, part, parts, data}); it returns false when it could
  * not (not connected): the recorder then asks for a full snapshot when it can send again.
@@ -175,6 +224,10 @@ export function start({ send }) {
         record.takeFullSnapshot(true);
       }
     },
+    /** Guided control: apply the agent's action, or say why not. */
+    control(action) {
+      return stopped ? refused("failed") : applyControl(action);
+    },
     stop() {
       stopped = true;
       queue = [];
@@ -184,4 +237,4 @@ export function start({ send }) {
   };
 }
 
-window.ccCobrowseRecorder = { start, sanitize, cleanUrl };
+window.ccCobrowseRecorder = { start, sanitize, cleanUrl, applyControl };

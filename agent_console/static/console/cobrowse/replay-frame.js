@@ -6,6 +6,9 @@
 // follows), so the view's memory is bounded by the time between checkouts (a Replayer keeps every event it
 // was given).
 // The agent's pointer over the view goes back to the console as {type: "pointer", x, y, highlight}.
+// With guided control granted (the console says {type: "control", on: true}), a click names the element under it by
+// its id in the recording ({type: "control-click", target, label}) and the wheel scrolls the customer's page
+// ({type: "control-scroll", x, y}); the customer's browser decides whether the element may be touched.
 
 import { Replayer } from "rrweb";
 
@@ -15,6 +18,7 @@ const status = document.getElementById("status");
 let replayer = null;
 let size = { width: 1024, height: 768 };
 let scale = 1;
+let controlling = false;
 
 const RULES = [
   // blocked elements (card, password, one-time-code fields, data-private, the chat widget): an empty box
@@ -104,6 +108,9 @@ window.addEventListener("message", (ev) => {
     post({ type: "applied", count: msg.events.length, at: msg.at });
   } else if (msg.type === "ping") {
     post({ type: "ready" });
+  } else if (msg.type === "control") {
+    controlling = msg.on === true;
+    overlay.style.cursor = controlling ? "pointer" : "crosshair";
   } else if (msg.type === "reset") {
     teardown();
     status.textContent = msg.text || "Waiting for the customer's page…";
@@ -122,7 +129,38 @@ function pointer(ev, highlight) {
   post({ type: "pointer", x: Math.round(x), y: Math.round(y), highlight });
 }
 overlay.addEventListener("mousemove", (ev) => pointer(ev, false));
-overlay.addEventListener("click", (ev) => pointer(ev, true));
+/** The element of the replayed page under the agent's click, by its id in the recording. */
+function targetAt(ev) {
+  const doc = replayer?.iframe?.contentDocument;
+  if (!doc) return null;
+  const rect = overlay.getBoundingClientRect();
+  const el = doc.elementFromPoint((ev.clientX - rect.left) / scale, (ev.clientY - rect.top) / scale);
+  if (!el) return null;
+  const id = replayer.getMirror().getId(el);
+  if (!(id > 0)) return null;
+  const name = el.getAttribute("name") || el.getAttribute("data-testid") || "";
+  return { target: id, label: el.tagName.toLowerCase() + (name ? ` "${name.slice(0, 40)}"` : "") };
+}
+
+overlay.addEventListener("click", (ev) => {
+  if (controlling) {
+    const t = targetAt(ev);
+    if (t) post({ type: "control-click", ...t });
+    return;
+  }
+  pointer(ev, true);
+});
+let lastScroll = 0;
+overlay.addEventListener("wheel", (ev) => {
+  if (!controlling) return;
+  ev.preventDefault();
+  const win = replayer?.iframe?.contentWindow;
+  if (!win) return;
+  const now = performance.now();
+  if (now - lastScroll < 100) return;
+  lastScroll = now;
+  post({ type: "control-scroll", x: Math.max(0, Math.round(win.scrollX + ev.deltaX)), y: Math.max(0, Math.round(win.scrollY + ev.deltaY * 2)) });
+}, { passive: false });
 overlay.addEventListener("mouseleave", () => post({ type: "pointer", x: 0, y: 0, hide: true }));
 
 post({ type: "ready" });

@@ -28,7 +28,33 @@ function frame() {
 }
 
 function isChat(conv) {
-  return !!conv && !conv.closed && (conv.channel === "chat" || conv.channel === "web");
+  return !!conv && !conv.closed && (conv.channel === "chat" || conv.channel === "web" || isCall(conv));
+}
+
+/** On a call the customer joins with a six-digit code the agent reads out (typed into the widget on our site). */
+function isCall(conv) {
+  return !!conv && (conv.channel === "phone" || conv.channel === "callback");
+}
+
+/** "123 456": easier to read out. */
+function spaced(code) {
+  return typeof code === "string" && code.length === 6 ? `${code.slice(0, 3)} ${code.slice(3)}` : "";
+}
+
+function showStatus(s) {
+  const el = $("cobrowse-status");
+  if (s.state === "pending" && s.via_code) {
+    const code = document.createElement("strong");
+    code.className = "cobrowse-code";
+    code.dataset.testid = "cobrowse-code";
+    code.textContent = spaced(s.code);
+    el.replaceChildren(
+      document.createTextNode("Read this code to the caller: "), code,
+      document.createTextNode(". They type it into the chat window on our site (\u201cHave a code from our agent?\u201d). It works once, for 10 minutes."),
+    );
+    return;
+  }
+  el.textContent = s.state === "pending" ? "Waiting for the customer to accept (60 s)…" : "Live: you see the customer's page. Click on it to highlight a spot for them.";
 }
 
 function toFrame(msg) {
@@ -43,22 +69,97 @@ function render() {
   button.hidden = !isChat(conv);
   const s = conv ? sessions.get(conv.id) : null;
   button.disabled = !!s;
-  button.textContent = s?.state === "pending" ? "Co-browse: asking…" : "Co-browse";
+  button.textContent = s?.state === "pending" ? (s.via_code ? "Co-browse: code given…" : "Co-browse: asking…") : "Co-browse";
   const visible = !!s && isChat(conv);
   view.hidden = !visible;
   if (!visible) {
+    toFrame({ type: "control", on: false });
     if (shownFor !== null) resetFrame("");
     shownFor = null;
     return;
   }
   view.dataset.state = s.state;
-  $("cobrowse-status").textContent =
-    s.state === "pending" ? "Waiting for the customer to accept (60 s)…" : "Live: you see the customer's page. Click on it to highlight a spot for them.";
+  showStatus(s);
+  renderControl(s);
   if (shownFor !== conv.id) {
     shownFor = conv.id;
-    resetFrame(s.state === "pending" ? "Waiting for the customer to accept…" : "Loading the customer's page…");
+    resetFrame(s.state === "pending" ? (s.via_code ? "Waiting for the caller to type the code…" : "Waiting for the customer to accept…") : "Loading the customer's page…");
     if (s.state === "live") checkout(conv.id);
   }
+}
+
+// Guided control (the customer's second consent): ask, release; with it, clicks on the view act on the customer's
+// page (the frame names the element by its id in the recording), the wheel scrolls it, and the fill box types into
+// the chosen field. The hub refuses actions without the customer's grant; their browser refuses private fields.
+let control = { target: null, label: "", nextId: 1, sentAt: 0 };
+
+function renderControl(s) {
+  const button = $("cobrowse-control");
+  const live = s.state === "live";
+  button.hidden = !live;
+  button.disabled = s.control === "requested";
+  button.textContent = s.control === "granted" ? "Release control" : s.control === "requested" ? "Asking for control…" : "Ask for control";
+  const granted = live && s.control === "granted";
+  $("cobrowse-fill").hidden = !granted;
+  if (!granted) control.target = null;
+  $("cobrowse-target").textContent = control.target ? `Chosen: ${control.label}` : "Click a field on the page to choose it.";
+  toFrame({ type: "control", on: granted });
+  if (granted) $("cobrowse-status").textContent = "You have control: click, scroll and fill on the customer's page (never their private fields).";
+}
+
+function toggleControl() {
+  const conv = activeConv();
+  const s = conv ? sessions.get(conv.id) : null;
+  if (!s || s.state !== "live") return;
+  const event = s.control === "granted" ? "cobrowse_control_release" : "cobrowse_control_request";
+  control.releasing = event === "cobrowse_control_release";
+  socket.request(event, { conversation_id: conv.id }, 10000, (err, ack) => {
+    if (err || !ack?.ok) {
+      toast(`Co-browse: ${ack?.error?.message || "no answer from the hub"}`, "error");
+      return;
+    }
+    if (ack.session) sessions.set(conv.id, ack.session);
+    render();
+  });
+}
+
+function act(action) {
+  if (shownFor === null) return;
+  const id = control.nextId++;
+  showResult(true, "…"); // the customer's page answers (cobrowse_control_result)
+  socket.request("cobrowse_control_action", { conversation_id: shownFor, id, ...action }, 10000, (err, ack) => {
+    if (err || !ack?.ok) showResult(false, ack?.error?.message || "no answer from the hub");
+  });
+}
+
+const REFUSED = {
+  blocked: "a private field (card, password, code or marked private): the customer's page refused",
+  masked: "a private text area: the customer's page refused",
+  not_fillable: "this is not a field you can fill",
+  not_found: "that element is no longer on the page",
+  not_granted: "the customer has not given you control",
+  failed: "the customer's page could not do it",
+};
+
+function showResult(ok, text) {
+  const el = $("cobrowse-control-result");
+  el.dataset.ok = String(ok);
+  el.textContent = text;
+}
+
+function onControlResult(p) {
+  if (!p || p.conversation_id !== shownFor) return;
+  if (p.ok) showResult(true, "Done on the customer's page.");
+  else showResult(false, `Refused: ${REFUSED[p.reason] || REFUSED.failed}.`);
+}
+
+function fill(ev) {
+  ev.preventDefault();
+  if (!control.target) {
+    showResult(false, "Click a field on the page first.");
+    return;
+  }
+  act({ action: "fill", target: control.target, value: $("cobrowse-fill-input").value });
 }
 
 function resetFrame(text) {
@@ -80,7 +181,7 @@ function start() {
       toast(`Co-browse: ${ack?.error?.message || "no answer from the hub"}`, "error");
       return;
     }
-    sessions.set(conv.id, ack.session);
+    sessions.set(conv.id, { ...ack.session, code: ack.code });
     render();
   });
 }
@@ -157,6 +258,16 @@ function onFrameMessage(ev) {
     backlog = [];
   } else if (msg.type === "applied") {
     stats.lastAppliedAt = performance.now();
+  } else if (msg.type === "control-click" && shownFor !== null && sessions.get(shownFor)?.control === "granted") {
+    const target = Number(msg.target);
+    if (!Number.isInteger(target) || target < 1) return;
+    control.target = target;
+    control.label = typeof msg.label === "string" ? msg.label.slice(0, 60) : "element";
+    $("cobrowse-target").textContent = `Chosen: ${control.label}`;
+    act({ action: "click", target });
+  } else if (msg.type === "control-scroll" && shownFor !== null && sessions.get(shownFor)?.control === "granted") {
+    const x = Number(msg.x), y = Number(msg.y);
+    if (Number.isFinite(x) && Number.isFinite(y) && x >= 0 && y >= 0) act({ action: "scroll", x, y });
   } else if (msg.type === "pointer" && shownFor !== null && sessions.get(shownFor)?.state === "live") {
     const x = Number(msg.x), y = Number(msg.y);
     if (!Number.isFinite(x) || !Number.isFinite(y)) return;
@@ -168,7 +279,12 @@ function onFrameMessage(ev) {
 
 function onState(s) {
   if (!s || typeof s.conversation_id !== "number") return;
+  const before = sessions.get(s.conversation_id);
   sessions.set(s.conversation_id, s); // pending -> live: the recorder's first full snapshot is on its way
+  if (before?.control === "granted" && s.control === "off" && control.releasing) control.releasing = false;
+  else if (before?.control === "granted" && s.control === "off") toast("The customer took back control of their page", "info");
+  else if (before?.control === "requested" && s.control === "off") toast("The customer did not give you control", "info");
+  else if (before?.control === "requested" && s.control === "granted") toast("The customer gave you control of their page", "info");
   render();
 }
 
@@ -178,7 +294,8 @@ function onEnded(s) {
   sessions.delete(s.conversation_id);
   if (had) {
     const why = { declined: "the customer declined", no_answer: "the customer did not answer", customer_ended: "the customer ended it",
-      agent_ended: "you ended it", customer_left: "the customer left the page", conversation_ended: "the conversation ended" }[s.end_reason] || "ended";
+      agent_ended: "you ended it", customer_left: "the customer left the page", conversation_ended: "the conversation ended",
+      code_expired: "the code was not typed in within 10 minutes" }[s.end_reason] || "ended";
     toast(`Co-browsing ended: ${why}`, s.end_reason === "agent_ended" ? "info" : "warn");
   }
   render();
@@ -190,7 +307,7 @@ function syncActive() {
   if (isChat(conv)) {
     socket.request("cobrowse_status", { conversation_id: conv.id }, 10000, (err, ack) => {
       if (err || !ack?.ok) return;
-      if (ack.session) sessions.set(conv.id, ack.session);
+      if (ack.session) sessions.set(conv.id, { ...ack.session, code: ack.code });
       else sessions.delete(conv.id);
       render();
     });
@@ -201,6 +318,9 @@ function syncActive() {
 export function wire() {
   $("cobrowse-open").addEventListener("click", start);
   $("cobrowse-end").addEventListener("click", end);
+  $("cobrowse-control").addEventListener("click", toggleControl);
+  $("cobrowse-fill").addEventListener("submit", fill);
+  socket.on("cobrowse_control_result", onControlResult);
   window.addEventListener("message", onFrameMessage);
   // the frame may have said "ready" before this listener existed: ask again (and whenever it loads)
   frame().addEventListener("load", () => toFrame({ type: "ping" }));
