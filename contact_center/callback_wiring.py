@@ -40,7 +40,8 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
     """``CALLBACK_MAX_ATTEMPTS`` (3), ``CALLBACK_RETRY_SECONDS`` (300), ``CALLBACK_MAX_OPEN`` (2),
     ``CALLBACK_PER_NUMBER_HOUR`` (3), ``CALLBACK_PER_VISITOR_HOUR`` (5), ``CALLBACK_COUNTRIES`` (the shop's region),
     ``CALLBACK_DAYS`` (0-4: Monday to Friday), ``CALLBACK_OPENS`` (09:00), ``CALLBACK_CLOSES`` (17:00),
-    ``CALLBACK_UTC_OFFSET_MINUTES`` (0), ``CALLBACK_HOURS=always`` (no hours), ``CALLBACK_QUEUE`` (support)."""
+    ``CALLBACK_UTC_OFFSET_MINUTES`` (0), ``CALLBACK_HOURS=always`` (no hours), ``CALLBACK_QUEUE`` (support),
+    ``CALLBACK_ON_ABANDON_SECONDS`` (30; 0: abandoned calls are not called back)."""
     def integer(name: str, default: int, low: int, high: int) -> int:
         raw = env.get(name, "").strip()
         if not raw:
@@ -79,6 +80,7 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
         hours=hours, queue=env.get("CALLBACK_QUEUE", "support").strip() or "support", caller_id=caller_id,
         notify_channel=notify_channel,
         confirm_text=env.get("CALLBACK_CONFIRM_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
+        on_abandon_seconds=float(integer("CALLBACK_ON_ABANDON_SECONDS", rules.DEFAULT_ON_ABANDON_SECONDS, 0, 3600)),
     )
 
 

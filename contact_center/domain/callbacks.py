@@ -55,7 +55,19 @@ SOURCE_WEB: Final = "web"  # the widget's or the shop page's form
 SOURCE_WAIT_OFFER: Final = "wait_offer"  # "press 1" in the phone queue's wait loop
 SOURCE_FALLBACK: Final = "fallback"  # the phone number's fallback URL (the hub could not answer)
 SOURCE_AGENT: Final = "agent"
-SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT)
+SOURCE_ABANDONED: Final = "abandoned"  # the caller hung up while waiting in the phone queue (automatic)
+SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT, SOURCE_ABANDONED)
+
+DEFAULT_ON_ABANDON_SECONDS: Final = 30
+"""A caller who hung up after waiting at least this long in the phone queue is called back automatically
+(``CALLBACK_ON_ABANDON_SECONDS``; 0: never)."""
+
+# what a provider puts in ``From`` when the caller hid their number (Twilio: "anonymous", and the special numbers
+# of withheld, restricted and unknown callers); nobody to call back
+HIDDEN_NUMBERS: Final = frozenset({
+    "anonymous", "restricted", "unknown", "private", "unavailable", "withheld", "blocked",
+    "+266696687", "+7378742833", "+86282452253", "+8656696687", "266696687", "7378742833", "86282452253", "8656696687",
+})
 
 # the outcome of one attempt (a dialled call)
 CONNECTED_OUTCOME: Final = "connected"
@@ -78,6 +90,23 @@ DEFAULT_HORIZON_DAYS: Final = 14
 SCHEDULED_PRIORITY: Final = 5
 """How much a callback that falls due at its chosen time is ahead of new contacts in its queue (a conversation's
 ``priority``; customer tiers add 0 to 2): the customer chose the time, we promised it."""
+
+
+def is_hidden_number(raw: object) -> bool:
+    """Whether the caller's address is no number we may call: empty, or a withheld / restricted / unknown marker."""
+    if not isinstance(raw, str):
+        return True
+    text = raw.strip().lower()
+    for prefix in ("tel:", "sip:", "client:"):
+        if text.startswith(prefix):
+            return prefix == "client:" or is_hidden_number(text[len(prefix):].partition("@")[0].partition(";")[0])
+    return not text or text in HIDDEN_NUMBERS
+
+
+def calls_back_abandoned(waited_seconds: float, threshold_seconds: float) -> bool:
+    """Whether a caller who hung up after ``waited_seconds`` in the queue gets an automatic callback (threshold 0:
+    the feature is off)."""
+    return threshold_seconds > 0 and waited_seconds >= threshold_seconds
 
 
 class CallbackRefused(ValueError):

@@ -30,6 +30,9 @@ class SqlCallbacks:
     async def open_for_conversation(self, conversation_id: int) -> Any | None:
         return await repo.open_for_conversation(self.db, conversation_id)
 
+    async def from_origin(self, conversation_id: int) -> Any | None:
+        return await repo.from_origin(self.db, conversation_id)
+
     async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
         return await repo.recent(self.db, number=number, visitor=visitor, since=since)
 

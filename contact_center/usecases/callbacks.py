@@ -62,6 +62,7 @@ class CallbackConfig:
     caller_id: str = ""  # our published number, the caller ID the customer sees
     notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
     confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
+    on_abandon_seconds: float = rules.DEFAULT_ON_ABANDON_SECONDS  # a caller who hung up after this long waiting: called back (0: off)
 
 
 def now_utc(hub: Hub) -> datetime:
@@ -249,6 +250,66 @@ async def from_call(hub: Hub, channel: str, call_thread: str, source: str, numbe
         log.warning("a caller asked for a callback but already has the most open ones", extra={"conversation_id": conv.id})
         return None
     await _withdraw(hub, conv.id, "callback")
+    await tick(hub)
+    return callback_json(cb)
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+async def from_abandoned(hub: Hub, conv: ConversationRow) -> dict[str, Any] | None:
+    """A caller hung up while waiting in the phone queue (the call's conversation was closed as abandoned): when they
+    waited at least ``on_abandon_seconds`` and their number is one we may call (not hidden, valid, allowed, not
+    premium), an automatic "now" callback that keeps the call's place in the queue (as "press 1" does).
+
+    Once per call: a callback already made from this call (whatever its state) is the answer, so a repeated status
+    callback, or a second process hearing the same hang-up, makes nothing more. A customer who already has an open
+    callback is not given a second one (no double dial). None when nothing was made."""
+    if conv.id is None or conv.channel == CHANNEL or not enabled(hub):
+        return None
+    spec = hub.channels.get(conv.channel)
+    if spec is None or not spec.connects_agent or spec.contact_kind != "phone":
+        return None  # only calls: a chat's customer who left is not rung
+    store, config, now = _store(hub), _config(hub), now_utc(hub)
+    queued_at = _aware(getattr(conv, "queued_at", None))
+    if queued_at is None or config.on_abandon_seconds <= 0:
+        return None
+    left_at = _aware(getattr(conv, "abandoned_at", None)) or now
+    waited = max(0.0, (left_at - queued_at).total_seconds())
+    if not rules.calls_back_abandoned(waited, config.on_abandon_seconds):
+        return None
+    if rules.is_hidden_number(conv.customer_address):
+        log.info("an abandoned call from a hidden number: nobody to call back", extra={"conversation_id": conv.id})
+        return None
+    try:
+        e164 = rules.check_number(conv.customer_address, hub.default_region, config.limits.countries)
+    except rules.CallbackRefused as exc:
+        log.info("an abandoned call from a number we do not call back", extra={"conversation_id": conv.id, "reason": exc.code})
+        return None
+    if await store.from_origin(conv.id) is not None:
+        return None
+    since = _aware(getattr(conv, "queue_since", None)) or queued_at
+    row = store.new_row(
+        customer_id=conv.customer_id, number=e164, topic="", queue=hub.queue_name(conv), source=rules.SOURCE_ABANDONED,
+        state=rules.REQUESTED, due_at=now, enqueued_at=since, max_attempts=config.policy.max_attempts,
+        origin_conversation_id=conv.id, visitor=f"call:{conv.thread_key or conv.id}"[:80], created_at=now, updated_at=now,
+    )
+    try:
+        cb = await store.create(row, max_open=1)  # only when the customer has no open callback already
+    except Exception as exc:  # noqa: BLE001 - the store's TooManyOpen
+        if type(exc).__name__ != "TooManyOpen":
+            raise
+        log.info("an abandoned caller already has an open callback", extra={"conversation_id": conv.id})
+        return None
+    await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL,
+        f"Callback requested automatically: the caller hung up after {int(waited)} s in the queue; calling {e164} back",
+        {"event": "callback_requested", "callback_id": cb.id, "source": rules.SOURCE_ABANDONED, "number": e164,
+         "when": "now", "waited_seconds": int(waited)},
+    ))
     await tick(hub)
     return callback_json(cb)
 

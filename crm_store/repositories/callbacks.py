@@ -84,6 +84,13 @@ async def open_for_conversation(db: Database, conversation_id: int) -> Callback 
             col(Callback.state).in_(OPEN)).order_by(col(Callback.id).desc()).limit(1))).first()
 
 
+async def from_origin(db: Database, conversation_id: int) -> Callback | None:
+    """Any callback (whatever its state) made from this call (its ``origin_conversation_id``): once per call."""
+    async with db.session() as s:
+        return (await s.exec(select(Callback).where(col(Callback.origin_conversation_id) == conversation_id)
+                             .order_by(col(Callback.id)).limit(1))).first()
+
+
 async def recent(db: Database, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
     """How many callbacks were asked for from ``number`` (or by ``visitor``) since ``since``."""
     async with db.session() as s:

@@ -32,12 +32,13 @@ CUSTOMER = "+14155550142"
 class CallbackPhones(Phones):
     retry_seconds = 1
     max_attempts = 3
+    on_abandon_seconds = 30
 
     def settings(self, public: str) -> Settings:
         base = super().settings(public)
         extra = {**base.extra, "CALLBACK_HOURS": "always", "CALLBACK_RETRY_SECONDS": str(self.retry_seconds),
                  "CALLBACK_MAX_ATTEMPTS": str(self.max_attempts), "CALLBACK_CPS": "5", "CALLBACK_PER_NUMBER_HOUR": "20",
-                 "VOICE_CALLBACK_OFFER_AFTER": "0"}
+                 "VOICE_CALLBACK_OFFER_AFTER": "0", "CALLBACK_ON_ABANDON_SECONDS": str(self.on_abandon_seconds)}
         return Settings(**{**base.__dict__, "extra": extra, "callback_interval_seconds": 0.2})
 
 
@@ -245,6 +246,56 @@ async def test_press_1_in_the_phone_queue_keeps_the_callers_place(db: Database, 
     assert waiting == [cb.conversation_id, second_conv.id]  # the callback kept the first caller's place
     old = await hub.repo.conversation(first_conv)
     assert old.status == "closed" and old.disposition == "callback"
+
+
+async def test_a_caller_who_hangs_up_after_waiting_is_called_back_once_keeping_their_place(
+        db: Database, phones: CallbackPhones) -> None:
+    phones.on_abandon_seconds = 2
+    await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.play_seconds = 400.0
+    first_call, first_conv = await phones.queued_call()
+    await asyncio.sleep(2.2)  # the first caller waits past CALLBACK_ON_ABANDON_SECONDS
+    second = phones.engine.incoming_call("+14155550177", SHOP)
+    await phones.engine.wait_for(lambda: second.listening, timeout=WAIT)
+    assert phones.engine.send_digits(second.sid, "0")
+    second_conv = await until(lambda: phones._queued(second.sid), "the second caller queued")
+    phones.engine.hang_up(first_call.sid)  # the stand-in posts the call's completed status: abandoned
+    cb_id = await until(lambda: _callback_from(db, first_conv), "an automatic callback from the abandoned call")
+    cb = await until(lambda: _queued(db, cb_id), "the callback in the queue")
+    assert (cb.source, cb.number, cb.origin_conversation_id) == ("abandoned", "+14155550100", first_conv)
+    waiting = [e.conversation_id for e in await hub.store.waiting("support")]
+    assert waiting == [cb.conversation_id, second_conv.id]  # it kept the first caller's place
+    old = await hub.repo.conversation(first_conv)
+    assert (old.status, old.disposition) == ("closed", "abandoned")  # the caller did abandon: counted as such
+    # Twilio repeating the completed status (a new SequenceNumber) makes no second callback
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": first_call.sid, "CallStatus": "completed", "SequenceNumber": "7",
+            "From": "+14155550100", "To": SHOP, "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    assert (await signed_post(phones, "/webhooks/twilio/voice/status", form))[0] == 200
+    async with db.session() as s:
+        made = (await s.exec(select(Callback).where(Callback.source == "abandoned"))).all()
+    assert [c.id for c in made] == [cb_id]
+    notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "abandoned"]
+    assert len(notes) == 1 and notes[0]["waited_seconds"] >= 2
+    # a caller who hangs up at once is not called back; nor is one with a hidden number (never queued: refused)
+    third = phones.engine.incoming_call("+14155550188", SHOP)
+    await phones.engine.wait_for(lambda: third.listening, timeout=WAIT)
+    assert phones.engine.send_digits(third.sid, "0")
+    third_conv = await until(lambda: phones._queued(third.sid), "the third caller queued")
+    phones.engine.hang_up(third.sid)
+    await until(lambda: _closed(hub, third_conv.id), "the third call abandoned")
+    await asyncio.sleep(0.3)
+    assert await _callback_from(db, third_conv.id) is None
+
+
+async def _callback_from(db: Database, conversation_id: int) -> int | None:
+    async with db.session() as s:
+        return (await s.exec(select(Callback.id).where(Callback.origin_conversation_id == conversation_id))).first()
+
+
+async def _closed(hub: Any, conversation_id: int) -> bool:
+    conv = await hub.repo.conversation(conversation_id)
+    return conv is not None and conv.status == "closed"
 
 
 async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, phones: CallbackPhones) -> None:

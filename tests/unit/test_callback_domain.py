@@ -68,3 +68,14 @@ def test_topic_is_plain_text() -> None:
     assert cb.clean_topic(None) == ""
     with pytest.raises(cb.CallbackRefused):
         cb.clean_topic(5)
+
+
+def test_an_abandoned_call_is_called_back_only_past_the_threshold_and_from_a_real_number() -> None:
+    assert cb.calls_back_abandoned(30, 30) and cb.calls_back_abandoned(95.5, 30)
+    assert not cb.calls_back_abandoned(29.9, 30)
+    assert not cb.calls_back_abandoned(600, 0)  # 0: off
+    for hidden in ("anonymous", "Anonymous", "+266696687", "+7378742833", "+86282452253", "+8656696687", "restricted",
+                   "Unknown", "", "  ", None, "client:agent_3", "sip:anonymous@example.com"):
+        assert cb.is_hidden_number(hidden), hidden
+    assert not cb.is_hidden_number("+14155550142")
+    assert cb.SOURCE_ABANDONED in cb.SOURCES
