@@ -167,7 +167,8 @@ async def agent_callback(request: web.Request) -> web.Response:
     try:
         out = await hub.request_callback(number=body.get("number"), when=body.get("when", "now"), topic=body.get("topic"),
                                          queue=queue if isinstance(queue, str) else None, source=rules.SOURCE_AGENT,
-                                         customer_id=customer_id, actor=getattr(principal, "actor", ""))
+                                         customer_id=customer_id,
+                                         actor=getattr(principal, "name", "") if getattr(principal, "kind", "") == "agent" else getattr(principal, "actor", ""))
     except HubError as exc:
         return _refusal(exc)
     return web.json_response(out, status=201)
