@@ -467,6 +467,23 @@ async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
         {"event": event, "callback_id": cb.id, "status": report.status}))
 
 
+WHISPER_TEXT = "Callback for {name}: {topic}"
+
+
+async def whisper_text(hub: Hub, callback_id: int) -> str:
+    """What the agent hears alone as their leg joins the callback's call, before the customer is bridged:
+    "Callback for <name>: <topic>" (the number when the customer has no name; "no topic given")."""
+    cb = await _store(hub).get(callback_id)
+    if cb is None:
+        return ""
+    name = ""
+    if cb.conversation_id is not None:
+        found = await hub.repo.with_customer(cb.conversation_id)
+        name = (getattr(found[1], "display_name", "") or "") if found is not None else ""
+    spoken_number = " ".join(cb.number.lstrip("+")) if cb.number else "the customer"  # digit by digit
+    return WHISPER_TEXT.format(name=" ".join(name.split())[:80] or spoken_number, topic=cb.topic[:200] or "no topic given")
+
+
 async def leg_news(hub: Hub, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:
     """The agent's leg of attempt ``n`` (its status callback): for the agent's call card."""
     attempt = await _store(hub).attempt(callback_id, n)

@@ -11,6 +11,8 @@ Webhooks (signed like every Twilio webhook: 403 without a valid ``X-Twilio-Signa
 malformed form; never 500 for what Twilio sends):
 
 * ``POST /webhooks/twilio/callback/answer?cb=<id>&n=<attempt>&conv=<conversation id>``: the customer's call answered.
+* ``POST /webhooks/twilio/callback/whisper?cb=<id>&n=<attempt>``: the agent's whisper (their participant's
+  ``AnnounceUrl``, set when their leg answers): ``<Say>`` "Callback for <name>: <topic>", heard by the agent alone.
 * ``POST /webhooks/twilio/callback/status?cb=<id>&n=<attempt>&leg=customer|agent``: call status callbacks, taken
   once per ``(CallSid, CallStatus, SequenceNumber)`` and only forward (a late ``ringing`` after ``completed`` is
   dropped); the core records the attempt's outcome once (SQL decides).
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "twilio"
 ANSWER_PATH = "/webhooks/twilio/callback/answer"
 STATUS_PATH = "/webhooks/twilio/callback/status"
+WHISPER_PATH = "/webhooks/twilio/callback/whisper"  # the agent's whisper (Participants update AnnounceUrl)
 STATUS_KIND = "cb_status"
 ANSWER_KIND = "cb_answer"
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -110,6 +113,9 @@ class DiallerSettings:
     machine_detection: str = "Enable"
     max_429_tries: int = 5
     backoff_seconds: float = 1.0
+    whisper: bool = True  # CALLBACK_WHISPER: the agent hears "Callback for <name>: <topic>" as their leg joins
+    whisper_tries: int = 5  # the announcement is refused until the agent's participant is in the room: asked again
+    whisper_retry_seconds: float = 0.3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DiallerSettings:
@@ -126,7 +132,8 @@ class DiallerSettings:
         if detection not in ("", "Enable", "DetectMessageEnd"):
             raise ValueError("CALLBACK_MACHINE_DETECTION must be Enable, DetectMessageEnd or empty")
         return cls(calls_per_second=number("CALLBACK_CPS", 1.0), ring_seconds=int(number("CALLBACK_RING_SECONDS", 30)),
-                   machine_detection=detection)
+                   machine_detection=detection,
+                   whisper=env.get("CALLBACK_WHISPER", "1").strip().lower() not in ("0", "false", "no", "off"))
 
 
 def parse_thread(key: str) -> tuple[int, int] | None:
@@ -231,7 +238,8 @@ class CallbackDialler:
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
             room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
-            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="agent"), end_conference_on_exit=True,
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="agent", conv=action.conversation_id),
+            end_conference_on_exit=True,
         )
         if not leg.ok:
             return DeliveryReport("failed", error_code=leg.code or "agent_leg", error_message=f"Your phone could not be rung: {leg.words}")
@@ -260,7 +268,8 @@ class CallbackDialler:
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
             room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
-            status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent"), end_conference_on_exit=True,
+            status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent", conv=action.conversation_id),
+            end_conference_on_exit=True,
         )
         if not leg.ok:
             await self.client.update_call(attempt.customer_sid, twiml=self.hold_twiml())
@@ -268,6 +277,34 @@ class CallbackDialler:
         attempt.agent_leg = leg.sid
         self._remember(key, attempt)
         return DeliveryReport("sent", provider_id=leg.sid)
+
+    async def whisper(self, callback_id: int, n: int, room: str, agent_leg: str) -> VoiceResult:
+        """The agent alone hears who and what the callback is, as their leg joins the room (before the customer is
+        bridged): Participants update of the agent's participant with ``AnnounceUrl`` (Twilio's announcement to one
+        participant; Participants create takes none). Asked again briefly while the participant is not in the room."""
+        url = self.voice.url(WHISPER_PATH, cb=callback_id, n=n)
+        result = VoiceResult(False, words="not tried")
+        for attempt in range(self.settings.whisper_tries):
+            if attempt:
+                await asyncio.sleep(self.settings.whisper_retry_seconds * attempt)
+            # the agent waits alone while the customer's phone rings: the room is made but not started ("init")
+            found = await self.client.find_conference(room, status="init")
+            if not found.ok or not found.sid:
+                found = await self.client.find_conference(room)
+            if not found.ok or not found.sid:
+                result = found  # not made yet (the leg joins a moment after answering): asked again
+                continue
+            result = await self.client.update_participant(found.sid, agent_leg, announce_url=url)
+            if result.ok or result.gone:  # said, or the agent's leg has left already: nothing to whisper to
+                return result
+        log.info("the agent's whisper was not played", extra={"callback_id": callback_id, "reason": result.words})
+        return result
+
+    def whisper_twiml(self, text: str) -> str:
+        response = VoiceResponse()
+        if text:
+            response.say(text[:300], voice=self.voice.settings.voice, language=self.voice.settings.language)
+        return str(response)
 
     def hold_twiml(self) -> str:
         response = VoiceResponse()
@@ -313,6 +350,7 @@ class _CallbackWebhooks:
     def __init__(self, config: TwilioConfig, hub: Callable[[], Any], dialler: CallbackDialler, receipts: WebhookReceipts) -> None:
         self.config, self.hub, self.dialler, self.receipts = config, hub, dialler, receipts
         self._rank: OrderedDict[str, int] = OrderedDict()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     async def _form(self, request: web.Request) -> Any:
         form = await read_form(request, MAX_FORM_BYTES)
@@ -362,11 +400,47 @@ class _CallbackWebhooks:
         await self._quietly(self.dialler.end_agent_leg(f"cb-{callback_id}-{n}"))
         return web.Response(text=str(response), content_type="text/xml")
 
+    async def whisper(self, request: web.Request) -> web.Response:
+        """The agent's whisper (the ``AnnounceUrl`` of their participant): "Callback for <name>: <topic>", for them
+        alone. An empty ``<Response/>`` (nothing said) when the hub cannot say it now: the call goes on."""
+        try:
+            form = await self._form(request)
+            callback_id, _ = _ids(request)
+            if _field(form, "AccountSid") != self.config.account_sid:  # the signature is the real check
+                raise BadWebhook("AccountSid is not this hub's Twilio account")
+        except BadWebhook as exc:
+            return web.Response(status=400, text=exc.reason)
+        try:
+            text = await self.hub().callback_whisper(callback_id)
+        except Exception:  # noqa: BLE001 - a whisper is a courtesy: never an error tone in the agent's ear
+            log.exception("callback whisper not said", extra={"callback_id": callback_id})
+            text = ""
+        return web.Response(text=self.dialler.whisper_twiml(text), content_type="text/xml")
+
     async def _quietly(self, coro: Awaitable[Any]) -> None:
         try:
             await coro
         except Exception:  # noqa: BLE001
             log.warning("callback call control failed", exc_info=True)
+
+    def _background(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel and await the whispers still being asked (the app's shutdown)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _room(self, request: web.Request, thread: str) -> str | None:
+        conv = request.query.get("conv", "")
+        if conv.isdigit() and len(conv) <= 18:
+            return room_name(int(conv))
+        known = self.dialler._attempts.get(thread)
+        return known.room if known is not None else None
 
     def _forward(self, sid: str, status: str) -> bool:
         rank = _RANK[status]
@@ -404,6 +478,10 @@ class _CallbackWebhooks:
             hub = self.hub()
             if leg == "agent":
                 await hub.callback_leg_news(callback_id, n, status, {"call_sid": sid})
+                if status == "in-progress" and self.dialler.settings.whisper:
+                    room = self._room(request, thread)
+                    if room is not None:  # in the background: Twilio's status callback is answered at once
+                        self._background(self._quietly(self.dialler.whisper(callback_id, n, room, sid)))
                 if status in ("busy", "no-answer", "failed", "canceled"):
                     await self._quietly(self.dialler.end_customer_call(thread, callback_id, n))
             elif status in ("in-progress", "answered") and not answered_by and self.dialler.settings.machine_detection:
@@ -429,3 +507,9 @@ def add_callback_routes(app: web.Application, config: TwilioConfig, hub: Callabl
     hooks = _CallbackWebhooks(config, hub, dialler, receipts)
     app.router.add_post(ANSWER_PATH, hooks.answer)
     app.router.add_post(STATUS_PATH, hooks.status)
+    app.router.add_post(WHISPER_PATH, hooks.whisper)
+
+    async def _close(_: web.Application) -> None:
+        await hooks.close()
+
+    app.on_shutdown.append(_close)

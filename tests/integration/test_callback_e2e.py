@@ -24,7 +24,7 @@ from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.models import Agent, Callback, CallbackAttempt, Interaction
 from crm_store.repositories import agents as agents_repo
-from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, signed_post, until
+from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, said, signed_post, until
 
 CUSTOMER = "+14155550142"
 
@@ -115,6 +115,11 @@ async def test_a_now_callback_from_the_form_ends_in_a_bridged_call(db: Database,
     assert room.friendly_name == f"conv-{cid}"
     assert {p.call.to for p in room.participants.values()} == {CUSTOMER, f"client:agent_{alice.id}"}
     await until(lambda: _state(db, cb["id"], "connected"), "the callback connected")
+    # the whisper: alice alone heard who and what (her participant's AnnounceUrl), the customer did not
+    agent_leg = next(c for c in phones.engine.calls.values() if c.to == f"client:agent_{alice.id}")
+    heard = await until(lambda: [t for t in said(agent_leg) if t.startswith("Callback for")], "the agent's whisper")
+    assert heard == ["Callback for 1 4 1 5 5 5 5 0 1 4 2: My order 42"]
+    assert not [t for t in said(customer) if t.startswith("Callback for")]
     phones.engine.hang_up(customer.sid)
     await until(lambda: _state(db, cb["id"], "completed"), "the callback completed")
     row = await _callback(db, cb["id"])
