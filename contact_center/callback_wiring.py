@@ -7,7 +7,8 @@ Routes (public: the widget and the shop page call them; abuse limits in the use 
   "cancel_token", "cancel_url", "queue"?}``; 400/409/429 ``{"error", "message", "reason"}``.
 * ``DELETE /api/callbacks/{id}`` with ``{"token"}`` (or ``?token=``) -> 200 ``{"callback"}``; 404 when it cannot be
   cancelled (done, being dialled, wrong token).
-* ``GET /api/callbacks/slots`` -> ``{"slots": [ISO 8601 UTC...], "step_minutes", "horizon_days"}``.
+* ``GET /api/callbacks/slots[?queue=]`` -> ``{"slots": [ISO 8601 UTC...], "step_minutes", "horizon_days", "always_open",
+  "queue"}`` (the queue's own hours, ``queues.callback_hours``, else the hub's).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contact_center.channels import CALLBACK, ChannelRegistry
 from contact_center.domain import callbacks as rules
 from contact_center.keys import HUB_KEY
 from contact_center.security import client_address
-from contact_center.usecases.callbacks import CallbackConfig, CallbackError, now_utc
+from contact_center.usecases.callbacks import CallbackConfig, CallbackError, hours_for, now_utc
 from contact_center.usecases.errors import HubError
 
 log = logging.getLogger("contact_center.callbacks")
@@ -196,9 +197,12 @@ async def callback_slots(request: web.Request) -> web.Response:
     hub = _hub(request)
     config: CallbackConfig = request.app[CALLBACK_CONFIG_KEY]
     now = now_utc(hub)
-    found = rules.slots(now, config.hours, horizon_days=config.horizon_days)
+    asked = request.query.get("queue", "")
+    queue = asked if asked in hub.rules else config.queue  # the queue's own hours (queues.callback_hours), else the hub's
+    hours = await hours_for(hub, queue)
+    found = rules.slots(now, hours, horizon_days=config.horizon_days)
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
-                              "always_open": config.hours is None})
+                              "always_open": hours is None, "queue": queue})
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -262,6 +266,7 @@ def callback_routes() -> tuple[Any, ...]:
                   "number": {"type": "string"}, "when": {"type": "string"}, "topic": {"type": "string"}, "queue": {"type": "string"}}},
               responses={201: "the callback (and its cancel token)", 403: "an agent's session outside its scope (docs/security.md)", **refused}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
+              (Param("queue", description="the queue whose opening hours apply (its own, else the hub's)"),),
               responses={200: "OK", 404: "callbacks are not available on this hub (it has no phone channel)"}, auth=False),
         Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",
               (Param("id", "path", "integer", "callback id", True), Param("token", description="the cancel token (or in the JSON body)")),

@@ -331,6 +331,8 @@ class InboundEvent:
     # stored as a system note of it; no bot turn, no queue (the channel's self-service runs first)
     priority: int = 0  # a new conversation's own priority in its queue (a callback due at its chosen time: ahead)
     queue_since: datetime | None = None  # a new conversation's place in its queue, when not now (virtual hold)
+    held: bool = False  # a new conversation waits out of the queue, as the channel's self-service does, until the
+    # adapter asks for an agent (a customer-first callback: dialled before any agent is offered it)
 
 
 @dataclass(frozen=True)
@@ -406,6 +408,7 @@ class CallAction:
         and the bridge is recorded. ``pause_recording`` / ``resume_recording``: ``leg`` is the recording's id.
     :param agent_phone: the E.164 number ``agent_id`` takes calls on instead of the console's softphone ("" : the
         softphone); ``target_phone`` the same for an ``agent:<id>`` target (a consultation's colleague).
+    ``dial_customer`` (a customer-first callback): dial the customer into the conversation's room, no agent yet.
     """
 
     kind: str
@@ -420,6 +423,7 @@ class CallAction:
     record: bool = False
     agent_phone: str = ""
     target_phone: str = ""
+    voicemail: bool = False  # a callback's dial (``connect_agent``, ``dial_customer``): a message is left on a machine
 
 
 class CallControl(Protocol):

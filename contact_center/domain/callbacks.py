@@ -199,6 +199,48 @@ class OpeningHours:
         return local.weekday() in self.days and self.opens <= local.time().replace(tzinfo=None) < self.closes
 
 
+def parse_hours(raw: str) -> OpeningHours | None:
+    """A queue's own opening hours for callback slots (``queues.callback_hours``): ``always`` (None: no hours), or
+    ``<days> <opens>-<closes> [<UTC offset in minutes>]``, days as ``0,1,2`` or ``0-4`` (0 = Monday), e.g.
+    ``0-4 09:00-17:00 +60``. :class:`ValueError` with the reason when it is not that."""
+    text = " ".join(str(raw).split()).lower()
+    if text == "always":
+        return None
+    parts = text.split(" ")
+    if len(parts) not in (2, 3):
+        raise ValueError("hours must be 'always' or '<days> <opens>-<closes> [<utc offset minutes>]', e.g. '0-4 09:00-17:00 +60'")
+    days: set[int] = set()
+    for item in parts[0].split(","):
+        first, dash, last = item.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"days must be weekday numbers (0 = Monday) like 0-4 or 0,2,4, not {parts[0]!r}")
+        lo, hi = int(first), int(last) if dash else int(first)
+        if not 0 <= lo <= hi <= 6:
+            raise ValueError("days must be from 0 (Monday) to 6 (Sunday)")
+        days.update(range(lo, hi + 1))
+    opens_raw, dash, closes_raw = parts[1].partition("-")
+    try:
+        opens, closes = time.fromisoformat(opens_raw), time.fromisoformat(closes_raw)
+    except ValueError:
+        raise ValueError(f"the hours must be like 09:00-17:00, not {parts[1]!r}") from None
+    if not dash or opens >= closes:
+        raise ValueError("the hours must open before they close, like 09:00-17:00")
+    offset = 0
+    if len(parts) == 3:
+        try:
+            offset = int(parts[2])
+        except ValueError:
+            raise ValueError(f"the UTC offset must be minutes like +60 or -300, not {parts[2]!r}") from None
+        if not -14 * 60 <= offset <= 14 * 60:
+            raise ValueError("the UTC offset must be within 14 hours")
+    return OpeningHours(frozenset(days), opens, closes, offset)
+
+
+AGENT_FIRST: Final = "agent_first"  # the agent accepts, then the customer is dialled (the default)
+CUSTOMER_FIRST: Final = "customer_first"  # the customer is dialled when due; once they answer, an agent is offered it
+CALLBACK_MODES: Final = (AGENT_FIRST, CUSTOMER_FIRST)
+
+
 def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:
     """Refuse a chosen time that is past, too far ahead or outside the queue's hours (:class:`CallbackRefused`)."""
     if when.tzinfo is None:

@@ -23,7 +23,7 @@ from typing import Any
 from contact_center.domain import callbacks as rules
 from contact_center.domain.conversations import Move, sources, target
 from contact_center.ports import CallAction, ConversationRow, DeliveryReport, InboundEvent, OutboundMessage, TimelineNote, Transition
-from contact_center.usecases import calls, inbound, router
+from contact_center.usecases import bot_turns, calls, inbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError
 
@@ -107,6 +107,45 @@ def cancel_link(hub: Hub, callback_id: int, token: str) -> str:
     return f"{hub.public_base_url}/callbacks/{int(callback_id)}/cancel?token={token}"
 
 
+@dataclass(frozen=True)
+class QueueCallbackSettings:
+    """A queue's own callback settings (``queues.callback_mode``, ``callback_voicemail``, ``callback_hours``)."""
+
+    mode: str = rules.AGENT_FIRST
+    voicemail: str = ""
+    hours: rules.OpeningHours | None = None
+    own_hours: bool = False  # False: the hub's CALLBACK_* hours apply
+
+
+async def queue_settings(hub: Hub, queue: str) -> QueueCallbackSettings:
+    """The queue's callback settings, read from SQL at each use (a change applies to the next callback without a
+    restart). Unknown, unreadable or malformed: the defaults (agent first, no voicemail, the hub's hours)."""
+    try:
+        rows = await hub.repo.queues()
+    except Exception:  # noqa: BLE001 - the defaults are the safe side
+        log.warning("could not read the queue's callback settings", exc_info=True)
+        return QueueCallbackSettings()
+    row = next((q for q in rows if getattr(q, "name", None) == queue), None)
+    if row is None:
+        return QueueCallbackSettings()
+    mode = str(getattr(row, "callback_mode", "") or rules.AGENT_FIRST)
+    voicemail = " ".join(str(getattr(row, "callback_voicemail", "") or "").split())[:500]
+    raw_hours = str(getattr(row, "callback_hours", "") or "").strip()
+    hours, own = None, False
+    if raw_hours:
+        try:
+            hours, own = rules.parse_hours(raw_hours), True
+        except ValueError as exc:
+            log.warning("the queue's callback hours are not understood: the hub's apply", extra={"queue": queue, "reason": str(exc)})
+    return QueueCallbackSettings(mode if mode in rules.CALLBACK_MODES else rules.AGENT_FIRST, voicemail, hours, own)
+
+
+async def hours_for(hub: Hub, queue: str) -> rules.OpeningHours | None:
+    """The opening hours for slots of ``queue``: its own (``queues.callback_hours``) else the hub's."""
+    settings = await queue_settings(hub, queue)
+    return settings.hours if settings.own_hours else _config(hub).hours
+
+
 def callback_json(cb: Any) -> dict[str, Any]:
     """What the customer and the console see of a callback (never the token's hash)."""
     def iso(value: datetime | None) -> str | None:
@@ -129,6 +168,7 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     ``source="agent"`` (an agent books "call this customer back tomorrow at 10" for ``customer_id``): the same checks
     of the number and the slot, but no request rates and no confirmation text (the agent tells the customer)."""
     config, store, now = _config(hub), _store(hub), now_utc(hub)
+    queue_name = queue if queue in hub.rules else config.queue
     try:
         e164 = rules.check_number(number, hub.default_region, config.limits.countries)
         clean = rules.clean_topic(topic)
@@ -140,7 +180,7 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
                 slot = datetime.fromisoformat(when.replace("Z", "+00:00"))
             except ValueError:
                 raise rules.CallbackRefused("bad_time", "when must be 'now' or an ISO 8601 time") from None
-            rules.check_slot(slot, now, config.hours, config.horizon_days)
+            rules.check_slot(slot, now, await hours_for(hub, queue_name), config.horizon_days)
             slot = slot.astimezone(timezone.utc)
     except rules.CallbackRefused as exc:
         raise CallbackError("bad_request", exc.words, exc.code) from None
@@ -153,7 +193,6 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     if customer_id is None:
         customer_id, _ = await hub.repo.resolve_customer("phone", e164, display_name="", region=hub.default_region, verified=False)
     token = secrets.token_urlsafe(24)
-    queue_name = queue if queue in hub.rules else config.queue
     row = store.new_row(
         customer_id=customer_id, number=e164, topic=clean, queue=queue_name, source=source,
         state=rules.SCHEDULED if slot else rules.REQUESTED, requested_for=slot, due_at=slot or now,
@@ -342,13 +381,47 @@ async def _enter_queue(hub: Hub, cb: Any, n: int) -> None:
     ahead = cb.requested_for is not None or n > 1  # booked for a time, or a retry: the customer already waited
     topic = f": {cb.topic}" if cb.topic else ""
     words = "Callback" + (f" (attempt {n} of {cb.max_attempts})" if n > 1 else "") + topic
+    settings = await queue_settings(hub, cb.queue)
+    first = settings.mode == rules.CUSTOMER_FIRST
     result = await inbound.receive_inbound(hub, InboundEvent(
         channel=CHANNEL, customer_address=cb.number, our_address=config.caller_id, text=words,
         thread_key=thread_key(cb.id, n), provider_id=f"{thread_key(cb.id, n)}:start", queue=cb.queue,
         metadata={"callback": {"id": cb.id, "attempt": n, "number": cb.number, "topic": cb.topic}},
         priority=rules.SCHEDULED_PRIORITY if ahead else 0, queue_since=cb.enqueued_at if n == 1 else None,
+        held=first,  # customer first: out of the queue until the customer answers
     ))
-    await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub))
+    if await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub)) and first:
+        await _dial_first(hub, cb, result.conversation_id, bool(settings.voicemail))
+
+
+async def _dial_first(hub: Hub, cb: Any, conversation_id: int, voicemail: bool) -> None:
+    """Customer first (the queue's ``callback_mode``): the customer is dialled as the callback falls due; once a person
+    answers they wait in the conference (a message, music) and the contact is offered to an agent
+    (:func:`attempt_news` hands it over). The attempt is claimed once, across processes, as for agent first."""
+    store = _store(hub)
+    attempt = await store.start_attempt(cb.id, agent_id=None, conversation_id=conversation_id, claimed_by=hub.node, now=now_utc(hub))
+    if attempt is None:
+        return
+    adapter = hub.channels.adapter(CHANNEL)
+    report: DeliveryReport
+    if adapter is None or not hasattr(adapter, "act"):
+        report = DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
+    else:
+        try:
+            report = await adapter.act(CallAction(
+                kind="dial_customer", conversation_id=conversation_id, thread_key=thread_key(cb.id, attempt.n), agent_id=None,
+                customer_address=cb.number, our_address=_config(hub).caller_id, voicemail=voicemail,
+            ))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("dialling a callback failed", extra={"callback_id": cb.id})
+            report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    await hub.repo.record(cb.customer_id, conversation_id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, f"Callback attempt {attempt.n}: calling {cb.number} (customer first)",
+        {"event": "callback_dialling", "callback_id": cb.id, "attempt": attempt.n, "mode": rules.CUSTOMER_FIRST}))
+    if report.status != "failed" and report.provider_id:
+        await store.attempt_dialled(cb.id, attempt.n, report.provider_id)
+    elif report.status == "failed":
+        await attempt_news(hub, cb.id, attempt.n, "failed", None, {"error": report.error_message or ""})
 
 
 # --- the agent accepted: dial -----------------------------------------------------------------------------------
@@ -384,6 +457,7 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
                 kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
                 customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
                 agent_phone=await calls.own_phone(hub, agent_id),  # an agent who takes calls on their own phone
+                voicemail=bool((await queue_settings(hub, cb.queue)).voicemail),  # a message after the beep
             ))
         except Exception as exc:  # noqa: BLE001
             log.exception("dialling a callback failed", extra={"callback_id": cb.id})
@@ -422,15 +496,25 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
     after = rules.after_attempt(config.policy, n, outcome, now)
     if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
         return None
+    customer_first = attempt is not None and attempt.agent_id is None
+    voicemail_left = outcome == rules.MACHINE and bool((detail or {}).get("voicemail_left"))
+    what = f"{outcome} (a voicemail was left)" if voicemail_left else outcome
     if after.state == rules.CONNECTED:
-        words = f"Callback attempt {n}: {cb.number} answered"
+        words = f"Callback attempt {n}: {cb.number} answered" + ("; waiting for an agent" if customer_first else "")
     elif after.state == rules.FAILED:
-        words = f"Callback attempt {n}: {outcome}. Not reached after {n} attempts: the callback failed"
+        words = f"Callback attempt {n}: {what}. Not reached after {n} attempts: the callback failed"
     else:
-        words = f"Callback attempt {n}: {outcome}. Next try from {after.due_at.isoformat() if after.due_at else 'now'}"
+        words = f"Callback attempt {n}: {what}. Next try from {after.due_at.isoformat() if after.due_at else 'now'}"
+    payload: dict[str, Any] = {"event": "callback_attempt", "callback_id": cb.id, "attempt": n, "outcome": outcome,
+                               "next": after.state, "due_at": after.due_at.isoformat() if after.due_at else None}
+    if voicemail_left:
+        payload["voicemail_left"] = True
     await hub.repo.record(cb.customer_id, conv.id if conv is not None else cb.conversation_id, TimelineNote(
-        hub.kind(CHANNEL), CHANNEL, words, {"event": "callback_attempt", "callback_id": cb.id, "attempt": n, "outcome": outcome,
-                                 "next": after.state, "due_at": after.due_at.isoformat() if after.due_at else None}))
+        hub.kind(CHANNEL), CHANNEL, words, payload))
+    if customer_first and after.state == rules.CONNECTED and conv is not None and conv.id is not None:
+        # the customer is on the line, waiting in the room: now the contact is offered to an agent
+        await bot_turns.hand_over(hub, conv.id, "callback answered", {"reason": "callback answered", "callback_id": cb.id},
+                                  by="Callback (customer first)")
     if conv is not None and conv.thread_key:
         await calls.call_status(hub, conv.channel, conv.thread_key, "customer_answered" if outcome == rules.CONNECTED_OUTCOME
                               else f"customer_{outcome.replace('-', '_')}", {"attempt": n, "outcome": outcome, "next": after.state})
@@ -465,6 +549,12 @@ async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
     await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
         hub.kind(channel), channel, f"Text sent: {shown}" if report.status != "failed" else f"Text not sent: {report.error_message}",
         {"event": event, "callback_id": cb.id, "status": report.status}))
+
+
+async def voicemail_text(hub: Hub, callback_id: int) -> str:
+    """The message left on the customer's answering machine (the callback's queue's ``callback_voicemail``; "": none)."""
+    cb = await _store(hub).get(callback_id)
+    return (await queue_settings(hub, cb.queue)).voicemail if cb is not None else ""
 
 
 WHISPER_TEXT = "Callback for {name}: {topic}"

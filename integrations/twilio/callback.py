@@ -58,6 +58,7 @@ _ANSWERED_BY = frozenset({"human", "unknown", "machine_start", "machine_end_beep
 _MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 CONNECTING_TEXT = "Hello, this is the call back you asked for. Connecting you to an agent now."
 HOLD_TEXT = "Please hold: we are passing you to a colleague."
+WAIT_FOR_AGENT_TEXT = ("Hello, this is the call back you asked for. Please hold: an agent will be with you in a moment.")
 
 
 class CallsPerSecond:
@@ -173,14 +174,17 @@ class CallbackDialler:
         """Written messages are not spoken on a callback (the agent talks)."""
         return DeliveryReport("failed", error_code="not_spoken", error_message="The customer is on the phone: written messages are not read to them.")
 
-    async def dial(self, *, to: str, from_: str, url: str, status_callback: str) -> VoiceResult:
-        """Calls create through the calls-per-second bucket; a 429 backs the bucket off and tries again (bounded)."""
+    async def dial(self, *, to: str, from_: str, url: str, status_callback: str, voicemail: bool = False) -> VoiceResult:
+        """Calls create through the calls-per-second bucket; a 429 backs the bucket off and tries again (bounded).
+        ``voicemail``: a message will be left on a machine, so detection waits for the greeting's end (the beep):
+        ``MachineDetection=DetectMessageEnd``."""
         result = VoiceResult(False, words="not tried")
+        detection = "DetectMessageEnd" if voicemail else (self.settings.machine_detection or None)
         for attempt in range(1, self.settings.max_429_tries + 1):
             await self.bucket.acquire()
             result = await self.client.create_call(
                 to=to, from_=from_, url=url, status_callback=status_callback, timeout=self.settings.ring_seconds,
-                machine_detection=self.settings.machine_detection or None, tries=1,
+                machine_detection=detection, tries=1,
             )
             if result.http_status == 429 or result.code == "20429":
                 self.bucket.back_off(self.settings.backoff_seconds * 2 ** (attempt - 1))
@@ -199,6 +203,8 @@ class CallbackDialler:
         room = room_name(action.conversation_id)
         if action.kind == "connect_agent" and not action.leg:
             return await self._connect(action, callback_id, n, room)
+        if action.kind == "dial_customer":
+            return await self._dial_first(action, callback_id, n, room)
         attempt = self._attempts.get(key) or _Attempt(room)
         if attempt.customer_sid is None and self.lookup is not None:
             attempt.customer_sid = await self.lookup(callback_id, n)
@@ -245,14 +251,33 @@ class CallbackDialler:
             return DeliveryReport("failed", error_code=leg.code or "agent_leg", error_message=f"Your phone could not be rung: {leg.words}")
         customer = await self.dial(
             to=action.customer_address, from_=caller_id,
-            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id),
-            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer"),
+            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id, **_vm(action)),
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer", **_vm(action)),
+            voicemail=action.voicemail,
         )
         if not customer.ok:
             if leg.sid:
                 await self.client.update_call(leg.sid, status="completed")  # the agent's phone stops ringing
             return DeliveryReport("failed", error_code=customer.code or "dial", error_message=f"The customer could not be called: {customer.words}")
         self._remember(action.thread_key, _Attempt(room, leg.sid, customer.sid))
+        return DeliveryReport("sent", provider_id=customer.sid)
+
+    async def _dial_first(self, action: CallAction, callback_id: int, n: int, room: str) -> DeliveryReport:
+        """Customer first: only the customer is dialled; once a person answers they wait in the room (the answer
+        webhook's ``first=1``) and the core offers the contact to an agent, whose accept rings them in (as after a
+        transfer: :meth:`_rebridge`)."""
+        if not action.customer_address:
+            return DeliveryReport("failed", error_code="no_number", error_message="No number to call back.")
+        caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
+        customer = await self.dial(
+            to=action.customer_address, from_=caller_id,
+            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id, first=1, **_vm(action)),
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer", **_vm(action)),
+            voicemail=action.voicemail,
+        )
+        if not customer.ok:
+            return DeliveryReport("failed", error_code=customer.code or "dial", error_message=f"The customer could not be called: {customer.words}")
+        self._remember(action.thread_key, _Attempt(room, None, customer.sid))
         return DeliveryReport("sent", provider_id=customer.sid)
 
     async def _rebridge(self, action: CallAction, attempt: _Attempt, key: str, room: str) -> DeliveryReport:
@@ -328,15 +353,24 @@ class CallbackDialler:
         if sid:
             await self.client.update_call(sid, status="canceled")
 
-    def conference_twiml(self, room: str, *, greet: bool = True) -> str:
+    def conference_twiml(self, room: str, *, greet: bool = True, first: bool = False) -> str:
+        """The customer into the room: "connecting you" (agent first: the agent is there or ringing), or "please hold:
+        an agent will be with you" (customer first: they wait with music until an agent accepts), or nothing (back
+        from hold)."""
         response = VoiceResponse()
         if greet:
-            response.say(CONNECTING_TEXT, voice=self.voice.settings.voice, language=self.voice.settings.language)
+            response.say(WAIT_FOR_AGENT_TEXT if first else CONNECTING_TEXT, voice=self.voice.settings.voice,
+                         language=self.voice.settings.language)
         dial = response.dial()
         dial.conference(room, start_conference_on_enter=False, end_conference_on_exit=True, beep=False,
                         participant_label=CUSTOMER_LABEL, wait_url=self.voice.music_url or None,
                         wait_method="GET" if self.voice.music_url else None)
         return str(response)
+
+
+def _vm(action: CallAction) -> dict[str, int]:
+    """The webhooks' ``vm=1`` when a voicemail is to be left on a machine (any process answering them knows)."""
+    return {"vm": 1} if action.voicemail else {}
 
 
 def _ids(request: web.Request) -> tuple[int, int]:
@@ -389,13 +423,25 @@ class _CallbackWebhooks:
             return web.Response(status=400, text=exc.reason)
         response = VoiceResponse()
         machine = answered_by in _MACHINE
+        first = request.query.get("first") == "1"
+        voicemail = ""
+        if machine and request.query.get("vm") == "1" and answered_by != "fax":  # after the beep (DetectMessageEnd)
+            try:
+                voicemail = await self.hub().callback_voicemail(callback_id)
+            except Exception:  # noqa: BLE001 - no message rather than none of the rest
+                log.exception("callback voicemail not found", extra={"callback_id": callback_id})
         try:
             if await self.receipts.first_time(PROVIDER, ANSWER_KIND, sid, dict(form)):
-                await self.hub().callback_attempt_news(callback_id, n, "in-progress", answered_by or None, {"call_sid": sid})
+                detail: dict[str, Any] = {"call_sid": sid}
+                if voicemail:
+                    detail["voicemail_left"] = True
+                await self.hub().callback_attempt_news(callback_id, n, "in-progress", answered_by or None, detail)
         except Exception:  # noqa: BLE001 - the customer must not hear silence: the status callbacks catch up
             log.exception("callback answer not recorded", extra={"callback_id": callback_id})
         if not machine:
-            return web.Response(text=self.dialler.conference_twiml(room_name(int(conv))), content_type="text/xml")
+            return web.Response(text=self.dialler.conference_twiml(room_name(int(conv)), first=first), content_type="text/xml")
+        if voicemail:
+            response.say(voicemail[:500], voice=self.dialler.voice.settings.voice, language=self.dialler.voice.settings.language)
         response.hangup()
         await self._quietly(self.dialler.end_agent_leg(f"cb-{callback_id}-{n}"))
         return web.Response(text=str(response), content_type="text/xml")
@@ -460,6 +506,7 @@ class _CallbackWebhooks:
             if leg not in ("customer", "agent"):
                 raise BadWebhook("leg must be customer or agent")
             sid, status, answered_by, sequence = self._checked(form)
+            vm = request.query.get("vm") == "1"
             if status not in _RANK:
                 raise BadWebhook(f"CallStatus {status[:20]!r} is not a Twilio call status")
         except BadWebhook as exc:
@@ -484,8 +531,10 @@ class _CallbackWebhooks:
                         self._background(self._quietly(self.dialler.whisper(callback_id, n, room, sid)))
                 if status in ("busy", "no-answer", "failed", "canceled"):
                     await self._quietly(self.dialler.end_customer_call(thread, callback_id, n))
-            elif status in ("in-progress", "answered") and not answered_by and self.dialler.settings.machine_detection:
-                pass  # who answered is the answer webhook's to say (AnsweredBy): a machine must not count as reached
+            elif (status in ("in-progress", "answered") and (self.dialler.settings.machine_detection or vm)
+                  and (not answered_by or (vm and answered_by in _MACHINE))):
+                pass  # who answered is the answer webhook's to say (AnsweredBy): a machine must not count as reached,
+                # and a voicemail left is the answer webhook's to tell
             else:
                 outcome = await hub.callback_attempt_news(callback_id, n, status, answered_by or None, {"call_sid": sid})
                 if outcome is not None and outcome not in ("connected",):

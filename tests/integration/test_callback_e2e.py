@@ -303,6 +303,93 @@ async def _closed(hub: Any, conversation_id: int) -> bool:
     return conv is not None and conv.status == "closed"
 
 
+async def _queue_settings(db: Database, **values: Any) -> None:
+    from crm_store.models import Queue
+
+    async with db.transaction() as s:
+        row = (await s.exec(select(Queue).where(Queue.name == "support"))).one()
+        for k, v in values.items():
+            setattr(row, k, v)
+        s.add(row)
+
+
+async def test_customer_first_dials_the_customer_then_offers_the_agent_who_hears_the_whisper(
+        db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    await _queue_settings(db, callback_mode="customer_first")
+    hub = hub_of(await phones.start_hub())
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now", "topic": "the refund"})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled first"))[0]
+    await until(lambda: customer.status == "ringing", "the customer's phone ringing")
+    row = await _callback(db, cb_id)
+    conv = await hub.repo.conversation(row.conversation_id)
+    assert row.state == "dialling" and conv.status == "bot"  # held out of the queue: nobody offered it yet
+    assert not await offered(hub, alice, conv.id) and phones.engine.client_legs(f"agent_{alice.id}") == []
+    assert customer.machine_detection == "Enable"
+    phones.engine.answer(customer.sid)  # a person answers: they wait in the room, and now an agent is offered it
+    await until(lambda: customer.participant is not None, "the customer waiting in the room")
+    await until(lambda: any("an agent will be with you" in t for t in said(customer)), "the customer told to hold")
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected (the customer is on the line)")
+    await until(lambda: offered(hub, alice, conv.id), "offered to alice once the customer answered")
+    await hub.accept(alice, conv.id)
+    legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{alice.id}") if leg["status"] == "ringing"], "alice's leg")
+    phones.engine.answer(legs[0]["call_sid"])
+    await until(lambda: customer.participant is not None and f"client:agent_{alice.id}" in
+                {p.call.to for p in customer.participant.conference.participants.values()}, "alice with the customer")
+    agent_leg = phones.engine.calls[legs[0]["call_sid"]]
+    await until(lambda: "Callback for 1 4 1 5 5 5 5 0 1 4 2: the refund" in said(agent_leg), "alice's whisper")
+    assert len(_customer_calls(phones)) == 1 and (await _callback(db, cb_id)).attempts == 1  # dialled once
+    phones.engine.hang_up(customer.sid)
+    await until(lambda: _state(db, cb_id, "completed"), "the callback completed")
+    attempts = [e for e in await _events(db) if e.get("event") == "callback_dialling"]
+    assert [a.get("mode") for a in attempts] == ["customer_first"]
+
+
+async def test_a_queue_voicemail_is_left_after_the_beep_and_the_attempt_counts_as_machine(
+        db: Database, phones: CallbackPhones) -> None:
+    phones.max_attempts = 1
+    await _alice(db)
+    message = "Hello, this is the shop returning your call. We will try again, or call us back when it suits you."
+    await _queue_settings(db, callback_mode="customer_first", callback_voicemail=message)
+    await phones.start_hub()
+    phones.engine.phones[CUSTOMER] = "machine"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"  # the message is played after the beep
+    await until(lambda: customer.over, "the voicemail left and the call ended")
+    assert customer.answered_by == "machine_end_beep" and message in said(customer)
+    await until(lambda: _state(db, cb_id, "failed"), "the last attempt counted as not reached")
+    row = await _callback(db, cb_id)
+    assert row.last_outcome == "machine"
+    notes = [e for e in await _events(db) if e.get("event") == "callback_attempt"]
+    assert [(e["outcome"], e.get("voicemail_left")) for e in notes] == [("machine", True)]
+
+
+async def test_a_queue_s_own_opening_hours_decide_its_slots(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)  # the hub's hours: always open (CALLBACK_HOURS=always); the queue's: weekdays 09:00-17:00 UTC
+    await _queue_settings(db, callback_hours="0-4 09:00-17:00")
+    await phones.start_hub()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/callbacks/slots?queue=support") as resp:
+            body = await resp.json()
+    slots = [datetime.fromisoformat(t) for t in body["slots"]]
+    assert body["always_open"] is False and slots
+    assert all(t.weekday() < 5 and 9 <= t.hour < 17 for t in slots)
+    today = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+    status, refused = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": saturday.replace(hour=10).isoformat()})
+    assert (status, refused.get("reason")) == (400, "closed")
+    monday = saturday + timedelta(days=2)
+    status, booked = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": monday.replace(hour=10).isoformat()})
+    assert status == 201, booked
+
+
 async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, phones: CallbackPhones) -> None:
     await _alice(db)
     await phones.start_hub()

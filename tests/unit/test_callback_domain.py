@@ -79,3 +79,15 @@ def test_an_abandoned_call_is_called_back_only_past_the_threshold_and_from_a_rea
         assert cb.is_hidden_number(hidden), hidden
     assert not cb.is_hidden_number("+14155550142")
     assert cb.SOURCE_ABANDONED in cb.SOURCES
+
+
+def test_a_queue_s_own_hours_are_parsed_or_refused_with_the_reason() -> None:
+    assert cb.parse_hours("always") is None
+    hours = cb.parse_hours(" 0-4  09:00-17:30 +60")
+    assert hours == cb.OpeningHours(frozenset(range(5)), time(9), time(17, 30), 60)
+    assert cb.parse_hours("5,6 10:00-14:00") == cb.OpeningHours(frozenset({5, 6}), time(10), time(14), 0)
+    for bad in ("weekdays", "0-4", "0-9 09:00-17:00", "4-0 09:00-17:00", "0-4 17:00-09:00", "0-4 9h-17h",
+                "0-4 09:00-17:00 +2000", "0-4 09:00-17:00 east"):
+        with pytest.raises(ValueError):
+            cb.parse_hours(bad)
+    assert cb.CALLBACK_MODES == ("agent_first", "customer_first")
