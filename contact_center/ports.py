@@ -426,6 +426,14 @@ class CallAction:
     voicemail: bool = False  # a callback's dial (``connect_agent``, ``dial_customer``): a message is left on a machine
 
 
+class NoticeSender(Protocol):
+    """A channel adapter that sends a standalone notice outside any conversation (email: a callback's confirmation)."""
+
+    async def notice(self, to_address: str, subject: str, text: str) -> DeliveryReport:
+        """Send it; a refusal is a ``failed`` report with the reason in words, never an exception."""
+        ...
+
+
 class CallControl(Protocol):
     """The live face of a channel that has one (its adapter implements both)."""
 
@@ -786,6 +794,7 @@ class CallbackStore(Protocol):
     async def get(self, callback_id: int) -> Any | None: ...
     async def open_for_conversation(self, conversation_id: int) -> Any | None: ...
     async def from_origin(self, conversation_id: int) -> Any | None: ...  # any state: one callback per call
+    async def customer_email(self, customer_id: int) -> str | None: ...  # where a confirmation can be emailed
     async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int: ...
     async def claim_due(self, now: datetime, owner: str, *, lease_seconds: float, limit: int) -> list[Any]: ...
     async def attach_conversation(self, callback_id: int, owner: str, conversation_id: int, now: datetime) -> bool: ...

@@ -33,6 +33,9 @@ class SqlCallbacks:
     async def from_origin(self, conversation_id: int) -> Any | None:
         return await repo.from_origin(self.db, conversation_id)
 
+    async def customer_email(self, customer_id: int) -> str | None:
+        return await repo.customer_email(self.db, customer_id)
+
     async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
         return await repo.recent(self.db, number=number, visitor=visitor, since=since)
 

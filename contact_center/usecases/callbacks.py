@@ -22,7 +22,9 @@ from typing import Any
 
 from contact_center.domain import callbacks as rules
 from contact_center.domain.conversations import Move, sources, target
-from contact_center.ports import CallAction, ConversationRow, DeliveryReport, InboundEvent, OutboundMessage, TimelineNote, Transition
+from contact_center.ports import (
+    CallAction, ConversationRow, DeliveryReport, InboundEvent, NoticeSender, OutboundMessage, TimelineNote, Transition,
+)
 from contact_center.usecases import bot_turns, calls, inbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError
@@ -62,6 +64,7 @@ class CallbackConfig:
     caller_id: str = ""  # our published number, the caller ID the customer sees
     notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
     confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
+    email_channel: str = "email"  # the channel that emails the same confirmations where the customer has an address
     on_abandon_seconds: float = rules.DEFAULT_ON_ABANDON_SECONDS  # a caller who hung up after this long waiting: called back (0: off)
 
 
@@ -215,7 +218,10 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}
     if config.confirm_text and source == rules.SOURCE_WEB:
         when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
-        await _text(hub, cb, CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"]), "callback_confirmation_text")
+        confirmation = CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"])
+        await _text(hub, cb, confirmation, "callback_confirmation_text")
+        await _email(hub, cb, "Your callback is booked", confirmation.replace(" on this number", f" on {cb.number}"),
+                     "callback_confirmation_email")
     if slot is None:
         await tick(hub)
         fresh = await store.get(cb.id)
@@ -528,6 +534,32 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
 async def _tell_not_reached(hub: Hub, cb: Any, attempts: int) -> None:
     """After the last attempt: a text to the number, where the hub has SMS (logged when not)."""
     await _text(hub, cb, NOT_REACHED_TEXT.format(attempts=attempts), "callback_not_reached_text")
+    await _email(hub, cb, "We could not reach you", NOT_REACHED_TEXT.format(attempts=attempts).replace(
+        "Reply to this message", "Write to us"), "callback_not_reached_email")
+
+
+async def _email(hub: Hub, cb: Any, subject: str, text: str, event: str) -> None:
+    """The same words by email where the customer has an address and the hub has the email channel (its adapter's
+    ``notice``: the same relay or outbox as every reply); its fate on the timeline (never the cancel link); never
+    raises."""
+    channel = _config(hub).email_channel
+    adapter = hub.channels.adapter(channel) if channel and hub.channels.get(channel) is not None else None
+    if adapter is None or not hasattr(adapter, "notice"):
+        return
+    try:
+        address = await _store(hub).customer_email(cb.customer_id)
+        if not address:
+            return
+        sender: NoticeSender = adapter  # type: ignore[assignment]
+        report = await sender.notice(address, subject, f"Hello,\n\n{text}\n")
+    except Exception:  # noqa: BLE001 - a courtesy; the timeline keeps what was sent
+        log.exception("the callback's email failed", extra={"callback_id": cb.id, "event": event})
+        return
+    shown = text.split(" To cancel: ")[0]
+    await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
+        hub.kind(channel), channel,
+        f"Email sent to {address}: {shown}" if report.status != "failed" else f"Email not sent: {report.error_message}",
+        {"event": event, "callback_id": cb.id, "status": report.status}))
 
 
 async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:

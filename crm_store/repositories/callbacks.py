@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from crm_store.db import Database
-from crm_store.models import Callback, CallbackAttempt
+from crm_store.models import Callback, CallbackAttempt, ContactPoint
 
 REQUESTED = "requested"
 SCHEDULED = "scheduled"
@@ -89,6 +89,16 @@ async def from_origin(db: Database, conversation_id: int) -> Callback | None:
     async with db.session() as s:
         return (await s.exec(select(Callback).where(col(Callback.origin_conversation_id) == conversation_id)
                              .order_by(col(Callback.id)).limit(1))).first()
+
+
+async def customer_email(db: Database, customer_id: int) -> str | None:
+    """The customer's email address to write to (a verified one first), none opted out or undeliverable."""
+    async with db.session() as s:
+        rows = (await s.exec(select(ContactPoint).where(
+            col(ContactPoint.customer_id) == customer_id, col(ContactPoint.kind) == "email",
+            col(ContactPoint.opted_out_at).is_(None), col(ContactPoint.undeliverable_at).is_(None),
+        ).order_by(col(ContactPoint.verified).desc(), col(ContactPoint.id)).limit(1))).all()
+    return rows[0].value if rows else None
 
 
 async def recent(db: Database, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:

@@ -390,6 +390,64 @@ async def test_a_queue_s_own_opening_hours_decide_its_slots(db: Database, phones
     assert status == 201, booked
 
 
+class EmailPhones(CallbackPhones):
+    """The hub also has the email channel (no relay: the local outbox under the test's own folder)."""
+
+    folder = ""
+
+    def settings(self, public: str) -> Settings:
+        base = super().settings(public)
+        extra = {**base.extra, "EMAIL_ADDRESSES": "support@shop.example=support"}
+        return Settings(**{**base.__dict__, "extra": extra, "media_dir": f"{self.folder}/media"})
+
+
+def _outbox(folder: str) -> list[Any]:
+    import email
+    from email import policy
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(folder, "outbox").glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        found.append((str(msg["To"]), str(msg["Subject"]), msg.get_body(("plain",)).get_content(), str(msg["Auto-Submitted"])))
+    return found
+
+
+async def test_a_customer_with_an_email_address_is_confirmed_and_told_by_email_too(db: Database, tmp_path: Any) -> None:
+    from crm_store.models import ContactPoint, Customer
+
+    phones = EmailPhones(db, redis=False)
+    phones.folder, phones.max_attempts = str(tmp_path), 1
+    await phones.start_standin()
+    try:
+        await _alice(db)
+        await _queue_settings(db, callback_mode="customer_first")  # no agent needed to reach the machine
+        async with db.transaction() as s:
+            customer = Customer(display_name="Ann Example")
+            s.add(customer)
+            await s.flush()
+            s.add(ContactPoint(customer_id=customer.id, kind="phone", value=CUSTOMER, verified=True))
+            s.add(ContactPoint(customer_id=customer.id, kind="email", value="ann@example.com", verified=True))
+        await phones.start_hub()
+        phones.engine.phones[CUSTOMER] = "machine"
+        status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+        assert status == 201, body
+        cb_id = body["callback"]["id"]
+        await until(lambda: _state(db, cb_id, "failed"), "the only attempt reached a machine")
+        mails = await until(lambda: len(_outbox(phones.folder)) >= 2 and _outbox(phones.folder), "both emails in the outbox")
+        (to1, subject1, text1, auto1), (to2, subject2, text2, auto2) = mails
+        assert (to1, subject1, auto1) == ("ann@example.com", "Your callback is booked", "auto-replied")
+        assert f"as soon as an agent is free on {CUSTOMER}" in text1 and body["cancel_url"] in text1
+        assert (to2, subject2) == ("ann@example.com", "We could not reach you") and "1 time(s)" in text2
+        notes = [e for e in await _events(db) if str(e.get("event", "")).endswith("_email")]
+        assert [(e["event"], e["status"]) for e in notes] == [("callback_confirmation_email", "sent"), ("callback_not_reached_email", "sent")]
+        async with db.session() as s:
+            summaries = [i.summary for i in (await s.exec(select(Interaction))).all()]
+        assert not any(body["cancel_token"] in (x or "") for x in summaries)  # the link never on the timeline
+    finally:
+        await phones.close()
+
+
 async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, phones: CallbackPhones) -> None:
     await _alice(db)
     await phones.start_hub()
