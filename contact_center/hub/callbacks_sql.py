@@ -66,6 +66,9 @@ class SqlCallbacks:
     async def cancel(self, callback_id: int, now: datetime, *, token_hash: str | None = None) -> Any | None:
         return await repo.cancel(self.db, callback_id, now, token_hash=token_hash)
 
+    async def stale_waiting(self, queues: list[str], before: datetime) -> list[Any]:
+        return await repo.stale_waiting(self.db, queues, before)
+
     async def stale_dialling(self, before: datetime) -> list[tuple[int, int]]:
         return await repo.stale_dialling(self.db, before)
 

@@ -369,6 +369,7 @@ async def tick(hub: Hub) -> int:
     for callback_id, n in await store.stale_dialling(now_utc(hub) - timedelta(seconds=config.stale_dialling_seconds)):
         log.warning("a callback attempt had no news: counted as failed", extra={"callback_id": callback_id, "attempt": n})
         await attempt_news(hub, callback_id, n, "failed", None, {"reason": "no news of the call"})
+    await _undialled_first(hub)
     moved = 0
     while True:
         claimed = await store.claim_due(now_utc(hub), hub.node, lease_seconds=config.lease_seconds, limit=config.claim_batch)
@@ -398,6 +399,26 @@ async def _enter_queue(hub: Hub, cb: Any, n: int) -> None:
     ))
     if await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub)) and first:
         await _dial_first(hub, cb, result.conversation_id, bool(settings.voicemail))
+
+
+async def _undialled_first(hub: Hub) -> None:
+    """Never stuck, customer first: a callback whose held contact was attached but never dialled (its process died
+    in between) is dialled by the next sweep of any hub, at most once a lease (``start_attempt`` claims it once)."""
+    config, now = _config(hub), hub.clock()
+    if now - getattr(hub, "_callback_first_sweep", 0.0) < config.lease_seconds:
+        return
+    setattr(hub, "_callback_first_sweep", now)  # noqa: B010 - the hub keeps this use case's last sweep
+    try:
+        first = [q.name for q in await hub.repo.queues() if getattr(q, "callback_mode", "") == rules.CUSTOMER_FIRST]
+        stale = await _store(hub).stale_waiting(first, now_utc(hub) - timedelta(seconds=config.lease_seconds))
+    except Exception:  # noqa: BLE001 - the next sweep tries again
+        log.exception("the customer-first sweep failed")
+        return
+    for cb in stale:
+        conv = await hub.repo.conversation(cb.conversation_id)
+        if conv is not None and conv.status == "bot":  # still held: nobody dialled it
+            log.warning("a customer-first callback was never dialled: dialling it now", extra={"callback_id": cb.id})
+            await _dial_first(hub, cb, cb.conversation_id, bool((await queue_settings(hub, cb.queue)).voicemail))
 
 
 async def _dial_first(hub: Hub, cb: Any, conversation_id: int, voicemail: bool) -> None:

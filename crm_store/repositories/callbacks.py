@@ -283,6 +283,17 @@ async def connect_delays(db: Database, since: datetime) -> list[float]:
     return [max(0.0, (connected - (wanted or created)).total_seconds()) for wanted, created, connected in rows if connected]
 
 
+async def stale_waiting(db: Database, queues: Sequence[str], before: datetime, limit: int = 50) -> list[Callback]:
+    """Callbacks of ``queues`` still ``waiting`` with their contact attached since before ``before`` (a customer-first
+    callback whose dial never started: the process died between the attach and the dial)."""
+    if not queues:
+        return []
+    async with db.session() as s:
+        return list((await s.exec(select(Callback).where(
+            col(Callback.state) == WAITING, col(Callback.conversation_id).is_not(None), col(Callback.queue).in_(tuple(queues)),
+            col(Callback.updated_at) < before).order_by(col(Callback.updated_at)).limit(limit))).all())
+
+
 async def stale_dialling(db: Database, before: datetime, limit: int = 50) -> list[tuple[int, int]]:
     """``(callback id, attempt n)`` of callbacks still ``dialling`` since before ``before``: an attempt whose news never
     came (the process died between the claim and the dial, or every status callback was lost)."""

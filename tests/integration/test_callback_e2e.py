@@ -352,6 +352,36 @@ async def test_customer_first_dials_the_customer_then_offers_the_agent_who_hears
     assert [a.get("mode") for a in attempts] == ["customer_first"]
 
 
+async def test_a_customer_first_callback_never_dialled_is_dialled_by_the_next_sweep(
+        db: Database, phones: CallbackPhones, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contact_center.usecases import callbacks as usecase
+
+    await _alice(db)
+    await _queue_settings(db, callback_mode="customer_first")
+    hub = hub_of(await phones.start_hub())
+
+    async def dies_before_dialling(*args: Any, **kwargs: Any) -> None:
+        return None  # the process that attached the held contact died before its dial
+
+    real = usecase._dial_first
+    monkeypatch.setattr(usecase, "_dial_first", dies_before_dialling)
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id = body["callback"]["id"]
+    row = await until(lambda: _queued(db, cb_id), "the held contact attached")
+    assert (await hub.repo.conversation(row.conversation_id)).status == "bot" and _customer_calls(phones) == []
+    monkeypatch.setattr(usecase, "_dial_first", real)
+    async with db.transaction() as s:
+        stale = await s.get(Callback, cb_id)
+        stale.updated_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+        s.add(stale)
+    hub._callback_first_sweep = 0.0  # the sweep runs once a lease: now
+    await usecase.tick(hub)
+    await until(lambda: _customer_calls(phones), "the customer dialled by the sweep")
+    await usecase.tick(hub)
+    row = await _callback(db, cb_id)
+    assert row.state == "dialling" and row.attempts == 1 and len(_customer_calls(phones)) == 1
+
+
 async def test_a_queue_voicemail_is_left_after_the_beep_and_the_attempt_counts_as_machine(
         db: Database, phones: CallbackPhones) -> None:
     phones.max_attempts = 1
