@@ -79,7 +79,7 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
         limits=rules.CallbackLimits(integer("CALLBACK_MAX_OPEN", 2, 1, 100), integer("CALLBACK_PER_NUMBER_HOUR", 3, 1, 1000),
                                     integer("CALLBACK_PER_VISITOR_HOUR", 5, 1, 1000), countries or frozenset({region.upper()})),
         hours=hours, queue=env.get("CALLBACK_QUEUE", "support").strip() or "support", caller_id=caller_id,
-        notify_channel=notify_channel,
+        notify_channel=notify_channel, email_channel="email",  # used when the hub has email (wired after the phone)
         confirm_text=env.get("CALLBACK_CONFIRM_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
         on_abandon_seconds=float(integer("CALLBACK_ON_ABANDON_SECONDS", rules.DEFAULT_ON_ABANDON_SECONDS, 0, 3600)),
     )

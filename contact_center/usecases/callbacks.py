@@ -64,7 +64,8 @@ class CallbackConfig:
     caller_id: str = ""  # our published number, the caller ID the customer sees
     notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
     confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
-    email_channel: str = "email"  # the channel that emails the same confirmations where the customer has an address
+    email_channel: str = ""  # the channel that emails the same words where the customer has an address (the wiring names
+    # it; used when the registry has it at send time: "": none)
     on_abandon_seconds: float = rules.DEFAULT_ON_ABANDON_SECONDS  # a caller who hung up after this long waiting: called back (0: off)
 
 

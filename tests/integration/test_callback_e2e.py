@@ -451,6 +451,26 @@ def _outbox(folder: str) -> list[Any]:
     return found
 
 
+async def test_agent_first_leaves_the_queue_voicemail_too(db: Database, phones: CallbackPhones) -> None:
+    phones.max_attempts = 2
+    alice = await _alice(db)
+    await _queue_settings(db, callback_voicemail="This is the shop calling you back about your order.")
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "machine"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"
+    await until(lambda: _state(db, cb_id, "scheduled"), "the machine attempt rescheduled")
+    await until(lambda: customer.over, "the voicemail left")
+    assert "This is the shop calling you back about your order." in said(customer)
+    notes = [e for e in await _events(db) if e.get("event") == "callback_attempt"]
+    assert [(e["outcome"], e.get("voicemail_left"), e["next"]) for e in notes] == [("machine", True, "scheduled")]
+
+
 async def test_a_customer_with_an_email_address_is_confirmed_and_told_by_email_too(db: Database, tmp_path: Any) -> None:
     from crm_store.models import ContactPoint, Customer
 
