@@ -7,7 +7,8 @@ Routes (public: the widget and the shop page call them; abuse limits in the use 
   "cancel_token", "cancel_url", "queue"?}``; 400/409/429 ``{"error", "message", "reason"}``.
 * ``DELETE /api/callbacks/{id}`` with ``{"token"}`` (or ``?token=``) -> 200 ``{"callback"}``; 404 when it cannot be
   cancelled (done, being dialled, wrong token).
-* ``GET /api/callbacks/slots`` -> ``{"slots": [ISO 8601 UTC...], "step_minutes", "horizon_days"}``.
+* ``GET /api/callbacks/slots[?queue=]`` -> ``{"slots": [ISO 8601 UTC...], "step_minutes", "horizon_days", "always_open",
+  "queue"}`` (the queue's own hours, ``queues.callback_hours``, else the hub's).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contact_center.channels import CALLBACK, ChannelRegistry
 from contact_center.domain import callbacks as rules
 from contact_center.keys import HUB_KEY
 from contact_center.security import client_address
-from contact_center.usecases.callbacks import CallbackConfig, CallbackError, now_utc
+from contact_center.usecases.callbacks import CallbackConfig, CallbackError, hours_for, now_utc
 from contact_center.usecases.errors import HubError
 
 log = logging.getLogger("contact_center.callbacks")
@@ -41,7 +42,8 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
     """``CALLBACK_MAX_ATTEMPTS`` (3), ``CALLBACK_RETRY_SECONDS`` (300), ``CALLBACK_MAX_OPEN`` (2),
     ``CALLBACK_PER_NUMBER_HOUR`` (3), ``CALLBACK_PER_VISITOR_HOUR`` (5), ``CALLBACK_COUNTRIES`` (the shop's region),
     ``CALLBACK_DAYS`` (0-4: Monday to Friday), ``CALLBACK_OPENS`` (09:00), ``CALLBACK_CLOSES`` (17:00),
-    ``CALLBACK_UTC_OFFSET_MINUTES`` (0), ``CALLBACK_HOURS=always`` (no hours), ``CALLBACK_QUEUE`` (support)."""
+    ``CALLBACK_UTC_OFFSET_MINUTES`` (0), ``CALLBACK_HOURS=always`` (no hours), ``CALLBACK_QUEUE`` (support),
+    ``CALLBACK_ON_ABANDON_SECONDS`` (30; 0: abandoned calls are not called back)."""
     def integer(name: str, default: int, low: int, high: int) -> int:
         raw = env.get(name, "").strip()
         if not raw:
@@ -78,8 +80,9 @@ def callback_config(env: Mapping[str, str], region: str, caller_id: str = "", no
         limits=rules.CallbackLimits(integer("CALLBACK_MAX_OPEN", 2, 1, 100), integer("CALLBACK_PER_NUMBER_HOUR", 3, 1, 1000),
                                     integer("CALLBACK_PER_VISITOR_HOUR", 5, 1, 1000), countries or frozenset({region.upper()})),
         hours=hours, queue=env.get("CALLBACK_QUEUE", "support").strip() or "support", caller_id=caller_id,
-        notify_channel=notify_channel,
+        notify_channel=notify_channel, email_channel="email",  # used when the hub has email (wired after the phone)
         confirm_text=env.get("CALLBACK_CONFIRM_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
+        on_abandon_seconds=float(integer("CALLBACK_ON_ABANDON_SECONDS", rules.DEFAULT_ON_ABANDON_SECONDS, 0, 3600)),
     )
 
 
@@ -166,7 +169,8 @@ async def agent_callback(request: web.Request) -> web.Response:
     try:
         out = await hub.request_callback(number=body.get("number"), when=body.get("when", "now"), topic=body.get("topic"),
                                          queue=queue if isinstance(queue, str) else None, source=rules.SOURCE_AGENT,
-                                         customer_id=customer_id, actor=getattr(principal, "actor", ""))
+                                         customer_id=customer_id,
+                                         actor=getattr(principal, "name", "") if getattr(principal, "kind", "") == "agent" else getattr(principal, "actor", ""))
     except HubError as exc:
         return _refusal(exc)
     return web.json_response(out, status=201)
@@ -255,9 +259,12 @@ async def callback_slots(request: web.Request) -> web.Response:
     hub = _hub(request)
     config: CallbackConfig = request.app[CALLBACK_CONFIG_KEY]
     now = now_utc(hub)
-    found = rules.slots(now, config.hours, horizon_days=config.horizon_days)
+    asked = request.query.get("queue", "")
+    queue = asked if asked in hub.rules else config.queue  # the queue's own hours (queues.callback_hours), else the hub's
+    hours = await hours_for(hub, queue)
+    found = rules.slots(now, hours, horizon_days=config.horizon_days)
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
-                              "always_open": config.hours is None})
+                              "always_open": hours is None, "queue": queue})
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -329,6 +336,7 @@ def callback_routes() -> tuple[Any, ...]:
                          404: "no such customer, or no phone on this hub",
                          409: "the agent cannot take a call now (agent_offline, agent_unavailable, agent_busy, no_phone_capacity), or too_many_open"}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
+              (Param("queue", description="the queue whose opening hours apply (its own, else the hub's)"),),
               responses={200: "OK", 404: "callbacks are not available on this hub (it has no phone channel)"}, auth=False),
         Route("DELETE", "/api/callbacks/{id}", cancel_callback, "Cancel a callback with its token (not once it is being dialled)", "callbacks",
               (Param("id", "path", "integer", "callback id", True), Param("token", description="the cancel token (or in the JSON body)")),

@@ -351,6 +351,8 @@ class InboundEvent:
     priority: int = 0  # a new conversation's own priority in its queue (a callback due at its chosen time: ahead)
     queue_since: datetime | None = None  # a new conversation's place in its queue, when not now (virtual hold)
     pinned_agent: int | None = None  # a new conversation only this agent may be offered until answered (click-to-call)
+    held: bool = False  # a new conversation waits out of the queue, as the channel's self-service does, until the
+    # adapter asks for an agent (a customer-first callback: dialled before any agent is offered it)
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ class CallAction:
         and the bridge is recorded. ``pause_recording`` / ``resume_recording``: ``leg`` is the recording's id.
     :param agent_phone: the E.164 number ``agent_id`` takes calls on instead of the console's softphone ("" : the
         softphone); ``target_phone`` the same for an ``agent:<id>`` target (a consultation's colleague).
+    ``dial_customer`` (a customer-first callback): dial the customer into the conversation's room, no agent yet.
     """
 
     kind: str
@@ -440,6 +443,15 @@ class CallAction:
     record: bool = False
     agent_phone: str = ""
     target_phone: str = ""
+    voicemail: bool = False  # a callback's dial (``connect_agent``, ``dial_customer``): a message is left on a machine
+
+
+class NoticeSender(Protocol):
+    """A channel adapter that sends a standalone notice outside any conversation (email: a callback's confirmation)."""
+
+    async def notice(self, to_address: str, subject: str, text: str) -> DeliveryReport:
+        """Send it; a refusal is a ``failed`` report with the reason in words, never an exception."""
+        ...
 
 
 class CallControl(Protocol):
@@ -803,6 +815,8 @@ class CallbackStore(Protocol):
     async def create(self, row: Any, *, max_open: int) -> Any: ...  # raises TooManyOpen
     async def get(self, callback_id: int) -> Any | None: ...
     async def open_for_conversation(self, conversation_id: int) -> Any | None: ...
+    async def from_origin(self, conversation_id: int) -> Any | None: ...  # any state: one callback per call
+    async def customer_email(self, customer_id: int) -> str | None: ...  # where a confirmation can be emailed
     async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int: ...
     async def claim_due(self, now: datetime, owner: str, *, lease_seconds: float, limit: int) -> list[Any]: ...
     async def attach_conversation(self, callback_id: int, owner: str, conversation_id: int, now: datetime) -> bool: ...
@@ -816,4 +830,5 @@ class CallbackStore(Protocol):
     async def cancel(self, callback_id: int, now: datetime, *, token_hash: str | None = None) -> Any | None: ...
     async def counts(self, since: datetime | None = None) -> dict[str, int]: ...
     async def stale_dialling(self, before: datetime) -> list[tuple[int, int]]: ...
+    async def stale_waiting(self, queues: list[str], before: datetime) -> list[Any]: ...
     def new_row(self, **fields: Any) -> Any: ...

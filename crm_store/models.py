@@ -151,6 +151,11 @@ class Queue(SQLModel, table=True):
     overflow_after_seconds: Optional[int] = Field(default=None)
     # the phone: calls bridged from this queue are recorded (the caller hears a consent notice first); off by default
     record_calls: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    # web callback (migration 0014): agent_first (default) or customer_first; a voicemail left on a machine ("" : none);
+    # the queue's own opening hours for callback slots ("0,1,2,3,4 09:00-17:00 +60", "always"; "" : the hub's)
+    callback_mode: str = Field(default="agent_first", max_length=16, sa_column_kwargs={"server_default": "agent_first"})
+    callback_voicemail: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    callback_hours: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
 
 
 # Per-customer channels (chat, SMS, WhatsApp): at most one conversation that is not closed per customer

@@ -56,7 +56,19 @@ SOURCE_WAIT_OFFER: Final = "wait_offer"  # "press 1" in the phone queue's wait l
 SOURCE_FALLBACK: Final = "fallback"  # the phone number's fallback URL (the hub could not answer)
 SOURCE_AGENT: Final = "agent"  # an agent booked it for the customer ("call them back tomorrow at 10")
 SOURCE_AGENT_CALL: Final = "agent_call"  # click-to-call: the agent calls the customer now, on the agent's own line
-SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT, SOURCE_AGENT_CALL)
+SOURCE_ABANDONED: Final = "abandoned"  # the caller hung up while waiting in the phone queue (automatic)
+SOURCES: Final = (SOURCE_WEB, SOURCE_WAIT_OFFER, SOURCE_FALLBACK, SOURCE_AGENT, SOURCE_AGENT_CALL, SOURCE_ABANDONED)
+
+DEFAULT_ON_ABANDON_SECONDS: Final = 30
+"""A caller who hung up after waiting at least this long in the phone queue is called back automatically
+(``CALLBACK_ON_ABANDON_SECONDS``; 0: never)."""
+
+# what a provider puts in ``From`` when the caller hid their number (Twilio: "anonymous", and the special numbers
+# of withheld, restricted and unknown callers); nobody to call back
+HIDDEN_NUMBERS: Final = frozenset({
+    "anonymous", "restricted", "unknown", "private", "unavailable", "withheld", "blocked",
+    "+266696687", "+7378742833", "+86282452253", "+8656696687", "266696687", "7378742833", "86282452253", "8656696687",
+})
 
 # the outcome of one attempt (a dialled call)
 CONNECTED_OUTCOME: Final = "connected"
@@ -79,6 +91,23 @@ DEFAULT_HORIZON_DAYS: Final = 14
 SCHEDULED_PRIORITY: Final = 5
 """How much a callback that falls due at its chosen time is ahead of new contacts in its queue (a conversation's
 ``priority``; customer tiers add 0 to 2): the customer chose the time, we promised it."""
+
+
+def is_hidden_number(raw: object) -> bool:
+    """Whether the caller's address is no number we may call: empty, or a withheld / restricted / unknown marker."""
+    if not isinstance(raw, str):
+        return True
+    text = raw.strip().lower()
+    for prefix in ("tel:", "sip:", "client:"):
+        if text.startswith(prefix):
+            return prefix == "client:" or is_hidden_number(text[len(prefix):].partition("@")[0].partition(";")[0])
+    return not text or text in HIDDEN_NUMBERS
+
+
+def calls_back_abandoned(waited_seconds: float, threshold_seconds: float) -> bool:
+    """Whether a caller who hung up after ``waited_seconds`` in the queue gets an automatic callback (threshold 0:
+    the feature is off)."""
+    return threshold_seconds > 0 and waited_seconds >= threshold_seconds
 
 
 class CallbackRefused(ValueError):
@@ -199,6 +228,48 @@ class OpeningHours:
         """Whether ``when`` (timezone-aware) lies within the hours."""
         local = when + timedelta(minutes=self.utc_offset_minutes)
         return local.weekday() in self.days and self.opens <= local.time().replace(tzinfo=None) < self.closes
+
+
+def parse_hours(raw: str) -> OpeningHours | None:
+    """A queue's own opening hours for callback slots (``queues.callback_hours``): ``always`` (None: no hours), or
+    ``<days> <opens>-<closes> [<UTC offset in minutes>]``, days as ``0,1,2`` or ``0-4`` (0 = Monday), e.g.
+    ``0-4 09:00-17:00 +60``. :class:`ValueError` with the reason when it is not that."""
+    text = " ".join(str(raw).split()).lower()
+    if text == "always":
+        return None
+    parts = text.split(" ")
+    if len(parts) not in (2, 3):
+        raise ValueError("hours must be 'always' or '<days> <opens>-<closes> [<utc offset minutes>]', e.g. '0-4 09:00-17:00 +60'")
+    days: set[int] = set()
+    for item in parts[0].split(","):
+        first, dash, last = item.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"days must be weekday numbers (0 = Monday) like 0-4 or 0,2,4, not {parts[0]!r}")
+        lo, hi = int(first), int(last) if dash else int(first)
+        if not 0 <= lo <= hi <= 6:
+            raise ValueError("days must be from 0 (Monday) to 6 (Sunday)")
+        days.update(range(lo, hi + 1))
+    opens_raw, dash, closes_raw = parts[1].partition("-")
+    try:
+        opens, closes = time.fromisoformat(opens_raw), time.fromisoformat(closes_raw)
+    except ValueError:
+        raise ValueError(f"the hours must be like 09:00-17:00, not {parts[1]!r}") from None
+    if not dash or opens >= closes:
+        raise ValueError("the hours must open before they close, like 09:00-17:00")
+    offset = 0
+    if len(parts) == 3:
+        try:
+            offset = int(parts[2])
+        except ValueError:
+            raise ValueError(f"the UTC offset must be minutes like +60 or -300, not {parts[2]!r}") from None
+        if not -14 * 60 <= offset <= 14 * 60:
+            raise ValueError("the UTC offset must be within 14 hours")
+    return OpeningHours(frozenset(days), opens, closes, offset)
+
+
+AGENT_FIRST: Final = "agent_first"  # the agent accepts, then the customer is dialled (the default)
+CUSTOMER_FIRST: Final = "customer_first"  # the customer is dialled when due; once they answer, an agent is offered it
+CALLBACK_MODES: Final = (AGENT_FIRST, CUSTOMER_FIRST)
 
 
 def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:

@@ -30,6 +30,12 @@ class SqlCallbacks:
     async def open_for_conversation(self, conversation_id: int) -> Any | None:
         return await repo.open_for_conversation(self.db, conversation_id)
 
+    async def from_origin(self, conversation_id: int) -> Any | None:
+        return await repo.from_origin(self.db, conversation_id)
+
+    async def customer_email(self, customer_id: int) -> str | None:
+        return await repo.customer_email(self.db, customer_id)
+
     async def recent(self, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
         return await repo.recent(self.db, number=number, visitor=visitor, since=since)
 
@@ -59,6 +65,9 @@ class SqlCallbacks:
 
     async def cancel(self, callback_id: int, now: datetime, *, token_hash: str | None = None) -> Any | None:
         return await repo.cancel(self.db, callback_id, now, token_hash=token_hash)
+
+    async def stale_waiting(self, queues: list[str], before: datetime) -> list[Any]:
+        return await repo.stale_waiting(self.db, queues, before)
 
     async def stale_dialling(self, before: datetime) -> list[tuple[int, int]]:
         return await repo.stale_dialling(self.db, before)

@@ -301,6 +301,12 @@ class HubService(Hub):
     async def callback_leg_news(self, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:
         await callbacks.leg_news(self, callback_id, n, status, detail)
 
+    async def callback_voicemail(self, callback_id: int) -> str:
+        return await callbacks.voicemail_text(self, callback_id)
+
+    async def callback_whisper(self, callback_id: int) -> str:
+        return await callbacks.whisper_text(self, callback_id)
+
     async def callback_counts(self) -> dict[str, int]:
         return await callbacks.counts(self)
 

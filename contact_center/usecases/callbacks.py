@@ -22,8 +22,10 @@ from typing import Any
 
 from contact_center.domain import callbacks as rules
 from contact_center.domain.conversations import Move, sources, target
-from contact_center.ports import CallAction, ConversationRow, DeliveryReport, InboundEvent, OutboundMessage, TimelineNote, Transition
-from contact_center.usecases import calls, inbound, router
+from contact_center.ports import (
+    CallAction, ConversationRow, DeliveryReport, InboundEvent, NoticeSender, OutboundMessage, TimelineNote, Transition,
+)
+from contact_center.usecases import bot_turns, calls, inbound, router
 from contact_center.usecases.context import Hub
 from contact_center.usecases.errors import HubError
 
@@ -62,6 +64,9 @@ class CallbackConfig:
     caller_id: str = ""  # our published number, the caller ID the customer sees
     notify_channel: str = ""  # the channel that texts "we could not reach you" (the wiring names it; "": none)
     confirm_text: bool = True  # a web request is confirmed by a text with its cancel link (when notify_channel is set)
+    email_channel: str = ""  # the channel that emails the same words where the customer has an address (the wiring names
+    # it; used when the registry has it at send time: "": none)
+    on_abandon_seconds: float = rules.DEFAULT_ON_ABANDON_SECONDS  # a caller who hung up after this long waiting: called back (0: off)
 
 
 def now_utc(hub: Hub) -> datetime:
@@ -106,6 +111,45 @@ def cancel_link(hub: Hub, callback_id: int, token: str) -> str:
     return f"{hub.public_base_url}/callbacks/{int(callback_id)}/cancel?token={token}"
 
 
+@dataclass(frozen=True)
+class QueueCallbackSettings:
+    """A queue's own callback settings (``queues.callback_mode``, ``callback_voicemail``, ``callback_hours``)."""
+
+    mode: str = rules.AGENT_FIRST
+    voicemail: str = ""
+    hours: rules.OpeningHours | None = None
+    own_hours: bool = False  # False: the hub's CALLBACK_* hours apply
+
+
+async def queue_settings(hub: Hub, queue: str) -> QueueCallbackSettings:
+    """The queue's callback settings, read from SQL at each use (a change applies to the next callback without a
+    restart). Unknown, unreadable or malformed: the defaults (agent first, no voicemail, the hub's hours)."""
+    try:
+        rows = await hub.repo.queues()
+    except Exception:  # noqa: BLE001 - the defaults are the safe side
+        log.warning("could not read the queue's callback settings", exc_info=True)
+        return QueueCallbackSettings()
+    row = next((q for q in rows if getattr(q, "name", None) == queue), None)
+    if row is None:
+        return QueueCallbackSettings()
+    mode = str(getattr(row, "callback_mode", "") or rules.AGENT_FIRST)
+    voicemail = " ".join(str(getattr(row, "callback_voicemail", "") or "").split())[:500]
+    raw_hours = str(getattr(row, "callback_hours", "") or "").strip()
+    hours, own = None, False
+    if raw_hours:
+        try:
+            hours, own = rules.parse_hours(raw_hours), True
+        except ValueError as exc:
+            log.warning("the queue's callback hours are not understood: the hub's apply", extra={"queue": queue, "reason": str(exc)})
+    return QueueCallbackSettings(mode if mode in rules.CALLBACK_MODES else rules.AGENT_FIRST, voicemail, hours, own)
+
+
+async def hours_for(hub: Hub, queue: str) -> rules.OpeningHours | None:
+    """The opening hours for slots of ``queue``: its own (``queues.callback_hours``) else the hub's."""
+    settings = await queue_settings(hub, queue)
+    return settings.hours if settings.own_hours else _config(hub).hours
+
+
 def callback_json(cb: Any) -> dict[str, Any]:
     """What the customer and the console see of a callback (never the token's hash)."""
     def iso(value: datetime | None) -> str | None:
@@ -128,6 +172,7 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     ``source="agent"`` (an agent books "call this customer back tomorrow at 10" for ``customer_id``): the same checks
     of the number and the slot, but no request rates and no confirmation text (the agent tells the customer)."""
     config, store, now = _config(hub), _store(hub), now_utc(hub)
+    queue_name = queue if queue in hub.rules else config.queue
     try:
         e164 = rules.check_number(number, hub.default_region, config.limits.countries)
         clean = rules.clean_topic(topic)
@@ -139,7 +184,7 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
                 slot = datetime.fromisoformat(when.replace("Z", "+00:00"))
             except ValueError:
                 raise rules.CallbackRefused("bad_time", "when must be 'now' or an ISO 8601 time") from None
-            rules.check_slot(slot, now, config.hours, config.horizon_days)
+            rules.check_slot(slot, now, await hours_for(hub, queue_name), config.horizon_days)
             slot = slot.astimezone(timezone.utc)
     except rules.CallbackRefused as exc:
         raise CallbackError("bad_request", exc.words, exc.code) from None
@@ -152,7 +197,6 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     if customer_id is None:
         customer_id, _ = await hub.repo.resolve_customer("phone", e164, display_name="", region=hub.default_region, verified=False)
     token = secrets.token_urlsafe(24)
-    queue_name = queue if queue in hub.rules else config.queue
     row = store.new_row(
         customer_id=customer_id, number=e164, topic=clean, queue=queue_name, source=source,
         state=rules.SCHEDULED if slot else rules.REQUESTED, requested_for=slot, due_at=slot or now,
@@ -175,7 +219,10 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
     out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}
     if config.confirm_text and source == rules.SOURCE_WEB:
         when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
-        await _text(hub, cb, CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"]), "callback_confirmation_text")
+        confirmation = CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"])
+        await _text(hub, cb, confirmation, "callback_confirmation_text")
+        await _email(hub, cb, "Your callback is booked", confirmation.replace(" on this number", f" on {cb.number}"),
+                     "callback_confirmation_email")
     if slot is None:
         fresh = await _into_queue_now(hub, cb.id)
         if fresh is not None:
@@ -355,6 +402,66 @@ async def from_call(hub: Hub, channel: str, call_thread: str, source: str, numbe
     return callback_json(cb)
 
 
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+async def from_abandoned(hub: Hub, conv: ConversationRow) -> dict[str, Any] | None:
+    """A caller hung up while waiting in the phone queue (the call's conversation was closed as abandoned): when they
+    waited at least ``on_abandon_seconds`` and their number is one we may call (not hidden, valid, allowed, not
+    premium), an automatic "now" callback that keeps the call's place in the queue (as "press 1" does).
+
+    Once per call: a callback already made from this call (whatever its state) is the answer, so a repeated status
+    callback, or a second process hearing the same hang-up, makes nothing more. A customer who already has an open
+    callback is not given a second one (no double dial). None when nothing was made."""
+    if conv.id is None or conv.channel == CHANNEL or not enabled(hub):
+        return None
+    spec = hub.channels.get(conv.channel)
+    if spec is None or not spec.connects_agent or spec.contact_kind != "phone":
+        return None  # only calls: a chat's customer who left is not rung
+    store, config, now = _store(hub), _config(hub), now_utc(hub)
+    queued_at = _aware(getattr(conv, "queued_at", None))
+    if queued_at is None or config.on_abandon_seconds <= 0:
+        return None
+    left_at = _aware(getattr(conv, "abandoned_at", None)) or now
+    waited = max(0.0, (left_at - queued_at).total_seconds())
+    if not rules.calls_back_abandoned(waited, config.on_abandon_seconds):
+        return None
+    if rules.is_hidden_number(conv.customer_address):
+        log.info("an abandoned call from a hidden number: nobody to call back", extra={"conversation_id": conv.id})
+        return None
+    try:
+        e164 = rules.check_number(conv.customer_address, hub.default_region, config.limits.countries)
+    except rules.CallbackRefused as exc:
+        log.info("an abandoned call from a number we do not call back", extra={"conversation_id": conv.id, "reason": exc.code})
+        return None
+    if await store.from_origin(conv.id) is not None:
+        return None
+    since = _aware(getattr(conv, "queue_since", None)) or queued_at
+    row = store.new_row(
+        customer_id=conv.customer_id, number=e164, topic="", queue=hub.queue_name(conv), source=rules.SOURCE_ABANDONED,
+        state=rules.REQUESTED, due_at=now, enqueued_at=since, max_attempts=config.policy.max_attempts,
+        origin_conversation_id=conv.id, visitor=f"call:{conv.thread_key or conv.id}"[:80], created_at=now, updated_at=now,
+    )
+    try:
+        cb = await store.create(row, max_open=1)  # only when the customer has no open callback already
+    except Exception as exc:  # noqa: BLE001 - the store's TooManyOpen
+        if type(exc).__name__ != "TooManyOpen":
+            raise
+        log.info("an abandoned caller already has an open callback", extra={"conversation_id": conv.id})
+        return None
+    await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL,
+        f"Callback requested automatically: the caller hung up after {int(waited)} s in the queue; calling {e164} back",
+        {"event": "callback_requested", "callback_id": cb.id, "source": rules.SOURCE_ABANDONED, "number": e164,
+         "when": "now", "waited_seconds": int(waited)},
+    ))
+    await tick(hub)
+    return callback_json(cb)
+
+
 # --- the queue ------------------------------------------------------------------------------------------------
 
 async def tick(hub: Hub) -> int:
@@ -365,6 +472,7 @@ async def tick(hub: Hub) -> int:
     for callback_id, n in await store.stale_dialling(now_utc(hub) - timedelta(seconds=config.stale_dialling_seconds)):
         log.warning("a callback attempt had no news: counted as failed", extra={"callback_id": callback_id, "attempt": n})
         await attempt_news(hub, callback_id, n, "failed", None, {"reason": "no news of the call"})
+    await _undialled_first(hub)
     moved = 0
     while True:
         claimed = await store.claim_due(now_utc(hub), hub.node, lease_seconds=config.lease_seconds, limit=config.claim_batch)
@@ -385,14 +493,69 @@ async def _enter_queue(hub: Hub, cb: Any, n: int) -> None:
     words = "Callback" + (f" (attempt {n} of {cb.max_attempts})" if n > 1 else "") + topic
     if cb.source == rules.SOURCE_AGENT_CALL:
         words = "Outbound call (click-to-call)"
+    settings = await queue_settings(hub, cb.queue)
+    # customer first only for what the customer asked for: a click-to-call rings the agent who clicked first
+    first = settings.mode == rules.CUSTOMER_FIRST and cb.source != rules.SOURCE_AGENT_CALL
     result = await inbound.receive_inbound(hub, InboundEvent(
         channel=CHANNEL, customer_address=cb.number, our_address=config.caller_id, text=words,
         thread_key=thread_key(cb.id, n), provider_id=f"{thread_key(cb.id, n)}:start", queue=cb.queue,
         metadata={"callback": {"id": cb.id, "attempt": n, "number": cb.number, "topic": cb.topic}},
         priority=rules.SCHEDULED_PRIORITY if ahead else 0, queue_since=cb.enqueued_at if n == 1 else None,
         pinned_agent=getattr(cb, "pinned_agent_id", None),
+        held=first,  # customer first: out of the queue until the customer answers
     ))
-    await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub))
+    if await _store(hub).attach_conversation(cb.id, hub.node, result.conversation_id, now_utc(hub)) and first:
+        await _dial_first(hub, cb, result.conversation_id, bool(settings.voicemail))
+
+
+async def _undialled_first(hub: Hub) -> None:
+    """Never stuck, customer first: a callback whose held contact was attached but never dialled (its process died
+    in between) is dialled by the next sweep of any hub, at most once a lease (``start_attempt`` claims it once)."""
+    config, now = _config(hub), hub.clock()
+    if now - getattr(hub, "_callback_first_sweep", 0.0) < config.lease_seconds:
+        return
+    setattr(hub, "_callback_first_sweep", now)  # noqa: B010 - the hub keeps this use case's last sweep
+    try:
+        first = [q.name for q in await hub.repo.queues() if getattr(q, "callback_mode", "") == rules.CUSTOMER_FIRST]
+        stale = await _store(hub).stale_waiting(first, now_utc(hub) - timedelta(seconds=config.lease_seconds))
+    except Exception:  # noqa: BLE001 - the next sweep tries again
+        log.exception("the customer-first sweep failed")
+        return
+    for cb in stale:
+        conv = await hub.repo.conversation(cb.conversation_id)
+        if conv is not None and conv.status == "bot":  # still held: nobody dialled it
+            log.warning("a customer-first callback was never dialled: dialling it now", extra={"callback_id": cb.id})
+            await _dial_first(hub, cb, cb.conversation_id, bool((await queue_settings(hub, cb.queue)).voicemail))
+
+
+async def _dial_first(hub: Hub, cb: Any, conversation_id: int, voicemail: bool) -> None:
+    """Customer first (the queue's ``callback_mode``): the customer is dialled as the callback falls due; once a person
+    answers they wait in the conference (a message, music) and the contact is offered to an agent
+    (:func:`attempt_news` hands it over). The attempt is claimed once, across processes, as for agent first."""
+    store = _store(hub)
+    attempt = await store.start_attempt(cb.id, agent_id=None, conversation_id=conversation_id, claimed_by=hub.node, now=now_utc(hub))
+    if attempt is None:
+        return
+    adapter = hub.channels.adapter(CHANNEL)
+    report: DeliveryReport
+    if adapter is None or not hasattr(adapter, "act"):
+        report = DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
+    else:
+        try:
+            report = await adapter.act(CallAction(
+                kind="dial_customer", conversation_id=conversation_id, thread_key=thread_key(cb.id, attempt.n), agent_id=None,
+                customer_address=cb.number, our_address=_config(hub).caller_id, voicemail=voicemail,
+            ))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("dialling a callback failed", extra={"callback_id": cb.id})
+            report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    await hub.repo.record(cb.customer_id, conversation_id, TimelineNote(
+        hub.kind(CHANNEL), CHANNEL, f"Callback attempt {attempt.n}: calling {cb.number} (customer first)",
+        {"event": "callback_dialling", "callback_id": cb.id, "attempt": attempt.n, "mode": rules.CUSTOMER_FIRST}))
+    if report.status != "failed" and report.provider_id:
+        await store.attempt_dialled(cb.id, attempt.n, report.provider_id)
+    elif report.status == "failed":
+        await attempt_news(hub, cb.id, attempt.n, "failed", None, {"error": report.error_message or ""})
 
 
 # --- the agent accepted: dial -----------------------------------------------------------------------------------
@@ -428,6 +591,7 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
                 kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
                 customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
                 agent_phone=await calls.own_phone(hub, agent_id),  # an agent who takes calls on their own phone
+                voicemail=bool((await queue_settings(hub, cb.queue)).voicemail),  # a message after the beep
             ))
         except Exception as exc:  # noqa: BLE001
             log.exception("dialling a callback failed", extra={"callback_id": cb.id})
@@ -468,17 +632,27 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
     after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(config.policy, n, outcome, now)
     if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
         return None
+    customer_first = attempt is not None and attempt.agent_id is None
+    voicemail_left = outcome == rules.MACHINE and bool((detail or {}).get("voicemail_left"))
+    what = f"{outcome} (a voicemail was left)" if voicemail_left else outcome
     if agent_call:
-        words = f"Call to {cb.number}: " + ("answered" if after.state == rules.CONNECTED else f"{outcome}, not reached")
+        words = f"Call to {cb.number}: " + ("answered" if after.state == rules.CONNECTED else f"{what}, not reached")
     elif after.state == rules.CONNECTED:
-        words = f"Callback attempt {n}: {cb.number} answered"
+        words = f"Callback attempt {n}: {cb.number} answered" + ("; waiting for an agent" if customer_first else "")
     elif after.state == rules.FAILED:
-        words = f"Callback attempt {n}: {outcome}. Not reached after {n} attempts: the callback failed"
+        words = f"Callback attempt {n}: {what}. Not reached after {n} attempts: the callback failed"
     else:
-        words = f"Callback attempt {n}: {outcome}. Next try from {after.due_at.isoformat() if after.due_at else 'now'}"
+        words = f"Callback attempt {n}: {what}. Next try from {after.due_at.isoformat() if after.due_at else 'now'}"
+    payload: dict[str, Any] = {"event": "callback_attempt", "callback_id": cb.id, "attempt": n, "outcome": outcome,
+                               "next": after.state, "due_at": after.due_at.isoformat() if after.due_at else None}
+    if voicemail_left:
+        payload["voicemail_left"] = True
     await hub.repo.record(cb.customer_id, conv.id if conv is not None else cb.conversation_id, TimelineNote(
-        hub.kind(CHANNEL), CHANNEL, words, {"event": "callback_attempt", "callback_id": cb.id, "attempt": n, "outcome": outcome,
-                                 "next": after.state, "due_at": after.due_at.isoformat() if after.due_at else None}))
+        hub.kind(CHANNEL), CHANNEL, words, payload))
+    if customer_first and after.state == rules.CONNECTED and conv is not None and conv.id is not None:
+        # the customer is on the line, waiting in the room: now the contact is offered to an agent
+        await bot_turns.hand_over(hub, conv.id, "callback answered", {"reason": "callback answered", "callback_id": cb.id},
+                                  by="Callback (customer first)")
     if conv is not None and conv.thread_key:
         await calls.call_status(hub, conv.channel, conv.thread_key, "customer_answered" if outcome == rules.CONNECTED_OUTCOME
                               else f"customer_{outcome.replace('-', '_')}", {"attempt": n, "outcome": outcome, "next": after.state})
@@ -492,6 +666,32 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
 async def _tell_not_reached(hub: Hub, cb: Any, attempts: int) -> None:
     """After the last attempt: a text to the number, where the hub has SMS (logged when not)."""
     await _text(hub, cb, NOT_REACHED_TEXT.format(attempts=attempts), "callback_not_reached_text")
+    await _email(hub, cb, "We could not reach you", NOT_REACHED_TEXT.format(attempts=attempts).replace(
+        "Reply to this message", "Write to us"), "callback_not_reached_email")
+
+
+async def _email(hub: Hub, cb: Any, subject: str, text: str, event: str) -> None:
+    """The same words by email where the customer has an address and the hub has the email channel (its adapter's
+    ``notice``: the same relay or outbox as every reply); its fate on the timeline (never the cancel link); never
+    raises."""
+    channel = _config(hub).email_channel
+    adapter = hub.channels.adapter(channel) if channel and hub.channels.get(channel) is not None else None
+    if adapter is None or not hasattr(adapter, "notice"):
+        return
+    try:
+        address = await _store(hub).customer_email(cb.customer_id)
+        if not address:
+            return
+        sender: NoticeSender = adapter  # type: ignore[assignment]
+        report = await sender.notice(address, subject, f"Hello,\n\n{text}\n")
+    except Exception:  # noqa: BLE001 - a courtesy; the timeline keeps what was sent
+        log.exception("the callback's email failed", extra={"callback_id": cb.id, "event": event})
+        return
+    shown = text.split(" To cancel: ")[0]
+    await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
+        hub.kind(channel), channel,
+        f"Email sent to {address}: {shown}" if report.status != "failed" else f"Email not sent: {report.error_message}",
+        {"event": event, "callback_id": cb.id, "status": report.status}))
 
 
 async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
@@ -513,6 +713,29 @@ async def _text(hub: Hub, cb: Any, text: str, event: str) -> None:
     await hub.repo.record(cb.customer_id, cb.conversation_id, TimelineNote(
         hub.kind(channel), channel, f"Text sent: {shown}" if report.status != "failed" else f"Text not sent: {report.error_message}",
         {"event": event, "callback_id": cb.id, "status": report.status}))
+
+
+async def voicemail_text(hub: Hub, callback_id: int) -> str:
+    """The message left on the customer's answering machine (the callback's queue's ``callback_voicemail``; "": none)."""
+    cb = await _store(hub).get(callback_id)
+    return (await queue_settings(hub, cb.queue)).voicemail if cb is not None else ""
+
+
+WHISPER_TEXT = "Callback for {name}: {topic}"
+
+
+async def whisper_text(hub: Hub, callback_id: int) -> str:
+    """What the agent hears alone as their leg joins the callback's call, before the customer is bridged:
+    "Callback for <name>: <topic>" (the number when the customer has no name; "no topic given")."""
+    cb = await _store(hub).get(callback_id)
+    if cb is None:
+        return ""
+    name = ""
+    if cb.conversation_id is not None:
+        found = await hub.repo.with_customer(cb.conversation_id)
+        name = (getattr(found[1], "display_name", "") or "") if found is not None else ""
+    spoken_number = " ".join(cb.number.lstrip("+")) if cb.number else "the customer"  # digit by digit
+    return WHISPER_TEXT.format(name=" ".join(name.split())[:80] or spoken_number, topic=cb.topic[:200] or "no topic given")
 
 
 async def leg_news(hub: Hub, callback_id: int, n: int, status: str, detail: dict[str, Any] | None = None) -> None:

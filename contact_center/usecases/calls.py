@@ -157,7 +157,11 @@ async def contact_ended(hub: Hub, channel: str, thread_key: str, reason: str) ->
     """The customer hung up. Waiting and never answered: abandoned. In self-service: closed. With an agent:
     the agent is told and wraps up (they close it with a disposition). True if the conversation moved."""
     conv = await _by_thread(hub, channel, thread_key)
-    if conv is None or conv.id is None or conv.status == "closed":
+    if conv is None or conv.id is None:
+        return False
+    if conv.status == "closed":
+        if getattr(conv, "disposition", None) == ABANDONED:  # a repeat: finishes a callback a failure left unmade
+            await _call_back_abandoned(hub, conv)
         return False
     note = TimelineNote(hub.kind(conv.channel), conv.channel, f"The customer ended the {hub.noun(conv.channel)} ({reason})",
                         {"event": "ended", "reason": reason})
@@ -185,7 +189,18 @@ async def contact_ended(hub: Hub, channel: str, thread_key: str, reason: str) ->
     if offered_to is not None:
         await hub.tell_agent(offered_to, "offer_revoked", {"conversation_id": conv.id, "reason": "customer_left"})
     hub.kick()
+    if t.abandoned:
+        await _call_back_abandoned(hub, conv)
     return True
+
+
+async def _call_back_abandoned(hub: Hub, conv: ConversationRow) -> None:
+    """A caller who hung up after waiting long enough is called back (``callbacks.from_abandoned``: once per call).
+    A failure raises: the provider's status callback is answered "try again", and its repeat finishes it."""
+    from contact_center.usecases import callbacks
+
+    if callbacks.enabled(hub):
+        await callbacks.from_abandoned(hub, conv)
 
 
 async def call_status(hub: Hub, channel: str, thread_key: str, status: str, detail: dict[str, Any] | None = None) -> None:

@@ -51,6 +51,7 @@ class Inbound:
     priority: int = 0
     queue_since: datetime | None = None
     pinned_agent: int | None = None
+    held: bool = False
 
 
 # --- a live channel's customer (web chat) ------------------------------------------------------------
@@ -200,7 +201,7 @@ async def receive_inbound(hub: Hub, event: InboundEvent) -> InboundResult:
         spec=spec, text=text, client_id=cid, provider_id=event.provider_id, thread_key=event.thread_key,
         bot_text=event.bot_text or text, queue=event.queue, customer_address=address, our_address=event.our_address,
         attachments=attachments, wake=event.wake, subject=event.subject, opening=event.opening, priority=event.priority,
-        queue_since=event.queue_since, pinned_agent=event.pinned_agent,
+        queue_since=event.queue_since, pinned_agent=event.pinned_agent, held=event.held,
     )
     conv, payload, created = await _ingest(hub, customer_id, inbound)
     assert conv.id is not None
@@ -261,7 +262,7 @@ async def _ingest(hub: Hub, customer_id: int, inbound: Inbound, *, origin_sid: s
         # with the bot: its turn (a bot that is down hands over with an apology), except in a channel's own
         # self-service while the bot is down (the adapter's menu answers) and for a contact's opening note
         self_served = spec.self_service_first and not (hub.bot is not None and hub.bot_ready)
-        if conv.status == "bot" and not inbound.opening and not self_served:
+        if conv.status == "bot" and not inbound.opening and not inbound.held and not self_served:
             bot_text = inbound.bot_text or inbound.text
             if spec.buttons_as_text:
                 bot_text = await _chosen_payload(hub, conv.id, msg.seq, inbound.text) or bot_text
@@ -285,7 +286,8 @@ async def _store(hub: Hub, customer_id: int, inbound: Inbound) -> Any:
     def decide(found: str | None, closed_age: float | None) -> InboundPlan:
         return plan_inbound(
             found, per_thread=per_thread, bot_first=spec.bot_first, bot_ready=bot_ready, closed_age_seconds=closed_age,
-            reopen_window_seconds=spec.reopen_window_seconds, wake=inbound.wake, self_service_first=spec.self_service_first,
+            reopen_window_seconds=spec.reopen_window_seconds, wake=inbound.wake,
+            self_service_first=spec.self_service_first or inbound.held,
         )
 
     def opened(status: str) -> TimelineNote:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from crm_store.db import Database
-from crm_store.models import Callback, CallbackAttempt
+from crm_store.models import Callback, CallbackAttempt, ContactPoint
 
 REQUESTED = "requested"
 SCHEDULED = "scheduled"
@@ -82,6 +82,23 @@ async def open_for_conversation(db: Database, conversation_id: int) -> Callback 
         return (await s.exec(select(Callback).where(
             or_(col(Callback.conversation_id) == conversation_id, col(Callback.origin_conversation_id) == conversation_id),
             col(Callback.state).in_(OPEN)).order_by(col(Callback.id).desc()).limit(1))).first()
+
+
+async def from_origin(db: Database, conversation_id: int) -> Callback | None:
+    """Any callback (whatever its state) made from this call (its ``origin_conversation_id``): once per call."""
+    async with db.session() as s:
+        return (await s.exec(select(Callback).where(col(Callback.origin_conversation_id) == conversation_id)
+                             .order_by(col(Callback.id)).limit(1))).first()
+
+
+async def customer_email(db: Database, customer_id: int) -> str | None:
+    """The customer's email address to write to (a verified one first), none opted out or undeliverable."""
+    async with db.session() as s:
+        rows = (await s.exec(select(ContactPoint).where(
+            col(ContactPoint.customer_id) == customer_id, col(ContactPoint.kind) == "email",
+            col(ContactPoint.opted_out_at).is_(None), col(ContactPoint.undeliverable_at).is_(None),
+        ).order_by(col(ContactPoint.verified).desc(), col(ContactPoint.id)).limit(1))).all()
+    return rows[0].value if rows else None
 
 
 async def recent(db: Database, *, number: str | None = None, visitor: str | None = None, since: datetime) -> int:
@@ -264,6 +281,17 @@ async def connect_delays(db: Database, since: datetime) -> list[float]:
         rows = (await s.exec(select(Callback.requested_for, Callback.created_at, Callback.connected_at).where(
             col(Callback.connected_at).is_not(None), col(Callback.connected_at) >= since))).all()
     return [max(0.0, (connected - (wanted or created)).total_seconds()) for wanted, created, connected in rows if connected]
+
+
+async def stale_waiting(db: Database, queues: Sequence[str], before: datetime, limit: int = 50) -> list[Callback]:
+    """Callbacks of ``queues`` still ``waiting`` with their contact attached since before ``before`` (a customer-first
+    callback whose dial never started: the process died between the attach and the dial)."""
+    if not queues:
+        return []
+    async with db.session() as s:
+        return list((await s.exec(select(Callback).where(
+            col(Callback.state) == WAITING, col(Callback.conversation_id).is_not(None), col(Callback.queue).in_(tuple(queues)),
+            col(Callback.updated_at) < before).order_by(col(Callback.updated_at)).limit(limit))).all())
 
 
 async def stale_dialling(db: Database, before: datetime, limit: int = 50) -> list[tuple[int, int]]:

@@ -426,6 +426,22 @@ class EmailAdapter:
         )
         return await self._send_and_record(out, conversation_id, 0)
 
+    async def notice(self, to_address: str, subject: str, text: str) -> DeliveryReport:
+        """A standalone automatic notice outside any conversation (a web callback's confirmation or "we could not
+        reach you"): from the shop's first address, ``Auto-Submitted: auto-replied``, through the same relay or local
+        outbox as every reply. It opens no thread and is not recorded in ``email_messages`` (an answer to it is a new
+        thread, as for any first mail). Refusals and failures are ``failed`` reports, never raised."""
+        to = plain_address(to_address)
+        if to is None or self.config.ours(to):
+            return _failed(f"{to_address[:80]!r} is not an email address the hub can write to.")
+        ours = self._our_address("")
+        out = Outgoing(
+            from_address=ours, from_name=self.shop_name, to=to, cc=(), subject=subject[:200], text=text,
+            message_id=self._message_id(ours, f"notice:{uuid.uuid4()}"), reply_to=ours, in_reply_to=None, references=(),
+            automatic=True,
+        )
+        return await self._send_and_record(out, 0, 0, record=False)
+
     # --- the work -------------------------------------------------------------------------------
 
     def _our_address(self, raw: str) -> str:
@@ -452,7 +468,7 @@ class EmailAdapter:
         digest = hmac.new(self.secret, seed.encode(), hashlib.sha256).digest()
         return f"<{uuid.UUID(bytes=digest[:16], version=4)}@{ours.rpartition('@')[2]}>"
 
-    async def _send_and_record(self, out: Outgoing, conversation_id: int, seq: int) -> DeliveryReport:
+    async def _send_and_record(self, out: Outgoing, conversation_id: int, seq: int, *, record: bool = True) -> DeliveryReport:
         try:
             raw = await asyncio.to_thread(lambda: serialize(build_email(out)))
         except (ValueError, TypeError) as exc:
@@ -474,7 +490,8 @@ class EmailAdapter:
                 return _failed(exc.words + " The email was not sent.", str(exc.code) if exc.code else None)
             if refused:
                 note = "Sent, but the relay refused the copies to " + "; ".join(refused) + "."
-        await self._record(out, raw, mid, conversation_id, seq)
+        if record:
+            await self._record(out, raw, mid, conversation_id, seq)
         return DeliveryReport("sent", provider_id=email_repo.provider_id(out.from_address, mid), error_message=note)
 
     async def _record(self, out: Outgoing, raw: bytes, mid: str, conversation_id: int, seq: int) -> None:

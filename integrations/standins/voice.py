@@ -1184,14 +1184,18 @@ class VoiceEngine:
                 await asyncio.Event().wait()
                 return None
             url = start_url
+            redirected = False
             for verb in verbs:
                 if verb.tag in ("Say", "Play", "Pause"):
                     await getattr(self, "_verb_" + verb.tag.lower())(call, verb, doc_url)
                 elif verb.tag == "Redirect":
                     url, method = self._resolve(doc_url, verb.text), (verb.get("method") or "POST").upper()
+                    redirected = True
                     break
                 elif verb.tag in ("Leave", "Hangup"):
                     return verb.tag.lower()
+            if kind == "announce" and not redirected:
+                return None  # an announcement is played once (hold and wait music loop)
             if time.monotonic() - started < self.time_scale:
                 await self._sleep(1)  # Twilio loops the music; never faster than a second a round
         return None

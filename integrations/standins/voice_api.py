@@ -411,8 +411,11 @@ class VoiceApi:
         if "WaitMethod" in form:
             changes["wait_method"] = _method(form, "WaitMethod", "POST")
         changes.update(self._coaching(form, conference, (participant.coaching, participant.call_sid_to_coach)))
-        self.engine.update_participant(participant, changes)
         announce = _url(form, "AnnounceUrl")
+        if announce and participant.call_sid not in conference.participants:
+            # an announcement is played to a participant in the room: one still ringing has nothing to hear it with
+            raise _Refused(20001, detail=f"Participant {participant.call_sid} is not connected to the conference yet: no announcement")
+        self.engine.update_participant(participant, changes)
         if announce:
             self.engine._start(None, self.engine._music(participant.call, announce, _method(form, "AnnounceMethod", "POST"),
                                                         "announce", frozenset({"Say", "Play", "Pause"})))

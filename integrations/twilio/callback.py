@@ -11,6 +11,8 @@ Webhooks (signed like every Twilio webhook: 403 without a valid ``X-Twilio-Signa
 malformed form; never 500 for what Twilio sends):
 
 * ``POST /webhooks/twilio/callback/answer?cb=<id>&n=<attempt>&conv=<conversation id>``: the customer's call answered.
+* ``POST /webhooks/twilio/callback/whisper?cb=<id>&n=<attempt>``: the agent's whisper (their participant's
+  ``AnnounceUrl``, set when their leg answers): ``<Say>`` "Callback for <name>: <topic>", heard by the agent alone.
 * ``POST /webhooks/twilio/callback/status?cb=<id>&n=<attempt>&leg=customer|agent``: call status callbacks, taken
   once per ``(CallSid, CallStatus, SequenceNumber)`` and only forward (a late ``ringing`` after ``completed`` is
   dropped); the core records the attempt's outcome once (SQL decides).
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "twilio"
 ANSWER_PATH = "/webhooks/twilio/callback/answer"
 STATUS_PATH = "/webhooks/twilio/callback/status"
+WHISPER_PATH = "/webhooks/twilio/callback/whisper"  # the agent's whisper (Participants update AnnounceUrl)
 STATUS_KIND = "cb_status"
 ANSWER_KIND = "cb_answer"
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -55,6 +58,7 @@ _ANSWERED_BY = frozenset({"human", "unknown", "machine_start", "machine_end_beep
 _MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 CONNECTING_TEXT = "Hello, this is the call back you asked for. Connecting you to an agent now."
 HOLD_TEXT = "Please hold: we are passing you to a colleague."
+WAIT_FOR_AGENT_TEXT = ("Hello, this is the call back you asked for. Please hold: an agent will be with you in a moment.")
 
 
 class CallsPerSecond:
@@ -110,6 +114,9 @@ class DiallerSettings:
     machine_detection: str = "Enable"
     max_429_tries: int = 5
     backoff_seconds: float = 1.0
+    whisper: bool = True  # CALLBACK_WHISPER: the agent hears "Callback for <name>: <topic>" as their leg joins
+    whisper_tries: int = 5  # the announcement is refused until the agent's participant is in the room: asked again
+    whisper_retry_seconds: float = 0.3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DiallerSettings:
@@ -126,7 +133,8 @@ class DiallerSettings:
         if detection not in ("", "Enable", "DetectMessageEnd"):
             raise ValueError("CALLBACK_MACHINE_DETECTION must be Enable, DetectMessageEnd or empty")
         return cls(calls_per_second=number("CALLBACK_CPS", 1.0), ring_seconds=int(number("CALLBACK_RING_SECONDS", 30)),
-                   machine_detection=detection)
+                   machine_detection=detection,
+                   whisper=env.get("CALLBACK_WHISPER", "1").strip().lower() not in ("0", "false", "no", "off"))
 
 
 def parse_thread(key: str) -> tuple[int, int] | None:
@@ -166,14 +174,17 @@ class CallbackDialler:
         """Written messages are not spoken on a callback (the agent talks)."""
         return DeliveryReport("failed", error_code="not_spoken", error_message="The customer is on the phone: written messages are not read to them.")
 
-    async def dial(self, *, to: str, from_: str, url: str, status_callback: str) -> VoiceResult:
-        """Calls create through the calls-per-second bucket; a 429 backs the bucket off and tries again (bounded)."""
+    async def dial(self, *, to: str, from_: str, url: str, status_callback: str, voicemail: bool = False) -> VoiceResult:
+        """Calls create through the calls-per-second bucket; a 429 backs the bucket off and tries again (bounded).
+        ``voicemail``: a message will be left on a machine, so detection waits for the greeting's end (the beep):
+        ``MachineDetection=DetectMessageEnd``."""
         result = VoiceResult(False, words="not tried")
+        detection = "DetectMessageEnd" if voicemail else (self.settings.machine_detection or None)
         for attempt in range(1, self.settings.max_429_tries + 1):
             await self.bucket.acquire()
             result = await self.client.create_call(
                 to=to, from_=from_, url=url, status_callback=status_callback, timeout=self.settings.ring_seconds,
-                machine_detection=self.settings.machine_detection or None, tries=1,
+                machine_detection=detection, tries=1,
             )
             if result.http_status == 429 or result.code == "20429":
                 self.bucket.back_off(self.settings.backoff_seconds * 2 ** (attempt - 1))
@@ -192,6 +203,8 @@ class CallbackDialler:
         room = room_name(action.conversation_id)
         if action.kind == "connect_agent" and not action.leg:
             return await self._connect(action, callback_id, n, room)
+        if action.kind == "dial_customer":
+            return await self._dial_first(action, callback_id, n, room)
         attempt = self._attempts.get(key) or _Attempt(room)
         if attempt.customer_sid is None and self.lookup is not None:
             attempt.customer_sid = await self.lookup(callback_id, n)
@@ -231,20 +244,40 @@ class CallbackDialler:
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
             room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
-            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="agent"), end_conference_on_exit=True,
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="agent", conv=action.conversation_id),
+            end_conference_on_exit=True,
         )
         if not leg.ok:
             return DeliveryReport("failed", error_code=leg.code or "agent_leg", error_message=f"Your phone could not be rung: {leg.words}")
         customer = await self.dial(
             to=action.customer_address, from_=caller_id,
-            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id),
-            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer"),
+            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id, **_vm(action)),
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer", **_vm(action)),
+            voicemail=action.voicemail,
         )
         if not customer.ok:
             if leg.sid:
                 await self.client.update_call(leg.sid, status="completed")  # the agent's phone stops ringing
             return DeliveryReport("failed", error_code=customer.code or "dial", error_message=f"The customer could not be called: {customer.words}")
         self._remember(action.thread_key, _Attempt(room, leg.sid, customer.sid))
+        return DeliveryReport("sent", provider_id=customer.sid)
+
+    async def _dial_first(self, action: CallAction, callback_id: int, n: int, room: str) -> DeliveryReport:
+        """Customer first: only the customer is dialled; once a person answers they wait in the room (the answer
+        webhook's ``first=1``) and the core offers the contact to an agent, whose accept rings them in (as after a
+        transfer: :meth:`_rebridge`)."""
+        if not action.customer_address:
+            return DeliveryReport("failed", error_code="no_number", error_message="No number to call back.")
+        caller_id = action.our_address or (self.config.numbers[0].e164 if self.config.numbers else "")
+        customer = await self.dial(
+            to=action.customer_address, from_=caller_id,
+            url=self.voice.url(ANSWER_PATH, cb=callback_id, n=n, conv=action.conversation_id, first=1, **_vm(action)),
+            status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="customer", **_vm(action)),
+            voicemail=action.voicemail,
+        )
+        if not customer.ok:
+            return DeliveryReport("failed", error_code=customer.code or "dial", error_message=f"The customer could not be called: {customer.words}")
+        self._remember(action.thread_key, _Attempt(room, None, customer.sid))
         return DeliveryReport("sent", provider_id=customer.sid)
 
     async def _rebridge(self, action: CallAction, attempt: _Attempt, key: str, room: str) -> DeliveryReport:
@@ -260,7 +293,8 @@ class CallbackDialler:
         identity = agent_identity(action.agent_id)
         leg = await self.client.add_participant(
             room, from_=caller_id, to=agent_destination(identity, action.agent_phone), label=identity, timeout=self.settings.agent_ring_seconds,
-            status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent"), end_conference_on_exit=True,
+            status_callback=self.voice.url(STATUS_PATH, cb=ids[0], n=ids[1], leg="agent", conv=action.conversation_id),
+            end_conference_on_exit=True,
         )
         if not leg.ok:
             await self.client.update_call(attempt.customer_sid, twiml=self.hold_twiml())
@@ -268,6 +302,34 @@ class CallbackDialler:
         attempt.agent_leg = leg.sid
         self._remember(key, attempt)
         return DeliveryReport("sent", provider_id=leg.sid)
+
+    async def whisper(self, callback_id: int, n: int, room: str, agent_leg: str) -> VoiceResult:
+        """The agent alone hears who and what the callback is, as their leg joins the room (before the customer is
+        bridged): Participants update of the agent's participant with ``AnnounceUrl`` (Twilio's announcement to one
+        participant; Participants create takes none). Asked again briefly while the participant is not in the room."""
+        url = self.voice.url(WHISPER_PATH, cb=callback_id, n=n)
+        result = VoiceResult(False, words="not tried")
+        for attempt in range(self.settings.whisper_tries):
+            if attempt:
+                await asyncio.sleep(self.settings.whisper_retry_seconds * attempt)
+            # the agent waits alone while the customer's phone rings: the room is made but not started ("init")
+            found = await self.client.find_conference(room, status="init")
+            if not found.ok or not found.sid:
+                found = await self.client.find_conference(room)
+            if not found.ok or not found.sid:
+                result = found  # not made yet (the leg joins a moment after answering): asked again
+                continue
+            result = await self.client.update_participant(found.sid, agent_leg, announce_url=url)
+            if result.ok or result.gone:  # said, or the agent's leg has left already: nothing to whisper to
+                return result
+        log.info("the agent's whisper was not played", extra={"callback_id": callback_id, "reason": result.words})
+        return result
+
+    def whisper_twiml(self, text: str) -> str:
+        response = VoiceResponse()
+        if text:
+            response.say(text[:300], voice=self.voice.settings.voice, language=self.voice.settings.language)
+        return str(response)
 
     def hold_twiml(self) -> str:
         response = VoiceResponse()
@@ -291,15 +353,24 @@ class CallbackDialler:
         if sid:
             await self.client.update_call(sid, status="canceled")
 
-    def conference_twiml(self, room: str, *, greet: bool = True) -> str:
+    def conference_twiml(self, room: str, *, greet: bool = True, first: bool = False) -> str:
+        """The customer into the room: "connecting you" (agent first: the agent is there or ringing), or "please hold:
+        an agent will be with you" (customer first: they wait with music until an agent accepts), or nothing (back
+        from hold)."""
         response = VoiceResponse()
         if greet:
-            response.say(CONNECTING_TEXT, voice=self.voice.settings.voice, language=self.voice.settings.language)
+            response.say(WAIT_FOR_AGENT_TEXT if first else CONNECTING_TEXT, voice=self.voice.settings.voice,
+                         language=self.voice.settings.language)
         dial = response.dial()
         dial.conference(room, start_conference_on_enter=False, end_conference_on_exit=True, beep=False,
                         participant_label=CUSTOMER_LABEL, wait_url=self.voice.music_url or None,
                         wait_method="GET" if self.voice.music_url else None)
         return str(response)
+
+
+def _vm(action: CallAction) -> dict[str, int]:
+    """The webhooks' ``vm=1`` when a voicemail is to be left on a machine (any process answering them knows)."""
+    return {"vm": 1} if action.voicemail else {}
 
 
 def _ids(request: web.Request) -> tuple[int, int]:
@@ -313,6 +384,7 @@ class _CallbackWebhooks:
     def __init__(self, config: TwilioConfig, hub: Callable[[], Any], dialler: CallbackDialler, receipts: WebhookReceipts) -> None:
         self.config, self.hub, self.dialler, self.receipts = config, hub, dialler, receipts
         self._rank: OrderedDict[str, int] = OrderedDict()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     async def _form(self, request: web.Request) -> Any:
         form = await read_form(request, MAX_FORM_BYTES)
@@ -351,22 +423,70 @@ class _CallbackWebhooks:
             return web.Response(status=400, text=exc.reason)
         response = VoiceResponse()
         machine = answered_by in _MACHINE
+        first = request.query.get("first") == "1"
+        voicemail = ""
+        if machine and request.query.get("vm") == "1" and answered_by != "fax":  # after the beep (DetectMessageEnd)
+            try:
+                voicemail = await self.hub().callback_voicemail(callback_id)
+            except Exception:  # noqa: BLE001 - no message rather than none of the rest
+                log.exception("callback voicemail not found", extra={"callback_id": callback_id})
         try:
             if await self.receipts.first_time(PROVIDER, ANSWER_KIND, sid, dict(form)):
-                await self.hub().callback_attempt_news(callback_id, n, "in-progress", answered_by or None, {"call_sid": sid})
+                detail: dict[str, Any] = {"call_sid": sid}
+                if voicemail:
+                    detail["voicemail_left"] = True
+                await self.hub().callback_attempt_news(callback_id, n, "in-progress", answered_by or None, detail)
         except Exception:  # noqa: BLE001 - the customer must not hear silence: the status callbacks catch up
             log.exception("callback answer not recorded", extra={"callback_id": callback_id})
         if not machine:
-            return web.Response(text=self.dialler.conference_twiml(room_name(int(conv))), content_type="text/xml")
+            return web.Response(text=self.dialler.conference_twiml(room_name(int(conv)), first=first), content_type="text/xml")
+        if voicemail:
+            response.say(voicemail[:500], voice=self.dialler.voice.settings.voice, language=self.dialler.voice.settings.language)
         response.hangup()
         await self._quietly(self.dialler.end_agent_leg(f"cb-{callback_id}-{n}"))
         return web.Response(text=str(response), content_type="text/xml")
+
+    async def whisper(self, request: web.Request) -> web.Response:
+        """The agent's whisper (the ``AnnounceUrl`` of their participant): "Callback for <name>: <topic>", for them
+        alone. An empty ``<Response/>`` (nothing said) when the hub cannot say it now: the call goes on."""
+        try:
+            form = await self._form(request)
+            callback_id, _ = _ids(request)
+            if _field(form, "AccountSid") != self.config.account_sid:  # the signature is the real check
+                raise BadWebhook("AccountSid is not this hub's Twilio account")
+        except BadWebhook as exc:
+            return web.Response(status=400, text=exc.reason)
+        try:
+            text = await self.hub().callback_whisper(callback_id)
+        except Exception:  # noqa: BLE001 - a whisper is a courtesy: never an error tone in the agent's ear
+            log.exception("callback whisper not said", extra={"callback_id": callback_id})
+            text = ""
+        return web.Response(text=self.dialler.whisper_twiml(text), content_type="text/xml")
 
     async def _quietly(self, coro: Awaitable[Any]) -> None:
         try:
             await coro
         except Exception:  # noqa: BLE001
             log.warning("callback call control failed", exc_info=True)
+
+    def _background(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel and await the whispers still being asked (the app's shutdown)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _room(self, request: web.Request, thread: str) -> str | None:
+        conv = request.query.get("conv", "")
+        if conv.isdigit() and len(conv) <= 18:
+            return room_name(int(conv))
+        known = self.dialler._attempts.get(thread)
+        return known.room if known is not None else None
 
     def _forward(self, sid: str, status: str) -> bool:
         rank = _RANK[status]
@@ -386,6 +506,7 @@ class _CallbackWebhooks:
             if leg not in ("customer", "agent"):
                 raise BadWebhook("leg must be customer or agent")
             sid, status, answered_by, sequence = self._checked(form)
+            vm = request.query.get("vm") == "1"
             if status not in _RANK:
                 raise BadWebhook(f"CallStatus {status[:20]!r} is not a Twilio call status")
         except BadWebhook as exc:
@@ -404,10 +525,16 @@ class _CallbackWebhooks:
             hub = self.hub()
             if leg == "agent":
                 await hub.callback_leg_news(callback_id, n, status, {"call_sid": sid})
+                if status == "in-progress" and self.dialler.settings.whisper:
+                    room = self._room(request, thread)
+                    if room is not None:  # in the background: Twilio's status callback is answered at once
+                        self._background(self._quietly(self.dialler.whisper(callback_id, n, room, sid)))
                 if status in ("busy", "no-answer", "failed", "canceled"):
                     await self._quietly(self.dialler.end_customer_call(thread, callback_id, n))
-            elif status in ("in-progress", "answered") and not answered_by and self.dialler.settings.machine_detection:
-                pass  # who answered is the answer webhook's to say (AnsweredBy): a machine must not count as reached
+            elif (status in ("in-progress", "answered") and (self.dialler.settings.machine_detection or vm)
+                  and (not answered_by or (vm and answered_by in _MACHINE))):
+                pass  # who answered is the answer webhook's to say (AnsweredBy): a machine must not count as reached,
+                # and a voicemail left is the answer webhook's to tell
             else:
                 outcome = await hub.callback_attempt_news(callback_id, n, status, answered_by or None, {"call_sid": sid})
                 if outcome is not None and outcome not in ("connected",):
@@ -429,3 +556,9 @@ def add_callback_routes(app: web.Application, config: TwilioConfig, hub: Callabl
     hooks = _CallbackWebhooks(config, hub, dialler, receipts)
     app.router.add_post(ANSWER_PATH, hooks.answer)
     app.router.add_post(STATUS_PATH, hooks.status)
+    app.router.add_post(WHISPER_PATH, hooks.whisper)
+
+    async def _close(_: web.Application) -> None:
+        await hooks.close()
+
+    app.on_shutdown.append(_close)

@@ -232,13 +232,14 @@ class VoiceRestClient:
             status=status, pause_behavior=_opt(pause_behavior),
         ))
 
-    async def find_conference(self, friendly_name: str) -> VoiceResult:
-        """Conferences list by ``FriendlyName`` and ``Status=in-progress``: the ``CF...`` SID of the live
-        conference named so (in ``sid``); not ``ok``, code ``20404``, when there is none."""
+    async def find_conference(self, friendly_name: str, status: str = "in-progress") -> VoiceResult:
+        """Conferences list by ``FriendlyName`` and ``Status`` (``in-progress``; ``init``: made, not started yet, one
+        participant waiting): the ``CF...`` SID of the conference named so (in ``sid``); not ``ok``, code ``20404``,
+        when there is none."""
         rows: list[Any] = []
 
         async def listing(c: Client) -> None:
-            rows[:] = await c.conferences.list_async(friendly_name=friendly_name, status="in-progress", limit=1)
+            rows[:] = await c.conferences.list_async(friendly_name=friendly_name, status=status, limit=1)
 
         result = await self._call("find_conference", listing)
         if not result.ok:
@@ -251,16 +252,19 @@ class VoiceRestClient:
     async def update_participant(
         self, conference_sid: str, call_sid: str, *, hold: bool | None = None, hold_url: str | None = None, muted: bool | None = None,
         end_conference_on_exit: bool | None = None, coaching: bool | None = None, call_sid_to_coach: str | None = None,
+        announce_url: str | None = None,
     ) -> VoiceResult:
-        """Participants update: hold (with the music at ``hold_url``), mute, ``EndConferenceOnExit`` or coaching of
-        one leg (its CallSid or label) of the conference ``conference_sid``. Twilio takes a friendly name only to
-        *create* a participant: here the path needs the ``CF...`` SID (:meth:`find_conference`, or the
-        conference's status callbacks)."""
+        """Participants update: hold (with the music at ``hold_url``), mute, ``EndConferenceOnExit``, coaching or an
+        announcement heard by that participant alone (``announce_url``, TwiML fetched with POST) of one leg (its
+        CallSid or label) of the conference ``conference_sid``. Twilio takes a friendly name only to *create* a
+        participant: here the path needs the ``CF...`` SID (:meth:`find_conference`, or the conference's status
+        callbacks)."""
         if not CONFERENCE_SID.fullmatch(conference_sid):
             return VoiceResult(False, code="20404", words=f"{conference_sid[:40]!r} is not a conference SID (CF...).")
         return await self._call("update_participant", lambda c: c.conferences(conference_sid).participants(call_sid).update_async(
             hold=_opt(hold), hold_url=_opt(hold_url), hold_method="GET" if hold_url else values.unset, muted=_opt(muted),
             end_conference_on_exit=_opt(end_conference_on_exit), coaching=_opt(coaching), call_sid_to_coach=_opt(call_sid_to_coach),
+            announce_url=_opt(announce_url), announce_method="POST" if announce_url else values.unset,
         ))
 
     async def fetch_participant(self, conference_sid: str, participant: str) -> VoiceResult:

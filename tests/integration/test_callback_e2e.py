@@ -24,7 +24,7 @@ from contact_center.settings import Settings
 from crm_store.db import Database
 from crm_store.models import Agent, Callback, CallbackAttempt, Interaction
 from crm_store.repositories import agents as agents_repo
-from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, signed_post, until
+from tests.integration.test_phone_nodes import ACCOUNT_SID, SHOP, TOKEN, WAIT, Phones, hub_of, offered, said, signed_post, until
 
 CUSTOMER = "+14155550142"
 
@@ -32,12 +32,13 @@ CUSTOMER = "+14155550142"
 class CallbackPhones(Phones):
     retry_seconds = 1
     max_attempts = 3
+    on_abandon_seconds = 30
 
     def settings(self, public: str) -> Settings:
         base = super().settings(public)
         extra = {**base.extra, "CALLBACK_HOURS": "always", "CALLBACK_RETRY_SECONDS": str(self.retry_seconds),
                  "CALLBACK_MAX_ATTEMPTS": str(self.max_attempts), "CALLBACK_CPS": "5", "CALLBACK_PER_NUMBER_HOUR": "20",
-                 "VOICE_CALLBACK_OFFER_AFTER": "0"}
+                 "VOICE_CALLBACK_OFFER_AFTER": "0", "CALLBACK_ON_ABANDON_SECONDS": str(self.on_abandon_seconds)}
         return Settings(**{**base.__dict__, "extra": extra, "callback_interval_seconds": 0.2})
 
 
@@ -114,6 +115,11 @@ async def test_a_now_callback_from_the_form_ends_in_a_bridged_call(db: Database,
     assert room.friendly_name == f"conv-{cid}"
     assert {p.call.to for p in room.participants.values()} == {CUSTOMER, f"client:agent_{alice.id}"}
     await until(lambda: _state(db, cb["id"], "connected"), "the callback connected")
+    # the whisper: alice alone heard who and what (her participant's AnnounceUrl), the customer did not
+    agent_leg = next(c for c in phones.engine.calls.values() if c.to == f"client:agent_{alice.id}")
+    heard = await until(lambda: [t for t in said(agent_leg) if t.startswith("Callback for")], "the agent's whisper")
+    assert heard == ["Callback for 1 4 1 5 5 5 5 0 1 4 2: My order 42"]
+    assert not [t for t in said(customer) if t.startswith("Callback for")]
     phones.engine.hang_up(customer.sid)
     await until(lambda: _state(db, cb["id"], "completed"), "the callback completed")
     row = await _callback(db, cb["id"])
@@ -139,13 +145,16 @@ async def _state(db: Database, callback_id: int, state: str) -> bool:
 async def test_a_busy_customer_is_retried_then_reached(db: Database, phones: CallbackPhones) -> None:
     alice = await _alice(db)
     hub = hub_of(await phones.start_hub())
-    phones.engine.phones[CUSTOMER] = "busy"
     status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
     assert status == 201, body
     cb_id, first = body["callback"]["id"], body["callback"]["conversation_id"]
     await hub.agent_online(alice)
     await hub.set_status(alice, "available")
     await _accept_and_answer_leg(phones, hub, alice, first)
+    # the customer's phone declines (busy) once alice's leg is up: a phone set to "busy" from the start could end
+    # the attempt, and alice's leg with it, before the test saw that leg ring (a flake of 1 run in 5)
+    ringing = await until(lambda: [c for c in _customer_calls(phones) if c.status == "ringing"], "the customer's phone ringing")
+    phones.engine.hang_up(ringing[0].sid)
     await until(lambda: _state(db, cb_id, "scheduled"), "the busy attempt rescheduled")
     row = await _callback(db, cb_id)
     assert row.attempts == 1 and row.last_outcome == "busy"
@@ -245,6 +254,256 @@ async def test_press_1_in_the_phone_queue_keeps_the_callers_place(db: Database, 
     assert waiting == [cb.conversation_id, second_conv.id]  # the callback kept the first caller's place
     old = await hub.repo.conversation(first_conv)
     assert old.status == "closed" and old.disposition == "callback"
+
+
+async def test_a_caller_who_hangs_up_after_waiting_is_called_back_once_keeping_their_place(
+        db: Database, phones: CallbackPhones) -> None:
+    phones.on_abandon_seconds = 2
+    await _alice(db)
+    hub = hub_of(await phones.start_hub())
+    phones.engine.play_seconds = 400.0
+    first_call, first_conv = await phones.queued_call()
+    await asyncio.sleep(2.2)  # the first caller waits past CALLBACK_ON_ABANDON_SECONDS
+    second = phones.engine.incoming_call("+14155550177", SHOP)
+    await phones.engine.wait_for(lambda: second.listening, timeout=WAIT)
+    assert phones.engine.send_digits(second.sid, "0")
+    second_conv = await until(lambda: phones._queued(second.sid), "the second caller queued")
+    phones.engine.hang_up(first_call.sid)  # the stand-in posts the call's completed status: abandoned
+    cb_id = await until(lambda: _callback_from(db, first_conv), "an automatic callback from the abandoned call")
+    cb = await until(lambda: _queued(db, cb_id), "the callback in the queue")
+    assert (cb.source, cb.number, cb.origin_conversation_id) == ("abandoned", "+14155550100", first_conv)
+    waiting = [e.conversation_id for e in await hub.store.waiting("support")]
+    assert waiting == [cb.conversation_id, second_conv.id]  # it kept the first caller's place
+    old = await hub.repo.conversation(first_conv)
+    assert (old.status, old.disposition) == ("closed", "abandoned")  # the caller did abandon: counted as such
+    # Twilio repeating the completed status (a new SequenceNumber) makes no second callback
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": first_call.sid, "CallStatus": "completed", "SequenceNumber": "7",
+            "From": "+14155550100", "To": SHOP, "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    assert (await signed_post(phones, "/webhooks/twilio/voice/status", form))[0] == 200
+    async with db.session() as s:
+        made = (await s.exec(select(Callback).where(Callback.source == "abandoned"))).all()
+    assert [c.id for c in made] == [cb_id]
+    notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "abandoned"]
+    assert len(notes) == 1 and notes[0]["waited_seconds"] >= 2
+    # a caller who hangs up at once is not called back; nor is one with a hidden number (never queued: refused)
+    third = phones.engine.incoming_call("+14155550188", SHOP)
+    await phones.engine.wait_for(lambda: third.listening, timeout=WAIT)
+    assert phones.engine.send_digits(third.sid, "0")
+    third_conv = await until(lambda: phones._queued(third.sid), "the third caller queued")
+    phones.engine.hang_up(third.sid)
+    await until(lambda: _closed(hub, third_conv.id), "the third call abandoned")
+    await asyncio.sleep(0.3)
+    assert await _callback_from(db, third_conv.id) is None
+
+
+async def _callback_from(db: Database, conversation_id: int) -> int | None:
+    async with db.session() as s:
+        return (await s.exec(select(Callback.id).where(Callback.origin_conversation_id == conversation_id))).first()
+
+
+async def _closed(hub: Any, conversation_id: int) -> bool:
+    conv = await hub.repo.conversation(conversation_id)
+    return conv is not None and conv.status == "closed"
+
+
+async def _queue_settings(db: Database, **values: Any) -> None:
+    from crm_store.models import Queue
+
+    async with db.transaction() as s:
+        row = (await s.exec(select(Queue).where(Queue.name == "support"))).one()
+        for k, v in values.items():
+            setattr(row, k, v)
+        s.add(row)
+
+
+async def test_customer_first_dials_the_customer_then_offers_the_agent_who_hears_the_whisper(
+        db: Database, phones: CallbackPhones) -> None:
+    alice = await _alice(db)
+    await _queue_settings(db, callback_mode="customer_first")
+    hub = hub_of(await phones.start_hub())
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now", "topic": "the refund"})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled first"))[0]
+    await until(lambda: customer.status == "ringing", "the customer's phone ringing")
+    row = await _callback(db, cb_id)
+    conv = await hub.repo.conversation(row.conversation_id)
+    assert row.state == "dialling" and conv.status == "bot"  # held out of the queue: nobody offered it yet
+    assert not await offered(hub, alice, conv.id) and phones.engine.client_legs(f"agent_{alice.id}") == []
+    assert customer.machine_detection == "Enable"
+    phones.engine.answer(customer.sid)  # a person answers: they wait in the room, and now an agent is offered it
+    await until(lambda: customer.participant is not None, "the customer waiting in the room")
+    await until(lambda: any("an agent will be with you" in t for t in said(customer)), "the customer told to hold")
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected (the customer is on the line)")
+    await until(lambda: offered(hub, alice, conv.id), "offered to alice once the customer answered")
+    await hub.accept(alice, conv.id)
+    legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{alice.id}") if leg["status"] == "ringing"], "alice's leg")
+    phones.engine.answer(legs[0]["call_sid"])
+    await until(lambda: customer.participant is not None and f"client:agent_{alice.id}" in
+                {p.call.to for p in customer.participant.conference.participants.values()}, "alice with the customer")
+    agent_leg = phones.engine.calls[legs[0]["call_sid"]]
+    await until(lambda: "Callback for 1 4 1 5 5 5 5 0 1 4 2: the refund" in said(agent_leg), "alice's whisper")
+    assert len(_customer_calls(phones)) == 1 and (await _callback(db, cb_id)).attempts == 1  # dialled once
+    phones.engine.hang_up(customer.sid)
+    await until(lambda: _state(db, cb_id, "completed"), "the callback completed")
+    attempts = [e for e in await _events(db) if e.get("event") == "callback_dialling"]
+    assert [a.get("mode") for a in attempts] == ["customer_first"]
+
+
+async def test_a_customer_first_callback_never_dialled_is_dialled_by_the_next_sweep(
+        db: Database, phones: CallbackPhones, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contact_center.usecases import callbacks as usecase
+
+    await _alice(db)
+    await _queue_settings(db, callback_mode="customer_first")
+    hub = hub_of(await phones.start_hub())
+
+    async def dies_before_dialling(*args: Any, **kwargs: Any) -> None:
+        return None  # the process that attached the held contact died before its dial
+
+    real = usecase._dial_first
+    monkeypatch.setattr(usecase, "_dial_first", dies_before_dialling)
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id = body["callback"]["id"]
+    row = await until(lambda: _queued(db, cb_id), "the held contact attached")
+    assert (await hub.repo.conversation(row.conversation_id)).status == "bot" and _customer_calls(phones) == []
+    monkeypatch.setattr(usecase, "_dial_first", real)
+    async with db.transaction() as s:
+        stale = await s.get(Callback, cb_id)
+        stale.updated_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+        s.add(stale)
+    hub._callback_first_sweep = 0.0  # the sweep runs once a lease: now
+    await usecase.tick(hub)
+    await until(lambda: _customer_calls(phones), "the customer dialled by the sweep")
+    await usecase.tick(hub)
+    row = await _callback(db, cb_id)
+    assert row.state == "dialling" and row.attempts == 1 and len(_customer_calls(phones)) == 1
+
+
+async def test_a_queue_voicemail_is_left_after_the_beep_and_the_attempt_counts_as_machine(
+        db: Database, phones: CallbackPhones) -> None:
+    phones.max_attempts = 1
+    await _alice(db)
+    message = "Hello, this is the shop returning your call. We will try again, or call us back when it suits you."
+    await _queue_settings(db, callback_mode="customer_first", callback_voicemail=message)
+    await phones.start_hub()
+    phones.engine.phones[CUSTOMER] = "machine"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201, body
+    cb_id = body["callback"]["id"]
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"  # the message is played after the beep
+    await until(lambda: customer.over, "the voicemail left and the call ended")
+    assert customer.answered_by == "machine_end_beep" and message in said(customer)
+    await until(lambda: _state(db, cb_id, "failed"), "the last attempt counted as not reached")
+    row = await _callback(db, cb_id)
+    assert row.last_outcome == "machine"
+    notes = [e for e in await _events(db) if e.get("event") == "callback_attempt"]
+    assert [(e["outcome"], e.get("voicemail_left")) for e in notes] == [("machine", True)]
+
+
+async def test_a_queue_s_own_opening_hours_decide_its_slots(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)  # the hub's hours: always open (CALLBACK_HOURS=always); the queue's: weekdays 09:00-17:00 UTC
+    await _queue_settings(db, callback_hours="0-4 09:00-17:00")
+    await phones.start_hub()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/callbacks/slots?queue=support") as resp:
+            body = await resp.json()
+    slots = [datetime.fromisoformat(t) for t in body["slots"]]
+    assert body["always_open"] is False and slots
+    assert all(t.weekday() < 5 and 9 <= t.hour < 17 for t in slots)
+    today = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+    status, refused = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": saturday.replace(hour=10).isoformat()})
+    assert (status, refused.get("reason")) == (400, "closed")
+    monday = saturday + timedelta(days=2)
+    status, booked = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": monday.replace(hour=10).isoformat()})
+    assert status == 201, booked
+
+
+class EmailPhones(CallbackPhones):
+    """The hub also has the email channel (no relay: the local outbox under the test's own folder)."""
+
+    folder = ""
+
+    def settings(self, public: str) -> Settings:
+        base = super().settings(public)
+        extra = {**base.extra, "EMAIL_ADDRESSES": "support@shop.example=support"}
+        return Settings(**{**base.__dict__, "extra": extra, "media_dir": f"{self.folder}/media"})
+
+
+async def _email_notes(db: Database, count: int) -> list[dict[str, Any]] | None:
+    notes = [e for e in await _events(db) if str(e.get("event", "")).endswith("_email")]
+    return notes if len(notes) >= count else None
+
+
+def _outbox(folder: str) -> list[Any]:
+    import email
+    from email import policy
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(folder, "outbox").glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        found.append((str(msg["To"]), str(msg["Subject"]), msg.get_body(("plain",)).get_content(), str(msg["Auto-Submitted"])))
+    return found
+
+
+async def test_agent_first_leaves_the_queue_voicemail_too(db: Database, phones: CallbackPhones) -> None:
+    phones.max_attempts = 2
+    alice = await _alice(db)
+    await _queue_settings(db, callback_voicemail="This is the shop calling you back about your order.")
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "machine"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    await hub.agent_online(alice)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"
+    await until(lambda: _state(db, cb_id, "scheduled"), "the machine attempt rescheduled")
+    await until(lambda: customer.over, "the voicemail left")
+    assert "This is the shop calling you back about your order." in said(customer)
+    notes = [e for e in await _events(db) if e.get("event") == "callback_attempt"]
+    assert [(e["outcome"], e.get("voicemail_left"), e["next"]) for e in notes] == [("machine", True, "scheduled")]
+
+
+async def test_a_customer_with_an_email_address_is_confirmed_and_told_by_email_too(db: Database, tmp_path: Any) -> None:
+    from crm_store.models import ContactPoint, Customer
+
+    phones = EmailPhones(db, redis=False)
+    phones.folder, phones.max_attempts = str(tmp_path), 1
+    await phones.start_standin()
+    try:
+        await _alice(db)
+        await _queue_settings(db, callback_mode="customer_first")  # no agent needed to reach the machine
+        async with db.transaction() as s:
+            customer = Customer(display_name="Ann Example")
+            s.add(customer)
+            await s.flush()
+            s.add(ContactPoint(customer_id=customer.id, kind="phone", value=CUSTOMER, verified=True))
+            s.add(ContactPoint(customer_id=customer.id, kind="email", value="ann@example.com", verified=True))
+        await phones.start_hub()
+        phones.engine.phones[CUSTOMER] = "machine"
+        status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+        assert status == 201, body
+        cb_id = body["callback"]["id"]
+        await until(lambda: _state(db, cb_id, "failed"), "the only attempt reached a machine")
+        mails = await until(lambda: len(_outbox(phones.folder)) >= 2 and _outbox(phones.folder), "both emails in the outbox")
+        (to1, subject1, text1, auto1), (to2, subject2, text2, auto2) = mails
+        assert (to1, subject1, auto1) == ("ann@example.com", "Your callback is booked", "auto-replied")
+        assert f"as soon as an agent is free on {CUSTOMER}" in text1 and body["cancel_url"] in text1
+        assert (to2, subject2) == ("ann@example.com", "We could not reach you") and "1 time(s)" in text2
+        notes = await until(lambda: _email_notes(db, 2), "both emails on the timeline")
+        assert [(e["event"], e["status"]) for e in notes] == [("callback_confirmation_email", "sent"), ("callback_not_reached_email", "sent")]
+        async with db.session() as s:
+            summaries = [i.summary for i in (await s.exec(select(Interaction))).all()]
+        assert not any(body["cancel_token"] in (x or "") for x in summaries)  # the link never on the timeline
+    finally:
+        await phones.close()
 
 
 async def test_the_webhooks_and_the_form_refuse_what_they_should(db: Database, phones: CallbackPhones) -> None:

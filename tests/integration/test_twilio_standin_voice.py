@@ -13,6 +13,8 @@ posts (tests/fixtures/twilio/voice/: ``WRITE_TWILIO_FIXTURES=1`` rewrites them).
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import os
 import re
@@ -604,6 +606,31 @@ async def test_hold_mute_and_coaching_through_participants(rig: Rig) -> None:
     await rig.over(call)
     await rig.over(leg)
     assert conference.reason_ended == "conference-ended-via-api"
+
+
+async def test_an_announcement_to_one_participant_is_heard_by_them_alone_once_and_only_in_the_room(rig: Rig) -> None:
+    rig.shop.routes["/webhooks/twilio/voice"] = lambda form, q: wait_in_conference("conv-45")
+    rig.shop.routes["/whisper"] = lambda form, q: "<Response><Say>Callback for Ann: the refund</Say></Response>"
+    call = await rig.call()
+    await joined(rig, call)
+    conference = call.participant.conference if call.participant else None
+    assert conference is not None
+    agent = await rig.twilio.conferences("conv-45").participants.create_async(from_=SHOP, to=f"client:{AGENT}", label="agent")
+    leg = rig.voice.call(agent.call_sid)
+    await rig.voice.wait_for(lambda: leg.status == "ringing")
+    with pytest.raises(TwilioRestException) as ringing:  # still ringing: nobody in the room to hear it
+        await rig.twilio.conferences(conference.sid).participants(leg.sid).update_async(announce_url=rig.hub_url + "/whisper")
+    assert ringing.value.status == 400 and ringing.value.code == 20001
+    rig.voice.answer(leg.sid)
+    await joined(rig, leg)
+    await rig.twilio.conferences(conference.sid).participants(leg.sid).update_async(
+        announce_url=rig.hub_url + "/whisper", announce_method="POST")
+    await rig.voice.wait_for(lambda: "Callback for Ann: the refund" in rig.says(leg))
+    await asyncio.sleep(0.3)
+    assert rig.says(leg).count("Callback for Ann: the refund") == 1  # played once, not looped like hold music
+    assert "Callback for Ann: the refund" not in rig.says(call)  # the other participant heard nothing of it
+    (request,) = rig.shop.at("/whisper")
+    assert request.method == "POST" and request.valid and request.form["CallSid"] == leg.sid
 
 
 async def test_moving_a_live_call_into_a_conference_by_rest_leaves_its_gather(rig: Rig) -> None:

@@ -98,3 +98,26 @@ def test_who_may_place_a_call(status: str | None, takes_calls: bool, free: bool,
     assert (refused[0] if refused else None) == reason
     if refused:
         assert refused[1] and "_" not in refused[1].split(":")[0]  # words for the agent, not codes
+
+
+def test_an_abandoned_call_is_called_back_only_past_the_threshold_and_from_a_real_number() -> None:
+    assert cb.calls_back_abandoned(30, 30) and cb.calls_back_abandoned(95.5, 30)
+    assert not cb.calls_back_abandoned(29.9, 30)
+    assert not cb.calls_back_abandoned(600, 0)  # 0: off
+    for hidden in ("anonymous", "Anonymous", "+266696687", "+7378742833", "+86282452253", "+8656696687", "restricted",
+                   "Unknown", "", "  ", None, "client:agent_3", "sip:anonymous@example.com"):
+        assert cb.is_hidden_number(hidden), hidden
+    assert not cb.is_hidden_number("+14155550142")
+    assert cb.SOURCE_ABANDONED in cb.SOURCES
+
+
+def test_a_queue_s_own_hours_are_parsed_or_refused_with_the_reason() -> None:
+    assert cb.parse_hours("always") is None
+    hours = cb.parse_hours(" 0-4  09:00-17:30 +60")
+    assert hours == cb.OpeningHours(frozenset(range(5)), time(9), time(17, 30), 60)
+    assert cb.parse_hours("5,6 10:00-14:00") == cb.OpeningHours(frozenset({5, 6}), time(10), time(14), 0)
+    for bad in ("weekdays", "0-4", "0-9 09:00-17:00", "4-0 09:00-17:00", "0-4 17:00-09:00", "0-4 9h-17h",
+                "0-4 09:00-17:00 +2000", "0-4 09:00-17:00 east"):
+        with pytest.raises(ValueError):
+            cb.parse_hours(bad)
+    assert cb.CALLBACK_MODES == ("agent_first", "customer_first")

@@ -5,7 +5,7 @@ answered (an agent's click-to-call: the hub calls the customer for that agent); 
 same for a callback until it enters its queue (``docs/subsystems/callback.md``). NULL (the default): anyone.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 07:40:00.000000
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,7 @@ import { api, errorText } from "../core/http.js";
 import { defineSlice, read, subscribe } from "../core/store.js";
 import { hubHas } from "../model/channels.js";
 import { activeConv } from "../model/conversations.js";
+import { callbackSection } from "./callback-booking.js";
 import { loadValue, valueSection } from "./customer-value.js";
 import { lookupError, showOrder } from "./order-lookup.js";
 import { orderCard } from "./orders.js";
@@ -219,7 +220,7 @@ function render360(data) {
   // issue 20: another record this customer may be (views/possible-match.js); a merge redraws the 360
   const shown = record.id;
   const match = possibleMatchSection(shown, { isCurrent: () => key(customer.get().id) === key(shown) || key(customer.get().customer?.id) === key(shown), onMerged: () => key(customer.get().customer?.id) === key(shown) && fetch360(customer.get().id) });
-  $("customer-360").replaceChildren(head, match, contact, orderList, value, timeline);
+  $("customer-360").replaceChildren(head, match, contact, callbackSection(record), orderList, value, timeline);
   loadValue(value, c.id, { channel: activeConv()?.channel });
   customer.set({ id: customer.get().id, customer: record }, { type: "loaded" });
 }
