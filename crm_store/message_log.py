@@ -533,6 +533,7 @@ class PgMessageLog:
     """
 
     max_batch = 500
+    commit_interval = 0.0  # seconds: at most one batch sent per interval (0: the next batch goes when the last is committed)
 
     def __init__(self, db: Database, *, pool_size: int = 4) -> None:
         self.db = db
@@ -547,6 +548,7 @@ class PgMessageLog:
         self.appended = 0
         self.items = 0  # appends answered (new, resends, refused)
         self.fallbacks = 0
+        self._last_batch = float("-inf")  # loop time the last batch was sent
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -581,8 +583,13 @@ class PgMessageLog:
 
     async def _drain(self) -> None:
         """Write batches until nothing is pending (one batch in flight at a time)."""
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
+                wait = self._last_batch + self.commit_interval - loop.time()
+                if wait > 0 and len(self._pending) < self.max_batch:
+                    await asyncio.sleep(wait)  # the appends of this interval share the next commit
+                self._last_batch = loop.time()
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
                 batch.sort(key=lambda entry: entry[0].conversation_id)  # stable: lock order across processes
                 items = [item for item, _ in batch]
