@@ -336,9 +336,11 @@ local out = {}
 """
 _READERS: dict[str, str] = {
     # KEYS = entry, waiting:<q>... -> entry JSONs
+    # ... as ONE string, the records joined by newlines (JSON from json.dumps holds none): one bulk reply
+    # instead of one per entry (redis-py parses each reply in Python: ~10 us each, 0.1 s for 10,000)
     "read_waiting": _HMGET + r"""
 for i = 2, #KEYS do hmget_into(KEYS[1], redis.call('ZRANGE', KEYS[i], 0, -1), out) end
-return out
+return table.concat(out, "\n")
 """,
     # KEYS = offer_expiry, offer; ARGV = now -> offer JSONs
     "read_due": _HMGET + r"""
@@ -415,6 +417,7 @@ class RedisStateStore:
         self._seen_prefix = prefix + "customer_seen:"  # one string per customer: last seen connected (expires)
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
         self._readers = {name: redis.register_script(body) for name, body in _READERS.items()}
+        self._decoded: dict[bytes, QueueEntry] = {}  # waiting(): the last read's records, decoded
 
     # --- keys and plumbing ---------------------------------------------------------------------
 
@@ -495,9 +498,20 @@ class RedisStateStore:
             queues = [str(queue)]
         if not queues:
             return []
-        raws = await self._readers["read_waiting"](keys=[self._entry, *(self._waiting_key(q) for q in queues)])
-        entries = (entry_from_json(r) for r in raws)
-        return sort_waiting(e for e in entries if e.queue in queues)
+        joined = await self._readers["read_waiting"](keys=[self._entry, *(self._waiting_key(q) for q in queues)])
+        if not joined:
+            return []
+        raws = joined.split(b"\n") if isinstance(joined, bytes) else joined.encode().split(b"\n")
+        # a record unchanged since the last read is not decoded again (the router reads every entry every
+        # pass; a long queue hardly changes between two): the decoded entries of the last read, by record
+        cache, fresh = self._decoded, {}
+        for raw in raws:
+            entry = cache.get(raw)
+            fresh[raw] = entry if entry is not None else entry_from_json(raw)
+        if queue is None:
+            self._decoded = fresh  # kept: only the records waiting now
+        wanted = set(queues)
+        return sort_waiting(e for e in fresh.values() if e.queue in wanted)
 
     async def remove_from_queue(self, conversation_id: int) -> QueueEntry | None:
         cid = int(conversation_id)

@@ -25,23 +25,40 @@ log = logging.getLogger("contact_center.hub")
 
 
 def waiting_contacts(
-    waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence], now: float | None = None, decline_skip: float = 0.0
+    waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence], now: float | None = None, decline_skip: float = 0.0,
+    cache: dict[int, tuple[Any, bool, int | None, Any]] | None = None,
 ) -> list[WaitingContact]:
     """The routing core's view of the queue entries.
 
     The agents who declined a contact (or let its offer expire) are skipped for ``decline_skip`` seconds
     after the last decline, then may be offered it again (with ``now`` None: skipped for good). A transfer
     to a named agent falls back to its queue when that agent declined it or is not online.
+
+    With ``cache`` (the router's, kept between passes), an entry seen last pass (the same object: the Redis
+    store hands back the entries it decoded before for unchanged records) with the same decline skip and
+    pin gets last pass's view back instead of a new one; the cache keeps only this pass's entries.
     """
     reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
     out = []
+    fresh: dict[int, tuple[Any, bool, int | None, Any]] = {}
     for e in waiting:
-        declined = e.declined_by if now is None or now - e.declined_at < decline_skip else frozenset[int]()
-        out.append(WaitingContact(
+        skipping = now is None or now - e.declined_at < decline_skip
+        pinned = e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None
+        if cache is not None:
+            seen = cache.get(e.conversation_id)
+            if seen is not None and seen[0] is e and seen[1] == skipping and seen[2] == pinned:
+                out.append(seen[3])
+                fresh[e.conversation_id] = seen
+                continue
+        contact = WaitingContact(
             conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
-            priority=e.priority, declined_by=declined,
-            pinned_agent=e.pinned_agent if e.pinned_agent in reachable and e.pinned_agent not in e.declined_by else None,
-        ))
+            priority=e.priority, declined_by=e.declined_by if skipping else frozenset[int](), pinned_agent=pinned,
+        )
+        out.append(contact)
+        fresh[e.conversation_id] = (e, skipping, pinned, contact)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     return out
 
 
@@ -120,7 +137,7 @@ async def route_once(hub: Hub) -> int:
             )
             for p in presences
         ]
-        contacts = waiting_contacts(waiting, presences, now, hub.decline_skip)
+        contacts = waiting_contacts(waiting, presences, now, hub.decline_skip, cache=hub.contact_views)
         rules = dict(hub.rules)
         for c in contacts:
             rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
@@ -140,12 +157,21 @@ async def route_once(hub: Hub) -> int:
 async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], serving: int, now: float) -> None:
     """Tell each waiting customer their place and estimated wait, when it changed."""
     positions = queue_positions(contacts, now)
+    inputs = hub.queue_info_inputs
     for c in contacts:
-        update = queue_update(c.conversation_id, positions[c.conversation_id], serving, hub.concurrency(c.channel))
+        key = (positions[c.conversation_id], serving, hub.concurrency(c.channel))
+        if inputs.get(c.conversation_id) == key and c.conversation_id in hub.last_queue_info:
+            continue  # the same place, agents and channel as last told: the same update (queue_update is pure)
+        inputs[c.conversation_id] = key
+        update = queue_update(c.conversation_id, key[0], serving, key[2])
         seen = (update["position"], update["estimated_wait_seconds"])
         if hub.last_queue_info.get(c.conversation_id) != seen:
             hub.last_queue_info[c.conversation_id] = seen
             await hub.tell_customer(c.channel, c.conversation_id, "queue", update)
+    if len(inputs) > 2 * len(contacts) + 1000:  # forget the conversations no longer waiting
+        waiting_now = {c.conversation_id for c in contacts}
+        for cid in [cid for cid in inputs if cid not in waiting_now]:
+            del inputs[cid]
 
 
 async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) -> None:
