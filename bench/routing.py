@@ -206,6 +206,9 @@ class _NoSql:
     async def messages(self, *args: object, **kwargs: object) -> list[object]:
         return []
 
+    async def record_agent_state(self, *args: object) -> None:
+        return None
+
 
 class _CountingNotifier:
     """The notifier port: counts what a pass would send (the Socket.IO emits are not this bench's subject)."""
@@ -247,7 +250,8 @@ async def bench_redis_pass(
         channels.register(spec)
     notifier = _CountingNotifier()
     clock = [NOW]
-    hub = Hub(_NoSql(), store, notifier, channels=channels, clock=lambda: clock[0])  # type: ignore[arg-type]
+    # offers last longer than the bench (a pass per simulated second): none expires between passes
+    hub = Hub(_NoSql(), store, notifier, channels=channels, clock=lambda: clock[0], offer_timeout=3600.0)  # type: ignore[arg-type]
     hub.rules = dict(rules)
     sem = asyncio.Semaphore(32)
 
