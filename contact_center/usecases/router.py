@@ -17,7 +17,7 @@ from contact_center.domain.routing import (
     queue_position,
     queue_positions,
 )
-from contact_center.ports import AgentPresence, QueueEntry, StateUnavailable
+from contact_center.ports import AgentPresence, Notice, QueueEntry, StateUnavailable
 from contact_center.usecases.context import Hub
 from contact_center.usecases.views import queue_update
 
@@ -158,8 +158,14 @@ async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], ser
     """Tell each waiting customer their place and estimated wait, when it changed."""
     positions = queue_positions(contacts, now)
     inputs = hub.queue_info_inputs
+    live: dict[str, tuple[bool, float]] = {}  # channel -> (a live channel, its concurrency)
+    notices: list[Notice] = []
     for c in contacts:
-        key = (positions[c.conversation_id], serving, hub.concurrency(c.channel))
+        channel = live.get(c.channel)
+        if channel is None:
+            spec = hub.channels.get(c.channel)
+            channel = live[c.channel] = (hub.is_live(spec), hub.concurrency(c.channel))
+        key = (positions[c.conversation_id], serving, channel[1])
         if inputs.get(c.conversation_id) == key and c.conversation_id in hub.last_queue_info:
             continue  # the same place, agents and channel as last told: the same update (queue_update is pure)
         inputs[c.conversation_id] = key
@@ -167,7 +173,10 @@ async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], ser
         seen = (update["position"], update["estimated_wait_seconds"])
         if hub.last_queue_info.get(c.conversation_id) != seen:
             hub.last_queue_info[c.conversation_id] = seen
-            await hub.tell_customer(c.channel, c.conversation_id, "queue", update)
+            if channel[0]:  # only a live channel's customer is connected to be told (Hub.tell_customer)
+                notices.append(Notice("customer", c.conversation_id, "queue", update))
+    for i in range(0, len(notices), 500):  # one send (across processes one publish) per 500 updates
+        await hub.tell(*notices[i:i + 500])
     if len(inputs) > 2 * len(contacts) + 1000:  # forget the conversations no longer waiting
         waiting_now = {c.conversation_id for c in contacts}
         for cid in [cid for cid in inputs if cid not in waiting_now]:
