@@ -16,6 +16,7 @@ from contact_center.domain.routing import (
     plan_assignments,
     queue_position,
     queue_positions,
+    serving_order,
 )
 from contact_center.ports import AgentPresence, Notice, QueueEntry, StateUnavailable
 from contact_center.usecases.context import Hub
@@ -141,9 +142,10 @@ async def route_once(hub: Hub) -> int:
         rules = dict(hub.rules)
         for c in contacts:
             rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
+        contacts = serving_order(contacts, now)  # once, for the plan and the queue positions
         made = 0
         offered: set[int] = set()
-        for a in plan_assignments(contacts, agents, rules, now):
+        for a in plan_assignments(contacts, agents, rules, now, presorted=True):
             offer = await hub.store.offer(a.conversation_id, a.agent_id, now + hub.offer_timeout, check_capacity=True)
             if offer is None:
                 continue  # another hub process offered it first
@@ -155,8 +157,8 @@ async def route_once(hub: Hub) -> int:
 
 
 async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], serving: int, now: float) -> None:
-    """Tell each waiting customer their place and estimated wait, when it changed."""
-    positions = queue_positions(contacts, now)
+    """Tell each waiting customer their place and estimated wait, when it changed (``contacts`` in serving order)."""
+    positions = queue_positions(contacts, now, presorted=True)  # route_once hands them in serving order
     inputs = hub.queue_info_inputs
     live: dict[str, tuple[bool, float]] = {}  # channel -> (a live channel, its concurrency)
     notices: list[Notice] = []

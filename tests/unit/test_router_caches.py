@@ -96,3 +96,23 @@ async def test_the_redis_store_decodes_again_exactly_the_records_that_changed(re
     await store.remove_from_queue(3)
     await store.remove_from_queue(5)
     assert await store.waiting() == []
+
+
+def test_one_serving_order_for_the_plan_and_the_positions_changes_no_answer() -> None:
+    import random
+
+    from contact_center.domain.routing import (
+        AgentSnapshot, AgentStatus, QueueRule, WaitingContact, plan_assignments, queue_positions, serving_order,
+    )
+
+    rnd = random.Random(19)
+    rules = {"general": QueueRule("general", frozenset()), "tech": QueueRule("tech", frozenset({"tech"}), overflow_to="general",
+                                                                            overflow_after_seconds=60)}
+    for _ in range(30):
+        agents = [AgentSnapshot(a, rnd.choice([AgentStatus.AVAILABLE, AgentStatus.BUSY]), {"tech": rnd.randint(0, 3)},
+                                {"chat": rnd.randint(0, 3), "email": rnd.randint(0, 2)}, {}, rnd.uniform(0, 100)) for a in range(1, 8)]
+        contacts = [WaitingContact(c, rnd.choice(list(rules)), rnd.choice(["chat", "email"]), rnd.uniform(0, 900), rnd.choice([0, 0, 1]),
+                                   frozenset({rnd.randint(1, 7)}) if rnd.random() < 0.2 else frozenset()) for c in range(1, 40)]
+        order = serving_order(contacts, 1000.0)
+        assert plan_assignments(order, agents, rules, 1000.0, presorted=True) == plan_assignments(contacts, agents, rules, 1000.0)
+        assert queue_positions(order, 1000.0, presorted=True) == queue_positions(contacts, 1000.0)
