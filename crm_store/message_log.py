@@ -549,6 +549,7 @@ class PgMessageLog:
         self.items = 0  # appends answered (new, resends, refused)
         self.fallbacks = 0
         self._last_batch = float("-inf")  # loop time the last batch was sent
+        self._drainer: asyncio.Task[None] | None = None
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -578,7 +579,7 @@ class PgMessageLog:
         self._pending.append((item, future))
         if not self._writing:
             self._writing = True
-            loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
         return await future
 
     async def _drain(self) -> None:
