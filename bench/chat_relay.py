@@ -41,7 +41,7 @@ worst delay of a client sender behind its schedule, ms), server CPU (% of one co
 Redis CPU (two nodes), the whole machine's CPU (% of one core, all cores summed) and ``other`` (the
 machine's CPU not used by this bench: the machine is shared).
 
-The hub processes run with ``WEBCHAT_MESSAGE_BURST=0``: the per-socket web chat message limit is off
+The hub processes run with ``WEBCHAT_MESSAGE_BURST=0`` and ``WEBCHAT_NEW_CONVERSATIONS_PER_MINUTE=0``: the per-socket web chat message limit is off (and all the bench's first messages come from one address)
 (a conversation here carries far more than its 2 msg/s, and a refused message, unacked, would be lost).
 
 Hub clients emit ``message`` without asking for an acknowledgement (the server skips the ack); the hub
@@ -88,8 +88,10 @@ CHATS_PER_AGENT = 3
 FULL_STEPS = [100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000]
 QUICK_STEPS = [100, 400, 1000, 2000, 4000, 8000]
 BOUND_MS = {"baseline": 10.0, "embedded": 10.0, "baseline-two-nodes": 15.0, "two-nodes": 15.0}
-EMBEDDED_RATIO_TARGET = 0.60
-TWO_NODES_RATE_TARGET = 700.0
+EMBEDDED_RATIO_TARGET = 0.80  # issue 19: embedded hub >= 0.80 of the bare one-node rate
+TWO_NODES_RATIO_TARGET = 0.70  # issue 19: two hub nodes >= 0.70 of the bare two-node rate (p99 < 15 ms)
+CPU_RATIO_TARGET = 1.3  # issue 19: server CPU per message <= 1.3x bare (at the same offered rate)
+TWO_NODES_RATE_TARGET = 700.0  # the older absolute target, still printed
 SENT_FRACTION_MIN = 0.97
 LOST_FRACTION_MAX = 0.01
 DRAIN_SECONDS = 2.0
@@ -553,6 +555,7 @@ class SystemRun:
         self.logs: list[Path] = []
         self.workers: Workers | None = None
         self.pg_db: str | None = None
+        self._last_message_id = 0
         self.redis_prefix: str | None = None
         self.nonce = uuid.uuid4().hex[:6]
         self.bound = BOUND_MS[system]
@@ -567,7 +570,7 @@ class SystemRun:
             "SESSION_SECRET": "bench-session-secret-" + uuid.uuid4().hex, "LOG_LEVEL": self.args.log_level,
             "OFFER_TIMEOUT_SECONDS": "60",
             # the web chat limit (10 at once, 2 a second per socket) would refuse most of the offered rate: off
-            "WEBCHAT_MESSAGE_BURST": "0", **extra,
+            "WEBCHAT_MESSAGE_BURST": "0", "WEBCHAT_NEW_CONVERSATIONS_PER_MINUTE": "0", **extra,
         })
         return env
 
@@ -693,6 +696,10 @@ class SystemRun:
             "db_cpu_pct": secs(after["db"] - before["db"]) if self.system == "two-nodes" else None,
             "machine_cpu_pct": 100.0 * busy / total * cpu_count() if total else float("nan"),  # % of one core, all cores summed
         }
+        if self.system == "two-nodes" and self.pg_db:
+            rows, txns = asyncio.run(self._messages_since())
+            step["db_messages"], step["db_transactions"] = rows, txns
+            step["messages_per_transaction"] = rows / txns if txns else float("nan")
         server_cpu_s = sum(a - b for a, b in zip(after["servers"], before["servers"])) / CLK_TCK
         step["server_cpu_ms_per_msg"] = 1000.0 * server_cpu_s / max(1, min(sent, len(lat)))  # all server processes together
         ours = sum(step["server_cpu_pct"]) + sum(step["client_cpu_pct"]) + (step["db_cpu_pct"] or 0.0)
@@ -701,6 +708,22 @@ class SystemRun:
         step["ok"] = bool(step["sustained"] and step["p99_ms"] < self.bound)
         step["relaxed_ok"] = bool(step["sustained"] and step["p99_ms"] < RELAXED_MS)
         return step
+
+    async def _messages_since(self) -> tuple[int, int]:
+        """Messages written since the last call and the transactions that wrote them (distinct ``xmin``:
+        PostgreSQL's own record of which transaction created a row), for messages per transaction."""
+        import asyncpg
+
+        conn = await asyncpg.connect(f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{self.pg_db}")
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, count(DISTINCT xmin::text) AS t, max(id) AS last FROM messages WHERE id > $1",
+                self._last_message_id)
+        finally:
+            await conn.close()
+        if row["last"] is not None:
+            self._last_message_id = row["last"]
+        return int(row["n"]), int(row["t"])
 
     def wait_quiet(self, limit: float = 15.0) -> None:
         """Wait until the servers use under 30 % of a core (a failed step's backlog is drained)."""
@@ -805,7 +828,8 @@ class SystemRun:
         verdict = "ok" if s["ok"] else (f"MISS p99 (keeps up)" if s["relaxed_ok"] else "MISS p99" if s["sustained"] else "NOT SUSTAINED")
         print(f"  {s['rate']:>6.0f} {s['sent_rate']:>7.0f} {s['recv_rate']:>7.0f} {s['lost']:>5d} {fmt(s['p50_ms'], 2):>6} {fmt(s['p90_ms'], 2):>6} "
               f"{fmt(s['p99_ms'], 2):>7} {fmt(s['max_ms'], 1):>7} {fmt(s['max_lag_ms'], 1):>6} {srv:>13} {fmt(s['server_cpu_ms_per_msg'], 2):>6} {cli:>14} "
-              f"{fmt(s['db_cpu_pct'], 0) if s['db_cpu_pct'] is not None else '-':>9} {fmt(s['machine_cpu_pct'], 0):>8} {fmt(s['other_cpu_pct'], 0):>6}  {verdict}{note}", flush=True)
+              f"{fmt(s['db_cpu_pct'], 0) if s['db_cpu_pct'] is not None else '-':>9} {fmt(s['machine_cpu_pct'], 0):>8} {fmt(s['other_cpu_pct'], 0):>6}  {verdict}{note}"
+              + (f"  [{fmt(s['messages_per_transaction'], 2)} msg/txn]" if "messages_per_transaction" in s else ""), flush=True)
 
 
 def diagnose(step: dict[str, Any], system: str) -> str:
@@ -903,6 +927,39 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             print(f"  the bare two-node relay (python-socketio + Redis, no storage, same clients, same machine): "
                   f"{b2['best_rate']:.0f} msg/s at p99 < {b2['bound_ms']:.0f} ms, keeps up to {b2['capacity_rate']:.0f}"
                   + (f"; hub two nodes / bare two nodes: {r['best_rate'] / b2['best_rate']:.2f}" if b2["best_rate"] > 0 else ""))
+    # issue 19's targets: rate ratios against the bare relay of the same run, and CPU per message at the same rate
+    def cpu_at_common_rate(hub: dict[str, Any], bare: dict[str, Any]) -> tuple[float, float, float] | None:
+        """(rate, hub ms/msg, bare ms/msg) at the highest offered rate both met the bound at."""
+        ok_bare = {x["rate"]: x for x in bare["steps"] if x["ok"]}
+        common = [x for x in hub["steps"] if x["ok"] and x["rate"] in ok_bare]
+        if not common:
+            return None
+        top = max(common, key=lambda x: x["rate"])
+        return top["rate"], top["server_cpu_ms_per_msg"], ok_bare[top["rate"]]["server_cpu_ms_per_msg"]
+
+    print("\nissue 19 targets (ratios against the bare python-socketio relay of this run):")
+    for hub_name, bare_name, target in (("embedded", "baseline", EMBEDDED_RATIO_TARGET),
+                                        ("two-nodes", "baseline-two-nodes", TWO_NODES_RATIO_TARGET)):
+        hub, bare = results.get(hub_name), results.get(bare_name)
+        if hub is None or bare is None or bare["best_rate"] <= 0:
+            continue
+        rate_ratio = hub["best_rate"] / bare["best_rate"]
+        verdicts[f"{hub_name}_rate_ratio"] = "PASS" if rate_ratio >= target else "MISS"
+        print(f"  {hub_name} / {bare_name}: rate {hub['best_rate']:.0f} / {bare['best_rate']:.0f} = {rate_ratio:.2f} "
+              f"(target >= {target:.2f}): {verdicts[f'{hub_name}_rate_ratio']}")
+        hub["rate_ratio"] = rate_ratio
+        cpu = cpu_at_common_rate(hub, bare)
+        if cpu is not None:
+            at, hub_ms, bare_ms = cpu
+            cpu_ratio = hub_ms / bare_ms if bare_ms else float("nan")
+            verdicts[f"{hub_name}_cpu_ratio"] = "PASS" if cpu_ratio <= CPU_RATIO_TARGET else "MISS"
+            hub["cpu_ratio"], hub["cpu_ratio_at"] = cpu_ratio, at
+            print(f"  {hub_name} / {bare_name}: server CPU per message at {at:.0f} msg/s {hub_ms:.3f} / {bare_ms:.3f} ms "
+                  f"= {cpu_ratio:.2f} (target <= {CPU_RATIO_TARGET:.1f}): {verdicts[f'{hub_name}_cpu_ratio']}")
+        mpt = [x for x in hub["steps"] if x.get("db_transactions")]
+        if mpt:
+            print("  messages per transaction (PostgreSQL's xmin of the step's rows), by step: "
+                  + ", ".join(f"{x['rate']:.0f}: {x['messages_per_transaction']:.2f}" for x in mpt))
     print("(rates are steps of a ladder: the true limit lies between the best step and the next one)")
 
     def clean(step: dict[str, Any]) -> dict[str, Any]:

@@ -11,10 +11,11 @@ is acknowledged before it is committed) at a fraction of the cost:
   arrive within a millisecond of the last commit wait for the next one and share it. Under load,
   batches grow and the cost per message falls (one transaction per message took a third of the hub's CPU
   samples at 4,000 msg/s); alone, a message is written at once.
-* :class:`PgMessageLog` — ONE statement per message (a data-modifying CTE: dedupe, bump the
-  sequence, insert, read the conversation's assignment) in autocommit on the driver connection, so
-  it is atomic by itself: a concurrent duplicate fails as a whole (unique constraint) and is retried,
-  leaving no gap.
+* :class:`PgMessageLog` — group commit too: the appends that arrive while a batch is being committed
+  share the next transaction, sent as ONE round trip (a data-modifying CTE per message: dedupe, bump the
+  sequence, insert, read the conversation's assignment; pipelined, one implicit transaction). A batch
+  that fails (a concurrent duplicate lost its race on a unique index) is written again message by
+  message under savepoints, so the duplicate is retried and its neighbours are stored, with no gap.
 * :class:`SessionMessageLog` — the portable ORM path, for in-memory SQLite (tests).
 
 An append to a conversation that is closed (or does not exist) writes nothing and returns ``None``:
@@ -458,8 +459,11 @@ class SqliteMessageLog:
         self._executor.shutdown(wait=True)
 
 
-# --- PostgreSQL: one statement per message -----------------------------------------------------------
+# --- PostgreSQL: group commit, one pipelined transaction per batch ------------------------------------
 
+# One message: dedupe (client id in this conversation, then provider id anywhere), bump the sequence of an
+# open conversation, insert, read the conversation's assignment. Always exactly ONE row (the conversation
+# is LEFT JOINed), so that the rows of a pipelined batch (``fetchmany``) line up with its messages.
 _PG_APPEND = """
 WITH dup AS (
   SELECT * FROM (
@@ -487,31 +491,65 @@ SELECT c.status, c.assigned_agent_id, i.id AS new_id, i.seq AS new_seq,
        d.provider_id AS dup_provider, d.attachments AS dup_attachments, d.delivery_status AS dup_status,
        d.created_at AS dup_at
 FROM (SELECT 1) one LEFT JOIN dup d ON true LEFT JOIN ins i ON true
-JOIN conversations c ON c.id = COALESCE(d.conversation_id, $1)
+LEFT JOIN conversations c ON c.id = COALESCE(d.conversation_id, $1)
 """
 
 
 async def _keep_session(conn: Any) -> None:
-    """Give a connection back to the log's pool without asyncpg's reset query (a round trip per message).
+    """Give a connection back to the log's pool without asyncpg's reset query (a round trip per batch).
 
-    The log only ever runs one autocommit statement per checkout and changes no session state (no SET,
-    LISTEN, cursors or advisory locks), so there is nothing to reset; asyncpg still rolls back a
-    transaction left open before this is called.
+    The log only runs its own statements on a checkout and changes no session state (no SET, LISTEN,
+    cursors or advisory locks), so there is nothing to reset; asyncpg still rolls back a transaction left
+    open before this is called.
     """
 
 
 class PgMessageLog:
-    """One atomic statement per message, on a small asyncpg pool of its own.
+    """Group commit on PostgreSQL: the appends that arrive while a batch is being committed share the next one.
 
-    Its own fixed-size pool (not SQLAlchemy's, whose overflow connections are opened and closed
-    again under bursts): the relay benchmark showed connection churn turning a burst into a backlog.
+    One batch in flight at a time, on one connection of a small asyncpg pool of the log's own. A message
+    that finds the log idle is written at once (no added latency); the messages that arrive while a batch
+    is on its way to the server and through its commit (its fsync) wait for it and then go together. So
+    under load a transaction carries many messages (one WAL flush for all of them) and each waits at most
+    about two commits.
+
+    A batch is ONE round trip: the append statement (``_PG_APPEND``) once per message, pipelined with
+    asyncpg's ``fetchmany`` (Bind/Execute per message, a single Sync). The extended protocol makes
+    everything up to the Sync one implicit transaction, committed at the Sync: the batch is atomic and
+    nobody's append returns before that commit. Within the batch the statements run in order and each sees
+    the ones before it, so sequences, resends and repeats inside one batch behave as one at a time. The
+    messages are sorted by conversation (stable: a conversation's messages keep their order) so that two
+    hub processes' batches lock conversations in the same order and never deadlock each other.
+
+    If the batch fails (a concurrent duplicate from another process raced a unique index, a deadlock
+    with another writer, a refused row), it is rolled back as a whole and written again in one explicit
+    transaction, message by message, each in a savepoint: a duplicate that lost its race is retried there
+    (it now finds the first copy), any other refused message fails alone, the others are stored. If that
+    transaction cannot commit, every append of the batch raises: nothing is acknowledged that is not
+    committed.
+
+    ``batches`` counts the transactions that carried appends, ``appended`` the messages they stored,
+    ``fallbacks`` the batches written again message by message (for the benchmark and the tests).
     """
 
-    def __init__(self, db: Database, *, pool_size: int = 8) -> None:
+    max_batch = 500
+    commit_interval = 0.0  # seconds: at most one batch sent per interval (0: the next batch goes when the last is committed)
+
+    def __init__(self, db: Database, *, pool_size: int = 4) -> None:
         self.db = db
         self.pool_size = pool_size
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
+        self._pending: list[tuple[_Item, asyncio.Future[LogAppend | None]]] = []
+        self._writing = False
+        self._closed = False
+        self._drained: asyncio.Event | None = None
+        self.batches = 0
+        self.appended = 0
+        self.items = 0  # appends answered (new, resends, refused)
+        self.fallbacks = 0
+        self._last_batch = float("-inf")  # loop time the last batch was sent
+        self._drainer: asyncio.Task[None] | None = None
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -531,44 +569,116 @@ class PgMessageLog:
         provider_id: str | None = None, attachments: list[dict[str, Any]] | None = None,
         delivery_status: str | None = None,
     ) -> LogAppend | None:
-        """Store the message (or find its first copy) in one round trip."""
+        """Queue the message for the next batch and wait until that batch is committed."""
+        if self._closed:
+            raise RuntimeError("the message log is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LogAppend | None] = loop.create_future()
+        item = _Item(conversation_id, sender_kind, body, sender_id, client_msg_id, internal, provider_id,
+                     list(attachments) if attachments else None, delivery_status)
+        self._pending.append((item, future))
+        if not self._writing:
+            self._writing = True
+            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
+        return await future
+
+    async def _drain(self) -> None:
+        """Write batches until nothing is pending (one batch in flight at a time)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                wait = self._last_batch + self.commit_interval - loop.time()
+                if wait > 0 and len(self._pending) < self.max_batch:
+                    await asyncio.sleep(wait)  # the appends of this interval share the next commit
+                self._last_batch = loop.time()
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                batch.sort(key=lambda entry: entry[0].conversation_id)  # stable: lock order across processes
+                items = [item for item, _ in batch]
+                try:
+                    results = await self._write(items)
+                except BaseException as exc:  # noqa: BLE001 - nothing committed: every waiter learns it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                self.batches += 1
+                for (_, fut), result in zip(batch, results):
+                    self.items += 1
+                    if isinstance(result, Exception):
+                        if not fut.done():
+                            fut.set_exception(result)
+                    elif not fut.done():
+                        self.appended += isinstance(result, LogAppend) and result.created
+                        fut.set_result(result)
+        finally:
+            self._writing = False
+
+    async def _write(self, items: list[_Item]) -> list[LogAppend | None | Exception]:
+        """Store a batch in one transaction (see the class docstring); the outcome of each message."""
         import asyncpg
 
         pool = await self._get_pool()
-        stored = list(attachments) if attachments else []
-        encoded = json.dumps(stored) if stored else "[]"
-        for attempt in range(3):
-            now = utcnow()
+        now = utcnow()
+        args = [
+            (item.conversation_id, item.sender_kind, item.sender_id, item.body, item.client_msg_id, item.internal, now,
+             item.provider_id, json.dumps(item.attachments) if item.attachments else "[]", item.delivery_status)
+            for item in items
+        ]
+        async with pool.acquire() as conn:
             try:
-                async with pool.acquire() as conn:
-                    row = await conn.fetchrow(
-                        _PG_APPEND, conversation_id, sender_kind, sender_id, body, client_msg_id, internal, now,
-                        provider_id, encoded, delivery_status,
-                    )
-                break
-            except asyncpg.UniqueViolationError:
-                if attempt == 2:  # the same client or provider id raced itself twice: the first copy now exists
-                    raise
-        if row is None:
-            return None
-        if row["new_id"] is not None:
-            msg = LoggedMessage(row["new_id"], conversation_id, row["new_seq"], sender_kind, sender_id, body, internal,
-                                client_msg_id, now, provider_id, stored, delivery_status)
-            return LogAppend(msg, True, row["assigned_agent_id"], row["status"])
-        if row["dup_id"] is not None:
-            msg = LoggedMessage(
-                row["dup_id"], row["dup_conv"], row["dup_seq"], row["dup_kind"], row["dup_sender"], row["dup_body"],
-                row["dup_internal"], row["dup_client"], row["dup_at"].astimezone(timezone.utc),
-                row["dup_provider"], _json_list(row["dup_attachments"]), row["dup_status"],
-            )
-            return LogAppend(msg, False, row["assigned_agent_id"], row["status"])
-        return None  # closed
+                rows = await conn.fetchmany(_PG_APPEND, args)  # one round trip, one implicit transaction
+            except asyncpg.PostgresError:
+                rows = None
+            if rows is not None:
+                return [_pg_result(item, row, now) for item, row in zip(items, rows)]
+            self.fallbacks += 1
+            out: list[LogAppend | None | Exception] = []
+            async with conn.transaction():  # one commit for all; a savepoint per message
+                for item, one in zip(items, args):
+                    result: LogAppend | None | Exception = None
+                    for attempt in range(3):
+                        try:
+                            async with conn.transaction():
+                                row = await conn.fetchrow(_PG_APPEND, *one)
+                            result = _pg_result(item, row, now)
+                            break
+                        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+                            result = exc  # the same client or provider id raced itself: the first copy exists now
+                        except asyncpg.PostgresError as exc:
+                            result = exc  # this message alone is refused
+                            break
+                    out.append(result)
+            return out
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Wait for the pending batches, then close the pool."""
+        self._closed = True
+        while self._writing:
+            await asyncio.sleep(0.005)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+def _pg_result(item: _Item, row: Any, now: datetime) -> LogAppend | None:
+    """One message's outcome from its row of ``_PG_APPEND``."""
+    if row is None or row["status"] is None:
+        return None  # unknown conversation
+    if row["new_id"] is not None:
+        msg = LoggedMessage(row["new_id"], item.conversation_id, row["new_seq"], item.sender_kind, item.sender_id, item.body,
+                            item.internal, item.client_msg_id, now, item.provider_id, list(item.attachments or []),
+                            item.delivery_status)
+        return LogAppend(msg, True, row["assigned_agent_id"], row["status"])
+    if row["dup_id"] is not None:
+        msg = LoggedMessage(
+            row["dup_id"], row["dup_conv"], row["dup_seq"], row["dup_kind"], row["dup_sender"], row["dup_body"],
+            row["dup_internal"], row["dup_client"], row["dup_at"].astimezone(timezone.utc),
+            row["dup_provider"], _json_list(row["dup_attachments"]), row["dup_status"],
+        )
+        return LogAppend(msg, False, row["assigned_agent_id"], row["status"])
+    return None  # closed
 
 
 # --- portable: the ORM path ----------------------------------------------------------------------------

@@ -361,15 +361,22 @@ def plan_assignments(
     agents: Sequence[AgentSnapshot],
     rules: Mapping[str, QueueRule],
     now: float,
+    *,
+    presorted: bool = False,
 ) -> list[Assignment]:
-    """Hand out waiting contacts to agents in serving order, never over anyone's capacity, each at most once."""
+    """Hand out waiting contacts to agents in serving order, never over anyone's capacity, each at most once.
+
+    ``presorted``: ``waiting`` is already in serving order (:func:`serving_order`), so it is not sorted again.
+    """
     planner = _Planner(agents)
     plan: list[Assignment] = []
+    if not planner.with_room:
+        return plan  # nobody can take anything: no need to order the contacts
     assigned: set[int] = set()
     # (channel, queues) where a contact with no declines and no pin found nobody: later ones will not either,
     # because within one plan agents only ever lose room.
     hopeless: set[tuple[str, tuple[str, ...]]] = set()
-    for contact in sorted(waiting, key=lambda c: contact_order_key(c, now)):
+    for contact in (waiting if presorted else serving_order(waiting, now)):
         if not planner.with_room:
             break
         if contact.conversation_id in assigned:
@@ -579,16 +586,24 @@ def queue_position(waiting: Sequence[WaitingContact], conversation_id: int, now:
     return ahead + 1
 
 
-def queue_positions(waiting: Sequence[WaitingContact], now: float) -> dict[int, int]:
-    """Every waiting contact's place in its own queue at once (same answer as :func:`queue_position`, one sort)."""
+def queue_positions(waiting: Sequence[WaitingContact], now: float, *, presorted: bool = False) -> dict[int, int]:
+    """Every waiting contact's place in its own queue at once (same answer as :func:`queue_position`, one sort).
+
+    ``presorted``: ``waiting`` is already in serving order (:func:`serving_order`): each queue's share of it is too.
+    """
     by_queue: dict[str, list[WaitingContact]] = {}
     for c in waiting:
         by_queue.setdefault(c.queue, []).append(c)
     positions: dict[int, int] = {}
     for contacts in by_queue.values():
-        for place, c in enumerate(sorted(contacts, key=lambda c: contact_order_key(c, now)), start=1):
+        for place, c in enumerate(contacts if presorted else sorted(contacts, key=lambda c: contact_order_key(c, now)), start=1):
             positions[c.conversation_id] = place
     return positions
+
+
+def serving_order(waiting: Iterable[WaitingContact], now: float) -> list[WaitingContact]:
+    """The contacts in serving order (:func:`contact_order_key`): what ``presorted`` expects."""
+    return sorted(waiting, key=lambda c: contact_order_key(c, now))
 
 
 def estimate_wait_seconds(

@@ -60,30 +60,35 @@ RETRY = "__retry__"
 _ATTEMPTS = 50
 
 # Shared head of every writing script. Key and argument layout:
-#   KEYS[1..6]   presence, entry, offer, offer_expiry, assign, qlen
-#   KEYS[6+i]    waiting:<ARGV[1+i]>, i = 1..N where N = ARGV[1]
-#   KEYS[7+N]    agent_offers:<AGENT>, KEYS[8+N] agent_assign:<AGENT>   (only when AGENT ~= "")
+#   KEYS[1..7]   presence, entry, offer, offer_expiry, assign, qlen, waiting_gen
+#   KEYS[7+i]    waiting:<ARGV[1+i]>, i = 1..N where N = ARGV[1]
+#   KEYS[8+N]    agent_offers:<AGENT>, KEYS[9+N] agent_assign:<AGENT>   (only when AGENT ~= "")
 #   ARGV[2+N]    AGENT ("" when the operation has no agent)
 #   ARGV[3+N]..  the operation's own arguments, as A[1], A[2], ...
 _PRELUDE = r"""
-local PRESENCE, ENTRY, OFFER, EXPIRY, ASSIGN, QLEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local PRESENCE, ENTRY, OFFER, EXPIRY, ASSIGN, QLEN, WGEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local N = tonumber(ARGV[1])
 local WAIT = {}
-for i = 1, N do WAIT[ARGV[1 + i]] = KEYS[6 + i] end
+for i = 1, N do WAIT[ARGV[1 + i]] = KEYS[7 + i] end
 local AGENT = ARGV[2 + N]
-local AOFFERS, AASSIGN = KEYS[7 + N], KEYS[8 + N]
+local AOFFERS, AASSIGN = KEYS[8 + N], KEYS[9 + N]
 local A = {}
 for i = 3 + N, #ARGV do A[#A + 1] = ARGV[i] end
 local RETRY = '__retry__'
 
+-- An entry's record only changes as it (re-)enters a waiting set (enqueue, a decline or expiry, an agent
+-- gone), so each push gets a new generation (WGEN: conversation -> generation, '#' -> the last one given):
+-- a reader that decoded a record at that generation need not read it again (RedisStateStore.waiting).
 local function queue_push(conv, e)
   redis.call('ZADD', WAIT[e.queue], e.score, conv)
   redis.call('HINCRBY', QLEN, e.queue, 1)
+  redis.call('HSET', WGEN, conv, redis.call('HINCRBY', WGEN, '#', 1))
 end
 
 local function queue_pop(conv, queue)
   if redis.call('ZREM', WAIT[queue], conv) == 1 then
     if redis.call('HINCRBY', QLEN, queue, -1) <= 0 then redis.call('HDEL', QLEN, queue) end
+    redis.call('HDEL', WGEN, conv)
   end
 end
 
@@ -353,9 +358,22 @@ local out = {}
 """
 _READERS: dict[str, str] = {
     # KEYS = entry, waiting:<q>... -> entry JSONs
-    "read_waiting": _HMGET + r"""
-for i = 2, #KEYS do hmget_into(KEYS[1], redis.call('ZRANGE', KEYS[i], 0, -1), out) end
-return out
+    # KEYS = waiting_gen, waiting:<q>... -> ONE string, "<conversation> <generation>" per waiting entry joined
+    # by newlines (one bulk reply: redis-py parses each element of a reply in Python, ~10 us each), the
+    # generation "-" when none was recorded; the records themselves are read only for the generations the
+    # reader has not decoded yet (RedisStateStore.waiting)
+    "read_waiting_gens": r"""
+local out = {}
+for i = 2, #KEYS do
+  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
+  for c = 1, #ids, 500 do
+    local chunk = {}
+    for j = c, math.min(c + 499, #ids) do chunk[#chunk + 1] = ids[j] end
+    local gens = redis.call('HMGET', KEYS[1], unpack(chunk))
+    for j = 1, #chunk do out[#out + 1] = chunk[j] .. ' ' .. (gens[j] or '-') end
+  end
+end
+return table.concat(out, "\n")
 """,
     # KEYS = offer_expiry, offer; ARGV = now -> offer JSONs
     "read_due": _HMGET + r"""
@@ -426,12 +444,15 @@ class RedisStateStore:
         self._watch = prefix + "watchers"  # a set of "<conversation id>|<watcher>"
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
+        self._wgen = prefix + "waiting_gen"  # conversation -> generation of its push into a waiting set
         self._seal = prefix + "sealed"  # hash: node -> 1 after its rebuild from SQL; gone if Redis lost its data
         self._missed = prefix + "missed"  # agent id -> offers let time out in a row
         self._reason = prefix + "status_reason"  # agent id -> JSON: why the hub set the agent's state
         self._seen_prefix = prefix + "customer_seen:"  # one string per customer: last seen connected (expires)
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
         self._readers = {name: redis.register_script(body) for name, body in _READERS.items()}
+        self._presences: dict[bytes, AgentPresence] = {}  # all_presence(): the last read's records, decoded
+        self._decoded: dict[bytes, tuple[bytes, QueueEntry]] = {}  # waiting(): conversation -> (generation, entry)
 
     # --- keys and plumbing ---------------------------------------------------------------------
 
@@ -447,7 +468,7 @@ class RedisStateStore:
     async def _run(self, name: str, *, queues: Sequence[str] = (), agent: int | None = None, args: Sequence[Any] = ()) -> Any:
         """Run a writing script with the key/argument layout of ``_PRELUDE``."""
         queues = _unique(queues)
-        keys = [self._presence, self._entry, self._offer, self._expiry, self._assign, self._qlen]
+        keys = [self._presence, self._entry, self._offer, self._expiry, self._assign, self._qlen, self._wgen]
         keys += [self._waiting_key(q) for q in queues]
         if agent is not None:
             keys += [self._agent_offers_key(agent), self._agent_assign_key(agent)]
@@ -489,7 +510,13 @@ class RedisStateStore:
 
     async def all_presence(self) -> list[AgentPresence]:
         raws = await self.redis.hvals(self._presence)
-        return sorted((presence_from_json(r) for r in raws), key=lambda p: p.agent_id)
+        # the router reads every presence every pass; most are unchanged: decoded once per record
+        cache, fresh = self._presences, {}
+        for raw in raws:
+            p = cache.get(raw)
+            fresh[raw] = p if p is not None else presence_from_json(raw)
+        self._presences = fresh
+        return sorted(fresh.values(), key=lambda p: p.agent_id)
 
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
         res = await self._run("set_status", agent=int(agent_id), args=[str(status), fnum(now)])
@@ -512,9 +539,32 @@ class RedisStateStore:
             queues = [str(queue)]
         if not queues:
             return []
-        raws = await self._readers["read_waiting"](keys=[self._entry, *(self._waiting_key(q) for q in queues)])
-        entries = (entry_from_json(r) for r in raws)
-        return sort_waiting(e for e in entries if e.queue in queues)
+        joined = await self._readers["read_waiting_gens"](keys=[self._wgen, *(self._waiting_key(q) for q in queues)])
+        if not joined:
+            return []
+        pairs = [line.split(b" ") for line in (joined if isinstance(joined, bytes) else joined.encode()).split(b"\n")]
+        # the router reads every waiting entry every pass and a long queue hardly changes between two: only
+        # the entries pushed since the last read (a new generation) are read and decoded (one HMGET)
+        cache, fresh = self._decoded, {}
+        missing = []
+        for cid, gen in pairs:
+            seen = cache.get(cid)
+            if seen is not None and seen[0] == gen and gen != b"-":
+                fresh[cid] = seen
+            else:
+                missing.append((cid, gen))
+        for i in range(0, len(missing), 1000):
+            chunk = missing[i:i + 1000]
+            raws = await self.redis.hmget(self._entry, [cid for cid, _ in chunk])
+            for (cid, gen), raw in zip(chunk, raws):
+                if raw is not None:  # gone meanwhile (offered, closed): not waiting any more
+                    fresh[cid] = (gen, entry_from_json(raw))
+        if queue is None:
+            self._decoded = fresh  # kept: only the entries waiting now
+        else:
+            cache.update(fresh)
+        wanted = set(queues)
+        return sort_waiting(e for _, e in fresh.values() if e.queue in wanted)
 
     async def remove_from_queue(self, conversation_id: int) -> QueueEntry | None:
         cid = int(conversation_id)

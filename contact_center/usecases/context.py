@@ -96,6 +96,10 @@ class Hub:
         # conversations some supervisor watches (any node): refreshed every router tick
         self.watched: set[int] = set()
         self.last_queue_info: dict[int, tuple[int, int]] = {}
+        # the router's caches between passes (usecases/router.py): what each waiting customer's last queue
+        # update was computed from, and each queue entry as the routing core sees it
+        self.queue_info_inputs: dict[int, tuple[int, int, float]] = {}
+        self.contact_views: dict[int, tuple[Any, bool, int | None, Any]] = {}
         self.customer_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self.bot_locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self.delivery_locks: dict[int, asyncio.Lock] = {}

@@ -16,8 +16,9 @@ from contact_center.domain.routing import (
     plan_assignments,
     queue_position,
     queue_positions,
+    serving_order,
 )
-from contact_center.ports import AgentPresence, QueueEntry, StateUnavailable
+from contact_center.ports import AgentPresence, Notice, QueueEntry, StateUnavailable
 from contact_center.usecases.context import Hub
 from contact_center.usecases.views import queue_update
 
@@ -25,7 +26,8 @@ log = logging.getLogger("contact_center.hub")
 
 
 def waiting_contacts(
-    waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence], now: float | None = None, decline_skip: float = 0.0
+    waiting: Sequence[QueueEntry], presences: Sequence[AgentPresence], now: float | None = None, decline_skip: float = 0.0,
+    cache: dict[int, tuple[Any, bool, int | None, Any]] | None = None,
 ) -> list[WaitingContact]:
     """The routing core's view of the queue entries.
 
@@ -33,16 +35,32 @@ def waiting_contacts(
     after the last decline, then may be offered it again (with ``now`` None: skipped for good). A transfer
     to a named agent falls back to its queue when that agent declined it or is not online; a strict pin
     (click-to-call: that agent's call only) never does.
+
+    With ``cache`` (the router's, kept between passes), an entry seen last pass (the same object: the Redis
+    store hands back the entries it decoded before for unchanged records) with the same decline skip and
+    pin gets last pass's view back instead of a new one; the cache keeps only this pass's entries.
     """
     reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
     out = []
+    fresh: dict[int, tuple[Any, bool, int | None, Any]] = {}
     for e in waiting:
-        declined = e.declined_by if now is None or now - e.declined_at < decline_skip else frozenset[int]()
-        out.append(WaitingContact(
+        skipping = now is None or now - e.declined_at < decline_skip
+        pinned = e.pinned_agent if e.pin_strict or (e.pinned_agent in reachable and e.pinned_agent not in e.declined_by) else None
+        if cache is not None:
+            seen = cache.get(e.conversation_id)
+            if seen is not None and seen[0] is e and seen[1] == skipping and seen[2] == pinned:
+                out.append(seen[3])
+                fresh[e.conversation_id] = seen
+                continue
+        contact = WaitingContact(
             conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
-            priority=e.priority, declined_by=declined,
-            pinned_agent=e.pinned_agent if e.pin_strict or (e.pinned_agent in reachable and e.pinned_agent not in e.declined_by) else None,
-        ))
+            priority=e.priority, declined_by=e.declined_by if skipping else frozenset[int](), pinned_agent=pinned,
+        )
+        out.append(contact)
+        fresh[e.conversation_id] = (e, skipping, pinned, contact)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     return out
 
 
@@ -123,13 +141,14 @@ async def route_once(hub: Hub) -> int:
             )
             for p in presences
         ]
-        contacts = waiting_contacts(waiting, presences, now, hub.decline_skip)
+        contacts = waiting_contacts(waiting, presences, now, hub.decline_skip, cache=hub.contact_views)
         rules = dict(hub.rules)
         for c in contacts:
             rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
+        contacts = serving_order(contacts, now)  # once, for the plan and the queue positions
         made = 0
         offered: set[int] = set()
-        for a in plan_assignments(contacts, agents, rules, now):
+        for a in plan_assignments(contacts, agents, rules, now, presorted=True):
             offer = await hub.store.offer(a.conversation_id, a.agent_id, now + hub.offer_timeout, check_capacity=True)
             if offer is None:
                 continue  # another hub process offered it first
@@ -141,14 +160,32 @@ async def route_once(hub: Hub) -> int:
 
 
 async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], serving: int, now: float) -> None:
-    """Tell each waiting customer their place and estimated wait, when it changed."""
-    positions = queue_positions(contacts, now)
+    """Tell each waiting customer their place and estimated wait, when it changed (``contacts`` in serving order)."""
+    positions = queue_positions(contacts, now, presorted=True)  # route_once hands them in serving order
+    inputs = hub.queue_info_inputs
+    live: dict[str, tuple[bool, float]] = {}  # channel -> (a live channel, its concurrency)
+    notices: list[Notice] = []
     for c in contacts:
-        update = queue_update(c.conversation_id, positions[c.conversation_id], serving, hub.concurrency(c.channel))
+        channel = live.get(c.channel)
+        if channel is None:
+            spec = hub.channels.get(c.channel)
+            channel = live[c.channel] = (hub.is_live(spec), hub.concurrency(c.channel))
+        key = (positions[c.conversation_id], serving, channel[1])
+        if inputs.get(c.conversation_id) == key and c.conversation_id in hub.last_queue_info:
+            continue  # the same place, agents and channel as last told: the same update (queue_update is pure)
+        inputs[c.conversation_id] = key
+        update = queue_update(c.conversation_id, key[0], serving, key[2])
         seen = (update["position"], update["estimated_wait_seconds"])
         if hub.last_queue_info.get(c.conversation_id) != seen:
             hub.last_queue_info[c.conversation_id] = seen
-            await hub.tell_customer(c.channel, c.conversation_id, "queue", update)
+            if channel[0]:  # only a live channel's customer is connected to be told (Hub.tell_customer)
+                notices.append(Notice("customer", c.conversation_id, "queue", update))
+    for i in range(0, len(notices), 500):  # one send (across processes one publish) per 500 updates
+        await hub.tell(*notices[i:i + 500])
+    if len(inputs) > 2 * len(contacts) + 1000:  # forget the conversations no longer waiting
+        waiting_now = {c.conversation_id for c in contacts}
+        for cid in [cid for cid in inputs if cid not in waiting_now]:
+            del inputs[cid]
 
 
 async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) -> None:

@@ -1,4 +1,4 @@
-"""The message log (the chat hot path) on SQLite (group commit) and PostgreSQL (one statement)."""
+"""The message log (the chat hot path) on SQLite and PostgreSQL (group commit on both)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from crm_store.db import Database
-from crm_store.message_log import MessageLog, PgMessageLog, SessionMessageLog, SqliteMessageLog, open_message_log
+from crm_store.message_log import LogAppend, MessageLog, PgMessageLog, SessionMessageLog, SqliteMessageLog, open_message_log
 from crm_store.models import Conversation, utcnow
 from crm_store.repositories import conversations as conv_repo
 from crm_store.repositories import customers as cust_repo
@@ -117,7 +117,7 @@ async def test_concurrent_appends_never_share_or_skip_a_sequence(db: Database, l
             seqs = [m.seq for m in await conv_repo.messages_after(s, c, 0)]
             expected = per_conv + (1 if c == convs[0] else 0)
             assert seqs == list(range(1, expected + 1))
-    if isinstance(log, SqliteMessageLog):  # group commit: far fewer transactions than messages
+    if isinstance(log, (SqliteMessageLog, PgMessageLog)):  # group commit: far fewer transactions than messages
         assert log.batches < (5 * per_conv + 10) / 4
 
 
@@ -343,3 +343,167 @@ async def test_the_wal_starts_over_once_the_log_is_quiet_and_not_while_messages_
         assert os.path.getsize(path) == 0
     finally:
         await log.close()
+
+
+# --- PostgreSQL: group commit ------------------------------------------------------------------------------
+
+
+def _dsn(db: Database) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def pg_log(db: Database):  # type: ignore[no-untyped-def]
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's group commit")
+    log = open_message_log(db)
+    assert isinstance(log, PgMessageLog)
+    yield log
+    await log.close()
+
+
+async def _transactions_of(db: Database, conv_id: int) -> int:
+    """How many transactions wrote this conversation's messages, as PostgreSQL itself recorded it (xmin)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_dsn(db))
+    try:
+        return int(await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM messages WHERE conversation_id = $1", conv_id))
+    finally:
+        await conn.close()
+
+
+async def test_pg_concurrent_appends_to_one_conversation_share_transactions_with_no_gap(db: Database, pg_log: PgMessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_pg_burst")
+    assert await pg_log.append(conv_id, "customer", "alone") is not None  # an idle log writes at once
+    assert pg_log.batches == 1
+    n = 60
+    results = await asyncio.gather(*(pg_log.append(conv_id, "customer", f"m{i}", client_msg_id=f"b{i}") for i in range(n)))
+    assert [r.message.seq for r in results if r] == list(range(2, n + 2))  # in the order they were appended
+    async with db.session() as s:
+        stored = await conv_repo.messages_after(s, conv_id, 0)
+        conv = await s.get(Conversation, conv_id)
+    assert [m.seq for m in stored] == list(range(1, n + 2)) and conv is not None and conv.last_seq == n + 1
+    assert [m.id for m in stored[1:]] == [r.message.id for r in results if r]
+    assert pg_log.batches <= 3 and pg_log.appended == n + 1
+    assert await _transactions_of(db, conv_id) == pg_log.batches  # several messages per commit, counted by PostgreSQL
+
+
+async def test_pg_a_duplicate_inside_a_batch_returns_the_first_copy_and_its_neighbours_are_stored(
+    db: Database, pg_log: PgMessageLog
+) -> None:
+    conv_id = await _conversation(db, "visitor_pg_dup")
+    other = await _conversation(db, "visitor_pg_dup_other")
+    sid = "SM" + "d" * 32
+    results = await asyncio.gather(
+        pg_log.append(conv_id, "customer", "a", client_msg_id="x"),
+        pg_log.append(other, "customer", "sms", provider_id=sid),
+        pg_log.append(conv_id, "customer", "a (resent)", client_msg_id="x"),
+        pg_log.append(conv_id, "customer", "sms again", provider_id=sid),
+        pg_log.append(conv_id, "customer", "b", client_msg_id="y"),
+    )
+    assert pg_log.batches == 1 and pg_log.fallbacks == 0
+    a, sms, resent, sms_again, b = results
+    assert a and sms and resent and sms_again and b
+    assert (a.created, resent.created, b.created) == (True, False, True)
+    assert resent.message == a.message
+    # the two copies of one provider id, in two conversations of one batch: one stored, the other gets it
+    # (a batch is written conversation by conversation, so which one is not the arrival order)
+    assert sms.created != sms_again.created and sms.message == sms_again.message
+    async with db.session() as s:
+        stored = await conv_repo.messages_after(s, conv_id, 0)
+    assert [m.seq for m in stored] == list(range(1, len(stored) + 1))  # no gap where the resend was
+    assert [m.body for m in stored] == ["a"] + (["sms again"] if sms_again.created else []) + ["b"]
+
+
+async def test_pg_a_duplicate_that_loses_a_race_with_another_process_fails_none_of_its_batch(
+    db: Database, pg_log: PgMessageLog
+) -> None:
+    """Another hub process holds an uncommitted copy of a provider id: our batch hits the unique index, is
+    rolled back and written again message by message; the duplicate gets the first copy, the others are
+    stored with consecutive sequences."""
+    import asyncpg
+
+    conv_id = await _conversation(db, "visitor_pg_race")
+    elsewhere = await _conversation(db, "visitor_pg_race_other")
+    sid = "SM" + "r" * 32
+    other = await asyncpg.connect(_dsn(db))
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1; ", elsewhere)
+        await other.execute(
+            "INSERT INTO messages (conversation_id, seq, sender_kind, body, attachments, internal, provider_id, created_at)"
+            " VALUES ($1, 1, 'customer', 'first', '[]', false, $2, now())", elsewhere, sid)
+        batch = asyncio.ensure_future(asyncio.gather(
+            pg_log.append(conv_id, "customer", "before"),
+            pg_log.append(conv_id, "customer", "racing", provider_id=sid),
+            pg_log.append(conv_id, "customer", "after"),
+        ))
+        await asyncio.sleep(0.3)  # the batch waits on the unique index for the other transaction
+        assert not batch.done()
+        await tx.commit()
+        before, racing, after = await asyncio.wait_for(batch, 10)
+    finally:
+        await other.close()
+    assert pg_log.fallbacks == 1
+    assert before and racing and after and before.created and after.created and not racing.created
+    assert (racing.message.conversation_id, racing.message.body) == (elsewhere, "first")
+    async with db.session() as s:
+        assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "before"), (2, "after")]
+
+
+async def test_pg_one_refused_message_fails_alone_in_its_batch(db: Database, pg_log: PgMessageLog) -> None:
+    conv_id = await _conversation(db, "visitor_pg_poison")
+    async with db.transaction() as s:
+        from sqlalchemy import text
+
+        await s.execute(text(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.body = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"))
+        await s.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+    try:
+        results = await asyncio.gather(
+            *(pg_log.append(conv_id, "customer", body) for body in ("a", "poison", "b")), return_exceptions=True
+        )
+        assert isinstance(results[1], Exception)
+        assert [r.message.body for r in (results[0], results[2]) if isinstance(r, LogAppend)] == ["a", "b"]
+        async with db.session() as s:
+            assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "a"), (2, "b")]
+    finally:
+        async with db.transaction() as s:
+            await s.execute(text("DROP TRIGGER refuse_poison ON messages"))
+            await s.execute(text("DROP FUNCTION refuse_poison()"))
+
+
+async def test_pg_nothing_is_acknowledged_before_its_commit(db: Database, pg_log: PgMessageLog) -> None:
+    """A commit that fails (a deferred check, run at COMMIT) fails every append of its batch: none returns."""
+    from sqlalchemy import text
+
+    conv_id = await _conversation(db, "visitor_pg_commit")
+    async with db.transaction() as s:
+        await s.execute(text(
+            "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.body = 'doomed' THEN RAISE EXCEPTION 'commit refused'; END IF; RETURN NULL; END $$"))
+        await s.execute(text(
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"))
+    try:
+        results = await asyncio.gather(
+            *(pg_log.append(conv_id, "customer", body, client_msg_id=body) for body in ("a", "doomed", "b")),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, Exception) for r in results), results
+        async with db.session() as s:
+            assert await conv_repo.messages_after(s, conv_id, 0) == []
+            conv = await s.get(Conversation, conv_id)
+        assert conv is not None and conv.last_seq == 0
+        again = await pg_log.append(conv_id, "customer", "a", client_msg_id="a")  # the log goes on
+        assert again is not None and again.created and again.message.seq == 1
+    finally:
+        async with db.transaction() as s:
+            await s.execute(text("DROP TRIGGER refuse_at_commit ON messages"))
+            await s.execute(text("DROP FUNCTION refuse_at_commit()"))
