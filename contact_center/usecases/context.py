@@ -100,6 +100,10 @@ class Hub:
         # update was computed from, and each queue entry as the routing core sees it
         self.queue_info_inputs: dict[int, tuple[int, int, float]] = {}
         self.contact_views: dict[int, tuple[Any, bool, int | None, Any]] = {}
+        # the routing loop's queue positions: the last pass's, told at most once per interval (router.publish_positions)
+        self.positions_pending: tuple[list[Any], int, float] | None = None
+        self.positions_published_at = float("-inf")
+        self.queue_notice_interval = 1.0
         self.customer_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self.bot_locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self.delivery_locks: dict[int, asyncio.Lock] = {}

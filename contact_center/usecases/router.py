@@ -116,8 +116,12 @@ async def availability(hub: Hub, queue: str, channel: str) -> dict[str, Any] | N
     return {"agents_available": len(serving), "estimated_wait_seconds": update["estimated_wait_seconds"]}
 
 
-async def route_once(hub: Hub) -> int:
-    """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions."""
+async def route_once(hub: Hub, *, publish: bool = True) -> int:
+    """One routing pass: expire stale offers, offer waiting contacts to the best agents, update queue positions.
+
+    With ``publish`` False the positions are left for :func:`publish_positions` (the routing loop's way: a pass
+    runs on every kick, many a second under load, and telling 10,000 waiting customers their new place on each
+    would cost more than the routing itself; once a second is what a customer can see change anyway)."""
     from contact_center.usecases.offers import offer_json, offer_missed, pin_refused
 
     async with hub.route_lock:
@@ -143,8 +147,8 @@ async def route_once(hub: Hub) -> int:
         ]
         contacts = waiting_contacts(waiting, presences, now, hub.decline_skip, cache=hub.contact_views)
         rules = dict(hub.rules)
-        for c in contacts:
-            rules.setdefault(c.queue, QueueRule(name=c.queue, skills_required=frozenset()))
+        for queue in {c.queue for c in contacts}.difference(rules):  # a queue SQL does not know: no skills needed
+            rules[queue] = QueueRule(name=queue, skills_required=frozenset())
         contacts = serving_order(contacts, now)  # once, for the plan and the queue positions
         made = 0
         offered: set[int] = set()
@@ -155,8 +159,28 @@ async def route_once(hub: Hub) -> int:
             made += 1
             offered.add(a.conversation_id)
             await hub.tell_agent(a.agent_id, "offer", await offer_json(hub, offer.conversation_id, offer.expires_at, offer.queue, offer.channel))
-        await _publish_queue_positions(hub, [c for c in contacts if c.conversation_id not in offered], serving_agents(presences), now)
+        remaining = [c for c in contacts if c.conversation_id not in offered]
+        if publish:
+            hub.positions_pending = None
+            await _publish_queue_positions(hub, remaining, serving_agents(presences), now)
+        else:
+            hub.positions_pending = (remaining, serving_agents(presences), now)
         return made
+
+
+async def publish_positions(hub: Hub, *, force: bool = False) -> bool:
+    """Tell waiting customers their place from the last pass that left it (``route_once(publish=False)``), at most
+    once per ``hub.queue_notice_interval`` unless ``force``. Whether it published."""
+    pending = hub.positions_pending
+    if pending is None:
+        return False
+    now = hub.clock()
+    if not force and now - hub.positions_published_at < hub.queue_notice_interval:
+        return False
+    hub.positions_pending, hub.positions_published_at = None, now
+    remaining, serving, at = pending
+    await _publish_queue_positions(hub, remaining, serving, at)
+    return True
 
 
 async def _publish_queue_positions(hub: Hub, contacts: list[WaitingContact], serving: int, now: float) -> None:
@@ -230,7 +254,8 @@ async def run(hub: Hub, interval: float = 1.0, reconcile_every: float = 15.0) ->
             if now - last_sweep >= min(reconcile_every, max(hub.abandon_grace / 4, 0.5)):
                 last_sweep = now
                 await give_up_absent(hub)
-            await route_once(hub)
+            await route_once(hub, publish=False)
+            await publish_positions(hub)  # at most once per queue_notice_interval; a later pass's positions win
             hub.watched = await hub.store.watched()
         except StateUnavailable:
             if not state_lost:

@@ -116,3 +116,31 @@ def test_one_serving_order_for_the_plan_and_the_positions_changes_no_answer() ->
         order = serving_order(contacts, 1000.0)
         assert plan_assignments(order, agents, rules, 1000.0, presorted=True) == plan_assignments(contacts, agents, rules, 1000.0)
         assert queue_positions(order, 1000.0, presorted=True) == queue_positions(contacts, 1000.0)
+
+
+async def test_the_loop_tells_queue_positions_at_most_once_an_interval_and_the_latest_pass_wins() -> None:
+    """The routing loop runs a pass on every kick; the places it computes are told at most once per
+    ``queue_notice_interval`` (router.publish_positions), always those of the latest pass."""
+    now = [1000.0]
+    hub, notify = _hub(now)
+    for cid in (1, 2, 3):
+        await hub.store.enqueue(QueueEntry(cid, "general", "chat", 0, 990.0 + cid))
+    await router.route_once(hub, publish=False)
+    assert _queue_events(notify) == []  # a pass of the loop tells nothing itself
+    assert await router.publish_positions(hub)
+    assert sorted(_queue_events(notify)) == [(1, 1), (2, 2), (3, 3)]
+    notify.sent.clear()
+
+    assert await hub.store.remove_from_queue(1) is not None  # the first customer leaves the queue
+    now[0] += 0.2
+    await router.route_once(hub, publish=False)
+    assert not await router.publish_positions(hub)  # told 0.2 s ago: kept for later
+    now[0] += 0.3
+    await router.route_once(hub, publish=False)
+    assert not await router.publish_positions(hub)
+    assert _queue_events(notify) == []
+    now[0] += 0.6  # over a second since the last: the latest pass's places go out, once
+    assert await router.publish_positions(hub)
+    assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
+    assert not await router.publish_positions(hub, force=True)  # nothing pending: nothing told twice
+    assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
