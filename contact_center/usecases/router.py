@@ -125,6 +125,7 @@ async def route_once(hub: Hub, *, publish: bool = True) -> int:
     from contact_center.usecases.offers import offer_json, offer_missed, pin_refused
 
     async with hub.route_lock:
+        hub.positions_pending = None  # an earlier pass's places are stale now, whatever this one ends with
         now = hub.clock()
         for offer in await hub.store.expired_offers(now):
             if (back := await hub.store.expire(offer.conversation_id, now)) is not None:

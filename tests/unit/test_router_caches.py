@@ -144,3 +144,12 @@ async def test_the_loop_tells_queue_positions_at_most_once_an_interval_and_the_l
     assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
     assert not await router.publish_positions(hub, force=True)  # nothing pending: nothing told twice
     assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
+
+    # a pass kept for later, then the queue empties: the next pass leaves nothing, and nothing stale is told
+    await hub.store.remove_from_queue(2)
+    await router.route_once(hub, publish=False)
+    await hub.store.remove_from_queue(3)
+    now[0] += 2
+    await router.route_once(hub, publish=False)
+    assert not await router.publish_positions(hub)
+    assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
