@@ -101,6 +101,33 @@ class CobrowseSession:
     via_code: bool = False  # a call's session: the caller's browser joined with the code read out
     linked_visitor: str | None = None  # the browser (visitor id) that joined with the code
     control: ControlState = ControlState.OFF
+    code: str | None = None  # a call's code while it waits (the agent may be shown it again); gone once used
+    code_expires_at: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The stored form (JSON-safe; the shared store compares it as text)."""
+        return {
+            "id": self.id, "conversation_id": self.conversation_id, "customer_id": self.customer_id,
+            "agent_id": self.agent_id, "agent_name": self.agent_name, "state": self.state.value,
+            "requested_at": self.requested_at, "consent_deadline": self.consent_deadline, "started_at": self.started_at,
+            "ended_at": self.ended_at, "end_reason": self.end_reason.value if self.end_reason else None,
+            "via_code": self.via_code, "linked_visitor": self.linked_visitor, "control": self.control.value,
+            "code": self.code, "code_expires_at": self.code_expires_at,
+        }
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> CobrowseSession:
+        return cls(
+            id=str(d["id"]), conversation_id=int(d["conversation_id"]), customer_id=int(d["customer_id"]),
+            agent_id=int(d["agent_id"]), agent_name=str(d["agent_name"]), state=CobrowseState(d["state"]),
+            requested_at=float(d["requested_at"]), consent_deadline=float(d["consent_deadline"]),
+            started_at=None if d.get("started_at") is None else float(d["started_at"]),
+            ended_at=None if d.get("ended_at") is None else float(d["ended_at"]),
+            end_reason=EndReason(d["end_reason"]) if d.get("end_reason") else None,
+            via_code=bool(d.get("via_code")), linked_visitor=d.get("linked_visitor"),
+            control=ControlState(d.get("control") or "off"), code=d.get("code"),
+            code_expires_at=None if d.get("code_expires_at") is None else float(d["code_expires_at"]),
+        )
 
     def accept(self, now: float) -> CobrowseSession:
         if self.state is not CobrowseState.PENDING:
@@ -118,7 +145,7 @@ class CobrowseSession:
         """The caller typed the code (their consent): live, linked to that browser."""
         if not self.via_code:
             raise CobrowseError("bad_request", "this session is not joined with a code")
-        return replace(self.accept(now), linked_visitor=visitor)
+        return replace(self.accept(now), linked_visitor=visitor, code=None, code_expires_at=None)
 
     def ask_control(self) -> CobrowseSession:
         if self.state is not CobrowseState.LIVE:
