@@ -211,3 +211,66 @@ async def test_a_calls_code_issued_on_one_node_is_used_once_on_the_other(cluster
             await s_.disconnect()
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def quick_cluster() -> AsyncIterator[HubCluster]:
+    """Two nodes whose consent timeout and customer-left grace are short (COBROWSE_CONSENT/GRACE_SECONDS)."""
+    async for c in hub_cluster(2, _seed, env={"COBROWSE_CONSENT_SECONDS": "1.5", "COBROWSE_GRACE_SECONDS": "1.5"}):
+        yield c
+
+
+async def test_timers_work_across_nodes_and_fire_once(quick_cluster: HubCluster) -> None:
+    cluster = quick_cluster
+    node_a, node_b = cluster.base(0), cluster.base(1)
+    alice, a_in = await _agent(node_b, await _login(node_b))
+    assert (await alice.call("set_status", {"status": "available"}, namespace="/agent"))["ok"]
+    cust, c_in = await _customer(node_a, "visitor_twonode_tm1")
+    assert (await cust.call("message", {"client_msg_id": "m1", "text": "hi"}, namespace="/customer"))["ok"]
+    cid = (await a_in.wait("offer", timeout=15))["conversation_id"]
+    assert (await alice.call("accept", {"conversation_id": cid}, namespace="/agent"))["ok"]
+    await c_in.wait("agent_joined", timeout=10)
+
+    # 1. live; the page on A goes and the next page comes back on B within the grace: A's timer finds it recording
+    ack = await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent")
+    session_id = ack["session"]["session_id"]
+    assert (await cust.call("cobrowse_consent", {"session_id": session_id, "accept": True}, namespace="/customer"))["ok"]
+    await cust.disconnect()  # node A starts its grace timer
+    page2, p2_in = await _customer(node_b, "visitor_twonode_tm1")
+    assert (await page2.call("cobrowse_status", {}, namespace="/customer"))["session"]["state"] == "live"
+    await asyncio.sleep(2.5)  # past node A's timer
+    assert not a_in.all("cobrowse_ended")
+    assert (await alice.call("cobrowse_status", {"conversation_id": cid}, namespace="/agent"))["session"]["state"] == "live"
+    # the page on B goes and none comes back: the session ends customer_left, once
+    await page2.disconnect()
+    ended = await a_in.wait("cobrowse_ended", timeout=10)
+    assert ended["end_reason"] == "customer_left"
+
+    # 2. no answer: node B's consent timer ends it; the customer on A hears it
+    cust, c_in = await _customer(node_a, "visitor_twonode_tm1")
+    ack = await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent")
+    second = ack["session"]["session_id"]
+    await c_in.wait("cobrowse_request", lambda d: d["session_id"] == second, timeout=10)
+    assert (await c_in.wait("cobrowse_ended", lambda d: d["session_id"] == second, timeout=10))["end_reason"] == "no_answer"
+
+    # 3. the node that set the timer dies: the next look at the session (on A) ends it lazily, once
+    ack = await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent")
+    third = ack["session"]["session_id"]
+    await c_in.wait("cobrowse_request", lambda d: d["session_id"] == third, timeout=10)
+    cluster.kill(1)
+    await asyncio.sleep(2.0)
+    ack = await cust.call("cobrowse_consent", {"session_id": third, "accept": True}, namespace="/customer")
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found", ack
+    assert (await c_in.wait("cobrowse_ended", lambda d: d["session_id"] == third, timeout=10))["end_reason"] == "no_answer"
+
+    db = Database(cluster.url)
+    try:
+        from crm_store.models import Conversation
+
+        async with db.session() as s:
+            customer_id = int((await s.get(Conversation, cid)).customer_id)
+        events = await _timeline(db, customer_id, "cobrowse")
+        assert events.count("consent_refused") == 2 and events.count("ended") == 1 and events.count("requested") == 3, events
+    finally:
+        await db.dispose()
+    await cust.disconnect()
