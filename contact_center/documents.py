@@ -40,7 +40,7 @@ from contact_center.channels import WEB_CHAT
 from contact_center.domain.cobrowse import CobrowseError
 from contact_center.hub.service import AgentRef, HubError, HubService, room_conv
 from contact_center.media_routes import MEDIA_KEY, content_disposition, read_uploaded_file
-from contact_center.ports import CobrowseStore
+from contact_center.ports import CobrowseStore, StateUnavailable
 from contact_center.state.cobrowse_store import MemoryCobrowseStore
 
 log = logging.getLogger("contact_center.documents")
@@ -262,7 +262,10 @@ class DocumentPushes:
     # ------------------------------------------------------------------ HTTP
     async def open(self, request: web.Request) -> web.StreamResponse:
         """GET /documents/push/{push_id}?exp=&sig=[&download=1], with the customer's widget's visitor id."""
-        push = await self.get_push(request.match_info["push_id"])
+        try:
+            push = await self.get_push(request.match_info["push_id"])
+        except StateUnavailable:
+            return error_response(503, "unavailable", "documents cannot be opened right now: try again shortly")
         exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
         if push is None or not exp.isdigit() or int(exp) != push.expires_at or not hmac.compare_digest(sig, self._sig(push)):
             return error_response(404, "not_found", "no such document")
@@ -336,7 +339,10 @@ def add_routes(app: web.Application, pushes: Callable[[], DocumentPushes], agent
         if kind not in DOCUMENT_TYPES:
             return error_response(415, "unsupported_media", "only PDF, PNG, JPEG and WebP files can be pushed")
         stored = await request.app[MEDIA_KEY].put(data, kind, name or "document")
-        own = await pushes().add_own(agent.agent_id, name or "document", kind, stored.size, stored.key)
+        try:
+            own = await pushes().add_own(agent.agent_id, name or "document", kind, stored.size, stored.key)
+        except StateUnavailable:
+            return error_response(503, "unavailable", "files cannot be uploaded right now: try again shortly")
         return web.json_response({"upload_id": own.id, "name": own.name, "content_type": own.content_type, "size": own.size,
                                   "sha256": own.media_key}, status=201)
 
