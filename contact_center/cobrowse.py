@@ -491,6 +491,8 @@ class CobrowseRelay:
         if now - self._checked.get(session.id, 0.0) < ASSIGNMENT_RECHECK_SECONDS:
             return True
         self._checked[session.id] = now
+        if len(self._checked) > 10_000:  # sessions ended on other processes leave entries here: forget the old ones
+            self._checked = {k: t for k, t in self._checked.items() if now - t < 3600}
         conv = await self.hub.repo.conversation(session.conversation_id)
         if conv is not None and conv.status != "closed" and conv.assigned_agent_id == session.agent_id:
             return True
