@@ -183,3 +183,21 @@ def test_control_actions_are_checked_before_they_are_relayed() -> None:
         with pytest.raises(CobrowseError) as exc:
             control_action(bad)
         assert exc.value.code == "bad_request", bad
+
+
+def test_a_session_survives_its_stored_form() -> None:
+    """The shared store keeps a session as JSON and compares it as text: the round trip is exact (times too)."""
+    import json
+
+    from contact_center.domain.cobrowse import ControlState
+
+    pending = CobrowseSession(id="x" * 24, conversation_id=3, customer_id=4, agent_id=5, agent_name="Alice",
+                              state=CobrowseState.PENDING, requested_at=1700000000.123456, consent_deadline=1700000600.654321,
+                              via_code=True, code="012345", code_expires_at=1700000600.654321)
+    live = pending.join(1700000001.5, "visitor_1")
+    ended = live.ask_control().answer_control(True).end(1700000009.25, EndReason.CUSTOMER_LEFT)
+    for s in (pending, live, ended):
+        back = CobrowseSession.from_record(json.loads(json.dumps(s.record())))
+        assert back == s and json.dumps(back.record(), sort_keys=True) == json.dumps(s.record(), sort_keys=True)
+    assert live.code is None and live.code_expires_at is None  # a used code is not kept
+    assert ended.control is ControlState.GRANTED and "code" not in ended.public()
