@@ -1,7 +1,8 @@
 """Co-browsing sessions: the lifecycle and the relay's limits, without I/O.
 
 A session belongs to one conversation (a web chat, or a phone call: then the caller's browser joins with a
-six-digit code the agent reads out, see :class:`JoinCode`), one agent (who holds the conversation) and that
+six-digit code the agent reads out: :func:`format_code`, :func:`normalise_code`; its single use and the wrong-try
+limits below are kept in the shared ``CobrowseStore``), one agent (who holds the conversation) and that
 conversation's customer. It is ``pending`` until the customer answers (``CONSENT_SECONDS`` without an
 answer counts as declined), ``live`` while the customer's page is recorded and relayed, ``ended`` after.
 Nothing is recorded before ``live``; the hub relays page events only while ``live``, only from the
@@ -199,69 +200,6 @@ def normalise_code(raw: Any) -> str:
     if len(digits) != CODE_DIGITS:
         raise CobrowseError("bad_request", "the code is six digits")
     return digits
-
-
-@dataclass(frozen=True)
-class JoinCode:
-    """A code read out on a call: it opens one session, once, for ``CODE_SECONDS``."""
-
-    code: str
-    session_id: str
-    conversation_id: int
-    issued_at: float
-    used: bool = False
-    lifetime: float = CODE_SECONDS
-
-    @property
-    def expires_at(self) -> float:
-        return self.issued_at + self.lifetime
-
-    def usable(self, now: float) -> bool:
-        return not self.used and now <= self.expires_at
-
-    def redeem(self, now: float) -> JoinCode:
-        """Use it (once): a used or expired code is as unknown as a wrong one (no oracle)."""
-        if not self.usable(now):
-            raise CobrowseError("not_found", "that code is not valid: ask the agent for a new one")
-        return replace(self, used=True)
-
-
-@dataclass
-class CodeAttempts:
-    """Wrong codes per key (a socket, a client address): ``CODE_MAX_FAILURES`` within ``CODE_FAILURE_WINDOW``
-    and that key is refused for ``CODE_LOCKOUT_SECONDS``. A right code does not clear an address's count (a
-    guesser who hits once keeps their record); it clears the socket's."""
-
-    failures: dict[str, list[float]]
-    locked_until: dict[str, float]
-
-    @classmethod
-    def empty(cls) -> CodeAttempts:
-        return cls({}, {})
-
-    def wait(self, keys: tuple[str, ...], now: float) -> float:
-        """Seconds until these keys may try again (0: now)."""
-        return max([0.0, *(self.locked_until.get(k, 0.0) - now for k in keys)])
-
-    def failed(self, keys: tuple[str, ...], now: float) -> None:
-        for key in keys:
-            recent = [t for t in self.failures.get(key, []) if now - t < CODE_FAILURE_WINDOW]
-            recent.append(now)
-            if len(recent) >= CODE_MAX_FAILURES:
-                self.locked_until[key] = now + CODE_LOCKOUT_SECONDS
-                recent = []
-            self.failures[key] = recent
-
-    def forget(self, key: str) -> None:
-        self.failures.pop(key, None)
-        self.locked_until.pop(key, None)
-
-    def prune(self, now: float) -> None:
-        """Drop what no longer counts (bounded memory)."""
-        for key in [k for k, until in self.locked_until.items() if until <= now]:
-            del self.locked_until[key]
-        for key in [k for k, ts in self.failures.items() if not ts or now - ts[-1] >= CODE_FAILURE_WINDOW]:
-            del self.failures[key]
 
 
 def valid_session_id(raw: Any) -> str:
