@@ -23,13 +23,14 @@ from contact_center.api.routes import ROUTES
 from contact_center.api.evaluation_queue import evaluation_jobs
 from contact_center.callback_wiring import CALLBACK_CONFIG_KEY, run_callbacks
 from contact_center.channels import WEB_CHAT, ChannelRegistry
-from contact_center.cobrowse import COBROWSE_KEY, _acked as cobrowse_acked, add_routes as add_cobrowse_routes, install as install_cobrowse
+from contact_center.domain.cobrowse import CONSENT_SECONDS, RECONNECT_GRACE_SECONDS
+from contact_center.cobrowse import COBROWSE_KEY, CobrowseRelay, _acked as cobrowse_acked, add_routes as add_cobrowse_routes, install as install_cobrowse
 from contact_center.documents import DOCUMENTS_KEY, DocumentPushes, add_routes as add_document_routes, install as install_documents
 from contact_center.email_wiring import wire_email
 from contact_center.hub.service import HubService
 from contact_center.identity import IDENTITY_KEY, add_identity_routes, verifier_for
 from contact_center.keys import CLOCK_KEY, DB_KEY, HUB_KEY, METRICS_KEY, REDIS_PING_KEY, SESSIONS_KEY, SETTINGS_KEY, SIO_KEY
-from contact_center.ports import StateStore
+from contact_center.ports import CobrowseStore, StateStore
 from contact_center.realtime import AgentNamespace, CustomerNamespace, SioEmitter, create_sio, sweep_ended_sessions
 from contact_center.login_throttle import throttle_context
 from contact_center.security import SECURITY_KEY, SecurityConfig, same_origin_middleware, security_headers_middleware
@@ -57,6 +58,15 @@ def _utcnow() -> datetime:
     """The wall clock, in UTC."""
     return datetime.now(timezone.utc)
 
+
+
+def _seconds(extra: Any, name: str, default: float) -> float:
+    """A positive number of seconds from the environment (``COBROWSE_*``: shorter timers for tests), else ``default``."""
+    try:
+        value = float(extra.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return value if value > 0 else default
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open the database for the app's lifetime: migrate it, load the demo shop if asked, close at the end."""
@@ -88,10 +98,15 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         )
         store: StateStore = RedisStateStore(redis_client, prefix=settings.redis_prefix)
         app[REDIS_PING_KEY] = redis_client.ping
+        from contact_center.state.cobrowse_redis import RedisCobrowseStore
+
+        cobrowse_store: CobrowseStore = RedisCobrowseStore(redis_client, prefix=settings.redis_prefix)
     else:
         from contact_center.state.memory import MemoryStateStore
+        from contact_center.state.cobrowse_store import MemoryCobrowseStore
 
         store = MemoryStateStore()
+        cobrowse_store = MemoryCobrowseStore()
     sio = app[SIO_KEY]
     messages = open_message_log(app[DB_KEY])
     reads = PointReads(app[DB_KEY])
@@ -121,8 +136,13 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         identity=app[IDENTITY_KEY],
     )
     agent_ns = AgentNamespace(hub, app[SESSIONS_KEY], time.time)
-    cobrowse = app[COBROWSE_KEY] = install_cobrowse(sio, hub, customer_ns, agent_ns)  # the cobrowse_* events of both namespaces
-    pushes = app[DOCUMENTS_KEY] = DocumentPushes(hub, settings.session_secret, base_url=settings.public_base_url, channels=app[CHANNELS_KEY])  # document push (issue 17)
+    # co-browsing and document push: their state is shared (Redis with REDIS_URL), so any hub process serves them
+    relay = CobrowseRelay(sio, hub, store=cobrowse_store, secret=settings.session_secret,
+                          consent_seconds=_seconds(settings.extra, "COBROWSE_CONSENT_SECONDS", CONSENT_SECONDS),
+                          grace_seconds=_seconds(settings.extra, "COBROWSE_GRACE_SECONDS", RECONNECT_GRACE_SECONDS))
+    cobrowse = app[COBROWSE_KEY] = install_cobrowse(sio, hub, customer_ns, agent_ns, relay)  # the cobrowse_* events
+    pushes = app[DOCUMENTS_KEY] = DocumentPushes(hub, settings.session_secret, base_url=settings.public_base_url,
+                                                 channels=app[CHANNELS_KEY], store=cobrowse_store)  # document push (issue 17)
     install_documents(pushes, customer_ns, agent_ns, cobrowse_acked)
     sio.register_namespace(customer_ns)
     sio.register_namespace(agent_ns)

@@ -13,12 +13,15 @@ The handlers join the existing namespaces (``/customer``, ``/agent``) as ``cobro
 - every step goes on the customer's timeline (interaction kind ``cobrowse``): who, when, the answer, who
   ended it and why. No page content is kept.
 
-Protocol: ``docs/subsystems/cobrowse.md``. Sessions live in this hub process (one node, or sticky sessions).
+Protocol: ``docs/subsystems/cobrowse.md``. Sessions, codes and wrong-code counts live in the shared
+:class:`~contact_center.ports.CobrowseStore` (Redis with several hub processes, memory in the embedded mode).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import secrets
 import re
@@ -30,11 +33,13 @@ import socketio
 from contact_center.channels import CALLBACK, VOICE, WEB_CHAT
 from contact_center.domain.cobrowse import (
     CODE_SECONDS, CONSENT_SECONDS, CONTROL_BURST, CONTROL_PER_SECOND, EVENT_BURST, EVENTS_PER_SECOND, POINTER_BURST, POINTERS_PER_SECOND, REASON_TEXT,
-    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, CodeAttempts, ControlState, EndReason,
-    JoinCode, control_action, event_piece, format_code, normalise_code, pointer, valid_session_id,
+    RECONNECT_GRACE_SECONDS, CobrowseError, CobrowseSession, CobrowseState, ControlState, EndReason,
+    control_action, event_piece, format_code, normalise_code, pointer, valid_session_id,
 )
 from contact_center.hub.service import AgentRef, HubError, HubService, room_agent, room_conv
 from contact_center.keys import SETTINGS_KEY
+from contact_center.ports import CobrowseStore, StateUnavailable
+from contact_center.state.cobrowse_store import SESSION_TTL, MemoryCobrowseStore
 from contact_center.realtime import TokenBucket
 
 from aiohttp import web
@@ -55,6 +60,9 @@ async def _acked(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         return {"ok": True, **(await fn())}
     except (CobrowseError, HubError) as exc:
         return _ack_error(exc.code, exc.message if isinstance(exc, CobrowseError) else str(exc))
+    except StateUnavailable:  # the shared store (Redis) is unreachable: co-browsing is ephemeral, nothing else is lost
+        return {"ok": False, "error": {"code": "unavailable", "message": "co-browsing is unavailable right now: try again shortly",
+                                       "retry_after": 5}}
     except Exception:  # noqa: BLE001 - the client gets an answer, the bug gets logged
         log.exception("co-browsing handler failed")
         return _ack_error("internal", "something went wrong on our side")
@@ -67,27 +75,51 @@ def _payload(data: Any) -> dict[str, Any]:
 
 
 class CobrowseRelay:
-    """The co-browsing sessions of this hub process and the ``cobrowse_*`` handlers of both namespaces."""
+    """The ``cobrowse_*`` handlers of both namespaces. The sessions, a call's codes and their wrong tries live in the
+    shared :class:`~contact_center.ports.CobrowseStore` (Redis with several hub processes), so the customer's socket
+    and the agent's may be on different processes; what stays in this process is only about its own sockets (their
+    rate buckets, which of them record) and its timers, which re-read the shared session before they act."""
 
     def __init__(self, sio: socketio.AsyncServer, hub: HubService, clock: Callable[[], float] = time.time,
                  consent_seconds: float = CONSENT_SECONDS, grace_seconds: float = RECONNECT_GRACE_SECONDS,
-                 code_seconds: float = CODE_SECONDS) -> None:
+                 code_seconds: float = CODE_SECONDS, store: CobrowseStore | None = None, secret: str | None = None) -> None:
         self.sio, self.hub, self.clock = sio, hub, clock
         self.consent_seconds, self.grace_seconds, self.code_seconds = consent_seconds, grace_seconds, code_seconds
-        self.codes: dict[str, JoinCode] = {}  # a call's code (six digits) -> the session it opens, once
-        self.attempts = CodeAttempts.empty()  # wrong codes per socket and per client address
-        self._linked: dict[str, int] = {}  # a visitor id that joined with a code -> the call's conversation id
-        self.sessions: dict[int, CobrowseSession] = {}  # conversation id -> its current (not ended) session
-        self._timers: dict[str, asyncio.Task[None]] = {}  # session id -> its consent or reconnect timer
+        self.store: CobrowseStore = store if store is not None else MemoryCobrowseStore()
+        self._secret = (secret or secrets.token_hex(32)).encode()  # the code's key in the store is an HMAC of it
+        self._timers: dict[str, asyncio.Task[None]] = {}  # session id -> its consent or reconnect timer (this process)
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
-        self._checked: dict[str, float] = {}  # session id -> when the assignment was last checked
-        self._customer_sids: dict[int, set[str]] = {}  # conversation id -> recording sockets on this node
+        self._checked: dict[str, float] = {}  # session id -> when the assignment was last checked (this process)
+        self._recorders: dict[str, tuple[int, str]] = {}  # a recording socket of this process -> (conversation, session)
+
+    # ------------------------------------------------------------------ the shared session
+    def code_key(self, code: str) -> str:
+        """The store's key of a code: an HMAC (the store never holds a code as its key)."""
+        return hmac.new(self._secret, code.encode(), hashlib.sha256).hexdigest()
+
+    async def session_of(self, conversation_id: int) -> CobrowseSession | None:
+        """The conversation's current session. A pending one past its deadline ends here (lazily: whichever
+        process sees it first; the end is a compare-and-set, so it ends once)."""
+        rec = await self.store.get_session(int(conversation_id))
+        if rec is None:
+            return None
+        session = CobrowseSession.from_record(rec)
+        if session.state is CobrowseState.PENDING and self.clock() > session.consent_deadline:
+            await self.end(session, EndReason.CODE_EXPIRED if session.via_code else EndReason.NO_ANSWER)
+            return None
+        return session
+
+    async def _save(self, old: CobrowseSession, new: CobrowseSession) -> CobrowseSession:
+        """Write a changed session, only if nobody changed it meanwhile (another process): else ``conflict``."""
+        if not await self.store.swap_session(old.conversation_id, old.record(), new.record(), SESSION_TTL):
+            raise CobrowseError("conflict", "the co-browsing session changed meanwhile: try again")
+        return new
 
     # ------------------------------------------------------------------ the agent's side
     async def agent_start(self, agent: AgentRef, data: Any) -> dict[str, Any]:
         """``cobrowse_start {conversation_id}``: ask the customer. Ack ``{session}``."""
         conv = await self._held(agent, _payload(data).get("conversation_id"))
-        current = self.sessions.get(conv.id)
+        current = await self.session_of(conv.id)
         if current is not None:
             return self._agent_view(current)  # already asked or live: the same session (and code)
         if conv.channel in CALL_CHANNELS:
@@ -100,7 +132,9 @@ class CobrowseRelay:
             agent_name=agent.display_name or agent.username, state=CobrowseState.PENDING, requested_at=now,
             consent_deadline=now + self.consent_seconds,
         )
-        self.sessions[conv.id] = session
+        created, rec = await self.store.create_session(conv.id, session.record(), SESSION_TTL)
+        if not created:  # asked at the same moment on another process: theirs
+            return self._agent_view(CobrowseSession.from_record(rec))
         self._timer(session.id, self.consent_seconds, lambda: self._no_answer(session.id, conv.id))
         await self._record(session, "requested", f"Co-browsing requested by {session.agent_name}")
         await self.sio.emit("cobrowse_request", session.public(), to=room_conv(conv.id), namespace="/customer")
@@ -110,17 +144,24 @@ class CobrowseRelay:
         """On a call: a six-digit code for the agent to read out; the caller types it into the widget on our site
         (that is their consent). Nobody is asked before: the caller's browser is not known until then."""
         now = self.clock()
-        self._forget_codes(now)
-        code = format_code(secrets.randbelow(10**6))
-        while code in self.codes:
+        session_id = secrets.token_urlsafe(18)
+        expires_at = now + self.code_seconds
+        for _ in range(20):  # unique among the codes waiting on every process (SET NX)
             code = format_code(secrets.randbelow(10**6))
+            if await self.store.put_code(self.code_key(code), {"session_id": session_id, "conversation_id": conv.id,
+                                                               "expires_at": expires_at}, self.code_seconds):
+                break
+        else:
+            raise CobrowseError("conflict", "no free code right now: try again")
         session = CobrowseSession(
-            id=secrets.token_urlsafe(18), conversation_id=conv.id, customer_id=conv.customer_id, agent_id=agent.id,
+            id=session_id, conversation_id=conv.id, customer_id=conv.customer_id, agent_id=agent.id,
             agent_name=agent.display_name or agent.username, state=CobrowseState.PENDING, requested_at=now,
-            consent_deadline=now + self.code_seconds, via_code=True,
+            consent_deadline=expires_at, via_code=True, code=code, code_expires_at=expires_at,
         )
-        self.sessions[conv.id] = session
-        self.codes[code] = JoinCode(code, session.id, conv.id, now, lifetime=self.code_seconds)
+        created, rec = await self.store.create_session(conv.id, session.record(), SESSION_TTL)
+        if not created:
+            await self.store.drop_code(self.code_key(code))
+            return self._agent_view(CobrowseSession.from_record(rec))
         self._timer(session.id, self.code_seconds, lambda: self._no_answer(session.id, conv.id))
         await self._record(session, "requested", f"Co-browsing on the call: {session.agent_name} read out a code", via="code")
         return self._agent_view(session)
@@ -128,16 +169,10 @@ class CobrowseRelay:
     def _agent_view(self, session: CobrowseSession) -> dict[str, Any]:
         """The agent's ack: the session, and while a call's session waits, its code (to read out again)."""
         out: dict[str, Any] = {"session": session.public()}
-        if session.via_code and session.state is CobrowseState.PENDING:
-            for code in self.codes.values():
-                if code.session_id == session.id and code.usable(self.clock()):
-                    out["code"], out["code_expires_at"] = code.code, code.expires_at
+        if (session.via_code and session.state is CobrowseState.PENDING and session.code is not None
+                and session.code_expires_at is not None and self.clock() <= session.code_expires_at):
+            out["code"], out["code_expires_at"] = session.code, session.code_expires_at
         return out
-
-    def _forget_codes(self, now: float) -> None:
-        for key in [k for k, c in self.codes.items() if not c.usable(now)]:
-            del self.codes[key]
-        self.attempts.prune(now)
 
     def _room(self, session: CobrowseSession) -> str:
         """The customer's side of a session: the chat's room, or (a call's) a room of the session alone, which only
@@ -147,7 +182,7 @@ class CobrowseRelay:
     async def agent_end(self, agent: AgentRef, data: Any) -> dict[str, Any]:
         """``cobrowse_end {conversation_id}``."""
         conv = await self._held(agent, _payload(data).get("conversation_id"))
-        session = self.sessions.get(conv.id)
+        session = await self.session_of(conv.id)
         if session is None:
             raise CobrowseError("not_found", "no co-browsing session on this conversation")
         await self.end(session, EndReason.AGENT_ENDED)
@@ -156,7 +191,7 @@ class CobrowseRelay:
     async def agent_status(self, agent: AgentRef, data: Any) -> dict[str, Any]:
         """``cobrowse_status {conversation_id}``: the session now (a reloaded console); asks for a full snapshot."""
         conv = await self._held(agent, _payload(data).get("conversation_id"))
-        session = self.sessions.get(conv.id)
+        session = await self.session_of(conv.id)
         return self._agent_view(session) if session else {"session": None}
 
     async def agent_checkout(self, agent: AgentRef, data: Any) -> dict[str, Any]:
@@ -172,7 +207,7 @@ class CobrowseRelay:
         try:
             session = await self._live_of_agent(agent, data)
             point = pointer(_payload(data))
-        except (CobrowseError, HubError):
+        except (CobrowseError, HubError, StateUnavailable):
             return
         await self.sio.emit("cobrowse_pointer", {"session_id": session.id, **point},
                             to=self._room(session), namespace="/customer")
@@ -184,7 +219,7 @@ class CobrowseRelay:
         asked = session.ask_control()
         if asked is session:
             return {"session": session.public()}  # already granted
-        self.sessions[asked.conversation_id] = asked
+        await self._save(session, asked)
         await self.sio.emit("cobrowse_control_request", asked.for_customer(), to=self._room(asked), namespace="/customer")
         return {"session": asked.public()}
 
@@ -213,11 +248,10 @@ class CobrowseRelay:
     async def customer_control(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         """``cobrowse_control {session_id, grant}``: the customer's answer to the control prompt."""
         p = _payload(data)
-        session = self._customer_session(session_data, p.get("session_id"))
+        session = await self._customer_session(session_data, p.get("session_id"))
         if not isinstance(p.get("grant"), bool):
             raise CobrowseError("bad_request", "grant must be true or false")
-        answered = session.answer_control(p["grant"])
-        self.sessions[answered.conversation_id] = answered
+        answered = await self._save(session, session.answer_control(p["grant"]))
         if p["grant"]:
             await self._record(answered, "control_granted", f"The customer gave {answered.agent_name} control of the page")
         else:
@@ -229,14 +263,14 @@ class CobrowseRelay:
 
     async def customer_control_revoke(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         """``cobrowse_control_revoke {session_id}``: the customer takes control back (the banner's button)."""
-        session = self._customer_session(session_data, _payload(data).get("session_id"))
+        session = await self._customer_session(session_data, _payload(data).get("session_id"))
         await self._control_off(session, "customer")
         return {}
 
     async def customer_control_result(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         """``cobrowse_control_result {session_id, id, ok, reason}``: what the page did with an action (to the agent)."""
         p = _payload(data)
-        session = self._customer_session(session_data, p.get("session_id"))
+        session = await self._customer_session(session_data, p.get("session_id"))
         if self._wait(session.id, "result", CONTROL_BURST, CONTROL_PER_SECOND) > 0:
             raise CobrowseError("rate_limited", "too many control results")  # never more than the agent's actions
         reason = p.get("reason")
@@ -250,8 +284,7 @@ class CobrowseRelay:
         if session.control is ControlState.OFF:
             return
         was = session.control
-        off = session.revoke_control()
-        self.sessions[off.conversation_id] = off
+        off = await self._save(session, session.revoke_control())
         if was is ControlState.GRANTED:
             who = "the customer" if by == "customer" else off.agent_name
             await self._record(off, "control_revoked", f"Control of the page taken back ({who})", by=by)
@@ -263,23 +296,28 @@ class CobrowseRelay:
     async def customer_status(self, sid: str, session_data: dict[str, Any]) -> dict[str, Any]:
         """``cobrowse_status {}``: the session of this socket's conversation (a new page resumes a live one)."""
         conv_id = session_data.get("room")
-        session = self.sessions.get(int(conv_id)) if conv_id is not None else None
+        session = await self.session_of(int(conv_id)) if conv_id is not None else None
         if session is None or session.customer_id != session_data.get("customer_id"):
-            session = self._linked_session(session_data)
+            session = await self._linked_session(session_data)
             if session is None:
                 return {"session": None}
             await self.sio.enter_room(sid, self._room(session), namespace="/customer")
         if session.state is CobrowseState.LIVE:
-            self._recording(session.conversation_id, sid)  # a new page of the customer: it records
+            await self._recording(session, sid)  # a new page of the customer: it records
         return {"session": session.for_customer()}
 
     async def customer_join(self, sid: str, session_data: dict[str, Any], data: Any, address: str) -> dict[str, Any]:
         """``cobrowse_join {code}``: the caller typed the code the agent read out. Wrong codes are counted per socket
-        and per address (``rate_limited`` with ``retry_after`` after 5); a code works once, for 10 minutes. The ack
-        holds the session only: nothing of the call's conversation."""
+        and per address (``rate_limited`` with ``retry_after`` after 5); a code works once, for 10 minutes, on any
+        hub process (taken from the shared store in one atomic get-and-delete). The ack holds the session only:
+        nothing of the call's conversation."""
         now = self.clock()
         keys = (f"sid:{sid}", f"addr:{address}")
-        wait = self.attempts.wait(keys, now)
+
+        try:
+            wait = await self.store.code_wait(keys, now)
+        except StateUnavailable:
+            return await _acked(self._unavailable)
         if wait > 0:
             return {"ok": False, "error": {"code": "rate_limited", "message": "too many wrong codes: try again later",
                                            "retry_after": round(wait + 0.5)}}
@@ -289,32 +327,33 @@ class CobrowseRelay:
             visitor = session_data.get("visitor")
             if not isinstance(visitor, str) or not visitor:
                 raise CobrowseError("bad_request", "no visitor on this connection")
-            self._forget_codes(now)
-            code = self.codes.get(digits)
-            session = self.sessions.get(code.conversation_id) if code is not None else None
-            if code is None or session is None or session.id != code.session_id or session.state is not CobrowseState.PENDING:
-                self.attempts.failed(keys, now)
+            code = await self.store.take_code(self.code_key(digits))  # single use, across processes
+            session = await self.session_of(int(code["conversation_id"])) if code is not None else None
+            if (code is None or session is None or session.id != code.get("session_id")
+                    or session.state is not CobrowseState.PENDING or now > float(code.get("expires_at", 0))):
+                await self.store.code_failed(keys, now)
                 raise CobrowseError("not_found", "that code is not valid: ask the agent for a new one")
-            code.redeem(now)
-            del self.codes[digits]  # single use
-            self.attempts.forget(keys[0])
-            live = session.join(now, visitor)
-            self.sessions[live.conversation_id] = live
-            self._linked[visitor] = live.conversation_id
+            await self.store.code_forget(keys[0])
+            live = await self._save(session, session.join(now, visitor))
+            await self.store.set_link(visitor, live.conversation_id, SESSION_TTL)
             self._cancel_timer(live.id)
             await self.sio.enter_room(sid, self._room(live), namespace="/customer")
-            self._recording(live.conversation_id, sid)
+            await self._recording(live, sid)
             await self._record(live, "consent_given", "The caller typed the code: co-browsing accepted", via="code")
             await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
             return {"session": live.for_customer()}
 
         return await _acked(run)
 
-    def _linked_session(self, session_data: dict[str, Any]) -> CobrowseSession | None:
+    @staticmethod
+    async def _unavailable() -> dict[str, Any]:
+        raise StateUnavailable("the shared co-browsing state cannot be reached")
+
+    async def _linked_session(self, session_data: dict[str, Any]) -> CobrowseSession | None:
         """The call's session this browser joined with a code (any of its pages: the same visitor id)."""
         visitor = session_data.get("visitor")
-        conv_id = self._linked.get(visitor) if isinstance(visitor, str) else None
-        session = self.sessions.get(conv_id) if conv_id is not None else None
+        conv_id = await self.store.get_link(visitor) if isinstance(visitor, str) and visitor else None
+        session = await self.session_of(conv_id) if conv_id is not None else None
         if session is None or session.linked_visitor != visitor:
             return None
         return session
@@ -322,34 +361,34 @@ class CobrowseRelay:
     async def customer_consent(self, session_data: dict[str, Any], data: Any, sid: str | None = None) -> dict[str, Any]:
         """``cobrowse_consent {session_id, accept}`` (``sid``: the answering socket, which records from now on)."""
         p = _payload(data)
-        session = self._customer_session(session_data, p.get("session_id"))
+        session = await self._customer_session(session_data, p.get("session_id"))
         if not isinstance(p.get("accept"), bool):
             raise CobrowseError("bad_request", "accept must be true or false")
         if not p["accept"]:
             await self.end(session, EndReason.DECLINED)
             return {"session": None}
-        live = session.accept(self.clock())
-        self.sessions[live.conversation_id] = live
+        live = await self._save(session, session.accept(self.clock()))
         self._cancel_timer(live.id)
         if sid is not None:
-            self._recording(live.conversation_id, sid)  # if this page goes and none comes back, the customer left
+            await self._recording(live, sid)  # if this page goes and none comes back, the customer left
         await self._record(live, "consent_given", "The customer accepted co-browsing")
         await self.sio.emit("cobrowse_state", live.public(), to=room_agent(live.agent_id), namespace="/agent")
         return {"session": live.for_customer()}
 
     async def customer_events(self, sid: str, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
-        """``cobrowse_events {session_id, seq, part?, parts?, data}``: relayed to the agent as they are."""
+        """``cobrowse_events {session_id, seq, part?, parts?, data}``: relayed to the agent's room as they are (the
+        Socket.IO Redis manager carries the emit to the agent's process: only the session lookup is shared)."""
         wait = self._wait(sid, "events", EVENT_BURST, EVENTS_PER_SECOND)
         if wait > 0:
             return {"ok": False, "error": {"code": "rate_limited", "message": "too many co-browsing events", "retry_after": round(wait + 0.05, 1)}}
 
         async def run() -> dict[str, Any]:
             p = _payload(data)
-            session = self._customer_session(session_data, p.get("session_id"))
+            session = await self._customer_session(session_data, p.get("session_id"))
             if session.state is not CobrowseState.LIVE:
                 raise CobrowseError("conflict", "the customer has not accepted co-browsing")
             piece = event_piece(p)
-            self._recording(session.conversation_id, sid)
+            await self._recording(session, sid)
             if not await self._still_held(session):
                 raise CobrowseError("conflict", "the co-browsing session has ended")
             await self.sio.emit("cobrowse_events", {"conversation_id": session.conversation_id, "session_id": session.id, **piece.relayed()},
@@ -360,38 +399,51 @@ class CobrowseRelay:
 
     async def customer_end(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         """``cobrowse_end {session_id}``."""
-        session = self._customer_session(session_data, _payload(data).get("session_id"))
+        session = await self._customer_session(session_data, _payload(data).get("session_id"))
         await self.end(session, EndReason.CUSTOMER_ENDED)
         return {}
 
     async def customer_gone(self, sid: str, session_data: dict[str, Any]) -> None:
-        """A customer socket closed: when no page of theirs records any more, wait for a new page, then end."""
+        """A customer socket closed: when no page of theirs records any more (on any process), wait for a new page,
+        then end. The timer runs here; when it fires it asks the shared store again (a page may have come back on
+        another process), and the end is a compare-and-set: it ends once."""
         self._buckets.pop((sid, "events"), None)
-        conv_id = next((c for c, sids in self._customer_sids.items() if sid in sids), None)
-        if conv_id is None:
+        found = self._recorders.pop(sid, None)
+        if found is None:
             return
-        sids = self._customer_sids[conv_id]
-        sids.discard(sid)
-        session = self.sessions.get(int(conv_id))
-        if sids or session is None or session.state is not CobrowseState.LIVE:
+        conv_id, session_id = found
+        left = await self.store.recording_remove(session_id, sid)
+        if left:
             return
-        self._timer(session.id, self.grace_seconds, lambda: self._left(session.id, int(conv_id)))
+        session = await self.session_of(conv_id)
+        if session is None or session.id != session_id or session.state is not CobrowseState.LIVE:
+            return
+        self._timer(session.id, self.grace_seconds, lambda: self._left(session_id, conv_id))
 
     # ------------------------------------------------------------------ ending
     async def end(self, session: CobrowseSession, reason: EndReason) -> None:
-        """End a session (once): both sides are told, the timeline says who and why."""
-        current = self.sessions.get(session.conversation_id)
-        if current is None or current.id != session.id:
+        """End a session (once, across processes: the shared record is deleted by compare-and-set, and only the
+        process that deleted it tells both sides and writes the timeline)."""
+        for _ in range(10):
+            rec = await self.store.get_session(session.conversation_id)
+            if rec is None or rec.get("id") != session.id:
+                return
+            current = CobrowseSession.from_record(rec)
+            if await self.store.swap_session(session.conversation_id, rec, None, 0):
+                break
+        else:
+            log.warning("co-browsing: a session kept changing while it was being ended")
             return
         ended = current.end(self.clock(), reason)
-        del self.sessions[session.conversation_id]
         self._cancel_timer(session.id)
         self._checked.pop(session.id, None)
-        self._customer_sids.pop(session.conversation_id, None)
-        for code in [k for k, c in self.codes.items() if c.session_id == session.id]:
-            del self.codes[code]
-        if current.linked_visitor is not None and self._linked.get(current.linked_visitor) == session.conversation_id:
-            del self._linked[current.linked_visitor]
+        for sid in [s for s, (_, sess) in self._recorders.items() if sess == session.id]:
+            del self._recorders[sid]
+        await self.store.recording_clear(session.id)
+        if current.code is not None:
+            await self.store.drop_code(self.code_key(current.code))
+        if current.linked_visitor is not None:
+            await self.store.drop_link(current.linked_visitor, session.conversation_id)
         await self.sio.emit("cobrowse_ended", ended.for_customer(), to=self._room(current), namespace="/customer")
         await self.sio.emit("cobrowse_ended", ended.public(), to=room_agent(session.agent_id), namespace="/agent")
         if current.via_code:
@@ -403,9 +455,9 @@ class CobrowseRelay:
 
     async def conversation_over(self, conversation_id: int) -> None:
         """The conversation was closed or transferred: its session (if any) ends."""
-        session = self.sessions.get(conversation_id)
-        if session is not None:
-            await self.end(session, EndReason.CONVERSATION_ENDED)
+        rec = await self.store.get_session(conversation_id)
+        if rec is not None:
+            await self.end(CobrowseSession.from_record(rec), EndReason.CONVERSATION_ENDED)
 
     # ------------------------------------------------------------------ helpers
     async def _held(self, agent: AgentRef, raw_conversation_id: Any) -> Any:
@@ -417,18 +469,18 @@ class CobrowseRelay:
 
     async def _live_of_agent(self, agent: AgentRef, data: Any) -> CobrowseSession:
         conv = await self._held(agent, _payload(data).get("conversation_id"))
-        session = self.sessions.get(conv.id)
+        session = await self.session_of(conv.id)
         if session is None or session.state is not CobrowseState.LIVE:
             raise CobrowseError("conflict", "no live co-browsing session on this conversation")
         return session
 
-    def _customer_session(self, session_data: dict[str, Any], raw_id: Any) -> CobrowseSession:
+    async def _customer_session(self, session_data: dict[str, Any], raw_id: Any) -> CobrowseSession:
         """The session this customer socket may act on: its own conversation's, by its id."""
         sid = valid_session_id(raw_id)
         conv_id = session_data.get("room")
-        session = self.sessions.get(int(conv_id)) if conv_id is not None else None
+        session = await self.session_of(int(conv_id)) if conv_id is not None else None
         if session is None or session.id != sid or session.customer_id != session_data.get("customer_id"):
-            session = self._linked_session(session_data)
+            session = await self._linked_session(session_data)
             if session is None or session.id != sid:
                 raise CobrowseError("not_found", "no such co-browsing session")
         return session
@@ -439,19 +491,20 @@ class CobrowseRelay:
         if now - self._checked.get(session.id, 0.0) < ASSIGNMENT_RECHECK_SECONDS:
             return True
         self._checked[session.id] = now
+        if len(self._checked) > 10_000:  # sessions ended on other processes leave entries here: forget the old ones
+            self._checked = {k: t for k, t in self._checked.items() if now - t < 3600}
         conv = await self.hub.repo.conversation(session.conversation_id)
         if conv is not None and conv.status != "closed" and conv.assigned_agent_id == session.agent_id:
             return True
         await self.end(session, EndReason.CONVERSATION_ENDED)
         return False
 
-    def _recording(self, conversation_id: int, sid: str) -> None:
-        sids = self._customer_sids.setdefault(conversation_id, set())
-        if sid not in sids:
-            sids.add(sid)
-            session = self.sessions.get(conversation_id)
-            if session is not None:
-                self._cancel_timer(session.id)  # a new page came back within the grace period
+    async def _recording(self, session: CobrowseSession, sid: str) -> None:
+        """This socket records the session's page: counted in the shared set (once per socket and session)."""
+        if self._recorders.get(sid) != (session.conversation_id, session.id):
+            self._recorders[sid] = (session.conversation_id, session.id)
+            await self.store.recording_add(session.id, sid, SESSION_TTL)
+            self._cancel_timer(session.id)  # a new page came back within the grace period (on this process)
 
     def _wait(self, sid: str, kind: str, burst: int, rate: float) -> float:
         now = self.clock()
@@ -466,7 +519,10 @@ class CobrowseRelay:
         async def later() -> None:
             await asyncio.sleep(seconds)
             self._timers.pop(session_id, None)
-            await then()
+            try:
+                await then()
+            except Exception:  # noqa: BLE001 - e.g. the store unreachable: the session record expires by its TTL
+                log.exception("co-browsing: a timer could not end its session")
 
         self._timers[session_id] = asyncio.get_running_loop().create_task(later())
 
@@ -476,14 +532,17 @@ class CobrowseRelay:
             task.cancel()
 
     async def _no_answer(self, session_id: str, conversation_id: int) -> None:
-        session = self.sessions.get(conversation_id)
+        rec = await self.store.get_session(conversation_id)
+        session = CobrowseSession.from_record(rec) if rec is not None else None
         if session is not None and session.id == session_id and session.state is CobrowseState.PENDING:
             await self.end(session, EndReason.CODE_EXPIRED if session.via_code else EndReason.NO_ANSWER)
 
     async def _left(self, session_id: str, conversation_id: int) -> None:
-        session = self.sessions.get(conversation_id)
-        if session is not None and session.id == session_id and not self._customer_sids.get(conversation_id):
-            await self.end(session, EndReason.CUSTOMER_LEFT)
+        if await self.store.recording_count(session_id):
+            return  # a page came back (maybe on another process)
+        rec = await self.store.get_session(conversation_id)
+        if rec is not None and rec.get("id") == session_id and rec.get("state") == CobrowseState.LIVE.value:
+            await self.end(CobrowseSession.from_record(rec), EndReason.CUSTOMER_LEFT)
 
     async def _record(self, session: CobrowseSession, event: str, summary: str, **extra: Any) -> None:
         """One line on the customer's timeline (who, when, what; never page content)."""

@@ -18,7 +18,9 @@ customer's page, or sent as a link by SMS, WhatsApp or email when the customer i
 - The timeline (kind ``document_push``) keeps the push (name, the file's SHA-256, who sent it) and the first
   ``delivered``, ``opened`` and ``downloaded``.
 
-Pushes live in this hub process (like co-browsing sessions): ``docs/subsystems/cobrowse.md``.
+Pushes and agents' own files are records in the shared :class:`~contact_center.ports.CobrowseStore` (Redis with
+several hub processes), so a link opens on any hub process; the bytes are in the media store.
+``docs/subsystems/cobrowse.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import hmac
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -38,6 +40,8 @@ from contact_center.channels import WEB_CHAT
 from contact_center.domain.cobrowse import CobrowseError
 from contact_center.hub.service import AgentRef, HubError, HubService, room_conv
 from contact_center.media_routes import MEDIA_KEY, content_disposition, read_uploaded_file
+from contact_center.ports import CobrowseStore, StateUnavailable
+from contact_center.state.cobrowse_store import MemoryCobrowseStore
 
 log = logging.getLogger("contact_center.documents")
 
@@ -49,6 +53,7 @@ CALL_CHANNELS = frozenset({"phone", "callback"})  # the link goes out as a text 
 DOCUMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/webp"})
 LIBRARY_ROLES = frozenset({"admin", "supervisor"})
 EVENTS = ("delivered", "opened", "downloaded")
+PUSH_TTL = LINK_SECONDS + 3600  # a push's record (and its first-event marks) outlive its link by an hour
 
 
 @dataclass
@@ -68,6 +73,13 @@ class Push:
     via: str = "web"  # web (the widget, with the visitor id) or the channel a link went out on
     source: str = "library"  # library, or agent_file (the agent's own upload)
 
+    def record(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "seen"}
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Push:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "seen"})
+
 
 @dataclass
 class OwnFile:
@@ -83,22 +95,22 @@ class OwnFile:
 
 
 class DocumentPushes:
-    """The pushes of this hub process, their links, and what the customer did with them."""
+    """Pushes, their links, and what the customer did with them (records in the shared store)."""
 
     def __init__(self, hub: HubService, secret: str, clock: Callable[[], float] = time.time, base_url: str = "",
-                 channels: Any = None) -> None:
+                 channels: Any = None, store: CobrowseStore | None = None) -> None:
         self.hub, self.secret, self.clock, self.base_url = hub, secret, clock, base_url.rstrip("/")
         self.channels = channels  # the channel registry (a call's link goes out through the SMS adapter)
-        self.pushes: dict[str, Push] = {}
-        self.own: dict[str, OwnFile] = {}
+        self.store: CobrowseStore = store if store is not None else MemoryCobrowseStore()
 
-    def add_own(self, agent_id: int, name: str, content_type: str, size: int, media_key: str) -> OwnFile:
-        now = self.clock()
-        for key in [k for k, f in self.own.items() if f.uploaded_at < now - OWN_SECONDS]:
-            del self.own[key]
-        own = OwnFile(secrets.token_urlsafe(18), name, content_type, size, media_key, agent_id, now)
-        self.own[own.id] = own
+    async def add_own(self, agent_id: int, name: str, content_type: str, size: int, media_key: str) -> OwnFile:
+        own = OwnFile(secrets.token_urlsafe(18), name, content_type, size, media_key, agent_id, self.clock())
+        await self.store.put_record("own", own.id, asdict(own), OWN_SECONDS)
         return own
+
+    async def get_push(self, push_id: str) -> Push | None:
+        rec = await self.store.get_record("push", push_id)
+        return None if rec is None else Push.from_record(rec)
 
     def _sig(self, push: Push) -> str:
         msg = f"{push.id}:{push.document_id}:{push.customer_id}:{push.expires_at}"
@@ -121,7 +133,8 @@ class DocumentPushes:
             document_id, source = 0, "order_summary"
             name, kind, size, key = await self._order_pdf(conv, p.get("order_id"))
         elif p.get("upload_id") is not None:
-            own = self.own.get(p["upload_id"]) if isinstance(p.get("upload_id"), str) else None
+            rec = await self.store.get_record("own", p["upload_id"]) if isinstance(p.get("upload_id"), str) and p["upload_id"] else None
+            own = OwnFile(**rec) if rec is not None else None
             if own is None or own.agent_id != agent.id or own.uploaded_at < now - OWN_SECONDS:
                 raise CobrowseError("not_found", "no such file: upload it again")
             document_id, name, kind, size, key, source = 0, own.name, own.content_type, own.size, own.media_key, "agent_file"
@@ -136,21 +149,24 @@ class DocumentPushes:
             document_id, name, kind, size, key, source = doc.id, doc.name, doc.content_type, doc.size, doc.media_key, "library"
         if via != "web" and not self.base_url:
             raise CobrowseError("conflict", "links cannot be sent outside the web: PUBLIC_BASE_URL is not set")
-        self._forget_old(now)
         push = Push(id=secrets.token_urlsafe(18), document_id=document_id, name=name, content_type=kind, size=size,
                     media_key=key, customer_id=conv.customer_id, conversation_id=conv.id, agent_id=agent.id,
                     agent_name=agent.display_name or agent.username, expires_at=int(now + LINK_SECONDS), via=via, source=source)
         body = {"push_id": push.id, "name": push.name, "content_type": push.content_type, "size": push.size,
                 "url": self.url(push), "expires_at": push.expires_at, "agent_name": push.agent_name}
         if via == "web":
-            self.pushes[push.id] = push
+            await self.store.put_record("push", push.id, push.record(), PUSH_TTL)
             await self._record(push, "pushed", f"{push.agent_name} pushed the document {push.name!r}")
             await self.hub.emitter.emit("document", body, to=room_conv(conv.id), namespace="/customer")
         else:
             text = (f"{push.agent_name} sent you {push.name}: {self.base_url}{self.url(push)} "
                     f"(the link works for {LINK_SECONDS // 60} minutes)")
-            await self._send_link(agent, conv, push, text)
-            self.pushes[push.id] = push
+            await self.store.put_record("push", push.id, push.record(), PUSH_TTL)  # before the link can be opened
+            try:
+                await self._send_link(agent, conv, push, text)
+            except BaseException:
+                await self.store.put_record("push", push.id, {**push.record(), "expires_at": 0}, 1)
+                raise
             await self._record(push, "pushed", f"{push.agent_name} sent the document {push.name!r} as a link by {via}")
         return {"push": {**{k: v for k, v in body.items() if k != "url"}, "via": via}}
 
@@ -214,7 +230,7 @@ class DocumentPushes:
 
     async def customer_event(self, session_data: dict[str, Any], data: Any) -> dict[str, Any]:
         p = data if isinstance(data, dict) else {}
-        push = self.pushes.get(p.get("push_id") if isinstance(p.get("push_id"), str) else "")
+        push = await self.get_push(p["push_id"]) if isinstance(p.get("push_id"), str) and p["push_id"] else None
         if push is None or push.customer_id != session_data.get("customer_id"):
             raise CobrowseError("not_found", "no such document")
         event = p.get("event")
@@ -224,14 +240,10 @@ class DocumentPushes:
         return {}
 
     async def seen(self, push: Push, event: str) -> None:
-        if event in push.seen:
-            return  # the first one only
+        if not await self.store.first_event(push.id, event, PUSH_TTL):
+            return  # the first one only (on any hub process)
         push.seen.add(event)
         await self._record(push, event, f"The customer {event} the document {push.name!r}")
-
-    def _forget_old(self, now: float) -> None:
-        for key in [k for k, v in self.pushes.items() if v.expires_at < now - 3600]:
-            del self.pushes[key]
 
     async def _record(self, push: Push, event: str, summary: str) -> None:
         from crm_store.domain.interactions import InteractionKind
@@ -250,7 +262,10 @@ class DocumentPushes:
     # ------------------------------------------------------------------ HTTP
     async def open(self, request: web.Request) -> web.StreamResponse:
         """GET /documents/push/{push_id}?exp=&sig=[&download=1], with the customer's widget's visitor id."""
-        push = self.pushes.get(request.match_info["push_id"])
+        try:
+            push = await self.get_push(request.match_info["push_id"])
+        except StateUnavailable:
+            return error_response(503, "unavailable", "documents cannot be opened right now: try again shortly")
         exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
         if push is None or not exp.isdigit() or int(exp) != push.expires_at or not hmac.compare_digest(sig, self._sig(push)):
             return error_response(404, "not_found", "no such document")
@@ -324,7 +339,10 @@ def add_routes(app: web.Application, pushes: Callable[[], DocumentPushes], agent
         if kind not in DOCUMENT_TYPES:
             return error_response(415, "unsupported_media", "only PDF, PNG, JPEG and WebP files can be pushed")
         stored = await request.app[MEDIA_KEY].put(data, kind, name or "document")
-        own = pushes().add_own(agent.agent_id, name or "document", kind, stored.size, stored.key)
+        try:
+            own = await pushes().add_own(agent.agent_id, name or "document", kind, stored.size, stored.key)
+        except StateUnavailable:
+            return error_response(503, "unavailable", "files cannot be uploaded right now: try again shortly")
         return web.json_response({"upload_id": own.id, "name": own.name, "content_type": own.content_type, "size": own.size,
                                   "sha256": own.media_key}, status=201)
 

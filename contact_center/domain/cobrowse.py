@@ -1,7 +1,8 @@
 """Co-browsing sessions: the lifecycle and the relay's limits, without I/O.
 
 A session belongs to one conversation (a web chat, or a phone call: then the caller's browser joins with a
-six-digit code the agent reads out, see :class:`JoinCode`), one agent (who holds the conversation) and that
+six-digit code the agent reads out: :func:`format_code`, :func:`normalise_code`; its single use and the wrong-try
+limits below are kept in the shared ``CobrowseStore``), one agent (who holds the conversation) and that
 conversation's customer. It is ``pending`` until the customer answers (``CONSENT_SECONDS`` without an
 answer counts as declined), ``live`` while the customer's page is recorded and relayed, ``ended`` after.
 Nothing is recorded before ``live``; the hub relays page events only while ``live``, only from the
@@ -101,6 +102,33 @@ class CobrowseSession:
     via_code: bool = False  # a call's session: the caller's browser joined with the code read out
     linked_visitor: str | None = None  # the browser (visitor id) that joined with the code
     control: ControlState = ControlState.OFF
+    code: str | None = None  # a call's code while it waits (the agent may be shown it again); gone once used
+    code_expires_at: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The stored form (JSON-safe; the shared store compares it as text)."""
+        return {
+            "id": self.id, "conversation_id": self.conversation_id, "customer_id": self.customer_id,
+            "agent_id": self.agent_id, "agent_name": self.agent_name, "state": self.state.value,
+            "requested_at": self.requested_at, "consent_deadline": self.consent_deadline, "started_at": self.started_at,
+            "ended_at": self.ended_at, "end_reason": self.end_reason.value if self.end_reason else None,
+            "via_code": self.via_code, "linked_visitor": self.linked_visitor, "control": self.control.value,
+            "code": self.code, "code_expires_at": self.code_expires_at,
+        }
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> CobrowseSession:
+        return cls(
+            id=str(d["id"]), conversation_id=int(d["conversation_id"]), customer_id=int(d["customer_id"]),
+            agent_id=int(d["agent_id"]), agent_name=str(d["agent_name"]), state=CobrowseState(d["state"]),
+            requested_at=float(d["requested_at"]), consent_deadline=float(d["consent_deadline"]),
+            started_at=None if d.get("started_at") is None else float(d["started_at"]),
+            ended_at=None if d.get("ended_at") is None else float(d["ended_at"]),
+            end_reason=EndReason(d["end_reason"]) if d.get("end_reason") else None,
+            via_code=bool(d.get("via_code")), linked_visitor=d.get("linked_visitor"),
+            control=ControlState(d.get("control") or "off"), code=d.get("code"),
+            code_expires_at=None if d.get("code_expires_at") is None else float(d["code_expires_at"]),
+        )
 
     def accept(self, now: float) -> CobrowseSession:
         if self.state is not CobrowseState.PENDING:
@@ -118,7 +146,7 @@ class CobrowseSession:
         """The caller typed the code (their consent): live, linked to that browser."""
         if not self.via_code:
             raise CobrowseError("bad_request", "this session is not joined with a code")
-        return replace(self.accept(now), linked_visitor=visitor)
+        return replace(self.accept(now), linked_visitor=visitor, code=None, code_expires_at=None)
 
     def ask_control(self) -> CobrowseSession:
         if self.state is not CobrowseState.LIVE:
@@ -172,69 +200,6 @@ def normalise_code(raw: Any) -> str:
     if len(digits) != CODE_DIGITS:
         raise CobrowseError("bad_request", "the code is six digits")
     return digits
-
-
-@dataclass(frozen=True)
-class JoinCode:
-    """A code read out on a call: it opens one session, once, for ``CODE_SECONDS``."""
-
-    code: str
-    session_id: str
-    conversation_id: int
-    issued_at: float
-    used: bool = False
-    lifetime: float = CODE_SECONDS
-
-    @property
-    def expires_at(self) -> float:
-        return self.issued_at + self.lifetime
-
-    def usable(self, now: float) -> bool:
-        return not self.used and now <= self.expires_at
-
-    def redeem(self, now: float) -> JoinCode:
-        """Use it (once): a used or expired code is as unknown as a wrong one (no oracle)."""
-        if not self.usable(now):
-            raise CobrowseError("not_found", "that code is not valid: ask the agent for a new one")
-        return replace(self, used=True)
-
-
-@dataclass
-class CodeAttempts:
-    """Wrong codes per key (a socket, a client address): ``CODE_MAX_FAILURES`` within ``CODE_FAILURE_WINDOW``
-    and that key is refused for ``CODE_LOCKOUT_SECONDS``. A right code does not clear an address's count (a
-    guesser who hits once keeps their record); it clears the socket's."""
-
-    failures: dict[str, list[float]]
-    locked_until: dict[str, float]
-
-    @classmethod
-    def empty(cls) -> CodeAttempts:
-        return cls({}, {})
-
-    def wait(self, keys: tuple[str, ...], now: float) -> float:
-        """Seconds until these keys may try again (0: now)."""
-        return max([0.0, *(self.locked_until.get(k, 0.0) - now for k in keys)])
-
-    def failed(self, keys: tuple[str, ...], now: float) -> None:
-        for key in keys:
-            recent = [t for t in self.failures.get(key, []) if now - t < CODE_FAILURE_WINDOW]
-            recent.append(now)
-            if len(recent) >= CODE_MAX_FAILURES:
-                self.locked_until[key] = now + CODE_LOCKOUT_SECONDS
-                recent = []
-            self.failures[key] = recent
-
-    def forget(self, key: str) -> None:
-        self.failures.pop(key, None)
-        self.locked_until.pop(key, None)
-
-    def prune(self, now: float) -> None:
-        """Drop what no longer counts (bounded memory)."""
-        for key in [k for k, until in self.locked_until.items() if until <= now]:
-            del self.locked_until[key]
-        for key in [k for k, ts in self.failures.items() if not ts or now - ts[-1] >= CODE_FAILURE_WINDOW]:
-            del self.failures[key]
 
 
 def valid_session_id(raw: Any) -> str:

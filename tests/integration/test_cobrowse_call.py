@@ -141,10 +141,11 @@ async def test_wrong_codes_are_limited_and_an_unused_code_expires(hub: str, db: 
     guesser2, _ = await _browser(hub, "visitor_guesser_02")
     ack = await guesser2.call("cobrowse_join", {"code": code}, namespace="/customer")
     assert ack["ok"] is False and ack["error"]["code"] == "rate_limited"
-    assert relay.sessions[cid].state.value == "pending"  # the guesses opened nothing
+    assert (await relay.session_of(cid)).state.value == "pending"  # the guesses opened nothing
 
     # the lock lifts; the code expires unused: the session ends (code_expired) and the code opens nothing
-    relay.attempts.locked_until.clear()
+    for key in [k for k in relay.store._data if k.startswith("lock:")]:  # the memory store's locks
+        del relay.store._data[key]
     assert (await alice.call("cobrowse_end", {"conversation_id": cid}, namespace="/agent"))["ok"]
     relay.code_seconds = 0.3
     code2 = (await alice.call("cobrowse_start", {"conversation_id": cid}, namespace="/agent"))["code"]
@@ -152,7 +153,7 @@ async def test_wrong_codes_are_limited_and_an_unused_code_expires(hub: str, db: 
     assert ended["conversation_id"] == cid
     ack = await guesser2.call("cobrowse_join", {"code": code2}, namespace="/customer")
     assert ack["ok"] is False and ack["error"]["code"] == "not_found"
-    assert not relay.codes
+    assert await relay.store.take_code(relay.code_key(code)) is None and await relay.store.take_code(relay.code_key(code2)) is None
     for s_ in (alice, guesser, guesser2):
         await s_.disconnect()
 

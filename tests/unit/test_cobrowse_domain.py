@@ -88,8 +88,7 @@ def test_the_replay_frame_loads_assets_only_from_this_hub_and_the_shops_origins(
 
 # ---------------------------------------------------------------------- a call's code
 from contact_center.domain.cobrowse import (  # noqa: E402
-    CODE_LOCKOUT_SECONDS, CODE_MAX_FAILURES, CODE_SECONDS, CodeAttempts, ControlState, JoinCode, format_code,
-    normalise_code,
+    CODE_SECONDS, ControlState, format_code, normalise_code,
 )
 
 
@@ -109,41 +108,8 @@ def test_what_the_caller_types_is_read_as_six_digits() -> None:
         assert exc.value.code == "bad_request", bad
 
 
-def test_a_code_works_once_and_for_ten_minutes() -> None:
-    code = JoinCode("012345", "s" * 24, 7, issued_at=1000.0)
-    assert code.expires_at == 1000.0 + CODE_SECONDS == 1600.0
-    used = code.redeem(1599.0)
-    assert used.used and not used.usable(1599.0)
-    with pytest.raises(CobrowseError) as exc:
-        used.redeem(1599.5)
-    assert exc.value.code == "not_found"  # used: as unknown as a wrong code
-    with pytest.raises(CobrowseError) as exc:
-        code.redeem(1600.5)
-    assert exc.value.code == "not_found"  # expired: the same
-
-
-def test_five_wrong_codes_lock_the_socket_and_the_address_for_a_while() -> None:
-    attempts = CodeAttempts.empty()
-    keys = ("sid:a", "addr:1.2.3.4")
-    for i in range(CODE_MAX_FAILURES - 1):
-        assert attempts.wait(keys, 100.0 + i) == 0
-        attempts.failed(keys, 100.0 + i)
-    assert attempts.wait(keys, 104.0) == 0
-    attempts.failed(keys, 104.0)  # the fifth
-    assert attempts.wait(keys, 104.0) == CODE_LOCKOUT_SECONDS
-    # another socket from the same address is refused too; another address from another socket is not
-    assert attempts.wait(("sid:b", "addr:1.2.3.4"), 150.0) > 0
-    assert attempts.wait(("sid:c", "addr:5.6.7.8"), 150.0) == 0
-    assert attempts.wait(keys, 104.0 + CODE_LOCKOUT_SECONDS) == 0
-    attempts.prune(104.0 + CODE_LOCKOUT_SECONDS)
-    assert attempts.locked_until == {}
-
-
-def test_wrong_codes_spread_over_more_than_the_window_do_not_lock() -> None:
-    attempts = CodeAttempts.empty()
-    for i in range(CODE_MAX_FAILURES * 2):
-        attempts.failed(("addr:x",), i * 200.0)  # one every 200 s: never 5 within 10 minutes
-        assert attempts.wait(("addr:x",), i * 200.0) == 0
+# A code's single use, its expiry and the wrong-try locks are the shared store's (tests/contract/test_cobrowse_store.py,
+# on memory and Redis) and the relay's (tests/integration/test_cobrowse_call.py, test_cobrowse_two_nodes.py).
 
 
 def test_a_call_session_joins_with_the_code_and_shows_the_customer_nothing_of_the_call() -> None:
@@ -183,3 +149,21 @@ def test_control_actions_are_checked_before_they_are_relayed() -> None:
         with pytest.raises(CobrowseError) as exc:
             control_action(bad)
         assert exc.value.code == "bad_request", bad
+
+
+def test_a_session_survives_its_stored_form() -> None:
+    """The shared store keeps a session as JSON and compares it as text: the round trip is exact (times too)."""
+    import json
+
+    from contact_center.domain.cobrowse import ControlState
+
+    pending = CobrowseSession(id="x" * 24, conversation_id=3, customer_id=4, agent_id=5, agent_name="Alice",
+                              state=CobrowseState.PENDING, requested_at=1700000000.123456, consent_deadline=1700000600.654321,
+                              via_code=True, code="012345", code_expires_at=1700000600.654321)
+    live = pending.join(1700000001.5, "visitor_1")
+    ended = live.ask_control().answer_control(True).end(1700000009.25, EndReason.CUSTOMER_LEFT)
+    for s in (pending, live, ended):
+        back = CobrowseSession.from_record(json.loads(json.dumps(s.record())))
+        assert back == s and json.dumps(back.record(), sort_keys=True) == json.dumps(s.record(), sort_keys=True)
+    assert live.code is None and live.code_expires_at is None  # a used code is not kept
+    assert ended.control is ControlState.GRANTED and "code" not in ended.public()
