@@ -263,8 +263,10 @@ async def callback_slots(request: web.Request) -> web.Response:
     queue = asked if asked in hub.rules else config.queue  # the queue's own hours (queues.callback_hours), else the hub's
     hours = await hours_for(hub, queue)
     found = rules.slots(now, hours, horizon_days=config.horizon_days)
+    opening = rules.next_opening(now, hours)  # closed now: "now" is booked at this moment
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
-                              "always_open": hours is None, "queue": queue})
+                              "always_open": hours is None, "queue": queue, "open_now": opening is None,
+                              "next_opening": opening.isoformat() if opening is not None else None})
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

@@ -20,7 +20,7 @@ States::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Final
 
 import phonenumbers  # type: ignore[import-untyped,unused-ignore]
@@ -230,10 +230,35 @@ class OpeningHours:
         return local.weekday() in self.days and self.opens <= local.time().replace(tzinfo=None) < self.closes
 
 
+def next_opening(now: datetime, hours: OpeningHours | None) -> datetime | None:
+    """When a "now" callback asked at ``now`` (timezone-aware) can be honoured: None when the queue is open now (or
+    has no hours: "always"), else the next moment it opens (UTC). Days without hours are skipped; none at all in the
+    week (no days): None (nothing to wait for; the caller treats it as open)."""
+    if hours is None or hours.is_open(now) or not hours.days:
+        return None
+    offset = timedelta(minutes=hours.utc_offset_minutes)
+    local = (now.astimezone(timezone.utc) + offset).replace(tzinfo=None)
+    for ahead in range(0, 8):
+        day = (local + timedelta(days=ahead)).date()
+        if day.weekday() not in hours.days:
+            continue
+        opens = datetime.combine(day, hours.opens.replace(tzinfo=None))
+        if opens > local:
+            return (opens - offset).replace(tzinfo=timezone.utc)
+    return None
+
+
+def closed_words(opens_at: datetime) -> str:
+    """What a customer who asked for "now" while we are closed is told (UTC; the widget shows it in their zone)."""
+    return f"We are closed now: we will call you back when we open, at {opens_at.strftime('%Y-%m-%d %H:%M')} UTC"
+
+
 def parse_hours(raw: str) -> OpeningHours | None:
     """A queue's own opening hours for callback slots (``queues.callback_hours``): ``always`` (None: no hours), or
     ``<days> <opens>-<closes> [<UTC offset in minutes>]``, days as ``0,1,2`` or ``0-4`` (0 = Monday), e.g.
     ``0-4 09:00-17:00 +60``. :class:`ValueError` with the reason when it is not that."""
+    if not isinstance(raw, str):
+        raise ValueError("hours must be text: 'always' or like '0-4 09:00-17:00 +60'")
     text = " ".join(str(raw).split()).lower()
     if text == "always":
         return None

@@ -423,6 +423,35 @@ async def test_a_queue_s_own_opening_hours_decide_its_slots(db: Database, phones
     assert status == 201, booked
 
 
+async def test_a_now_callback_while_the_queue_is_closed_is_booked_at_the_next_opening(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)  # the queue opens only tomorrow (its weekday), 09:00-17:00 UTC
+    await _queue_settings(db, callback_hours=f"{tomorrow.weekday()} 09:00-17:00")
+    await phones.start_hub()
+    opening = tomorrow.replace(hour=9, minute=0, second=0, microsecond=0)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/callbacks/slots?queue=support") as resp:
+            slots = await resp.json()
+    assert (slots["open_now"], slots["next_opening"]) == (False, opening.isoformat())
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now", "topic": "my order"})
+    assert status == 201, body
+    assert body["closed"] is True and body["scheduled_for"] == opening.isoformat()
+    assert body["message"] == f"We are closed now: we will call you back when we open, at {opening:%Y-%m-%d %H:%M} UTC"
+    assert "queue" not in body  # not waiting in the queue for an agent who is not there
+    cb = body["callback"]
+    assert (cb["state"], cb["conversation_id"], cb["requested_for"]) == ("scheduled", None, opening.isoformat())
+    row = await _callback(db, cb["id"])
+    assert row.state == "scheduled" and row.requested_for is not None  # enters with a booked slot's priority when due
+    async with db.session() as s:
+        texts = [r.summary for r in (await s.exec(select(Interaction))).all()
+                 if (r.payload or {}).get("event") in ("callback_confirmation_text", "callback_requested")]
+    assert any(t.startswith("Callback requested (now; we are closed: at the opening") for t in texts), texts
+    assert any(t == f"Text sent: We are closed now. We will call you back when we open, at {opening:%Y-%m-%d %H:%M} UTC on this number."
+               for t in texts), texts
+    await asyncio.sleep(0.5)  # the hub's loop does not queue it before the opening
+    assert (await _callback(db, cb["id"])).state == "scheduled"
+
+
 class EmailPhones(CallbackPhones):
     """The hub also has the email channel (no relay: the local outbox under the test's own folder)."""
 
