@@ -297,6 +297,85 @@ CUSTOMER_FIRST: Final = "customer_first"  # the customer is dialled when due; on
 CALLBACK_MODES: Final = (AGENT_FIRST, CUSTOMER_FIRST)
 
 
+QUEUE_SETTING_FIELDS: Final = ("callback_mode", "callback_voicemail", "callback_hours")
+VOICEMAIL_LIMIT: Final = 500
+
+
+def check_queue_settings(changes: object) -> dict[str, str]:
+    """A queue's callback settings as an admin sends them (a partial update of ``callback_mode``,
+    ``callback_voicemail``, ``callback_hours``): the clean values to write, or :class:`QueueSettingsRefused` with a
+    reason per field (every bad field at once; nothing is written when one is bad).
+
+    ``callback_hours``: ``""`` (the hub's ``CALLBACK_*`` hours), ``always``, or what :func:`parse_hours` reads; kept
+    in its normal form (``"0-4 09:00-17:00 +60"``). ``callback_voicemail``: plain text (control characters out,
+    spaces collapsed), at most 500 characters; ``""`` leaves none."""
+    if not isinstance(changes, dict):
+        raise QueueSettingsRefused({"body": "send a JSON object with callback_mode, callback_voicemail and/or callback_hours"})
+    reasons: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for key in changes:
+        if key not in QUEUE_SETTING_FIELDS:
+            reasons[str(key)[:40]] = f"unknown setting: only {', '.join(QUEUE_SETTING_FIELDS)}"
+    if "callback_mode" in changes:
+        mode = changes["callback_mode"]
+        if mode not in CALLBACK_MODES:
+            reasons["callback_mode"] = f"must be one of {', '.join(CALLBACK_MODES)}"
+        else:
+            clean["callback_mode"] = str(mode)
+    if "callback_voicemail" in changes:
+        text = changes["callback_voicemail"]
+        if not isinstance(text, str):
+            reasons["callback_voicemail"] = "must be text (empty: no voicemail)"
+        else:
+            words = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+            if len(words) > VOICEMAIL_LIMIT:
+                reasons["callback_voicemail"] = f"at most {VOICEMAIL_LIMIT} characters"
+            else:
+                clean["callback_voicemail"] = words
+    if "callback_hours" in changes:
+        raw = changes["callback_hours"]
+        if not isinstance(raw, str):
+            reasons["callback_hours"] = "must be text: '' (the hub's hours), 'always' or like '0-4 09:00-17:00 +60'"
+        elif not raw.strip():
+            clean["callback_hours"] = ""
+        else:
+            try:
+                hours = parse_hours(raw)
+            except ValueError as exc:
+                reasons["callback_hours"] = str(exc)
+            else:
+                clean["callback_hours"] = format_hours(hours)
+    if reasons:
+        raise QueueSettingsRefused(reasons)
+    return clean
+
+
+def format_hours(hours: OpeningHours | None) -> str:
+    """The normal form of opening hours, as :func:`parse_hours` reads them (``always`` for None)."""
+    if hours is None:
+        return "always"
+    days = sorted(hours.days)
+    runs: list[str] = []
+    start = prev = days[0] if days else 0
+    for d in days[1:] + [-2]:
+        if d == prev + 1:
+            prev = d
+            continue
+        runs.append(f"{start}-{prev}" if prev > start else str(start))
+        start = prev = d
+    offset = hours.utc_offset_minutes
+    return (f"{','.join(runs)} {hours.opens.strftime('%H:%M')}-{hours.closes.strftime('%H:%M')}"
+            + (f" {offset:+d}" if offset else ""))
+
+
+class QueueSettingsRefused(ValueError):
+    """Bad callback settings for a queue: ``reasons`` has one sentence per bad field."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in reasons.items()))
+        self.reasons = reasons
+
+
 def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:
     """Refuse a chosen time that is past, too far ahead or outside the queue's hours (:class:`CallbackRefused`)."""
     if when.tzinfo is None:

@@ -452,6 +452,59 @@ async def test_a_now_callback_while_the_queue_is_closed_is_booked_at_the_next_op
     assert (await _callback(db, cb["id"])).state == "scheduled"
 
 
+async def _as(phones: Phones, username: str, password: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + "/auth/login", json={"username": username, "password": password}) as resp:
+            assert resp.status == 200, await resp.text()
+            cookie = f"cc_session={resp.cookies['cc_session'].value}"
+        async with http.request(method, phones.base + path, json=body, headers={"Cookie": cookie, "Origin": phones.base}) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def test_a_queue_s_callback_settings_through_the_api_apply_to_the_next_callback(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    async with db.transaction() as s:
+        await agents_repo.create_agent(s, "sam", "pw-sam-1", display_name="Sam", role="supervisor", capacity={"phone": 1})
+        await agents_repo.create_agent(s, "ada", "pw-ada-1", display_name="Ada", role="admin", capacity={})
+    await phones.start_hub()
+    path = "/api/queues/support/callback-settings"
+    # an agent may neither read nor change them
+    assert (await _as(phones, "alice", "pw-alice-1", "GET", path))[0] == 403
+    status, refused = await _as(phones, "alice", "pw-alice-1", "PUT", path, {"callback_mode": "customer_first"})
+    assert (status, refused["error"]) == (403, "forbidden")
+    status, current = await _as(phones, "sam", "pw-sam-1", "GET", path)
+    assert status == 200 and (current["callback_mode"], current["callback_voicemail"], current["callback_hours"]) == ("agent_first", "", "")
+    assert current["hours"] == {"source": "hub", "always_open": True, "effective": "always", "open_now": True, "next_opening": None}
+    # bad values: a reason per field, and nothing written (the good field of the same request neither)
+    status, bad = await _as(phones, "sam", "pw-sam-1", "PUT", path, {"callback_mode": "robot", "callback_hours": "0-4 17:00-09:00",
+                                                                    "callback_voicemail": "fine"})
+    assert status == 400 and {f["field"] for f in bad["fields"]} == {"callback_mode", "callback_hours"}, bad
+    assert "open before they close" in next(f["reason"] for f in bad["fields"] if f["field"] == "callback_hours")
+    assert (await _as(phones, "sam", "pw-sam-1", "GET", path))[1]["callback_voicemail"] == ""
+    assert (await _as(phones, "ada", "pw-ada-1", "PUT", "/api/queues/nowhere/callback-settings", {"callback_mode": "agent_first"}))[0] == 404
+    status, bad = await _as(phones, "ada", "pw-ada-1", "PUT", path, ["customer_first"])
+    assert status == 400 and bad["reason"] == "bad_settings"
+    # closed until tomorrow: the next "now" callback is booked at the opening, with no restart
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    status, saved = await _as(phones, "ada", "pw-ada-1", "PUT", path, {"callback_hours": f" {tomorrow.weekday()}  09:00-17:00 "})
+    assert status == 200 and saved["callback_hours"] == f"{tomorrow.weekday()} 09:00-17:00" and saved["hours"]["source"] == "queue"
+    assert saved["hours"]["open_now"] is False
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201 and body["closed"] is True and body["callback"]["state"] == "scheduled"
+    status, _ = await _post(phones, f"/api/callbacks/{body['callback']['id']}", {"token": body["cancel_token"]}, method="DELETE")
+    assert status == 200
+    # always open, customer first, a voicemail: the next "now" callback dials the customer before any agent accepts
+    status, saved = await _as(phones, "sam", "pw-sam-1", "PUT", path, {"callback_hours": "always", "callback_mode": "customer_first",
+                                                                      "callback_voicemail": "  The shop\ncalling back. "})
+    assert status == 200 and (saved["callback_mode"], saved["callback_voicemail"], saved["callback_hours"]) == (
+        "customer_first", "The shop calling back.", "always")
+    phones.engine.phones[CUSTOMER] = "busy"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201 and "closed" not in body
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled, customer first"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"  # the queue's voicemail: detection waits for the beep
+
+
 class EmailPhones(CallbackPhones):
     """The hub also has the email channel (no relay: the local outbox under the test's own folder)."""
 

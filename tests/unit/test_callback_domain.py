@@ -163,3 +163,28 @@ def test_next_opening_with_a_utc_offset_and_always() -> None:
     assert "2026-12-14 09:00 UTC" in cb.closed_words(opening)
     with pytest.raises(ValueError):
         cb.parse_hours(None)  # type: ignore[arg-type]
+
+
+# --- a queue's callback settings (the admin's API) ----------------------------------------------------------------
+
+def test_queue_settings_are_checked_field_by_field() -> None:
+    assert cb.check_queue_settings({"callback_mode": "customer_first", "callback_voicemail": "  Hello\n\tthere ",
+                                    "callback_hours": " 0-4  09:00-17:00 +60 "}) == {
+        "callback_mode": "customer_first", "callback_voicemail": "Hello there", "callback_hours": "0-4 09:00-17:00 +60"}
+    assert cb.check_queue_settings({"callback_hours": ""}) == {"callback_hours": ""}
+    assert cb.check_queue_settings({"callback_hours": "ALWAYS"}) == {"callback_hours": "always"}
+    assert cb.check_queue_settings({"callback_hours": "0,1,2,4,6 08:00-12:30"}) == {"callback_hours": "0-2,4,6 08:00-12:30"}
+    assert cb.check_queue_settings({}) == {}
+    with pytest.raises(cb.QueueSettingsRefused) as refused:
+        cb.check_queue_settings({"callback_mode": "robot", "callback_voicemail": "x" * 501, "callback_hours": "7 09:00-17:00",
+                                 "colour": "red"})
+    assert set(refused.value.reasons) == {"callback_mode", "callback_voicemail", "callback_hours", "colour"}
+    assert "0 (Monday) to 6" in refused.value.reasons["callback_hours"]
+    for bad in ({"callback_hours": "0-4 17:00-09:00"}, {"callback_hours": 5}, {"callback_voicemail": None},
+                {"callback_hours": "0-4 09:00-17:00 +900"}, {"callback_hours": "weekdays"}):
+        with pytest.raises(cb.QueueSettingsRefused):
+            cb.check_queue_settings(bad)
+    with pytest.raises(cb.QueueSettingsRefused):
+        cb.check_queue_settings(["callback_mode"])
+    for raw in ("0-4 09:00-17:00 +60", "5-6 10:00-14:00 -300", "0-6 00:00-23:59", "3 09:00-10:00", "always"):
+        assert cb.format_hours(cb.parse_hours(raw)) == raw
