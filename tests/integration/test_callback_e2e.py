@@ -717,6 +717,80 @@ async def test_a_connected_callback_transferred_keeps_the_customer_on_the_line(d
     assert (await _callback(db, cb_id)).attempts == 1
 
 
+async def test_a_connected_callback_is_warm_transferred_after_a_consultation(db: Database, phones: CallbackPhones) -> None:
+    """The phone's warm transfer on a callback: alice consults bob (the customer held with music in the same room,
+    bob's leg rung into it and reported through the callback's webhook), cancels once, consults again and completes:
+    the customer talks with bob, alice's leg is gone, the customer was dialled once and the callback completes when
+    bob hangs up."""
+    alice = await _alice(db)
+    async with db.transaction() as s:
+        row = await agents_repo.create_agent(s, "bob", "pw-bob-1", display_name="Bob", capacity={"phone": 1})
+    bob = AgentRef(row.id, row.username, row.display_name, row.role)  # type: ignore[arg-type]
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    for agent in (alice, bob):
+        await hub.agent_online(agent)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected")
+    await until(lambda: customer.participant is not None, "the customer in the room")
+    room = customer.participant.conference
+    await hub.set_status(bob, "available")
+
+    def labels(sid: str) -> set[str]:
+        members = room.participants
+        return {members[s].label or s for s in phones.engine.who_hears(room).get(sid, [])}
+
+    def live_leg(agent: AgentRef) -> str | None:
+        return next((leg["call_sid"] for leg in phones.engine.client_legs(f"agent_{agent.id}") if leg["status"] == "in-progress"), None)
+
+    async def ring_and_answer_bob() -> str:
+        legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "ringing"], "bob's leg rings")
+        phones.engine.answer(legs[0]["call_sid"])
+        return str(legs[0]["call_sid"])
+
+    async def consult_state(state: str, times: int = 1) -> bool:
+        async with db.session() as s:
+            rows = (await s.exec(select(Interaction).where(Interaction.conversation_id == cid))).all()
+        return sum((r.payload or {}).get("event") == f"consult_{state}" for r in rows) >= times
+
+    result = await hub.call_action(alice, cid, "consult", f"agent:{bob.id}")
+    assert result["consult"]["state"] == "ringing"
+    await until(lambda: customer.participant is not None and customer.participant.hold, "the customer on hold")
+    await ring_and_answer_bob()
+    await until(lambda: consult_state("talking"), "bob's answer heard through the callback's webhook")
+    alice_leg = live_leg(alice)
+    assert alice_leg is not None and labels(alice_leg) == {f"agent_{bob.id}"} and labels(customer.sid) == set()
+    await hub.call_action(alice, cid, "cancel_consult")  # the customer back with alice
+    await until(lambda: not [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "in-progress"], "bob's leg removed")
+    await until(lambda: not customer.participant.hold, "the customer off hold")
+    await until(lambda: consult_state("cancelled"), "the consultation cancelled")
+    assert labels(customer.sid) == {f"agent_{alice.id}"}
+    presence = await hub.store.get_presence(bob.id)
+    assert presence is not None and presence.load == {}  # his hold went with the consultation
+    # again, and this time completed: bob has the customer, alice is out
+    await hub.call_action(alice, cid, "consult", f"agent:{bob.id}")
+    bob_leg = await ring_and_answer_bob()
+    await until(lambda: consult_state("talking", 2), "bob answered again")
+    await hub.call_action(alice, cid, "complete_transfer")
+    await until(lambda: live_leg(alice) is None, "alice's leg gone")
+    await until(lambda: customer.participant is not None and not customer.participant.hold, "the customer off hold")
+    assert labels(customer.sid) == {f"agent_{bob.id}"}
+    async with db.session() as s:
+        from crm_store.models import Conversation
+
+        conv = await s.get(Conversation, cid)
+    assert conv is not None and conv.status == "assigned" and conv.assigned_agent_id == bob.id
+    assert len(_customer_calls(phones)) == 1 and (await _callback(db, cb_id)).attempts == 1
+    # bob's line now ends the call (EndConferenceOnExit moved to him): the callback completes
+    phones.engine.hang_up(bob_leg)
+    await until(lambda: _state(db, cb_id, "completed"), "the callback completed")
+    assert [(e.code, e.detail) for e in phones.engine.errors] == []
+
+
 async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: CallbackPhones) -> None:
     await _alice(db)
     await phones.start_hub()
