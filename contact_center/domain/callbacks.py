@@ -170,8 +170,10 @@ class AfterAttempt:
     tell_customer: bool = False  # the last attempt failed: a text or email says we could not reach them
 
 
-def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: datetime) -> AfterAttempt:
-    """The callback after its ``attempts_made``-th attempt ended with ``outcome`` at ``now``."""
+def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: datetime,
+                  hours: OpeningHours | None = None) -> AfterAttempt:
+    """The callback after its ``attempts_made``-th attempt ended with ``outcome`` at ``now``. A retry that would fall
+    outside the queue's ``hours`` is tried at their next opening instead (nobody is there to take it before)."""
     if outcome == CONNECTED_OUTCOME:
         return AfterAttempt(CONNECTED)
     if outcome == CANCELED:  # we stopped it ourselves (the agent's phone went): the callback waits for the next agent
@@ -180,7 +182,8 @@ def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: da
         raise ValueError(f"unknown attempt outcome {outcome!r}")
     if attempts_made >= policy.max_attempts:
         return AfterAttempt(FAILED, tell_customer=True)
-    return AfterAttempt(SCHEDULED, now + timedelta(seconds=policy.spacing_seconds))
+    retry = now + timedelta(seconds=policy.spacing_seconds)
+    return AfterAttempt(SCHEDULED, next_opening(retry, hours) or retry)
 
 
 def after_agent_call(outcome: str) -> AfterAttempt:

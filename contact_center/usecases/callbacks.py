@@ -642,7 +642,8 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
             await calls.call_status(hub, conv.channel, conv.thread_key, f"customer_{call_status}", dict(detail or {}))
         return None
     agent_call = cb.source == rules.SOURCE_AGENT_CALL  # click-to-call: one attempt, no text
-    after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(config.policy, n, outcome, now)
+    after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(
+        config.policy, n, outcome, now, await hours_for(hub, cb.queue) if outcome in rules.RETRYABLE else None)
     if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
         return None
     customer_first = attempt is not None and attempt.agent_id is None

@@ -188,3 +188,12 @@ def test_queue_settings_are_checked_field_by_field() -> None:
         cb.check_queue_settings(["callback_mode"])
     for raw in ("0-4 09:00-17:00 +60", "5-6 10:00-14:00 -300", "0-6 00:00-23:59", "3 09:00-10:00", "always"):
         assert cb.format_hours(cb.parse_hours(raw)) == raw
+
+
+def test_a_retry_that_would_fall_after_closing_waits_for_the_next_opening() -> None:
+    policy = cb.RetryPolicy(max_attempts=3, spacing_seconds=600)
+    friday_late = datetime(2026, 12, 11, 16, 55, tzinfo=timezone.utc)
+    after = cb.after_attempt(policy, 1, cb.BUSY, friday_late, WEEKDAYS)
+    assert after.state == cb.SCHEDULED and after.due_at == datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)
+    assert cb.after_attempt(policy, 1, cb.BUSY, NOW, WEEKDAYS).due_at == NOW + timedelta(minutes=10)  # still open then
+    assert cb.after_attempt(policy, 1, cb.BUSY, friday_late, None).due_at == friday_late + timedelta(minutes=10)  # always
