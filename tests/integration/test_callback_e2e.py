@@ -811,6 +811,16 @@ async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: Call
     assert (row.source, row.state, row.customer_id, row.topic) == ("agent", "scheduled", customer_id, "the refund")
     notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "agent"]
     assert len(notes) == 1
+    # "as soon as an agent is free" while the queue is closed: booked at its next opening too (no text: the agent says it)
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    await _queue_settings(db, callback_hours=f"{tomorrow.weekday()} 09:00-17:00")
+    assert (await _post(phones, f"/api/callbacks/{body['callback']['id']}", {"token": body["cancel_token"]}, method="DELETE"))[0] == 200
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": "now"}) as resp:
+            closed = await resp.json()
+    opening = tomorrow.replace(hour=9, minute=0, second=0, microsecond=0).isoformat()
+    assert closed["closed"] is True and closed["scheduled_for"] == opening and closed["callback"]["requested_for"] == opening
 
 
 async def test_an_attempt_with_no_news_is_failed_and_retried_not_stuck(db: Database, phones: CallbackPhones) -> None:
