@@ -17,6 +17,7 @@ import asyncio
 import html
 import json
 import logging
+from datetime import datetime, timezone
 from datetime import time as dtime
 from typing import Any, Callable, Mapping
 
@@ -263,8 +264,103 @@ async def callback_slots(request: web.Request) -> web.Response:
     queue = asked if asked in hub.rules else config.queue  # the queue's own hours (queues.callback_hours), else the hub's
     hours = await hours_for(hub, queue)
     found = rules.slots(now, hours, horizon_days=config.horizon_days)
+    opening = rules.next_opening(now, hours)  # closed now: "now" is booked at this moment
     return web.json_response({"slots": [s.isoformat() for s in found], "step_minutes": 30, "horizon_days": config.horizon_days,
-                              "always_open": hours is None, "queue": queue})
+                              "always_open": hours is None, "queue": queue, "open_now": opening is None,
+                              "next_opening": opening.isoformat() if opening is not None else None})
+
+
+# --- a queue's callback settings (admins and supervisors) -------------------------------------------------------
+
+_STAFF = frozenset({"admin", "supervisor"})
+
+
+def _forbidden_unless_staff(request: web.Request) -> web.Response | None:
+    from contact_center.api.auth import PRINCIPAL_KEY
+
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is not None and (principal.kind == "service" or principal.role in _STAFF):
+        return None
+    return web.json_response({"error": "forbidden", "message": "admins and supervisors only", "reason": "not_staff"}, status=403)
+
+
+async def _settings_json(request: web.Request, row: Any) -> dict[str, Any]:
+    """The queue's callback settings as stored, and what they mean now (whose hours, open now, the next opening)."""
+    config = request.app.get(CALLBACK_CONFIG_KEY)
+    hub_hours = config.hours if config is not None else rules.OpeningHours()
+    own = str(row.callback_hours or "").strip()
+    try:
+        hours, source = (rules.parse_hours(own), "queue") if own else (hub_hours, "hub")
+    except ValueError:  # written by hand in SQL: the hub's hours apply (as when dialling)
+        hours, source = hub_hours, "hub"
+    hub = request.app.get(HUB_KEY)
+    now = now_utc(hub) if hub is not None else datetime.now(timezone.utc)
+    opening = rules.next_opening(now, hours)
+    return {"queue": row.name, "callback_mode": row.callback_mode or rules.AGENT_FIRST,
+            "callback_voicemail": row.callback_voicemail or "", "callback_hours": own,
+            "hours": {"source": source, "always_open": hours is None, "effective": rules.format_hours(hours),
+                      "open_now": opening is None, "next_opening": opening.isoformat() if opening is not None else None}}
+
+
+async def _queue_row(session: Any, name: str) -> Any:
+    from crm_store.models import Queue
+
+    return (await session.exec(select(Queue).where(Queue.name == name))).first()
+
+
+def _no_queue(name: str) -> web.Response:
+    return web.json_response({"error": "not_found", "message": f"no queue named {name[:80]!r}"}, status=404)
+
+
+async def get_queue_callback_settings(request: web.Request) -> web.Response:
+    """``GET /api/queues/{name}/callback-settings``: the queue's callback mode, voicemail and hours."""
+    from contact_center.keys import DB_KEY
+
+    refused = _forbidden_unless_staff(request)
+    if refused is not None:
+        return refused
+    name = request.match_info.get("name", "")
+    async with request.app[DB_KEY].session() as s:
+        row = await _queue_row(s, name)
+    if row is None:
+        return _no_queue(name)
+    return web.json_response(await _settings_json(request, row))
+
+
+async def put_queue_callback_settings(request: web.Request) -> web.Response:
+    """``PUT /api/queues/{name}/callback-settings`` (a partial update): every field checked first (400 with a reason
+    per bad field, nothing written); then one write. Every hub process reads these from SQL at each use (the next
+    callback), so no restart and no cache to refresh."""
+    from contact_center.keys import DB_KEY
+
+    refused = _forbidden_unless_staff(request)
+    if refused is not None:
+        return refused
+    name = request.match_info.get("name", "")
+    try:
+        body = await request.json()
+    except Exception:  # noqa: BLE001 - whatever was sent, it was not JSON
+        body = None
+    try:
+        clean = rules.check_queue_settings(body)
+    except rules.QueueSettingsRefused as exc:
+        return web.json_response({"error": "bad_request", "message": str(exc), "reason": "bad_settings",
+                                  "fields": [{"field": k, "reason": v} for k, v in exc.reasons.items()]}, status=400)
+    async with request.app[DB_KEY].transaction() as s:
+        row = await _queue_row(s, name)
+        if row is None:
+            return _no_queue(name)
+        for key, value in clean.items():
+            setattr(row, key, value)
+        s.add(row)
+        await s.flush()
+        answer = await _settings_json(request, row)
+    from contact_center.api.auth import PRINCIPAL_KEY
+
+    principal = request.get(PRINCIPAL_KEY)
+    log.info("queue callback settings changed", extra={"queue": name, "changed": sorted(clean),
+                                                       "actor": getattr(principal, "actor", "")})
+    return web.json_response(answer)
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -335,6 +431,22 @@ def callback_routes() -> tuple[Any, ...]:
                          403: "not an agent's session, or a customer outside the agent's scope",
                          404: "no such customer, or no phone on this hub",
                          409: "the agent cannot take a call now (agent_offline, agent_unavailable, agent_busy, no_phone_capacity), or too_many_open"}),
+        Route("GET", "/api/queues/{name}/callback-settings", get_queue_callback_settings,
+              "A queue's callback settings: mode (agent_first/customer_first), voicemail text, opening hours", "callbacks",
+              (Param("name", "path", "string", "queue name", True),),
+              responses={200: "the settings, and whose hours apply now (open_now, next_opening)", 403: "admins and supervisors only",
+                         404: "no such queue"}),
+        Route("PUT", "/api/queues/{name}/callback-settings", put_queue_callback_settings,
+              "Change a queue's callback settings (any of the three; the next callback uses them)", "callbacks",
+              (Param("name", "path", "string", "queue name", True),),
+              body={"type": "object", "additionalProperties": False, "properties": {
+                  "callback_mode": {"type": "string", "enum": list(rules.CALLBACK_MODES)},
+                  "callback_voicemail": {"type": "string",
+                                         "description": "said after the beep on an answering machine; empty: none"},
+                  "callback_hours": {"type": "string",
+                                     "description": "'' (the hub's CALLBACK_* hours), 'always', or '<days> <opens>-<closes> [<UTC offset minutes>]' like '0-4 09:00-17:00 +60'"}}},
+              responses={200: "saved: the settings as now stored", 400: "refused, with a reason per field (fields: [{field, reason}])",
+                         403: "admins and supervisors only", 404: "no such queue"}),
         Route("GET", "/api/callbacks/slots", callback_slots, "The bookable callback times (UTC, within the opening hours, 14 days)", "callbacks",
               (Param("queue", description="the queue whose opening hours apply (its own, else the hub's)"),),
               responses={200: "OK", 404: "callbacks are not available on this hub (it has no phone channel)"}, auth=False),

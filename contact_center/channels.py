@@ -46,7 +46,7 @@ VOICE = ChannelSpec(
 CALLBACK = ChannelSpec(
     name="callback", label="Web callback", contact_kind="phone", interaction_kind="call",
     policy=ConversationPolicy.PER_CALL, concurrency=1.0, max_text=2000, buttons_as_text=True, noun="callback",
-    connects_agent=True, call_actions=("hold", "unhold", "mute", "unmute", "hang_up"),
+    connects_agent=True, call_actions=("hold", "unhold", "mute", "unmute", "hang_up", "consult", "complete_transfer", "cancel_consult"),
 )
 KNOWN: tuple[ChannelSpec, ...] = (WEB_CHAT, SMS, WHATSAPP, EMAIL, VOICE, CALLBACK)
 

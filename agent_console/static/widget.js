@@ -1132,6 +1132,14 @@
     fetch(HUB + "/api/callbacks/slots", { credentials: "omit" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
       if (!body || !Array.isArray(body.slots)) return;
       cb.slotsLoaded = true;
+      if (body.open_now === false && body.next_opening) {
+        // closed now: "now" is booked at the next opening (the hub does it); say so before the customer sends
+        var opens = new Date(body.next_opening);
+        var opensText = isNaN(opens.getTime()) ? "" : opens.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+        var nowOption = cb.when.querySelector('option[value="now"]');
+        if (nowOption) text(nowOption, "When we open" + (opensText ? " (" + opensText + ")" : ""));
+        setHint("We are closed now" + (opensText ? ": we will call you when we open, " + opensText + ", or choose a time below." : "."), false);
+      }
       body.slots.slice(0, 150).forEach(function (iso) {
         var d = new Date(iso);
         if (isNaN(d.getTime())) return;
@@ -1156,7 +1164,8 @@
           return;
         }
         var c = res.body.callback;
-        var booked = { id: c.id, token: res.body.cancel_token, number: c.number, when: c.requested_for || "now", queue: res.body.queue || null };
+        var booked = { id: c.id, token: res.body.cancel_token, number: c.number, when: c.requested_for || "now", queue: res.body.queue || null,
+          closed: !!res.body.closed };
         save(KEY_CALLBACK, booked);
         setHint("", false);
         renderBooked(booked);
@@ -1173,6 +1182,9 @@
     cb.doneActions.hidden = !has;
     if (!has) return;
     var line = "We will call you " + (booked.when === "now" ? "as soon as an agent is free" : "at " + new Date(booked.when).toLocaleString()) + " on " + booked.number + ".";
+    if (booked.closed && booked.when !== "now") {
+      line = "We are closed now: we will call you when we open, at " + new Date(booked.when).toLocaleString() + ", on " + booked.number + ".";
+    }
     var q = booked.queue;
     if (q && q.position) {
       line += " You are number " + q.position + " in the queue";

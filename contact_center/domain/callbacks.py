@@ -20,7 +20,7 @@ States::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Final
 
 import phonenumbers  # type: ignore[import-untyped,unused-ignore]
@@ -170,8 +170,10 @@ class AfterAttempt:
     tell_customer: bool = False  # the last attempt failed: a text or email says we could not reach them
 
 
-def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: datetime) -> AfterAttempt:
-    """The callback after its ``attempts_made``-th attempt ended with ``outcome`` at ``now``."""
+def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: datetime,
+                  hours: OpeningHours | None = None) -> AfterAttempt:
+    """The callback after its ``attempts_made``-th attempt ended with ``outcome`` at ``now``. A retry that would fall
+    outside the queue's ``hours`` is tried at their next opening instead (nobody is there to take it before)."""
     if outcome == CONNECTED_OUTCOME:
         return AfterAttempt(CONNECTED)
     if outcome == CANCELED:  # we stopped it ourselves (the agent's phone went): the callback waits for the next agent
@@ -180,7 +182,8 @@ def after_attempt(policy: RetryPolicy, attempts_made: int, outcome: str, now: da
         raise ValueError(f"unknown attempt outcome {outcome!r}")
     if attempts_made >= policy.max_attempts:
         return AfterAttempt(FAILED, tell_customer=True)
-    return AfterAttempt(SCHEDULED, now + timedelta(seconds=policy.spacing_seconds))
+    retry = now + timedelta(seconds=policy.spacing_seconds)
+    return AfterAttempt(SCHEDULED, next_opening(retry, hours) or retry)
 
 
 def after_agent_call(outcome: str) -> AfterAttempt:
@@ -230,10 +233,35 @@ class OpeningHours:
         return local.weekday() in self.days and self.opens <= local.time().replace(tzinfo=None) < self.closes
 
 
+def next_opening(now: datetime, hours: OpeningHours | None) -> datetime | None:
+    """When a "now" callback asked at ``now`` (timezone-aware) can be honoured: None when the queue is open now (or
+    has no hours: "always"), else the next moment it opens (UTC). Days without hours are skipped; none at all in the
+    week (no days): None (nothing to wait for; the caller treats it as open)."""
+    if hours is None or hours.is_open(now) or not hours.days:
+        return None
+    offset = timedelta(minutes=hours.utc_offset_minutes)
+    local = (now.astimezone(timezone.utc) + offset).replace(tzinfo=None)
+    for ahead in range(0, 8):
+        day = (local + timedelta(days=ahead)).date()
+        if day.weekday() not in hours.days:
+            continue
+        opens = datetime.combine(day, hours.opens.replace(tzinfo=None))
+        if opens > local:
+            return (opens - offset).replace(tzinfo=timezone.utc)
+    return None
+
+
+def closed_words(opens_at: datetime) -> str:
+    """What a customer who asked for "now" while we are closed is told (UTC; the widget shows it in their zone)."""
+    return f"We are closed now: we will call you back when we open, at {opens_at.strftime('%Y-%m-%d %H:%M')} UTC"
+
+
 def parse_hours(raw: str) -> OpeningHours | None:
     """A queue's own opening hours for callback slots (``queues.callback_hours``): ``always`` (None: no hours), or
     ``<days> <opens>-<closes> [<UTC offset in minutes>]``, days as ``0,1,2`` or ``0-4`` (0 = Monday), e.g.
     ``0-4 09:00-17:00 +60``. :class:`ValueError` with the reason when it is not that."""
+    if not isinstance(raw, str):
+        raise ValueError("hours must be text: 'always' or like '0-4 09:00-17:00 +60'")
     text = " ".join(str(raw).split()).lower()
     if text == "always":
         return None
@@ -270,6 +298,85 @@ def parse_hours(raw: str) -> OpeningHours | None:
 AGENT_FIRST: Final = "agent_first"  # the agent accepts, then the customer is dialled (the default)
 CUSTOMER_FIRST: Final = "customer_first"  # the customer is dialled when due; once they answer, an agent is offered it
 CALLBACK_MODES: Final = (AGENT_FIRST, CUSTOMER_FIRST)
+
+
+QUEUE_SETTING_FIELDS: Final = ("callback_mode", "callback_voicemail", "callback_hours")
+VOICEMAIL_LIMIT: Final = 500
+
+
+def check_queue_settings(changes: object) -> dict[str, str]:
+    """A queue's callback settings as an admin sends them (a partial update of ``callback_mode``,
+    ``callback_voicemail``, ``callback_hours``): the clean values to write, or :class:`QueueSettingsRefused` with a
+    reason per field (every bad field at once; nothing is written when one is bad).
+
+    ``callback_hours``: ``""`` (the hub's ``CALLBACK_*`` hours), ``always``, or what :func:`parse_hours` reads; kept
+    in its normal form (``"0-4 09:00-17:00 +60"``). ``callback_voicemail``: plain text (control characters out,
+    spaces collapsed), at most 500 characters; ``""`` leaves none."""
+    if not isinstance(changes, dict):
+        raise QueueSettingsRefused({"body": "send a JSON object with callback_mode, callback_voicemail and/or callback_hours"})
+    reasons: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for key in changes:
+        if key not in QUEUE_SETTING_FIELDS:
+            reasons[str(key)[:40]] = f"unknown setting: only {', '.join(QUEUE_SETTING_FIELDS)}"
+    if "callback_mode" in changes:
+        mode = changes["callback_mode"]
+        if mode not in CALLBACK_MODES:
+            reasons["callback_mode"] = f"must be one of {', '.join(CALLBACK_MODES)}"
+        else:
+            clean["callback_mode"] = str(mode)
+    if "callback_voicemail" in changes:
+        text = changes["callback_voicemail"]
+        if not isinstance(text, str):
+            reasons["callback_voicemail"] = "must be text (empty: no voicemail)"
+        else:
+            words = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+            if len(words) > VOICEMAIL_LIMIT:
+                reasons["callback_voicemail"] = f"at most {VOICEMAIL_LIMIT} characters"
+            else:
+                clean["callback_voicemail"] = words
+    if "callback_hours" in changes:
+        raw = changes["callback_hours"]
+        if not isinstance(raw, str):
+            reasons["callback_hours"] = "must be text: '' (the hub's hours), 'always' or like '0-4 09:00-17:00 +60'"
+        elif not raw.strip():
+            clean["callback_hours"] = ""
+        else:
+            try:
+                hours = parse_hours(raw)
+            except ValueError as exc:
+                reasons["callback_hours"] = str(exc)
+            else:
+                clean["callback_hours"] = format_hours(hours)
+    if reasons:
+        raise QueueSettingsRefused(reasons)
+    return clean
+
+
+def format_hours(hours: OpeningHours | None) -> str:
+    """The normal form of opening hours, as :func:`parse_hours` reads them (``always`` for None)."""
+    if hours is None:
+        return "always"
+    days = sorted(hours.days)
+    runs: list[str] = []
+    start = prev = days[0] if days else 0
+    for d in days[1:] + [-2]:
+        if d == prev + 1:
+            prev = d
+            continue
+        runs.append(f"{start}-{prev}" if prev > start else str(start))
+        start = prev = d
+    offset = hours.utc_offset_minutes
+    return (f"{','.join(runs)} {hours.opens.strftime('%H:%M')}-{hours.closes.strftime('%H:%M')}"
+            + (f" {offset:+d}" if offset else ""))
+
+
+class QueueSettingsRefused(ValueError):
+    """Bad callback settings for a queue: ``reasons`` has one sentence per bad field."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in reasons.items()))
+        self.reasons = reasons
 
 
 def check_slot(when: datetime, now: datetime, hours: OpeningHours | None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:

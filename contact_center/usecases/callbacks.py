@@ -188,6 +188,11 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
             slot = slot.astimezone(timezone.utc)
     except rules.CallbackRefused as exc:
         raise CallbackError("bad_request", exc.words, exc.code) from None
+    closed = False
+    if slot is None:  # "now" while the queue is closed: booked at its next opening (a slot's priority), not left waiting
+        opening = rules.next_opening(now, await hours_for(hub, queue_name))
+        if opening is not None:
+            slot, closed = opening, True
     hour_ago = now - timedelta(hours=1)
     by_agent = source == rules.SOURCE_AGENT
     if not by_agent and await store.recent(number=e164, since=hour_ago) >= config.limits.per_number_per_hour:
@@ -211,15 +216,23 @@ async def request_callback(hub: Hub, *, number: Any, when: Any = "now", topic: A
         raise CallbackError("conflict", f"you already have {config.limits.max_open_per_customer} callbacks booked: "
                             "cancel one or wait for our call", "too_many_open") from None
     when_words = f"at {slot.isoformat()}" if slot else "now"
+    if closed and slot is not None:
+        when_words = f"now; we are closed: at the opening, {slot.isoformat()}"
     who = f" by {actor[:80]}" if by_agent and actor else ""
     await hub.repo.record(customer_id, None, TimelineNote(
         hub.kind(CHANNEL), CHANNEL, f"Callback requested{who} ({when_words}){': ' + clean if clean else ''}",
         {"event": "callback_requested", "callback_id": cb.id, "source": source, "number": e164, "when": when_words},
     ))
     out: dict[str, Any] = {"callback": callback_json(cb), "cancel_token": token, "cancel_url": cancel_link(hub, cb.id, token)}
+    if closed and slot is not None:
+        out.update(closed=True, scheduled_for=slot.isoformat(), message=rules.closed_words(slot))
     if config.confirm_text and source == rules.SOURCE_WEB:
         when_text = "as soon as an agent is free" if slot is None else f"at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
+        if closed and slot is not None:
+            when_text = f"when we open, at {slot.strftime('%Y-%m-%d %H:%M')} UTC"
         confirmation = CONFIRM_TEXT.format(when=when_text, link=out["cancel_url"])
+        if closed:
+            confirmation = "We are closed now. " + confirmation
         await _text(hub, cb, confirmation, "callback_confirmation_text")
         await _email(hub, cb, "Your callback is booked", confirmation.replace(" on this number", f" on {cb.number}"),
                      "callback_confirmation_email")
@@ -629,7 +642,8 @@ async def attempt_news(hub: Hub, callback_id: int, n: int, call_status: str, ans
             await calls.call_status(hub, conv.channel, conv.thread_key, f"customer_{call_status}", dict(detail or {}))
         return None
     agent_call = cb.source == rules.SOURCE_AGENT_CALL  # click-to-call: one attempt, no text
-    after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(config.policy, n, outcome, now)
+    after = rules.after_agent_call(outcome) if agent_call else rules.after_attempt(
+        config.policy, n, outcome, now, await hours_for(hub, cb.queue) if outcome in rules.RETRYABLE else None)
     if not await store.finish_attempt(callback_id, n, outcome, now, state=after.state, due_at=after.due_at):
         return None
     customer_first = attempt is not None and attempt.agent_id is None

@@ -13,7 +13,7 @@ malformed form; never 500 for what Twilio sends):
 * ``POST /webhooks/twilio/callback/answer?cb=<id>&n=<attempt>&conv=<conversation id>``: the customer's call answered.
 * ``POST /webhooks/twilio/callback/whisper?cb=<id>&n=<attempt>``: the agent's whisper (their participant's
   ``AnnounceUrl``, set when their leg answers): ``<Say>`` "Callback for <name>: <topic>", heard by the agent alone.
-* ``POST /webhooks/twilio/callback/status?cb=<id>&n=<attempt>&leg=customer|agent``: call status callbacks, taken
+* ``POST /webhooks/twilio/callback/status?cb=<id>&n=<attempt>&leg=customer|agent|consult``: call status callbacks, taken
   once per ``(CallSid, CallStatus, SequenceNumber)`` and only forward (a late ``ringing`` after ``completed`` is
   dropped); the core records the attempt's outcome once (SQL decides).
 """
@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -36,7 +36,7 @@ from integrations.twilio.config import TwilioConfig
 from integrations.twilio.messaging import BadWebhook, read_form
 from integrations.twilio.ports import WebhookReceipts
 from integrations.twilio.voice import (
-    CUSTOMER_LABEL, MAX_FORM_BYTES, VoiceAdapter, _field, agent_destination, agent_identity, room_name,
+    CUSTOMER_LABEL, MAX_FORM_BYTES, VoiceAdapter, _agent_of, _field, agent_destination, agent_identity, room_name,
 )
 from integrations.twilio.signature import SIGNATURE_HEADER, is_valid_signature
 from integrations.twilio.voice_rest import VoiceResult
@@ -44,6 +44,7 @@ from integrations.twilio.voice_rest import VoiceResult
 log = logging.getLogger(__name__)
 
 PROVIDER = "twilio"
+CHANNEL = "callback"
 ANSWER_PATH = "/webhooks/twilio/callback/answer"
 STATUS_PATH = "/webhooks/twilio/callback/status"
 WHISPER_PATH = "/webhooks/twilio/callback/whisper"  # the agent's whisper (Participants update AnnounceUrl)
@@ -147,6 +148,8 @@ class _Attempt:
     room: str
     agent_leg: str | None = None
     customer_sid: str | None = None
+    consult_leg: str | None = None  # a consulted colleague's leg (a warm transfer under way)
+    former_legs: set[str] = field(default_factory=set)  # agents' legs that left after a completed warm transfer
 
 
 class CallbackDialler:
@@ -210,6 +213,8 @@ class CallbackDialler:
             attempt.customer_sid = await self.lookup(callback_id, n)
         if action.kind == "connect_agent":  # the customer is on the line already (a transfer): bridge, no new dial
             return await self._rebridge(action, attempt, key, room)
+        if action.kind in ("consult", "complete_transfer", "cancel_consult"):  # warm transfer: the phone's steps
+            return await self._warm(action, attempt, key, callback_id, n, room)
         if action.kind == "requeue":  # the agent's leg is gone: the customer holds (music) until the next agent
             if attempt.customer_sid is None:
                 return DeliveryReport("failed", error_code="no_call", error_message="The customer's call is not known.")
@@ -235,6 +240,47 @@ class CallbackDialler:
                 return DeliveryReport("failed", error_code="no_agent_leg", error_message="Your phone is not connected to this call.")
             return (await self.voice._update_participant(room, leg, muted=action.kind == "mute")).report()
         return DeliveryReport("failed", error_code="unsupported", error_message=f"A callback cannot do {action.kind!r}.")
+
+    async def _warm(self, action: CallAction, attempt: _Attempt, key: str, callback_id: int, n: int, room: str) -> DeliveryReport:
+        """A warm transfer of a connected callback: the phone's own steps on the room (``VoiceAdapter.consult_in_room``
+        and the rest), with the customer's CallSid of the attempt as the held participant; the colleague's leg reports
+        to this channel's status webhook (``leg=consult``), so the core moves the consultation of this conversation."""
+        if attempt.customer_sid is None:
+            return DeliveryReport("failed", error_code="no_call", error_message="The customer's call is not known.")
+        target = _agent_of(action.target)
+        agent_leg = attempt.agent_leg or (agent_identity(action.agent_id) if action.agent_id is not None else None)
+        if action.kind == "consult":
+            if target is None or agent_leg is None:
+                return DeliveryReport("failed", error_code="bad_target", error_message="Consult whom? (agent:<id>)")
+            report = await self.voice.consult_in_room(
+                room, attempt.customer_sid, agent_leg, target, target_phone=action.target_phone,
+                caller_id=action.our_address or (self.config.numbers[0].e164 if self.config.numbers else ""),
+                status_callback=self.voice.url(STATUS_PATH, cb=callback_id, n=n, leg="consult", conv=action.conversation_id))
+            if report.status != "failed":
+                attempt.consult_leg = report.provider_id
+                self._remember(key, attempt)
+            return report
+        colleague = action.leg or attempt.consult_leg or (agent_identity(target) if target is not None else None)
+        if action.kind == "complete_transfer":
+            if colleague is None or action.agent_id is None:
+                return DeliveryReport("failed", error_code="bad_target", error_message="Transfer to whom? (agent:<id>)")
+            report = await self.voice.complete_in_room(room, attempt.customer_sid, colleague, agent_leg)
+            if report.status != "failed":
+                if attempt.agent_leg:
+                    attempt.former_legs.add(attempt.agent_leg)
+                attempt.agent_leg = colleague if _CALL_SID.fullmatch(colleague) else None
+                attempt.consult_leg = None
+                self._remember(key, attempt)
+            return report
+        report = await self.voice.cancel_consult_in_room(room, attempt.customer_sid, colleague, agent_leg)
+        attempt.consult_leg = None
+        self._remember(key, attempt)
+        return report
+
+    def former_leg(self, key: str, leg: str) -> bool:
+        """Whether ``leg`` is an agent's leg that left this attempt's call after a warm transfer (its news is nobody's)."""
+        attempt = self._attempts.get(key)
+        return attempt is not None and leg in attempt.former_legs
 
     async def _connect(self, action: CallAction, callback_id: int, n: int, room: str) -> DeliveryReport:
         """Agent first: the agent's softphone rings into the room, and the customer is dialled."""
@@ -503,8 +549,8 @@ class _CallbackWebhooks:
             form = await self._form(request)
             callback_id, n = _ids(request)
             leg = request.query.get("leg", "")
-            if leg not in ("customer", "agent"):
-                raise BadWebhook("leg must be customer or agent")
+            if leg not in ("customer", "agent", "consult"):
+                raise BadWebhook("leg must be customer, agent or consult")
             sid, status, answered_by, sequence = self._checked(form)
             vm = request.query.get("vm") == "1"
             if status not in _RANK:
@@ -523,7 +569,11 @@ class _CallbackWebhooks:
         thread = f"cb-{callback_id}-{n}"
         try:
             hub = self.hub()
-            if leg == "agent":
+            if leg == "consult":  # a consulted colleague's leg (warm transfer): the core moves the consultation on
+                await hub.consult_leg(CHANNEL, thread, sid, status)
+            elif leg == "agent" and self.dialler.former_leg(thread, sid):
+                pass  # the first agent's leg after a warm transfer: the call is the colleague's now
+            elif leg == "agent":
                 await hub.callback_leg_news(callback_id, n, status, {"call_sid": sid})
                 if status == "in-progress" and self.dialler.settings.whisper:
                     room = self._room(request, thread)

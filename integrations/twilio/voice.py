@@ -425,26 +425,12 @@ class VoiceAdapter:
         agent_leg = self._agent_leg(call_sid, action.agent_id)
         if agent_leg is None:
             return _failed("no_agent_leg", "Your phone is not connected to this call.")
-        held = await self._update_participant(room, call_sid, hold=True, hold_url=self.music_url or None)
-        if not held.ok:
-            return held.report()
-        kept = await self._update_participant(room, agent_leg, end_conference_on_exit=False)
-        if not kept.ok:
-            await self._update_participant(room, call_sid, hold=False)
-            return _failed(kept.code or "agent_leg", f"Your leg of the call could not be kept: {kept.words}")
-        identity = agent_identity(target)
-        leg = await self.client.add_participant(
-            room, from_=self._caller_id(action), to=agent_destination(identity, action.target_phone), label=identity,
-            timeout=self.settings.agent_ring_seconds,
-            status_callback=self.url(STATUS_PATH, leg="consult", call=call_sid), end_conference_on_exit=False,
-        )
-        if not leg.ok:
-            await self._update_participant(room, agent_leg, end_conference_on_exit=True)
-            await self._update_participant(room, call_sid, hold=False)
-            return _failed(leg.code or "consult_leg", f"Your colleague's phone could not be rung: {leg.words}")
-        state = self._state(call_sid)
-        state.consult_leg = leg.sid
-        return DeliveryReport("sent", provider_id=leg.sid)
+        report = await self.consult_in_room(room, call_sid, agent_leg, target, target_phone=action.target_phone,
+                                            caller_id=self._caller_id(action),
+                                            status_callback=self.url(STATUS_PATH, leg="consult", call=call_sid))
+        if report.status != "failed":
+            self._state(call_sid).consult_leg = report.provider_id
+        return report
 
     async def _complete_transfer(self, action: CallAction, room: str) -> DeliveryReport:
         target = _agent_of(action.target)
@@ -453,43 +439,81 @@ class VoiceAdapter:
         call_sid = action.thread_key
         call = self._calls.get(call_sid)
         colleague = action.leg or (call.consult_leg if call is not None else None) or agent_identity(target)
-        old_leg = self._agent_leg(call_sid, action.agent_id)
-        owns = await self._update_participant(room, colleague, end_conference_on_exit=True)
-        if not owns.ok:
-            return _failed(owns.code or "consult_leg", f"Your colleague is no longer on the call: {owns.words}")
-        back = await self._update_participant(room, call_sid, hold=False)
-        if not back.ok:
-            return back.report()
-        if old_leg is not None:
-            gone = await self._remove_participant(room, old_leg)
-            if not gone.ok and not gone.gone:
-                log.warning("the first agent's leg could not be removed after a warm transfer", extra={"code": gone.code})
+        report = await self.complete_in_room(room, call_sid, colleague, self._agent_leg(call_sid, action.agent_id))
+        if report.status == "failed":
+            return report
         state = self._state(call_sid)
         if state.agent_leg:
             state.former_legs.add(state.agent_leg)
         state.conversation_id = action.conversation_id
         state.agent_id, state.consult_leg = target, None
         state.agent_leg = colleague if _CALL_SID.fullmatch(colleague) else None
-        return DeliveryReport("sent", provider_id=colleague)
+        return report
 
     async def _cancel_consult(self, action: CallAction, room: str) -> DeliveryReport:
         target = _agent_of(action.target)
         call_sid = action.thread_key
         call = self._calls.get(call_sid)
         colleague = action.leg or (call.consult_leg if call is not None else None) or (agent_identity(target) if target is not None else None)
+        report = await self.cancel_consult_in_room(room, call_sid, colleague, self._agent_leg(call_sid, action.agent_id))
+        if call is not None:
+            call.consult_leg = None
+        return report
+
+    # The warm transfer's steps on a conference, by its participants: shared by the phone (the caller's CallSid) and
+    # the web callback's dialler (the customer's CallSid of the attempt), which keep their own per-call state.
+
+    async def consult_in_room(self, room: str, customer_leg: str, agent_leg: str, target: int, *, target_phone: str,
+                              caller_id: str, status_callback: str) -> DeliveryReport:
+        """Hold ``customer_leg`` with music, keep ``agent_leg`` from ending the room, and ring agent ``target`` into
+        ``room`` (``status_callback`` hears their leg: ``?leg=consult``). The report's ``provider_id`` is their leg;
+        a failure undoes what was done."""
+        held = await self._update_participant(room, customer_leg, hold=True, hold_url=self.music_url or None)
+        if not held.ok:
+            return held.report()
+        kept = await self._update_participant(room, agent_leg, end_conference_on_exit=False)
+        if not kept.ok:
+            await self._update_participant(room, customer_leg, hold=False)
+            return _failed(kept.code or "agent_leg", f"Your leg of the call could not be kept: {kept.words}")
+        identity = agent_identity(target)
+        leg = await self.client.add_participant(
+            room, from_=caller_id, to=agent_destination(identity, target_phone), label=identity,
+            timeout=self.settings.agent_ring_seconds, status_callback=status_callback, end_conference_on_exit=False,
+        )
+        if not leg.ok:
+            await self._update_participant(room, agent_leg, end_conference_on_exit=True)
+            await self._update_participant(room, customer_leg, hold=False)
+            return _failed(leg.code or "consult_leg", f"Your colleague's phone could not be rung: {leg.words}")
+        return DeliveryReport("sent", provider_id=leg.sid)
+
+    async def complete_in_room(self, room: str, customer_leg: str, colleague: str, old_leg: str | None) -> DeliveryReport:
+        """The colleague's leg now ends the room with it, the customer is taken off hold, the first agent's leg
+        leaves. The report's ``provider_id`` is the colleague's leg."""
+        owns = await self._update_participant(room, colleague, end_conference_on_exit=True)
+        if not owns.ok:
+            return _failed(owns.code or "consult_leg", f"Your colleague is no longer on the call: {owns.words}")
+        back = await self._update_participant(room, customer_leg, hold=False)
+        if not back.ok:
+            return back.report()
+        if old_leg is not None:
+            gone = await self._remove_participant(room, old_leg)
+            if not gone.ok and not gone.gone:
+                log.warning("the first agent's leg could not be removed after a warm transfer", extra={"code": gone.code})
+        return DeliveryReport("sent", provider_id=colleague)
+
+    async def cancel_consult_in_room(self, room: str, customer_leg: str, colleague: str | None, agent_leg: str | None) -> DeliveryReport:
+        """The colleague's leg goes (a ringing one is cancelled), the agent's leg ends the room again, the customer
+        is taken off hold."""
         problems: list[str] = []
         if colleague is not None:
             gone = await self._remove_participant(room, colleague)
             if not gone.ok and not gone.gone:
                 problems.append(gone.words or "the colleague's leg could not be removed")
-        agent_leg = self._agent_leg(call_sid, action.agent_id)
         if agent_leg is not None:
             kept = await self._update_participant(room, agent_leg, end_conference_on_exit=True)
             if not kept.ok and not kept.gone:
                 problems.append(kept.words or "the agent's leg could not be restored")
-        back = await self._update_participant(room, call_sid, hold=False)
-        if call is not None:
-            call.consult_leg = None
+        back = await self._update_participant(room, customer_leg, hold=False)
         if not back.ok:
             return back.report()
         if problems:

@@ -5,11 +5,13 @@ queue. alice (Available) gets the offer as a web callback with the topic, accept
 her leg in ``conv-<id>``, the hub dials the customer's number (the stand-in rings it; answered through ``/dev/phone``'s
 API), both are in the conference and the call card shows Connected; the customer hangs up and the callback is
 completed. alice then calls the customer back herself with "Call" on their record (click-to-call: refused in words
-while the ended call is still hers, placed once she wrapped it up). Then a second request is cancelled from the widget. Screenshots ``test-artifacts/callback-e2e-*.png``.
+while the ended call is still hers, placed once she wrapped it up). Then a second request is cancelled from the widget. Last, the queue closed until tomorrow (its callback settings
+through the API): the form says "We are closed now" and when, and a "now" request is confirmed for the opening. Screenshots ``test-artifacts/callback-e2e-*.png``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -150,7 +152,32 @@ def test_a_visitor_asks_to_be_called_back_and_alice_calls(hub: str) -> None:
         expect(other.get_by_test_id("cc-callback-done")).to_contain_text("We will call you at")
         other.get_by_test_id("cc-callback-cancel").click()
         expect(other.get_by_test_id("cc-callback-hint")).to_have_text("Your callback is cancelled.")
+
+        # the queue closed until tomorrow (its settings through the API): the form says so before and after "now"
+        _put_settings(hub, {"callback_hours": f"{(datetime.now(timezone.utc) + timedelta(days=1)).weekday()} 09:00-17:00"})
+        late = browser.new_context().new_page()
+        watch(late, dialogs, errors)
+        late.goto(f"{hub}/shop")
+        late.get_by_test_id("cc-launcher").click()
+        late.get_by_test_id("cc-callback-button").click()
+        expect(late.get_by_test_id("cc-callback-hint")).to_contain_text("We are closed now: we will call you when we open")
+        expect(late.get_by_test_id("cc-callback-when").locator('option[value="now"]')).to_contain_text("When we open (")
+        late.get_by_test_id("cc-callback-phone").fill("+1 415 555 0144")
+        late.get_by_test_id("cc-callback-submit").click()
+        expect(late.get_by_test_id("cc-callback-done")).to_contain_text("We are closed now: we will call you when we open, at")
+        late.screenshot(path=str(ARTIFACTS / "callback-e2e-widget-closed.png"))
+        _put_settings(hub, {"callback_hours": ""})
     assert dialogs == [] and errors == [], (dialogs, errors)
+
+
+def _put_settings(hub: str, body: dict[str, Any]) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{hub}/api/queues/support/callback-settings", data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
 
 
 def _all_agent_legs(hub: str) -> list[dict[str, Any]]:

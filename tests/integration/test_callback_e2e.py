@@ -423,6 +423,88 @@ async def test_a_queue_s_own_opening_hours_decide_its_slots(db: Database, phones
     assert status == 201, booked
 
 
+async def test_a_now_callback_while_the_queue_is_closed_is_booked_at_the_next_opening(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)  # the queue opens only tomorrow (its weekday), 09:00-17:00 UTC
+    await _queue_settings(db, callback_hours=f"{tomorrow.weekday()} 09:00-17:00")
+    await phones.start_hub()
+    opening = tomorrow.replace(hour=9, minute=0, second=0, microsecond=0)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(phones.base + "/api/callbacks/slots?queue=support") as resp:
+            slots = await resp.json()
+    assert (slots["open_now"], slots["next_opening"]) == (False, opening.isoformat())
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now", "topic": "my order"})
+    assert status == 201, body
+    assert body["closed"] is True and body["scheduled_for"] == opening.isoformat()
+    assert body["message"] == f"We are closed now: we will call you back when we open, at {opening:%Y-%m-%d %H:%M} UTC"
+    assert "queue" not in body  # not waiting in the queue for an agent who is not there
+    cb = body["callback"]
+    assert (cb["state"], cb["conversation_id"], cb["requested_for"]) == ("scheduled", None, opening.isoformat())
+    row = await _callback(db, cb["id"])
+    assert row.state == "scheduled" and row.requested_for is not None  # enters with a booked slot's priority when due
+    async with db.session() as s:
+        texts = [r.summary for r in (await s.exec(select(Interaction))).all()
+                 if (r.payload or {}).get("event") in ("callback_confirmation_text", "callback_requested")]
+    assert any(t.startswith("Callback requested (now; we are closed: at the opening") for t in texts), texts
+    assert any(t == f"Text sent: We are closed now. We will call you back when we open, at {opening:%Y-%m-%d %H:%M} UTC on this number."
+               for t in texts), texts
+    await asyncio.sleep(0.5)  # the hub's loop does not queue it before the opening
+    assert (await _callback(db, cb["id"])).state == "scheduled"
+
+
+async def _as(phones: Phones, username: str, password: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + "/auth/login", json={"username": username, "password": password}) as resp:
+            assert resp.status == 200, await resp.text()
+            cookie = f"cc_session={resp.cookies['cc_session'].value}"
+        async with http.request(method, phones.base + path, json=body, headers={"Cookie": cookie, "Origin": phones.base}) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def test_a_queue_s_callback_settings_through_the_api_apply_to_the_next_callback(db: Database, phones: CallbackPhones) -> None:
+    await _alice(db)
+    async with db.transaction() as s:
+        await agents_repo.create_agent(s, "sam", "pw-sam-1", display_name="Sam", role="supervisor", capacity={"phone": 1})
+        await agents_repo.create_agent(s, "ada", "pw-ada-1", display_name="Ada", role="admin", capacity={})
+    await phones.start_hub()
+    path = "/api/queues/support/callback-settings"
+    # an agent may neither read nor change them
+    assert (await _as(phones, "alice", "pw-alice-1", "GET", path))[0] == 403
+    status, refused = await _as(phones, "alice", "pw-alice-1", "PUT", path, {"callback_mode": "customer_first"})
+    assert (status, refused["error"]) == (403, "forbidden")
+    status, current = await _as(phones, "sam", "pw-sam-1", "GET", path)
+    assert status == 200 and (current["callback_mode"], current["callback_voicemail"], current["callback_hours"]) == ("agent_first", "", "")
+    assert current["hours"] == {"source": "hub", "always_open": True, "effective": "always", "open_now": True, "next_opening": None}
+    # bad values: a reason per field, and nothing written (the good field of the same request neither)
+    status, bad = await _as(phones, "sam", "pw-sam-1", "PUT", path, {"callback_mode": "robot", "callback_hours": "0-4 17:00-09:00",
+                                                                    "callback_voicemail": "fine"})
+    assert status == 400 and {f["field"] for f in bad["fields"]} == {"callback_mode", "callback_hours"}, bad
+    assert "open before they close" in next(f["reason"] for f in bad["fields"] if f["field"] == "callback_hours")
+    assert (await _as(phones, "sam", "pw-sam-1", "GET", path))[1]["callback_voicemail"] == ""
+    assert (await _as(phones, "ada", "pw-ada-1", "PUT", "/api/queues/nowhere/callback-settings", {"callback_mode": "agent_first"}))[0] == 404
+    status, bad = await _as(phones, "ada", "pw-ada-1", "PUT", path, ["customer_first"])
+    assert status == 400 and bad["reason"] == "bad_settings"
+    # closed until tomorrow: the next "now" callback is booked at the opening, with no restart
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    status, saved = await _as(phones, "ada", "pw-ada-1", "PUT", path, {"callback_hours": f" {tomorrow.weekday()}  09:00-17:00 "})
+    assert status == 200 and saved["callback_hours"] == f"{tomorrow.weekday()} 09:00-17:00" and saved["hours"]["source"] == "queue"
+    assert saved["hours"]["open_now"] is False
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201 and body["closed"] is True and body["callback"]["state"] == "scheduled"
+    status, _ = await _post(phones, f"/api/callbacks/{body['callback']['id']}", {"token": body["cancel_token"]}, method="DELETE")
+    assert status == 200
+    # always open, customer first, a voicemail: the next "now" callback dials the customer before any agent accepts
+    status, saved = await _as(phones, "sam", "pw-sam-1", "PUT", path, {"callback_hours": "always", "callback_mode": "customer_first",
+                                                                      "callback_voicemail": "  The shop\ncalling back. "})
+    assert status == 200 and (saved["callback_mode"], saved["callback_voicemail"], saved["callback_hours"]) == (
+        "customer_first", "The shop calling back.", "always")
+    phones.engine.phones[CUSTOMER] = "busy"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    assert status == 201 and "closed" not in body
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled, customer first"))[0]
+    assert customer.machine_detection == "DetectMessageEnd"  # the queue's voicemail: detection waits for the beep
+
+
 class EmailPhones(CallbackPhones):
     """The hub also has the email channel (no relay: the local outbox under the test's own folder)."""
 
@@ -635,6 +717,80 @@ async def test_a_connected_callback_transferred_keeps_the_customer_on_the_line(d
     assert (await _callback(db, cb_id)).attempts == 1
 
 
+async def test_a_connected_callback_is_warm_transferred_after_a_consultation(db: Database, phones: CallbackPhones) -> None:
+    """The phone's warm transfer on a callback: alice consults bob (the customer held with music in the same room,
+    bob's leg rung into it and reported through the callback's webhook), cancels once, consults again and completes:
+    the customer talks with bob, alice's leg is gone, the customer was dialled once and the callback completes when
+    bob hangs up."""
+    alice = await _alice(db)
+    async with db.transaction() as s:
+        row = await agents_repo.create_agent(s, "bob", "pw-bob-1", display_name="Bob", capacity={"phone": 1})
+    bob = AgentRef(row.id, row.username, row.display_name, row.role)  # type: ignore[arg-type]
+    hub = hub_of(await phones.start_hub())
+    phones.engine.phones[CUSTOMER] = "answer"
+    status, body = await _post(phones, "/api/callbacks", {"number": CUSTOMER, "when": "now"})
+    cb_id, cid = body["callback"]["id"], body["callback"]["conversation_id"]
+    for agent in (alice, bob):
+        await hub.agent_online(agent)
+    await hub.set_status(alice, "available")
+    await _accept_and_answer_leg(phones, hub, alice, cid)
+    customer = (await until(lambda: _customer_calls(phones), "the customer dialled"))[0]
+    await until(lambda: _state(db, cb_id, "connected"), "the callback connected")
+    await until(lambda: customer.participant is not None, "the customer in the room")
+    room = customer.participant.conference
+    await hub.set_status(bob, "available")
+
+    def labels(sid: str) -> set[str]:
+        members = room.participants
+        return {members[s].label or s for s in phones.engine.who_hears(room).get(sid, [])}
+
+    def live_leg(agent: AgentRef) -> str | None:
+        return next((leg["call_sid"] for leg in phones.engine.client_legs(f"agent_{agent.id}") if leg["status"] == "in-progress"), None)
+
+    async def ring_and_answer_bob() -> str:
+        legs = await until(lambda: [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "ringing"], "bob's leg rings")
+        phones.engine.answer(legs[0]["call_sid"])
+        return str(legs[0]["call_sid"])
+
+    async def consult_state(state: str, times: int = 1) -> bool:
+        async with db.session() as s:
+            rows = (await s.exec(select(Interaction).where(Interaction.conversation_id == cid))).all()
+        return sum((r.payload or {}).get("event") == f"consult_{state}" for r in rows) >= times
+
+    result = await hub.call_action(alice, cid, "consult", f"agent:{bob.id}")
+    assert result["consult"]["state"] == "ringing"
+    await until(lambda: customer.participant is not None and customer.participant.hold, "the customer on hold")
+    await ring_and_answer_bob()
+    await until(lambda: consult_state("talking"), "bob's answer heard through the callback's webhook")
+    alice_leg = live_leg(alice)
+    assert alice_leg is not None and labels(alice_leg) == {f"agent_{bob.id}"} and labels(customer.sid) == set()
+    await hub.call_action(alice, cid, "cancel_consult")  # the customer back with alice
+    await until(lambda: not [leg for leg in phones.engine.client_legs(f"agent_{bob.id}") if leg["status"] == "in-progress"], "bob's leg removed")
+    await until(lambda: not customer.participant.hold, "the customer off hold")
+    await until(lambda: consult_state("cancelled"), "the consultation cancelled")
+    assert labels(customer.sid) == {f"agent_{alice.id}"}
+    presence = await hub.store.get_presence(bob.id)
+    assert presence is not None and presence.load == {}  # his hold went with the consultation
+    # again, and this time completed: bob has the customer, alice is out
+    await hub.call_action(alice, cid, "consult", f"agent:{bob.id}")
+    bob_leg = await ring_and_answer_bob()
+    await until(lambda: consult_state("talking", 2), "bob answered again")
+    await hub.call_action(alice, cid, "complete_transfer")
+    await until(lambda: live_leg(alice) is None, "alice's leg gone")
+    await until(lambda: customer.participant is not None and not customer.participant.hold, "the customer off hold")
+    assert labels(customer.sid) == {f"agent_{bob.id}"}
+    async with db.session() as s:
+        from crm_store.models import Conversation
+
+        conv = await s.get(Conversation, cid)
+    assert conv is not None and conv.status == "assigned" and conv.assigned_agent_id == bob.id
+    assert len(_customer_calls(phones)) == 1 and (await _callback(db, cb_id)).attempts == 1
+    # bob's line now ends the call (EndConferenceOnExit moved to him): the callback completes
+    phones.engine.hang_up(bob_leg)
+    await until(lambda: _state(db, cb_id, "completed"), "the callback completed")
+    assert [(e.code, e.detail) for e in phones.engine.errors] == []
+
+
 async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: CallbackPhones) -> None:
     await _alice(db)
     await phones.start_hub()
@@ -655,6 +811,16 @@ async def test_an_agent_books_a_callback_for_tomorrow(db: Database, phones: Call
     assert (row.source, row.state, row.customer_id, row.topic) == ("agent", "scheduled", customer_id, "the refund")
     notes = [e for e in await _events(db) if e.get("event") == "callback_requested" and e.get("source") == "agent"]
     assert len(notes) == 1
+    # "as soon as an agent is free" while the queue is closed: booked at its next opening too (no text: the agent says it)
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    await _queue_settings(db, callback_hours=f"{tomorrow.weekday()} 09:00-17:00")
+    assert (await _post(phones, f"/api/callbacks/{body['callback']['id']}", {"token": body["cancel_token"]}, method="DELETE"))[0] == 200
+    async with aiohttp.ClientSession() as http:
+        async with http.post(phones.base + f"/api/customers/{customer_id}/callbacks", headers={"Authorization": "Bearer t"},
+                             json={"number": CUSTOMER, "when": "now"}) as resp:
+            closed = await resp.json()
+    opening = tomorrow.replace(hour=9, minute=0, second=0, microsecond=0).isoformat()
+    assert closed["closed"] is True and closed["scheduled_for"] == opening and closed["callback"]["requested_for"] == opening
 
 
 async def test_an_attempt_with_no_news_is_failed_and_retried_not_stuck(db: Database, phones: CallbackPhones) -> None:

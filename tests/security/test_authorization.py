@@ -197,6 +197,9 @@ async def test_an_agent_cannot_act_on_another_customers_orders_or_record(world: 
         ("POST", "/api/offer-rules", {}),
         ("DELETE", "/api/offer-rules/1", None),
         ("POST", "/console/documents", None),  # the document library is kept by supervisors and admins
+        # a queue's callback settings are for admins and supervisors (issue 15)
+        ("GET", "/api/queues/support/callback-settings", None),
+        ("PUT", "/api/queues/support/callback-settings", {"callback_mode": "customer_first"}),
     ]
     before = (await _http(world, "GET", f"/api/orders/{ben_order}", headers=AUTH))[1]["order"]
     for method, path, body in attempts:
@@ -207,6 +210,8 @@ async def test_an_agent_cannot_act_on_another_customers_orders_or_record(world: 
     status, found = await _http(world, "GET", f"/api/customers/{ben}", headers=AUTH)
     assert [p["value"] for p in found["contact_points"] if p["value"] == "mine@example.com"] == []
     assert len(found["orders"]) == 1
+    status, settings = await _http(world, "GET", "/api/queues/support/callback-settings", headers=AUTH)
+    assert (status, settings["callback_mode"]) == (200, "agent_first")  # alice's PUT changed nothing
     # an email's HTML of a conversation that does not exist
     assert (await _http(world, "GET", "/console/conversations/999999/messages/1/html", who="alice"))[0] == 404
 

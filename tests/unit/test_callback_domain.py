@@ -121,3 +121,79 @@ def test_a_queue_s_own_hours_are_parsed_or_refused_with_the_reason() -> None:
         with pytest.raises(ValueError):
             cb.parse_hours(bad)
     assert cb.CALLBACK_MODES == ("agent_first", "customer_first")
+
+
+# --- "now" outside the opening hours: the next opening (issue 15) -----------------------------------------------
+
+WEEKDAYS = cb.OpeningHours(days=frozenset(range(5)), opens=time(9), closes=time(17))
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    (datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc), None),  # Monday 10:00: open
+    (datetime(2026, 12, 7, 17, 0, tzinfo=timezone.utc), datetime(2026, 12, 8, 9, 0, tzinfo=timezone.utc)),  # closing time
+    (datetime(2026, 12, 7, 22, 30, tzinfo=timezone.utc), datetime(2026, 12, 8, 9, 0, tzinfo=timezone.utc)),  # after closing
+    (datetime(2026, 12, 8, 6, 15, tzinfo=timezone.utc), datetime(2026, 12, 8, 9, 0, tzinfo=timezone.utc)),  # before opening
+    (datetime(2026, 12, 11, 18, 0, tzinfo=timezone.utc), datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)),  # Friday evening
+    (datetime(2026, 12, 12, 12, 0, tzinfo=timezone.utc), datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)),  # Saturday
+    (datetime(2026, 12, 13, 23, 59, tzinfo=timezone.utc), datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)),  # Sunday night
+])
+def test_next_opening_for_a_now_callback(now: datetime, expected: datetime | None) -> None:
+    assert cb.next_opening(now, WEEKDAYS) == expected
+
+
+def test_next_opening_with_a_utc_offset_and_always() -> None:
+    paris = cb.parse_hours("0-4 09:00-17:00 +60")
+    assert paris is not None
+    # Monday 08:30 UTC is 09:30 in Paris: open
+    assert cb.next_opening(datetime(2026, 12, 7, 8, 30, tzinfo=timezone.utc), paris) is None
+    # Monday 07:30 UTC is 08:30 in Paris: opens at 09:00 Paris = 08:00 UTC
+    assert cb.next_opening(datetime(2026, 12, 7, 7, 30, tzinfo=timezone.utc), paris) == datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
+    # Friday 23:30 UTC is already Saturday 00:30 in Paris: Monday 09:00 Paris
+    assert cb.next_opening(datetime(2026, 12, 11, 23, 30, tzinfo=timezone.utc), paris) == datetime(2026, 12, 14, 8, 0, tzinfo=timezone.utc)
+    new_york = cb.parse_hours("0-4 09:00-17:00 -300")
+    assert new_york is not None
+    # Monday 23:00 UTC is 18:00 in New York: Tuesday 09:00 New York = 14:00 UTC; a non-UTC "now" reads the same
+    monday_late = datetime(2026, 12, 7, 23, 0, tzinfo=timezone.utc)
+    assert cb.next_opening(monday_late, new_york) == datetime(2026, 12, 8, 14, 0, tzinfo=timezone.utc)
+    assert cb.next_opening(monday_late.astimezone(timezone(timedelta(hours=9))), new_york) == datetime(2026, 12, 8, 14, 0, tzinfo=timezone.utc)
+    assert cb.next_opening(datetime(2026, 12, 12, 3, 0, tzinfo=timezone.utc), None) is None  # always open
+    assert cb.next_opening(datetime(2026, 12, 12, 3, 0, tzinfo=timezone.utc), cb.parse_hours("always")) is None
+    opening = cb.next_opening(datetime(2026, 12, 12, 3, 0, tzinfo=timezone.utc), WEEKDAYS)
+    assert opening is not None and WEEKDAYS.is_open(opening)
+    assert "2026-12-14 09:00 UTC" in cb.closed_words(opening)
+    with pytest.raises(ValueError):
+        cb.parse_hours(None)  # type: ignore[arg-type]
+
+
+# --- a queue's callback settings (the admin's API) ----------------------------------------------------------------
+
+def test_queue_settings_are_checked_field_by_field() -> None:
+    assert cb.check_queue_settings({"callback_mode": "customer_first", "callback_voicemail": "  Hello\n\tthere ",
+                                    "callback_hours": " 0-4  09:00-17:00 +60 "}) == {
+        "callback_mode": "customer_first", "callback_voicemail": "Hello there", "callback_hours": "0-4 09:00-17:00 +60"}
+    assert cb.check_queue_settings({"callback_hours": ""}) == {"callback_hours": ""}
+    assert cb.check_queue_settings({"callback_hours": "ALWAYS"}) == {"callback_hours": "always"}
+    assert cb.check_queue_settings({"callback_hours": "0,1,2,4,6 08:00-12:30"}) == {"callback_hours": "0-2,4,6 08:00-12:30"}
+    assert cb.check_queue_settings({}) == {}
+    with pytest.raises(cb.QueueSettingsRefused) as refused:
+        cb.check_queue_settings({"callback_mode": "robot", "callback_voicemail": "x" * 501, "callback_hours": "7 09:00-17:00",
+                                 "colour": "red"})
+    assert set(refused.value.reasons) == {"callback_mode", "callback_voicemail", "callback_hours", "colour"}
+    assert "0 (Monday) to 6" in refused.value.reasons["callback_hours"]
+    for bad in ({"callback_hours": "0-4 17:00-09:00"}, {"callback_hours": 5}, {"callback_voicemail": None},
+                {"callback_hours": "0-4 09:00-17:00 +900"}, {"callback_hours": "weekdays"}):
+        with pytest.raises(cb.QueueSettingsRefused):
+            cb.check_queue_settings(bad)
+    with pytest.raises(cb.QueueSettingsRefused):
+        cb.check_queue_settings(["callback_mode"])
+    for raw in ("0-4 09:00-17:00 +60", "5-6 10:00-14:00 -300", "0-6 00:00-23:59", "3 09:00-10:00", "always"):
+        assert cb.format_hours(cb.parse_hours(raw)) == raw
+
+
+def test_a_retry_that_would_fall_after_closing_waits_for_the_next_opening() -> None:
+    policy = cb.RetryPolicy(max_attempts=3, spacing_seconds=600)
+    friday_late = datetime(2026, 12, 11, 16, 55, tzinfo=timezone.utc)
+    after = cb.after_attempt(policy, 1, cb.BUSY, friday_late, WEEKDAYS)
+    assert after.state == cb.SCHEDULED and after.due_at == datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)
+    assert cb.after_attempt(policy, 1, cb.BUSY, NOW, WEEKDAYS).due_at == NOW + timedelta(minutes=10)  # still open then
+    assert cb.after_attempt(policy, 1, cb.BUSY, friday_late, None).due_at == friday_late + timedelta(minutes=10)  # always

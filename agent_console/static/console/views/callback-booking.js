@@ -89,7 +89,7 @@ export function callbackSection(record) {
       error.hidden = false;
       return;
     }
-    const at = cb.requested_for ? `at ${fmt(cb.requested_for, dateTimeFmt)}` : "as soon as an agent is free";
+    const at = cb.requested_for ? `${r.data?.closed ? "when the queue opens, " : ""}at ${fmt(cb.requested_for, dateTimeFmt)}` : "as soon as an agent is free";
     done.textContent = `Callback booked ${at} on ${cb.number}${cb.topic ? `: ${cb.topic}` : ""}.`;
     done.hidden = false;
     topic.value = "";
