@@ -541,6 +541,20 @@ async def _undialled_first(hub: Hub) -> None:
             await _dial_first(hub, cb, cb.conversation_id, bool((await queue_settings(hub, cb.queue)).voicemail))
 
 
+async def _dial(hub: Hub, callback_id: int, action: CallAction) -> DeliveryReport:
+    """The channel's adapter acts on a callback's attempt (agent first: ring the agent and dial the customer;
+    customer first: dial the customer). Never raises: no telephony, or an adapter that failed, is a failed report."""
+    adapter = hub.channels.adapter(CHANNEL)
+    if adapter is None or not hasattr(adapter, "act"):
+        return DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
+    try:
+        report: DeliveryReport = await adapter.act(action)
+    except Exception as exc:  # noqa: BLE001 - a failed attempt, retried by the policy; logged loudly
+        log.exception("dialling a callback failed", extra={"callback_id": callback_id})
+        return DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    return report
+
+
 async def _dial_first(hub: Hub, cb: Any, conversation_id: int, voicemail: bool) -> None:
     """Customer first (the queue's ``callback_mode``): the customer is dialled as the callback falls due; once a person
     answers they wait in the conference (a message, music) and the contact is offered to an agent
@@ -549,19 +563,10 @@ async def _dial_first(hub: Hub, cb: Any, conversation_id: int, voicemail: bool) 
     attempt = await store.start_attempt(cb.id, agent_id=None, conversation_id=conversation_id, claimed_by=hub.node, now=now_utc(hub))
     if attempt is None:
         return
-    adapter = hub.channels.adapter(CHANNEL)
-    report: DeliveryReport
-    if adapter is None or not hasattr(adapter, "act"):
-        report = DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
-    else:
-        try:
-            report = await adapter.act(CallAction(
-                kind="dial_customer", conversation_id=conversation_id, thread_key=thread_key(cb.id, attempt.n), agent_id=None,
-                customer_address=cb.number, our_address=_config(hub).caller_id, voicemail=voicemail,
-            ))
-        except Exception as exc:  # noqa: BLE001
-            log.exception("dialling a callback failed", extra={"callback_id": cb.id})
-            report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    report = await _dial(hub, cb.id, CallAction(
+        kind="dial_customer", conversation_id=conversation_id, thread_key=thread_key(cb.id, attempt.n), agent_id=None,
+        customer_address=cb.number, our_address=_config(hub).caller_id, voicemail=voicemail,
+    ))
     await hub.repo.record(cb.customer_id, conversation_id, TimelineNote(
         hub.kind(CHANNEL), CHANNEL, f"Callback attempt {attempt.n}: calling {cb.number} (customer first)",
         {"event": "callback_dialling", "callback_id": cb.id, "attempt": attempt.n, "mode": rules.CUSTOMER_FIRST}))
@@ -594,21 +599,12 @@ async def connect(hub: Hub, conv: ConversationRow, agent_id: int) -> DeliveryRep
     attempt = await store.start_attempt(cb.id, agent_id=agent_id, conversation_id=conv.id, claimed_by=hub.node, now=now_utc(hub))
     if attempt is None:
         return DeliveryReport("failed", error_code="claimed", error_message="this callback is no longer waiting (already dialled, or cancelled)")
-    adapter = hub.channels.adapter(CHANNEL)
-    report: DeliveryReport
-    if adapter is None or not hasattr(adapter, "act"):
-        report = DeliveryReport("failed", error_code="no_dialler", error_message="the hub has no telephony to call back")
-    else:
-        try:
-            report = await adapter.act(CallAction(
-                kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
-                customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
-                agent_phone=await calls.own_phone(hub, agent_id),  # an agent who takes calls on their own phone
-                voicemail=bool((await queue_settings(hub, cb.queue)).voicemail),  # a message after the beep
-            ))
-        except Exception as exc:  # noqa: BLE001
-            log.exception("dialling a callback failed", extra={"callback_id": cb.id})
-            report = DeliveryReport("failed", error_code="error", error_message=str(exc)[:200])
+    report = await _dial(hub, cb.id, CallAction(
+        kind="connect_agent", conversation_id=conv.id, thread_key=thread_key(cb.id, attempt.n), agent_id=agent_id,
+        customer_address=cb.number, our_address=conv.our_address or _config(hub).caller_id,
+        agent_phone=await calls.own_phone(hub, agent_id),  # an agent who takes calls on their own phone
+        voicemail=bool((await queue_settings(hub, cb.queue)).voicemail),  # a message after the beep
+    ))
     await hub.repo.record(conv.customer_id, conv.id, TimelineNote(
         hub.kind(CHANNEL), CHANNEL, f"Calling {cb.number}" if cb.source == rules.SOURCE_AGENT_CALL
         else f"Callback attempt {attempt.n}: calling {cb.number}",
