@@ -1231,26 +1231,33 @@
     return cob.loading;
   }
 
-  function cobrowseAsk(p) {
-    if (!p || !p.session_id || p.state !== "pending") return;
-    if (cob.recorder && cob.sessionId === p.session_id) return;
-    cob.sessionId = p.session_id;
+  // A consent prompt in the widget (co-browsing, then guided control): the question as text, Allow / No thanks
+  // (test ids <testid>-question, -allow, -deny), the widget opened and Allow focused; onAnswer(true|false).
+  function askConsent(testid, question, allowLabel, onAnswer) {
     var box = ui.consent;
     box.replaceChildren();
-    var who = p.agent_name || "The agent";
-    box.appendChild(text(el("p", null, { "data-testid": "cc-cobrowse-question" }), who + " would like to see this page with you, to help. They will see this tab only, never what you type: fields stay hidden. You can stop at any time."));
+    box.appendChild(text(el("p", null, { "data-testid": testid + "-question" }), question));
     var actions = el("div", "ccw-consent-actions");
-    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": "cc-cobrowse-allow" }), "Allow");
-    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": "cc-cobrowse-deny" }), "No thanks");
+    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": testid + "-allow" }), allowLabel);
+    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": testid + "-deny" }), "No thanks");
     actions.appendChild(allow);
     actions.appendChild(deny);
     box.appendChild(actions);
     box.hidden = false;
     setOpen(true);
     allow.focus();
+    allow.addEventListener("click", function () { onAnswer(true); });
+    deny.addEventListener("click", function () { onAnswer(false); });
+  }
+
+  function cobrowseAsk(p) {
+    if (!p || !p.session_id || p.state !== "pending") return;
+    if (cob.recorder && cob.sessionId === p.session_id) return;
+    cob.sessionId = p.session_id;
+    var who = p.agent_name || "The agent";
     var sessionId = p.session_id;
-    allow.addEventListener("click", function () { answer(sessionId, true); });
-    deny.addEventListener("click", function () { answer(sessionId, false); });
+    askConsent("cc-cobrowse", who + " would like to see this page with you, to help. They will see this tab only, never what you type: fields stay hidden. You can stop at any time.",
+      "Allow", function (yes) { answer(sessionId, yes); });
     clearTimeout(cob.promptTimer);
     var left = (Number(p.consent_deadline) || 0) * 1000 - Date.now();
     cob.promptTimer = setTimeout(hidePrompt, Math.max(1000, Math.min(60000, left || 60000)));
@@ -1346,28 +1353,15 @@
   // recorder refuses masked and blocked elements whatever arrives, and the customer takes control back at any time.
   function controlAsk(p) {
     if (!p || !cob.recorder || p.session_id !== cob.sessionId || cob.control) return;
-    var box = ui.consent;
-    box.replaceChildren();
-    box.appendChild(text(el("p", null, { "data-testid": "cc-control-question" }), cob.agentName + " asks to guide you on this page: to scroll, click and fill in ordinary fields for you. Never card, password or code fields. You can take control back at any time."));
-    var actions = el("div", "ccw-consent-actions");
-    var allow = text(el("button", "ccw-allow", { type: "button", "data-testid": "cc-control-allow" }), "Allow control");
-    var deny = text(el("button", "ccw-deny", { type: "button", "data-testid": "cc-control-deny" }), "No thanks");
-    actions.appendChild(allow);
-    actions.appendChild(deny);
-    box.appendChild(actions);
-    box.hidden = false;
-    setOpen(true);
-    allow.focus();
     var sessionId = p.session_id;
-    function answerControl(grant) {
-      hidePrompt();
-      if (!state.socket) return;
-      state.socket.timeout(10000).emit("cobrowse_control", { session_id: sessionId, grant: grant }, function (err, ack) {
-        if (!err && ack && ack.ok && ack.session) setControl(ack.session.control === "granted");
+    askConsent("cc-control", cob.agentName + " asks to guide you on this page: to scroll, click and fill in ordinary fields for you. Never card, password or code fields. You can take control back at any time.",
+      "Allow control", function (grant) {
+        hidePrompt();
+        if (!state.socket) return;
+        state.socket.timeout(10000).emit("cobrowse_control", { session_id: sessionId, grant: grant }, function (err, ack) {
+          if (!err && ack && ack.ok && ack.session) setControl(ack.session.control === "granted");
+        });
       });
-    }
-    allow.addEventListener("click", function () { answerControl(true); });
-    deny.addEventListener("click", function () { answerControl(false); });
   }
 
   function setControl(on) {
