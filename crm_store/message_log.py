@@ -193,6 +193,7 @@ class SqliteMessageLog:
         self._last_commit = float("-inf")  # loop time of the last batch's write
         self._checkpointing: asyncio.Future[Any] | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
@@ -210,7 +211,7 @@ class SqliteMessageLog:
         self._pending.append((item, future))
         if not self._writing:
             self._writing = True
-            loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
         return await future
 
     async def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -229,7 +230,7 @@ class SqliteMessageLog:
         self._pending.append((work, future))  # type: ignore[arg-type]
         if not self._writing:
             self._writing = True
-            loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
         return await future
 
     def read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
