@@ -760,7 +760,7 @@ class SystemRun:
         header = (f"  {'rate':>6} {'sent/s':>7} {'recv/s':>7} {'lost':>5} {'p50':>6} {'p90':>6} {'p99':>7} {'max':>7} {'lag':>6} "
                   f"{'server CPU%':>13} {'ms/msg':>6} {'clients CPU%':>14} {'pg+redis%':>9} {'machine%':>8} {'other%':>6}  result")
         print(header + "\n  " + "-" * (len(header) - 2), flush=True)
-        steps = QUICK_STEPS if args.quick else FULL_STEPS
+        steps = args.rates or (QUICK_STEPS if args.quick else FULL_STEPS)
         duration = args.step_seconds or (3.0 if args.quick else 5.0)
         budget_end = time.monotonic() + args.max_seconds
 
@@ -984,6 +984,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="", help="(internal) the bare relay as one node of several on this Redis")
     parser.add_argument("--channel", default="", help="(internal) the bare relay nodes' pub/sub channel")
     parser.add_argument("--quick", action="store_true", help="fewer steps, 3 s each, no retries")
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",") if x.strip()], default=None,
+                        help="the ladder's steps, msg/s, comma-separated (default: the full or quick ladder); e.g. 1000 "
+                             "with --step-seconds 20 holds one rate long enough to profile the servers")
     parser.add_argument("--only", choices=SYSTEMS, action="append", help="run only this system (repeatable)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--conversations", type=int, default=60, help="conversations in parallel (rounded up to whole agents per process)")
