@@ -602,8 +602,19 @@ def queue_positions(waiting: Sequence[WaitingContact], now: float, *, presorted:
 
 
 def serving_order(waiting: Iterable[WaitingContact], now: float) -> list[WaitingContact]:
-    """The contacts in serving order (:func:`contact_order_key`): what ``presorted`` expects."""
-    return sorted(waiting, key=lambda c: contact_order_key(c, now))
+    """The contacts in serving order (:func:`contact_order_key`): what ``presorted`` expects.
+
+    The keys are :func:`contact_order_key`'s, computed inline (the routing pass orders 10,000 contacts: three
+    Python calls per contact were a fifth of its CPU); a property test holds the two to the same order.
+    """
+    cap, step = PRIORITY_AGING_CAP, PRIORITY_AGING_SECONDS
+    keyed = [
+        (-(c.priority + (min(cap, int((now - c.enqueued_at) // step)) if now - c.enqueued_at > 0 else 0)),
+         c.enqueued_at, c.conversation_id, i, c)
+        for i, c in enumerate(waiting)
+    ]
+    keyed.sort()
+    return [k[4] for k in keyed]
 
 
 def estimate_wait_seconds(

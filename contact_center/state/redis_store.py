@@ -542,7 +542,8 @@ class RedisStateStore:
         joined = await self._readers["read_waiting_gens"](keys=[self._wgen, *(self._waiting_key(q) for q in queues)])
         if not joined:
             return []
-        pairs = [line.split(b" ") for line in (joined if isinstance(joined, bytes) else joined.encode()).split(b"\n")]
+        words = iter((joined if isinstance(joined, bytes) else joined.encode()).split())  # "cid gen\ncid gen...": one split
+        pairs = zip(words, words)
         # the router reads every waiting entry every pass and a long queue hardly changes between two: only
         # the entries pushed since the last read (a new generation) are read and decoded (one HMGET)
         cache, fresh = self._decoded, {}

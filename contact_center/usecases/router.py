@@ -43,15 +43,16 @@ def waiting_contacts(
     reachable = {p.agent_id for p in presences if p.status != AgentStatus.OFFLINE.value}
     out = []
     fresh: dict[int, tuple[Any, bool, int | None, Any]] = {}
+    seen_before = (cache or {}).get
     for e in waiting:
         skipping = now is None or now - e.declined_at < decline_skip
-        pinned = e.pinned_agent if e.pin_strict or (e.pinned_agent in reachable and e.pinned_agent not in e.declined_by) else None
-        if cache is not None:
-            seen = cache.get(e.conversation_id)
-            if seen is not None and seen[0] is e and seen[1] == skipping and seen[2] == pinned:
-                out.append(seen[3])
-                fresh[e.conversation_id] = seen
-                continue
+        pin = e.pinned_agent
+        pinned = None if pin is None else pin if e.pin_strict or (pin in reachable and pin not in e.declined_by) else None
+        seen = seen_before(e.conversation_id)
+        if seen is not None and seen[0] is e and seen[1] == skipping and seen[2] == pinned:
+            out.append(seen[3])
+            fresh[e.conversation_id] = seen
+            continue
         contact = WaitingContact(
             conversation_id=e.conversation_id, queue=e.queue, channel=e.channel, enqueued_at=e.enqueued_at,
             priority=e.priority, declined_by=e.declined_by if skipping else frozenset[int](), pinned_agent=pinned,

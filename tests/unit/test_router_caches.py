@@ -153,3 +153,16 @@ async def test_the_loop_tells_queue_positions_at_most_once_an_interval_and_the_l
     await router.route_once(hub, publish=False)
     assert not await router.publish_positions(hub)
     assert sorted(_queue_events(notify)) == [(2, 1), (3, 2)]
+
+
+def test_the_stores_waiting_order_is_waiting_orders_key() -> None:
+    """sort_waiting computes waiting_order inline: the same order, ties kept in input order."""
+    import random
+
+    from contact_center.state.base import sort_waiting, waiting_order
+
+    rnd = random.Random(7)
+    for _ in range(200):
+        entries = [QueueEntry(rnd.randint(1, 20), "general", "chat", rnd.randint(0, 2), float(rnd.choice([10, 20, rnd.uniform(0, 30)])))
+                   for _ in range(rnd.randint(0, 30))]
+        assert [id(e) for e in sort_waiting(entries)] == [id(e) for e in sorted(entries, key=waiting_order)]

@@ -34,6 +34,7 @@ from contact_center.domain.routing import (
     pick_agent,
     plan_assignments,
     queue_position,
+    serving_order,
     used_weight,
 )
 
@@ -856,3 +857,22 @@ def test_queue_positions_match_queue_position_for_every_contact() -> None:
     assert sorted(p for c, p in positions.items() if waiting[c - 1].queue == "sales") == list(
         range(1, sum(1 for c in waiting if c.queue == "sales") + 1)
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=30),  # conversation id (repeats allowed: ties keep their order)
+            st.integers(min_value=0, max_value=3),  # tier
+            st.one_of(st.floats(min_value=0, max_value=2000, allow_nan=False), st.just(1000.0)),  # enqueued at
+        ),
+        max_size=40,
+    ),
+    st.floats(min_value=0, max_value=2000, allow_nan=False),
+)
+def test_serving_order_is_the_contact_order_key_order(raw: list[tuple[int, int, float]], now: float) -> None:
+    """serving_order computes contact_order_key inline: the same order, ties included (both stable)."""
+    contacts = [WaitingContact(cid, "general", "chat", at, tier) for cid, tier, at in raw]
+    got = serving_order(contacts, now)
+    assert [id(c) for c in got] == [id(c) for c in sorted(contacts, key=lambda c: contact_order_key(c, now))]
