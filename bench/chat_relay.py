@@ -85,7 +85,7 @@ if str(ROOT) not in sys.path:
 
 PASSWORD = "bench-password"
 CHATS_PER_AGENT = 3
-FULL_STEPS = [100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000]
+FULL_STEPS = [100, 200, 400, 700, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 7000, 8000, 10000, 12000]
 QUICK_STEPS = [100, 400, 1000, 2000, 4000, 8000]
 BOUND_MS = {"baseline": 10.0, "embedded": 10.0, "baseline-two-nodes": 15.0, "two-nodes": 15.0}
 EMBEDDED_RATIO_TARGET = 0.80  # issue 19: embedded hub >= 0.80 of the bare one-node rate

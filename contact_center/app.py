@@ -108,7 +108,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         store = MemoryStateStore()
         cobrowse_store = MemoryCobrowseStore()
     sio = app[SIO_KEY]
-    messages = open_message_log(app[DB_KEY])
+    messages = open_message_log(app[DB_KEY], commit_interval=settings.message_commit_interval)
     reads = PointReads(app[DB_KEY])
     channels = app[CHANNELS_KEY]
     hub = HubService(app[DB_KEY], store, SioEmitter(sio), node=settings.node_name, offer_timeout=settings.offer_timeout_seconds,

@@ -30,6 +30,16 @@ def webchat_rate_limit(env: Mapping[str, str] | None = None) -> tuple[int, float
     return burst, rate
 
 
+def _milliseconds(raw: str | None) -> float | None:
+    """A duration given in milliseconds, in seconds (None when unset or empty)."""
+    if raw is None or not raw.strip():
+        return None
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError(f"a duration in milliseconds must be 0 or more, not {raw!r}")
+    return value / 1000.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the composition root needs to wire the hub.
@@ -58,6 +68,7 @@ class Settings:
     node_name: str = ""
     offer_timeout_seconds: float = 20.0
     gc_freeze: bool = True  # freeze start-up objects out of the garbage collector's passes
+    message_commit_interval: float | None = None  # seconds between two group commits of messages (None: the log's default)
     abandon_grace_seconds: float = 60.0  # a waiting customer gone this long has abandoned the chat
     decline_skip_seconds: float = 20.0  # an agent who declined (or missed) an offer is skipped this long
     wrap_up_seconds: float = 10.0
@@ -106,6 +117,7 @@ class Settings:
             abandon_grace_seconds=float(env.get("ABANDON_GRACE_SECONDS", 60.0)),
             decline_skip_seconds=float(env.get("DECLINE_SKIP_SECONDS", 20.0)),
             gc_freeze=env.get("GC_FREEZE", "true").strip().lower() not in ("0", "false", "no", "off"),
+            message_commit_interval=_milliseconds(env.get("MESSAGE_COMMIT_INTERVAL_MS")),
             wrap_up_seconds=float(env.get("WRAP_UP_SECONDS", 10.0)),
             callback_interval_seconds=float(env.get("CALLBACK_INTERVAL_SECONDS", 1.0)),
             rasa_url=env.get("RASA_URL", "").strip(),
