@@ -12,6 +12,13 @@ key                         type         content
 ``P waiting:<queue>``       sorted set   waiting conversation ids, score = -priority*1e10 +
                                          enqueued_at
 ``P qlen``                  hash         queue -> number of waiting conversations (> 0)
+``P waiting_gen``           hash         waiting conversation id -> generation of its push;
+                                         ``#`` -> the last generation given, ``epoch`` -> an
+                                         id of this key's life, ``trim`` -> see waiting_log
+``P waiting_log``           sorted set   conversation id -> generation of its last push into or
+                                         pop out of a waiting set (a change log: a reader asks
+                                         only what changed since its last read); trimmed below
+                                         ``trim``
 ``P offer``                 hash         conversation id -> offer record (JSON)
 ``P offer_expiry``          sorted set   offered conversation ids, score = expires_at
 ``P assign``                hash         conversation id -> agent id
@@ -30,9 +37,11 @@ was closed and queued elsewhere in between), returns ``__retry__`` and the call 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import inspect
 import json
+import uuid
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import redis.asyncio as aioredis
@@ -53,6 +62,7 @@ from contact_center.state.base import (
     sort_offers_by_conversation,
     sort_offers_by_expiry,
     sort_waiting,
+    waiting_order,
 )
 
 DEFAULT_PREFIX = "cc:{hub}:"
@@ -60,18 +70,18 @@ RETRY = "__retry__"
 _ATTEMPTS = 50
 
 # Shared head of every writing script. Key and argument layout:
-#   KEYS[1..7]   presence, entry, offer, offer_expiry, assign, qlen, waiting_gen
-#   KEYS[7+i]    waiting:<ARGV[1+i]>, i = 1..N where N = ARGV[1]
-#   KEYS[8+N]    agent_offers:<AGENT>, KEYS[9+N] agent_assign:<AGENT>   (only when AGENT ~= "")
+#   KEYS[1..8]   presence, entry, offer, offer_expiry, assign, qlen, waiting_gen, waiting_log
+#   KEYS[8+i]    waiting:<ARGV[1+i]>, i = 1..N where N = ARGV[1]
+#   KEYS[9+N]    agent_offers:<AGENT>, KEYS[10+N] agent_assign:<AGENT>   (only when AGENT ~= "")
 #   ARGV[2+N]    AGENT ("" when the operation has no agent)
 #   ARGV[3+N]..  the operation's own arguments, as A[1], A[2], ...
 _PRELUDE = r"""
-local PRESENCE, ENTRY, OFFER, EXPIRY, ASSIGN, QLEN, WGEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local PRESENCE, ENTRY, OFFER, EXPIRY, ASSIGN, QLEN, WGEN, WLOG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local N = tonumber(ARGV[1])
 local WAIT = {}
-for i = 1, N do WAIT[ARGV[1 + i]] = KEYS[7 + i] end
+for i = 1, N do WAIT[ARGV[1 + i]] = KEYS[8 + i] end
 local AGENT = ARGV[2 + N]
-local AOFFERS, AASSIGN = KEYS[8 + N], KEYS[9 + N]
+local AOFFERS, AASSIGN = KEYS[9 + N], KEYS[10 + N]
 local A = {}
 for i = 3 + N, #ARGV do A[#A + 1] = ARGV[i] end
 local RETRY = '__retry__'
@@ -79,16 +89,32 @@ local RETRY = '__retry__'
 -- An entry's record only changes as it (re-)enters a waiting set (enqueue, a decline or expiry, an agent
 -- gone), so each push gets a new generation (WGEN: conversation -> generation, '#' -> the last one given):
 -- a reader that decoded a record at that generation need not read it again (RedisStateStore.waiting).
+-- Every push and pop is also logged (WLOG: conversation -> the generation of its last change), so a
+-- reader asks only for what changed since the generation it last read; the log keeps its last
+-- LOG_KEEP generations (older ones are trimmed, and WGEN's 'trim' says where: a reader further behind
+-- reads everything again).
+local LOG_KEEP = 65536
+local function logged(conv)
+  local g = redis.call('HINCRBY', WGEN, '#', 1)
+  redis.call('ZADD', WLOG, g, conv)
+  if g % 1024 == 0 and g > LOG_KEEP then
+    redis.call('ZREMRANGEBYSCORE', WLOG, '-inf', g - LOG_KEEP)
+    redis.call('HSET', WGEN, 'trim', g - LOG_KEEP)
+  end
+  return g
+end
+
 local function queue_push(conv, e)
   redis.call('ZADD', WAIT[e.queue], e.score, conv)
   redis.call('HINCRBY', QLEN, e.queue, 1)
-  redis.call('HSET', WGEN, conv, redis.call('HINCRBY', WGEN, '#', 1))
+  redis.call('HSET', WGEN, conv, logged(conv))
 end
 
 local function queue_pop(conv, queue)
   if redis.call('ZREM', WAIT[queue], conv) == 1 then
     if redis.call('HINCRBY', QLEN, queue, -1) <= 0 then redis.call('HDEL', QLEN, queue) end
     redis.call('HDEL', WGEN, conv)
+    logged(conv)
   end
 end
 
@@ -357,6 +383,10 @@ end
 local out = {}
 """
 _READERS: dict[str, str] = {
+    # KEYS = a hash of JSON records -> its values joined by newlines, ONE string (JSON has no raw newline)
+    "read_hash_values": r"""
+return table.concat(redis.call('HVALS', KEYS[1]), "\n")
+""",
     # KEYS = entry, waiting:<q>... -> entry JSONs
     # KEYS = waiting_gen, waiting:<q>... -> ONE string, "<conversation> <generation>" per waiting entry joined
     # by newlines (one bulk reply: redis-py parses each element of a reply in Python, ~10 us each), the
@@ -375,6 +405,27 @@ for i = 2, #KEYS do
 end
 return table.concat(out, "\n")
 """,
+    # KEYS = waiting_gen, waiting_log; ARGV = the generation last read, its epoch -> {} when the reader must
+    # read everything again (another epoch: Redis lost its data; or the log was trimmed past it), else {the
+    # last generation given, ONE string: "<conversation> <generation>" for each conversation pushed or popped
+    # since, the generation "-" for one not waiting any more}
+    "read_waiting_changes": r"""
+local since = tonumber(ARGV[1])
+local top = tonumber(redis.call('HGET', KEYS[1], '#') or '0')
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] or top < since
+   or since < tonumber(redis.call('HGET', KEYS[1], 'trim') or '0') then
+  return {}
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+local out = {}
+for c = 1, #ids, 500 do
+  local chunk = {}
+  for j = c, math.min(c + 499, #ids) do chunk[#chunk + 1] = ids[j] end
+  local gens = redis.call('HMGET', KEYS[1], unpack(chunk))
+  for j = 1, #chunk do out[#out + 1] = chunk[j] .. ' ' .. (gens[j] or '-') end
+end
+return {tostring(top), table.concat(out, "\n")}
+""",
     # KEYS = offer_expiry, offer; ARGV = now -> offer JSONs
     "read_due": _HMGET + r"""
 hmget_into(KEYS[2], redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]), out)
@@ -390,6 +441,18 @@ return out
 
 def _text(raw: str | bytes) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _bytes(raw: str | bytes) -> bytes:
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def _pairs(joined: str | bytes | None) -> Iterable[tuple[bytes, bytes]]:
+    """The (conversation, generation) pairs of a "<conversation> <generation>" per line reply: one split."""
+    if not joined:
+        return ()
+    words = iter(_bytes(joined).split())
+    return zip(words, words)
 
 
 def _glob_escape(s: str) -> str:
@@ -445,6 +508,7 @@ class RedisStateStore:
         self._assign = prefix + "assign"
         self._qlen = prefix + "qlen"
         self._wgen = prefix + "waiting_gen"  # conversation -> generation of its push into a waiting set
+        self._wlog = prefix + "waiting_log"  # conversation -> generation of its last push or pop
         self._seal = prefix + "sealed"  # hash: node -> 1 after its rebuild from SQL; gone if Redis lost its data
         self._missed = prefix + "missed"  # agent id -> offers let time out in a row
         self._reason = prefix + "status_reason"  # agent id -> JSON: why the hub set the agent's state
@@ -452,7 +516,11 @@ class RedisStateStore:
         self._scripts = {name: redis.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()}
         self._readers = {name: redis.register_script(body) for name, body in _READERS.items()}
         self._presences: dict[bytes, AgentPresence] = {}  # all_presence(): the last read's records, decoded
+        self._presence_blob: bytes | None = None  # ... the last read's reply
+        self._presence_order: list[AgentPresence] = []  # ... and its answer
         self._decoded: dict[bytes, tuple[bytes, QueueEntry]] = {}  # waiting(): conversation -> (generation, entry)
+        self._since: tuple[bytes, bytes] | None = None  # (epoch, generation) _decoded holds every waiting entry as of
+        self._order: list[QueueEntry] = []  # _decoded's entries in waiting order (the last full answer)
 
     # --- keys and plumbing ---------------------------------------------------------------------
 
@@ -468,7 +536,7 @@ class RedisStateStore:
     async def _run(self, name: str, *, queues: Sequence[str] = (), agent: int | None = None, args: Sequence[Any] = ()) -> Any:
         """Run a writing script with the key/argument layout of ``_PRELUDE``."""
         queues = _unique(queues)
-        keys = [self._presence, self._entry, self._offer, self._expiry, self._assign, self._qlen, self._wgen]
+        keys = [self._presence, self._entry, self._offer, self._expiry, self._assign, self._qlen, self._wgen, self._wlog]
         keys += [self._waiting_key(q) for q in queues]
         if agent is not None:
             keys += [self._agent_offers_key(agent), self._agent_assign_key(agent)]
@@ -509,14 +577,19 @@ class RedisStateStore:
         return None if raw is None else presence_from_json(raw)
 
     async def all_presence(self) -> list[AgentPresence]:
-        raws = await self.redis.hvals(self._presence)
-        # the router reads every presence every pass; most are unchanged: decoded once per record
+        # the router reads every presence every pass; most are unchanged: one bulk reply (redis-py parses each
+        # element of a multi-element reply in Python), each record decoded once, the same answer reused whole
+        # while nothing changed
+        blob = _bytes(await self._readers["read_hash_values"](keys=[self._presence]) or b"")
+        if blob == self._presence_blob:
+            return list(self._presence_order)
         cache, fresh = self._presences, {}
-        for raw in raws:
+        for raw in blob.split(b"\n") if blob else ():
             p = cache.get(raw)
             fresh[raw] = p if p is not None else presence_from_json(raw)
-        self._presences = fresh
-        return sorted(fresh.values(), key=lambda p: p.agent_id)
+        self._presences, self._presence_blob = fresh, blob
+        self._presence_order = sorted(fresh.values(), key=lambda p: p.agent_id)
+        return list(self._presence_order)
 
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
         res = await self._run("set_status", agent=int(agent_id), args=[str(status), fnum(now)])
@@ -533,39 +606,103 @@ class RedisStateStore:
         return bool(res)
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
-        if queue is None:
-            queues = sorted(_text(q) for q in await self.redis.hkeys(self._qlen))
-        else:
-            queues = [str(queue)]
+        """The waiting entries (of one queue, or of all) in waiting order.
+
+        The router reads every waiting entry on every pass, and a long queue hardly changes between two
+        passes. So all queues' entries are kept decoded here between calls, with the generation they were
+        read at, and a call asks Redis only for the conversations pushed or popped since (the change log,
+        one script), then reads and decodes only the records it does not hold yet (one HMGET). Everything is
+        read again the first time, when Redis lost its data (another epoch), or when this process fell
+        further behind than the log keeps.
+        """
+        if queue is not None:
+            ordered: list[QueueEntry] = await self._read_queues([str(queue)], keep=False)
+            return ordered
+        if self._since is not None:
+            epoch, since = self._since
+            changes = await self._readers["read_waiting_changes"](keys=[self._wgen, self._wlog], args=[since, epoch])
+            if changes:
+                top, joined = changes
+                await self._apply_changes(_pairs(joined))
+                self._since = (epoch, _bytes(top))
+                return list(self._order)
+        async with self.redis.pipeline(transaction=True) as pipe:  # where the log starts, then what waits
+            pipe.hsetnx(self._wgen, "epoch", uuid.uuid4().hex)
+            pipe.hget(self._wgen, "epoch")
+            pipe.hget(self._wgen, "#")
+            pipe.hkeys(self._qlen)
+            _, epoch, top, queues = await pipe.execute()
+        # a push into a queue listed here is in this read; one into a queue that appeared after is after
+        # ``top``, so in the next call's changes
+        fresh = await self._read_queues(sorted(_text(q) for q in queues), keep=True)
+        self._decoded = {str(e.conversation_id).encode(): entry for e, entry in fresh}
+        self._order = [e for e, _ in fresh]
+        self._since = (_bytes(epoch), _bytes(top or b"0"))
+        return list(self._order)
+
+    async def _read_queues(self, queues: list[str], *, keep: bool) -> Any:
+        """Every entry waiting in ``queues``, reusing the records already decoded at the same generation.
+
+        The entries in waiting order; with ``keep``, (entry, (generation, entry)) pairs, for the caller to keep.
+        """
+        known = self._decoded
         if not queues:
             return []
         joined = await self._readers["read_waiting_gens"](keys=[self._wgen, *(self._waiting_key(q) for q in queues)])
-        if not joined:
-            return []
-        words = iter((joined if isinstance(joined, bytes) else joined.encode()).split())  # "cid gen\ncid gen...": one split
-        pairs = zip(words, words)
-        # the router reads every waiting entry every pass and a long queue hardly changes between two: only
-        # the entries pushed since the last read (a new generation) are read and decoded (one HMGET)
-        cache, fresh = self._decoded, {}
+        fresh: dict[bytes, tuple[bytes, QueueEntry]] = {}
         missing = []
-        for cid, gen in pairs:
-            seen = cache.get(cid)
+        for cid, gen in _pairs(joined):
+            seen = known.get(cid)
             if seen is not None and seen[0] == gen and gen != b"-":
                 fresh[cid] = seen
             else:
                 missing.append((cid, gen))
-        for i in range(0, len(missing), 1000):
-            chunk = missing[i:i + 1000]
+        for cid, gen, entry in await self._records(missing):
+            if entry is not None:  # gone meanwhile (offered, closed): not waiting any more
+                fresh[cid] = (gen, entry)
+        ordered = sort_waiting(e for _, e in fresh.values())
+        if not keep:
+            return ordered
+        return [(e, fresh[str(e.conversation_id).encode()]) for e in ordered]
+
+    async def _apply_changes(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        """Bring the decoded entries up to date with the conversations pushed or popped since the last read."""
+        decoded = self._decoded
+        missing = []
+        gone: set[int] = set()  # conversations whose entry left the order (popped, or re-pushed: a new record)
+        for cid, gen in pairs:
+            if gen == b"-":  # popped: not waiting any more
+                if decoded.pop(cid, None) is not None:
+                    gone.add(int(cid))
+            else:
+                seen = decoded.get(cid)
+                if seen is None or seen[0] != gen:
+                    missing.append((cid, gen))
+        added: list[QueueEntry] = []
+        for cid, gen, entry in await self._records(missing):
+            if decoded.pop(cid, None) is not None:
+                gone.add(int(cid))
+            if entry is not None:  # None: popped (and its record gone) after the log was read; the next call sees it too
+                decoded[cid] = (gen, entry)
+                added.append(entry)
+        if not gone and not added:
+            return
+        if len(gone) + len(added) > len(decoded) // 8:  # much changed: sort again
+            self._order = sort_waiting(e for _, e in decoded.values())
+            return
+        order = [e for e in self._order if e.conversation_id not in gone] if gone else self._order
+        for e in added:  # a few: each into its place (one ordering of 10,000 entries costs ~5 ms)
+            bisect.insort(order, e, key=waiting_order)
+        self._order = order
+
+    async def _records(self, wanted: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes, QueueEntry | None]]:
+        """The queue entry records of some conversations (None for one that has none), 1,000 per HMGET."""
+        out: list[tuple[bytes, bytes, QueueEntry | None]] = []
+        for i in range(0, len(wanted), 1000):
+            chunk = wanted[i:i + 1000]
             raws = await self.redis.hmget(self._entry, [cid for cid, _ in chunk])
-            for (cid, gen), raw in zip(chunk, raws):
-                if raw is not None:  # gone meanwhile (offered, closed): not waiting any more
-                    fresh[cid] = (gen, entry_from_json(raw))
-        if queue is None:
-            self._decoded = fresh  # kept: only the entries waiting now
-        else:
-            cache.update(fresh)
-        wanted = set(queues)
-        return sort_waiting(e for _, e in fresh.values() if e.queue in wanted)
+            out.extend((cid, gen, None if raw is None else entry_from_json(raw)) for (cid, gen), raw in zip(chunk, raws))
+        return out
 
     async def remove_from_queue(self, conversation_id: int) -> QueueEntry | None:
         cid = int(conversation_id)
@@ -746,6 +883,8 @@ class RedisStateStore:
         return {int(_text(a)): json.loads(_text(r)) for a, r in found.items()}
 
     async def clear(self) -> None:
+        self._since, self._decoded, self._order = None, {}, []
+        self._presences, self._presence_blob, self._presence_order = {}, None, []
         batch: list[Any] = []
         async for key in self.redis.scan_iter(match=_glob_escape(self.prefix) + "*", count=500):
             batch.append(key)

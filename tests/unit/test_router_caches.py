@@ -166,3 +166,70 @@ def test_the_stores_waiting_order_is_waiting_orders_key() -> None:
         entries = [QueueEntry(rnd.randint(1, 20), "general", "chat", rnd.randint(0, 2), float(rnd.choice([10, 20, rnd.uniform(0, 30)])))
                    for _ in range(rnd.randint(0, 30))]
         assert [id(e) for e in sort_waiting(entries)] == [id(e) for e in sorted(entries, key=waiting_order)]
+
+
+async def _fresh_read(store: Any) -> list[tuple[int, str, frozenset[int], float]]:
+    """What a brand-new process reads (everything, no change log): the truth to compare with."""
+    from contact_center.state.redis_store import RedisStateStore
+
+    other = RedisStateStore(store.redis, prefix=store.prefix)
+    return [(e.conversation_id, e.queue, e.declined_by, e.declined_at) for e in await other.waiting()]
+
+
+async def test_the_change_log_reader_always_agrees_with_a_full_read(redis_store: Any) -> None:
+    """Random pushes and pops from two processes (two stores on one prefix), Redis losing its data and a log
+    trimmed past a reader: after every step each reader's waiting() is exactly what a fresh read sees."""
+    import random
+
+    from contact_center.state.redis_store import RedisStateStore
+
+    a = redis_store
+    b = RedisStateStore(a.redis, prefix=a.prefix)
+    rnd = random.Random(1907)
+    queues = ["general", "sales", "vip"]
+    next_cid = 1
+    for step in range(400):
+        writer = rnd.choice([a, b])
+        roll = rnd.random()
+        waiting = await _fresh_read(a)
+        if roll < 0.35 or not waiting:
+            await writer.enqueue(QueueEntry(next_cid, rnd.choice(queues), "chat", rnd.choice([0, 0, 1]), float(step)))
+            next_cid += 1
+        elif roll < 0.55:
+            cid = rnd.choice(waiting)[0]
+            agent = rnd.randint(1, 5)
+            if await writer.offer(cid, agent, float(step) + 30) is not None and rnd.random() < 0.7:
+                await writer.decline(cid, agent, float(step))  # back in its queue with a new record
+        elif roll < 0.75:
+            await writer.remove_from_queue(rnd.choice(waiting)[0])
+        elif roll < 0.8:
+            cid = rnd.choice(waiting)[0]
+            if await writer.offer(cid, 7, float(step) + 30) is not None:
+                await writer.accept(cid, 7)
+                await writer.release(cid, float(step))
+        elif roll < 0.82:
+            await a.redis.hset(a._wgen, "trim", 10**9)  # the log trimmed past every reader: they read everything
+            assert [e.conversation_id for e in await rnd.choice([a, b]).waiting()] == [c for c, *_ in await _fresh_read(a)]
+            await a.redis.hdel(a._wgen, "trim")
+        elif roll < 0.83:
+            await RedisStateStore(a.redis, prefix=a.prefix).clear()  # Redis lost its data (not through a or b)
+        truth = await _fresh_read(a)
+        for reader in rnd.sample([a, b], 2):
+            got = [(e.conversation_id, e.queue, e.declined_by, e.declined_at) for e in await reader.waiting()]
+            assert got == truth, (step, reader is a)
+    assert a._since is not None and b._since is not None
+
+
+async def test_a_reader_notices_redis_lost_its_data_even_when_the_generations_have_caught_up(redis_store: Any) -> None:
+    """After a data loss the generation counter starts again; once it is past the reader's, only the epoch tells."""
+    from contact_center.state.redis_store import RedisStateStore
+
+    a = redis_store
+    for cid in range(1, 4):
+        await a.enqueue(QueueEntry(cid, "general", "chat", 0, float(cid)))
+    assert [e.conversation_id for e in await a.waiting()] == [1, 2, 3]
+    other = RedisStateStore(a.redis, prefix=a.prefix)
+    await other.clear()  # Redis lost everything (another process rebuilds from SQL)
+    for cid in range(10, 20):  # more pushes than the reader had seen: the counter is past its generation
+        await other.enqueue(QueueEntry(cid, "sales", "chat", 0, float(cid)))
+    assert [e.conversation_id for e in await a.waiting()] == list(range(10, 20))
