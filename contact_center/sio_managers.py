@@ -111,9 +111,11 @@ class IndexedAsyncRedisManager(RoomIndexMixin, LocalSkipMixin, socketio.AsyncRed
     through one outbox, in order: the messages queued while a flush is on its way go out together in the
     next one (one pipeline, one write), and consecutive emits are joined into one pub/sub message
     (python-socketio's emit message with the others under ``also``, handled in order by every node), so
-    every node also reads and decodes fewer messages. A publish still completes only once its flush has
-    been handed to Redis; a failure is retried once on a new connection and then logged, as python-socketio
-    does (the messages are in SQL; clients catch up by sequence number).
+    every node also reads and decodes fewer messages. An emit does not wait for its flush (python-socketio's
+    publish never reported a failure to the emitter either) unless more than ``high_water`` messages wait
+    (Redis slow or down); a failed flush is retried once on a new connection and then logged, as
+    python-socketio does (the messages are in SQL; clients catch up by sequence number). Nodes of the previous
+    version read the joined messages too (they handled ``also`` already).
     """
 
     max_flush = 256  # messages per flush at most
