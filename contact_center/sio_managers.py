@@ -79,8 +79,8 @@ class LocalSkipMixin:
 
     def has_local_recipient(self, namespace: str | None, room: Any, skip_sid: Any) -> bool:
         """Whether an emit to ``room`` of ``namespace`` reaches at least one socket of this process."""
-        if room is None:
-            return True
+        if room is None or (hasattr(room, "__len__") and not isinstance(room, str)):
+            return True  # the whole namespace, or several rooms at once: python-socketio's own path
         members = self.rooms.get(namespace or "/", {}).get(room)
         if not members:
             return False

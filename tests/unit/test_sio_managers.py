@@ -138,3 +138,6 @@ async def test_an_emit_nobody_here_would_receive_is_not_even_encoded(monkeypatch
     assert sent == ["eio-tab-2"] and len(encoded) == 1
     await sio.emit("broadcast", {}, namespace="/customer")  # a whole namespace: python-socketio's own path
     assert sorted(sent) == ["eio-tab-1", "eio-tab-2", "eio-tab-2"]
+    sent.clear()
+    await sio.emit("several", {}, to=["conv:2", "tab-1"], namespace="/customer")  # a list of rooms: python-socketio's too
+    assert sent == ["eio-tab-1"]
