@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from contact_center import sio_websocket
 from contact_center.channels import WEB_CHAT
@@ -499,25 +500,36 @@ class AgentNamespace(socketio.AsyncNamespace):
 
 
 class SioEmitter:
-    """The hub's emitter: python-socketio's ``emit``.
+    """The hub's emitter: python-socketio's ``emit``, minus the emits that would reach nobody.
 
-    The managers (:mod:`contact_center.sio_managers`) skip what would reach nobody on this process and,
-    across processes, publish consecutive emits together: several emits made one after the other (a
-    message to the agent and the customer's other tabs) reach the other nodes as one pub/sub message.
+    python-socketio encodes a packet before it looks at who is in the room. A customer's message is
+    echoed to their conversation's room for their *other* tabs; with the in-process manager (one hub
+    process) this emitter sees when the sending socket is the room's only member and skips the
+    encode altogether. Across processes (the Redis manager) another node may hold a tab, so it always
+    emits.
     """
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
+        manager = sio.manager
+        self._local = isinstance(manager, socketio.AsyncManager) and not isinstance(manager, AsyncPubSubManager)
 
     async def emit(
         self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, skip_sid: str | None = None
     ) -> None:
+        if skip_sid is not None and to is not None and self._local and self._only(namespace or "/", to, skip_sid):
+            return
         await self.sio.emit(event, data, to=to, namespace=namespace, skip_sid=skip_sid)
 
     async def emit_many(self, items: list[dict[str, Any]]) -> None:
-        """Several emits (``emit``'s keyword arguments each), in order."""
+        """Several emits (``emit``'s keyword arguments each), in order (across nodes the Redis manager's one
+        publisher joins consecutive emits into one pub/sub message)."""
         for item in items:
             await self.emit(**item)
+
+    def _only(self, namespace: str, room: str, sid: str) -> bool:
+        members = self.sio.manager.rooms.get(namespace, {}).get(room)
+        return not members or (len(members) == 1 and sid in members)
 
 
 async def close_ended_sessions(sio: socketio.AsyncServer, sessions: SessionGate, now: float) -> int:

@@ -90,16 +90,8 @@ class LocalSkipMixin:
         return any(sid not in skip for sid in members)
 
 
-class IndexedAsyncManager(RoomIndexMixin, LocalSkipMixin, socketio.AsyncManager):  # type: ignore[misc]
+class IndexedAsyncManager(RoomIndexMixin, socketio.AsyncManager):  # type: ignore[misc]
     """The in-process manager (one hub process) with the disconnect index."""
-
-    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-                   callback: Any = None, to: Any = None, **kwargs: Any) -> Any:
-        """python-socketio's emit, unless nobody here would receive it."""
-        room = to or room
-        if not self.has_local_recipient(namespace, room, skip_sid):
-            return None
-        return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
 
 
 class IndexedAsyncRedisManager(RoomIndexMixin, LocalSkipMixin, socketio.AsyncRedisManager):  # type: ignore[misc]

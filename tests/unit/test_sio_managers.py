@@ -97,47 +97,33 @@ def test_a_disconnect_looks_only_at_the_sockets_own_rooms() -> None:
     assert len(manager.rooms["/customer"][None]) == 9_999
 
 
-def test_the_hub_uses_the_indexed_managers() -> None:
-    from contact_center.realtime import create_sio
+def test_the_hub_uses_the_indexed_managers_and_knows_which_one_is_local() -> None:
+    from contact_center.realtime import SioEmitter, create_sio
     from contact_center.sio_managers import IndexedAsyncRedisManager
 
-    assert isinstance(create_sio("", None).manager, IndexedAsyncManager)
-    assert isinstance(create_sio("redis://127.0.0.1:6379/0", None, channel="cc-test-socketio").manager, IndexedAsyncRedisManager)
+    embedded = create_sio("", None)
+    assert isinstance(embedded.manager, IndexedAsyncManager)
+    assert SioEmitter(embedded)._local  # one process: the emitter may skip an echo nobody would get
+    shared = create_sio("redis://127.0.0.1:6379/0", None, channel="cc-test-socketio")
+    assert isinstance(shared.manager, IndexedAsyncRedisManager)
+    assert not SioEmitter(shared)._local  # another node may hold the customer's other tab
 
 
-async def test_an_emit_nobody_here_would_receive_is_not_even_encoded(monkeypatch: Any) -> None:
-    """The echo of a customer's message to their only tab (the sender, skipped) costs no encode and no send."""
-    from contact_center.realtime import create_sio
+def test_the_redis_manager_knows_which_emits_reach_a_socket_here() -> None:
+    """A published emit is handled on a node only when a socket there gets it (not encoded for nobody)."""
+    from contact_center.sio_managers import IndexedAsyncRedisManager
 
-    sio = create_sio("", None)
-    encoded: list[Any] = []
-    sent: list[str] = []
-    real_encode = sio.packet_class.encode
-
-    def counting_encode(self: Any) -> Any:
-        encoded.append(self.data)
-        return real_encode(self)
-
-    async def record(eio_sid: str, pkt: Any) -> None:
-        sent.append(eio_sid)
-
-    monkeypatch.setattr(sio.packet_class, "encode", counting_encode)
-    monkeypatch.setattr(sio, "_send_eio_packet", record)
+    manager = IndexedAsyncRedisManager("redis://127.0.0.1:6379/0", channel="cc-test-socketio")
     for sid in ("tab-1", "tab-2"):
-        sio.manager.basic_enter_room(sid, "/customer", None, eio_sid="eio-" + sid)
-        sio.manager.basic_enter_room(sid, "/customer", sid, eio_sid="eio-" + sid)
-    sio.manager.basic_enter_room("tab-1", "/customer", "conv:1")
-
-    await sio.emit("message", {"text": "hi"}, to="conv:1", namespace="/customer", skip_sid="tab-1")  # only the sender
-    await sio.emit("message", {"text": "hi"}, to="conv:2", namespace="/customer")  # an empty room
-    await sio.emit("message", {"text": "hi"}, to="conv:1", namespace="/agent")  # a namespace nobody joined
-    assert encoded == [] and sent == []
-
-    sio.manager.basic_enter_room("tab-2", "/customer", "conv:1")  # a second tab: it gets the echo
-    await sio.emit("message", {"text": "hi"}, to="conv:1", namespace="/customer", skip_sid="tab-1")
-    assert sent == ["eio-tab-2"] and len(encoded) == 1
-    await sio.emit("broadcast", {}, namespace="/customer")  # a whole namespace: python-socketio's own path
-    assert sorted(sent) == ["eio-tab-1", "eio-tab-2", "eio-tab-2"]
-    sent.clear()
-    await sio.emit("several", {}, to=["conv:2", "tab-1"], namespace="/customer")  # a list of rooms: python-socketio's too
-    assert sent == ["eio-tab-1"]
+        manager.basic_enter_room(sid, "/customer", None, eio_sid="eio-" + sid)
+        manager.basic_enter_room(sid, "/customer", sid, eio_sid="eio-" + sid)
+    manager.basic_enter_room("tab-1", "/customer", "conv:1")
+    assert not manager.has_local_recipient("/customer", "conv:1", "tab-1")  # only the sender
+    assert not manager.has_local_recipient("/customer", "conv:1", ["tab-1"])  # python-socketio's list form
+    assert not manager.has_local_recipient("/customer", "conv:2", None)  # an empty room
+    assert not manager.has_local_recipient("/agent", "conv:1", None)  # a namespace nobody joined
+    assert manager.has_local_recipient("/customer", "conv:1", None)
+    assert manager.has_local_recipient("/customer", None, None)  # the whole namespace
+    assert manager.has_local_recipient("/customer", ["conv:2", "tab-1"], None)  # several rooms: python-socketio decides
+    manager.basic_enter_room("tab-2", "/customer", "conv:1")
+    assert manager.has_local_recipient("/customer", "conv:1", "tab-1")  # a second tab
