@@ -77,10 +77,22 @@ function clearErrors() {
   state.done.textContent = "";
 }
 
+/** The fields can't be edited while a queue's settings load: a late answer would overwrite what was typed. */
+function setBusy(busy) {
+  for (const el of [state.mode, state.voicemail, state.hours, state.form.querySelector('[data-testid="cbs-save"]')]) {
+    if (el) el.disabled = busy;
+  }
+  state.form.setAttribute("aria-busy", busy ? "true" : "false");
+}
+
 async function load(name) {
   if (!name) return;
+  const seq = (state.loadSeq = (state.loadSeq || 0) + 1); // only the latest choice of queue is shown
   clearErrors();
+  setBusy(true);
   const r = await api(`/api/queues/${encodeURIComponent(name)}/callback-settings`);
+  if (seq !== state.loadSeq) return; // another queue was chosen meanwhile: its answer is the one to show
+  setBusy(false);
   if (!r.ok || !r.data) {
     state.general.textContent = r.status === 403 ? "Admins and supervisors only." : (r.data && r.data.message) || `Could not read the settings (error ${r.status}).`;
     return;
