@@ -382,6 +382,17 @@ local function hmget_into(hash, ids, out)
 end
 local out = {}
 """
+# "<conversation> <generation>" (generation "-" when none) for each of ``ids``, appended to ``out``; HMGET 500 at a time
+_GENS = r"""
+local function gens_into(gen_key, ids, out)
+  for c = 1, #ids, 500 do
+    local chunk = {}
+    for j = c, math.min(c + 499, #ids) do chunk[#chunk + 1] = ids[j] end
+    local gens = redis.call('HMGET', gen_key, unpack(chunk))
+    for j = 1, #chunk do out[#out + 1] = chunk[j] .. ' ' .. (gens[j] or '-') end
+  end
+end
+"""
 _READERS: dict[str, str] = {
     # KEYS = a hash of JSON records -> its values joined by newlines, ONE string (JSON has no raw newline)
     "read_hash_values": r"""
@@ -392,16 +403,10 @@ return table.concat(redis.call('HVALS', KEYS[1]), "\n")
     # by newlines (one bulk reply: redis-py parses each element of a reply in Python, ~10 us each), the
     # generation "-" when none was recorded; the records themselves are read only for the generations the
     # reader has not decoded yet (RedisStateStore.waiting)
-    "read_waiting_gens": r"""
+    "read_waiting_gens": _GENS + r"""
 local out = {}
 for i = 2, #KEYS do
-  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
-  for c = 1, #ids, 500 do
-    local chunk = {}
-    for j = c, math.min(c + 499, #ids) do chunk[#chunk + 1] = ids[j] end
-    local gens = redis.call('HMGET', KEYS[1], unpack(chunk))
-    for j = 1, #chunk do out[#out + 1] = chunk[j] .. ' ' .. (gens[j] or '-') end
-  end
+  gens_into(KEYS[1], redis.call('ZRANGE', KEYS[i], 0, -1), out)
 end
 return table.concat(out, "\n")
 """,
@@ -409,21 +414,15 @@ return table.concat(out, "\n")
     # read everything again (another epoch: Redis lost its data; or the log was trimmed past it), else {the
     # last generation given, ONE string: "<conversation> <generation>" for each conversation pushed or popped
     # since, the generation "-" for one not waiting any more}
-    "read_waiting_changes": r"""
+    "read_waiting_changes": _GENS + r"""
 local since = tonumber(ARGV[1])
 local top = tonumber(redis.call('HGET', KEYS[1], '#') or '0')
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] or top < since
    or since < tonumber(redis.call('HGET', KEYS[1], 'trim') or '0') then
   return {}
 end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
 local out = {}
-for c = 1, #ids, 500 do
-  local chunk = {}
-  for j = c, math.min(c + 499, #ids) do chunk[#chunk + 1] = ids[j] end
-  local gens = redis.call('HMGET', KEYS[1], unpack(chunk))
-  for j = 1, #chunk do out[#out + 1] = chunk[j] .. ' ' .. (gens[j] or '-') end
-end
+gens_into(KEYS[1], redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf'), out)
 return {tostring(top), table.concat(out, "\n")}
 """,
     # KEYS = offer_expiry, offer; ARGV = now -> offer JSONs
