@@ -474,11 +474,39 @@ class SqliteMessageLog:
 
 # --- PostgreSQL: group commit, one pipelined transaction per batch ------------------------------------
 
-# One message: dedupe (client id in this conversation, then provider id anywhere), bump the sequence of an
-# open conversation, insert, read the conversation's assignment. Always exactly ONE row (the conversation
-# is LEFT JOINed), so that the rows of a pipelined batch (``fetchmany``) line up with its messages.
+# One message: skip it if its provider id is stored (anywhere), lock the open conversation, insert with the next
+# sequence unless its client id is stored in this conversation (the unique index itself says so: ON CONFLICT),
+# bump the sequence, and only when nothing was inserted look the first copy up. Always exactly ONE row (the
+# conversation is LEFT JOINed), so that the rows of a pipelined batch (``fetchmany``) line up with its messages.
+#
+# The client id is checked by its unique index, not by a lookup before the insert: a prepared statement's plan
+# made while ``messages`` is nearly empty (a new database, or no statistics: autovacuum off) finds that index and
+# ``(conversation_id, seq)``'s equally cheap and takes the second, which then reads the conversation's every
+# message on each append (bench/chat_relay.py, two nodes: 5.8 million index entries read for 26,000 appends, the
+# backend's CPU a message growing with the conversations). ``pdup`` can only use the provider id's index.
+#
+# Under READ COMMITTED ``FOR UPDATE`` returns the conversation's latest row (waiting for a writer), so the sequence
+# is the latest plus one and the bump's UPDATE, of the row this statement locked, sets exactly that. A row with an
+# open conversation and neither a new nor a first copy means that the copy was committed by another transaction
+# after this statement began (ON CONFLICT waited for it; the lookup's snapshot is older): written again alone, it
+# finds that copy.
 _PG_APPEND = """
-WITH dup AS (
+WITH pdup AS (
+  SELECT 1 FROM messages WHERE $8::text IS NOT NULL AND provider_id = $8 LIMIT 1
+), conv AS (
+  SELECT last_seq FROM conversations
+  WHERE id = $1 AND status <> 'closed' AND NOT EXISTS (SELECT 1 FROM pdup)
+  FOR UPDATE
+), ins AS (
+  INSERT INTO messages (conversation_id, seq, sender_kind, sender_id, body, attachments, internal, client_msg_id,
+                        provider_id, delivery_status, created_at)
+  SELECT $1, last_seq + 1, $2, $3, $4, $9::json, $6, $5, $8, $10::text, $7 FROM conv
+  ON CONFLICT (conversation_id, client_msg_id) DO NOTHING
+  RETURNING id, seq
+), bump AS (
+  UPDATE conversations SET last_seq = ins.seq, updated_at = $7 FROM ins WHERE conversations.id = $1
+  RETURNING 1
+), dup AS (
   SELECT * FROM (
     (SELECT 0 AS pref, id, conversation_id, seq, sender_kind, sender_id, body, internal, client_msg_id, provider_id,
             attachments, delivery_status, created_at
@@ -487,16 +515,7 @@ WITH dup AS (
     (SELECT 1, id, conversation_id, seq, sender_kind, sender_id, body, internal, client_msg_id, provider_id,
             attachments, delivery_status, created_at
      FROM messages WHERE $8::text IS NOT NULL AND provider_id = $8)
-  ) found ORDER BY pref LIMIT 1
-), bump AS (
-  UPDATE conversations SET last_seq = last_seq + 1, updated_at = $7
-  WHERE id = $1 AND status <> 'closed' AND NOT EXISTS (SELECT 1 FROM dup)
-  RETURNING last_seq
-), ins AS (
-  INSERT INTO messages (conversation_id, seq, sender_kind, sender_id, body, attachments, internal, client_msg_id,
-                        provider_id, delivery_status, created_at)
-  SELECT $1, last_seq, $2, $3, $4, $9::json, $6, $5, $8, $10::text, $7 FROM bump
-  RETURNING id, seq
+  ) found WHERE NOT EXISTS (SELECT 1 FROM ins) ORDER BY pref LIMIT 1
 )
 SELECT c.status, c.assigned_agent_id, i.id AS new_id, i.seq AS new_seq,
        d.id AS dup_id, d.conversation_id AS dup_conv, d.seq AS dup_seq, d.sender_kind AS dup_kind,
@@ -538,7 +557,11 @@ class PgMessageLog:
     messages are sorted by conversation (stable: a conversation's messages keep their order) so that two
     hub processes' batches lock conversations in the same order and never deadlock each other.
 
-    If the batch fails (a concurrent duplicate from another process raced a unique index, a deadlock
+    A resend whose first copy another process committed while the batch ran is not an error: the client id's
+    unique index makes the insert wait and skip it, and that message alone is written again in a new
+    transaction, where it finds the copy (``_PG_APPEND``'s comment).
+
+    If the batch fails (a concurrent duplicate provider id from another process raced its unique index, a deadlock
     with another writer, a refused row), it is rolled back as a whole and written again in one explicit
     transaction, message by message, each in a savepoint: a duplicate that lost its race is retried there
     (it now finds the first copy), any other refused message fails alone, the others are stored. If that
@@ -649,24 +672,33 @@ class PgMessageLog:
             except asyncpg.PostgresError:
                 rows = None
             if rows is not None:
-                return [_pg_result(item, row, now) for item, row in zip(items, rows)]
+                out: list[LogAppend | None | Exception] = []
+                for item, one, row in zip(items, args, rows):
+                    result = _pg_result(item, row, now)
+                    for _ in range(3):  # a copy committed elsewhere meanwhile: alone, in a new transaction, it is found
+                        if result is not _RACED:
+                            break
+                        result = _pg_result(item, await conn.fetchrow(_PG_APPEND, *one), now)
+                    out.append(_raced_error(item) if result is _RACED else result)  # type: ignore[arg-type]
+                return out
             self.fallbacks += 1
-            out: list[LogAppend | None | Exception] = []
+            out = []
             async with conn.transaction():  # one commit for all; a savepoint per message
                 for item, one in zip(items, args):
-                    result: LogAppend | None | Exception = None
+                    outcome: LogAppend | None | Exception | object = None
                     for attempt in range(3):
                         try:
                             async with conn.transaction():
                                 row = await conn.fetchrow(_PG_APPEND, *one)
-                            result = _pg_result(item, row, now)
-                            break
+                            outcome = _pg_result(item, row, now)
+                            if outcome is not _RACED:
+                                break
                         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
-                            result = exc  # the same client or provider id raced itself: the first copy exists now
+                            outcome = exc  # the same client or provider id raced itself: the first copy exists now
                         except asyncpg.PostgresError as exc:
-                            result = exc  # this message alone is refused
+                            outcome = exc  # this message alone is refused
                             break
-                    out.append(result)
+                    out.append(_raced_error(item) if outcome is _RACED else outcome)  # type: ignore[arg-type]
             return out
 
     async def close(self) -> None:
@@ -679,8 +711,15 @@ class PgMessageLog:
             self._pool = None
 
 
-def _pg_result(item: _Item, row: Any, now: datetime) -> LogAppend | None:
-    """One message's outcome from its row of ``_PG_APPEND``."""
+_RACED = object()  # a first copy committed by another transaction after the statement began: write it again
+
+
+def _raced_error(item: _Item) -> Exception:
+    return RuntimeError(f"message {item.client_msg_id or item.provider_id!r} kept racing another copy of itself")
+
+
+def _pg_result(item: _Item, row: Any, now: datetime) -> LogAppend | None | object:
+    """One message's outcome from its row of ``_PG_APPEND`` (``_RACED``: write it again)."""
     if row is None or row["status"] is None:
         return None  # unknown conversation
     if row["new_id"] is not None:
@@ -695,6 +734,8 @@ def _pg_result(item: _Item, row: Any, now: datetime) -> LogAppend | None:
             row["dup_provider"], _json_list(row["dup_attachments"]), row["dup_status"],
         )
         return LogAppend(msg, False, row["assigned_agent_id"], row["status"])
+    if row["status"] != "closed" and (item.client_msg_id is not None or item.provider_id is not None):
+        return _RACED  # neither stored nor found: its first copy was committed after this statement's snapshot
     return None  # closed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -456,6 +457,44 @@ async def test_pg_a_duplicate_that_loses_a_race_with_another_process_fails_none_
         assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "before"), (2, "after")]
 
 
+async def test_pg_a_resend_racing_its_first_copy_in_another_process_gets_that_copy(
+    db: Database, pg_log: PgMessageLog
+) -> None:
+    """Another hub process is committing the first copy of a client id (the customer resent it through another
+    node): our append waits for that conversation, finds the copy once it is committed (not a new message, not a
+    gap in the sequence, not "closed"), and the rest of its batch is stored."""
+    import asyncpg
+
+    conv_id = await _conversation(db, "visitor_pg_resend_race")
+    other_conv = await _conversation(db, "visitor_pg_resend_race_other")
+    other = await asyncpg.connect(_dsn(db))
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1", conv_id)
+        await other.execute(
+            "INSERT INTO messages (conversation_id, seq, sender_kind, body, attachments, internal, client_msg_id, created_at)"
+            " VALUES ($1, 1, 'customer', 'first', '[]', false, 'c-1', now())", conv_id)
+        batch = asyncio.ensure_future(asyncio.gather(
+            pg_log.append(other_conv, "customer", "elsewhere"),
+            pg_log.append(conv_id, "customer", "first", client_msg_id="c-1"),
+            pg_log.append(conv_id, "customer", "second", client_msg_id="c-2"),
+        ))
+        await asyncio.sleep(0.3)  # the batch waits for the other transaction's lock on the conversation
+        assert not batch.done()
+        await tx.commit()
+        elsewhere, resent, second = await asyncio.wait_for(batch, 10)
+    finally:
+        await other.close()
+    assert elsewhere and elsewhere.created and second and second.created
+    assert resent and not resent.created and (resent.message.seq, resent.message.body) == (1, "first")
+    assert second.message.seq == 2
+    async with db.session() as s:
+        assert [(m.seq, m.body) for m in await conv_repo.messages_after(s, conv_id, 0)] == [(1, "first"), (2, "second")]
+        conv = await s.get(Conversation, conv_id)
+        assert conv is not None and conv.last_seq == 2
+
+
 async def test_pg_one_refused_message_fails_alone_in_its_batch(db: Database, pg_log: PgMessageLog) -> None:
     conv_id = await _conversation(db, "visitor_pg_poison")
     async with db.transaction() as s:
@@ -507,3 +546,52 @@ async def test_pg_nothing_is_acknowledged_before_its_commit(db: Database, pg_log
         async with db.transaction() as s:
             await s.execute(text("DROP TRIGGER refuse_at_commit ON messages"))
             await s.execute(text("DROP FUNCTION refuse_at_commit()"))
+
+
+async def test_pg_an_append_to_a_long_conversation_does_not_read_its_messages(db: Database) -> None:
+    """The append statement is prepared (and its plan chosen) while ``messages`` is nearly empty, with no
+    statistics: a lookup of the client id before the insert then went through ``(conversation_id, seq)`` and read
+    the conversation's every message on each append. Now the client id's unique index checks it (ON CONFLICT),
+    and the lookup of a first copy runs only when nothing was inserted."""
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's cached plans")
+    import asyncpg
+
+    from crm_store.migrate import upgrade
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    name = f"cc_plan_{uuid.uuid4().hex[:8]}"  # a database of its own: new tables, no statistics
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    fresh = Database(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
+    log = PgMessageLog(fresh)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, upgrade, fresh.url)
+        conv_id = await _conversation(fresh, "visitor_plan")
+        for i in range(8):  # the statement is prepared and its generic plan chosen on a table of a few rows
+            assert await log.append(conv_id, "customer", f"early {i}", client_msg_id=f"early-{i}") is not None
+        conn = await asyncpg.connect(_dsn(fresh))
+        try:  # the conversation grows long (as one does over a day), written past the log
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, seq, sender_kind, body, attachments, internal, client_msg_id, created_at)"
+                " SELECT $1, 8 + g, 'customer', 'bulk', '[]', false, 'bulk-' || g, now() FROM generate_series(1, 5000) g", conv_id)
+            await conn.execute("UPDATE conversations SET last_seq = 5008 WHERE id = $1", conv_id)
+        finally:
+            await conn.close()
+        for i in range(4):
+            late = await log.append(conv_id, "customer", f"late {i}", client_msg_id=f"late-{i}")
+            assert late is not None and late.created and late.message.seq == 5009 + i
+        resent = await log.append(conv_id, "customer", "late 0 again", client_msg_id="late-0")
+        assert resent is not None and not resent.created and (resent.message.seq, resent.message.body) == (5009, "late 0")
+        pool = await log._get_pool()
+        async with pool.acquire() as c:  # the log's own connection, with the log's own prepared statement and plan
+            stmt = await c.fetchval(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO messages%'"
+                " AND statement NOT LIKE '%pg_prepared_statements%' ORDER BY generic_plans DESC LIMIT 1")
+            plan = [r[0] for r in await c.fetch(
+                f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE {stmt}({conv_id}, 'customer', NULL, 'x', 'probe', false, now(), NULL, '[]', NULL)")]
+        scans = [line for line in plan if "on messages" in line and "Scan" in line]
+        assert scans and all("never executed" in line for line in scans), "\n".join(plan)
+    finally:
+        await log.close()
+        await fresh.dispose()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
