@@ -49,10 +49,13 @@ async def rebuild_state(hub: Hub) -> int:
     2. the assignments of the conversations SQL says an agent is handling, with one unit of load each,
        so nobody is offered past their capacity;
     3. the conversations SQL says are waiting, back into their queues;
-    4. this process's marker in the store (``seal``), by which the routing loop sees a later loss.
+    4. the hold on a colleague whose presence step 1 restored and who is being consulted on a call
+       (SQL keeps the consultation's steps), so the router does not offer them contacts meanwhile;
+    5. this process's marker in the store (``seal``), by which the routing loop sees a later loss.
     """
-    await _restore_presences(hub)
+    back = await _restore_presences(hub)
     await _restore_assignments(hub)
+    await _restore_consult_holds(hub, back)
     restored = 0
     for conv, customer in await hub.repo.conversations_with_customers("queued"):
         if await hub.store.enqueue(hub.entry(conv, customer)):
@@ -67,12 +70,12 @@ async def rebuild_state(hub: Hub) -> int:
     return restored
 
 
-async def _restore_presences(hub: Hub) -> None:
-    """Presences of this node's connected agents that the store lost, in their last recorded state."""
+async def _restore_presences(hub: Hub) -> set[int]:
+    """Presences of this node's connected agents that the store lost, in their last recorded state (their ids)."""
     known = {p.agent_id for p in await hub.store.all_presence()}
     missing = sorted(set(hub.connected_agents()) - known)
     if not missing:
-        return
+        return set()
     now = hub.clock()
     last_state = await hub.repo.last_agent_states(missing)
     for row in await hub.repo.agents(missing):
@@ -88,6 +91,30 @@ async def _restore_presences(hub: Hub) -> None:
             await hub.tell_agent(row.id, "status", {"status": status})
         log.info("restored an agent's presence from SQL", extra={"agent_id": row.id, "status": status})
     hub.kick()
+    return set(missing)
+
+
+async def _restore_consult_holds(hub: Hub, agents: set[int]) -> None:
+    """Reserve again the colleagues among ``agents`` whose consultation (ringing or talking) SQL says is open.
+
+    The hold itself lives only in the shared state; the consultation's steps are the call's internal
+    messages. Only when presences came back from SQL (the store lost them), so this reads the assigned
+    calls' recent messages at most once per loss.
+    """
+    if not agents:
+        return
+    from contact_center.domain import calls as call_rules
+    from contact_center.usecases.calls import current_consult  # (calls imports the router, which imports this)
+
+    for conv, _ in await hub.repo.conversations_with_customers("assigned"):
+        spec = hub.channels.get(conv.channel)
+        if spec is None or "consult" not in spec.call_actions:
+            continue
+        c = await current_consult(hub, conv)
+        if c is None or not c.open or c.target_agent not in agents:
+            continue
+        if await hub.store.hold_agent(c.target_agent, call_rules.CONSULT_HOLD, conv.channel):
+            log.info("restored a consulted colleague's hold from SQL", extra={"agent_id": c.target_agent, "conversation_id": conv.id})
 
 
 async def _restore_assignments(hub: Hub) -> None:

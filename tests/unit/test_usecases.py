@@ -797,6 +797,28 @@ async def test_a_warm_transfer_consults_then_completes_and_the_assignment_moves(
     assert _to(notify, BOB, "call_status")[-1]["status"] == "agent_completed"
 
 
+async def test_a_consulted_colleague_is_reserved_again_when_the_shared_state_is_rebuilt() -> None:
+    """Redis lost everything while Bob's phone rang for a consultation: his presence comes back from SQL with the
+    hold (the consultation's steps are in SQL), so the router offers him nothing until it ends."""
+    from contact_center.domain import calls as call_rules
+    from contact_center.usecases import calls
+
+    hub, repo, notify, adapter, cid = await _call_with_alice()
+    hub.connected_agents = lambda: (ALICE.id, BOB.id)
+    await calls.call_action(hub, ALICE, cid, "consult", f"agent:{BOB.id}")
+    assert (await hub.store.get_presence(BOB.id)).load == {call_rules.CONSULT_HOLD: 1}  # type: ignore[union-attr]
+    await hub.store.clear()  # the shared state was lost (a Redis restart)...
+    await rebuild.rebuild_state(hub)  # ... and rebuilt from SQL
+    bob = await hub.store.get_presence(BOB.id)
+    assert bob is not None and bob.status == "available" and bob.load == {call_rules.CONSULT_HOLD: 1}
+    assert await hub.store.assignment_of(cid) == ALICE.id
+    await calls.call_action(hub, ALICE, cid, "cancel_consult")  # the consultation ends: the hold goes
+    assert (await hub.store.get_presence(BOB.id)).load.get(call_rules.CONSULT_HOLD, 0) == 0  # type: ignore[union-attr]
+    await hub.store.clear()
+    await rebuild.rebuild_state(hub)  # an ended consultation holds nobody after a rebuild
+    assert (await hub.store.get_presence(BOB.id)).load.get(call_rules.CONSULT_HOLD, 0) == 0  # type: ignore[union-attr]
+
+
 async def test_a_consultation_cancelled_or_unanswered_gives_the_caller_back_to_the_first_agent() -> None:
     from contact_center.usecases import calls
 
