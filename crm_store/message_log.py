@@ -161,7 +161,81 @@ class _Busy(Exception):
     """Another connection holds SQLite's write lock: the batch must wait, off the event loop."""
 
 
-class SqliteMessageLog:
+class _GroupCommit:
+    """The loop both fast logs share: appends queue up; one batch is written at a time, at most one per
+    ``commit_interval`` (a message that finds the log quiet that long goes at once), at most ``max_batch``
+    messages each; every waiter learns its own outcome only once its batch is committed (or that the batch
+    failed). Subclasses write a batch (``_commit``) and may order it (``_ordered``)."""
+
+    max_batch = 500
+    # seconds: at most one transaction per interval (0: the next batch goes when the last is committed). 3 ms, not 1:
+    # in bench/chat_relay.py (two A/B pairs on a quiet machine) the embedded hub's server CPU per message fell from
+    # 1.56-1.76x the bare relay's to 1.20-1.22x, for ~1.5 ms more at p50; on two nodes (PostgreSQL) 3 ms beat 0 and 5
+    commit_interval = 0.003
+
+    def _start_group_commit(self) -> None:
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._writing = False
+        self._closed = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._last_commit = float("-inf")  # loop time the last batch was written
+        self.batches = 0  # transactions that carried appends (for the benchmark and tests)
+        self.appended = 0  # messages they stored
+        self.items = 0  # appends answered (new, resends, refused)
+
+    async def _enqueue(self, entry: Any) -> Any:
+        """Queue an append (or a ``run`` item) for the next batch; its outcome once that batch is committed."""
+        if self._closed:
+            raise RuntimeError("the message log is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((entry, future))
+        if not self._writing:
+            self._writing = True
+            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
+        return await future
+
+    def _ordered(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> list[tuple[Any, asyncio.Future[Any]]]:
+        return batch
+
+    async def _commit(self, items: list[Any]) -> list[Any]:
+        """Write one batch in one transaction: each item's outcome (an exception for one refused alone)."""
+        raise NotImplementedError
+
+    async def _drain(self) -> None:
+        """Write batches until nothing is pending (one batch in flight at a time)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                wait = self._last_commit + self.commit_interval - loop.time()
+                if wait > 0 and len(self._pending) < self.max_batch:
+                    await asyncio.sleep(wait)  # the appends of this interval share the next commit
+                self._last_commit = loop.time()
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                batch = self._ordered(batch)
+                try:
+                    results = await self._commit([entry for entry, _ in batch])
+                except BaseException as exc:  # noqa: BLE001 - nothing committed: every waiter learns it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                self.batches += 1
+                for (_, fut), result in zip(batch, results):
+                    self.items += 1
+                    if isinstance(result, Exception):
+                        if not fut.done():
+                            fut.set_exception(result)
+                    elif not fut.done():
+                        self.appended += isinstance(result, LogAppend) and result.created
+                        fut.set_result(result)
+        finally:
+            self._writing = False
+
+
+class SqliteMessageLog(_GroupCommit):
     """Group commit: the appends of about 3 ms go into one transaction.
 
     Messages arrive one per event-loop turn or so (each socket's frame is decoded and handled in its
@@ -180,29 +254,18 @@ class SqliteMessageLog:
     once a second while messages are written.
     """
 
-    max_batch = 500
     checkpoint_every = 1.0  # seconds
-    # seconds: at most one transaction per interval (0: write at once). 3 ms, not 1: in bench/chat_relay.py (two A/B
-    # pairs on a quiet machine) the embedded hub's server CPU per message fell from 1.56-1.76x the bare relay's to
-    # 1.20-1.22x, for ~1.5 ms more at p50 (p99 unchanged, under 10 ms)
-    commit_interval = 0.003
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="message-log")
-        self._pending: list[tuple[_Item, asyncio.Future[LogAppend | None]]] = []
-        self._writing = False
-        self._closed = False
-        self.batches = 0  # for the benchmark and tests: how many transactions carried the appends
-        self.appended = 0
+        self._start_group_commit()
         self.offloaded = 0  # batches that found the write lock taken and went to the thread
         self._loop_conn: sqlite3.Connection | None = None
         self._last_checkpoint = 0.0
-        self._last_commit = float("-inf")  # loop time of the last batch's write
         self._checkpointing: asyncio.Future[Any] | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
-        self._drainer: asyncio.Task[None] | None = None
 
     async def append(
         self, conversation_id: int, sender_kind: str, body: str, *,
@@ -211,17 +274,10 @@ class SqliteMessageLog:
         delivery_status: str | None = None,
     ) -> LogAppend | None:
         """Queue the message for the next batch and wait until that batch is committed."""
-        if self._closed:
-            raise RuntimeError("the message log is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[LogAppend | None] = loop.create_future()
         item = _Item(conversation_id, sender_kind, body, sender_id, client_msg_id, internal, provider_id,
                      list(attachments) if attachments else None, delivery_status)
-        self._pending.append((item, future))
-        if not self._writing:
-            self._writing = True
-            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
-        return await future
+        result: LogAppend | None = await self._enqueue(item)
+        return result
 
     async def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work(conn)`` inside the next batch's transaction and return its result once committed.
@@ -232,15 +288,7 @@ class SqliteMessageLog:
         only touch the database through ``conn`` (it may run twice: a failing batch is written again item by
         item) and should be quick; an exception it raises fails that item alone.
         """
-        if self._closed:
-            raise RuntimeError("the message log is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((work, future))  # type: ignore[arg-type]
-        if not self._writing:
-            self._writing = True
-            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
-        return await future
+        return await self._enqueue(work)
 
     def read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work(conn)`` now, synchronously, on the event loop's connection, outside any transaction: a
@@ -254,41 +302,16 @@ class SqliteMessageLog:
             raise sqlite3.OperationalError("the log's connection is in a transaction")
         return work(conn)
 
-    async def _drain(self) -> None:
-        """Write batches until nothing is pending (one batch in flight at a time)."""
+    async def _commit(self, items: list[Any]) -> list[Any]:
+        """On the event loop's connection, or on the log's thread when another connection holds the lock."""
         loop = asyncio.get_running_loop()
         try:
-            while self._pending:
-                wait = self._last_commit + self.commit_interval - loop.time()
-                if wait > 0 and len(self._pending) < self.max_batch:
-                    await asyncio.sleep(wait)  # the appends of this interval share the next commit
-                self._last_commit = loop.time()
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-                items = [item for item, _ in batch]
-                try:
-                    try:
-                        results = self._write(items, self._inline_conn(), inline=True)
-                    except _Busy:
-                        self.offloaded += 1
-                        results = await loop.run_in_executor(self._executor, self._write, items)
-                    self._maybe_checkpoint(loop)
-                except BaseException as exc:  # noqa: BLE001 - every waiter learns the batch failed
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                self.batches += 1
-                for (_, fut), result in zip(batch, results):
-                    if isinstance(result, Exception):
-                        if not fut.done():
-                            fut.set_exception(result)
-                    elif not fut.done():
-                        self.appended += isinstance(result, LogAppend) and result.created
-                        fut.set_result(result)
-        finally:
-            self._writing = False
+            results = self._write(items, self._inline_conn(), inline=True)
+        except _Busy:
+            self.offloaded += 1
+            results = await loop.run_in_executor(self._executor, self._write, items)
+        self._maybe_checkpoint(loop)
+        return results
 
     def _inline_conn(self) -> sqlite3.Connection:
         """The event loop's connection: never waits for a lock, never checkpoints."""
@@ -536,7 +559,7 @@ async def _keep_session(conn: Any) -> None:
     """
 
 
-class PgMessageLog:
+class PgMessageLog(_GroupCommit):
     """Group commit on PostgreSQL: the appends that arrive while a batch is being committed share the next one.
 
     One batch in flight at a time, on one connection of a small asyncpg pool of the log's own, and at most
@@ -572,24 +595,13 @@ class PgMessageLog:
     ``fallbacks`` the batches written again message by message (for the benchmark and the tests).
     """
 
-    max_batch = 500
-    commit_interval = 0.003  # seconds: at most one batch sent per interval (0: the next batch goes when the last is committed)
-
     def __init__(self, db: Database, *, pool_size: int = 4) -> None:
         self.db = db
         self.pool_size = pool_size
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        self._pending: list[tuple[_Item, asyncio.Future[LogAppend | None]]] = []
-        self._writing = False
-        self._closed = False
-        self._drained: asyncio.Event | None = None
-        self.batches = 0
-        self.appended = 0
-        self.items = 0  # appends answered (new, resends, refused)
+        self._start_group_commit()
         self.fallbacks = 0
-        self._last_batch = float("-inf")  # loop time the last batch was sent
-        self._drainer: asyncio.Task[None] | None = None
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -610,50 +622,18 @@ class PgMessageLog:
         delivery_status: str | None = None,
     ) -> LogAppend | None:
         """Queue the message for the next batch and wait until that batch is committed."""
-        if self._closed:
-            raise RuntimeError("the message log is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[LogAppend | None] = loop.create_future()
         item = _Item(conversation_id, sender_kind, body, sender_id, client_msg_id, internal, provider_id,
                      list(attachments) if attachments else None, delivery_status)
-        self._pending.append((item, future))
-        if not self._writing:
-            self._writing = True
-            self._drainer = loop.create_task(self._drain())  # kept: the loop only holds tasks weakly
-        return await future
+        result: LogAppend | None = await self._enqueue(item)
+        return result
 
-    async def _drain(self) -> None:
-        """Write batches until nothing is pending (one batch in flight at a time)."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                wait = self._last_batch + self.commit_interval - loop.time()
-                if wait > 0 and len(self._pending) < self.max_batch:
-                    await asyncio.sleep(wait)  # the appends of this interval share the next commit
-                self._last_batch = loop.time()
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-                batch.sort(key=lambda entry: entry[0].conversation_id)  # stable: lock order across processes
-                items = [item for item, _ in batch]
-                try:
-                    results = await self._write(items)
-                except BaseException as exc:  # noqa: BLE001 - nothing committed: every waiter learns it
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                self.batches += 1
-                for (_, fut), result in zip(batch, results):
-                    self.items += 1
-                    if isinstance(result, Exception):
-                        if not fut.done():
-                            fut.set_exception(result)
-                    elif not fut.done():
-                        self.appended += isinstance(result, LogAppend) and result.created
-                        fut.set_result(result)
-        finally:
-            self._writing = False
+    def _ordered(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> list[tuple[Any, asyncio.Future[Any]]]:
+        """By conversation (stable: a conversation's messages keep their order): two hub processes' batches lock
+        conversations in the same order and never deadlock each other."""
+        return sorted(batch, key=lambda entry: entry[0].conversation_id)
+
+    async def _commit(self, items: list[Any]) -> list[Any]:
+        return await self._write(items)
 
     async def _write(self, items: list[_Item]) -> list[LogAppend | None | Exception]:
         """Store a batch in one transaction (see the class docstring); the outcome of each message."""
