@@ -1,4 +1,4 @@
-// The supervisor page's sections' DOM helpers (supervisor-evaluation.js, supervisor-callback-settings.js): one copy.
+// The supervisor page's DOM helpers (supervisor.js, supervisor-evaluation.js, supervisor-callback-settings.js): one copy.
 // Data goes into the page as text (textContent / text nodes), never as HTML.
 
 export const $ = (id) => document.getElementById(id);

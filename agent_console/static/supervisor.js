@@ -2,25 +2,9 @@
 // Protocol: Socket.IO namespace /supervisor (docs/subsystems/supervision.md, "The live dashboard").
 // Every piece of customer or agent data goes into the page as text (textContent / text nodes), never as HTML.
 
-const $ = (id) => document.getElementById(id);
-const SVG_NS = "http://www.w3.org/2000/svg";
+import { $, h } from "./supervisor-dom.js";
 
-/** Build an element. props: class, text, data-*, aria-*, any attribute, on<event>; children: nodes or strings (as text). */
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = String(value);
-    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** An SVG element with attributes (never any markup from data). */
 function s(tag, attrs = {}, ...children) {
