@@ -160,7 +160,13 @@ async def route_once(hub: Hub, *, publish: bool = True) -> int:
                 continue  # another hub process offered it first
             made += 1
             offered.add(a.conversation_id)
-            await hub.tell_agent(a.agent_id, "offer", await offer_json(hub, offer.conversation_id, offer.expires_at, offer.queue, offer.channel))
+            shown = await offer_json(hub, offer.conversation_id, offer.expires_at, offer.queue, offer.channel)
+            await hub.tell_agent(a.agent_id, "offer", shown)
+            # what a missed offer's investigation needs (a console that never showed a card, twice in CI): when it
+            # was told, and how much of its time the preview's SQL read took
+            log.info("offer told", extra={"agent_id": a.agent_id, "conversation_id": offer.conversation_id,
+                                          "told_after_ms": round((hub.clock() - now) * 1000, 1),
+                                          "expires_in_s": round(offer.expires_at - hub.clock(), 2)})
         remaining = [c for c in contacts if c.conversation_id not in offered]
         if publish:
             hub.positions_pending = None
