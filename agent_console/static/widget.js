@@ -749,8 +749,11 @@
       var changed = profile.name !== (state.profile.name || "") || profile.email !== (state.profile.email || "");
       state.profile = profile;
       save(KEY_PROFILE, profile);
-      // name and email travel in the connection's auth: reconnect so the hub sees them
-      if (changed && state.socket && state.socket.connected) {
+      // name and email travel in the connection's auth: connect again so the hub sees them. Also while the
+      // first handshake is under way: its auth may already have gone out without them (the hub would then know
+      // this visitor as "Visitor", and the agent's offer would not carry the name they typed)
+      if (changed && state.socket) {
+        resetFlush();
         state.socket.disconnect();
         state.socket.connect();
       }

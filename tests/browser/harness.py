@@ -151,3 +151,68 @@ def watch(page: Any, dialogs: list[str], errors: list[str]) -> None:
 
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    record(page)
+
+
+# What a failed browser test leaves behind (tests/browser/conftest.py writes it): for every watched page, a
+# screenshot, and the page's Socket.IO frames, console lines and errors with their times. A flaky failure is seen
+# once in many CI runs; this is what tells the next reader what the page had been told.
+EVIDENCE: list[tuple[Any, list[str]]] = []
+_MAX_LINES = 5000
+
+
+def record(page: Any) -> None:
+    """Keep this page's socket frames, console lines and page errors, for a failure's evidence."""
+    lines: list[str] = []
+
+    def add(text: str) -> None:
+        if len(lines) < _MAX_LINES:
+            lines.append(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {text}")
+
+    def on_websocket(ws: Any) -> None:
+        add(f"websocket open {ws.url}")
+        ws.on("framereceived", lambda payload: add(f"< {str(payload)[:600]}"))
+        ws.on("framesent", lambda payload: add(f"> {str(payload)[:600]}"))
+        ws.on("close", lambda _ws: add("websocket closed"))
+
+    page.on("websocket", on_websocket)
+    page.on("console", lambda msg: add(f"console.{msg.type}: {msg.text[:600]}"))
+    page.on("pageerror", lambda exc: add(f"pageerror: {exc}"))
+    page.on("framenavigated", lambda frame: add(f"navigated {frame.url}") if frame == page.main_frame else None)
+    EVIDENCE.append((page, lines))
+
+
+@contextlib.contextmanager
+def screenshots_on_failure(test_name: str) -> Iterator[None]:
+    """Around a test body whose ``finally`` closes its pages: screenshot them on a failure while they are open."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in test_name)[:80]
+        for i, (page, lines) in enumerate(EVIDENCE):
+            with contextlib.suppress(Exception):
+                shot = ARTIFACTS / f"failed-{safe}-{i}.png"
+                lines.append(f"url at failure: {page.url}; screenshot {shot}")
+                page.screenshot(path=str(shot), full_page=True)
+        raise
+
+
+def save_evidence(test_name: str) -> list[Path]:
+    """Write every recorded page's screenshot and log under test-artifacts/failed-TEST-N.*; forget them all."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    written: list[Path] = []
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in test_name)[:80]
+    for i, (page, lines) in enumerate(EVIDENCE):
+        base = ARTIFACTS / f"failed-{safe}-{i}"
+        try:
+            if not page.is_closed():
+                lines.append(f"url at failure: {page.url}")
+                page.screenshot(path=str(base.with_suffix(".png")), full_page=True)
+                written.append(base.with_suffix(".png"))
+        except Exception as exc:  # noqa: BLE001 - evidence is best effort; the failure itself is reported anyway
+            lines.append(f"no screenshot: {exc}")
+        base.with_suffix(".log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        written.append(base.with_suffix(".log"))
+    EVIDENCE.clear()
+    return written
