@@ -4,10 +4,11 @@ restart loses no conversation: SQL is the truth)."""
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 from contact_center.domain import presence as presence_rules
 from contact_center.domain.routing import QueueRule
-from contact_center.ports import AgentPresence
+from contact_center.ports import AgentPresence, ConversationRow, CustomerRow
 from contact_center.usecases.context import Hub
 
 log = logging.getLogger("contact_center.hub")
@@ -54,8 +55,8 @@ async def rebuild_state(hub: Hub) -> int:
     5. this process's marker in the store (``seal``), by which the routing loop sees a later loss.
     """
     back = await _restore_presences(hub)
-    await _restore_assignments(hub)
-    await _restore_consult_holds(hub, back)
+    assigned = await _restore_assignments(hub)
+    await _restore_consult_holds(hub, back, [conv for conv, _ in assigned])
     restored = 0
     for conv, customer in await hub.repo.conversations_with_customers("queued"):
         if await hub.store.enqueue(hub.entry(conv, customer)):
@@ -94,19 +95,19 @@ async def _restore_presences(hub: Hub) -> set[int]:
     return set(missing)
 
 
-async def _restore_consult_holds(hub: Hub, agents: set[int]) -> None:
+async def _restore_consult_holds(hub: Hub, agents: set[int], assigned: list[ConversationRow]) -> None:
     """Reserve again the colleagues among ``agents`` whose consultation (ringing or talking) SQL says is open.
 
     The hold itself lives only in the shared state; the consultation's steps are the call's internal
     messages. Only when presences came back from SQL (the store lost them), so this reads the assigned
-    calls' recent messages at most once per loss.
+    calls' (``assigned``: the conversations step 2 read) recent messages at most once per loss.
     """
     if not agents:
         return
     from contact_center.domain import calls as call_rules
     from contact_center.usecases.calls import current_consult  # (calls imports the router, which imports this)
 
-    for conv, _ in await hub.repo.conversations_with_customers("assigned"):
+    for conv in assigned:
         spec = hub.channels.get(conv.channel)
         if spec is None or "consult" not in spec.call_actions:
             continue
@@ -117,19 +118,22 @@ async def _restore_consult_holds(hub: Hub, agents: set[int]) -> None:
             log.info("restored a consulted colleague's hold from SQL", extra={"agent_id": c.target_agent, "conversation_id": conv.id})
 
 
-async def _restore_assignments(hub: Hub) -> None:
-    """Assignments SQL knows and the store lost; re-checked in SQL afterwards (a close may have raced)."""
+async def _restore_assignments(hub: Hub) -> Sequence[tuple[ConversationRow, CustomerRow]]:
+    """Assignments SQL knows and the store lost; re-checked in SQL afterwards (a close may have raced).
+    The assigned conversations (with their customers) as SQL listed them."""
     restored: dict[int, int] = {}
-    for conv, customer in await hub.repo.conversations_with_customers("assigned"):
+    assigned = await hub.repo.conversations_with_customers("assigned")
+    for conv, customer in assigned:
         if conv.assigned_agent_id is None:
             continue
         assert conv.id is not None
         if await hub.store.restore_assignment(hub.entry(conv, customer), conv.assigned_agent_id):
             restored[conv.id] = conv.assigned_agent_id
     if not restored:
-        return
+        return assigned
     now_rows = await hub.repo.conversations(list(restored))
     still = {c.id for c in now_rows if c.status == "assigned" and c.assigned_agent_id == restored.get(c.id or 0)}
     for cid in set(restored) - still:  # closed or moved while we restored it: give the load back
         await hub.store.release(cid, hub.clock())
     log.info("restored assignments from SQL", extra={"count": len(still)})
+    return assigned
