@@ -82,11 +82,17 @@ def ensure_frontend() -> None:
 
 
 @contextlib.contextmanager
-def running_hub(tmp: Path, name: str, token: str, env: dict[str, str] | None = None, *, port: int | None = None) -> Iterator[str]:
+def running_hub(
+    tmp: Path, name: str, token: str, env: dict[str, str] | None = None, *, port: int | None = None,
+    serve: str | None = None, unset: tuple[str, ...] = (),
+) -> Iterator[str]:
     """A hub on a free port (or ``port``) with the demo data, its log kept as ``test-artifacts/<name>-hub.log``.
 
-    ``env``, when given, is merged into the hub's environment last (it may override the defaults above).
+    ``env``, when given, is merged into the hub's environment last (it may override the defaults above);
+    ``unset`` names variables of this process's environment the hub must not inherit.
     ``port`` lets the caller know the base URL before the start (``PUBLIC_BASE_URL`` for Twilio's webhooks).
+    ``serve``: a module whose ``serve_hub()`` runs the hub (a test's own composition: extra test routes, a
+    stand-in), instead of ``contact_center.cli serve``.
     """
     ensure_frontend()
     port = port or free_port()
@@ -100,10 +106,13 @@ def running_hub(tmp: Path, name: str, token: str, env: dict[str, str] | None = N
         "REDIS_URL": "",
         **(env or {}),
     }
+    for variable in unset:
+        hub_env.pop(variable, None)
     log_path = tmp / "hub.log"
     log = open(log_path, "wb")
     python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-    proc = subprocess.Popen([python, "-m", "contact_center.cli", "serve"], cwd=ROOT, env=hub_env, stdout=log, stderr=subprocess.STDOUT)
+    command = ["-c", f"from {serve} import serve_hub; serve_hub()"] if serve else ["-m", "contact_center.cli", "serve"]
+    proc = subprocess.Popen([python, *command], cwd=ROOT, env=hub_env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

@@ -12,7 +12,6 @@ through the API): the form says "We are closed now" and when, and a "now" reques
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest

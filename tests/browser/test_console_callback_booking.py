@@ -9,7 +9,7 @@ timeline entry. Screenshot: test-artifacts/console-callback-booking.png.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 

@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,7 +34,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-from tests.browser.harness import ARTIFACTS, ROOT, chromium, ensure_frontend, free_port, http, sync_api, watch  # noqa: E402
+from tests.browser.harness import ARTIFACTS, chromium, http, running_hub, sync_api, watch  # noqa: E402
 
 TOKEN = "console-email"
 CUSTOMER = "cleo.customer@example.com"
@@ -129,49 +124,10 @@ def serve_hub() -> None:
 
 @contextlib.contextmanager
 def running_email_hub(tmp: Path, name: str) -> Iterator[str]:
-    """As ``harness.running_hub``, with ``serve_hub`` as the command; the log is ``test-artifacts/<name>-hub.log``."""
-    ensure_frontend()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/{name}.db",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "SERVICE_TOKEN": TOKEN,
-        "DEMO_DATA": "true",
-        "REDIS_URL": "",
-        "BOT_CHANNELS": "",
-        "MEDIA_DIR": str(tmp / "media"),
-    }
-    log_path = tmp / "hub.log"
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([python, "-c", "from tests.browser.test_console_email import serve_hub; serve_hub()"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"the hub exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-                try:
-                    if http(f"{base}/healthz", timeout=2)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the hub did not answer /healthz in 90 s:\n{log_path.read_text(errors='replace')[-4000:]}")
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            ARTIFACTS.mkdir(exist_ok=True)
-            shutil.copy(log_path, ARTIFACTS / f"{name}-hub.log")
+    """``harness.running_hub`` with this module's ``serve_hub`` as the hub; the log is ``test-artifacts/<name>-hub.log``."""
+    env = {"BOT_CHANNELS": "", "MEDIA_DIR": str(tmp / "media")}
+    with running_hub(tmp, name, TOKEN, env, serve="tests.browser.test_console_email") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

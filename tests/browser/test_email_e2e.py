@@ -211,7 +211,7 @@ def test_a_customer_mails_an_agent_replies_and_the_reply_threads(hub: tuple[str,
         expect(second.get_by_test_id("email-field-subject")).to_contain_text(f"Re: {SUBJECT}")
         expect(pane.get_by_test_id("email-message")).to_have_count(3)
         expect(item).to_be_visible()
-        expect(agent.locator(f'[data-testid="conversation-item"][data-channel="email"]')).to_have_count(1)
+        expect(agent.locator('[data-testid="conversation-item"][data-channel="email"]')).to_have_count(1)
         expect(agent.get_by_test_id("offer")).to_have_count(0)
 
         # the stored rows agree: both inbound mails and our reply are in that one conversation

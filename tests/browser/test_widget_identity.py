@@ -4,7 +4,7 @@ logging out goes back to an anonymous, empty chat. The shop runs under its CSP: 
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
