@@ -86,23 +86,15 @@ async def find_message(s: AsyncSession, conversation_id: int, client_msg_id: str
     return (await s.exec(stmt)).first()
 
 
-async def _existing(
-    s: AsyncSession, conversation_id: int, client_msg_id: str | None, provider_id: str | None
-) -> Message | None:
-    """A message already stored under this client id (in this conversation) or provider id."""
-    if client_msg_id:
-        found = (
-            await s.exec(
-                select(Message).where(
-                    Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
-                )
-            )
-        ).first()
-        if found:
-            return found
-    if provider_id:
-        return (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
-    return None
+def _insert_or_take(s: AsyncSession) -> Any:
+    """This database's ``INSERT ... ON CONFLICT`` construct (PostgreSQL's or SQLite's)."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 async def append_message(
@@ -122,10 +114,19 @@ async def append_message(
 
     The sequence comes from an atomic ``UPDATE ... SET last_seq = last_seq + 1`` on the conversation
     row, so two writers never get the same number and the sequence has no gaps.
+
+    A provider id already stored answers first (only that column's index can serve the lookup). A client
+    id is checked by its unique index itself, in the insert, never by a lookup: on PostgreSQL a lookup by
+    (conversation, client id) is a prepared statement whose generic plan, chosen while ``messages`` is small
+    and without statistics, took the ``(conversation_id, seq)`` index and read the conversation's every
+    message (20,000 index entries an append in a 20,000-message conversation, ~20 ms). On a conflict the
+    insert rewrites the first copy unchanged (``ON CONFLICT ... DO UPDATE``) so that RETURNING gives it, and
+    the number taken is given back.
     """
-    earlier = await _existing(s, conversation_id, client_msg_id, provider_id)
-    if earlier is not None:
-        return Appended(earlier, created=False)
+    if provider_id:
+        earlier = (await s.exec(select(Message).where(Message.provider_id == provider_id))).first()
+        if earlier is not None:
+            return Appended(earlier, created=False)
     result = await s.execute(
         update(Conversation)
         .where(col(Conversation.id) == conversation_id)
@@ -135,7 +136,7 @@ async def append_message(
     seq = result.scalar_one_or_none()
     if seq is None:
         raise ConversationNotFound(f"conversation {conversation_id} not found")
-    msg = Message(
+    fields: dict[str, Any] = dict(
         conversation_id=conversation_id,
         seq=seq,
         sender_kind=sender_kind,
@@ -147,9 +148,24 @@ async def append_message(
         internal=internal,
         delivery_status=delivery_status,
     )
-    s.add(msg)
-    await s.flush()
-    return Appended(msg, created=True)
+    if client_msg_id is None:
+        msg = Message(**fields)
+        s.add(msg)
+        await s.flush()
+        return Appended(msg, created=True)
+    insert = _insert_or_take(s)(Message).values(**fields, created_at=utcnow())
+    stmt = insert.on_conflict_do_update(  # the first copy, rewritten unchanged, is what RETURNING gives on a resend
+        index_elements=["conversation_id", "client_msg_id"], set_={"client_msg_id": insert.excluded.client_msg_id},
+    ).returning(Message)
+    stored = (await s.execute(stmt)).scalars().one()
+    if stored.seq == seq:  # a first copy has a smaller number than the one just taken
+        return Appended(stored, created=True)
+    await s.execute(  # a resend: its number goes back (this transaction holds the conversation's row since the bump)
+        update(Conversation)
+        .where(col(Conversation.id) == conversation_id)
+        .values(last_seq=Conversation.last_seq - 1)
+    )
+    return Appended(stored, created=False)
 
 
 async def messages_after(

@@ -261,6 +261,87 @@ async def test_concurrent_appends_never_share_a_sequence(db: Database) -> None:
     assert sorted(seqs) == list(range(1, 31))
 
 
+async def test_concurrent_resends_of_one_message_store_it_once_without_a_gap(db: Database) -> None:
+    async with db.transaction() as s:
+        c = (await cust_repo.resolve_identity(s, "web", "visitor_resends_1")).customer
+        conv = await conv_repo.open_conversation(s, c.id, "chat")
+
+    async def send() -> conv_repo.Appended:
+        async with db.transaction() as s:
+            return await conv_repo.append_message(s, conv.id, "agent", "on my way", sender_id="7", client_msg_id="same")
+
+    results = await asyncio.gather(*(send() for _ in range(12)))
+    assert sum(r.created for r in results) == 1
+    assert {r.message.seq for r in results} == {1} and {r.message.body for r in results} == {"on my way"}
+    async with db.transaction() as s:  # every resend gave its number back: the next message is 2
+        after = await conv_repo.append_message(s, conv.id, "agent", "next", sender_id="7", client_msg_id="other")
+    assert after.created and after.message.seq == 2
+    async with db.session() as s:
+        assert [m.seq for m in await conv_repo.messages_after(s, conv.id, after_seq=0)] == [1, 2]
+
+
+async def test_pg_an_append_with_a_client_id_does_not_read_a_long_conversation(db: Database) -> None:
+    """On PostgreSQL the lookup of a client id before the insert was a prepared statement whose generic plan, chosen
+    on a near-empty table without statistics, went through ``(conversation_id, seq)``: each append read every
+    message of its conversation. The client id's unique index now checks it in the insert (ON CONFLICT)."""
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's cached plans")
+    import uuid
+
+    import asyncpg
+    from sqlalchemy import text
+
+    from crm_store.migrate import upgrade
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    name = f"cc_ormplan_{uuid.uuid4().hex[:8]}"  # a database of its own: new tables, no statistics
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    fresh = Database(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", pool_size=1)  # one connection: one statement cache
+    dsn = f"postgresql://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, upgrade, fresh.url)
+        async with fresh.transaction() as s:
+            c = (await cust_repo.resolve_identity(s, "web", "visitor_plan_orm")).customer
+            conv = await conv_repo.open_conversation(s, c.id, "chat")
+        for i in range(8):  # prepared, and the generic plan chosen, on a table of a few rows
+            async with fresh.transaction() as s:
+                await conv_repo.append_message(s, conv.id, "agent", f"early {i}", sender_id="7", client_msg_id=f"early-{i}")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, seq, sender_kind, body, attachments, internal, client_msg_id, created_at)"
+                " SELECT $1, 8 + g, 'customer', 'bulk', '[]', false, 'bulk-' || g, now() FROM generate_series(1, 5000) g", conv.id)
+            await conn.execute("UPDATE conversations SET last_seq = 5008 WHERE id = $1", conv.id)
+
+            async def seq_index_reads() -> int:
+                async with fresh.transaction() as s:  # the pool's connection reports its counts at its next commit
+                    await s.execute(text("SELECT pg_stat_force_next_flush()"))
+                async with fresh.transaction() as s:
+                    await s.execute(text("SELECT 1"))
+                for _ in range(50):
+                    await asyncio.sleep(0.1)
+                    got = await conn.fetchval("SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'uq_messages_conversation_seq'")
+                    if got is not None:
+                        return int(got)
+                return 0
+
+            before = await seq_index_reads()
+            for i in range(4):
+                async with fresh.transaction() as s:
+                    late = await conv_repo.append_message(s, conv.id, "agent", f"late {i}", sender_id="7", client_msg_id=f"late-{i}")
+                assert late.created and late.message.seq == 5009 + i
+            async with fresh.transaction() as s:
+                again = await conv_repo.append_message(s, conv.id, "agent", "late 0 again", sender_id="7", client_msg_id="late-0")
+            assert not again.created and (again.message.seq, again.message.body) == (5009, "late 0")
+            read = await seq_index_reads() - before
+            assert read < 1000, f"{read} entries of (conversation_id, seq) read for 5 appends: the conversation was scanned"
+        finally:
+            await conn.close()
+    finally:
+        await fresh.dispose()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def test_agents_authenticate_with_hashed_passwords(db: Database) -> None:
     async with db.transaction() as s:
         agent = await agents_repo.create_agent(s, "Alice", "correct horse", role="supervisor", skills={"orders": 3})
