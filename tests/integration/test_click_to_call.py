@@ -125,7 +125,12 @@ async def test_an_agent_calls_a_customer_from_their_record(db: Database, phones:
         assert (status, body["reason"]) == (409, "agent_busy"), body
         phones.engine.hang_up(customer.sid)
         await until(lambda: _state(db, cb_id, "completed"), "the call completed")
-        summaries = await _summaries(db, customer_id)
+
+        async def told_completed() -> list[str] | None:  # the timeline's note follows the state's commit
+            summaries = await _summaries(db, customer_id)
+            return summaries if "Call completed" in summaries else None
+
+        summaries = await until(told_completed, "the timeline's 'Call completed'")
         assert f"Alice called the customer ({CUSTOMER})" in summaries and "Call completed" in summaries
         async with db.session() as s:
             row = await s.get(Callback, cb_id)
