@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as _postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -16,6 +18,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 metadata = SQLModel.metadata
+
+
+def conflict_insert(dialect: str) -> Any:
+    """``insert`` with ``ON CONFLICT`` for this database (``Database.dialect``, or a session's
+    ``s.get_bind().dialect.name``): PostgreSQL's, else SQLite's."""
+    return _postgresql_insert if dialect == "postgresql" else _sqlite_insert
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

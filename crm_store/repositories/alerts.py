@@ -14,10 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from crm_store.db import Database
+from crm_store.db import Database, conflict_insert
 from crm_store.domain import alerts as domain
 from crm_store.models import Customer, EvaluationAlert, EvaluationSettings, Order, Product
 from crm_store.repositories.pg import Reader
@@ -78,7 +76,7 @@ async def scan(db: Database, today: date, now: datetime, *, shop: str = SHOP) ->
             if res.rowcount:  # type: ignore[attr-defined]
                 raised.append(a)
                 continue
-            ins = (pg_insert(t) if db.dialect == "postgresql" else sqlite_insert(t)).values(
+            ins = conflict_insert(db.dialect)(t).values(
                 key=a.key, raised_at=now, times_raised=1, **values
             ).on_conflict_do_nothing(index_elements=["key"])
             res = await s.execute(ins)

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crm_store.db import conflict_insert
 from crm_store.models import Conversation, Message, utcnow
 
 
@@ -86,17 +87,6 @@ async def find_message(s: AsyncSession, conversation_id: int, client_msg_id: str
     return (await s.exec(stmt)).first()
 
 
-def _insert_or_take(s: AsyncSession) -> Any:
-    """This database's ``INSERT ... ON CONFLICT`` construct (PostgreSQL's or SQLite's)."""
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
-
-
 async def append_message(
     s: AsyncSession,
     conversation_id: int,
@@ -153,7 +143,7 @@ async def append_message(
         s.add(msg)
         await s.flush()
         return Appended(msg, created=True)
-    insert = _insert_or_take(s)(Message).values(**fields, created_at=utcnow())
+    insert = conflict_insert(s.get_bind().dialect.name)(Message).values(**fields, created_at=utcnow())
     stmt = insert.on_conflict_do_update(  # the first copy, rewritten unchanged, is what RETURNING gives on a resend
         index_elements=["conversation_id", "client_msg_id"], set_={"client_msg_id": insert.excluded.client_msg_id},
     ).returning(Message)

@@ -20,11 +20,10 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crm_store.db import conflict_insert
 from crm_store.models import Conversation, EmailMessage
 
 
@@ -76,8 +75,7 @@ async def take_in(
     )
     table = EmailMessage.__table__  # type: ignore[attr-defined]
     values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=["mailbox", "dedup_key"]).returning(table.c.id)
+    stmt = conflict_insert(s.get_bind().dialect.name)(table).values(values).on_conflict_do_nothing(index_elements=["mailbox", "dedup_key"]).returning(table.c.id)
     new_id = (await s.execute(stmt)).scalar_one_or_none()
     if new_id is None:  # kept already (a repeat, or another fetch of the same message won the race)
         found = await by_key(s, mailbox, key)

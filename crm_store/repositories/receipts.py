@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_store.db import Database
+from crm_store.db import Database, conflict_insert
 from crm_store.models import WebhookReceipt, utcnow
 
 STATUS_KIND = "status"
@@ -60,8 +58,7 @@ class SqlWebhookReceipts:
     def __init__(self, db: Database) -> None:
         self.db = db
         table = WebhookReceipt.__table__  # type: ignore[attr-defined]
-        insert = postgresql_insert if db.dialect == "postgresql" else sqlite_insert
-        self._insert = insert(table).on_conflict_do_nothing(index_elements=["provider", "kind", "key"])
+        self._insert = conflict_insert(db.dialect)(table).on_conflict_do_nothing(index_elements=["provider", "kind", "key"])
         self._delete = delete(table)
         self._table = table
 
