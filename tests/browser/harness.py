@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -166,7 +167,25 @@ def watch(page: Any, dialogs: list[str], errors: list[str]) -> None:
 # What a failed browser test leaves behind (tests/browser/conftest.py writes it): for every watched page, a
 # screenshot, and the page's Socket.IO frames, console lines and errors with their times. A flaky failure is seen
 # once in many CI runs; this is what tells the next reader what the page had been told.
-EVIDENCE: list[tuple[Any, list[str]]] = []
+@dataclasses.dataclass
+class Recorded:
+    """One watched page: its log lines, and its screenshot once taken at a failure."""
+
+    page: Any
+    lines: list[str]
+    shot: bytes | None = None
+
+    def screenshot(self) -> None:
+        """Take the page as it is now (best effort: a failed shot is a line of the log)."""
+        try:
+            if self.shot is None and not self.page.is_closed():
+                self.lines.append(f"url at failure: {self.page.url}")
+                self.shot = self.page.screenshot(full_page=True)
+        except Exception as exc:  # noqa: BLE001 - evidence is best effort; the failure itself is reported anyway
+            self.lines.append(f"no screenshot: {exc}")
+
+
+EVIDENCE: list[Recorded] = []
 _MAX_LINES = 5000
 
 
@@ -188,22 +207,18 @@ def record(page: Any) -> None:
     page.on("console", lambda msg: add(f"console.{msg.type}: {msg.text[:600]}"))
     page.on("pageerror", lambda exc: add(f"pageerror: {exc}"))
     page.on("framenavigated", lambda frame: add(f"navigated {frame.url}") if frame == page.main_frame else None)
-    EVIDENCE.append((page, lines))
+    EVIDENCE.append(Recorded(page, lines))
 
 
 @contextlib.contextmanager
-def screenshots_on_failure(test_name: str) -> Iterator[None]:
-    """Around a test body whose ``finally`` closes its pages: screenshot them on a failure while they are open."""
+def screenshots_on_failure() -> Iterator[None]:
+    """Around a test body whose ``finally`` closes its pages: screenshot them on a failure while they are open
+    (``save_evidence`` writes them with the rest)."""
     try:
         yield
     except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in test_name)[:80]
-        for i, (page, lines) in enumerate(EVIDENCE):
-            with contextlib.suppress(Exception):
-                shot = ARTIFACTS / f"failed-{safe}-{i}.png"
-                lines.append(f"url at failure: {page.url}; screenshot {shot}")
-                page.screenshot(path=str(shot), full_page=True)
+        for recorded in EVIDENCE:
+            recorded.screenshot()
         raise
 
 
@@ -212,16 +227,13 @@ def save_evidence(test_name: str) -> list[Path]:
     ARTIFACTS.mkdir(exist_ok=True)
     written: list[Path] = []
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in test_name)[:80]
-    for i, (page, lines) in enumerate(EVIDENCE):
+    for i, recorded in enumerate(EVIDENCE):
         base = ARTIFACTS / f"failed-{safe}-{i}"
-        try:
-            if not page.is_closed():
-                lines.append(f"url at failure: {page.url}")
-                page.screenshot(path=str(base.with_suffix(".png")), full_page=True)
-                written.append(base.with_suffix(".png"))
-        except Exception as exc:  # noqa: BLE001 - evidence is best effort; the failure itself is reported anyway
-            lines.append(f"no screenshot: {exc}")
-        base.with_suffix(".log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        recorded.screenshot()
+        if recorded.shot is not None:
+            base.with_suffix(".png").write_bytes(recorded.shot)
+            written.append(base.with_suffix(".png"))
+        base.with_suffix(".log").write_text("\n".join(recorded.lines) + "\n", encoding="utf-8")
         written.append(base.with_suffix(".log"))
     EVIDENCE.clear()
     return written

@@ -83,7 +83,7 @@ def test_five_chats_a_missed_offer_a_transfer_a_possible_match_and_a_close_by_ke
         return shop
 
     try:
-        with screenshots_on_failure('keyboard'):
+        with screenshots_on_failure():
             # Bob (mouse) is there to receive the transfer
             bob.goto(f"{hub}/console")
             bob.get_by_test_id("login-username").fill("bob")

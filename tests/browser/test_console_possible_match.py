@@ -58,7 +58,7 @@ def test_a_returning_customer_is_recognised_and_merged_by_a_supervisor(hub: str,
     for page in (sup, shop):
         watch(page, dialogs, errors)
     try:
-        with screenshots_on_failure('possible-match'):
+        with screenshots_on_failure():
             sup.goto(f"{hub}/console")
             sup.get_by_test_id("login-username").fill("sam")
             sup.get_by_test_id("login-password").fill("demo-password")
