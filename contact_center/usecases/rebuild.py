@@ -56,7 +56,7 @@ async def rebuild_state(hub: Hub) -> int:
     """
     back = await _restore_presences(hub)
     assigned = await _restore_assignments(hub)
-    await _restore_consult_holds(hub, back, [conv for conv, _ in assigned])
+    await _restore_consult_holds(hub, back, assigned)
     restored = 0
     for conv, customer in await hub.repo.conversations_with_customers("queued"):
         if await hub.store.enqueue(hub.entry(conv, customer)):
@@ -95,7 +95,7 @@ async def _restore_presences(hub: Hub) -> set[int]:
     return set(missing)
 
 
-async def _restore_consult_holds(hub: Hub, agents: set[int], assigned: list[ConversationRow]) -> None:
+async def _restore_consult_holds(hub: Hub, agents: set[int], assigned: Sequence[tuple[ConversationRow, CustomerRow]]) -> None:
     """Reserve again the colleagues among ``agents`` whose consultation (ringing or talking) SQL says is open.
 
     The hold itself lives only in the shared state; the consultation's steps are the call's internal
@@ -107,7 +107,7 @@ async def _restore_consult_holds(hub: Hub, agents: set[int], assigned: list[Conv
     from contact_center.domain import calls as call_rules
     from contact_center.usecases.calls import current_consult  # (calls imports the router, which imports this)
 
-    for conv in assigned:
+    for conv, _ in assigned:
         spec = hub.channels.get(conv.channel)
         if spec is None or "consult" not in spec.call_actions:
             continue

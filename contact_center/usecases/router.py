@@ -162,11 +162,11 @@ async def route_once(hub: Hub, *, publish: bool = True) -> int:
             offered.add(a.conversation_id)
             shown = await offer_json(hub, offer.conversation_id, offer.expires_at, offer.queue, offer.channel)
             await hub.tell_agent(a.agent_id, "offer", shown)
-            # what a missed offer's investigation needs (a console that never showed a card, twice in CI): when it
-            # was told, and how much of its time the preview's SQL read took
+            # when it was told (after the pass began; the preview's SQL read is in between) and how long it has left
+            told = hub.clock()
             log.info("offer told", extra={"agent_id": a.agent_id, "conversation_id": offer.conversation_id,
-                                          "told_after_ms": round((hub.clock() - now) * 1000, 1),
-                                          "expires_in_s": round(offer.expires_at - hub.clock(), 2)})
+                                          "told_after_ms": round((told - now) * 1000, 1),
+                                          "expires_in_s": round(offer.expires_at - told, 2)})
         remaining = [c for c in contacts if c.conversation_id not in offered]
         if publish:
             hub.positions_pending = None
